@@ -1,0 +1,955 @@
+//! The benchmark contract: `picidae.toml` in a benchmark directory.
+//!
+//! This module owns parsing and validating the contract. Every error names the file, the line and
+//! column, and the dotted field it concerns (`metrics.val_loss.goal`), so a user can fix the file
+//! without guessing. Parsing never panics; all problems found in one pass are reported together.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::metrics::{Goal, MetricSource, MetricSpec};
+use crate::params::{ParamDomain, ParamSpec};
+
+/// The file name of a contract inside a benchmark directory.
+pub const CONTRACT_FILE: &str = "picidae.toml";
+
+/// One problem in a contract, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContractIssue {
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted path of the field, e.g. `run.timeout` or `param[2].pattern`.
+    pub field: String,
+    pub message: String,
+    /// The offending source line, for display.
+    pub snippet: String,
+}
+
+impl fmt::Display for ContractIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: field `{}`: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.field,
+            self.message
+        )?;
+        if !self.snippet.is_empty() {
+            write!(
+                f,
+                "\n    | {}\n    | {}^",
+                self.snippet,
+                " ".repeat(self.column.saturating_sub(1))
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a contract could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_issues(.0))]
+    Invalid(Vec<ContractIssue>),
+}
+
+impl ContractError {
+    /// The located issues (empty for I/O errors).
+    pub fn issues(&self) -> &[ContractIssue] {
+        match self {
+            ContractError::Invalid(v) => v,
+            ContractError::Io { .. } => &[],
+        }
+    }
+}
+
+fn render_issues(issues: &[ContractIssue]) -> String {
+    let mut out = String::new();
+    for (i, issue) in issues.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&issue.to_string());
+    }
+    out
+}
+
+/// A validated benchmark contract.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Contract {
+    pub name: String,
+    pub description: String,
+    pub setup: Option<SetupSpec>,
+    pub boundary: BoundarySpec,
+    pub run: RunSpec,
+    /// Metrics by name; exactly one is primary.
+    pub metrics: BTreeMap<String, MetricSpec>,
+    pub primary_metric: String,
+    pub params: Vec<ParamSpec>,
+    pub policy: PolicySpec,
+    pub hidden: Option<HiddenSpec>,
+    pub gold: Vec<GoldCase>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetupSpec {
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BoundarySpec {
+    /// Globs (relative to the benchmark directory) the agent may change.
+    pub editable: Vec<String>,
+}
+
+impl BoundarySpec {
+    /// Compile the globs. They were validated on load, so this only fails for hand-built specs.
+    pub fn globset(&self) -> Result<GlobSet, globset::Error> {
+        let mut b = GlobSetBuilder::new();
+        for g in &self.editable {
+            b.add(Glob::new(g)?);
+        }
+        b.build()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSpec {
+    pub command: String,
+    /// The intended wall clock of one run; told to the run as `PICIDAE_TIME_BUDGET`.
+    #[serde(with = "secs")]
+    pub time_budget: Duration,
+    /// Hard limit: SIGTERM to the run's process group when reached.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL.
+    #[serde(with = "secs")]
+    pub grace: Duration,
+    /// Environment variable carrying the seed.
+    pub seed_env: String,
+    /// Files (relative to `$PICIDAE_ARTIFACTS`) the run is expected to produce.
+    pub artifacts: Vec<String>,
+    /// Per-stream cap on stored log bytes.
+    pub log_cap_bytes: u64,
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    pub cpus: u32,
+    pub gpus: u32,
+    pub memory_mb: Option<u64>,
+}
+
+/// How a program decides; the contract gives defaults a program may override.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicySpec {
+    /// Seeds per attempt (1 = plain autoresearch keep/revert).
+    pub seeds: u32,
+    /// Seeds for the baseline measurement.
+    pub baseline_seeds: u32,
+    /// Minimum absolute improvement of the primary metric to count as better.
+    pub min_improvement: f64,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec {
+            seeds: 1,
+            baseline_seeds: 1,
+            min_improvement: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HiddenSpec {
+    pub command: String,
+    /// Paths (relative to the benchmark's hidden data) never shown to agents or runs.
+    pub files: Vec<String>,
+    pub metrics: Vec<String>,
+    /// Relative tolerance when checking the hidden metric agrees with the visible one.
+    pub tolerance: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GoldCase {
+    pub name: String,
+    /// A patch file or artifact path relative to the benchmark directory.
+    pub path: String,
+    pub score: f64,
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (as written) form.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    benchmark: Option<RawBenchmark>,
+    setup: Option<RawSetup>,
+    boundary: Option<Spanned<RawBoundary>>,
+    run: Option<Spanned<RawRun>>,
+    #[serde(default)]
+    metrics: BTreeMap<String, Spanned<RawMetric>>,
+    #[serde(default)]
+    param: Vec<Spanned<RawParam>>,
+    policy: Option<RawPolicy>,
+    hidden: Option<Spanned<RawHidden>>,
+    #[serde(default)]
+    gold: Vec<Spanned<RawGold>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBenchmark {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSetup {
+    command: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBoundary {
+    editable: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    command: Spanned<String>,
+    time_budget: Spanned<RawDuration>,
+    timeout: Option<Spanned<RawDuration>>,
+    grace: Option<Spanned<RawDuration>>,
+    seed_env: Option<Spanned<String>>,
+    #[serde(default)]
+    artifacts: Vec<String>,
+    log_cap_bytes: Option<Spanned<i64>>,
+    resources: Option<RawResources>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Secs(f64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResources {
+    cpus: Option<Spanned<i64>>,
+    gpus: Option<Spanned<i64>>,
+    memory_mb: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetric {
+    goal: Goal,
+    #[serde(default)]
+    source: MetricSource,
+    #[serde(default)]
+    primary: bool,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    name: Spanned<String>,
+    file: Spanned<String>,
+    pattern: Spanned<String>,
+    min: Option<Spanned<f64>>,
+    max: Option<Spanned<f64>>,
+    #[serde(default)]
+    log: bool,
+    #[serde(default)]
+    integer: bool,
+    choices: Option<Spanned<Vec<toml::Value>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    seeds: Option<Spanned<i64>>,
+    baseline_seeds: Option<Spanned<i64>>,
+    min_improvement: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHidden {
+    command: Spanned<String>,
+    #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
+    metrics: Vec<Spanned<String>>,
+    tolerance: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGold {
+    name: String,
+    path: Spanned<String>,
+    score: f64,
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Source text plus the means to turn byte offsets into located issues.
+struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn snippet(&self, line: usize) -> String {
+        self.text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn issue(&self, offset: usize, field: &str, message: impl Into<String>) -> ContractIssue {
+        let (line, column) = self.line_col(offset);
+        ContractIssue {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+            snippet: self.snippet(line),
+        }
+    }
+
+    /// The dotted field at a byte offset, derived from the nearest table header and the key on
+    /// the offset's line. Used for errors the TOML deserializer reports with only a span.
+    fn field_at(&self, offset: usize) -> String {
+        let (line, _) = self.line_col(offset);
+        let mut table = String::new();
+        let mut key = String::new();
+        for (i, l) in self.text.lines().enumerate() {
+            if i + 1 > line {
+                break;
+            }
+            let t = l.trim();
+            if let Some(h) = t.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
+                table = h.trim().to_string();
+                key.clear();
+            } else if let Some(h) = t.strip_prefix('[').and_then(|h| h.split(']').next()) {
+                table = h.trim().to_string();
+                key.clear();
+            }
+            if i + 1 == line {
+                if let Some((k, _)) = t.split_once('=') {
+                    if !t.starts_with('[') {
+                        key = k.trim().trim_matches('"').to_string();
+                    }
+                }
+            }
+        }
+        match (table.is_empty(), key.is_empty()) {
+            (true, true) => "(top level)".into(),
+            (true, false) => key,
+            (false, true) => table,
+            (false, false) => format!("{table}.{key}"),
+        }
+    }
+}
+
+impl Contract {
+    /// Load `picidae.toml` from a benchmark directory (or a direct path to the file).
+    pub fn load(path: &Path) -> Result<Contract, ContractError> {
+        let file = if path.is_dir() {
+            path.join(CONTRACT_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|source| ContractError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        Contract::parse(&text, &file)
+    }
+
+    /// Parse and validate contract text; `file` is only used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Contract, ContractError> {
+        let loc = Locator { file, text };
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let field = if e.span().is_some() {
+                loc.field_at(offset)
+            } else {
+                "(top level)".into()
+            };
+            ContractError::Invalid(vec![loc.issue(offset, &field, e.message().trim())])
+        })?;
+        validate(raw, &loc)
+    }
+
+    pub fn primary(&self) -> &MetricSpec {
+        &self.metrics[&self.primary_metric]
+    }
+}
+
+fn duration(
+    raw: &Spanned<RawDuration>,
+    field: &str,
+    loc: &Locator,
+    issues: &mut Vec<ContractIssue>,
+) -> Option<Duration> {
+    let at = raw.span().start;
+    let d = match raw.get_ref() {
+        RawDuration::Secs(s) if s.is_finite() && *s > 0.0 => Duration::try_from_secs_f64(*s).ok(),
+        RawDuration::Secs(_) => None,
+        RawDuration::Text(t) => humantime::parse_duration(t.trim()).ok(),
+    };
+    match d {
+        Some(d) if !d.is_zero() => Some(d),
+        _ => {
+            issues.push(loc.issue(
+                at,
+                field,
+                "expected a positive number of seconds or a duration like \"30s\" or \"5m\"",
+            ));
+            None
+        }
+    }
+}
+
+fn non_negative(
+    v: &Option<Spanned<i64>>,
+    default: i64,
+    field: &str,
+    loc: &Locator,
+    issues: &mut Vec<ContractIssue>,
+) -> i64 {
+    match v {
+        Some(s) if *s.get_ref() < 0 => {
+            issues.push(loc.issue(s.span().start, field, "must not be negative"));
+            default
+        }
+        Some(s) => *s.get_ref(),
+        None => default,
+    }
+}
+
+fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
+    let mut issues = Vec::new();
+    let name = raw
+        .benchmark
+        .as_ref()
+        .and_then(|b| b.name.clone())
+        .or_else(|| {
+            loc.file
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "benchmark".into());
+    let description = raw
+        .benchmark
+        .as_ref()
+        .and_then(|b| b.description.clone())
+        .unwrap_or_default();
+
+    let setup = raw.setup.map(|s| {
+        if s.command.get_ref().trim().is_empty() {
+            issues.push(loc.issue(s.command.span().start, "setup.command", "must not be empty"));
+        }
+        SetupSpec {
+            command: s.command.into_inner(),
+        }
+    });
+
+    // boundary
+    let boundary = match raw.boundary {
+        None => {
+            issues.push(loc.issue(
+                0,
+                "boundary",
+                "missing table [boundary] with `editable = [...]`: the harness needs to know which files an agent may change",
+            ));
+            BoundarySpec { editable: vec![] }
+        }
+        Some(b) => {
+            let b = b.into_inner();
+            let span = b.editable.span();
+            let globs = b.editable.into_inner();
+            if globs.is_empty() {
+                issues.push(loc.issue(
+                    span.start,
+                    "boundary.editable",
+                    "must list at least one glob",
+                ));
+            }
+            let mut editable = Vec::new();
+            for g in globs {
+                if let Err(e) = Glob::new(g.get_ref()) {
+                    issues.push(loc.issue(
+                        g.span().start,
+                        "boundary.editable",
+                        format!("invalid glob {:?}: {}", g.get_ref(), e.kind()),
+                    ));
+                }
+                if g.get_ref().starts_with('/') || g.get_ref().split('/').any(|c| c == "..") {
+                    issues.push(loc.issue(
+                        g.span().start,
+                        "boundary.editable",
+                        "globs are relative to the benchmark directory and may not leave it",
+                    ));
+                }
+                if g.get_ref() == CONTRACT_FILE {
+                    issues.push(loc.issue(
+                        g.span().start,
+                        "boundary.editable",
+                        "the contract itself cannot be editable",
+                    ));
+                }
+                editable.push(g.into_inner());
+            }
+            BoundarySpec { editable }
+        }
+    };
+
+    // run
+    let run = match raw.run {
+        None => {
+            issues.push(loc.issue(0, "run", "missing table [run] with `command` and `time_budget`"));
+            None
+        }
+        Some(r) => {
+            let r = r.into_inner();
+            if r.command.get_ref().trim().is_empty() {
+                issues.push(loc.issue(r.command.span().start, "run.command", "must not be empty"));
+            }
+            let budget = duration(&r.time_budget, "run.time_budget", loc, &mut issues);
+            let timeout = match &r.timeout {
+                Some(t) => duration(t, "run.timeout", loc, &mut issues),
+                None => budget.map(|b| b * 2 + Duration::from_secs(10)),
+            };
+            let grace = match &r.grace {
+                Some(g) => duration(g, "run.grace", loc, &mut issues),
+                None => Some(Duration::from_secs(5)),
+            };
+            if let (Some(b), Some(t), Some(span)) = (budget, timeout, r.timeout.as_ref()) {
+                if t < b {
+                    issues.push(loc.issue(
+                        span.span().start,
+                        "run.timeout",
+                        format!(
+                            "hard timeout ({:.3}s) is shorter than the time budget ({:.3}s)",
+                            t.as_secs_f64(),
+                            b.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+            let seed_env = match r.seed_env {
+                Some(s) => {
+                    let v = s.get_ref();
+                    let ok = !v.is_empty()
+                        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !v.starts_with(|c: char| c.is_ascii_digit());
+                    if !ok {
+                        issues.push(loc.issue(
+                            s.span().start,
+                            "run.seed_env",
+                            "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                        ));
+                    }
+                    s.into_inner()
+                }
+                None => "PICIDAE_SEED".into(),
+            };
+            let log_cap = non_negative(
+                &r.log_cap_bytes,
+                16 * 1024 * 1024,
+                "run.log_cap_bytes",
+                loc,
+                &mut issues,
+            );
+            let resources = match r.resources {
+                Some(res) => Resources {
+                    cpus: non_negative(&res.cpus, 1, "run.resources.cpus", loc, &mut issues)
+                        as u32,
+                    gpus: non_negative(&res.gpus, 0, "run.resources.gpus", loc, &mut issues)
+                        as u32,
+                    memory_mb: res.memory_mb.as_ref().map(|_| {
+                        non_negative(&res.memory_mb, 0, "run.resources.memory_mb", loc, &mut issues)
+                            as u64
+                    }),
+                },
+                None => Resources {
+                    cpus: 1,
+                    gpus: 0,
+                    memory_mb: None,
+                },
+            };
+            match (budget, timeout, grace) {
+                (Some(time_budget), Some(timeout), Some(grace)) => Some(RunSpec {
+                    command: r.command.into_inner(),
+                    time_budget,
+                    timeout,
+                    grace,
+                    seed_env,
+                    artifacts: r.artifacts,
+                    log_cap_bytes: log_cap as u64,
+                    resources,
+                }),
+                _ => None,
+            }
+        }
+    };
+
+    // metrics
+    let mut metrics = BTreeMap::new();
+    let mut primaries = Vec::new();
+    for (name, m) in raw.metrics {
+        let at = m.span().start;
+        let m = m.into_inner();
+        let field = format!("metrics.{name}");
+        if !valid_metric_name(&name) {
+            issues.push(loc.issue(
+                at,
+                &field,
+                "metric names may contain letters, digits, '_', '-', '.' and '/' only",
+            ));
+        }
+        if let (Some(lo), Some(hi)) = (m.min, m.max) {
+            if lo > hi {
+                issues.push(loc.issue(at, &field, format!("min ({lo}) is greater than max ({hi})")));
+            }
+        }
+        if m.primary {
+            primaries.push((name.clone(), at));
+        }
+        metrics.insert(
+            name.clone(),
+            MetricSpec {
+                name,
+                goal: m.goal,
+                source: m.source,
+                min: m.min,
+                max: m.max,
+            },
+        );
+    }
+    let primary_metric = if metrics.is_empty() {
+        issues.push(loc.issue(
+            0,
+            "metrics",
+            "no metrics declared: add a table like [metrics.val_loss] with goal = \"minimize\"",
+        ));
+        String::new()
+    } else if primaries.len() > 1 {
+        let (n, at) = &primaries[1];
+        issues.push(loc.issue(
+            *at,
+            &format!("metrics.{n}.primary"),
+            format!(
+                "only one metric may be primary, but {} are",
+                primaries.len()
+            ),
+        ));
+        primaries[0].0.clone()
+    } else if let Some((n, _)) = primaries.first() {
+        n.clone()
+    } else if metrics.len() == 1 {
+        metrics.keys().next().cloned().unwrap_or_default()
+    } else {
+        issues.push(loc.issue(
+            0,
+            "metrics",
+            "several metrics but none is marked `primary = true`",
+        ));
+        String::new()
+    };
+
+    // params
+    let boundary_set = boundary.globset().ok();
+    let mut params: Vec<ParamSpec> = Vec::new();
+    for (i, p) in raw.param.into_iter().enumerate() {
+        let at = p.span().start;
+        let p = p.into_inner();
+        let field = |k: &str| format!("param[{i}].{k}");
+        if params.iter().any(|q| q.name == *p.name.get_ref()) {
+            issues.push(loc.issue(
+                p.name.span().start,
+                &field("name"),
+                format!("duplicate parameter name {:?}", p.name.get_ref()),
+            ));
+        }
+        if let Some(set) = &boundary_set {
+            if !set.is_match(p.file.get_ref()) {
+                issues.push(loc.issue(
+                    p.file.span().start,
+                    &field("file"),
+                    format!(
+                        "{:?} is not inside the boundary's editable globs, so the sweep agent could never change it",
+                        p.file.get_ref()
+                    ),
+                ));
+            }
+        }
+        let pattern = match regex::RegexBuilder::new(p.pattern.get_ref())
+            .multi_line(true)
+            .build()
+        {
+            Ok(re) => {
+                if re.captures_len() < 2 {
+                    issues.push(loc.issue(
+                        p.pattern.span().start,
+                        &field("pattern"),
+                        "pattern needs one capture group around the value, e.g. '^LR = (\\S+)$'",
+                    ));
+                }
+                p.pattern.get_ref().clone()
+            }
+            Err(e) => {
+                issues.push(loc.issue(
+                    p.pattern.span().start,
+                    &field("pattern"),
+                    format!("invalid regular expression: {e}"),
+                ));
+                p.pattern.get_ref().clone()
+            }
+        };
+        let domain = match (&p.choices, &p.min, &p.max) {
+            (Some(c), None, None) => {
+                let mut values = Vec::new();
+                for v in c.get_ref() {
+                    match v {
+                        toml::Value::String(s) => values.push(s.clone()),
+                        toml::Value::Integer(n) => values.push(n.to_string()),
+                        toml::Value::Float(f) => values.push(format!("{f:?}")),
+                        toml::Value::Boolean(b) => {
+                            values.push(if *b { "True".into() } else { "False".into() })
+                        }
+                        _ => issues.push(loc.issue(
+                            c.span().start,
+                            &field("choices"),
+                            "choices must be strings, numbers or booleans",
+                        )),
+                    }
+                }
+                if values.len() < 2 {
+                    issues.push(loc.issue(
+                        c.span().start,
+                        &field("choices"),
+                        "need at least two choices",
+                    ));
+                }
+                Some(ParamDomain::Choice { values })
+            }
+            (None, Some(lo), Some(hi)) => {
+                let (l, h) = (*lo.get_ref(), *hi.get_ref());
+                if !(l.is_finite() && h.is_finite()) || l >= h {
+                    issues.push(loc.issue(
+                        lo.span().start,
+                        &field("min"),
+                        format!("need finite min < max, got min = {l}, max = {h}"),
+                    ));
+                } else if p.log && l <= 0.0 {
+                    issues.push(loc.issue(
+                        lo.span().start,
+                        &field("min"),
+                        "a log-scale range needs min > 0",
+                    ));
+                }
+                Some(ParamDomain::Range {
+                    min: l,
+                    max: h,
+                    log: p.log,
+                    integer: p.integer,
+                })
+            }
+            (Some(c), _, _) => {
+                issues.push(loc.issue(
+                    c.span().start,
+                    &field("choices"),
+                    "give either `choices` or `min`/`max`, not both",
+                ));
+                None
+            }
+            _ => {
+                issues.push(loc.issue(
+                    at,
+                    &format!("param[{i}]"),
+                    "needs either `choices = [...]` or both `min` and `max`",
+                ));
+                None
+            }
+        };
+        if let Some(domain) = domain {
+            params.push(ParamSpec {
+                name: p.name.into_inner(),
+                file: p.file.into_inner(),
+                pattern,
+                domain,
+            });
+        }
+    }
+
+    // policy
+    let policy = match raw.policy {
+        None => PolicySpec::default(),
+        Some(p) => {
+            let mut pol = PolicySpec::default();
+            for (v, f, dst) in [
+                (&p.seeds, "policy.seeds", &mut pol.seeds),
+                (&p.baseline_seeds, "policy.baseline_seeds", &mut pol.baseline_seeds),
+            ] {
+                if let Some(s) = v {
+                    if *s.get_ref() < 1 || *s.get_ref() > 1000 {
+                        issues.push(loc.issue(s.span().start, f, "must be between 1 and 1000"));
+                    } else {
+                        *dst = *s.get_ref() as u32;
+                    }
+                }
+            }
+            if let Some(m) = p.min_improvement {
+                if !m.get_ref().is_finite() || *m.get_ref() < 0.0 {
+                    issues.push(loc.issue(
+                        m.span().start,
+                        "policy.min_improvement",
+                        "must be a finite number >= 0",
+                    ));
+                } else {
+                    pol.min_improvement = *m.get_ref();
+                }
+            }
+            pol
+        }
+    };
+
+    let hidden = raw.hidden.map(|h| {
+        let h = h.into_inner();
+        if h.command.get_ref().trim().is_empty() {
+            issues.push(loc.issue(h.command.span().start, "hidden.command", "must not be empty"));
+        }
+        let tolerance = match h.tolerance {
+            Some(t) if !t.get_ref().is_finite() || *t.get_ref() < 0.0 => {
+                issues.push(loc.issue(
+                    t.span().start,
+                    "hidden.tolerance",
+                    "must be a finite number >= 0",
+                ));
+                0.0
+            }
+            Some(t) => *t.get_ref(),
+            None => 0.0,
+        };
+        for m in &h.metrics {
+            if metrics.contains_key(m.get_ref()) {
+                issues.push(loc.issue(
+                    m.span().start,
+                    "hidden.metrics",
+                    format!(
+                        "{:?} is also a visible metric; hidden metrics must have their own names",
+                        m.get_ref()
+                    ),
+                ));
+            }
+        }
+        HiddenSpec {
+            command: h.command.into_inner(),
+            files: h.files,
+            metrics: h.metrics.into_iter().map(|m| m.into_inner()).collect(),
+            tolerance,
+        }
+    });
+
+    let gold = raw
+        .gold
+        .into_iter()
+        .map(|g| {
+            let g = g.into_inner();
+            if hidden.is_none() {
+                issues.push(loc.issue(
+                    g.path.span().start,
+                    "gold.path",
+                    "gold cases need a [hidden] evaluator to score them",
+                ));
+            }
+            GoldCase {
+                name: g.name,
+                path: g.path.into_inner(),
+                score: g.score,
+            }
+        })
+        .collect();
+
+    if !issues.is_empty() {
+        issues.sort_by_key(|i| (i.line, i.column));
+        return Err(ContractError::Invalid(issues));
+    }
+    let run = run.expect("run is Some when no issues were found");
+    Ok(Contract {
+        name,
+        description,
+        setup,
+        boundary,
+        run,
+        metrics,
+        primary_metric,
+        params,
+        policy,
+        hidden,
+        gold,
+    })
+}
+
+fn valid_metric_name(n: &str) -> bool {
+    !n.is_empty()
+        && n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+}

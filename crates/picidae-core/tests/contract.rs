@@ -1,0 +1,159 @@
+//! Contract parsing: a good contract loads; each kind of mistake is reported with file, line,
+//! column and field.
+
+use std::path::Path;
+
+use picidae_core::{Contract, ContractError, Goal, ParamDomain};
+
+const GOOD: &str = r#"[benchmark]
+name = "toy"
+
+[setup]
+command = "python3 prepare.py"
+
+[boundary]
+editable = ["train.py", "lib/*.py"]
+
+[run]
+command = "python3 train.py"
+time_budget = "5s"
+timeout = 20
+grace = 1.5
+
+[metrics.val_loss]
+goal = "minimize"
+primary = true
+min = 0.0
+
+[metrics.acc]
+goal = "maximize"
+source = "json"
+
+[[param]]
+name = "lr"
+file = "train.py"
+pattern = '^LR = (\S+)$'
+min = 0.001
+max = 1.0
+log = true
+
+[[param]]
+name = "width"
+file = "train.py"
+pattern = '^WIDTH = (\S+)$'
+choices = [4, 8, 16]
+
+[policy]
+seeds = 3
+"#;
+
+fn parse(text: &str) -> Result<Contract, ContractError> {
+    Contract::parse(text, Path::new("bench/picidae.toml"))
+}
+
+fn single_issue(text: &str) -> picidae_core::ContractIssue {
+    let err = parse(text).expect_err("contract should be rejected");
+    let issues = err.issues();
+    assert!(!issues.is_empty(), "no located issues in {err}");
+    issues[0].clone()
+}
+
+#[test]
+fn good_contract_loads_with_defaults() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.name, "toy");
+    assert_eq!(c.primary_metric, "val_loss");
+    assert_eq!(c.primary().goal, Goal::Minimize);
+    assert_eq!(c.run.time_budget.as_secs_f64(), 5.0);
+    assert_eq!(c.run.timeout.as_secs_f64(), 20.0);
+    assert_eq!(c.run.grace.as_secs_f64(), 1.5);
+    assert_eq!(c.run.seed_env, "PICIDAE_SEED");
+    assert_eq!(c.params.len(), 2);
+    assert!(matches!(c.params[1].domain, ParamDomain::Choice { ref values } if values == &["4", "8", "16"]));
+    assert_eq!(c.policy.seeds, 3);
+    assert_eq!(c.policy.baseline_seeds, 1);
+}
+
+#[test]
+fn bad_goal_names_line_and_field() {
+    let text = GOOD.replace("goal = \"minimize\"", "goal = \"smaller\"");
+    let i = single_issue(&text);
+    assert_eq!(i.line, 17, "{i}");
+    assert_eq!(i.field, "metrics.val_loss.goal", "{i}");
+    assert!(i.message.contains("minimize"), "{i}");
+    assert_eq!(i.file, Path::new("bench/picidae.toml"));
+    let shown = i.to_string();
+    assert!(shown.starts_with("bench/picidae.toml:17:"), "{shown}");
+}
+
+#[test]
+fn unknown_field_is_reported_where_it_is() {
+    let text = GOOD.replace("grace = 1.5", "grace = 1.5\ntimout = 3");
+    let i = single_issue(&text);
+    assert_eq!(i.line, 15, "{i}");
+    assert_eq!(i.field, "run.timout", "{i}");
+    assert!(i.message.contains("timout"), "{i}");
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let text = GOOD.replace("timeout = 20", "timeout = = 20");
+    let i = single_issue(&text);
+    assert_eq!(i.line, 13, "{i}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_fields() {
+    let text = GOOD
+        .replace("timeout = 20", "timeout = 2")
+        .replace("'^LR = (\\S+)$'", "'^LR = \\S+$'")
+        .replace("seeds = 3", "seeds = 0");
+    let err = parse(&text).unwrap_err();
+    let fields: Vec<(&str, usize)> = err
+        .issues()
+        .iter()
+        .map(|i| (i.field.as_str(), i.line))
+        .collect();
+    assert!(fields.contains(&("run.timeout", 13)), "{err}");
+    assert!(fields.contains(&("param[0].pattern", 28)), "{err}");
+    assert!(fields.contains(&("policy.seeds", 40)), "{err}");
+}
+
+#[test]
+fn invalid_glob_and_param_outside_boundary() {
+    let text = GOOD.replace("\"lib/*.py\"", "\"lib/[.py\"");
+    let i = single_issue(&text);
+    assert_eq!((i.field.as_str(), i.line, i.column), ("boundary.editable", 8, 25), "{i}");
+    let text = GOOD.replace(
+        "file = \"train.py\"\npattern = '^WIDTH",
+        "file = \"prepare.py\"\npattern = '^WIDTH",
+    );
+    let i = single_issue(&text);
+    assert_eq!((i.field.as_str(), i.line), ("param[1].file", 35), "{i}");
+}
+
+#[test]
+fn missing_sections_are_named() {
+    let err = parse("[run]\ncommand = \"x\"\ntime_budget = 1\n").unwrap_err();
+    let fields: Vec<&str> = err.issues().iter().map(|i| i.field.as_str()).collect();
+    assert!(fields.contains(&"boundary"), "{err}");
+    assert!(fields.contains(&"metrics"), "{err}");
+}
+
+#[test]
+fn two_primaries_and_bad_duration() {
+    let text = GOOD
+        .replace("source = \"json\"", "source = \"json\"\nprimary = true")
+        .replace("time_budget = \"5s\"", "time_budget = \"soon\"");
+    let err = parse(&text).unwrap_err();
+    let fields: Vec<&str> = err.issues().iter().map(|i| i.field.as_str()).collect();
+    assert!(fields.contains(&"run.time_budget"), "{err}");
+    assert!(fields.iter().any(|f| f.ends_with(".primary")), "{err}");
+}
+
+#[test]
+fn load_names_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Contract::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("picidae.toml"), "{err}");
+}

@@ -1,0 +1,831 @@
+//! Picidae's store: the source of truth for programs, attempts, runs, fingerprints and each
+//! program's frontier.
+//!
+//! The default backend is an embedded SQLite database in WAL mode, created and upgraded by
+//! numbered migrations. Every state change that must be atomic (a run's result together with
+//! its attempt's decision and the frontier's advance) happens in one transaction, so a crash of
+//! Picidae at any instant leaves either the old or the new state, never a half-recorded attempt.
+//!
+//! Invariants kept here:
+//! - an attempt's `seq` is unique and dense within its program;
+//! - the frontier only moves through [`Store::decide_attempt`], which also writes the history row;
+//! - a run is finished at most once (a second finish is an error, not a double count).
+
+mod schema;
+
+use std::path::Path;
+
+use picidae_core::{AttemptKind, AttemptStatus, MetricValues, RunStatus};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde::{Deserialize, Serialize};
+
+pub use rusqlite;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("schema migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("no program named {0:?}")]
+    NoSuchProgram(String),
+    #[error("a program named {0:?} already exists")]
+    ProgramExists(String),
+    #[error("no attempt {0}")]
+    NoSuchAttempt(i64),
+    #[error("no run {0}")]
+    NoSuchRun(i64),
+    #[error("run {0} is already finished; refusing to record it twice")]
+    RunAlreadyFinished(i64),
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Program {
+    pub id: i64,
+    pub name: String,
+    /// Absolute path of the benchmark directory.
+    pub benchmark_dir: String,
+    pub program_md: String,
+    /// Agent configuration (JSON, owned by the agent crate).
+    pub agent: serde_json::Value,
+    /// Policy overrides (JSON).
+    pub policy: serde_json::Value,
+    /// The commit the program started from.
+    pub base_commit: String,
+    pub frontier_attempt_id: Option<i64>,
+    pub frontier_commit: Option<String>,
+    pub frontier_value: Option<f64>,
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProgram {
+    pub name: String,
+    pub benchmark_dir: String,
+    pub program_md: String,
+    pub agent: serde_json::Value,
+    pub policy: serde_json::Value,
+    pub base_commit: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attempt {
+    pub id: i64,
+    pub program_id: i64,
+    pub seq: i64,
+    pub kind: AttemptKind,
+    pub status: AttemptStatus,
+    pub parent_commit: String,
+    pub commit: Option<String>,
+    pub hypothesis: String,
+    pub proposer: String,
+    pub params: Option<serde_json::Value>,
+    pub patch_hash: Option<String>,
+    pub touched: Vec<String>,
+    /// Why it was rejected (boundary violations, agent failure), as JSON.
+    pub rejection: Option<serde_json::Value>,
+    /// Aggregate of its runs' primary metric (mean over valid runs).
+    pub primary_value: Option<f64>,
+    pub note: Option<String>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub program_id: i64,
+    pub kind: AttemptKind,
+    pub parent_commit: String,
+    pub hypothesis: String,
+    pub proposer: String,
+    pub params: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Run {
+    pub id: i64,
+    pub attempt_id: i64,
+    pub program_id: i64,
+    pub seed: i64,
+    pub status: RunStatus,
+    pub executor: String,
+    pub pid: Option<i64>,
+    pub pgid: Option<i64>,
+    pub host: Option<String>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub wall_secs: Option<f64>,
+    pub peak_rss_kb: Option<i64>,
+    pub over_budget: bool,
+    pub metrics: MetricValues,
+    pub primary_value: Option<f64>,
+    pub violations: Vec<String>,
+    pub fingerprint: Option<String>,
+    pub log_dir: Option<String>,
+    pub error: Option<String>,
+    pub queued_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    pub status: Option<RunStatus>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub wall_secs: Option<f64>,
+    pub peak_rss_kb: Option<i64>,
+    pub over_budget: bool,
+    pub metrics: MetricValues,
+    pub primary_value: Option<f64>,
+    pub violations: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// How an attempt is decided.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub status: AttemptStatus,
+    pub primary_value: Option<f64>,
+    pub note: Option<String>,
+    /// When set, the program's frontier moves to this attempt's commit with this value.
+    pub advance_frontier: bool,
+}
+
+/// One row of the results table: an attempt with its aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResultRow {
+    pub program: String,
+    pub attempt: Attempt,
+    pub runs: i64,
+    pub peak_rss_kb: Option<i64>,
+    pub wall_secs: Option<f64>,
+}
+
+/// Filters for listing attempts.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptFilter {
+    pub program_id: Option<i64>,
+    pub status: Option<AttemptStatus>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// The store handle: one SQLite connection.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrations().to_latest(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// An in-memory store for tests.
+    pub fn open_in_memory() -> Result<Store> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrations().to_latest(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// Schema version (SQLite `user_version`).
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Run SQLite's integrity check; `Ok(())` when the database is sound.
+    pub fn integrity_check(&self) -> Result<()> {
+        let s: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if s == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(s))
+        }
+    }
+
+    // ---------------------------------------------------------------- programs
+
+    pub fn create_program(&mut self, p: &NewProgram) -> Result<Program> {
+        let exists: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM programs WHERE name = ?1",
+                [&p.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::ProgramExists(p.name.clone()));
+        }
+        self.conn.execute(
+            "INSERT INTO programs (name, benchmark_dir, program_md, agent_json, policy_json,
+                                   base_commit, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7)",
+            params![
+                p.name,
+                p.benchmark_dir,
+                p.program_md,
+                p.agent.to_string(),
+                p.policy.to_string(),
+                p.base_commit,
+                now_ms()
+            ],
+        )?;
+        self.program(&p.name)
+    }
+
+    pub fn program(&self, name: &str) -> Result<Program> {
+        self.conn
+            .query_row(
+                &format!("SELECT {PROGRAM_COLS} FROM programs WHERE name = ?1"),
+                [name],
+                program_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchProgram(name.to_string()))
+    }
+
+    pub fn program_by_id(&self, id: i64) -> Result<Program> {
+        self.conn
+            .query_row(
+                &format!("SELECT {PROGRAM_COLS} FROM programs WHERE id = ?1"),
+                [id],
+                program_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchProgram(format!("#{id}")))
+    }
+
+    pub fn programs(&self) -> Result<Vec<Program>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {PROGRAM_COLS} FROM programs ORDER BY id"))?;
+        let rows = st.query_map([], program_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ---------------------------------------------------------------- attempts
+
+    /// Record a new attempt (status `proposed`) with the next sequence number of its program.
+    pub fn insert_attempt(&mut self, a: &NewAttempt) -> Result<Attempt> {
+        let tx = self.conn.transaction()?;
+        let seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE program_id = ?1",
+            [a.program_id],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, hypothesis,
+                                   proposer, params_json, created_at)
+             VALUES (?1, ?2, ?3, 'proposed', ?4, ?5, ?6, ?7, ?8)",
+            params![
+                a.program_id,
+                seq,
+                a.kind.as_str(),
+                a.parent_commit,
+                a.hypothesis,
+                a.proposer,
+                a.params.as_ref().map(|p| p.to_string()),
+                now_ms()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        self.attempt(id)
+    }
+
+    /// Record the git commit that holds the attempt's change.
+    pub fn set_attempt_commit(
+        &mut self,
+        id: i64,
+        commit: &str,
+        patch_hash: &str,
+        touched: &[String],
+        hypothesis: Option<&str>,
+    ) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE attempts SET commit_sha = ?2, patch_hash = ?3, touched_json = ?4,
+                    hypothesis = COALESCE(?5, hypothesis)
+             WHERE id = ?1",
+            params![
+                id,
+                commit,
+                patch_hash,
+                serde_json::to_string(touched).unwrap_or_default(),
+                hypothesis
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchAttempt(id));
+        }
+        Ok(())
+    }
+
+    /// Mark an attempt `running` (its runs are being executed).
+    pub fn start_attempt(&mut self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attempts SET status = 'running' WHERE id = ?1 AND status = 'proposed'",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Reject an attempt before any compute is spent (boundary, duplicate, agent failure).
+    pub fn reject_attempt(
+        &mut self,
+        id: i64,
+        status: AttemptStatus,
+        why: &serde_json::Value,
+        note: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attempts SET status = ?2, rejection_json = ?3, note = ?4, decided_at = ?5
+             WHERE id = ?1",
+            params![id, status.as_str(), why.to_string(), note, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Decide an attempt and, if asked, advance its program's frontier, in one transaction.
+    pub fn decide_attempt(&mut self, id: i64, d: &Decision) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        decide_in(&tx, id, d)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn attempt(&self, id: i64) -> Result<Attempt> {
+        self.conn
+            .query_row(
+                &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE id = ?1"),
+                [id],
+                attempt_from_row,
+            )
+            .optional()?
+            .ok_or(StoreError::NoSuchAttempt(id))
+    }
+
+    pub fn attempt_by_seq(&self, program_id: i64, seq: i64) -> Result<Option<Attempt>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE program_id = ?1 AND seq = ?2"),
+                [program_id, seq],
+                attempt_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn attempts(&self, f: &AttemptFilter) -> Result<Vec<Attempt>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ATTEMPT_COLS} FROM attempts
+             WHERE (?1 IS NULL OR program_id = ?1) AND (?2 IS NULL OR status = ?2)
+             ORDER BY program_id, seq LIMIT ?3 OFFSET ?4"
+        ))?;
+        let rows = st.query_map(
+            params![
+                f.program_id,
+                f.status.map(|s| s.as_str()),
+                f.limit.unwrap_or(-1),
+                f.offset.unwrap_or(0)
+            ],
+            attempt_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Attempts of a program that were started but never decided (the harness stopped).
+    pub fn undecided_attempts(&self, program_id: i64) -> Result<Vec<Attempt>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ATTEMPT_COLS} FROM attempts
+             WHERE program_id = ?1 AND status IN ('proposed', 'running') ORDER BY seq"
+        ))?;
+        let rows = st.query_map([program_id], attempt_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Count attempts by status for a program.
+    pub fn attempt_counts(&self, program_id: i64) -> Result<Vec<(AttemptStatus, i64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT status, COUNT(*) FROM attempts WHERE program_id = ?1 GROUP BY status",
+        )?;
+        let rows = st.query_map([program_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (s, n) = row?;
+            out.push((parse_state(&s)?, n));
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- runs
+
+    /// Queue a run of an attempt with a seed.
+    pub fn insert_run(&mut self, attempt_id: i64, seed: i64, executor: &str) -> Result<Run> {
+        let program_id: i64 = self
+            .conn
+            .query_row(
+                "SELECT program_id FROM attempts WHERE id = ?1",
+                [attempt_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(StoreError::NoSuchAttempt(attempt_id))?;
+        self.conn.execute(
+            "INSERT INTO runs (attempt_id, program_id, seed, status, executor, queued_at)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+            params![attempt_id, program_id, seed, executor, now_ms()],
+        )?;
+        self.run(self.conn.last_insert_rowid())
+    }
+
+    /// Record that a run's process has started (its pid lets a restarted harness find it).
+    pub fn mark_run_started(
+        &mut self,
+        id: i64,
+        pid: i64,
+        pgid: i64,
+        host: &str,
+        fingerprint: Option<(&str, &str)>,
+        log_dir: &str,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if let Some((hash, json)) = fingerprint {
+            tx.execute(
+                "INSERT OR IGNORE INTO fingerprints (hash, json) VALUES (?1, ?2)",
+                params![hash, json],
+            )?;
+        }
+        let n = tx.execute(
+            "UPDATE runs SET status = 'running', pid = ?2, pgid = ?3, host = ?4,
+                    fingerprint = ?5, log_dir = ?6, started_at = ?7
+             WHERE id = ?1 AND status = 'queued'",
+            params![id, pid, pgid, host, fingerprint.map(|f| f.0), log_dir, now_ms()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchRun(id));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a run's result. Fails if the run was already finished, so a result is never
+    /// counted twice.
+    pub fn finish_run(&mut self, id: i64, r: &RunResult) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        finish_in(&tx, id, r)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Finish the last run of an attempt and decide the attempt in one transaction.
+    pub fn finish_run_and_decide(
+        &mut self,
+        run_id: i64,
+        r: &RunResult,
+        attempt_id: i64,
+        d: &Decision,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        finish_in(&tx, run_id, r)?;
+        decide_in(&tx, attempt_id, d)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn run(&self, id: i64) -> Result<Run> {
+        self.conn
+            .query_row(
+                &format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"),
+                [id],
+                run_from_row,
+            )
+            .optional()?
+            .ok_or(StoreError::NoSuchRun(id))
+    }
+
+    pub fn runs_of_attempt(&self, attempt_id: i64) -> Result<Vec<Run>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {RUN_COLS} FROM runs WHERE attempt_id = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([attempt_id], run_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs that are queued or running: after a restart these must be re-adopted or closed.
+    pub fn unfinished_runs(&self, program_id: Option<i64>) -> Result<Vec<Run>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {RUN_COLS} FROM runs
+             WHERE status IN ('queued', 'running') AND (?1 IS NULL OR program_id = ?1)
+             ORDER BY id"
+        ))?;
+        let rows = st.query_map([program_id], run_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn run_count(&self, program_id: Option<i64>) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR program_id = ?1)",
+            [program_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn fingerprint_json(&self, hash: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT json FROM fingerprints WHERE hash = ?1",
+                [hash],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    // ---------------------------------------------------------------- results
+
+    /// The results table: attempts with run counts and resource use, in order.
+    pub fn results(&self, program_id: Option<i64>) -> Result<Vec<ResultRow>> {
+        let cols = ATTEMPT_COLS
+            .split(", ")
+            .map(|c| format!("a.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {cols}, p.name,
+                    (SELECT COUNT(*) FROM runs r WHERE r.attempt_id = a.id),
+                    (SELECT MAX(peak_rss_kb) FROM runs r WHERE r.attempt_id = a.id),
+                    (SELECT SUM(wall_secs) FROM runs r WHERE r.attempt_id = a.id)
+             FROM attempts a JOIN programs p ON p.id = a.program_id
+             WHERE (?1 IS NULL OR a.program_id = ?1)
+             ORDER BY a.program_id, a.seq"
+        ))?;
+        let n = ATTEMPT_COLS.split(", ").count();
+        let rows = st.query_map([program_id], |r| {
+            Ok(ResultRow {
+                attempt: attempt_from_row(r)?,
+                program: r.get(n)?,
+                runs: r.get(n + 1)?,
+                peak_rss_kb: r.get(n + 2)?,
+                wall_secs: r.get(n + 3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The frontier's history: (attempt id, commit, value, time), oldest first.
+    pub fn frontier_history(&self, program_id: i64) -> Result<Vec<(i64, String, f64, i64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT attempt_id, commit_sha, value, decided_at FROM frontier_history
+             WHERE program_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([program_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Direct access for crates that add their own tables (memory, findings) via migrations.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn finish_in(tx: &Transaction, id: i64, r: &RunResult) -> Result<()> {
+    let status: Option<String> = tx
+        .query_row("SELECT status FROM runs WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    match status.as_deref() {
+        None => return Err(StoreError::NoSuchRun(id)),
+        Some(s) if parse_state::<RunStatus>(s)?.is_terminal() => {
+            return Err(StoreError::RunAlreadyFinished(id))
+        }
+        _ => {}
+    }
+    let st = r.status.unwrap_or(RunStatus::Succeeded);
+    tx.execute(
+        "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, wall_secs = ?5,
+                peak_rss_kb = ?6, over_budget = ?7, metrics_json = ?8, primary_value = ?9,
+                violations_json = ?10, error = ?11, finished_at = ?12
+         WHERE id = ?1",
+        params![
+            id,
+            st.as_str(),
+            r.exit_code,
+            r.signal,
+            r.wall_secs,
+            r.peak_rss_kb,
+            r.over_budget,
+            metrics_json(&r.metrics),
+            r.primary_value.filter(|v| v.is_finite()),
+            serde_json::to_string(&r.violations).unwrap_or_default(),
+            r.error,
+            now_ms()
+        ],
+    )?;
+    Ok(())
+}
+
+/// JSON cannot hold NaN or infinities; store them as strings so nothing reported is lost.
+fn metrics_json(m: &MetricValues) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = m
+        .iter()
+        .map(|(k, v)| {
+            let j = serde_json::Number::from_f64(*v)
+                .map(serde_json::Value::Number)
+                .unwrap_or_else(|| serde_json::Value::String(v.to_string()));
+            (k.clone(), j)
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn metrics_from_json(s: &str) -> MetricValues {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(s) else {
+        return MetricValues::new();
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| {
+            let x = match v {
+                serde_json::Value::Number(n) => n.as_f64(),
+                serde_json::Value::String(s) => s.parse().ok(),
+                _ => None,
+            }?;
+            Some((k, x))
+        })
+        .collect()
+}
+
+fn decide_in(tx: &Transaction, id: i64, d: &Decision) -> Result<()> {
+    let (program_id, commit): (i64, Option<String>) = tx
+        .query_row(
+            "SELECT program_id, commit_sha FROM attempts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or(StoreError::NoSuchAttempt(id))?;
+    let now = now_ms();
+    tx.execute(
+        "UPDATE attempts SET status = ?2, primary_value = ?3, note = COALESCE(?4, note),
+                decided_at = ?5
+         WHERE id = ?1",
+        params![id, d.status.as_str(), d.primary_value, d.note, now],
+    )?;
+    if d.advance_frontier {
+        let commit = commit.ok_or_else(|| {
+            StoreError::Corrupt(format!("attempt {id} advances the frontier but has no commit"))
+        })?;
+        let value = d.primary_value.ok_or_else(|| {
+            StoreError::Corrupt(format!("attempt {id} advances the frontier without a value"))
+        })?;
+        tx.execute(
+            "UPDATE programs SET frontier_attempt_id = ?2, frontier_commit = ?3,
+                    frontier_value = ?4 WHERE id = ?1",
+            params![program_id, id, commit, value],
+        )?;
+        tx.execute(
+            "INSERT INTO frontier_history (program_id, attempt_id, commit_sha, value, decided_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![program_id, id, commit, value, now],
+        )?;
+    }
+    Ok(())
+}
+
+fn parse_state<T: std::str::FromStr<Err = picidae_core::domain::UnknownState>>(
+    s: &str,
+) -> Result<T> {
+    s.parse().map_err(|e: picidae_core::domain::UnknownState| StoreError::Corrupt(e.to_string()))
+}
+
+fn conv_err(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn json_col(r: &Row, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+    let s: Option<String> = r.get(i)?;
+    s.map(|s| serde_json::from_str(&s).map_err(|e| conv_err(i, e)))
+        .transpose()
+}
+
+const PROGRAM_COLS: &str = "id, name, benchmark_dir, program_md, agent_json, policy_json, \
+    base_commit, frontier_attempt_id, frontier_commit, frontier_value, status, created_at";
+
+fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
+    Ok(Program {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        benchmark_dir: r.get(2)?,
+        program_md: r.get(3)?,
+        agent: json_col(r, 4)?.unwrap_or_default(),
+        policy: json_col(r, 5)?.unwrap_or_default(),
+        base_commit: r.get(6)?,
+        frontier_attempt_id: r.get(7)?,
+        frontier_commit: r.get(8)?,
+        frontier_value: r.get(9)?,
+        status: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}
+
+const ATTEMPT_COLS: &str = "id, program_id, seq, kind, status, parent_commit, commit_sha, \
+    hypothesis, proposer, params_json, patch_hash, touched_json, rejection_json, primary_value, \
+    note, created_at, decided_at";
+
+fn attempt_from_row(r: &Row) -> rusqlite::Result<Attempt> {
+    let kind: String = r.get(3)?;
+    let status: String = r.get(4)?;
+    let touched: Option<String> = r.get(11)?;
+    Ok(Attempt {
+        id: r.get(0)?,
+        program_id: r.get(1)?,
+        seq: r.get(2)?,
+        kind: kind.parse().map_err(|e| conv_err(3, e))?,
+        status: status.parse().map_err(|e| conv_err(4, e))?,
+        parent_commit: r.get(5)?,
+        commit: r.get(6)?,
+        hypothesis: r.get(7)?,
+        proposer: r.get(8)?,
+        params: json_col(r, 9)?,
+        patch_hash: r.get(10)?,
+        touched: touched
+            .map(|t| serde_json::from_str(&t).map_err(|e| conv_err(11, e)))
+            .transpose()?
+            .unwrap_or_default(),
+        rejection: json_col(r, 12)?,
+        primary_value: r.get(13)?,
+        note: r.get(14)?,
+        created_at: r.get(15)?,
+        decided_at: r.get(16)?,
+    })
+}
+
+const RUN_COLS: &str = "id, attempt_id, program_id, seed, status, executor, pid, pgid, host, \
+    exit_code, signal, wall_secs, peak_rss_kb, over_budget, metrics_json, primary_value, \
+    violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at";
+
+fn run_from_row(r: &Row) -> rusqlite::Result<Run> {
+    let status: String = r.get(4)?;
+    let metrics: Option<String> = r.get(14)?;
+    let violations: Option<String> = r.get(16)?;
+    Ok(Run {
+        id: r.get(0)?,
+        attempt_id: r.get(1)?,
+        program_id: r.get(2)?,
+        seed: r.get(3)?,
+        status: status.parse().map_err(|e| conv_err(4, e))?,
+        executor: r.get(5)?,
+        pid: r.get(6)?,
+        pgid: r.get(7)?,
+        host: r.get(8)?,
+        exit_code: r.get(9)?,
+        signal: r.get(10)?,
+        wall_secs: r.get(11)?,
+        peak_rss_kb: r.get(12)?,
+        over_budget: r.get::<_, Option<bool>>(13)?.unwrap_or(false),
+        metrics: metrics.as_deref().map(metrics_from_json).unwrap_or_default(),
+        primary_value: r.get(15)?,
+        violations: violations
+            .map(|v| serde_json::from_str(&v).map_err(|e| conv_err(16, e)))
+            .transpose()?
+            .unwrap_or_default(),
+        fingerprint: r.get(17)?,
+        log_dir: r.get(18)?,
+        error: r.get(19)?,
+        queued_at: r.get(20)?,
+        started_at: r.get(21)?,
+        finished_at: r.get(22)?,
+    })
+}

@@ -1,0 +1,98 @@
+//! The SQLite schema, as numbered migrations. Never edit a released migration: add a new one.
+
+use rusqlite_migration::{Migrations, M};
+
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        r#"
+CREATE TABLE programs (
+    id                  INTEGER PRIMARY KEY,
+    name                TEXT NOT NULL UNIQUE,
+    benchmark_dir       TEXT NOT NULL,
+    program_md          TEXT NOT NULL,
+    agent_json          TEXT NOT NULL,
+    policy_json         TEXT NOT NULL,
+    base_commit         TEXT NOT NULL,
+    frontier_attempt_id INTEGER,
+    frontier_commit     TEXT,
+    frontier_value      REAL,
+    status              TEXT NOT NULL,
+    created_at          INTEGER NOT NULL
+);
+
+CREATE TABLE attempts (
+    id             INTEGER PRIMARY KEY,
+    program_id     INTEGER NOT NULL REFERENCES programs(id),
+    seq            INTEGER NOT NULL,
+    kind           TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    parent_commit  TEXT NOT NULL,
+    commit_sha     TEXT,
+    hypothesis     TEXT NOT NULL,
+    proposer       TEXT NOT NULL,
+    params_json    TEXT,
+    patch_hash     TEXT,
+    touched_json   TEXT,
+    rejection_json TEXT,
+    primary_value  REAL,
+    note           TEXT,
+    created_at     INTEGER NOT NULL,
+    decided_at     INTEGER,
+    UNIQUE (program_id, seq)
+);
+CREATE INDEX attempts_by_status ON attempts (program_id, status);
+CREATE INDEX attempts_by_patch ON attempts (patch_hash);
+
+CREATE TABLE fingerprints (
+    hash TEXT PRIMARY KEY,
+    json TEXT NOT NULL
+);
+
+CREATE TABLE runs (
+    id              INTEGER PRIMARY KEY,
+    attempt_id      INTEGER NOT NULL REFERENCES attempts(id),
+    program_id      INTEGER NOT NULL REFERENCES programs(id),
+    seed            INTEGER NOT NULL,
+    status          TEXT NOT NULL,
+    executor        TEXT NOT NULL,
+    pid             INTEGER,
+    pgid            INTEGER,
+    host            TEXT,
+    exit_code       INTEGER,
+    signal          INTEGER,
+    wall_secs       REAL,
+    peak_rss_kb     INTEGER,
+    over_budget     INTEGER,
+    metrics_json    TEXT,
+    primary_value   REAL,
+    violations_json TEXT,
+    fingerprint     TEXT REFERENCES fingerprints(hash),
+    log_dir         TEXT,
+    error           TEXT,
+    queued_at       INTEGER NOT NULL,
+    started_at      INTEGER,
+    finished_at     INTEGER
+);
+CREATE INDEX runs_by_attempt ON runs (attempt_id);
+CREATE INDEX runs_by_status ON runs (program_id, status);
+
+CREATE TABLE frontier_history (
+    id         INTEGER PRIMARY KEY,
+    program_id INTEGER NOT NULL REFERENCES programs(id),
+    attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+    commit_sha TEXT NOT NULL,
+    value      REAL NOT NULL,
+    decided_at INTEGER NOT NULL
+);
+CREATE INDEX frontier_by_program ON frontier_history (program_id, id);
+"#,
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        super::migrations().validate().unwrap();
+    }
+}

@@ -1,0 +1,179 @@
+//! The store against a real SQLite file: lifecycle, atomic decisions, no double counting, and
+//! durability across reopen.
+
+use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
+use picidae_store::{Decision, NewAttempt, NewProgram, RunResult, Store, StoreError};
+
+fn program(store: &mut Store, name: &str) -> picidae_store::Program {
+    store
+        .create_program(&NewProgram {
+            name: name.into(),
+            benchmark_dir: "/bench".into(),
+            program_md: "# direction".into(),
+            agent: serde_json::json!({"kind": "sweep"}),
+            policy: serde_json::json!({}),
+            base_commit: "a".repeat(40),
+        })
+        .unwrap()
+}
+
+fn attempt(store: &mut Store, program_id: i64, commit: &str) -> picidae_store::Attempt {
+    let a = store
+        .insert_attempt(&NewAttempt {
+            program_id,
+            kind: AttemptKind::Explore,
+            parent_commit: "a".repeat(40),
+            hypothesis: "lr 0.1 → 0.2".into(),
+            proposer: "sweep".into(),
+            params: Some(serde_json::json!({"lr": "0.2"})),
+        })
+        .unwrap();
+    store
+        .set_attempt_commit(a.id, commit, "hash", &["train.py".into()], None)
+        .unwrap();
+    a
+}
+
+#[test]
+fn program_names_are_unique() {
+    let mut s = Store::open_in_memory().unwrap();
+    program(&mut s, "p");
+    let err = s
+        .create_program(&NewProgram {
+            name: "p".into(),
+            benchmark_dir: "/x".into(),
+            program_md: String::new(),
+            agent: serde_json::Value::Null,
+            policy: serde_json::Value::Null,
+            base_commit: "b".into(),
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ProgramExists(_)));
+    assert!(matches!(s.program("nope"), Err(StoreError::NoSuchProgram(_))));
+}
+
+#[test]
+fn sequence_numbers_are_dense_per_program() {
+    let mut s = Store::open_in_memory().unwrap();
+    let p1 = program(&mut s, "one");
+    let p2 = program(&mut s, "two");
+    let a = attempt(&mut s, p1.id, "c1");
+    let b = attempt(&mut s, p1.id, "c2");
+    let c = attempt(&mut s, p2.id, "c3");
+    assert_eq!((a.seq, b.seq, c.seq), (1, 2, 1));
+}
+
+#[test]
+fn decision_advances_frontier_atomically_and_runs_finish_once() {
+    let mut s = Store::open_in_memory().unwrap();
+    let p = program(&mut s, "p");
+    let a = attempt(&mut s, p.id, "c1");
+    let run = s.insert_run(a.id, 0, "local").unwrap();
+    assert_eq!(run.status, RunStatus::Queued);
+    s.mark_run_started(run.id, 123, 123, "host", Some(("fp1", "{}")), "/logs/1")
+        .unwrap();
+    let mut result = RunResult {
+        status: Some(RunStatus::Succeeded),
+        exit_code: Some(0),
+        wall_secs: Some(1.5),
+        primary_value: Some(0.5),
+        ..Default::default()
+    };
+    result.metrics.insert("val_loss".into(), 0.5);
+    result.metrics.insert("odd".into(), f64::NAN);
+    s.finish_run_and_decide(
+        run.id,
+        &result,
+        a.id,
+        &Decision {
+            status: AttemptStatus::Kept,
+            primary_value: Some(0.5),
+            note: None,
+            advance_frontier: true,
+        },
+    )
+    .unwrap();
+    let p = s.program("p").unwrap();
+    assert_eq!(p.frontier_commit.as_deref(), Some("c1"));
+    assert_eq!(p.frontier_value, Some(0.5));
+    assert_eq!(s.frontier_history(p.id).unwrap().len(), 1);
+    let stored = s.run(run.id).unwrap();
+    assert_eq!(stored.metrics["val_loss"], 0.5);
+    assert!(stored.metrics["odd"].is_nan(), "NaN survives the round trip");
+    assert_eq!(stored.fingerprint.as_deref(), Some("fp1"));
+
+    // a second finish is refused, and nothing changes
+    let err = s.finish_run(run.id, &result).unwrap_err();
+    assert!(matches!(err, StoreError::RunAlreadyFinished(_)));
+    assert_eq!(s.run_count(Some(p.id)).unwrap(), 1);
+}
+
+#[test]
+fn failed_decide_rolls_back_the_run_result() {
+    let mut s = Store::open_in_memory().unwrap();
+    let p = program(&mut s, "p");
+    // attempt without commit cannot advance the frontier
+    let a = s
+        .insert_attempt(&NewAttempt {
+            program_id: p.id,
+            kind: AttemptKind::Explore,
+            parent_commit: "x".into(),
+            hypothesis: "h".into(),
+            proposer: "t".into(),
+            params: None,
+        })
+        .unwrap();
+    let run = s.insert_run(a.id, 0, "local").unwrap();
+    let err = s
+        .finish_run_and_decide(
+            run.id,
+            &RunResult::default(),
+            a.id,
+            &Decision {
+                status: AttemptStatus::Kept,
+                primary_value: Some(1.0),
+                note: None,
+                advance_frontier: true,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)));
+    assert_eq!(s.run(run.id).unwrap().status, RunStatus::Queued);
+    assert_eq!(s.attempt(a.id).unwrap().status, AttemptStatus::Proposed);
+}
+
+#[test]
+fn data_survives_reopen_and_unfinished_runs_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    {
+        let mut s = Store::open(&path).unwrap();
+        let p = program(&mut s, "p");
+        let a = attempt(&mut s, p.id, "c1");
+        let r1 = s.insert_run(a.id, 0, "local").unwrap();
+        s.finish_run(
+            r1.id,
+            &RunResult {
+                status: Some(RunStatus::Failed),
+                exit_code: Some(3),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let r2 = s.insert_run(a.id, 1, "local").unwrap();
+        s.mark_run_started(r2.id, 99, 99, "h", None, "/l").unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    s.integrity_check().unwrap();
+    assert_eq!(s.schema_version().unwrap(), 1);
+    let p = s.program("p").unwrap();
+    let unfinished = s.unfinished_runs(Some(p.id)).unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].pid, Some(99));
+    let runs = s.runs_of_attempt(unfinished[0].attempt_id).unwrap();
+    assert_eq!(runs[0].exit_code, Some(3));
+    assert_eq!(s.undecided_attempts(p.id).unwrap().len(), 1);
+    let rows = s.results(None).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].runs, 2);
+}
