@@ -1,0 +1,133 @@
+//! Agents: whatever proposes the next attempt.
+//!
+//! An agent receives an [`AgentContext`] (the program's direction, the contract, the frontier's
+//! visible numbers, the history of earlier attempts) and edits files in its own checkout of the
+//! frontier. It returns a [`Proposal`]: the hypothesis it is testing and, for parameter sweeps,
+//! the assignment it wrote. The harness, not the agent, then checks the boundary, commits the
+//! change and runs it, so an agent can never spend compute on an edit the contract forbids.
+//!
+//! Built in: [`sweep::SweepAgent`] (no LLM; samples declared parameters) and
+//! [`command::CommandAgent`] (runs any program in the checkout; the basis for LLM CLIs).
+
+pub mod command;
+pub mod sweep;
+
+use std::path::Path;
+use std::time::Duration;
+
+use picidae_core::{Assignment, AttemptStatus, Contract};
+use serde::{Deserialize, Serialize};
+
+/// Errors an agent can report. None of them loses the attempt: the harness records it as a
+/// failed proposal with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent configuration: {0}")]
+    Config(String),
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Param(#[from] picidae_core::params::ParamError),
+    #[error("agent command failed to start: {0}")]
+    Spawn(#[from] picidae_exec::ExecError),
+    #[error("agent command timed out after {0:.1}s")]
+    TimedOut(f64),
+    #[error("agent command exited with {0}")]
+    Exited(String),
+    #[error("the sweep space is exhausted: no untried assignment found")]
+    Exhausted,
+}
+
+/// One earlier attempt as an agent may see it: visible numbers only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub hypothesis: String,
+    pub status: AttemptStatus,
+    pub params: Option<Assignment>,
+    pub value: Option<f64>,
+}
+
+/// What an agent is given for one proposal.
+pub struct AgentContext<'a> {
+    pub program: &'a str,
+    pub program_md: &'a str,
+    pub contract: &'a Contract,
+    /// The benchmark directory inside the agent's own checkout of the frontier.
+    pub workspace: &'a Path,
+    /// The frontier's primary-metric value.
+    pub frontier_value: Option<f64>,
+    /// Earlier attempts of this program, oldest first.
+    pub history: &'a [HistoryEntry],
+    /// Sequence number the attempt will get.
+    pub attempt_seq: i64,
+    /// Where the agent may write its transcript and scratch files (outside the checkout).
+    pub scratch: &'a Path,
+}
+
+/// What an agent proposes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Proposal {
+    pub hypothesis: String,
+    pub params: Option<Assignment>,
+    /// Captured transcript (stdout/stderr of a command agent).
+    pub transcript: Option<String>,
+}
+
+/// An agent configuration as stored with a program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum AgentSpec {
+    /// Built-in parameter sweep.
+    Sweep {
+        #[serde(default)]
+        sampler: sweep::Sampler,
+        #[serde(default)]
+        seed: u64,
+    },
+    /// Any command run in the checkout.
+    Command {
+        command: String,
+        #[serde(default = "default_agent_timeout")]
+        timeout_secs: f64,
+    },
+}
+
+fn default_agent_timeout() -> f64 {
+    600.0
+}
+
+impl AgentSpec {
+    pub fn build(&self) -> Box<dyn Agent> {
+        match self {
+            AgentSpec::Sweep { sampler, seed } => Box::new(sweep::SweepAgent::new(*sampler, *seed)),
+            AgentSpec::Command {
+                command,
+                timeout_secs,
+            } => Box::new(command::CommandAgent::new(
+                command.clone(),
+                Duration::from_secs_f64(timeout_secs.max(0.001)),
+            )),
+        }
+    }
+
+    /// Short label for tables and logs.
+    pub fn label(&self) -> String {
+        match self {
+            AgentSpec::Sweep { sampler, .. } => format!("sweep:{}", sampler.as_str()),
+            AgentSpec::Command { .. } => "command".into(),
+        }
+    }
+}
+
+/// Anything that can propose attempts.
+pub trait Agent: Send {
+    /// Name recorded as the attempt's proposer.
+    fn name(&self) -> String;
+    /// Edit files under `ctx.workspace` and describe the change.
+    fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError>;
+}

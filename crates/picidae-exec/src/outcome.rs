@@ -1,0 +1,49 @@
+//! [`RunOutcome`]: the serialisable record of how a run ended.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// Exit status of the command's shell, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal that terminated the shell, if it was killed by one.
+    pub signal: Option<i32>,
+    /// The hard timeout was reached and the group was terminated.
+    pub timed_out: bool,
+    /// The run was cancelled via the cancel flag and the group was terminated.
+    pub cancelled: bool,
+    /// Wall time exceeded the request's `time_budget` (informational).
+    pub over_budget: bool,
+    /// Wall-clock duration from spawn to reaping, in seconds.
+    pub wall_secs: f64,
+    /// Peak resident memory in KiB: the max of the reaped child's
+    /// `ru_maxrss` and sampled sums of VmRSS over the process group.
+    pub peak_rss_kb: Option<u64>,
+    /// stdout exceeded `log_cap_bytes` and the log file was truncated.
+    pub stdout_truncated: bool,
+    /// stderr exceeded `log_cap_bytes` and the log file was truncated.
+    pub stderr_truncated: bool,
+    /// The last (up to) 64 KiB of stdout, lossily decoded as UTF-8,
+    /// independent of log truncation.
+    pub stdout_tail: String,
+    /// Spawn time, milliseconds since the Unix epoch.
+    pub started_at_unix_ms: i64,
+    /// Reap time, milliseconds since the Unix epoch.
+    pub finished_at_unix_ms: i64,
+}
+
+impl RunOutcome {
+    /// True when the command exited with status 0 and was neither timed out
+    /// nor cancelled. Being over budget does not count as failure.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && self.signal.is_none() && !self.timed_out && !self.cancelled
+    }
+
+    /// Wall time as a [`Duration`].
+    pub fn wall(&self) -> Duration {
+        Duration::try_from_secs_f64(self.wall_secs).unwrap_or_default()
+    }
+}

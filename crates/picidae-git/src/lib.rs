@@ -1,0 +1,71 @@
+//! picidae-git: Picidae's only door to git.
+//!
+//! This crate owns every git operation the scheduler performs on a
+//! benchmark's repository:
+//!
+//! * **Attempts as commits.** Every attempt, kept or discarded, becomes a
+//!   commit ([`Worktree::commit_all`], `--allow-empty` so even a no-op attempt
+//!   has one) recorded under a picidae ref ([`Repo::update_ref`], a
+//!   compare-and-swap), so its diff ([`Repo::show_patch`]) is never lost.
+//! * **Isolation.** Every run and every agent works in its own detached
+//!   checkout ([`Repo::add_worktree`]) sharing the object store of the main
+//!   checkout, which is never touched.
+//! * **Scope checks.** [`Worktree::changed_paths`] reports what an agent
+//!   changed relative to the *benchmark directory* (which may be a
+//!   subdirectory of the repository), flagging changes outside it so the
+//!   caller can reject them.
+//!
+//! # Why the git command line and not libgit2
+//!
+//! * It is the real git: the same object format, config, attributes, filters
+//!   and (sparse, LFS, sha256 ...) behaviour the user's own tools see.
+//! * `git worktree` is fully supported; libgit2's worktree support is partial.
+//! * No C library to build or link, so the workspace stays pure Rust.
+//!
+//! # Hardening
+//!
+//! Every invocation runs as
+//! `git -c core.hooksPath=/dev/null -c commit.gpgsign=false -c core.autocrlf=false
+//! -c advice.detachedHead=false ... --no-pager <args>` with
+//! `GIT_TERMINAL_PROMPT=0`, the caller's [`Identity`] as author and committer
+//! (so it works with no global git config at all), and the inherited
+//! repository-selecting variables (`GIT_DIR`, `GIT_INDEX_FILE`, ...) removed.
+//! Failures are [`GitError`] values carrying git's arguments, exit status and
+//! stderr; nothing here panics on git's behalf.
+
+mod cmd;
+mod error;
+mod repo;
+mod status;
+mod worktree;
+
+pub use error::{GitError, Result};
+pub use repo::{Repo, ZERO_OID};
+pub use status::{Change, ChangeKind};
+pub use worktree::Worktree;
+
+/// Author and committer of the commits this crate makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `GIT_AUTHOR_NAME` / `GIT_COMMITTER_NAME`.
+    pub name: String,
+    /// `GIT_AUTHOR_EMAIL` / `GIT_COMMITTER_EMAIL`.
+    pub email: String,
+}
+
+impl Identity {
+    /// An identity with the given name and email.
+    pub fn new(name: impl Into<String>, email: impl Into<String>) -> Self {
+        Identity {
+            name: name.into(),
+            email: email.into(),
+        }
+    }
+}
+
+impl Default for Identity {
+    /// `picidae <picidae@localhost>`.
+    fn default() -> Self {
+        Identity::new("picidae", "picidae@localhost")
+    }
+}

@@ -1,0 +1,397 @@
+//! The repository holding a benchmark: refs, commits, worktrees.
+
+use std::path::{Path, PathBuf};
+
+use crate::cmd::{check_rev, Git};
+use crate::error::{GitError, Result};
+use crate::worktree::Worktree;
+use crate::Identity;
+
+/// The all-zero object id. As `expected_old` in [`Repo::update_ref`] it means
+/// "the ref must not exist yet" (whatever the repository's hash length).
+pub const ZERO_OID: &str = "0000000000000000000000000000000000000000";
+
+/// A git work tree containing a benchmark directory.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+    prefix: PathBuf,
+    /// `prefix` with `/` separators and no trailing slash ("" at the root).
+    prefix_str: String,
+    identity: Identity,
+}
+
+impl Repo {
+    /// Opens the work tree containing `path` (which must exist and be inside a
+    /// git work tree, not in a `.git` directory or a bare repository). When
+    /// `path` is a subdirectory, that subdirectory is the benchmark directory:
+    /// see [`Repo::prefix`]. Commits use [`Identity::default`] unless changed
+    /// with [`Repo::with_identity`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Repo> {
+        let path = path.as_ref();
+        let not_a_work_tree = |detail: String| GitError::NotAWorkTree {
+            path: path.to_owned(),
+            detail,
+        };
+        if !path.is_dir() {
+            return Err(not_a_work_tree("no such directory".into()));
+        }
+        let identity = Identity::default();
+        let inside = Git::new(path, &identity)
+            .args(["rev-parse", "--is-inside-work-tree"])
+            .run_text()
+            .map_err(|e| match e {
+                GitError::Command { stderr, .. } => not_a_work_tree(stderr),
+                other => other,
+            })?;
+        if inside != "true" {
+            return Err(not_a_work_tree(
+                "inside a git directory, not a work tree".into(),
+            ));
+        }
+        let out = Git::new(path, &identity)
+            .args(["rev-parse", "--show-toplevel", "--show-prefix"])
+            .run()?;
+        let out = String::from_utf8(out)
+            .map_err(|_| GitError::Parse("work tree path is not UTF-8".into()))?;
+        let mut lines = out.split('\n');
+        let root = lines
+            .next()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| GitError::Parse(format!("rev-parse --show-toplevel: {out:?}")))?;
+        let prefix_str = lines.next().unwrap_or("").trim_end_matches('/').to_owned();
+        Ok(Repo {
+            root: PathBuf::from(root),
+            prefix: PathBuf::from(&prefix_str),
+            prefix_str,
+            identity,
+        })
+    }
+
+    /// Makes `path` (created if missing; must not already be a repository) a
+    /// new repository on branch `main`, commits everything in it (honouring
+    /// any `.gitignore`) with `initial_message`, and opens it.
+    pub fn init(path: impl AsRef<Path>, initial_message: &str, identity: Identity) -> Result<Repo> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path).map_err(|e| GitError::io(path, e))?;
+        if path.join(".git").exists() {
+            return Err(GitError::InvalidArgument(format!(
+                "{} is already a git repository",
+                path.display()
+            )));
+        }
+        Git::new(path, &identity)
+            .args(["init", "--quiet", "--initial-branch=main"])
+            .run()?;
+        Git::new(path, &identity).args(["add", "-A"]).run()?;
+        commit_from_stdin(path, &identity, initial_message)?;
+        Ok(Repo::open(path)?.with_identity(identity))
+    }
+
+    /// The same repository, committing as `identity`.
+    pub fn with_identity(mut self, identity: Identity) -> Repo {
+        self.identity = identity;
+        self
+    }
+
+    /// The identity commits are made with.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The top level of the work tree (as git reports it: symlinks resolved).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The benchmark directory relative to [`Repo::root`] (empty when the
+    /// benchmark is the whole repository).
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The benchmark directory: `root().join(prefix())`.
+    pub fn bench_dir(&self) -> PathBuf {
+        self.root.join(&self.prefix)
+    }
+
+    fn git(&self) -> Git<'_> {
+        Git::new(&self.root, &self.identity)
+    }
+
+    /// Full sha of the main checkout's `HEAD` commit.
+    pub fn head_commit(&self) -> Result<String> {
+        self.resolve("HEAD")?
+            .ok_or_else(|| GitError::InvalidArgument("HEAD does not name a commit yet".into()))
+    }
+
+    /// Full sha of the commit `rev` names, or `None` if it names none
+    /// (unknown ref, or not a commit). Annotated tags are peeled.
+    pub fn resolve(&self, rev: &str) -> Result<Option<String>> {
+        check_rev(rev)?;
+        let out = self
+            .git()
+            .args(["rev-parse", "--verify", "--quiet"])
+            .arg(format!("{rev}^{{commit}}"))
+            .run_allowing(1)?;
+        Ok(out.map(|o| String::from_utf8_lossy(&o).trim().to_owned()))
+    }
+
+    /// The object a ref points at (not peeled), if the ref exists.
+    fn ref_value(&self, name: &str) -> Result<Option<String>> {
+        let out = self
+            .git()
+            .args(["rev-parse", "--verify", "--quiet", name])
+            .run_allowing(1)?;
+        Ok(out.map(|o| String::from_utf8_lossy(&o).trim().to_owned()))
+    }
+
+    /// Points ref `name` (must start with `refs/`) at `new` (a sha or any rev).
+    ///
+    /// `expected_old`: `None` updates unconditionally; `Some(sha)` updates only
+    /// if the ref is currently at `sha`; `Some(ZERO_OID)` (or `Some("")`) only
+    /// if the ref does not exist yet. The check and the update are atomic
+    /// (`git update-ref name new old`). When the ref holds another value the
+    /// error is [`GitError::RefConflict`].
+    pub fn update_ref(&self, name: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
+        check_ref_name(self, name)?;
+        check_rev(new)?;
+        let old = expected_old.map(|o| {
+            if o.bytes().all(|b| b == b'0') {
+                String::new() // "must not exist", independent of hash length
+            } else {
+                o.to_owned()
+            }
+        });
+        if let Some(o) = old.as_deref().filter(|o| !o.is_empty()) {
+            check_rev(o)?;
+        }
+        let mut git = self.git().args(["update-ref", "--no-deref", name, new]);
+        if let Some(o) = &old {
+            git = git.arg(o);
+        }
+        match git.run() {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let Some(expected) = old else {
+                    return Err(err);
+                };
+                let actual = self.ref_value(name)?;
+                let expected_sha = if expected.is_empty() {
+                    None
+                } else {
+                    // The expected value may be an abbreviation or a rev name.
+                    self.git()
+                        .args(["rev-parse", "--verify", "--quiet", &expected])
+                        .run_allowing(1)?
+                        .map(|o| String::from_utf8_lossy(&o).trim().to_owned())
+                        .or(Some(expected.clone()))
+                };
+                if actual != expected_sha {
+                    Err(GitError::RefConflict {
+                        name: name.to_owned(),
+                        expected: (!expected.is_empty()).then_some(expected),
+                        actual,
+                    })
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Deletes ref `name` (must start with `refs/`). Deleting a ref that does
+    /// not exist is not an error.
+    pub fn delete_ref(&self, name: &str) -> Result<()> {
+        check_ref_name(self, name)?;
+        self.git()
+            .args(["update-ref", "--no-deref", "-d", name])
+            .run()?;
+        Ok(())
+    }
+
+    /// All refs whose full name starts with `prefix` (plain string prefix, e.g.
+    /// `"refs/picidae/"`), as `(name, sha)` sorted by name.
+    pub fn list_refs(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut git = self
+            .git()
+            .args(["for-each-ref", "--format=%(objectname) %(refname)"]);
+        // for-each-ref matches whole path components; narrow to the prefix's
+        // directory, then filter on the exact string prefix below.
+        if let Some(i) = prefix.rfind('/') {
+            git = git.arg(&prefix[..=i]);
+        }
+        let out = git.run()?;
+        let text = String::from_utf8_lossy(&out);
+        let mut refs = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let (sha, name) = line
+                .split_once(' ')
+                .ok_or_else(|| GitError::Parse(format!("for-each-ref line {line:?}")))?;
+            if name.starts_with(prefix) {
+                refs.push((name.to_owned(), sha.to_owned()));
+            }
+        }
+        refs.sort();
+        Ok(refs)
+    }
+
+    /// Creates a detached checkout of `commit` at `path`
+    /// (`git worktree add --detach --force`; `path` must not exist or be an
+    /// empty directory; missing parents are created). The returned handle's
+    /// benchmark directory is `path.join(self.prefix())`.
+    pub fn add_worktree(&self, path: impl AsRef<Path>, commit: &str) -> Result<Worktree> {
+        check_rev(commit)?;
+        let path = absolute(path.as_ref())?;
+        self.git()
+            .args(["worktree", "add", "--detach", "--force"])
+            .arg(&path)
+            .arg(commit)
+            .run()?;
+        Ok(self.worktree(path))
+    }
+
+    /// A handle on an existing worktree of this repository rooted at `path`
+    /// (for instance one created before a restart). Not validated.
+    pub fn worktree(&self, path: impl AsRef<Path>) -> Worktree {
+        let path = path.as_ref();
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        Worktree::new(
+            path,
+            self.prefix.clone(),
+            self.prefix_str.clone(),
+            self.identity.clone(),
+        )
+    }
+
+    /// Removes the worktree at `path`, even with local changes, then prunes
+    /// stale worktree records. A directory already deleted by hand is fine.
+    /// If git refuses (e.g. it holds a nested repository) and `path` is a
+    /// registered worktree of this repository, its directory is deleted
+    /// directly; a directory that is not one is never deleted.
+    pub fn remove_worktree(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = absolute(path.as_ref())?;
+        if same_dir(&path, &self.root) {
+            return Err(GitError::InvalidArgument(format!(
+                "{} is the main work tree",
+                path.display()
+            )));
+        }
+        if path.exists() {
+            let removed = self
+                .git()
+                .args(["worktree", "remove", "--force", "--force"])
+                .arg(&path)
+                .run();
+            if let Err(err) = removed {
+                if path.exists() {
+                    let registered = self.list_worktrees()?.iter().any(|w| same_dir(w, &path));
+                    if !registered {
+                        return Err(err);
+                    }
+                    tracing::warn!(path = %path.display(), error = %err,
+                        "git worktree remove failed; deleting the directory");
+                    std::fs::remove_dir_all(&path).map_err(|e| GitError::io(&path, e))?;
+                }
+            }
+        }
+        self.prune_worktrees()
+    }
+
+    /// Forgets worktrees whose directories no longer exist (`git worktree prune`).
+    pub fn prune_worktrees(&self) -> Result<()> {
+        self.git().args(["worktree", "prune"]).run()?;
+        Ok(())
+    }
+
+    /// Paths of all registered worktrees, the main work tree first.
+    pub fn list_worktrees(&self) -> Result<Vec<PathBuf>> {
+        let out = self.git().args(["worktree", "list", "--porcelain"]).run()?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("worktree "))
+            .map(PathBuf::from)
+            .collect())
+    }
+
+    /// The patch `commit` introduces relative to its first parent (everything,
+    /// for a root commit), binary-safe and applicable with `git apply` at the
+    /// repository root. Paths are repository-relative.
+    pub fn show_patch(&self, commit: &str) -> Result<String> {
+        check_rev(commit)?;
+        let out = self
+            .git()
+            .args(["show", "--format=", "--patch", "-m", "--first-parent"])
+            .args(crate::worktree::PATCH_OPTS)
+            .arg(commit)
+            .arg("--")
+            .run()?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// The full message of `commit`, without trailing newlines.
+    pub fn commit_message(&self, commit: &str) -> Result<String> {
+        check_rev(commit)?;
+        let out = self
+            .git()
+            .args(["show", "-s", "--format=%B"])
+            .arg(commit)
+            .arg("--")
+            .run()?;
+        Ok(String::from_utf8_lossy(&out)
+            .trim_end_matches('\n')
+            .to_owned())
+    }
+
+    /// Whether commit `a` is an ancestor of (or equal to) commit `b`.
+    pub fn is_ancestor(&self, a: &str, b: &str) -> Result<bool> {
+        check_rev(a)?;
+        check_rev(b)?;
+        Ok(self
+            .git()
+            .args(["merge-base", "--is-ancestor", a, b])
+            .run_allowing(1)?
+            .is_some())
+    }
+}
+
+/// `git commit` of whatever is staged in `dir`, even if nothing, message on stdin.
+pub(crate) fn commit_from_stdin(dir: &Path, identity: &Identity, message: &str) -> Result<()> {
+    Git::new(dir, identity)
+        .args([
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--allow-empty",
+            "--allow-empty-message",
+            // Keep '#' lines (markdown headings); only trim blank lines/spaces.
+            "--cleanup=whitespace",
+            "--file=-",
+        ])
+        .stdin(message.as_bytes())
+        .run()?;
+    Ok(())
+}
+
+fn check_ref_name(repo: &Repo, name: &str) -> Result<()> {
+    let bad = || GitError::InvalidArgument(format!("not a valid ref name under refs/: {name:?}"));
+    if !name.starts_with("refs/") || name.starts_with('-') {
+        return Err(bad());
+    }
+    repo.git()
+        .args(["check-ref-format", name])
+        .run_allowing(1)?
+        .map(|_| ())
+        .ok_or_else(bad)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| GitError::io(path, e))
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
