@@ -8,6 +8,7 @@ pub mod contract;
 pub mod domain;
 pub mod metrics;
 pub mod params;
+pub mod results_tsv;
 
 pub use contract::{Contract, ContractError, ContractIssue, CONTRACT_FILE};
 pub use domain::{AttemptKind, AttemptStatus, Boundary, BoundaryViolation, RunStatus};

@@ -1,1 +1,68 @@
-//! picidae-sched
+//! Picidae's scheduler: turns an agent's proposals into decided, recorded attempts.
+//!
+//! - [`project`] owns the on-disk layout of a project (store, run logs, checkouts, caches).
+//! - [`program`] creates research programs (benchmark + program.md + agent + policy).
+//! - [`runner`] is the keep/revert loop: baseline, propose, boundary check, commit, run each
+//!   seed in its own checkout, decide, advance the frontier; and recovery after a crash.
+//!
+//! The store is the source of truth: every step is recorded before the next begins, so a
+//! `kill -9` at any instant loses at most the run in flight, which the next start finds, kills
+//! if still alive, marks as crashed and runs again.
+
+pub mod program;
+pub mod project;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+
+pub use program::{create_program, ProgramOptions};
+pub use project::Project;
+pub use runner::{LoopEvent, LoopOptions, LoopSummary, Runner};
+
+/// Errors of the scheduler.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedError {
+    #[error("no Picidae project at {0} (run `picidae init` there first)")]
+    NoProject(PathBuf),
+    #[error(transparent)]
+    Store(#[from] picidae_store::StoreError),
+    #[error(transparent)]
+    Contract(#[from] picidae_core::ContractError),
+    #[error("git: {0}")]
+    Git(#[from] picidae_git::GitError),
+    #[error("executor: {0}")]
+    Exec(#[from] picidae_exec::ExecError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid program name {0:?}: use letters, digits, '-', '_' and '.'")]
+    BadProgramName(String),
+    #[error("program {program}: {message}")]
+    Program { program: String, message: String },
+    #[error("setup command failed ({status}); see {log}")]
+    SetupFailed { status: String, log: PathBuf },
+    #[error("baseline failed: {reason}; see {log}")]
+    BaselineFailed { reason: String, log: PathBuf },
+}
+
+impl SchedError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> SchedError {
+        SchedError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The git ref namespace of a program.
+pub fn program_ref(program: &str, leaf: &str) -> String {
+    format!("refs/picidae/{program}/{leaf}")
+}
+
+/// The ref holding an attempt's commit.
+pub fn attempt_ref(program: &str, seq: i64) -> String {
+    program_ref(program, &format!("attempts/{seq:06}"))
+}

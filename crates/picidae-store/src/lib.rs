@@ -142,6 +142,18 @@ pub struct Run {
     pub finished_at: Option<i64>,
 }
 
+/// An attempt made outside Picidae, as imported.
+#[derive(Debug, Clone)]
+pub struct ImportedAttempt {
+    pub commit: String,
+    pub status: AttemptStatus,
+    pub primary_value: Option<f64>,
+    pub peak_rss_kb: Option<i64>,
+    pub hypothesis: String,
+    /// Where it came from (file name), recorded as the proposer.
+    pub source: String,
+}
+
 /// What a finished run reports.
 #[derive(Debug, Clone, Default)]
 pub struct RunResult {
@@ -346,6 +358,69 @@ impl Store {
             return Err(StoreError::NoSuchAttempt(id));
         }
         Ok(())
+    }
+
+    /// Record the parameter assignment an agent wrote.
+    pub fn set_attempt_params(&mut self, id: i64, params: &serde_json::Value) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attempts SET params_json = ?2 WHERE id = ?1",
+            params![id, params.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Record attempts made elsewhere (an imported results.tsv), each with one run carrying its
+    /// value and memory, all in one transaction: an import is all or nothing. Imported attempts
+    /// never move the frontier.
+    pub fn insert_imported(&mut self, program_id: i64, rows: &[ImportedAttempt]) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM attempts WHERE program_id = ?1",
+            [program_id],
+            |r| r.get(0),
+        )?;
+        let now = now_ms();
+        for row in rows {
+            seq += 1;
+            tx.execute(
+                "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
+                                       hypothesis, proposer, primary_value, note, created_at,
+                                       decided_at)
+                 VALUES (?1, ?2, 'imported', ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                params![
+                    program_id,
+                    seq,
+                    row.status.as_str(),
+                    row.commit,
+                    row.hypothesis,
+                    row.source,
+                    row.primary_value,
+                    format!("imported from {}", row.source),
+                    now
+                ],
+            )?;
+            let attempt_id = tx.last_insert_rowid();
+            let run_status = if row.status == AttemptStatus::Failed {
+                RunStatus::Crashed
+            } else {
+                RunStatus::Succeeded
+            };
+            tx.execute(
+                "INSERT INTO runs (attempt_id, program_id, seed, status, executor, peak_rss_kb,
+                                   primary_value, queued_at, finished_at)
+                 VALUES (?1, ?2, 0, ?3, 'imported', ?4, ?5, ?6, ?6)",
+                params![
+                    attempt_id,
+                    program_id,
+                    run_status.as_str(),
+                    row.peak_rss_kb,
+                    row.primary_value,
+                    now
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(rows.len())
     }
 
     /// Mark an attempt `running` (its runs are being executed).

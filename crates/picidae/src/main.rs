@@ -1,1 +1,364 @@
-fn main() {}
+//! `picidae`: the command-line front end. Parses arguments, finds the project, and hands work to
+//! the scheduler; errors become messages here (anyhow at the edge only).
+
+mod demo;
+mod progress;
+mod results;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use picidae_agent::sweep::Sampler;
+use picidae_agent::AgentSpec;
+use picidae_core::Contract;
+use picidae_sched::{create_program, LoopOptions, ProgramOptions, Project, Runner};
+
+#[derive(Parser)]
+#[command(
+    name = "picidae",
+    version,
+    about = "Scheduler, memory and cockpit for auto-research",
+    long_about = "Picidae runs research programs: an agent proposes a change to a benchmark, \
+                  Picidae checks it against the benchmark's contract, runs it under a fixed \
+                  budget, and keeps it only if the primary metric improves. Every attempt, kept \
+                  or not, is a git commit and a row in the store."
+)]
+struct Cli {
+    /// Project directory (default: the nearest directory at or above the current one that
+    /// holds `.picidae/`).
+    #[arg(long, global = true, env = "PICIDAE_PROJECT")]
+    project: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a project (a `.picidae/` directory with an embedded SQLite store).
+    Init {
+        /// Directory to create the project in.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Validate a benchmark's picidae.toml and summarise it.
+    Check {
+        /// Benchmark directory (or the contract file itself).
+        #[arg(default_value = ".")]
+        benchmark: PathBuf,
+    },
+    /// Manage research programs.
+    #[command(subcommand)]
+    Program(ProgramCmd),
+    /// Run a program's keep/revert loop.
+    Run {
+        program: String,
+        /// Stop after this many new attempts (without it, the loop never stops by itself;
+        /// Ctrl-C finishes the attempt in flight, a second Ctrl-C cancels the run in flight).
+        #[arg(long, short = 'n')]
+        max_attempts: Option<u64>,
+        /// Print one line per event instead of a progress bar.
+        #[arg(long)]
+        plain: bool,
+    },
+    /// Print the results table.
+    Results {
+        #[arg(long, short)]
+        program: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Show only the last N attempts.
+        #[arg(long)]
+        last: Option<usize>,
+    },
+    /// Show one attempt: hypothesis, runs, and its diff.
+    Show { program: String, seq: i64 },
+    /// Export results in other tools' formats.
+    #[command(subcommand)]
+    Export(ExportCmd),
+    /// Import results from other tools' formats.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Run the bundled example benchmark end to end: a fresh project, a sweep program, 30
+    /// attempts, and the improvement found.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum ProgramCmd {
+    /// Create a program: benchmark + program.md + agent + policy.
+    Create(CreateArgs),
+    /// List programs with their frontier.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AgentKind {
+    Sweep,
+    Command,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    name: String,
+    /// Benchmark directory (inside a git repository, with a picidae.toml).
+    #[arg(long, short)]
+    benchmark: PathBuf,
+    #[arg(long, value_enum, default_value = "sweep")]
+    agent: AgentKind,
+    /// For `--agent command`: the command to run in the attempt's checkout.
+    #[arg(long = "agent-command")]
+    agent_command: Option<String>,
+    /// For `--agent command`: seconds before the agent is killed.
+    #[arg(long, default_value_t = 600.0)]
+    agent_timeout: f64,
+    /// For `--agent sweep`: the random seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    sweep_seed: u64,
+    /// Direction for the agent (default: the benchmark's program.md).
+    #[arg(long)]
+    program_md: Option<PathBuf>,
+    /// Seeds per attempt (overrides the contract's policy).
+    #[arg(long)]
+    seeds: Option<u32>,
+    /// Seeds for the baseline (overrides the contract's policy).
+    #[arg(long)]
+    baseline_seeds: Option<u32>,
+    /// Minimum improvement of the primary metric to keep an attempt.
+    #[arg(long)]
+    min_improvement: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// autoresearch's results.tsv (commit, primary metric, memory_gb, status, description).
+    ResultsTsv {
+        #[arg(long, short)]
+        program: String,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Read an autoresearch results.tsv into a program's history.
+    ResultsTsv {
+        file: PathBuf,
+        #[arg(long, short)]
+        program: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PICIDAE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_project(cli_project: &Option<PathBuf>) -> Result<Project> {
+    Ok(match cli_project {
+        Some(p) => Project::open(p)?,
+        None => Project::discover(Path::new("."))?,
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir } => {
+            let dir = cli.project.clone().unwrap_or(dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let p = Project::init(&dir)?;
+            println!("initialised Picidae project in {}", p.dir().display());
+        }
+        Command::Check { benchmark } => return check(&benchmark),
+        Command::Program(ProgramCmd::Create(args)) => {
+            let mut project = open_project(&cli.project)?;
+            let agent = match args.agent {
+                AgentKind::Sweep => AgentSpec::Sweep {
+                    sampler: Sampler::Random,
+                    seed: args.sweep_seed,
+                },
+                AgentKind::Command => AgentSpec::Command {
+                    command: args
+                        .agent_command
+                        .clone()
+                        .context("--agent command needs --agent-command '<command line>'")?,
+                    timeout_secs: args.agent_timeout,
+                },
+            };
+            let program_md = args
+                .program_md
+                .as_ref()
+                .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
+                .transpose()?;
+            let p = create_program(
+                &mut project,
+                &ProgramOptions {
+                    name: args.name.clone(),
+                    benchmark: args.benchmark.clone(),
+                    program_md,
+                    agent,
+                    seeds: args.seeds,
+                    baseline_seeds: args.baseline_seeds,
+                    min_improvement: args.min_improvement,
+                },
+            )?;
+            println!(
+                "created program {} on {} at {}",
+                p.name,
+                p.benchmark_dir,
+                &p.base_commit[..12.min(p.base_commit.len())]
+            );
+        }
+        Command::Program(ProgramCmd::List { json }) => {
+            let project = open_project(&cli.project)?;
+            results::list_programs(&project, json)?;
+        }
+        Command::Run {
+            program,
+            max_attempts,
+            plain,
+        } => {
+            let mut project = open_project(&cli.project)?;
+            run_loop(&mut project, &program, max_attempts, plain)?;
+        }
+        Command::Results {
+            program,
+            json,
+            last,
+        } => {
+            let project = open_project(&cli.project)?;
+            results::print_results(&project, program.as_deref(), json, last)?;
+        }
+        Command::Show { program, seq } => {
+            let project = open_project(&cli.project)?;
+            results::show_attempt(&project, &program, seq)?;
+        }
+        Command::Export(ExportCmd::ResultsTsv { program, output }) => {
+            let project = open_project(&cli.project)?;
+            let text = results::export_tsv(&project, &program)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        Command::Import(ImportCmd::ResultsTsv { file, program }) => {
+            let mut project = open_project(&cli.project)?;
+            let n = results::import_tsv(&mut project, &program, &file)?;
+            println!("imported {n} attempts into {program}");
+        }
+        Command::Demo(args) => demo::run(args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(benchmark: &Path) -> Result<ExitCode> {
+    match Contract::load(benchmark) {
+        Ok(c) => {
+            println!("{}: ok", c.name);
+            println!(
+                "  run:      {} (budget {:.1}s, timeout {:.1}s, grace {:.1}s)",
+                c.run.command,
+                c.run.time_budget.as_secs_f64(),
+                c.run.timeout.as_secs_f64(),
+                c.run.grace.as_secs_f64()
+            );
+            println!("  editable: {}", c.boundary.editable.join(", "));
+            let p = c.primary();
+            println!("  primary:  {} ({})", p.name, p.goal);
+            println!(
+                "  metrics:  {}",
+                c.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            if !c.params.is_empty() {
+                println!(
+                    "  params:   {}",
+                    c.params
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            println!(
+                "  policy:   seeds {}, baseline seeds {}",
+                c.policy.seeds, c.policy.baseline_seeds
+            );
+            if let Some(h) = &c.hidden {
+                println!("  hidden:   {} → {}", h.command, h.metrics.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            let n = e.issues().len();
+            if n > 0 {
+                eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Run a program's loop with a progress display and Ctrl-C handling.
+pub(crate) fn run_loop(
+    project: &mut Project,
+    program: &str,
+    max_attempts: Option<u64>,
+    plain: bool,
+) -> Result<picidae_sched::LoopSummary> {
+    let opts = LoopOptions {
+        max_attempts,
+        ..Default::default()
+    };
+    {
+        let stop = opts.stop.clone();
+        let cancel = opts.cancel.clone();
+        // Installing twice (demo then run) is impossible in one process; ignore the error.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                cancel.store(true, Ordering::SeqCst);
+                eprintln!("\npicidae: cancelling the run in flight");
+            } else {
+                eprintln!(
+                    "\npicidae: stopping after the attempt in flight (Ctrl-C again to cancel it)"
+                );
+            }
+        });
+    }
+    let stored = project.store.program(program)?;
+    let spec: AgentSpec = serde_json::from_value(stored.agent.clone())
+        .with_context(|| format!("program {program}: unreadable agent configuration"))?;
+    let mut agent = spec.build();
+    let mut runner = Runner::new(project, program)?;
+    let primary = runner.contract().primary_metric.clone();
+    let mut display = progress::Display::new(max_attempts, &primary, plain);
+    let summary = runner.run(agent.as_mut(), &opts, &mut |e| display.event(e));
+    display.finish();
+    let summary = summary?;
+    if summary.attempts == 0 && summary.stopped.is_none() && max_attempts != Some(0) {
+        bail!("no attempt was made");
+    }
+    progress::print_summary(&summary, &primary);
+    Ok(summary)
+}

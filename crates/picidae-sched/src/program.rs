@@ -1,0 +1,125 @@
+//! Creating a research program: benchmark + program.md + agent + policy.
+//!
+//! The benchmark must be inside a git repository; the program starts from its current `HEAD`
+//! (recorded as `refs/picidae/<program>/base`). Uncommitted changes in the benchmark are not
+//! part of the program and are reported as an error, so a program never silently starts from
+//! something no commit holds.
+
+use std::path::Path;
+
+use picidae_agent::AgentSpec;
+use picidae_core::contract::PolicySpec;
+use picidae_core::Contract;
+use picidae_git::Repo;
+use picidae_store::{NewProgram, Program};
+
+use crate::{program_ref, Project, SchedError};
+
+/// What a new program is made of.
+#[derive(Debug, Clone)]
+pub struct ProgramOptions {
+    pub name: String,
+    pub benchmark: std::path::PathBuf,
+    /// Direction for the agent; when `None`, the benchmark's `program.md` (if any) is used.
+    pub program_md: Option<String>,
+    pub agent: AgentSpec,
+    /// Policy overrides (unset fields use the contract's policy).
+    pub seeds: Option<u32>,
+    pub baseline_seeds: Option<u32>,
+    pub min_improvement: Option<f64>,
+}
+
+pub fn valid_program_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.contains("..")
+        && !name.ends_with(".lock")
+}
+
+/// The policy in force for a program: the contract's, overridden by the program's.
+pub fn effective_policy(contract: &Contract, program: &Program) -> PolicySpec {
+    let mut p = contract.policy.clone();
+    let o = &program.policy;
+    if let Some(s) = o.get("seeds").and_then(|v| v.as_u64()) {
+        p.seeds = s.max(1) as u32;
+    }
+    if let Some(s) = o.get("baseline_seeds").and_then(|v| v.as_u64()) {
+        p.baseline_seeds = s.max(1) as u32;
+    }
+    if let Some(m) = o.get("min_improvement").and_then(|v| v.as_f64()) {
+        p.min_improvement = m;
+    }
+    p
+}
+
+pub fn create_program(project: &mut Project, opts: &ProgramOptions) -> Result<Program, SchedError> {
+    if !valid_program_name(&opts.name) {
+        return Err(SchedError::BadProgramName(opts.name.clone()));
+    }
+    let bench = std::fs::canonicalize(&opts.benchmark).map_err(|e| SchedError::io(&opts.benchmark, e))?;
+    let contract = Contract::load(&bench)?;
+    let repo = Repo::open(&bench)?;
+    let fail = |message: String| SchedError::Program {
+        program: opts.name.clone(),
+        message,
+    };
+    if let AgentSpec::Sweep { .. } = opts.agent {
+        if contract.params.is_empty() {
+            return Err(fail(
+                "the sweep agent needs [[param]] entries in the benchmark's picidae.toml".into(),
+            ));
+        }
+    }
+    let head = repo.head_commit()?;
+    // Uncommitted changes inside the benchmark directory would not be part of any commit.
+    let dirty = {
+        let wt = repo.worktree(repo.root());
+        wt.changed_paths()?
+            .into_iter()
+            .filter(|c| !c.outside_prefix)
+            .map(|c| c.path)
+            .collect::<Vec<_>>()
+    };
+    if !dirty.is_empty() {
+        return Err(fail(format!(
+            "the benchmark has uncommitted changes ({}); commit them first so the program starts from a commit",
+            dirty.join(", ")
+        )));
+    }
+    let program_md = match &opts.program_md {
+        Some(t) => t.clone(),
+        None => read_optional(&bench.join("program.md"))?,
+    };
+    let mut policy = serde_json::Map::new();
+    if let Some(s) = opts.seeds {
+        policy.insert("seeds".into(), s.into());
+    }
+    if let Some(s) = opts.baseline_seeds {
+        policy.insert("baseline_seeds".into(), s.into());
+    }
+    if let Some(m) = opts.min_improvement {
+        policy.insert("min_improvement".into(), m.into());
+    }
+    let program = project.store.create_program(&NewProgram {
+        name: opts.name.clone(),
+        benchmark_dir: bench.display().to_string(),
+        program_md,
+        agent: serde_json::to_value(&opts.agent).unwrap_or_default(),
+        policy: serde_json::Value::Object(policy),
+        base_commit: head.clone(),
+    })?;
+    repo.update_ref(&program_ref(&opts.name, "base"), &head, None)?;
+    Ok(program)
+}
+
+fn read_optional(path: &Path) -> Result<String, SchedError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(SchedError::io(path, e)),
+    }
+}

@@ -1,0 +1,901 @@
+//! The keep/revert loop of one program, and its recovery after a crash.
+//!
+//! One iteration: record a new attempt → the agent edits its own checkout of the frontier →
+//! the harness lists what changed and checks it against the boundary (a violation is committed
+//! as evidence and rejected without any run) → commit on `refs/picidae/<program>/attempts/N` →
+//! run each seed in its own checkout under the contract's budget → decide (mean of the seeds'
+//! primary metric against the frontier) → advance the frontier in the same transaction as the
+//! last run's result.
+//!
+//! Stopping: `stop` lets the attempt in flight finish and be decided; `cancel` kills the run in
+//! flight (recorded as cancelled) and leaves its attempt undecided, to be resumed on the next
+//! start. Recovery on start: runs left `running` by a dead harness are killed if still alive and
+//! recorded as cancelled; undecided attempts with a commit are resumed (missing seeds run), those
+//! without one are recorded as failed.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use picidae_agent::{Agent, AgentContext, AgentError, HistoryEntry};
+use picidae_core::contract::PolicySpec;
+use picidae_core::metrics::{check_guards, parse_json_lines, parse_stdout};
+use picidae_core::{Assignment, AttemptKind, AttemptStatus, Boundary, Contract, RunStatus};
+use picidae_exec::{Fingerprint, LocalExecutor, RunOutcome, RunRequest};
+use picidae_git::{ChangeKind, Repo};
+use picidae_store::{Attempt, AttemptFilter, Decision, NewAttempt, Program, RunResult};
+use serde_json::json;
+use sha2::Digest;
+
+use crate::program::effective_policy;
+use crate::{attempt_ref, program_ref, Project, SchedError};
+
+/// How long the optional setup step may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Options of one invocation of the loop.
+#[derive(Debug, Clone, Default)]
+pub struct LoopOptions {
+    /// Stop after this many new attempts (resumed ones are not counted). `None` = never stop.
+    pub max_attempts: Option<u64>,
+    /// Finish the attempt in flight, then stop.
+    pub stop: Arc<AtomicBool>,
+    /// Kill the run in flight and stop; its attempt is resumed next time.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What the loop reports as it goes (for progress displays and logs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoopEvent {
+    Recovered {
+        runs_interrupted: usize,
+        attempts_resumed: usize,
+        attempts_failed: usize,
+    },
+    Setup {
+        cached: bool,
+        secs: f64,
+    },
+    RunStarted {
+        seq: i64,
+        run_id: i64,
+        seed: i64,
+    },
+    RunFinished {
+        seq: i64,
+        run_id: i64,
+        status: RunStatus,
+        value: Option<f64>,
+        wall_secs: f64,
+    },
+    Proposed {
+        seq: i64,
+        hypothesis: String,
+    },
+    Rejected {
+        seq: i64,
+        status: AttemptStatus,
+        reason: String,
+    },
+    Decided {
+        seq: i64,
+        kind: AttemptKind,
+        status: AttemptStatus,
+        value: Option<f64>,
+        frontier: Option<f64>,
+        hypothesis: String,
+    },
+}
+
+/// Counts for one invocation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoopSummary {
+    pub attempts: u64,
+    pub kept: u64,
+    pub discarded: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub baseline: Option<f64>,
+    pub frontier: Option<f64>,
+    /// Why the loop ended before `max_attempts`, if it did.
+    pub stopped: Option<String>,
+}
+
+enum Finish {
+    Decided(AttemptStatus),
+    Interrupted,
+}
+
+/// The loop for one program.
+pub struct Runner<'p> {
+    project: &'p mut Project,
+    program: Program,
+    contract: Contract,
+    repo: Repo,
+    policy: PolicySpec,
+    fp_hash: String,
+    fp_json: String,
+    host: String,
+    data_dir: PathBuf,
+    history: Vec<HistoryEntry>,
+}
+
+type Events<'e> = &'e mut dyn FnMut(&LoopEvent);
+
+impl<'p> Runner<'p> {
+    /// Load the program, its contract and its repository.
+    pub fn new(project: &'p mut Project, program: &str) -> Result<Runner<'p>, SchedError> {
+        let program = project.store.program(program)?;
+        let contract = Contract::load(Path::new(&program.benchmark_dir))?;
+        let repo = Repo::open(&program.benchmark_dir)?;
+        let policy = effective_policy(&contract, &program);
+        let fp = Fingerprint::collect(Some(&program.base_commit))?;
+        let fp_hash = fp.hash();
+        let fp_json = serde_json::to_string(&fp).unwrap_or_default();
+        let data_dir = project.cache_dir(&program.name, &fp_hash).join("data");
+        Ok(Runner {
+            host: fp.hostname.clone(),
+            project,
+            program,
+            contract,
+            repo,
+            policy,
+            fp_hash,
+            fp_json,
+            data_dir,
+            history: Vec::new(),
+        })
+    }
+
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    pub fn policy(&self) -> &PolicySpec {
+        &self.policy
+    }
+
+    /// Run the loop until `max_attempts` new attempts are decided, the agent has nothing more
+    /// to propose, or a stop is requested.
+    pub fn run(
+        &mut self,
+        agent: &mut dyn Agent,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<LoopSummary, SchedError> {
+        let mut summary = LoopSummary::default();
+        let resumed = self.recover(events)?;
+        self.setup(events)?;
+        self.load_history()?;
+        for attempt in resumed {
+            if self.interrupted(opts) {
+                break;
+            }
+            if let Finish::Interrupted = self.run_attempt(&attempt, opts, events)? {
+                summary.stopped = Some("cancelled".into());
+                return self.finish_summary(summary);
+            }
+        }
+        if self.program.frontier_value.is_none() {
+            self.baseline(opts, events)?;
+            if self.program.frontier_value.is_none() {
+                summary.stopped = Some("cancelled during the baseline".into());
+                return self.finish_summary(summary);
+            }
+        }
+        summary.baseline = self.baseline_value()?;
+        loop {
+            if let Some(max) = opts.max_attempts {
+                if summary.attempts >= max {
+                    break;
+                }
+            }
+            if opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst) {
+                summary.stopped = Some("stop requested".into());
+                break;
+            }
+            match self.explore_one(agent, opts, events)? {
+                Some(Finish::Decided(status)) => {
+                    summary.attempts += 1;
+                    match status {
+                        AttemptStatus::Kept => summary.kept += 1,
+                        AttemptStatus::Discarded => summary.discarded += 1,
+                        AttemptStatus::Rejected | AttemptStatus::Duplicate => {
+                            summary.rejected += 1
+                        }
+                        _ => summary.failed += 1,
+                    }
+                }
+                Some(Finish::Interrupted) => {
+                    summary.attempts += 1;
+                    summary.stopped = Some("cancelled".into());
+                    break;
+                }
+                None => {
+                    summary.stopped = Some("the agent has nothing more to propose".into());
+                    break;
+                }
+            }
+        }
+        self.finish_summary(summary)
+    }
+
+    fn finish_summary(&mut self, mut s: LoopSummary) -> Result<LoopSummary, SchedError> {
+        self.program = self.project.store.program_by_id(self.program.id)?;
+        s.frontier = self.program.frontier_value;
+        if s.baseline.is_none() {
+            s.baseline = self.baseline_value()?;
+        }
+        Ok(s)
+    }
+
+    fn baseline_value(&self) -> Result<Option<f64>, SchedError> {
+        Ok(self
+            .project
+            .store
+            .frontier_history(self.program.id)?
+            .first()
+            .map(|h| h.2))
+    }
+
+    fn interrupted(&self, opts: &LoopOptions) -> bool {
+        opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst)
+    }
+
+    // ------------------------------------------------------------------ recovery
+
+    /// Close what a dead harness left open; return the attempts to resume.
+    fn recover(&mut self, events: Events<'_>) -> Result<Vec<Attempt>, SchedError> {
+        let pid = self.program.id;
+        let mut runs_interrupted = 0;
+        for run in self.project.store.unfinished_runs(Some(pid))? {
+            if run.status == RunStatus::Running && run.host.as_deref() == Some(self.host.as_str())
+            {
+                if let Some(pgid) = run.pgid {
+                    // The group outlives the harness (it has its own process group): end it.
+                    picidae_exec::kill_group(pgid as i32, self.contract.run.grace);
+                }
+            }
+            let error = if run.status == RunStatus::Running {
+                "interrupted: the harness stopped while this run was in flight; its seed is run again"
+            } else {
+                "interrupted: the harness stopped before this run started"
+            };
+            self.project.store.finish_run(
+                run.id,
+                &RunResult {
+                    status: Some(RunStatus::Cancelled),
+                    error: Some(error.into()),
+                    ..Default::default()
+                },
+            )?;
+            runs_interrupted += 1;
+        }
+        let mut resume = Vec::new();
+        let mut failed = 0;
+        for a in self.project.store.undecided_attempts(pid)? {
+            if a.commit.is_some() {
+                resume.push(a);
+            } else {
+                self.project.store.reject_attempt(
+                    a.id,
+                    AttemptStatus::Failed,
+                    &json!({"interrupted": "the harness stopped before the change was committed"}),
+                    "interrupted before commit",
+                )?;
+                failed += 1;
+            }
+        }
+        // The store is the source of truth for the frontier; bring the git ref in line with it.
+        if let Some(commit) = &self.program.frontier_commit {
+            self.repo
+                .update_ref(&program_ref(&self.program.name, "frontier"), commit, None)?;
+        }
+        let wt_root = self.project.worktree_dir(&self.program.name, "");
+        if wt_root.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&wt_root) {
+                for e in entries.flatten() {
+                    let _ = self.repo.remove_worktree(e.path());
+                }
+            }
+        }
+        self.repo.prune_worktrees()?;
+        if runs_interrupted + resume.len() + failed > 0 {
+            events(&LoopEvent::Recovered {
+                runs_interrupted,
+                attempts_resumed: resume.len(),
+                attempts_failed: failed,
+            });
+        }
+        Ok(resume)
+    }
+
+    // ------------------------------------------------------------------ setup
+
+    fn setup(&mut self, events: Events<'_>) -> Result<(), SchedError> {
+        let cache = self.data_dir.parent().unwrap_or(&self.data_dir).to_path_buf();
+        let hidden = cache.join("hidden");
+        for d in [&self.data_dir, &hidden] {
+            std::fs::create_dir_all(d).map_err(|e| SchedError::io(d, e))?;
+        }
+        let Some(setup) = self.contract.setup.clone() else {
+            return Ok(());
+        };
+        let marker = cache.join(".setup-done");
+        let stamp = format!("{}\n{}\n", self.program.base_commit, setup.command);
+        if std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str()) {
+            events(&LoopEvent::Setup {
+                cached: true,
+                secs: 0.0,
+            });
+            return Ok(());
+        }
+        let started = Instant::now();
+        let wt_path = self.project.worktree_dir(&self.program.name, "setup");
+        let _ = self.repo.remove_worktree(&wt_path);
+        let wt = self.repo.add_worktree(&wt_path, &self.program.base_commit)?;
+        let log = cache.join("setup.log");
+        let req = RunRequest {
+            command: setup.command.clone(),
+            cwd: wt.bench_dir(),
+            env: vec![
+                ("PICIDAE_DATA".into(), self.data_dir.display().to_string()),
+                ("PICIDAE_HIDDEN".into(), hidden.display().to_string()),
+            ],
+            time_budget: SETUP_TIMEOUT,
+            timeout: SETUP_TIMEOUT,
+            grace: self.contract.run.grace,
+            stdout_path: log.clone(),
+            stderr_path: log.clone(),
+            log_cap_bytes: self.contract.run.log_cap_bytes,
+        };
+        let cancel = AtomicBool::new(false);
+        let outcome = LocalExecutor::new().spawn(&req)?.wait(&cancel);
+        let _ = self.repo.remove_worktree(&wt_path);
+        let outcome = outcome?;
+        if !outcome.succeeded() {
+            return Err(SchedError::SetupFailed {
+                status: describe_exit(&outcome),
+                log,
+            });
+        }
+        std::fs::write(&marker, stamp).map_err(|e| SchedError::io(&marker, e))?;
+        events(&LoopEvent::Setup {
+            cached: false,
+            secs: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ baseline
+
+    fn baseline(&mut self, opts: &LoopOptions, events: Events<'_>) -> Result<(), SchedError> {
+        let base = self.program.base_commit.clone();
+        let attempt = self.project.store.insert_attempt(&NewAttempt {
+            program_id: self.program.id,
+            kind: AttemptKind::Baseline,
+            parent_commit: base.clone(),
+            hypothesis: "baseline".into(),
+            proposer: "picidae".into(),
+            params: None,
+        })?;
+        self.project
+            .store
+            .set_attempt_commit(attempt.id, &base, &patch_hash(""), &[], None)?;
+        let attempt = self.project.store.attempt(attempt.id)?;
+        match self.run_attempt(&attempt, opts, events)? {
+            Finish::Decided(AttemptStatus::Kept) => Ok(()),
+            Finish::Decided(_) => {
+                let runs = self.project.store.runs_of_attempt(attempt.id)?;
+                let last = runs.last();
+                let reason = last
+                    .map(|r| {
+                        let mut s = format!("run {} {}", r.id, r.status);
+                        if !r.violations.is_empty() {
+                            s.push_str(&format!(" ({})", r.violations.join("; ")));
+                        }
+                        if let Some(e) = &r.error {
+                            s.push_str(&format!(" ({e})"));
+                        }
+                        s
+                    })
+                    .unwrap_or_else(|| "no run".into());
+                let log = last
+                    .and_then(|r| r.log_dir.clone())
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                Err(SchedError::BaselineFailed { reason, log })
+            }
+            Finish::Interrupted => Ok(()),
+        }
+    }
+
+    // ------------------------------------------------------------------ exploration
+
+    fn load_history(&mut self) -> Result<(), SchedError> {
+        let attempts = self.project.store.attempts(&AttemptFilter {
+            program_id: Some(self.program.id),
+            ..Default::default()
+        })?;
+        self.history = attempts.iter().map(history_entry).collect();
+        Ok(())
+    }
+
+    /// Propose, check, commit and run one new attempt. `None` when the agent is exhausted.
+    fn explore_one(
+        &mut self,
+        agent: &mut dyn Agent,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Option<Finish>, SchedError> {
+        let frontier = self
+            .program
+            .frontier_commit
+            .clone()
+            .unwrap_or_else(|| self.program.base_commit.clone());
+        let attempt = self.project.store.insert_attempt(&NewAttempt {
+            program_id: self.program.id,
+            kind: AttemptKind::Explore,
+            parent_commit: frontier.clone(),
+            hypothesis: String::new(),
+            proposer: agent.name(),
+            params: None,
+        })?;
+        let name = self.program.name.clone();
+        let wt_path = self.project.worktree_dir(&name, "agent");
+        let _ = self.repo.remove_worktree(&wt_path);
+        let wt = self.repo.add_worktree(&wt_path, &frontier)?;
+        let scratch = self.project.attempt_dir(&name, attempt.seq);
+        let proposal = {
+            let ctx = AgentContext {
+                program: &name,
+                program_md: &self.program.program_md,
+                contract: &self.contract,
+                workspace: &wt.bench_dir(),
+                frontier_value: self.program.frontier_value,
+                history: &self.history,
+                attempt_seq: attempt.seq,
+                scratch: &scratch,
+            };
+            agent.propose(&ctx)
+        };
+        let proposal = match proposal {
+            Ok(p) => p,
+            Err(AgentError::Exhausted) => {
+                let _ = self.repo.remove_worktree(&wt_path);
+                self.project.store.reject_attempt(
+                    attempt.id,
+                    AttemptStatus::Failed,
+                    &json!({"agent_error": "exhausted"}),
+                    "the agent had nothing new to propose",
+                )?;
+                return Ok(None);
+            }
+            Err(e) => {
+                let _ = self.repo.remove_worktree(&wt_path);
+                let reason = e.to_string();
+                self.project.store.reject_attempt(
+                    attempt.id,
+                    AttemptStatus::Failed,
+                    &json!({"agent_error": reason}),
+                    &format!("agent failed: {reason}"),
+                )?;
+                self.push_history(attempt.id)?;
+                events(&LoopEvent::Rejected {
+                    seq: attempt.seq,
+                    status: AttemptStatus::Failed,
+                    reason,
+                });
+                return Ok(Some(Finish::Decided(AttemptStatus::Failed)));
+            }
+        };
+        if let Some(t) = &proposal.transcript {
+            let path = scratch.join("transcript.txt");
+            std::fs::create_dir_all(&scratch).map_err(|e| SchedError::io(&scratch, e))?;
+            std::fs::write(&path, t).map_err(|e| SchedError::io(&path, e))?;
+        }
+        events(&LoopEvent::Proposed {
+            seq: attempt.seq,
+            hypothesis: proposal.hypothesis.clone(),
+        });
+        let changes = wt.changed_paths()?;
+        if changes.is_empty() {
+            let _ = self.repo.remove_worktree(&wt_path);
+            self.project.store.set_attempt_commit(
+                attempt.id,
+                &frontier,
+                &patch_hash(""),
+                &[],
+                Some(&proposal.hypothesis),
+            )?;
+            self.project.store.reject_attempt(
+                attempt.id,
+                AttemptStatus::Rejected,
+                &json!({"no_change": true}),
+                "the agent changed nothing",
+            )?;
+            self.push_history(attempt.id)?;
+            events(&LoopEvent::Rejected {
+                seq: attempt.seq,
+                status: AttemptStatus::Rejected,
+                reason: "no change".into(),
+            });
+            return Ok(Some(Finish::Decided(AttemptStatus::Rejected)));
+        }
+        let boundary = Boundary::new(&self.contract.boundary).map_err(|e| SchedError::Program {
+            program: name.clone(),
+            message: format!("boundary: {e}"),
+        })?;
+        let mut touched = Vec::new();
+        let mut violations = Vec::new();
+        for c in &changes {
+            touched.push(c.path.clone());
+            violations.extend(boundary.check_one(&c.path, c.outside_prefix));
+            if let ChangeKind::Renamed { from } = &c.kind {
+                violations.extend(boundary.check_one(from, from.starts_with("../")));
+            }
+        }
+        // Commit every proposal, rejected or not, so its diff is never lost.
+        let patch = wt.diff_against_head()?;
+        let message = format!(
+            "{}\n\nPicidae-Program: {}\nPicidae-Attempt: {}\nPicidae-Proposer: {}\n",
+            one_line(&proposal.hypothesis),
+            name,
+            attempt.seq,
+            agent.name()
+        );
+        let commit = wt.commit_all(&message)?;
+        let _ = self.repo.remove_worktree(&wt_path);
+        self.repo
+            .update_ref(&attempt_ref(&name, attempt.seq), &commit, None)?;
+        if let Some(params) = &proposal.params {
+            let params = serde_json::to_value(params).unwrap_or_default();
+            self.project.store.set_attempt_params(attempt.id, &params)?;
+        }
+        self.project.store.set_attempt_commit(
+            attempt.id,
+            &commit,
+            &patch_hash(&patch),
+            &touched,
+            Some(&proposal.hypothesis),
+        )?;
+        if !violations.is_empty() {
+            let paths: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
+            let note = format!("edit outside the boundary: {}", paths.join(", "));
+            self.project.store.reject_attempt(
+                attempt.id,
+                AttemptStatus::Rejected,
+                &json!({ "boundary": violations }),
+                &note,
+            )?;
+            self.push_history(attempt.id)?;
+            events(&LoopEvent::Rejected {
+                seq: attempt.seq,
+                status: AttemptStatus::Rejected,
+                reason: note,
+            });
+            return Ok(Some(Finish::Decided(AttemptStatus::Rejected)));
+        }
+        let attempt = self.project.store.attempt(attempt.id)?;
+        let finish = self.run_attempt(&attempt, opts, events)?;
+        Ok(Some(finish))
+    }
+
+    fn push_history(&mut self, attempt_id: i64) -> Result<(), SchedError> {
+        let a = self.project.store.attempt(attempt_id)?;
+        self.history.push(history_entry(&a));
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ runs
+
+    /// Run the seeds an attempt still lacks, then decide it.
+    fn run_attempt(
+        &mut self,
+        attempt: &Attempt,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        self.project.store.start_attempt(attempt.id)?;
+        let seeds = match attempt.kind {
+            AttemptKind::Baseline => self.policy.baseline_seeds,
+            _ => self.policy.seeds,
+        } as i64;
+        let done: Vec<(i64, RunStatus, Option<f64>)> = self
+            .project
+            .store
+            .runs_of_attempt(attempt.id)?
+            .into_iter()
+            .filter(|r| r.status.is_terminal() && r.status != RunStatus::Cancelled)
+            .map(|r| (r.seed, r.status, r.primary_value))
+            .collect();
+        let mut results: Vec<(RunStatus, Option<f64>)> =
+            done.iter().map(|(_, s, v)| (*s, *v)).collect();
+        let todo: Vec<i64> = (0..seeds)
+            .filter(|s| !done.iter().any(|(seed, _, _)| seed == s))
+            .collect();
+        if todo.is_empty() {
+            let d = self.decision(attempt, &results);
+            self.project.store.decide_attempt(attempt.id, &d)?;
+            return self.after_decision(attempt, d, events);
+        }
+        for (i, seed) in todo.iter().enumerate() {
+            if opts.cancel.load(Ordering::SeqCst) {
+                return Ok(Finish::Interrupted);
+            }
+            let (run_id, result) = self.execute_run(attempt, *seed, &opts.cancel, events)?;
+            events(&LoopEvent::RunFinished {
+                seq: attempt.seq,
+                run_id,
+                status: result.status.unwrap_or(RunStatus::Crashed),
+                value: result.primary_value,
+                wall_secs: result.wall_secs.unwrap_or(0.0),
+            });
+            if result.status == Some(RunStatus::Cancelled) {
+                self.project.store.finish_run(run_id, &result)?;
+                return Ok(Finish::Interrupted);
+            }
+            results.push((result.status.unwrap_or(RunStatus::Crashed), result.primary_value));
+            if i + 1 == todo.len() {
+                let d = self.decision(attempt, &results);
+                self.project
+                    .store
+                    .finish_run_and_decide(run_id, &result, attempt.id, &d)?;
+                return self.after_decision(attempt, d, events);
+            }
+            self.project.store.finish_run(run_id, &result)?;
+        }
+        Ok(Finish::Interrupted)
+    }
+
+    fn decision(&self, attempt: &Attempt, results: &[(RunStatus, Option<f64>)]) -> Decision {
+        let values: Vec<f64> = results
+            .iter()
+            .filter(|(s, _)| *s == RunStatus::Succeeded)
+            .filter_map(|(_, v)| *v)
+            .collect();
+        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+        if values.len() < results.len() || mean.is_none() {
+            let statuses: Vec<String> = results.iter().map(|(s, _)| s.to_string()).collect();
+            return Decision {
+                status: AttemptStatus::Failed,
+                primary_value: mean,
+                note: Some(format!("runs: {}", statuses.join(", "))),
+                advance_frontier: false,
+            };
+        }
+        let mean = mean.unwrap_or(f64::NAN);
+        let goal = self.contract.primary().goal;
+        let better = attempt.kind == AttemptKind::Baseline
+            || match self.program.frontier_value {
+                Some(f) => goal.improves(mean, f, self.policy.min_improvement),
+                None => true,
+            };
+        Decision {
+            status: if better {
+                AttemptStatus::Kept
+            } else {
+                AttemptStatus::Discarded
+            },
+            primary_value: Some(mean),
+            note: None,
+            advance_frontier: better,
+        }
+    }
+
+    fn after_decision(
+        &mut self,
+        attempt: &Attempt,
+        d: Decision,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        let old = self.program.frontier_commit.clone();
+        self.program = self.project.store.program_by_id(self.program.id)?;
+        if d.advance_frontier {
+            if let Some(new) = &self.program.frontier_commit {
+                let r = program_ref(&self.program.name, "frontier");
+                if self.repo.update_ref(&r, new, old.as_deref()).is_err() {
+                    // The ref drifted (e.g. edited by hand): the store wins.
+                    self.repo.update_ref(&r, new, None)?;
+                }
+            }
+        }
+        let a = self.project.store.attempt(attempt.id)?;
+        self.history.push(history_entry(&a));
+        events(&LoopEvent::Decided {
+            seq: a.seq,
+            kind: a.kind,
+            status: a.status,
+            value: a.primary_value,
+            frontier: self.program.frontier_value,
+            hypothesis: a.hypothesis.clone(),
+        });
+        Ok(Finish::Decided(d.status))
+    }
+
+    /// Execute one seed of an attempt in its own checkout. The run is recorded as started
+    /// before waiting; the returned result is not yet stored (the caller stores it, together
+    /// with the attempt's decision when it is the last one).
+    fn execute_run(
+        &mut self,
+        attempt: &Attempt,
+        seed: i64,
+        cancel: &AtomicBool,
+        events: Events<'_>,
+    ) -> Result<(i64, RunResult), SchedError> {
+        let run = self.project.store.insert_run(attempt.id, seed, "local")?;
+        let name = self.program.name.clone();
+        let run_dir = self.project.run_dir(&name, run.id);
+        let wt_path = self.project.worktree_dir(&name, &format!("run-{}", run.id));
+        let result = match self.start_and_wait(attempt, &run_dir, &wt_path, run.id, seed, cancel, events) {
+            Ok(outcome) => self.classify(&outcome, &run_dir),
+            Err(e) => RunResult {
+                status: Some(RunStatus::Crashed),
+                error: Some(format!("could not run: {e}")),
+                ..Default::default()
+            },
+        };
+        let _ = self.repo.remove_worktree(&wt_path);
+        Ok((run.id, result))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_and_wait(
+        &mut self,
+        attempt: &Attempt,
+        run_dir: &Path,
+        wt_path: &Path,
+        run_id: i64,
+        seed: i64,
+        cancel: &AtomicBool,
+        events: Events<'_>,
+    ) -> Result<RunOutcome, SchedError> {
+        let commit = attempt.commit.clone().ok_or_else(|| SchedError::Program {
+            program: self.program.name.clone(),
+            message: format!("attempt {} has no commit", attempt.seq),
+        })?;
+        let artifacts = run_dir.join("artifacts");
+        std::fs::create_dir_all(&artifacts).map_err(|e| SchedError::io(&artifacts, e))?;
+        let _ = self.repo.remove_worktree(wt_path);
+        let wt = self.repo.add_worktree(wt_path, &commit)?;
+        let run = &self.contract.run;
+        let mut env = vec![
+            (run.seed_env.clone(), seed.to_string()),
+            (
+                "PICIDAE_METRICS".into(),
+                run_dir.join("metrics.jsonl").display().to_string(),
+            ),
+            ("PICIDAE_ARTIFACTS".into(), artifacts.display().to_string()),
+            ("PICIDAE_DATA".into(), self.data_dir.display().to_string()),
+            (
+                "PICIDAE_TIME_BUDGET".into(),
+                format!("{}", run.time_budget.as_secs_f64()),
+            ),
+            ("PICIDAE_RUN_ID".into(), run_id.to_string()),
+            ("PICIDAE_ATTEMPT".into(), attempt.seq.to_string()),
+            ("PICIDAE_PROGRAM".into(), self.program.name.clone()),
+        ];
+        if run.seed_env != "PICIDAE_SEED" {
+            env.push(("PICIDAE_SEED".into(), seed.to_string()));
+        }
+        let req = RunRequest {
+            command: run.command.clone(),
+            cwd: wt.bench_dir(),
+            env,
+            time_budget: run.time_budget,
+            timeout: run.timeout,
+            grace: run.grace,
+            stdout_path: run_dir.join("stdout.log"),
+            stderr_path: run_dir.join("stderr.log"),
+            log_cap_bytes: run.log_cap_bytes,
+        };
+        let child = LocalExecutor::new().spawn(&req)?;
+        self.project.store.mark_run_started(
+            run_id,
+            child.pid() as i64,
+            child.pgid() as i64,
+            &self.host,
+            Some((&self.fp_hash, &self.fp_json)),
+            &run_dir.display().to_string(),
+        )?;
+        events(&LoopEvent::RunStarted {
+            seq: attempt.seq,
+            run_id,
+            seed,
+        });
+        Ok(child.wait(cancel)?)
+    }
+
+    /// Turn a process outcome and its outputs into a run result.
+    fn classify(&self, o: &RunOutcome, run_dir: &Path) -> RunResult {
+        let mut r = RunResult {
+            exit_code: o.exit_code.map(i64::from),
+            signal: o.signal.map(i64::from),
+            wall_secs: Some(o.wall_secs),
+            peak_rss_kb: o.peak_rss_kb.map(|k| k as i64),
+            over_budget: o.over_budget,
+            ..Default::default()
+        };
+        let stdout = if o.stdout_truncated {
+            o.stdout_tail.clone()
+        } else {
+            std::fs::read_to_string(run_dir.join("stdout.log")).unwrap_or_else(|_| o.stdout_tail.clone())
+        };
+        let specs = self.contract.metrics.values();
+        r.metrics = parse_stdout(&stdout, specs.clone());
+        if let Ok(text) = std::fs::read_to_string(run_dir.join("metrics.jsonl")) {
+            let (values, errors) = parse_json_lines(&text, specs.clone());
+            r.metrics.extend(values);
+            r.violations
+                .extend(errors.iter().map(|e| format!("metrics.jsonl {e}")));
+        }
+        r.primary_value = r
+            .metrics
+            .get(&self.contract.primary_metric)
+            .copied()
+            .filter(|v| v.is_finite());
+        r.status = Some(if o.cancelled {
+            RunStatus::Cancelled
+        } else if o.timed_out {
+            r.error = Some(format!(
+                "killed after the hard timeout of {:.1}s",
+                self.contract.run.timeout.as_secs_f64()
+            ));
+            RunStatus::TimedOut
+        } else if o.signal.is_some() {
+            RunStatus::Crashed
+        } else if o.exit_code != Some(0) {
+            RunStatus::Failed
+        } else {
+            let v = check_guards(&r.metrics, specs, &self.contract.primary_metric);
+            if v.is_empty() {
+                RunStatus::Succeeded
+            } else {
+                r.violations.extend(v.iter().map(|x| x.to_string()));
+                RunStatus::Invalid
+            }
+        });
+        if r.status != Some(RunStatus::Succeeded) {
+            r.primary_value = None;
+        }
+        r
+    }
+}
+
+fn describe_exit(o: &RunOutcome) -> String {
+    if o.timed_out {
+        "timed out".into()
+    } else if let Some(s) = o.signal {
+        format!("killed by signal {s}")
+    } else {
+        format!("exit code {}", o.exit_code.unwrap_or(-1))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("").trim();
+    if l.is_empty() {
+        "(no hypothesis)".into()
+    } else {
+        l.chars().take(200).collect()
+    }
+}
+
+/// Exact patch hash (sha256 of the patch text).
+pub fn patch_hash(patch: &str) -> String {
+    hex::encode(sha2::Sha256::digest(patch.as_bytes()))
+}
+
+fn history_entry(a: &Attempt) -> HistoryEntry {
+    HistoryEntry {
+        seq: a.seq,
+        hypothesis: a.hypothesis.clone(),
+        status: a.status,
+        params: a
+            .params
+            .as_ref()
+            .and_then(|p| serde_json::from_value::<Assignment>(p.clone()).ok()),
+        value: a.primary_value,
+    }
+}
