@@ -52,7 +52,10 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
         p.push_str("\n## Recent attempts (newest last)\n");
         let start = ctx.history.len().saturating_sub(20);
         for h in &ctx.history[start..] {
-            let value = h.value.map(|v| format!("{v:.6}")).unwrap_or_else(|| "-".into());
+            let value = h
+                .value
+                .map(|v| format!("{v:.6}"))
+                .unwrap_or_else(|| "-".into());
             p.push_str(&format!(
                 "- #{} [{}] {} = {}: {}\n",
                 h.seq, h.status, primary.name, value, h.hypothesis
@@ -114,9 +117,18 @@ impl Agent for CommandAgent {
             cwd: ctx.workspace.to_path_buf(),
             env: vec![
                 ("PICIDAE_PROGRAM".into(), ctx.program.into()),
-                ("PICIDAE_PROMPT_FILE".into(), prompt_file.display().to_string()),
-                ("PICIDAE_CONTEXT_FILE".into(), context_file.display().to_string()),
-                ("PICIDAE_PROGRAM_MD".into(), program_md.display().to_string()),
+                (
+                    "PICIDAE_PROMPT_FILE".into(),
+                    prompt_file.display().to_string(),
+                ),
+                (
+                    "PICIDAE_CONTEXT_FILE".into(),
+                    context_file.display().to_string(),
+                ),
+                (
+                    "PICIDAE_PROGRAM_MD".into(),
+                    program_md.display().to_string(),
+                ),
                 ("PICIDAE_ATTEMPT".into(), ctx.attempt_seq.to_string()),
             ],
             time_budget: self.timeout,
@@ -160,7 +172,10 @@ mod tests {
             parse_hypothesis("thinking\nHYPOTHESIS: wider layer\ndone\n").as_deref(),
             Some("wider layer")
         );
-        assert_eq!(parse_hypothesis("\n  first line\nsecond").as_deref(), Some("first line"));
+        assert_eq!(
+            parse_hypothesis("\n  first line\nsecond").as_deref(),
+            Some("first line")
+        );
         assert_eq!(parse_hypothesis(""), None);
     }
 }

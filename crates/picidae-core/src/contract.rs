@@ -562,7 +562,11 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
     // run
     let run = match raw.run {
         None => {
-            issues.push(loc.issue(0, "run", "missing table [run] with `command` and `time_budget`"));
+            issues.push(loc.issue(
+                0,
+                "run",
+                "missing table [run] with `command` and `time_budget`",
+            ));
             None
         }
         Some(r) => {
@@ -618,13 +622,16 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
             );
             let resources = match r.resources {
                 Some(res) => Resources {
-                    cpus: non_negative(&res.cpus, 1, "run.resources.cpus", loc, &mut issues)
-                        as u32,
-                    gpus: non_negative(&res.gpus, 0, "run.resources.gpus", loc, &mut issues)
-                        as u32,
+                    cpus: non_negative(&res.cpus, 1, "run.resources.cpus", loc, &mut issues) as u32,
+                    gpus: non_negative(&res.gpus, 0, "run.resources.gpus", loc, &mut issues) as u32,
                     memory_mb: res.memory_mb.as_ref().map(|_| {
-                        non_negative(&res.memory_mb, 0, "run.resources.memory_mb", loc, &mut issues)
-                            as u64
+                        non_negative(
+                            &res.memory_mb,
+                            0,
+                            "run.resources.memory_mb",
+                            loc,
+                            &mut issues,
+                        ) as u64
                     }),
                 },
                 None => Resources {
@@ -665,7 +672,11 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
         }
         if let (Some(lo), Some(hi)) = (m.min, m.max) {
             if lo > hi {
-                issues.push(loc.issue(at, &field, format!("min ({lo}) is greater than max ({hi})")));
+                issues.push(loc.issue(
+                    at,
+                    &field,
+                    format!("min ({lo}) is greater than max ({hi})"),
+                ));
             }
         }
         if m.primary {
@@ -845,7 +856,11 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
             let mut pol = PolicySpec::default();
             for (v, f, dst) in [
                 (&p.seeds, "policy.seeds", &mut pol.seeds),
-                (&p.baseline_seeds, "policy.baseline_seeds", &mut pol.baseline_seeds),
+                (
+                    &p.baseline_seeds,
+                    "policy.baseline_seeds",
+                    &mut pol.baseline_seeds,
+                ),
             ] {
                 if let Some(s) = v {
                     if *s.get_ref() < 1 || *s.get_ref() > 1000 {
@@ -873,7 +888,11 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
     let hidden = raw.hidden.map(|h| {
         let h = h.into_inner();
         if h.command.get_ref().trim().is_empty() {
-            issues.push(loc.issue(h.command.span().start, "hidden.command", "must not be empty"));
+            issues.push(loc.issue(
+                h.command.span().start,
+                "hidden.command",
+                "must not be empty",
+            ));
         }
         let tolerance = match h.tolerance {
             Some(t) if !t.get_ref().is_finite() || *t.get_ref() < 0.0 => {
@@ -949,7 +968,6 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
 
 fn valid_metric_name(n: &str) -> bool {
     !n.is_empty()
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
 }

@@ -188,10 +188,23 @@ pub fn parse_json_lines<'a>(
 /// Why a run's metrics make it invalid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Violation {
-    Missing { metric: String },
-    NotFinite { metric: String, value: String },
-    BelowMin { metric: String, value: f64, min: f64 },
-    AboveMax { metric: String, value: f64, max: f64 },
+    Missing {
+        metric: String,
+    },
+    NotFinite {
+        metric: String,
+        value: String,
+    },
+    BelowMin {
+        metric: String,
+        value: f64,
+        min: f64,
+    },
+    AboveMax {
+        metric: String,
+        value: f64,
+        max: f64,
+    },
 }
 
 impl fmt::Display for Violation {

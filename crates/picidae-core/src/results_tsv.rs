@@ -1,4 +1,4 @@
-//! autoresearch's `results.tsv`: `commit	val_bpb	memory_gb	status	description`.
+//! autoresearch's `results.tsv`: tab-separated `commit, val_bpb, memory_gb, status, description`.
 //!
 //! The second column carries the program's primary metric whatever its name; `status` is one of
 //! `keep`, `discard`, `crash`. Parsing reports the line and column of any bad row and keeps going
@@ -55,7 +55,13 @@ pub fn format(rows: &[TsvRow]) -> String {
         let desc: String = r
             .description
             .chars()
-            .map(|c| if c == '\t' || c == '\n' || c == '\r' { ' ' } else { c })
+            .map(|c| {
+                if c == '\t' || c == '\n' || c == '\r' {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .collect();
         out.push_str(&format!(
             "{}\t{:.6}\t{:.1}\t{}\t{}\n",
@@ -103,7 +109,11 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<TsvRow>, TsvError> {
         }
         let commit = cols[0].trim();
         if commit.is_empty() || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(err(n, "commit", format!("{commit:?} is not a hex commit id")));
+            return Err(err(
+                n,
+                "commit",
+                format!("{commit:?} is not a hex commit id"),
+            ));
         }
         let value: f64 = cols[1]
             .trim()

@@ -69,7 +69,9 @@ fn good_contract_loads_with_defaults() {
     assert_eq!(c.run.grace.as_secs_f64(), 1.5);
     assert_eq!(c.run.seed_env, "PICIDAE_SEED");
     assert_eq!(c.params.len(), 2);
-    assert!(matches!(c.params[1].domain, ParamDomain::Choice { ref values } if values == &["4", "8", "16"]));
+    assert!(
+        matches!(c.params[1].domain, ParamDomain::Choice { ref values } if values == &["4", "8", "16"])
+    );
     assert_eq!(c.policy.seeds, 3);
     assert_eq!(c.policy.baseline_seeds, 1);
 }
@@ -123,7 +125,11 @@ fn semantic_errors_are_all_reported_with_fields() {
 fn invalid_glob_and_param_outside_boundary() {
     let text = GOOD.replace("\"lib/*.py\"", "\"lib/[.py\"");
     let i = single_issue(&text);
-    assert_eq!((i.field.as_str(), i.line, i.column), ("boundary.editable", 8, 25), "{i}");
+    assert_eq!(
+        (i.field.as_str(), i.line, i.column),
+        ("boundary.editable", 8, 25),
+        "{i}"
+    );
     let text = GOOD.replace(
         "file = \"train.py\"\npattern = '^WIDTH",
         "file = \"prepare.py\"\npattern = '^WIDTH",

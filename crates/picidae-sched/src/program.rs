@@ -60,7 +60,8 @@ pub fn create_program(project: &mut Project, opts: &ProgramOptions) -> Result<Pr
     if !valid_program_name(&opts.name) {
         return Err(SchedError::BadProgramName(opts.name.clone()));
     }
-    let bench = std::fs::canonicalize(&opts.benchmark).map_err(|e| SchedError::io(&opts.benchmark, e))?;
+    let bench =
+        std::fs::canonicalize(&opts.benchmark).map_err(|e| SchedError::io(&opts.benchmark, e))?;
     let contract = Contract::load(&bench)?;
     let repo = Repo::open(&bench)?;
     let fail = |message: String| SchedError::Program {

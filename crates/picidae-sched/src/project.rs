@@ -63,11 +63,17 @@ impl Project {
     }
 
     pub fn run_dir(&self, program: &str, run_id: i64) -> PathBuf {
-        self.dir().join("runs").join(program).join(run_id.to_string())
+        self.dir()
+            .join("runs")
+            .join(program)
+            .join(run_id.to_string())
     }
 
     pub fn attempt_dir(&self, program: &str, seq: i64) -> PathBuf {
-        self.dir().join("attempts").join(program).join(seq.to_string())
+        self.dir()
+            .join("attempts")
+            .join(program)
+            .join(seq.to_string())
     }
 
     pub fn worktree_dir(&self, program: &str, name: &str) -> PathBuf {

@@ -201,9 +201,7 @@ impl<'p> Runner<'p> {
                     match status {
                         AttemptStatus::Kept => summary.kept += 1,
                         AttemptStatus::Discarded => summary.discarded += 1,
-                        AttemptStatus::Rejected | AttemptStatus::Duplicate => {
-                            summary.rejected += 1
-                        }
+                        AttemptStatus::Rejected | AttemptStatus::Duplicate => summary.rejected += 1,
                         _ => summary.failed += 1,
                     }
                 }
@@ -250,8 +248,7 @@ impl<'p> Runner<'p> {
         let pid = self.program.id;
         let mut runs_interrupted = 0;
         for run in self.project.store.unfinished_runs(Some(pid))? {
-            if run.status == RunStatus::Running && run.host.as_deref() == Some(self.host.as_str())
-            {
+            if run.status == RunStatus::Running && run.host.as_deref() == Some(self.host.as_str()) {
                 if let Some(pgid) = run.pgid {
                     // The group outlives the harness (it has its own process group): end it.
                     picidae_exec::kill_group(pgid as i32, self.contract.run.grace);
@@ -314,7 +311,11 @@ impl<'p> Runner<'p> {
     // ------------------------------------------------------------------ setup
 
     fn setup(&mut self, events: Events<'_>) -> Result<(), SchedError> {
-        let cache = self.data_dir.parent().unwrap_or(&self.data_dir).to_path_buf();
+        let cache = self
+            .data_dir
+            .parent()
+            .unwrap_or(&self.data_dir)
+            .to_path_buf();
         let hidden = cache.join("hidden");
         for d in [&self.data_dir, &hidden] {
             std::fs::create_dir_all(d).map_err(|e| SchedError::io(d, e))?;
@@ -334,7 +335,9 @@ impl<'p> Runner<'p> {
         let started = Instant::now();
         let wt_path = self.project.worktree_dir(&self.program.name, "setup");
         let _ = self.repo.remove_worktree(&wt_path);
-        let wt = self.repo.add_worktree(&wt_path, &self.program.base_commit)?;
+        let wt = self
+            .repo
+            .add_worktree(&wt_path, &self.program.base_commit)?;
         let log = cache.join("setup.log");
         let req = RunRequest {
             command: setup.command.clone(),
@@ -636,7 +639,10 @@ impl<'p> Runner<'p> {
                 self.project.store.finish_run(run_id, &result)?;
                 return Ok(Finish::Interrupted);
             }
-            results.push((result.status.unwrap_or(RunStatus::Crashed), result.primary_value));
+            results.push((
+                result.status.unwrap_or(RunStatus::Crashed),
+                result.primary_value,
+            ));
             if i + 1 == todo.len() {
                 let d = self.decision(attempt, &results);
                 self.project
@@ -728,14 +734,15 @@ impl<'p> Runner<'p> {
         let name = self.program.name.clone();
         let run_dir = self.project.run_dir(&name, run.id);
         let wt_path = self.project.worktree_dir(&name, &format!("run-{}", run.id));
-        let result = match self.start_and_wait(attempt, &run_dir, &wt_path, run.id, seed, cancel, events) {
-            Ok(outcome) => self.classify(&outcome, &run_dir),
-            Err(e) => RunResult {
-                status: Some(RunStatus::Crashed),
-                error: Some(format!("could not run: {e}")),
-                ..Default::default()
-            },
-        };
+        let result =
+            match self.start_and_wait(attempt, &run_dir, &wt_path, run.id, seed, cancel, events) {
+                Ok(outcome) => self.classify(&outcome, &run_dir),
+                Err(e) => RunResult {
+                    status: Some(RunStatus::Crashed),
+                    error: Some(format!("could not run: {e}")),
+                    ..Default::default()
+                },
+            };
         let _ = self.repo.remove_worktree(&wt_path);
         Ok((run.id, result))
     }
@@ -820,7 +827,8 @@ impl<'p> Runner<'p> {
         let stdout = if o.stdout_truncated {
             o.stdout_tail.clone()
         } else {
-            std::fs::read_to_string(run_dir.join("stdout.log")).unwrap_or_else(|_| o.stdout_tail.clone())
+            std::fs::read_to_string(run_dir.join("stdout.log"))
+                .unwrap_or_else(|_| o.stdout_tail.clone())
         };
         let specs = self.contract.metrics.values();
         r.metrics = parse_stdout(&stdout, specs.clone());

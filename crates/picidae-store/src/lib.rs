@@ -247,11 +247,9 @@ impl Store {
     pub fn create_program(&mut self, p: &NewProgram) -> Result<Program> {
         let exists: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM programs WHERE name = ?1",
-                [&p.name],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM programs WHERE name = ?1", [&p.name], |r| {
+                r.get(0)
+            })
             .optional()?;
         if exists.is_some() {
             return Err(StoreError::ProgramExists(p.name.clone()));
@@ -564,7 +562,15 @@ impl Store {
             "UPDATE runs SET status = 'running', pid = ?2, pgid = ?3, host = ?4,
                     fingerprint = ?5, log_dir = ?6, started_at = ?7
              WHERE id = ?1 AND status = 'queued'",
-            params![id, pid, pgid, host, fingerprint.map(|f| f.0), log_dir, now_ms()],
+            params![
+                id,
+                pid,
+                pgid,
+                host,
+                fingerprint.map(|f| f.0),
+                log_dir,
+                now_ms()
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchRun(id));
@@ -780,10 +786,14 @@ fn decide_in(tx: &Transaction, id: i64, d: &Decision) -> Result<()> {
     )?;
     if d.advance_frontier {
         let commit = commit.ok_or_else(|| {
-            StoreError::Corrupt(format!("attempt {id} advances the frontier but has no commit"))
+            StoreError::Corrupt(format!(
+                "attempt {id} advances the frontier but has no commit"
+            ))
         })?;
         let value = d.primary_value.ok_or_else(|| {
-            StoreError::Corrupt(format!("attempt {id} advances the frontier without a value"))
+            StoreError::Corrupt(format!(
+                "attempt {id} advances the frontier without a value"
+            ))
         })?;
         tx.execute(
             "UPDATE programs SET frontier_attempt_id = ?2, frontier_commit = ?3,
@@ -802,7 +812,8 @@ fn decide_in(tx: &Transaction, id: i64, d: &Decision) -> Result<()> {
 fn parse_state<T: std::str::FromStr<Err = picidae_core::domain::UnknownState>>(
     s: &str,
 ) -> Result<T> {
-    s.parse().map_err(|e: picidae_core::domain::UnknownState| StoreError::Corrupt(e.to_string()))
+    s.parse()
+        .map_err(|e: picidae_core::domain::UnknownState| StoreError::Corrupt(e.to_string()))
 }
 
 fn conv_err(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
@@ -890,7 +901,10 @@ fn run_from_row(r: &Row) -> rusqlite::Result<Run> {
         wall_secs: r.get(11)?,
         peak_rss_kb: r.get(12)?,
         over_budget: r.get::<_, Option<bool>>(13)?.unwrap_or(false),
-        metrics: metrics.as_deref().map(metrics_from_json).unwrap_or_default(),
+        metrics: metrics
+            .as_deref()
+            .map(metrics_from_json)
+            .unwrap_or_default(),
         primary_value: r.get(15)?,
         violations: violations
             .map(|v| serde_json::from_str(&v).map_err(|e| conv_err(16, e)))

@@ -49,7 +49,10 @@ fn program_names_are_unique() {
         })
         .unwrap_err();
     assert!(matches!(err, StoreError::ProgramExists(_)));
-    assert!(matches!(s.program("nope"), Err(StoreError::NoSuchProgram(_))));
+    assert!(matches!(
+        s.program("nope"),
+        Err(StoreError::NoSuchProgram(_))
+    ));
 }
 
 #[test]
@@ -99,7 +102,10 @@ fn decision_advances_frontier_atomically_and_runs_finish_once() {
     assert_eq!(s.frontier_history(p.id).unwrap().len(), 1);
     let stored = s.run(run.id).unwrap();
     assert_eq!(stored.metrics["val_loss"], 0.5);
-    assert!(stored.metrics["odd"].is_nan(), "NaN survives the round trip");
+    assert!(
+        stored.metrics["odd"].is_nan(),
+        "NaN survives the round trip"
+    );
     assert_eq!(stored.fingerprint.as_deref(), Some("fp1"));
 
     // a second finish is refused, and nothing changes

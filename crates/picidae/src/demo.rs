@@ -23,7 +23,10 @@ const FILES: &[(&str, &str)] = &[
         "prepare.py",
         include_str!("../../../examples/tiny-mlp/prepare.py"),
     ),
-    ("train.py", include_str!("../../../examples/tiny-mlp/train.py")),
+    (
+        "train.py",
+        include_str!("../../../examples/tiny-mlp/train.py"),
+    ),
     (
         "evaluate.py",
         include_str!("../../../examples/tiny-mlp/evaluate.py"),
@@ -91,7 +94,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.dir.display(),
         args.attempts
     );
-    let summary = crate::run_loop(&mut project, "tiny-mlp-sweep", Some(args.attempts), args.plain)?;
+    let summary = crate::run_loop(
+        &mut project,
+        "tiny-mlp-sweep",
+        Some(args.attempts),
+        args.plain,
+    )?;
     if let (Some(b), Some(f)) = (summary.baseline, summary.frontier) {
         println!(
             "improvement found: val_loss {b:.4} → {f:.4} ({:.1}% lower)",

@@ -208,7 +208,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let program_md = args
                 .program_md
                 .as_ref()
-                .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
+                .map(|p| {
+                    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+                })
                 .transpose()?;
             let p = create_program(
                 &mut project,

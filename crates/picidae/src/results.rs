@@ -26,7 +26,14 @@ pub fn list_programs(project: &Project, json: bool) -> Result<()> {
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["program", "benchmark", "agent", "attempts", "frontier", "status"]);
+    t.set_header([
+        "program",
+        "benchmark",
+        "agent",
+        "attempts",
+        "frontier",
+        "status",
+    ]);
     for p in programs {
         let n: i64 = project
             .store
@@ -59,7 +66,10 @@ pub fn print_results(
     json: bool,
     last: Option<usize>,
 ) -> Result<()> {
-    let pid = program.map(|p| project.store.program(p)).transpose()?.map(|p| p.id);
+    let pid = program
+        .map(|p| project.store.program(p))
+        .transpose()?
+        .map(|p| p.id);
     let mut rows = project.store.results(pid)?;
     if let Some(n) = last {
         let skip = rows.len().saturating_sub(n);
@@ -72,7 +82,15 @@ pub fn print_results(
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header([
-        "program", "#", "kind", "status", "value", "runs", "wall s", "commit", "hypothesis",
+        "program",
+        "#",
+        "kind",
+        "status",
+        "value",
+        "runs",
+        "wall s",
+        "commit",
+        "hypothesis",
     ]);
     for r in &rows {
         let a = &r.attempt;
@@ -89,7 +107,9 @@ pub fn print_results(
             a.status.to_string(),
             fmt_opt(a.primary_value),
             r.runs.to_string(),
-            r.wall_secs.map(|w| format!("{w:.1}")).unwrap_or_else(|| "-".into()),
+            r.wall_secs
+                .map(|w| format!("{w:.1}"))
+                .unwrap_or_else(|| "-".into()),
             a.commit.as_deref().map(short).unwrap_or("-").to_string(),
             hyp,
         ]);
@@ -104,7 +124,10 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
         .store
         .attempt_by_seq(p.id, seq)?
         .with_context(|| format!("program {program} has no attempt #{seq}"))?;
-    println!("attempt #{} of {} ({}, {})", a.seq, p.name, a.kind, a.status);
+    println!(
+        "attempt #{} of {} ({}, {})",
+        a.seq, p.name, a.kind, a.status
+    );
     println!("hypothesis: {}", a.hypothesis);
     println!("proposer:   {}", a.proposer);
     println!("parent:     {}", a.parent_commit);
@@ -123,11 +146,16 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
             r.seed,
             r.status,
             r.exit_code.map(|c| c.to_string()).unwrap_or("-".into()),
-            r.wall_secs.map(|w| format!("{w:.2}s")).unwrap_or("-".into()),
+            r.wall_secs
+                .map(|w| format!("{w:.2}s"))
+                .unwrap_or("-".into()),
             r.peak_rss_kb.map(|k| k.to_string()).unwrap_or("-".into()),
             fmt_opt(r.primary_value),
             r.log_dir.as_deref().unwrap_or(""),
-            r.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            r.error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
         );
     }
     if let (Some(c), AttemptKind::Explore) = (&a.commit, a.kind) {
@@ -152,13 +180,21 @@ pub fn export_tsv(project: &Project, program: &str) -> Result<String> {
             _ => continue,
         };
         rows.push(TsvRow {
-            commit: a.commit.as_deref().map(short).unwrap_or("0000000").to_string(),
+            commit: a
+                .commit
+                .as_deref()
+                .map(short)
+                .unwrap_or("0000000")
+                .to_string(),
             value: if status == TsvStatus::Crash {
                 0.0
             } else {
                 a.primary_value.unwrap_or(0.0)
             },
-            memory_gb: r.peak_rss_kb.map(|k| k as f64 / 1024.0 / 1024.0).unwrap_or(0.0),
+            memory_gb: r
+                .peak_rss_kb
+                .map(|k| k as f64 / 1024.0 / 1024.0)
+                .unwrap_or(0.0),
             status,
             description: a.hypothesis,
         });
@@ -168,7 +204,8 @@ pub fn export_tsv(project: &Project, program: &str) -> Result<String> {
 
 pub fn import_tsv(project: &mut Project, program: &str, file: &Path) -> Result<usize> {
     let p = project.store.program(program)?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let rows = results_tsv::parse(&text, &file.display().to_string())?;
     let source = file
         .file_name()

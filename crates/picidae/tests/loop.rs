@@ -1,0 +1,376 @@
+//! The core loop end to end through the real binary, real git and real processes.
+
+mod common;
+
+use common::{read_pids, text, value_contract, Env, VALUE_RUN};
+use picidae_core::{AttemptStatus, RunStatus};
+use picidae_git::Repo;
+use picidae_store::AttemptFilter;
+
+fn value_env(initial: &str) -> Env {
+    Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
+        ("run.sh", VALUE_RUN),
+        ("value.txt", initial),
+    ])
+}
+
+#[test]
+fn keep_revert_advances_the_frontier_only_on_improvement() {
+    let env = value_env("10\n");
+    let agent = env.queue_agent(&["5", "7", "6", "3"]);
+    env.ok(&[
+        "program",
+        "create",
+        "p",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent,
+    ]);
+    let out = env.ok(&["run", "p", "-n", "4", "--plain"]);
+    assert!(out.contains("4 attempts: 2 kept, 2 discarded"), "{out}");
+
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    assert_eq!(p.frontier_value, Some(3.0));
+    let history: Vec<f64> = store
+        .frontier_history(p.id)
+        .unwrap()
+        .iter()
+        .map(|h| h.2)
+        .collect();
+    assert_eq!(
+        history,
+        vec![10.0, 5.0, 3.0],
+        "baseline, then only the improvements"
+    );
+
+    let attempts = store
+        .attempts(&AttemptFilter {
+            program_id: Some(p.id),
+            ..Default::default()
+        })
+        .unwrap();
+    let statuses: Vec<(i64, AttemptStatus, Option<f64>)> = attempts
+        .iter()
+        .map(|a| (a.seq, a.status, a.primary_value))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (1, AttemptStatus::Kept, Some(10.0)),
+            (2, AttemptStatus::Kept, Some(5.0)),
+            (3, AttemptStatus::Discarded, Some(7.0)),
+            (4, AttemptStatus::Discarded, Some(6.0)),
+            (5, AttemptStatus::Kept, Some(3.0)),
+        ]
+    );
+    assert_eq!(attempts[2].hypothesis, "value 7");
+
+    // Every attempt, discarded ones included, is a commit on a picidae ref with its diff.
+    let repo = Repo::open(&env.bench).unwrap();
+    let refs = repo.list_refs("refs/picidae/p/attempts/").unwrap();
+    assert_eq!(refs.len(), 4);
+    let discarded = &attempts[2];
+    let patch = repo
+        .show_patch(discarded.commit.as_deref().unwrap())
+        .unwrap();
+    assert!(patch.contains("+7"), "{patch}");
+    // The discarded attempt was built on the frontier of its time (value 5), not on itself.
+    assert_eq!(discarded.parent_commit, attempts[1].commit.clone().unwrap());
+    // The frontier ref holds the last kept commit, whose file says 3.
+    let frontier = repo.resolve("refs/picidae/p/frontier").unwrap().unwrap();
+    assert_eq!(Some(frontier.clone()), p.frontier_commit);
+    assert_eq!(Some(frontier), attempts[4].commit);
+    // The user's checkout was never touched.
+    assert_eq!(
+        std::fs::read_to_string(env.bench.join("value.txt")).unwrap(),
+        "10\n"
+    );
+
+    // Each run recorded an environment fingerprint, wall time and peak memory.
+    for a in &attempts {
+        let runs = store.runs_of_attempt(a.id).unwrap();
+        assert_eq!(runs.len(), 1);
+        let r = &runs[0];
+        assert_eq!(r.status, RunStatus::Succeeded);
+        let fp = store
+            .fingerprint_json(r.fingerprint.as_deref().unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(
+            fp.contains("cpu_model") && fp.contains(&p.base_commit),
+            "{fp}"
+        );
+        assert!(r.wall_secs.unwrap() > 0.0);
+        assert!(r.peak_rss_kb.unwrap() > 0);
+        assert!(std::path::Path::new(r.log_dir.as_deref().unwrap())
+            .join("stdout.log")
+            .exists());
+    }
+    // Run checkouts are removed after each run.
+    let wts = repo.list_worktrees().unwrap();
+    assert_eq!(wts.len(), 1, "only the main checkout remains: {wts:?}");
+
+    // results --json agrees with the store.
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["results", "--json", "-p", "p"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 5);
+    assert_eq!(json[4]["attempt"]["status"], "kept");
+}
+
+#[test]
+fn an_edit_outside_the_boundary_is_rejected_and_costs_no_run() {
+    let env = value_env("10\n");
+    let agent = env.queue_agent(&["OUT", "NOTHING", "4"]);
+    env.ok(&[
+        "program",
+        "create",
+        "p",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent,
+    ]);
+    let out = env.ok(&["run", "p", "-n", "3", "--plain"]);
+    assert!(out.contains("1 kept, 0 discarded, 2 rejected"), "{out}");
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let rejected = store.attempt_by_seq(p.id, 2).unwrap().unwrap();
+    assert_eq!(rejected.status, AttemptStatus::Rejected);
+    assert!(
+        store.runs_of_attempt(rejected.id).unwrap().is_empty(),
+        "no compute spent"
+    );
+    let why = rejected.rejection.clone().unwrap().to_string();
+    assert!(why.contains("other.txt"), "{why}");
+    assert!(rejected.note.as_deref().unwrap().contains("other.txt"));
+    // The rejected change is still kept as evidence in git.
+    let repo = Repo::open(&env.bench).unwrap();
+    let patch = repo
+        .show_patch(rejected.commit.as_deref().unwrap())
+        .unwrap();
+    assert!(
+        patch.contains("other.txt") && patch.contains("+hacked"),
+        "{patch}"
+    );
+
+    let nothing = store.attempt_by_seq(p.id, 3).unwrap().unwrap();
+    assert_eq!(nothing.status, AttemptStatus::Rejected);
+    assert!(store.runs_of_attempt(nothing.id).unwrap().is_empty());
+    // Runs: the baseline and the one good attempt.
+    assert_eq!(store.run_count(Some(p.id)).unwrap(), 2);
+    assert_eq!(p.frontier_value, Some(4.0));
+}
+
+#[test]
+fn a_run_that_ignores_sigterm_is_killed_with_its_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let run = format!(
+        "trap '' TERM\nsleep 60 &\necho $! >> '{p}'\necho $$ >> '{p}'\nsh -c 'trap \"\" TERM; sleep 61' &\necho $! >> '{p}'\nwait\n",
+        p = pids.display()
+    );
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 1.0)),
+        ("run.sh", &run),
+        ("value.txt", "1\n"),
+    ]);
+    let agent = env.queue_agent(&["2"]);
+    env.ok(&[
+        "program",
+        "create",
+        "q",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent,
+    ]);
+    let started = std::time::Instant::now();
+    let out = env.picidae(&["run", "q", "-n", "1", "--plain"]);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        !out.status.success(),
+        "the baseline cannot succeed:\n{}",
+        text(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("baseline failed") && err.contains("timed-out"),
+        "{err}"
+    );
+    assert!(elapsed < 8.0, "timeout 1s + grace 0.5s, took {elapsed}s");
+    let pids = read_pids(&pids);
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for pid in pids {
+        assert!(
+            !common::pid_alive(pid),
+            "process {pid} survived the timeout"
+        );
+    }
+    let store = env.store();
+    let q = store.program("q").unwrap();
+    let runs = store
+        .runs_of_attempt(store.attempt_by_seq(q.id, 1).unwrap().unwrap().id)
+        .unwrap();
+    assert_eq!(runs[0].status, RunStatus::TimedOut);
+    assert!(runs[0].error.as_deref().unwrap().contains("timeout"));
+}
+
+#[test]
+fn invalid_metrics_never_win() {
+    let env = value_env("10\n");
+    let agent = env.queue_agent(&["nan", "-1", "inf", "9"]);
+    env.ok(&[
+        "program",
+        "create",
+        "p",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent,
+    ]);
+    let out = env.ok(&["run", "p", "-n", "4", "--plain"]);
+    assert!(
+        out.contains("1 kept, 0 discarded, 0 rejected, 3 failed"),
+        "{out}"
+    );
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    assert_eq!(p.frontier_value, Some(9.0));
+    for seq in 2..=4 {
+        let a = store.attempt_by_seq(p.id, seq).unwrap().unwrap();
+        let runs = store.runs_of_attempt(a.id).unwrap();
+        assert_eq!(runs[0].status, RunStatus::Invalid, "attempt {seq}");
+        assert!(!runs[0].violations.is_empty());
+    }
+}
+
+#[test]
+fn results_tsv_round_trips() {
+    let env = value_env("10\n");
+    let agent = env.queue_agent(&["5", "7", "OUT", "3"]);
+    let bench = env.bench.to_str().unwrap().to_string();
+    env.ok(&[
+        "program",
+        "create",
+        "p",
+        "--benchmark",
+        &bench,
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent,
+    ]);
+    env.ok(&["run", "p", "-n", "4", "--plain"]);
+    let first = env.ok(&["export", "results-tsv", "-p", "p"]);
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines[0], "commit\tval_bpb\tmemory_gb\tstatus\tdescription");
+    assert_eq!(
+        lines.len(),
+        5,
+        "baseline + 3 runs, the rejected attempt never ran:\n{first}"
+    );
+    assert!(lines[1].ends_with("\tkeep\tbaseline"), "{}", lines[1]);
+    assert!(lines[3].contains("\t7.000000\t") && lines[3].contains("\tdiscard\t"));
+
+    let file = env.path("results.tsv");
+    std::fs::write(&file, &first).unwrap();
+    env.ok(&[
+        "program",
+        "create",
+        "copy",
+        "--benchmark",
+        &bench,
+        "--agent",
+        "command",
+        "--agent-command",
+        "true",
+    ]);
+    env.ok(&[
+        "import",
+        "results-tsv",
+        file.to_str().unwrap(),
+        "-p",
+        "copy",
+    ]);
+    let second = env.ok(&["export", "results-tsv", "-p", "copy"]);
+    assert_eq!(first, second);
+
+    // A bad file names its line and column and imports nothing.
+    let bad = env.path("bad.tsv");
+    std::fs::write(&bad, format!("{first}abc1234\t0.5\tlots\tkeep\tx\n")).unwrap();
+    let out = env.picidae(&["import", "results-tsv", bad.to_str().unwrap(), "-p", "copy"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.tsv:6: column `memory_gb`"), "{err}");
+    assert_eq!(env.ok(&["export", "results-tsv", "-p", "copy"]), first);
+}
+
+#[test]
+fn check_reports_file_line_and_field() {
+    let env = value_env("10\n");
+    let good = env.ok(&["check", env.bench.to_str().unwrap()]);
+    assert!(
+        good.contains("value: ok") && good.contains("score (minimize)"),
+        "{good}"
+    );
+
+    let contract =
+        value_contract("sh run.sh", 10.0).replace("goal = \"minimize\"", "goal = \"lower\"");
+    std::fs::write(env.bench.join("picidae.toml"), contract).unwrap();
+    let out = env.picidae(&["check", env.bench.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("picidae.toml:14:"), "{err}");
+    assert!(err.contains("metrics.score.goal"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_failing_agent_is_recorded_and_the_loop_goes_on() {
+    let env = value_env("10\n");
+    let script = env.path("flaky.sh");
+    let marker = env.path("flaky.marker");
+    std::fs::write(
+        &script,
+        format!(
+            "if [ -e '{m}' ]; then echo 4 > value.txt; echo 'HYPOTHESIS: four'; else touch '{m}'; echo oops >&2; exit 3; fi\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    let cmd = format!("sh {}", script.display());
+    env.ok(&[
+        "program",
+        "create",
+        "p",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        &cmd,
+    ]);
+    let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
+    assert!(
+        out.contains("1 kept, 0 discarded, 0 rejected, 1 failed"),
+        "{out}"
+    );
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let failed = store.attempt_by_seq(p.id, 2).unwrap().unwrap();
+    assert_eq!(failed.status, AttemptStatus::Failed);
+    assert!(failed.note.unwrap().contains("exit code 3"));
+    assert_eq!(p.frontier_value, Some(4.0));
+}
