@@ -42,6 +42,8 @@ pub enum SchedError {
     BadProgramName(String),
     #[error("program {program}: {message}")]
     Program { program: String, message: String },
+    #[error("program {0} is already being run by another picidae process")]
+    Busy(String),
     #[error("setup command failed ({status}); see {log}")]
     SetupFailed { status: String, log: PathBuf },
     #[error("baseline failed: {reason}; see {log}")]

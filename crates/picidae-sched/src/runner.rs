@@ -119,6 +119,8 @@ pub struct Runner<'p> {
     host: String,
     data_dir: PathBuf,
     history: Vec<HistoryEntry>,
+    /// Held for the runner's lifetime: one loop per program at a time.
+    _lock: std::fs::File,
 }
 
 type Events<'e> = &'e mut dyn FnMut(&LoopEvent);
@@ -127,6 +129,7 @@ impl<'p> Runner<'p> {
     /// Load the program, its contract and its repository.
     pub fn new(project: &'p mut Project, program: &str) -> Result<Runner<'p>, SchedError> {
         let program = project.store.program(program)?;
+        let lock = lock_program(project, &program.name)?;
         let contract = Contract::load(Path::new(&program.benchmark_dir))?;
         let repo = Repo::open(&program.benchmark_dir)?;
         let policy = effective_policy(&contract, &program);
@@ -145,6 +148,7 @@ impl<'p> Runner<'p> {
             fp_json,
             data_dir,
             history: Vec::new(),
+            _lock: lock,
         })
     }
 
@@ -868,6 +872,25 @@ impl<'p> Runner<'p> {
             r.primary_value = None;
         }
         r
+    }
+}
+
+/// Take the program's exclusive lock (an OS file lock, released when the process dies), so two
+/// loops never drive one program and recovery never mistakes a live loop's run for an orphan.
+fn lock_program(project: &Project, program: &str) -> Result<std::fs::File, SchedError> {
+    let dir = project.dir().join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| SchedError::io(&dir, e))?;
+    let path = dir.join(format!("{program}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SchedError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SchedError::Busy(program.to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(SchedError::io(&path, e)),
     }
 }
 

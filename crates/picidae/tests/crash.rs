@@ -215,3 +215,20 @@ fn ctrl_c_finishes_the_attempt_in_flight_and_stops_cleanly() {
     let p = store.program("p").unwrap();
     assert!(store.undecided_attempts(p.id).unwrap().is_empty());
 }
+
+#[test]
+fn a_second_loop_on_the_same_program_is_refused() {
+    let (env, _pids, _marker) = slow_env();
+    let mut first = spawn_run(&env, "50");
+    wait_for_progress(&env, 1, Duration::from_secs(60));
+    let out = env.picidae(&["run", "p", "-n", "1", "--plain"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already being run"), "{err}");
+    // The refused loop touched nothing: the first one's run is still in flight.
+    assert!(all_runs(&env)
+        .iter()
+        .any(|r| r.status == RunStatus::Running));
+    first.kill().unwrap();
+    let _ = first.wait();
+}
