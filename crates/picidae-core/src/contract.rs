@@ -167,6 +167,12 @@ pub struct PolicySpec {
     pub baseline_seeds: u32,
     /// Minimum absolute improvement of the primary metric to count as better.
     pub min_improvement: f64,
+    /// False-discovery rate: a finding needs a Benjamini–Hochberg q-value at or below this.
+    pub alpha: f64,
+    /// Confidence level of the effect's interval; its lower bound must be above zero.
+    pub confidence: f64,
+    /// The effect must exceed this many standard errors of the baseline's seed noise.
+    pub noise_factor: f64,
 }
 
 impl Default for PolicySpec {
@@ -175,7 +181,18 @@ impl Default for PolicySpec {
             seeds: 1,
             baseline_seeds: 1,
             min_improvement: 0.0,
+            alpha: 0.05,
+            confidence: 0.95,
+            noise_factor: 1.0,
         }
+    }
+}
+
+impl PolicySpec {
+    /// More than one seed per attempt: candidates are verified statistically and become
+    /// findings; with one seed the loop is plain keep/revert.
+    pub fn verifies(&self) -> bool {
+        self.seeds > 1
     }
 }
 
@@ -187,6 +204,19 @@ pub struct HiddenSpec {
     pub metrics: Vec<String>,
     /// Relative tolerance when checking the hidden metric agrees with the visible one.
     pub tolerance: f64,
+    /// Goal of the hidden metrics (default: the primary metric's goal).
+    pub goal: Goal,
+    /// Gold cases must rank like their known scores at least this well (Spearman).
+    pub min_rank_correlation: f64,
+    /// Largest allowed absolute error of the evaluator on a gold case.
+    pub max_error: Option<f64>,
+}
+
+impl HiddenSpec {
+    /// The hidden metric a finding is judged on.
+    pub fn primary(&self) -> Option<&str> {
+        self.metrics.first().map(String::as_str)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -310,6 +340,9 @@ struct RawPolicy {
     seeds: Option<Spanned<i64>>,
     baseline_seeds: Option<Spanned<i64>>,
     min_improvement: Option<Spanned<f64>>,
+    alpha: Option<Spanned<f64>>,
+    confidence: Option<Spanned<f64>>,
+    noise_factor: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +354,9 @@ struct RawHidden {
     #[serde(default)]
     metrics: Vec<Spanned<String>>,
     tolerance: Option<Spanned<f64>>,
+    goal: Option<Goal>,
+    min_rank_correlation: Option<Spanned<f64>>,
+    max_error: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -870,16 +906,59 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     }
                 }
             }
-            if let Some(m) = p.min_improvement {
-                if !m.get_ref().is_finite() || *m.get_ref() < 0.0 {
-                    issues.push(loc.issue(
-                        m.span().start,
-                        "policy.min_improvement",
-                        "must be a finite number >= 0",
-                    ));
-                } else {
-                    pol.min_improvement = *m.get_ref();
+            for (v, f, lo, hi, dst) in [
+                (
+                    &p.min_improvement,
+                    "policy.min_improvement",
+                    0.0,
+                    f64::MAX,
+                    &mut pol.min_improvement,
+                ),
+                (&p.alpha, "policy.alpha", 1e-9, 0.5, &mut pol.alpha),
+                (
+                    &p.confidence,
+                    "policy.confidence",
+                    0.5,
+                    0.999_999,
+                    &mut pol.confidence,
+                ),
+                (
+                    &p.noise_factor,
+                    "policy.noise_factor",
+                    0.0,
+                    100.0,
+                    &mut pol.noise_factor,
+                ),
+            ] {
+                if let Some(m) = v {
+                    let x = *m.get_ref();
+                    if !x.is_finite() || x < lo || x > hi {
+                        issues.push(loc.issue(
+                            m.span().start,
+                            f,
+                            if hi == f64::MAX {
+                                format!("must be a finite number >= {lo}")
+                            } else {
+                                format!("must be between {lo} and {hi}")
+                            },
+                        ));
+                    } else {
+                        *dst = x;
+                    }
                 }
+            }
+            if pol.seeds > 1 && pol.baseline_seeds < 2 {
+                let at = p
+                    .baseline_seeds
+                    .as_ref()
+                    .or(p.seeds.as_ref())
+                    .map(|s| s.span().start)
+                    .unwrap_or(0);
+                issues.push(loc.issue(
+                    at,
+                    "policy.baseline_seeds",
+                    "verifying candidates over several seeds needs a baseline of at least 2 seeds to compare against",
+                ));
             }
             pol
         }
@@ -918,11 +997,48 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                 ));
             }
         }
+        if h.metrics.is_empty() {
+            issues.push(loc.issue(
+                h.command.span().start,
+                "hidden.metrics",
+                "name at least one metric the evaluator prints, e.g. metrics = [\"test_loss\"]",
+            ));
+        }
+        let min_rank_correlation = match h.min_rank_correlation {
+            Some(r) if !(-1.0..=1.0).contains(r.get_ref()) => {
+                issues.push(loc.issue(
+                    r.span().start,
+                    "hidden.min_rank_correlation",
+                    "must be between -1 and 1",
+                ));
+                0.9
+            }
+            Some(r) => *r.get_ref(),
+            None => 0.9,
+        };
+        let max_error = match h.max_error {
+            Some(e) if !e.get_ref().is_finite() || *e.get_ref() < 0.0 => {
+                issues.push(loc.issue(
+                    e.span().start,
+                    "hidden.max_error",
+                    "must be a finite number >= 0",
+                ));
+                None
+            }
+            e => e.map(|e| *e.get_ref()),
+        };
+        let goal = h
+            .goal
+            .or_else(|| metrics.get(&primary_metric).map(|m| m.goal))
+            .unwrap_or(Goal::Minimize);
         HiddenSpec {
             command: h.command.into_inner(),
             files: h.files,
             metrics: h.metrics.into_iter().map(|m| m.into_inner()).collect(),
             tolerance,
+            goal,
+            min_rank_correlation,
+            max_error,
         }
     });
 

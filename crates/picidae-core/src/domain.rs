@@ -101,6 +101,32 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// A finding's life: candidate → verifying → validated | refuted; validated → retracted.
+    FindingState {
+        Candidate => "candidate",
+        Verifying => "verifying",
+        Validated => "validated",
+        Refuted => "refuted",
+        Retracted => "retracted",
+    }
+}
+
+impl FindingState {
+    /// Whether the lifecycle allows moving from `self` to `to`.
+    pub fn can_move_to(self, to: FindingState) -> bool {
+        use FindingState::*;
+        matches!(
+            (self, to),
+            (Candidate, Verifying)
+                | (Candidate, Refuted)
+                | (Verifying, Validated)
+                | (Verifying, Refuted)
+                | (Validated, Retracted)
+        )
+    }
+}
+
 impl RunStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(self, RunStatus::Queued | RunStatus::Running)
@@ -159,6 +185,13 @@ mod tests {
             assert_eq!(s.as_str().parse::<AttemptStatus>().unwrap(), *s);
         }
         assert!("weird".parse::<RunStatus>().is_err());
+        use FindingState::*;
+        assert!(Candidate.can_move_to(Verifying));
+        assert!(Verifying.can_move_to(Validated));
+        assert!(Validated.can_move_to(Retracted));
+        assert!(!Refuted.can_move_to(Validated));
+        assert!(!Retracted.can_move_to(Validated));
+        assert!(!Candidate.can_move_to(Validated));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod metrics;
 pub mod params;
 pub mod results_tsv;
+pub mod stats;
 
 pub use contract::{Contract, ContractError, ContractIssue, CONTRACT_FILE};
 pub use domain::{AttemptKind, AttemptStatus, Boundary, BoundaryViolation, RunStatus};

@@ -45,6 +45,7 @@ choices = [4, 8, 16]
 
 [policy]
 seeds = 3
+baseline_seeds = 4
 "#;
 
 fn parse(text: &str) -> Result<Contract, ContractError> {
@@ -73,7 +74,9 @@ fn good_contract_loads_with_defaults() {
         matches!(c.params[1].domain, ParamDomain::Choice { ref values } if values == &["4", "8", "16"])
     );
     assert_eq!(c.policy.seeds, 3);
-    assert_eq!(c.policy.baseline_seeds, 1);
+    assert_eq!(c.policy.baseline_seeds, 4);
+    assert!(c.policy.verifies());
+    assert_eq!(c.policy.alpha, 0.05);
 }
 
 #[test]
@@ -162,4 +165,14 @@ fn load_names_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = Contract::load(dir.path()).unwrap_err();
     assert!(err.to_string().contains("picidae.toml"), "{err}");
+}
+
+#[test]
+fn verification_needs_a_multi_seed_baseline() {
+    let text = GOOD.replace("baseline_seeds = 4\n", "");
+    let i = single_issue(&text);
+    assert_eq!(i.field, "policy.baseline_seeds", "{i}");
+    let text = GOOD.replace("baseline_seeds = 4", "baseline_seeds = 4\nalpha = 2.0");
+    let i = single_issue(&text);
+    assert_eq!((i.field.as_str(), i.line), ("policy.alpha", 42), "{i}");
 }

@@ -142,6 +142,28 @@ impl Worktree {
         Ok(())
     }
 
+    /// Put back the committed version of `paths` (relative to the benchmark directory), e.g.
+    /// files the harness removed from this checkout on purpose. Paths not in `HEAD` are skipped.
+    pub fn restore(&self, paths: &[String]) -> Result<()> {
+        for p in paths {
+            let full = self.prefix.join(p);
+            let spec = format!("HEAD:{}", full.to_string_lossy().replace('\\', "/"));
+            let exists = self
+                .git()
+                .args(["cat-file", "-e"])
+                .arg(&spec)
+                .run_allowing(128)?
+                .is_some();
+            if exists {
+                self.git()
+                    .args(["checkout", "--quiet", "HEAD", "--"])
+                    .arg(&full)
+                    .run()?;
+            }
+        }
+        Ok(())
+    }
+
     /// `git rev-parse --git-path name`, made absolute.
     fn git_path(&self, name: &str) -> Result<PathBuf> {
         let p = self

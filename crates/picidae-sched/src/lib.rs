@@ -9,9 +9,11 @@
 //! `kill -9` at any instant loses at most the run in flight, which the next start finds, kills
 //! if still alive, marks as crashed and runs again.
 
+pub mod hidden;
 pub mod program;
 pub mod project;
 pub mod runner;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

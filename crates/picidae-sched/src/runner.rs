@@ -20,15 +20,22 @@ use std::time::{Duration, Instant};
 
 use picidae_agent::{Agent, AgentContext, AgentError, HistoryEntry};
 use picidae_core::contract::PolicySpec;
+use picidae_core::domain::FindingState;
 use picidae_core::metrics::{check_guards, parse_json_lines, parse_stdout};
+use picidae_core::stats::{summarize, Summary};
 use picidae_core::{Assignment, AttemptKind, AttemptStatus, Boundary, Contract, RunStatus};
 use picidae_exec::{Fingerprint, LocalExecutor, RunOutcome, RunRequest};
 use picidae_git::{ChangeKind, Repo};
-use picidae_store::{Attempt, AttemptFilter, Decision, NewAttempt, Program, RunResult};
+use picidae_store::{
+    Attempt, AttemptFilter, Calibration, Decision, Evidence, Finding, NewAttempt, NoiseFloor,
+    Program, Run, RunResult,
+};
 use serde_json::json;
 use sha2::Digest;
 
+use crate::hidden::{scrub, Evaluator};
 use crate::program::effective_policy;
+use crate::verify::{judge, HiddenSamples, JudgeInput, Judgement};
 use crate::{attempt_ref, program_ref, Project, SchedError};
 
 /// How long the optional setup step may take.
@@ -78,6 +85,22 @@ pub enum LoopEvent {
         status: AttemptStatus,
         reason: String,
     },
+    Calibrated {
+        passed: bool,
+        rank_correlation: Option<f64>,
+        max_error: Option<f64>,
+    },
+    Verifying {
+        seq: i64,
+        finding_id: i64,
+        seeds: u32,
+    },
+    Judged {
+        seq: i64,
+        finding_id: i64,
+        state: FindingState,
+        reason: String,
+    },
     Decided {
         seq: i64,
         kind: AttemptKind,
@@ -100,6 +123,15 @@ pub struct LoopSummary {
     pub frontier: Option<f64>,
     /// Why the loop ended before `max_attempts`, if it did.
     pub stopped: Option<String>,
+}
+
+/// One seed's outcome within an attempt.
+#[derive(Debug, Clone)]
+struct SeedResult {
+    seed: i64,
+    run_id: i64,
+    status: RunStatus,
+    value: Option<f64>,
 }
 
 enum Finish {
@@ -181,9 +213,12 @@ impl<'p> Runner<'p> {
                 return self.finish_summary(summary);
             }
         }
-        if self.program.frontier_value.is_none() {
+        self.calibrate_if_needed(events)?;
+        if self.program.frontier_value.is_none() || self.noise_floor()?.is_none() {
+            // First start, or a new environment: measure the frontier here, over several
+            // seeds; it is the noise floor and the reference for this fingerprint.
             self.baseline(opts, events)?;
-            if self.program.frontier_value.is_none() {
+            if self.noise_floor()?.is_none() {
                 summary.stopped = Some("cancelled during the baseline".into());
                 return self.finish_summary(summary);
             }
@@ -378,7 +413,11 @@ impl<'p> Runner<'p> {
     // ------------------------------------------------------------------ baseline
 
     fn baseline(&mut self, opts: &LoopOptions, events: Events<'_>) -> Result<(), SchedError> {
-        let base = self.program.base_commit.clone();
+        let base = self
+            .program
+            .frontier_commit
+            .clone()
+            .unwrap_or_else(|| self.program.base_commit.clone());
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
             kind: AttemptKind::Baseline,
@@ -453,6 +492,7 @@ impl<'p> Runner<'p> {
         let wt_path = self.project.worktree_dir(&name, "agent");
         let _ = self.repo.remove_worktree(&wt_path);
         let wt = self.repo.add_worktree(&wt_path, &frontier)?;
+        scrub(&self.contract, &wt.bench_dir())?;
         let scratch = self.project.attempt_dir(&name, attempt.seq);
         let proposal = {
             let ctx = AgentContext {
@@ -506,6 +546,13 @@ impl<'p> Runner<'p> {
             seq: attempt.seq,
             hypothesis: proposal.hypothesis.clone(),
         });
+        // The hidden files were removed from the agent's view; put them back so their absence
+        // is not mistaken for the agent's change (any edit of them is still refused below).
+        if let Some(h) = &self.contract.hidden {
+            if let Err(e) = wt.restore(&h.files) {
+                tracing::warn!("restoring hidden files in the agent checkout: {e}");
+            }
+        }
         let changes = wt.changed_paths()?;
         if changes.is_empty() {
             let _ = self.repo.remove_worktree(&wt_path);
@@ -597,7 +644,8 @@ impl<'p> Runner<'p> {
 
     // ------------------------------------------------------------------ runs
 
-    /// Run the seeds an attempt still lacks, then decide it.
+    /// Run an attempt's seeds and decide it: baseline (all its seeds, then it is the noise
+    /// floor), plain keep/revert (`seeds = 1`), or screening plus verification.
     fn run_attempt(
         &mut self,
         attempt: &Attempt,
@@ -605,69 +653,384 @@ impl<'p> Runner<'p> {
         events: Events<'_>,
     ) -> Result<Finish, SchedError> {
         self.project.store.start_attempt(attempt.id)?;
-        let seeds = match attempt.kind {
-            AttemptKind::Baseline => self.policy.baseline_seeds,
-            _ => self.policy.seeds,
-        } as i64;
-        let done: Vec<(i64, RunStatus, Option<f64>)> = self
+        if attempt.kind == AttemptKind::Baseline {
+            let Some(results) =
+                self.run_seeds(attempt, self.policy.baseline_seeds as i64, opts, events)?
+            else {
+                return Ok(Finish::Interrupted);
+            };
+            let d = self.plain_decision(attempt, &results);
+            self.project.store.decide_attempt(attempt.id, &d)?;
+            if d.status == AttemptStatus::Kept {
+                let values: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
+                let s = summarize(&values).unwrap_or(Summary {
+                    n: 0,
+                    mean: f64::NAN,
+                    std: 0.0,
+                    min: f64::NAN,
+                    max: f64::NAN,
+                });
+                self.project.store.set_noise_floor(&NoiseFloor {
+                    program_id: self.program.id,
+                    fingerprint: self.fp_hash.clone(),
+                    attempt_id: attempt.id,
+                    n: s.n as i64,
+                    mean: s.mean,
+                    std: s.std,
+                    created_at: picidae_store::now_ms(),
+                })?;
+            }
+            return self.after_decision(attempt, d, events);
+        }
+        if !self.policy.verifies() {
+            let Some(results) = self.run_seeds(attempt, 1, opts, events)? else {
+                return Ok(Finish::Interrupted);
+            };
+            let d = self.plain_decision(attempt, &results);
+            self.project.store.decide_attempt(attempt.id, &d)?;
+            return self.after_decision(attempt, d, events);
+        }
+        self.verify_attempt(attempt, opts, events)
+    }
+
+    /// Screen on one seed; a candidate that beats the frontier gets the policy's remaining
+    /// seeds at once (verification before new exploration) and is judged statistically.
+    fn verify_attempt(
+        &mut self,
+        attempt: &Attempt,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        let goal = self.contract.primary().goal;
+        let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
+        if finding.is_none() {
+            let Some(screen) = self.run_seeds(attempt, 1, opts, events)? else {
+                return Ok(Finish::Interrupted);
+            };
+            let first = &screen[0];
+            let frontier = self.program.frontier_value.unwrap_or(f64::NAN);
+            let beats = first.status == RunStatus::Succeeded
+                && first
+                    .value
+                    .is_some_and(|v| goal.improves(v, frontier, self.policy.min_improvement));
+            if !beats {
+                let mut d = self.plain_decision(attempt, &screen);
+                if d.status == AttemptStatus::Discarded {
+                    d.note =
+                        Some("screened out: did not beat the frontier on its first seed".into());
+                }
+                self.project.store.decide_attempt(attempt.id, &d)?;
+                return self.after_decision(attempt, d, events);
+            }
+            let incumbent = self.program.frontier_attempt_id.unwrap_or(attempt.id);
+            let f = self.project.store.create_finding(
+                self.program.id,
+                attempt.id,
+                incumbent,
+                &self.contract.primary_metric,
+                Some(&self.fp_hash),
+            )?;
+            self.project.store.move_finding(
+                f.id,
+                FindingState::Verifying,
+                None,
+                &format!("queued {} more seeds", self.policy.seeds - 1),
+            )?;
+            events(&LoopEvent::Verifying {
+                seq: attempt.seq,
+                finding_id: f.id,
+                seeds: self.policy.seeds,
+            });
+            finding = Some(self.project.store.finding(f.id)?);
+        }
+        let finding = finding.ok_or_else(|| SchedError::Program {
+            program: self.program.name.clone(),
+            message: format!("attempt {} lost its finding", attempt.seq),
+        })?;
+        let Some(results) = self.run_seeds(attempt, self.policy.seeds as i64, opts, events)? else {
+            return Ok(Finish::Interrupted);
+        };
+        let judgement = if let Some(bad) = results.iter().find(|r| r.status != RunStatus::Succeeded)
+        {
+            Judgement {
+                validated: false,
+                blocked: false,
+                evidence: Evidence {
+                    n_candidate: Some(results.len() as i64),
+                    ..Default::default()
+                },
+                reason: format!("seed {} ended {}", bad.seed, bad.status),
+            }
+        } else {
+            self.judge_candidate(&finding, &results)?
+        };
+        let state = if judgement.validated {
+            FindingState::Validated
+        } else if judgement.blocked {
+            FindingState::Verifying
+        } else {
+            FindingState::Refuted
+        };
+        let values: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
+        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+        let d = Decision {
+            status: if judgement.validated {
+                AttemptStatus::Kept
+            } else {
+                AttemptStatus::Discarded
+            },
+            primary_value: mean,
+            note: Some(format!(
+                "finding {} {state}: {}",
+                finding.id, judgement.reason
+            )),
+            advance_frontier: judgement.validated,
+        };
+        self.project.store.conclude_finding(
+            finding.id,
+            state,
+            &judgement.evidence,
+            &judgement.reason,
+            attempt.id,
+            &d,
+        )?;
+        events(&LoopEvent::Judged {
+            seq: attempt.seq,
+            finding_id: finding.id,
+            state,
+            reason: judgement.reason.clone(),
+        });
+        self.after_decision(attempt, d, events)
+    }
+
+    /// Gather the candidate's and incumbent's samples (this environment only), their hidden
+    /// results and the testing family, then judge.
+    fn judge_candidate(
+        &mut self,
+        finding: &Finding,
+        results: &[SeedResult],
+    ) -> Result<Judgement, SchedError> {
+        let candidate: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
+        let incumbent_runs: Vec<Run> = self
+            .project
+            .store
+            .runs_of_attempt(finding.incumbent_attempt_id)?
+            .into_iter()
+            .filter(|r| {
+                r.status == RunStatus::Succeeded && r.fingerprint.as_deref() == Some(&self.fp_hash)
+            })
+            .collect();
+        let incumbent: Vec<f64> = incumbent_runs
+            .iter()
+            .filter_map(|r| r.primary_value)
+            .collect();
+        let family = self
+            .project
+            .store
+            .testing_family(self.program.id, Some(finding.id))?;
+        let noise_std = self.noise_floor()?.map(|f| f.std);
+        let calibrated = if self.contract.gold.is_empty() {
+            None
+        } else {
+            Some(
+                self.project
+                    .store
+                    .latest_calibration(self.program.id)?
+                    .is_some_and(|c| c.passed),
+            )
+        };
+        let (hidden_c, hidden_i) = match &self.contract.hidden {
+            Some(_) => {
+                let cand_ids: Vec<i64> = results.iter().map(|r| r.run_id).collect();
+                let inc_ids: Vec<i64> = incumbent_runs.iter().map(|r| r.id).collect();
+                (
+                    self.hidden_values(&cand_ids)?,
+                    self.hidden_values(&inc_ids)?,
+                )
+            }
+            None => (vec![], vec![]),
+        };
+        let hidden = self.contract.hidden.as_ref().map(|h| HiddenSamples {
+            goal: h.goal,
+            candidate: &hidden_c,
+            incumbent: &hidden_i,
+            tolerance: h.tolerance,
+        });
+        Ok(judge(
+            &JudgeInput {
+                goal: self.contract.primary().goal,
+                candidate: &candidate,
+                incumbent: &incumbent,
+                noise_std,
+                family: &family,
+                hidden,
+                calibrated,
+            },
+            &self.policy,
+        ))
+    }
+
+    fn evaluator<'a>(&'a self, hidden_dir: &'a Path, work_dir: &'a Path) -> Evaluator<'a> {
+        Evaluator {
+            repo: &self.repo,
+            contract: &self.contract,
+            commit: &self.program.base_commit,
+            hidden_dir,
+            data_dir: &self.data_dir,
+            work_dir,
+        }
+    }
+
+    fn hidden_dirs(&self) -> (PathBuf, PathBuf) {
+        let cache = self.data_dir.parent().unwrap_or(&self.data_dir);
+        (
+            cache.join("hidden"),
+            self.project.dir().join("hidden").join(&self.program.name),
+        )
+    }
+
+    /// Hidden primary values of runs, evaluating (and storing) those not yet evaluated.
+    fn hidden_values(&mut self, run_ids: &[i64]) -> Result<Vec<f64>, SchedError> {
+        let primary = self
+            .contract
+            .hidden
+            .as_ref()
+            .and_then(|h| h.primary())
+            .unwrap_or_default()
+            .to_string();
+        let (hidden_dir, work_dir) = self.hidden_dirs();
+        std::fs::create_dir_all(&work_dir).map_err(|e| SchedError::io(&work_dir, e))?;
+        let mut out = Vec::new();
+        for &id in run_ids {
+            let result = match self.project.store.hidden_result(id)? {
+                Some(r) => r,
+                None => {
+                    let run = self.project.store.run(id)?;
+                    let artifacts = run
+                        .log_dir
+                        .map(|d| PathBuf::from(d).join("artifacts"))
+                        .unwrap_or_default();
+                    let r = self
+                        .evaluator(&hidden_dir, &work_dir)
+                        .evaluate_run(id, &artifacts)?;
+                    self.project.store.set_hidden_result(&r)?;
+                    r
+                }
+            };
+            if let Some(v) = result.metrics.get(&primary).filter(|v| v.is_finite()) {
+                if result.ok {
+                    out.push(*v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// With gold cases in the contract, calibrate the evaluator once per base commit.
+    fn calibrate_if_needed(&mut self, events: Events<'_>) -> Result<(), SchedError> {
+        if self.contract.gold.is_empty() || self.contract.hidden.is_none() {
+            return Ok(());
+        }
+        if let Some(c) = self.project.store.latest_calibration(self.program.id)? {
+            if c.commit_sha == self.program.base_commit {
+                return Ok(());
+            }
+        }
+        let c = self.calibrate()?;
+        events(&LoopEvent::Calibrated {
+            passed: c.passed,
+            rank_correlation: c.rank_correlation,
+            max_error: c.max_error,
+        });
+        Ok(())
+    }
+
+    /// Run the evaluator on the contract's gold cases and record the result.
+    pub fn calibrate(&mut self) -> Result<Calibration, SchedError> {
+        let (hidden_dir, work_dir) = self.hidden_dirs();
+        std::fs::create_dir_all(&work_dir).map_err(|e| SchedError::io(&work_dir, e))?;
+        let mut c = self
+            .evaluator(&hidden_dir, &work_dir)
+            .calibrate(self.program.id)?;
+        c.id = self.project.store.insert_calibration(&c)?;
+        Ok(c)
+    }
+
+    /// Run the setup step if needed (exposed for `picidae evaluator calibrate`).
+    pub fn prepare(&mut self, events: Events<'_>) -> Result<(), SchedError> {
+        self.setup(events)
+    }
+
+    fn noise_floor(&self) -> Result<Option<NoiseFloor>, SchedError> {
+        Ok(self
+            .project
+            .store
+            .noise_floor(self.program.id, &self.fp_hash)?)
+    }
+
+    /// Run the seeds `0..n` an attempt still lacks (finished, non-cancelled runs count), each
+    /// recorded as it ends. `None` when cancelled.
+    fn run_seeds(
+        &mut self,
+        attempt: &Attempt,
+        n: i64,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Option<Vec<SeedResult>>, SchedError> {
+        let mut results: Vec<SeedResult> = self
             .project
             .store
             .runs_of_attempt(attempt.id)?
             .into_iter()
-            .filter(|r| r.status.is_terminal() && r.status != RunStatus::Cancelled)
-            .map(|r| (r.seed, r.status, r.primary_value))
+            .filter(|r| r.status.is_terminal() && r.status != RunStatus::Cancelled && r.seed < n)
+            .map(|r| SeedResult {
+                seed: r.seed,
+                run_id: r.id,
+                status: r.status,
+                value: r.primary_value,
+            })
             .collect();
-        let mut results: Vec<(RunStatus, Option<f64>)> =
-            done.iter().map(|(_, s, v)| (*s, *v)).collect();
-        let todo: Vec<i64> = (0..seeds)
-            .filter(|s| !done.iter().any(|(seed, _, _)| seed == s))
-            .collect();
-        if todo.is_empty() {
-            let d = self.decision(attempt, &results);
-            self.project.store.decide_attempt(attempt.id, &d)?;
-            return self.after_decision(attempt, d, events);
-        }
-        for (i, seed) in todo.iter().enumerate() {
-            if opts.cancel.load(Ordering::SeqCst) {
-                return Ok(Finish::Interrupted);
+        for seed in 0..n {
+            if results.iter().any(|r| r.seed == seed) {
+                continue;
             }
-            let (run_id, result) = self.execute_run(attempt, *seed, &opts.cancel, events)?;
+            if opts.cancel.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let (run_id, result) = self.execute_run(attempt, seed, &opts.cancel, events)?;
+            self.project.store.finish_run(run_id, &result)?;
+            let status = result.status.unwrap_or(RunStatus::Crashed);
             events(&LoopEvent::RunFinished {
                 seq: attempt.seq,
                 run_id,
-                status: result.status.unwrap_or(RunStatus::Crashed),
+                status,
                 value: result.primary_value,
                 wall_secs: result.wall_secs.unwrap_or(0.0),
             });
-            if result.status == Some(RunStatus::Cancelled) {
-                self.project.store.finish_run(run_id, &result)?;
-                return Ok(Finish::Interrupted);
+            if status == RunStatus::Cancelled {
+                return Ok(None);
             }
-            results.push((
-                result.status.unwrap_or(RunStatus::Crashed),
-                result.primary_value,
-            ));
-            if i + 1 == todo.len() {
-                let d = self.decision(attempt, &results);
-                self.project
-                    .store
-                    .finish_run_and_decide(run_id, &result, attempt.id, &d)?;
-                return self.after_decision(attempt, d, events);
-            }
-            self.project.store.finish_run(run_id, &result)?;
+            results.push(SeedResult {
+                seed,
+                run_id,
+                status,
+                value: result.primary_value,
+            });
         }
-        Ok(Finish::Interrupted)
+        results.sort_by_key(|r| r.seed);
+        Ok(Some(results))
     }
 
-    fn decision(&self, attempt: &Attempt, results: &[(RunStatus, Option<f64>)]) -> Decision {
+    /// Keep/revert on the mean of the seeds; any failed seed fails the attempt.
+    fn plain_decision(&self, attempt: &Attempt, results: &[SeedResult]) -> Decision {
         let values: Vec<f64> = results
             .iter()
-            .filter(|(s, _)| *s == RunStatus::Succeeded)
-            .filter_map(|(_, v)| *v)
+            .filter(|r| r.status == RunStatus::Succeeded)
+            .filter_map(|r| r.value)
             .collect();
         let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
         if values.len() < results.len() || mean.is_none() {
-            let statuses: Vec<String> = results.iter().map(|(s, _)| s.to_string()).collect();
+            let statuses: Vec<String> = results.iter().map(|r| r.status.to_string()).collect();
             return Decision {
                 status: AttemptStatus::Failed,
                 primary_value: mean,
@@ -770,6 +1133,7 @@ impl<'p> Runner<'p> {
         std::fs::create_dir_all(&artifacts).map_err(|e| SchedError::io(&artifacts, e))?;
         let _ = self.repo.remove_worktree(wt_path);
         let wt = self.repo.add_worktree(wt_path, &commit)?;
+        scrub(&self.contract, &wt.bench_dir())?;
         let run = &self.contract.run;
         let mut env = vec![
             (run.seed_env.clone(), seed.to_string()),

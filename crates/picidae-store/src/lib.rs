@@ -11,7 +11,10 @@
 //! - the frontier only moves through [`Store::decide_attempt`], which also writes the history row;
 //! - a run is finished at most once (a second finish is an error, not a double count).
 
+mod findings;
 mod schema;
+
+pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
 
 use std::path::Path;
 
@@ -38,6 +41,10 @@ pub enum StoreError {
     NoSuchRun(i64),
     #[error("run {0} is already finished; refusing to record it twice")]
     RunAlreadyFinished(i64),
+    #[error("no finding {0}")]
+    NoSuchFinding(i64),
+    #[error("finding {id} cannot move from {from} to {to}")]
+    BadTransition { id: i64, from: String, to: String },
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
 }

@@ -3,8 +3,9 @@
 use rusqlite_migration::{Migrations, M};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
 CREATE TABLE programs (
     id                  INTEGER PRIMARY KEY,
     name                TEXT NOT NULL UNIQUE,
@@ -86,7 +87,68 @@ CREATE TABLE frontier_history (
 );
 CREATE INDEX frontier_by_program ON frontier_history (program_id, id);
 "#,
-    )])
+        ),
+        M::up(
+            r#"
+CREATE TABLE findings (
+    id                   INTEGER PRIMARY KEY,
+    program_id           INTEGER NOT NULL REFERENCES programs(id),
+    attempt_id           INTEGER NOT NULL REFERENCES attempts(id),
+    incumbent_attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+    state                TEXT NOT NULL,
+    metric               TEXT NOT NULL,
+    fingerprint          TEXT,
+    evidence_json        TEXT NOT NULL,
+    note                 TEXT,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL
+);
+CREATE INDEX findings_by_program ON findings (program_id, state);
+CREATE INDEX findings_by_attempt ON findings (attempt_id);
+
+CREATE TABLE finding_events (
+    id         INTEGER PRIMARY KEY,
+    finding_id INTEGER NOT NULL REFERENCES findings(id),
+    from_state TEXT,
+    to_state   TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE INDEX finding_events_by_finding ON finding_events (finding_id, id);
+
+CREATE TABLE noise_floors (
+    program_id  INTEGER NOT NULL REFERENCES programs(id),
+    fingerprint TEXT NOT NULL,
+    attempt_id  INTEGER NOT NULL REFERENCES attempts(id),
+    n           INTEGER NOT NULL,
+    mean        REAL NOT NULL,
+    std         REAL NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (program_id, fingerprint)
+);
+
+-- Hidden-evaluator output: kept apart from runs so nothing shown to agents can join it in.
+CREATE TABLE hidden_results (
+    run_id       INTEGER PRIMARY KEY REFERENCES runs(id),
+    ok           INTEGER NOT NULL,
+    metrics_json TEXT NOT NULL,
+    error        TEXT,
+    evaluated_at INTEGER NOT NULL
+);
+
+CREATE TABLE calibrations (
+    id               INTEGER PRIMARY KEY,
+    program_id       INTEGER NOT NULL REFERENCES programs(id),
+    commit_sha       TEXT NOT NULL,
+    passed           INTEGER NOT NULL,
+    rank_correlation REAL,
+    max_error        REAL,
+    details_json     TEXT NOT NULL,
+    created_at       INTEGER NOT NULL
+);
+"#,
+        ),
+    ])
 }
 
 #[cfg(test)]

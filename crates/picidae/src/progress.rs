@@ -74,6 +74,29 @@ impl Display {
                 }
             }
             LoopEvent::RunFinished { .. } | LoopEvent::Proposed { .. } => {}
+            LoopEvent::Calibrated {
+                passed,
+                rank_correlation,
+                max_error,
+            } => self.line(format!(
+                "evaluator calibration {}: rank correlation {}, max error {}",
+                if *passed { "passed" } else { "FAILED (findings cannot be validated)" },
+                fmt_value(*rank_correlation),
+                fmt_value(*max_error)
+            )),
+            LoopEvent::Verifying {
+                seq,
+                finding_id,
+                seeds,
+            } => self.line(format!(
+                "#{seq:<4} candidate beat the frontier on its first seed: finding {finding_id}, verifying over {seeds} seeds"
+            )),
+            LoopEvent::Judged {
+                seq,
+                finding_id,
+                state,
+                reason,
+            } => self.line(format!("#{seq:<4} finding {finding_id} {state}: {reason}")),
             LoopEvent::Rejected {
                 seq,
                 status,

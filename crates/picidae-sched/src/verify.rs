@@ -1,0 +1,273 @@
+//! The findings layer's judgement: is a candidate's improvement real?
+//!
+//! A candidate is validated only when every one of these holds:
+//! 1. Welch's t-test (unequal variances; the seed samples are small and their spreads differ
+//!    between configurations) gives a confidence interval on the effect whose lower bound is
+//!    above zero;
+//! 2. its one-sided p-value, adjusted by Benjamini–Hochberg over the program's whole testing
+//!    family (every verified candidate plus every explored attempt that was screened out, at
+//!    p = 1), is at most `alpha` — so trying many ideas does not manufacture wins;
+//! 3. the effect exceeds the noise floor: `max(min_improvement, noise_factor × σ_baseline /
+//!    √n)`, where σ_baseline is the baseline's seed-to-seed spread on this environment — a guard
+//!    against samples that happen to be unusually quiet;
+//! 4. the hidden evaluator, run on the candidate's and the incumbent's artifacts, agrees in
+//!    direction (within `hidden.tolerance`, relative); a visible gain with a hidden loss is
+//!    refuted and flagged `suspected-overfit`;
+//! 5. the evaluator passed calibration on the contract's gold cases, when there are any.
+//!
+//! [`judge`] is the pure decision; the runner gathers its inputs.
+
+use picidae_core::contract::PolicySpec;
+use picidae_core::stats::{bh_q_for, welch};
+use picidae_core::Goal;
+use picidae_store::Evidence;
+use serde::{Deserialize, Serialize};
+
+/// Flag set when the visible metric improves and the hidden one does not.
+pub const FLAG_OVERFIT: &str = "suspected-overfit";
+/// Flag set when the evaluator failed (or lacks) calibration.
+pub const FLAG_UNCALIBRATED: &str = "evaluator-uncalibrated";
+
+/// What the runner knows when it judges a candidate.
+#[derive(Debug, Clone)]
+pub struct JudgeInput<'a> {
+    pub goal: Goal,
+    pub candidate: &'a [f64],
+    pub incumbent: &'a [f64],
+    /// Seed-to-seed standard deviation of the baseline on this environment.
+    pub noise_std: Option<f64>,
+    /// p-values of the rest of the program's testing family.
+    pub family: &'a [f64],
+    /// Hidden primary metric of the candidate's and the incumbent's runs, when evaluated.
+    pub hidden: Option<HiddenSamples<'a>>,
+    /// `Some(false)` when the evaluator failed calibration; `None` when there is nothing to
+    /// calibrate against.
+    pub calibrated: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HiddenSamples<'a> {
+    pub goal: Goal,
+    pub candidate: &'a [f64],
+    pub incumbent: &'a [f64],
+    pub tolerance: f64,
+}
+
+/// The outcome of judging a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub validated: bool,
+    /// Validation is withheld for a reason other than the evidence (failed calibration).
+    pub blocked: bool,
+    pub evidence: Evidence,
+    /// Why, in one line.
+    pub reason: String,
+}
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    let v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
+    let mut ev = Evidence {
+        confidence: Some(policy.confidence),
+        n_candidate: Some(input.candidate.len() as i64),
+        n_incumbent: Some(input.incumbent.len() as i64),
+        ..Default::default()
+    };
+    let refuted = |ev: Evidence, reason: String| Judgement {
+        validated: false,
+        blocked: false,
+        evidence: ev,
+        reason,
+    };
+    let Some(cmp) = welch(
+        input.candidate,
+        input.incumbent,
+        input.goal == Goal::Maximize,
+        policy.confidence,
+    ) else {
+        return refuted(
+            ev,
+            format!(
+                "not enough valid seeds to test ({} candidate, {} incumbent; need 2 each)",
+                input.candidate.len(),
+                input.incumbent.len()
+            ),
+        );
+    };
+    ev.effect = Some(cmp.effect);
+    ev.ci_low = Some(cmp.ci_low);
+    ev.ci_high = Some(cmp.ci_high);
+    ev.p_value = Some(cmp.p_value);
+    let q = bh_q_for(cmp.p_value, input.family);
+    ev.q_value = Some(q);
+    let floor = policy.min_improvement.max(
+        input.noise_std.unwrap_or(0.0) * policy.noise_factor
+            / (input.candidate.len().max(1) as f64).sqrt(),
+    );
+    ev.noise_floor = Some(floor);
+    let pct = policy.confidence * 100.0;
+    if cmp.ci_low <= 0.0 {
+        return refuted(
+            ev,
+            format!(
+                "effect {:+.6} has a {pct:.0}% interval [{:+.6}, {:+.6}] that reaches zero",
+                cmp.effect, cmp.ci_low, cmp.ci_high
+            ),
+        );
+    }
+    if q > policy.alpha {
+        return refuted(
+            ev,
+            format!(
+                "q = {q:.4} over {} tested attempts exceeds alpha {}",
+                input.family.len() + 1,
+                policy.alpha
+            ),
+        );
+    }
+    if cmp.effect <= floor {
+        return refuted(
+            ev,
+            format!(
+                "effect {:+.6} does not exceed the noise floor {floor:.6}",
+                cmp.effect
+            ),
+        );
+    }
+    if let Some(h) = input.hidden {
+        match (mean(h.candidate), mean(h.incumbent)) {
+            (Some(c), Some(i)) => {
+                let gain = h.goal.gain(c, i);
+                ev.hidden_effect = Some(gain);
+                let agrees = gain > -h.tolerance * i.abs();
+                ev.hidden_agrees = Some(agrees);
+                if !agrees {
+                    ev.flags.push(FLAG_OVERFIT.into());
+                    return refuted(
+                        ev,
+                        format!(
+                            "visible metric improved by {:+.6} but the hidden metric changed by {gain:+.6}: suspected overfit or gaming",
+                            cmp.effect
+                        ),
+                    );
+                }
+            }
+            _ => {
+                ev.hidden_agrees = Some(false);
+                return refuted(ev, "the hidden evaluator produced no valid result".into());
+            }
+        }
+    }
+    if input.calibrated == Some(false) {
+        ev.flags.push(FLAG_UNCALIBRATED.into());
+        return Judgement {
+            validated: false,
+            blocked: true,
+            evidence: ev,
+            reason:
+                "the evaluator failed calibration on its gold cases; findings cannot be promoted"
+                    .into(),
+        };
+    }
+    Judgement {
+        validated: true,
+        blocked: false,
+        reason: format!(
+            "effect {:+.6} [{:+.6}, {:+.6}], p = {:.4}, q = {q:.4}",
+            cmp.effect, cmp.ci_low, cmp.ci_high, cmp.p_value
+        ),
+        evidence: ev,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> PolicySpec {
+        PolicySpec {
+            seeds: 5,
+            baseline_seeds: 5,
+            ..Default::default()
+        }
+    }
+
+    const BASE: [f64; 5] = [1.00, 1.02, 0.98, 1.01, 0.99];
+    const GOOD: [f64; 5] = [0.80, 0.82, 0.78, 0.81, 0.79];
+
+    fn input<'a>(c: &'a [f64], i: &'a [f64]) -> JudgeInput<'a> {
+        JudgeInput {
+            goal: Goal::Minimize,
+            candidate: c,
+            incumbent: i,
+            noise_std: Some(0.015),
+            family: &[],
+            hidden: None,
+            calibrated: None,
+        }
+    }
+
+    #[test]
+    fn clear_improvement_is_validated() {
+        let j = judge(&input(&GOOD, &BASE), &policy());
+        assert!(j.validated, "{}", j.reason);
+        let e = j.evidence;
+        assert!((e.effect.unwrap() - 0.2).abs() < 1e-9);
+        assert!(e.ci_low.unwrap() > 0.0 && e.p_value.unwrap() < 0.001);
+    }
+
+    #[test]
+    fn a_large_family_refutes_a_marginal_win() {
+        let c = [0.97, 0.99, 0.96, 0.985, 0.975];
+        let alone = judge(&input(&c, &BASE), &policy());
+        assert!(alone.validated, "{}", alone.reason);
+        let family = vec![1.0; 200];
+        let mut inp = input(&c, &BASE);
+        inp.family = &family;
+        let crowded = judge(&inp, &policy());
+        assert!(!crowded.validated);
+        assert!(crowded.reason.contains("q ="), "{}", crowded.reason);
+    }
+
+    #[test]
+    fn noise_floor_and_hidden_and_calibration() {
+        let mut p = policy();
+        p.min_improvement = 0.5;
+        let j = judge(&input(&GOOD, &BASE), &p);
+        assert!(
+            !j.validated && j.reason.contains("noise floor"),
+            "{}",
+            j.reason
+        );
+
+        let mut inp = input(&GOOD, &BASE);
+        inp.hidden = Some(HiddenSamples {
+            goal: Goal::Minimize,
+            candidate: &[1.2, 1.2],
+            incumbent: &[1.0, 1.0],
+            tolerance: 0.0,
+        });
+        let j = judge(&inp, &policy());
+        assert!(!j.validated);
+        assert_eq!(j.evidence.flags, vec![FLAG_OVERFIT.to_string()]);
+        assert_eq!(j.evidence.hidden_agrees, Some(false));
+
+        let mut inp = input(&GOOD, &BASE);
+        inp.calibrated = Some(false);
+        let j = judge(&inp, &policy());
+        assert!(!j.validated && j.blocked);
+    }
+
+    #[test]
+    fn too_few_seeds_cannot_validate() {
+        let j = judge(&input(&[0.5], &BASE), &policy());
+        assert!(
+            !j.validated && j.reason.contains("not enough"),
+            "{}",
+            j.reason
+        );
+    }
+}
