@@ -161,8 +161,8 @@ pub struct Comparison {
 /// Returns `None` when:
 /// - either sample has fewer than 2 finite values (no variance estimate, so no test);
 /// - `confidence` is not strictly between 0 and 1 (this includes `NaN`);
-/// - the arithmetic overflows (the difference of the means, the standard error or the
-///   interval's half-width is not finite, which takes values near `f64::MAX`).
+/// - the arithmetic overflows (the difference of the means, the standard error or an end of
+///   the interval is not finite, which takes values near `f64::MAX`).
 ///
 /// When both samples have zero variance, `se` is 0 and the t statistic is undefined. The
 /// result is then decided by the sign of `effect`: `p_value` is `0.0` if `effect > 0` and
@@ -213,7 +213,9 @@ pub fn welch(
     let r = (se_c / se).powi(2);
     let s = (se_i / se).powi(2);
     let df = 1.0 / (r * r / (n_c - 1) as f64 + s * s / (n_i - 1) as f64);
-    // df lies in [min(n_c, n_i) - 1, n_c + n_i - 2], so it is finite and >= 1.
+    // Mathematically df lies in [min(n_c, n_i) - 1, n_c + n_i - 2]; clamping keeps it there
+    // when the standard errors are subnormal and the ratios above lose their precision.
+    let df = df.clamp((n_c.min(n_i) - 1) as f64, (n_c + n_i - 2) as f64);
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
     let t = effect / se;
     let p_value = if t.is_finite() {
@@ -224,13 +226,14 @@ pub fn welch(
         1.0
     };
     let half_width = dist.inverse_cdf(0.5 + confidence / 2.0) * se;
-    if !half_width.is_finite() {
+    let (ci_low, ci_high) = (effect - half_width, effect + half_width);
+    if !ci_low.is_finite() || !ci_high.is_finite() {
         return None;
     }
     Some(Comparison {
         effect,
-        ci_low: effect - half_width,
-        ci_high: effect + half_width,
+        ci_low,
+        ci_high,
         p_value,
         df,
         n_candidate: n_c,
@@ -342,8 +345,8 @@ fn average_ranks(xs: &[f64]) -> Vec<f64> {
 /// level `confidence`: `(mean, low, high)`.
 ///
 /// Returns `None` when fewer than 2 values are finite, `confidence` is not strictly between 0
-/// and 1, or the standard error overflows. When all values are equal the interval is
-/// `(mean, mean)`.
+/// and 1, or the standard error or an end of the interval overflows. When all values are equal
+/// the interval is `(mean, mean)`.
 pub fn mean_ci(xs: &[f64], confidence: f64) -> Option<(f64, f64, f64)> {
     if !(confidence > 0.0 && confidence < 1.0) {
         return None;
@@ -361,8 +364,9 @@ pub fn mean_ci(xs: &[f64], confidence: f64) -> Option<(f64, f64, f64)> {
     }
     let dist = StudentsT::new(0.0, 1.0, (s.n - 1) as f64).ok()?;
     let half_width = dist.inverse_cdf(0.5 + confidence / 2.0) * se;
-    if !half_width.is_finite() {
+    let (low, high) = (s.mean - half_width, s.mean + half_width);
+    if !low.is_finite() || !high.is_finite() {
         return None;
     }
-    Some((s.mean, s.mean - half_width, s.mean + half_width))
+    Some((s.mean, low, high))
 }

@@ -17,7 +17,7 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
-pub use program::{create_program, ProgramOptions};
+pub use program::{create_program, retract_finding, ProgramOptions};
 pub use project::Project;
 pub use runner::{LoopEvent, LoopOptions, LoopSummary, Runner};
 

@@ -27,6 +27,7 @@ pub struct ProgramOptions {
     pub seeds: Option<u32>,
     pub baseline_seeds: Option<u32>,
     pub min_improvement: Option<f64>,
+    pub alpha: Option<f64>,
 }
 
 pub fn valid_program_name(name: &str) -> bool {
@@ -40,10 +41,11 @@ pub fn valid_program_name(name: &str) -> bool {
         && !name.ends_with(".lock")
 }
 
-/// The policy in force for a program: the contract's, overridden by the program's.
-pub fn effective_policy(contract: &Contract, program: &Program) -> PolicySpec {
+/// The policy in force for a program: the contract's, overridden by the program's own
+/// settings (`overrides`, as stored with the program).
+pub fn effective_policy(contract: &Contract, overrides: &serde_json::Value) -> PolicySpec {
     let mut p = contract.policy.clone();
-    let o = &program.policy;
+    let o = overrides;
     if let Some(s) = o.get("seeds").and_then(|v| v.as_u64()) {
         p.seeds = s.max(1) as u32;
     }
@@ -52,6 +54,9 @@ pub fn effective_policy(contract: &Contract, program: &Program) -> PolicySpec {
     }
     if let Some(m) = o.get("min_improvement").and_then(|v| v.as_f64()) {
         p.min_improvement = m;
+    }
+    if let Some(a) = o.get("alpha").and_then(|v| v.as_f64()) {
+        p.alpha = a;
     }
     p
 }
@@ -105,6 +110,19 @@ pub fn create_program(project: &mut Project, opts: &ProgramOptions) -> Result<Pr
     if let Some(m) = opts.min_improvement {
         policy.insert("min_improvement".into(), m.into());
     }
+    if let Some(a) = opts.alpha {
+        if !(a > 0.0 && a <= 0.5) {
+            return Err(fail(format!("alpha must be in (0, 0.5], got {a}")));
+        }
+        policy.insert("alpha".into(), a.into());
+    }
+    let merged = effective_policy(&contract, &serde_json::Value::Object(policy.clone()));
+    if merged.seeds > 1 && merged.baseline_seeds < 2 {
+        return Err(fail(format!(
+            "{} seeds per attempt need a baseline of at least 2 seeds to compare against (--baseline-seeds)",
+            merged.seeds
+        )));
+    }
     let program = project.store.create_program(&NewProgram {
         name: opts.name.clone(),
         benchmark_dir: bench.display().to_string(),
@@ -123,4 +141,21 @@ fn read_optional(path: &Path) -> Result<String, SchedError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         Err(e) => Err(SchedError::io(path, e)),
     }
+}
+
+/// Retract a validated finding; if it held the frontier, move the frontier (store and git ref)
+/// back to the latest entry that still stands. Returns the new frontier commit if it moved.
+pub fn retract_finding(
+    project: &mut Project,
+    finding_id: i64,
+    reason: &str,
+) -> Result<Option<String>, SchedError> {
+    let finding = project.store.finding(finding_id)?;
+    let program = project.store.program_by_id(finding.program_id)?;
+    let moved = project.store.retract_finding(finding_id, reason)?;
+    if let Some(commit) = &moved {
+        let repo = Repo::open(&program.benchmark_dir)?;
+        repo.update_ref(&program_ref(&program.name, "frontier"), commit, None)?;
+    }
+    Ok(moved)
 }

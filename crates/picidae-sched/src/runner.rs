@@ -164,7 +164,7 @@ impl<'p> Runner<'p> {
         let lock = lock_program(project, &program.name)?;
         let contract = Contract::load(Path::new(&program.benchmark_dir))?;
         let repo = Repo::open(&program.benchmark_dir)?;
-        let policy = effective_policy(&contract, &program);
+        let policy = effective_policy(&contract, &program.policy);
         let fp = Fingerprint::collect(Some(&program.base_commit))?;
         let fp_hash = fp.hash();
         let fp_json = serde_json::to_string(&fp).unwrap_or_default();

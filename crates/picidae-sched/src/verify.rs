@@ -10,10 +10,12 @@
 //! 3. the effect exceeds the noise floor: `max(min_improvement, noise_factor × σ_baseline /
 //!    √n)`, where σ_baseline is the baseline's seed-to-seed spread on this environment — a guard
 //!    against samples that happen to be unusually quiet;
-//! 4. the hidden evaluator, run on the candidate's and the incumbent's artifacts, agrees in
+//! 4. the evaluator passed calibration on the contract's gold cases, when there are any (if it
+//!    did not, neither its verdict nor the candidate's can be trusted: the finding is held in
+//!    `verifying`, flagged `evaluator-uncalibrated`);
+//! 5. the hidden evaluator, run on the candidate's and the incumbent's artifacts, agrees in
 //!    direction (within `hidden.tolerance`, relative); a visible gain with a hidden loss is
-//!    refuted and flagged `suspected-overfit`;
-//! 5. the evaluator passed calibration on the contract's gold cases, when there are any.
+//!    refuted and flagged `suspected-overfit`.
 //!
 //! [`judge`] is the pure decision; the runner gathers its inputs.
 
@@ -137,6 +139,17 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
             ),
         );
     }
+    if input.calibrated == Some(false) {
+        ev.flags.push(FLAG_UNCALIBRATED.into());
+        return Judgement {
+            validated: false,
+            blocked: true,
+            evidence: ev,
+            reason:
+                "the evaluator failed calibration on its gold cases; findings cannot be promoted"
+                    .into(),
+        };
+    }
     if let Some(h) = input.hidden {
         match (mean(h.candidate), mean(h.incumbent)) {
             (Some(c), Some(i)) => {
@@ -160,17 +173,6 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
                 return refuted(ev, "the hidden evaluator produced no valid result".into());
             }
         }
-    }
-    if input.calibrated == Some(false) {
-        ev.flags.push(FLAG_UNCALIBRATED.into());
-        return Judgement {
-            validated: false,
-            blocked: true,
-            evidence: ev,
-            reason:
-                "the evaluator failed calibration on its gold cases; findings cannot be promoted"
-                    .into(),
-        };
     }
     Judgement {
         validated: true,

@@ -131,7 +131,10 @@ fn move_in(
     let from: FindingState = from
         .parse()
         .map_err(|e: picidae_core::domain::UnknownState| StoreError::Corrupt(e.to_string()))?;
-    if from != to && !from.can_move_to(to) {
+    // Staying in `verifying` is allowed (a verdict withheld, e.g. by a failed calibration);
+    // every other move must follow the lifecycle.
+    let stays_verifying = from == to && to == FindingState::Verifying;
+    if !stays_verifying && !from.can_move_to(to) {
         return Err(StoreError::BadTransition {
             id,
             from: from.to_string(),

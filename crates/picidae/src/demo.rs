@@ -87,6 +87,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             seeds: None,
             baseline_seeds: None,
             min_improvement: None,
+            alpha: None,
         },
     )?;
     println!(

@@ -2,6 +2,7 @@
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
 mod demo;
+mod findings;
 mod progress;
 mod results;
 
@@ -81,9 +82,55 @@ enum Command {
     /// Import results from other tools' formats.
     #[command(subcommand)]
     Import(ImportCmd),
+    /// List, show and retract findings (validated claims with their evidence).
+    Findings {
+        #[command(subcommand)]
+        command: Option<FindingsCmd>,
+        #[arg(long, short)]
+        program: Option<String>,
+        /// Only findings in this state (candidate, verifying, validated, refuted, retracted).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a Markdown report: ranked findings with evidence, refuted ideas, suspicions.
+    Report {
+        #[arg(long, short)]
+        program: String,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// The hidden evaluator.
+    #[command(subcommand)]
+    Evaluator(EvaluatorCmd),
     /// Run the bundled example benchmark end to end: a fresh project, a sweep program, 30
     /// attempts, and the improvement found.
     Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum FindingsCmd {
+    /// One finding with its evidence and history.
+    Show { id: i64 },
+    /// Retract a validated finding (the frontier moves back if it held it).
+    Retract {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvaluatorCmd {
+    /// Run the evaluator on the contract's gold cases and report agreement.
+    Calibrate {
+        #[arg(long, short)]
+        program: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +179,9 @@ struct CreateArgs {
     /// Minimum improvement of the primary metric to keep an attempt.
     #[arg(long)]
     min_improvement: Option<f64>,
+    /// False-discovery rate for findings (Benjamini–Hochberg q threshold).
+    #[arg(long)]
+    alpha: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -222,6 +272,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     seeds: args.seeds,
                     baseline_seeds: args.baseline_seeds,
                     min_improvement: args.min_improvement,
+                    alpha: args.alpha,
                 },
             )?;
             println!(
@@ -268,6 +319,41 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let mut project = open_project(&cli.project)?;
             let n = results::import_tsv(&mut project, &program, &file)?;
             println!("imported {n} attempts into {program}");
+        }
+        Command::Findings {
+            command,
+            program,
+            state,
+            json,
+        } => match command {
+            None => {
+                let project = open_project(&cli.project)?;
+                let state = state
+                    .map(|s| s.parse::<picidae_core::domain::FindingState>())
+                    .transpose()?;
+                findings::list(&project, program.as_deref(), state, json)?;
+            }
+            Some(FindingsCmd::Show { id }) => {
+                findings::show(&open_project(&cli.project)?, id)?;
+            }
+            Some(FindingsCmd::Retract { id, reason }) => {
+                findings::retract(&mut open_project(&cli.project)?, id, &reason)?;
+            }
+        },
+        Command::Report { program, output } => {
+            let project = open_project(&cli.project)?;
+            let text = findings::report(&project, &program)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        Command::Evaluator(EvaluatorCmd::Calibrate { program, json }) => {
+            let mut project = open_project(&cli.project)?;
+            if !findings::calibrate(&mut project, &program, json)? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Demo(args) => demo::run(args)?,
     }

@@ -153,3 +153,100 @@ pub fn read_pids(path: &Path) -> Vec<i32> {
         .filter_map(|p| p.parse().ok())
         .collect()
 }
+
+/// A benchmark with known ground truth. `value.txt` holds `visible hidden tag`: a run reports
+/// `score` = visible + N(0, 0.5²) noise (independent per attempt and seed) and leaves the hidden
+/// value as its artifact; the hidden evaluator reports it as `hidden_score`. Lower is better.
+pub fn truth_files(evaluator: &str, policy: &str) -> Vec<(&'static str, String)> {
+    let contract = format!(
+        r#"[benchmark]
+name = "truth"
+
+[boundary]
+editable = ["value.txt"]
+
+[run]
+command = "sh run.sh"
+time_budget = 10
+timeout = 10
+grace = 0.5
+artifacts = ["hidden_true.txt"]
+
+[metrics.score]
+goal = "minimize"
+
+[policy]
+{policy}
+
+[hidden]
+command = "sh evaluate.sh"
+metrics = ["hidden_score"]
+files = ["gold"]
+
+[[gold]]
+name = "low"
+path = "gold/low"
+score = 3.0
+
+[[gold]]
+name = "mid"
+path = "gold/mid"
+score = 5.0
+
+[[gold]]
+name = "high"
+path = "gold/high"
+score = 8.0
+"#
+    );
+    let run = r#"set -e
+read v h tag < value.txt
+awk -v v="$v" -v s="$PICIDAE_SEED" -v a="$PICIDAE_ATTEMPT" 'BEGIN {
+  srand(s * 7919 + a * 104729 + 17)
+  u1 = rand(); if (u1 < 1e-12) u1 = 1e-12
+  u2 = rand()
+  z = sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2)
+  printf "score: %.6f\n", v + 0.5 * z
+}'
+echo "$h" > "$PICIDAE_ARTIFACTS/hidden_true.txt"
+"#;
+    vec![
+        ("picidae.toml", contract),
+        ("run.sh", run.to_string()),
+        ("evaluate.sh", evaluator.to_string()),
+        ("value.txt", "10 10 base\n".to_string()),
+        ("gold/low/hidden_true.txt", "3\n".to_string()),
+        ("gold/mid/hidden_true.txt", "5\n".to_string()),
+        ("gold/high/hidden_true.txt", "8\n".to_string()),
+    ]
+}
+
+pub const GOOD_EVALUATOR: &str =
+    "echo \"hidden_score: $(cat \"$PICIDAE_ARTIFACTS/hidden_true.txt\")\"\n";
+pub const BROKEN_EVALUATOR: &str = "echo \"hidden_score: 4\"\n";
+
+impl Env {
+    pub fn truth(evaluator: &str, policy: &str) -> Env {
+        let files = truth_files(evaluator, policy);
+        let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        Env::new(&refs)
+    }
+
+    /// Create program `name` driven by a queue agent.
+    pub fn queue_program(&self, name: &str, actions: &[&str], extra: &[&str]) {
+        let agent = self.queue_agent(actions);
+        let mut args = vec![
+            "program",
+            "create",
+            name,
+            "--benchmark",
+            self.bench.to_str().unwrap(),
+            "--agent",
+            "command",
+            "--agent-command",
+            &agent,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+}
