@@ -79,11 +79,13 @@ impl AttemptStatus {
 }
 
 string_enum! {
-    /// What kind of attempt this is.
+    /// What kind of attempt this is (`measure`: a re-measurement of a commit for ground truth,
+    /// never compared with the frontier).
     AttemptKind {
         Baseline => "baseline",
         Explore => "explore",
         Imported => "imported",
+        Measure => "measure",
     }
 }
 

@@ -46,6 +46,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(3600);
 pub struct LoopOptions {
     /// Stop after this many new attempts (resumed ones are not counted). `None` = never stop.
     pub max_attempts: Option<u64>,
+    /// Start no new attempt once this many runs have been spent in this invocation.
+    pub max_runs: Option<u64>,
     /// Finish the attempt in flight, then stop.
     pub stop: Arc<AtomicBool>,
     /// Kill the run in flight and stop; its attempt is resumed next time.
@@ -201,6 +203,7 @@ impl<'p> Runner<'p> {
         events: Events<'_>,
     ) -> Result<LoopSummary, SchedError> {
         let mut summary = LoopSummary::default();
+        let runs_at_start = self.project.store.run_count(Some(self.program.id))?;
         let resumed = self.recover(events)?;
         self.setup(events)?;
         self.load_history()?;
@@ -227,6 +230,13 @@ impl<'p> Runner<'p> {
         loop {
             if let Some(max) = opts.max_attempts {
                 if summary.attempts >= max {
+                    break;
+                }
+            }
+            if let Some(max) = opts.max_runs {
+                let spent = self.project.store.run_count(Some(self.program.id))? - runs_at_start;
+                if spent as u64 >= max {
+                    summary.stopped = Some(format!("run budget of {max} runs spent"));
                     break;
                 }
             }
@@ -311,7 +321,15 @@ impl<'p> Runner<'p> {
         let mut resume = Vec::new();
         let mut failed = 0;
         for a in self.project.store.undecided_attempts(pid)? {
-            if a.commit.is_some() {
+            if a.kind == AttemptKind::Measure {
+                self.project.store.reject_attempt(
+                    a.id,
+                    AttemptStatus::Failed,
+                    &json!({"interrupted": "measurement interrupted"}),
+                    "interrupted measurement",
+                )?;
+                failed += 1;
+            } else if a.commit.is_some() {
                 resume.push(a);
             } else {
                 self.project.store.reject_attempt(
@@ -956,6 +974,54 @@ impl<'p> Runner<'p> {
         Ok(c)
     }
 
+    /// Re-measure a commit on fresh seeds `first..first + n`, visible and hidden metric per seed,
+    /// recorded as an attempt of kind `measure` that is never compared with the frontier. For
+    /// ground truth in benchmarks of the policy itself.
+    pub fn measure(
+        &mut self,
+        commit: &str,
+        first: i64,
+        n: i64,
+        label: &str,
+    ) -> Result<Vec<(Option<f64>, Option<f64>)>, SchedError> {
+        self.setup(&mut |_| {})?;
+        let attempt = self.project.store.insert_attempt(&NewAttempt {
+            program_id: self.program.id,
+            kind: AttemptKind::Measure,
+            parent_commit: commit.to_string(),
+            hypothesis: format!("measure {label}"),
+            proposer: "picidae".into(),
+            params: None,
+        })?;
+        self.project
+            .store
+            .set_attempt_commit(attempt.id, commit, &patch_hash(""), &[], None)?;
+        let attempt = self.project.store.attempt(attempt.id)?;
+        let opts = LoopOptions::default();
+        let results = self
+            .run_seed_range(&attempt, first, n, &opts, &mut |_| {})?
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for r in &results {
+            let hidden = if self.contract.hidden.is_some() {
+                self.hidden_values(&[r.run_id])?.first().copied()
+            } else {
+                None
+            };
+            out.push((r.value.filter(|_| r.status == RunStatus::Succeeded), hidden));
+        }
+        self.project.store.decide_attempt(
+            attempt.id,
+            &Decision {
+                status: AttemptStatus::Discarded,
+                primary_value: None,
+                note: Some("measurement".into()),
+                advance_frontier: false,
+            },
+        )?;
+        Ok(out)
+    }
+
     /// Run the setup step if needed (exposed for `picidae evaluator calibrate`).
     pub fn prepare(&mut self, events: Events<'_>) -> Result<(), SchedError> {
         self.setup(events)
@@ -977,12 +1043,29 @@ impl<'p> Runner<'p> {
         opts: &LoopOptions,
         events: Events<'_>,
     ) -> Result<Option<Vec<SeedResult>>, SchedError> {
+        self.run_seed_range(attempt, 0, n, opts, events)
+    }
+
+    /// Run the seeds `first..first + n`, as [`run_seeds`](Self::run_seeds).
+    fn run_seed_range(
+        &mut self,
+        attempt: &Attempt,
+        first: i64,
+        n: i64,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Option<Vec<SeedResult>>, SchedError> {
+        let range = first..first + n;
         let mut results: Vec<SeedResult> = self
             .project
             .store
             .runs_of_attempt(attempt.id)?
             .into_iter()
-            .filter(|r| r.status.is_terminal() && r.status != RunStatus::Cancelled && r.seed < n)
+            .filter(|r| {
+                r.status.is_terminal()
+                    && r.status != RunStatus::Cancelled
+                    && range.contains(&r.seed)
+            })
             .map(|r| SeedResult {
                 seed: r.seed,
                 run_id: r.id,
@@ -990,7 +1073,7 @@ impl<'p> Runner<'p> {
                 value: r.primary_value,
             })
             .collect();
-        for seed in 0..n {
+        for seed in range.clone() {
             if results.iter().any(|r| r.seed == seed) {
                 continue;
             }

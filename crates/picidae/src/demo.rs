@@ -1,9 +1,9 @@
 //! `picidae demo`: the bundled example benchmark, end to end, on the embedded defaults
 //! (SQLite store, local executor, built-in sweep agent).
 //!
-//! The benchmark's files are compiled into the binary, so the demo works from any directory:
-//! it writes them to `<dir>/tiny-mlp`, makes that a git repository, creates a project in
-//! `<dir>`, and runs the sweep program.
+//! The benchmark's files are compiled into the binary ([`crate::example`]), so the demo works
+//! from any directory: it writes them to `<dir>/tiny-mlp`, makes that a git repository, creates
+//! a project in `<dir>`, and runs the sweep program.
 
 use std::path::PathBuf;
 
@@ -11,32 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use picidae_agent::sweep::Sampler;
 use picidae_agent::AgentSpec;
-use picidae_git::{Identity, Repo};
 use picidae_sched::{create_program, ProgramOptions, Project};
-
-const FILES: &[(&str, &str)] = &[
-    (
-        "picidae.toml",
-        include_str!("../../../examples/tiny-mlp/picidae.toml"),
-    ),
-    (
-        "prepare.py",
-        include_str!("../../../examples/tiny-mlp/prepare.py"),
-    ),
-    (
-        "train.py",
-        include_str!("../../../examples/tiny-mlp/train.py"),
-    ),
-    (
-        "evaluate.py",
-        include_str!("../../../examples/tiny-mlp/evaluate.py"),
-    ),
-    (
-        "program.md",
-        include_str!("../../../examples/tiny-mlp/program.md"),
-    ),
-    (".gitignore", "__pycache__/\ndata/\nhidden/\nartifacts/\n"),
-];
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -66,13 +41,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             args.dir.display()
         );
     }
-    let bench = args.dir.join("tiny-mlp");
-    std::fs::create_dir_all(&bench).with_context(|| format!("creating {}", bench.display()))?;
-    for (name, text) in FILES {
-        let path = bench.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Repo::init(&bench, "tiny-mlp benchmark", Identity::default())?;
+    let bench = crate::example::write(&args.dir)?;
     let mut project = Project::init(&args.dir)?;
     create_program(
         &mut project,

@@ -1,7 +1,9 @@
 //! `picidae`: the command-line front end. Parses arguments, finds the project, and hands work to
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
+mod bench;
 mod demo;
+mod example;
 mod findings;
 mod progress;
 mod results;
@@ -105,6 +107,9 @@ enum Command {
     /// The hidden evaluator.
     #[command(subcommand)]
     Evaluator(EvaluatorCmd),
+    /// Measure Picidae against its peers, side by side.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Run the bundled example benchmark end to end: a fresh project, a sweep program, 30
     /// attempts, and the improvement found.
     Demo(demo::DemoArgs),
@@ -356,6 +361,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Demo(args) => demo::run(args)?,
+        Command::Bench(cmd) => bench::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -76,4 +76,19 @@ fn demo_runs_the_example_end_to_end() {
         .path();
     assert!(fp_dir.join("hidden/test.csv").exists());
     assert!(!fp_dir.join("data/test.csv").exists());
+    // The gold models never reach a run's checkout, and the evaluator reproduces their scores.
+    let c = store
+        .latest_calibration(p.id)
+        .unwrap()
+        .expect("calibrated before the loop");
+    assert!(c.passed, "{:?}", c.details);
+    assert_eq!(c.rank_correlation, Some(1.0));
+    assert!(c.max_error.unwrap() < 0.0005);
+    let out = bin()
+        .args(["--project"])
+        .arg(&dir)
+        .args(["evaluator", "calibrate", "-p", "tiny-mlp-sweep"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
 }

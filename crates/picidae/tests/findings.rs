@@ -199,6 +199,7 @@ fn a_change_that_only_helps_the_visible_metric_is_flagged() {
     assert!(!results.contains("hidden_score"), "{results}");
     // The hidden files were never in a run's or the agent's checkout.
     let transcript = std::fs::read_to_string(attempt_dir.join("transcript.txt")).unwrap();
+    assert!(transcript.contains("value.txt"), "{transcript}");
     assert!(!transcript.contains("gold"), "{transcript}");
 }
 

@@ -87,6 +87,7 @@ q='{q}'
 n=$(head -n 1 "$q")
 sed -i 1d "$q"
 cat > /dev/null   # the prompt arrives on stdin
+ls -a >&2         # what the agent can see, into its transcript
 case "$n" in
   OUT) echo hacked > other.txt; echo "HYPOTHESIS: touch a file outside the boundary" ;;
   NOTHING) echo "HYPOTHESIS: change nothing" ;;
