@@ -127,6 +127,14 @@ pub struct LoopSummary {
     pub stopped: Option<String>,
 }
 
+/// One seed of a [`Runner::measure`]ment: the visible primary metric and the hidden one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    pub seed: i64,
+    pub visible: Option<f64>,
+    pub hidden: Option<f64>,
+}
+
 /// One seed's outcome within an attempt.
 #[derive(Debug, Clone)]
 struct SeedResult {
@@ -983,7 +991,7 @@ impl<'p> Runner<'p> {
         first: i64,
         n: i64,
         label: &str,
-    ) -> Result<Vec<(Option<f64>, Option<f64>)>, SchedError> {
+    ) -> Result<Vec<Measurement>, SchedError> {
         self.setup(&mut |_| {})?;
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
@@ -1008,7 +1016,11 @@ impl<'p> Runner<'p> {
             } else {
                 None
             };
-            out.push((r.value.filter(|_| r.status == RunStatus::Succeeded), hidden));
+            out.push(Measurement {
+                seed: r.seed,
+                visible: r.value.filter(|_| r.status == RunStatus::Succeeded),
+                hidden,
+            });
         }
         self.project.store.decide_attempt(
             attempt.id,

@@ -250,7 +250,7 @@ fn one_trial(
                 args.truth_seeds
             );
             let m = runner.measure(commit, 1000, args.truth_seeds, &commit[..10])?;
-            let hidden: Vec<f64> = m.iter().filter_map(|(_, h)| *h).collect();
+            let hidden: Vec<f64> = m.iter().filter_map(|x| x.hidden).collect();
             let mean = if hidden.is_empty() {
                 f64::NAN
             } else {
