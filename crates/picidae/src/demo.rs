@@ -76,9 +76,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
             (b - f) / b * 100.0
         );
     }
+    let store = &project.store;
+    let p = store.program("tiny-mlp-sweep")?;
+    let findings = store.findings(Some(p.id), None)?;
+    let validated = findings
+        .iter()
+        .filter(|f| f.state == picidae_core::domain::FindingState::Validated)
+        .count();
     println!(
-        "see `picidae --project {} results` and `picidae --project {0} show tiny-mlp-sweep <N>`",
-        args.dir.display()
+        "findings: {validated} validated, {} refuted or held (each verified over the contract's seeds against the baseline)",
+        findings.len() - validated
     );
+    let d = args.dir.display();
+    println!("next: `picidae --project {d} results`, `… findings`, `… report -p tiny-mlp-sweep`, `… show tiny-mlp-sweep <N>`");
     Ok(())
 }

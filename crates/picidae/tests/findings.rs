@@ -257,3 +257,52 @@ fn seeds_one_is_plain_keep_revert_without_findings() {
     assert_eq!(tags[0].1, AttemptStatus::Kept);
     assert_eq!(tags[1].1, AttemptStatus::Discarded);
 }
+
+#[test]
+fn a_new_environment_gets_its_own_noise_floor_before_any_comparison() {
+    let env = Env::truth(GOOD_EVALUATOR, VERIFY);
+    env.queue_program("p", &["7 7 real", "6 6 next"], &[]);
+    env.ok(&["run", "p", "-n", "1", "--plain"]);
+    {
+        // Pretend everything so far was measured on another machine.
+        let store = env.store();
+        store
+            .connection()
+            .execute("UPDATE noise_floors SET fingerprint = 'elsewhere'", [])
+            .unwrap();
+    }
+    let out = env.ok(&["run", "p", "-n", "1", "--plain"]);
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let attempts = store
+        .attempts(&AttemptFilter {
+            program_id: Some(p.id),
+            ..Default::default()
+        })
+        .unwrap();
+    let kinds: Vec<String> = attempts.iter().map(|a| a.kind.to_string()).collect();
+    assert_eq!(
+        kinds,
+        vec!["baseline", "explore", "baseline", "explore"],
+        "{out}"
+    );
+    // The second baseline re-measured the frontier of its time (the validated `real`), here.
+    assert_eq!(
+        attempts[2].parent_commit,
+        attempts[1].commit.clone().unwrap()
+    );
+    assert_eq!(store.runs_of_attempt(attempts[2].id).unwrap().len(), 5);
+    let here = store.runs_of_attempt(attempts[2].id).unwrap()[0]
+        .fingerprint
+        .clone()
+        .unwrap();
+    let floor = store.noise_floor(p.id, &here).unwrap().unwrap();
+    assert_eq!((floor.attempt_id, floor.n), (attempts[2].id, 5));
+    assert!(
+        floor.std > 0.1 && floor.std < 1.5,
+        "seed noise σ = 0.5: {floor:?}"
+    );
+    // The next candidate was compared with the new measurement, not the old one.
+    let f = store.finding_for_attempt(attempts[3].id).unwrap().unwrap();
+    assert_eq!(f.incumbent_attempt_id, attempts[2].id);
+}
