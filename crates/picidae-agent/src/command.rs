@@ -62,6 +62,11 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
             ));
         }
     }
+    if !ctx.memory.trim().is_empty() {
+        p.push_str("\n## What memory says\n");
+        p.push_str(ctx.memory.trim());
+        p.push('\n');
+    }
     p.push_str("\nEdit the files, then print one line `HYPOTHESIS: <what you changed and why>`.\n");
     p
 }
@@ -105,6 +110,7 @@ impl Agent for CommandAgent {
             "goal": ctx.contract.primary().goal,
             "frontier_value": ctx.frontier_value,
             "history": ctx.history,
+            "memory": ctx.memory,
         });
         std::fs::write(&context_file, context.to_string()).map_err(|e| io(&context_file, e))?;
         let program_md = ctx.scratch.join("program.md");

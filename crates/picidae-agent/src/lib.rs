@@ -67,6 +67,8 @@ pub struct AgentContext<'a> {
     pub attempt_seq: i64,
     /// Where the agent may write its transcript and scratch files (outside the checkout).
     pub scratch: &'a Path,
+    /// The memory's brief for this program (validated findings, refuted ideas, how to ask).
+    pub memory: &'a str,
 }
 
 /// What an agent proposes.

@@ -199,7 +199,8 @@ impl PolicySpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HiddenSpec {
     pub command: String,
-    /// Paths (relative to the benchmark's hidden data) never shown to agents or runs.
+    /// Paths relative to the benchmark directory (files or directories, e.g. gold models)
+    /// deleted from every agent and run checkout.
     pub files: Vec<String>,
     pub metrics: Vec<String>,
     /// Relative tolerance when checking the hidden metric agrees with the visible one.
@@ -222,7 +223,8 @@ impl HiddenSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GoldCase {
     pub name: String,
-    /// A patch file or artifact path relative to the benchmark directory.
+    /// An artifact (file or directory of artifacts) relative to the benchmark directory, scored
+    /// by the hidden evaluator as if a run had produced it.
     pub path: String,
     pub score: f64,
 }

@@ -343,6 +343,33 @@ impl Repo {
             .to_owned())
     }
 
+    /// The commits reachable from `tip` but not from `exclude` (when given), oldest first
+    /// (`git log --reverse --topo-order tip ^exclude`), as `(full sha, subject)`. The subject is
+    /// the message's first paragraph on one line, as `git log --format=%s` prints it.
+    pub fn log(&self, tip: &str, exclude: Option<&str>) -> Result<Vec<(String, String)>> {
+        check_rev(tip)?;
+        let mut git = self
+            .git()
+            .args(["log", "--reverse", "--topo-order", "--format=%H %s"])
+            .arg(tip);
+        if let Some(x) = exclude {
+            check_rev(x)?;
+            git = git.arg(format!("^{x}"));
+        }
+        let out = git.arg("--").run()?;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let (sha, subject) = line.split_once(' ').unwrap_or((line, ""));
+                if sha.is_empty() || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(GitError::Parse(format!("git log line {line:?}")));
+                }
+                Ok((sha.to_owned(), subject.to_owned()))
+            })
+            .collect()
+    }
+
     /// Whether commit `a` is an ancestor of (or equal to) commit `b`.
     pub fn is_ancestor(&self, a: &str, b: &str) -> Result<bool> {
         check_rev(a)?;

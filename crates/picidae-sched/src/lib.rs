@@ -32,6 +32,8 @@ pub enum SchedError {
     Contract(#[from] picidae_core::ContractError),
     #[error("git: {0}")]
     Git(#[from] picidae_git::GitError),
+    #[error(transparent)]
+    Memory(#[from] picidae_memory::MemoryError),
     #[error("executor: {0}")]
     Exec(#[from] picidae_exec::ExecError),
     #[error("{path}: {source}")]

@@ -520,6 +520,7 @@ impl<'p> Runner<'p> {
         let wt = self.repo.add_worktree(&wt_path, &frontier)?;
         scrub(&self.contract, &wt.bench_dir())?;
         let scratch = self.project.attempt_dir(&name, attempt.seq);
+        let memory = picidae_memory::program_brief(&self.project.store, &name, 5)?;
         let proposal = {
             let ctx = AgentContext {
                 program: &name,
@@ -530,6 +531,7 @@ impl<'p> Runner<'p> {
                 history: &self.history,
                 attempt_seq: attempt.seq,
                 scratch: &scratch,
+                memory: &memory,
             };
             agent.propose(&ctx)
         };
@@ -641,6 +643,8 @@ impl<'p> Runner<'p> {
             Some(&proposal.hypothesis),
         )?;
         if !violations.is_empty() {
+            let a = self.project.store.attempt(attempt.id)?;
+            picidae_memory::index_attempt(&self.project.store, &a, &patch)?;
             let paths: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
             let note = format!("edit outside the boundary: {}", paths.join(", "));
             self.project.store.reject_attempt(
@@ -657,7 +661,39 @@ impl<'p> Runner<'p> {
             });
             return Ok(Some(Finish::Decided(AttemptStatus::Rejected)));
         }
+        // Memory: index the attempt, then refuse to spend compute on something already tried.
         let attempt = self.project.store.attempt(attempt.id)?;
+        picidae_memory::set_keys(
+            &self.project.store,
+            attempt.id,
+            &patch,
+            proposal.params.as_ref(),
+        )?;
+        picidae_memory::index_attempt(&self.project.store, &attempt, &patch)?;
+        if let Some(dup) = picidae_memory::find_duplicate(
+            &self.project.store,
+            &self.program.benchmark_dir,
+            attempt.id,
+            &frontier,
+            &patch,
+            proposal.params.as_ref(),
+        )? {
+            picidae_memory::mark_duplicate(&self.project.store, attempt.id, dup.of.attempt_id)?;
+            let note = format!("duplicate ({}) of {}", dup.how, dup.of.line());
+            self.project.store.reject_attempt(
+                attempt.id,
+                AttemptStatus::Duplicate,
+                &json!({ "duplicate_of": dup.of.attempt_id, "how": dup.how, "prior": dup.of }),
+                &note,
+            )?;
+            self.push_history(attempt.id)?;
+            events(&LoopEvent::Rejected {
+                seq: attempt.seq,
+                status: AttemptStatus::Duplicate,
+                reason: note,
+            });
+            return Ok(Some(Finish::Decided(AttemptStatus::Duplicate)));
+        }
         let finish = self.run_attempt(&attempt, opts, events)?;
         Ok(Some(finish))
     }

@@ -161,8 +161,10 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
                     ev.flags.push(FLAG_OVERFIT.into());
                     return refuted(
                         ev,
+                        // The hidden number stays in the evidence (for humans); the reason,
+                        // which ends up in notes an agent may read, does not carry it.
                         format!(
-                            "visible metric improved by {:+.6} but the hidden metric changed by {gain:+.6}: suspected overfit or gaming",
+                            "visible metric improved by {:+.6} but the hidden evaluator disagrees: suspected overfit or gaming",
                             cmp.effect
                         ),
                     );

@@ -148,6 +148,24 @@ CREATE TABLE calibrations (
 );
 "#,
         ),
+        M::up(
+            r#"
+-- Memory: dedup keys and a full-text index over every attempt.
+ALTER TABLE attempts ADD COLUMN norm_hash TEXT;
+ALTER TABLE attempts ADD COLUMN params_hash TEXT;
+ALTER TABLE attempts ADD COLUMN duplicate_of INTEGER REFERENCES attempts(id);
+CREATE INDEX attempts_by_parent_patch ON attempts (parent_commit, patch_hash);
+CREATE INDEX attempts_by_parent_norm ON attempts (parent_commit, norm_hash);
+CREATE INDEX attempts_by_params_hash ON attempts (params_hash);
+
+-- rowid = attempts.id. Text columns only; outcomes are joined in at query time so they are
+-- always current. Hidden-evaluator results are never indexed.
+CREATE VIRTUAL TABLE memory_fts USING fts5(
+    hypothesis, diff, files, symbols, params, notes,
+    tokenize = 'porter unicode61'
+);
+"#,
+        ),
     ])
 }
 

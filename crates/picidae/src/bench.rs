@@ -21,6 +21,8 @@ use picidae_sched::{create_program, LoopEvent, LoopOptions, ProgramOptions, Proj
 pub enum BenchCmd {
     /// False-keep rate and true improvement: Picidae's policy vs `seeds = 1` keep/revert.
     Integrity(IntegrityArgs),
+    /// Memory query latency, index size and dedup cost at 10k, 100k and 1M attempts.
+    Memory(crate::bench_memory::MemoryArgs),
 }
 
 #[derive(Args)]
@@ -48,6 +50,7 @@ pub struct IntegrityArgs {
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Integrity(args) => integrity(args),
+        BenchCmd::Memory(args) => crate::bench_memory::run(args),
     }
 }
 

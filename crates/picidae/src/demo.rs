@@ -68,6 +68,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &mut project,
         "tiny-mlp-sweep",
         Some(args.attempts),
+        None,
         args.plain,
     )?;
     if let (Some(b), Some(f)) = (summary.baseline, summary.frontier) {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_core::domain::FindingState;
-use picidae_core::AttemptStatus;
+use picidae_core::{AttemptKind, AttemptStatus};
 use picidae_git::Repo;
 use picidae_sched::verify::FLAG_OVERFIT;
 use picidae_sched::{retract_finding, Project, Runner};
@@ -387,7 +387,7 @@ fn write_report(project: &Project, p: &Program, out: &mut String) -> Result<()> 
     }
     let screened = attempts
         .iter()
-        .filter(|a| a.status == AttemptStatus::Discarded)
+        .filter(|a| a.kind == AttemptKind::Explore && a.status == AttemptStatus::Discarded)
         .count()
         - findings
             .iter()

@@ -2,9 +2,12 @@
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
 mod bench;
+mod bench_memory;
 mod demo;
 mod example;
 mod findings;
+mod import;
+mod memory;
 mod progress;
 mod results;
 
@@ -62,6 +65,9 @@ enum Command {
         /// Ctrl-C finishes the attempt in flight, a second Ctrl-C cancels the run in flight).
         #[arg(long, short = 'n')]
         max_attempts: Option<u64>,
+        /// Start no new attempt once this many runs have been spent (a compute budget).
+        #[arg(long)]
+        max_runs: Option<u64>,
         /// Print one line per event instead of a progress bar.
         #[arg(long)]
         plain: bool,
@@ -96,6 +102,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Query what was tried and what happened.
+    #[command(subcommand)]
+    Memory(MemoryCmd),
     /// Write a Markdown report: ranked findings with evidence, refuted ideas, suspicions.
     Report {
         #[arg(long, short)]
@@ -125,6 +134,39 @@ enum FindingsCmd {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Subcommand)]
+enum MemoryCmd {
+    /// Full-text search over hypotheses, diffs, files, symbols and parameters, with outcomes.
+    Search {
+        query: String,
+        #[arg(long, short)]
+        program: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attempts like a given one.
+    Similar {
+        program: String,
+        seq: i64,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A short answer for a prompt: how often ideas like this were tried, and how they went.
+    Summary {
+        query: String,
+        #[arg(long, short)]
+        program: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Rebuild the index and dedup keys of every attempt from git.
+    Reindex,
 }
 
 #[derive(Subcommand)]
@@ -208,6 +250,38 @@ enum ImportCmd {
         file: PathBuf,
         #[arg(long, short)]
         program: String,
+    },
+    /// Read an autoresearch session: its branch's commits joined with its results.tsv (rows of
+    /// commits reset away are imported too). Re-importing adds nothing.
+    Autoresearch {
+        #[arg(long, short)]
+        program: String,
+        /// A directory in the session's git work tree.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The session branch (default: HEAD).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Skip commits reachable from this revision (default: the program's base commit, when
+        /// the repository has it).
+        #[arg(long)]
+        since: Option<String>,
+        /// The session's results.tsv (default: DIR/results.tsv, when present).
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Read pi-autoresearch's log (.auto/log.jsonl, formerly autoresearch.jsonl): one attempt
+    /// per result line. Any bad line rejects the whole file.
+    PiLog {
+        file: PathBuf,
+        #[arg(long, short)]
+        program: String,
+        /// Import only this segment (0-based; a segment starts at each config header).
+        #[arg(long)]
+        segment: Option<usize>,
+        /// Resolve abbreviated commits to full shas in this repository.
+        #[arg(long)]
+        repo: Option<PathBuf>,
     },
 }
 
@@ -294,10 +368,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run {
             program,
             max_attempts,
+            max_runs,
             plain,
         } => {
             let mut project = open_project(&cli.project)?;
-            run_loop(&mut project, &program, max_attempts, plain)?;
+            run_loop(&mut project, &program, max_attempts, max_runs, plain)?;
         }
         Command::Results {
             program,
@@ -325,6 +400,60 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let n = results::import_tsv(&mut project, &program, &file)?;
             println!("imported {n} attempts into {program}");
         }
+        Command::Import(ImportCmd::Autoresearch {
+            program,
+            repo,
+            branch,
+            since,
+            results,
+        }) => {
+            let mut project = open_project(&cli.project)?;
+            let s = import::import_autoresearch(
+                &mut project,
+                &import::AutoresearchImport {
+                    program: program.clone(),
+                    repo,
+                    branch,
+                    since,
+                    results,
+                },
+            )?;
+            println!("read {s}");
+            println!(
+                "imported {} attempts into {program}{}",
+                s.imported,
+                skipped_note(s.skipped)
+            );
+        }
+        Command::Import(ImportCmd::PiLog {
+            file,
+            program,
+            segment,
+            repo,
+        }) => {
+            let mut project = open_project(&cli.project)?;
+            let s = import::import_pi_log(
+                &mut project,
+                &import::PiLogImport {
+                    program: program.clone(),
+                    file,
+                    segment,
+                    repo,
+                },
+            )?;
+            if s.metrics.len() > 1 && segment.is_none() {
+                println!(
+                    "note: the log has {} segments (primary metrics: {}); --segment N imports one",
+                    s.metrics.len(),
+                    s.metrics.join(", ")
+                );
+            }
+            println!(
+                "imported {} attempts into {program}{}",
+                s.imported,
+                skipped_note(s.skipped)
+            );
+        }
         Command::Findings {
             command,
             program,
@@ -345,6 +474,32 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 findings::retract(&mut open_project(&cli.project)?, id, &reason)?;
             }
         },
+        Command::Memory(cmd) => {
+            let project = open_project(&cli.project)?;
+            match cmd {
+                MemoryCmd::Search {
+                    query,
+                    program,
+                    limit,
+                    json,
+                } => memory::search(&project, &query, program.as_deref(), limit, json)?,
+                MemoryCmd::Similar {
+                    program,
+                    seq,
+                    limit,
+                    json,
+                } => memory::similar(&project, &program, seq, limit, json)?,
+                MemoryCmd::Summary {
+                    query,
+                    program,
+                    limit,
+                } => memory::summary(&project, &query, program.as_deref(), limit)?,
+                MemoryCmd::Reindex => {
+                    let n = memory::reindex(&project)?;
+                    println!("indexed {n} attempts");
+                }
+            }
+        }
         Command::Report { program, output } => {
             let project = open_project(&cli.project)?;
             let text = findings::report(&project, &program)?;
@@ -364,6 +519,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench(cmd) => bench::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn skipped_note(skipped: usize) -> String {
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!(" ({skipped} already imported, skipped)")
+    }
 }
 
 fn check(benchmark: &Path) -> Result<ExitCode> {
@@ -419,10 +582,12 @@ pub(crate) fn run_loop(
     project: &mut Project,
     program: &str,
     max_attempts: Option<u64>,
+    max_runs: Option<u64>,
     plain: bool,
 ) -> Result<picidae_sched::LoopSummary> {
     let opts = LoopOptions {
         max_attempts,
+        max_runs,
         ..Default::default()
     };
     {

@@ -1,0 +1,466 @@
+//! Picidae's memory: every attempt of every program, queryable before compute is spent.
+//!
+//! - **Index**: each attempt's hypothesis, diff, touched files and symbols, parameter assignment
+//!   and notes go into SQLite's FTS5 (`memory_fts`, rowid = attempt id, Porter stemming), inside
+//!   the store's own database: no second system to keep in sync, transactional with the attempt,
+//!   and fast enough at 1M attempts (see `picidae bench memory`). Outcomes (status, visible
+//!   value, finding effect ± CI) are joined in at query time, so answers are always current.
+//! - **Dedup**: three keys are checked before an attempt runs — the exact patch on the same
+//!   parent, the normalized patch (whitespace- and comment-insensitive) on the same parent, and
+//!   the full parameter assignment on the same benchmark. A match is recorded as a duplicate of
+//!   the prior attempt and not run.
+//! - **Answers** never contain hidden-evaluator numbers: nothing here reads `hidden_results`,
+//!   and findings are reported by their visible evidence only.
+
+mod normalize;
+
+use std::collections::BTreeMap;
+
+use picidae_core::domain::FindingState;
+use picidae_core::{Assignment, AttemptStatus};
+use picidae_store::rusqlite::{self, params, OptionalExtension};
+use picidae_store::{Attempt, Store};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+pub use normalize::{normalize_patch, touched_symbols};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("memory index: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] picidae_store::StoreError),
+    #[error("empty query: give some words to search for")]
+    EmptyQuery,
+}
+
+pub type Result<T, E = MemoryError> = std::result::Result<T, E>;
+
+fn sha(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Hash of the normalized patch.
+pub fn norm_hash(patch: &str) -> String {
+    sha(&normalize_patch(patch))
+}
+
+/// Hash of a full parameter assignment (canonical: sorted names).
+pub fn params_hash(a: &Assignment) -> String {
+    let canon: Vec<String> = a.iter().map(|(k, v)| format!("{k}={}", v.trim())).collect();
+    sha(&canon.join("\n"))
+}
+
+/// What the memory knows about one attempt, ready for a prompt or a JSON answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hit {
+    pub attempt_id: i64,
+    pub program: String,
+    pub seq: i64,
+    pub hypothesis: String,
+    pub status: AttemptStatus,
+    /// Visible primary metric (mean over its runs).
+    pub value: Option<f64>,
+    pub finding: Option<FindingSummary>,
+    pub duplicate_of: Option<i64>,
+    pub files: Vec<String>,
+    /// FTS5 bm25 rank (lower is better); 0 for exact lookups.
+    pub rank: f64,
+}
+
+/// A finding as agents may see it: visible evidence only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FindingSummary {
+    pub id: i64,
+    pub state: FindingState,
+    pub effect: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub seeds: Option<i64>,
+}
+
+impl Hit {
+    /// One line for a prompt: `#12 [refuted, Δ=+0.0021 [-0.0010, +0.0052]] lr 0.01 → 0.03`.
+    pub fn line(&self) -> String {
+        let outcome = match &self.finding {
+            Some(f) => match (f.effect, f.ci_low, f.ci_high) {
+                (Some(e), Some(l), Some(h)) => {
+                    format!("{}, Δ={e:+.4} [{l:+.4}, {h:+.4}]", f.state)
+                }
+                _ => f.state.to_string(),
+            },
+            None => self.status.to_string(),
+        };
+        let value = self
+            .value
+            .map(|v| format!(" value {v:.6}"))
+            .unwrap_or_default();
+        format!(
+            "{}#{} [{outcome}{value}] {}",
+            self.program_prefix(),
+            self.seq,
+            self.hypothesis
+        )
+    }
+
+    fn program_prefix(&self) -> String {
+        format!("{} ", self.program)
+    }
+}
+
+/// Put an attempt into the index (or refresh it). `diff` is the attempt's patch text.
+pub fn index_attempt(store: &Store, a: &Attempt, diff: &str) -> Result<()> {
+    let params = a
+        .params
+        .as_ref()
+        .and_then(|p| p.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or(&v.to_string())))
+                .collect::<Vec<_>>()
+                .join(" ; ")
+        })
+        .unwrap_or_default();
+    let symbols = touched_symbols(diff).join(" ");
+    let conn = store.connection();
+    conn.execute("DELETE FROM memory_fts WHERE rowid = ?1", [a.id])?;
+    conn.execute(
+        "INSERT INTO memory_fts (rowid, hypothesis, diff, files, symbols, params, notes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            a.id,
+            a.hypothesis,
+            diff,
+            a.touched.join(" "),
+            symbols,
+            params,
+            a.note.clone().unwrap_or_default()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Record an attempt's dedup keys.
+pub fn set_keys(
+    store: &Store,
+    attempt_id: i64,
+    patch: &str,
+    params: Option<&Assignment>,
+) -> Result<()> {
+    store.connection().execute(
+        "UPDATE attempts SET norm_hash = ?2, params_hash = ?3 WHERE id = ?1",
+        params![attempt_id, norm_hash(patch), params.map(params_hash)],
+    )?;
+    Ok(())
+}
+
+/// Which earlier attempt a proposal repeats, and how.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Duplicate {
+    pub of: Hit,
+    /// `exact-patch`, `normalized-patch` or `same-parameters`.
+    pub how: String,
+}
+
+/// Find an earlier decided attempt on the same benchmark that this proposal repeats. Only
+/// attempts that ran (or were themselves duplicates of ones that ran) count: a rejected or
+/// failed-to-propose attempt says nothing about the idea.
+pub fn find_duplicate(
+    store: &Store,
+    benchmark_dir: &str,
+    exclude_attempt: i64,
+    parent: &str,
+    patch: &str,
+    params: Option<&Assignment>,
+) -> Result<Option<Duplicate>> {
+    let patch_hash = sha(patch);
+    let norm = norm_hash(patch);
+    let conn = store.connection();
+    let decided = "a.status IN ('kept', 'discarded', 'failed', 'duplicate')";
+    let same_bench = "a.program_id IN (SELECT id FROM programs WHERE benchmark_dir = ?1)";
+    let checks: [(&str, String, String); 3] = [
+        (
+            "exact-patch",
+            format!(
+                "SELECT a.id FROM attempts a WHERE {same_bench} AND a.parent_commit = ?2
+                 AND a.patch_hash = ?3 AND a.id != ?4 AND {decided} ORDER BY a.id LIMIT 1"
+            ),
+            patch_hash,
+        ),
+        (
+            "normalized-patch",
+            format!(
+                "SELECT a.id FROM attempts a WHERE {same_bench} AND a.parent_commit = ?2
+                 AND a.norm_hash = ?3 AND a.id != ?4 AND {decided} ORDER BY a.id LIMIT 1"
+            ),
+            norm,
+        ),
+        (
+            "same-parameters",
+            format!(
+                "SELECT a.id FROM attempts a WHERE {same_bench} AND ?2 = ?2
+                 AND a.params_hash = ?3 AND a.id != ?4 AND {decided} ORDER BY a.id LIMIT 1"
+            ),
+            params.map(params_hash).unwrap_or_default(),
+        ),
+    ];
+    for (how, sql, key) in checks {
+        if key.is_empty() {
+            continue;
+        }
+        let id: Option<i64> = conn
+            .query_row(
+                &sql,
+                params![benchmark_dir, parent, key, exclude_attempt],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(mut id) = id {
+            // Point at the attempt that actually ran, not at another duplicate.
+            while let Some(next) = conn
+                .query_row(
+                    "SELECT duplicate_of FROM attempts WHERE id = ?1",
+                    [id],
+                    |r| r.get::<_, Option<i64>>(0),
+                )
+                .optional()?
+                .flatten()
+            {
+                if next == id {
+                    break;
+                }
+                id = next;
+            }
+            return Ok(Some(Duplicate {
+                of: hit_for(store, id, 0.0)?,
+                how: how.to_string(),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Mark an attempt as a duplicate of another.
+pub fn mark_duplicate(store: &Store, attempt_id: i64, of: i64) -> Result<()> {
+    store.connection().execute(
+        "UPDATE attempts SET duplicate_of = ?2 WHERE id = ?1",
+        params![attempt_id, of],
+    )?;
+    Ok(())
+}
+
+fn hit_for(store: &Store, attempt_id: i64, rank: f64) -> Result<Hit> {
+    let a = store.attempt(attempt_id)?;
+    let program = store.program_by_id(a.program_id)?.name;
+    let finding = store.finding_for_attempt(a.id)?.map(|f| FindingSummary {
+        id: f.id,
+        state: f.state,
+        effect: f.evidence.effect,
+        ci_low: f.evidence.ci_low,
+        ci_high: f.evidence.ci_high,
+        seeds: f.evidence.n_candidate,
+    });
+    let duplicate_of: Option<i64> = store
+        .connection()
+        .query_row(
+            "SELECT duplicate_of FROM attempts WHERE id = ?1",
+            [a.id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(Hit {
+        attempt_id: a.id,
+        program,
+        seq: a.seq,
+        hypothesis: a.hypothesis,
+        status: a.status,
+        value: a.primary_value,
+        finding,
+        duplicate_of,
+        files: a.touched,
+        rank,
+    })
+}
+
+/// Turn free text into an FTS5 query: its words, each quoted, any of them may match (bm25 ranks
+/// attempts sharing more and rarer words first).
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| w.len() >= 2)
+        .map(|w| format!("\"{}\"", w.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+/// Search attempts by text, best first.
+pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) -> Result<Vec<Hit>> {
+    let q = fts_query(text).ok_or(MemoryError::EmptyQuery)?;
+    let program_id = program.map(|p| store.program(p)).transpose()?.map(|p| p.id);
+    let ids: Vec<(i64, f64)> = {
+        let mut st = store.connection().prepare_cached(
+            "SELECT f.rowid, bm25(memory_fts, 3.0, 1.0, 2.0, 2.0, 2.0, 1.0) AS r
+             FROM memory_fts f JOIN attempts a ON a.id = f.rowid
+             WHERE memory_fts MATCH ?1 AND (?2 IS NULL OR a.program_id = ?2)
+             ORDER BY r, f.rowid LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![q, program_id, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    ids.into_iter()
+        .map(|(id, r)| hit_for(store, id, r))
+        .collect()
+}
+
+/// Attempts like a given one: sharing words of its hypothesis, its files, symbols and
+/// parameters.
+pub fn similar(store: &Store, attempt_id: i64, limit: usize) -> Result<Vec<Hit>> {
+    let row: Option<(String, String, String, String)> = store
+        .connection()
+        .query_row(
+            "SELECT hypothesis, files, symbols, params FROM memory_fts WHERE rowid = ?1",
+            [attempt_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let text = match row {
+        Some((h, f, s, p)) => format!("{h} {f} {s} {p}"),
+        None => store.attempt(attempt_id)?.hypothesis,
+    };
+    let mut hits = search(store, &text, None, limit + 1)?;
+    hits.retain(|h| h.attempt_id != attempt_id);
+    hits.truncate(limit);
+    Ok(hits)
+}
+
+/// A short answer for a prompt: how often an idea like `text` was tried and how it went,
+/// grouped by hypothesis (e.g. `tried 3×: refuted ×2, kept ×1; best Δ=+0.0020`).
+pub fn summary(store: &Store, text: &str, program: Option<&str>, limit: usize) -> Result<String> {
+    let hits = match search(store, text, program, limit) {
+        Ok(h) => h,
+        Err(MemoryError::EmptyQuery) => return Ok(String::new()),
+        Err(e) => return Err(e),
+    };
+    if hits.is_empty() {
+        return Ok("memory: nothing like this was tried".into());
+    }
+    let mut groups: BTreeMap<String, Vec<&Hit>> = BTreeMap::new();
+    for h in &hits {
+        groups.entry(h.hypothesis.clone()).or_default().push(h);
+    }
+    let mut lines = vec![format!("memory: {} related attempt(s)", hits.len())];
+    let mut ordered: Vec<(&String, &Vec<&Hit>)> = groups.iter().collect();
+    ordered.sort_by(|a, b| {
+        a.1[0]
+            .rank
+            .partial_cmp(&b.1[0].rank)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    for (hyp, hs) in ordered {
+        let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        for h in hs {
+            let o = h
+                .finding
+                .as_ref()
+                .map(|f| f.state.to_string())
+                .unwrap_or_else(|| h.status.to_string());
+            *outcomes.entry(o).or_default() += 1;
+        }
+        let outcomes: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} ×{n}")).collect();
+        let best = hs
+            .iter()
+            .filter_map(|h| h.finding.as_ref())
+            .filter_map(|f| Some((f.effect?, f.ci_low?, f.ci_high?)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(e, l, h)| {
+                format!(
+                    "; Δ={e:+.4} (CI {:+.4}..{:+.4}, ±{:.4})",
+                    l,
+                    h,
+                    (h - l) / 2.0
+                )
+            })
+            .unwrap_or_default();
+        let seqs: Vec<String> = hs.iter().map(|h| format!("#{}", h.seq)).collect();
+        lines.push(format!(
+            "- {hyp}: tried {}× ({}): {}{best}",
+            hs.len(),
+            seqs.join(", "),
+            outcomes.join(", ")
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Index size in bytes (the FTS5 shadow tables), for benchmarks.
+pub fn index_bytes(store: &Store) -> Result<i64> {
+    let n: Option<i64> = store
+        .connection()
+        .query_row(
+            "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'memory_fts%'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap_or(None)
+        .flatten();
+    Ok(n.unwrap_or(0))
+}
+
+/// What an agent should know before proposing: the program's validated findings, its most
+/// recent refuted ideas and failures, and how to ask for more. Visible numbers only.
+pub fn program_brief(store: &Store, program: &str, limit: usize) -> Result<String> {
+    let p = store.program(program)?;
+    let findings = store.findings(Some(p.id), None)?;
+    let mut lines = Vec::new();
+    let mut validated: Vec<_> = findings
+        .iter()
+        .filter(|f| f.state == FindingState::Validated)
+        .collect();
+    validated.sort_by(|a, b| {
+        b.evidence
+            .effect
+            .unwrap_or(0.0)
+            .total_cmp(&a.evidence.effect.unwrap_or(0.0))
+    });
+    if !validated.is_empty() {
+        lines.push("Validated (build on these):".to_string());
+        for f in validated.iter().take(limit) {
+            lines.push(format!("- {}", hit_for(store, f.attempt_id, 0.0)?.line()));
+        }
+    }
+    let refuted: Vec<_> = findings
+        .iter()
+        .rev()
+        .filter(|f| f.state == FindingState::Refuted)
+        .take(limit)
+        .collect();
+    if !refuted.is_empty() {
+        lines.push("Refuted (do not retry as is):".to_string());
+        for f in refuted {
+            lines.push(format!("- {}", hit_for(store, f.attempt_id, 0.0)?.line()));
+        }
+    }
+    let failed: Vec<i64> = {
+        let mut st = store.connection().prepare_cached(
+            "SELECT id FROM attempts WHERE program_id = ?1 AND status IN ('failed', 'duplicate')
+             ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![p.id, limit as i64], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if !failed.is_empty() {
+        lines.push("Recently failed or duplicated:".to_string());
+        for id in failed {
+            lines.push(format!("- {}", hit_for(store, id, 0.0)?.line()));
+        }
+    }
+    lines.push(format!(
+        "Ask before trying an idea: `picidae memory search \"<idea>\" -p {program}` (or the MCP tool search_memory)."
+    ));
+    Ok(lines.join("\n"))
+}

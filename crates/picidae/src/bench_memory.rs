@@ -1,0 +1,250 @@
+//! `picidae bench memory`: query latency, index size and dedup cost of the memory at 10k, 100k
+//! and 1M synthetic attempts, side by side with the peer an autoresearch loop has — scanning
+//! its whole log (results.tsv / git log) for a phrase on every question.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use picidae_core::{AttemptKind, AttemptStatus};
+use picidae_store::rusqlite::params;
+use picidae_store::{Attempt, NewProgram, Store};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Args)]
+pub struct MemoryArgs {
+    /// Store sizes to measure (attempts).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000, 1_000_000])]
+    sizes: Vec<u64>,
+    /// Queries per size.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Where to put the stores (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+const TOPICS: &[&str] = &[
+    "learning rate",
+    "warmup",
+    "weight decay",
+    "batch size",
+    "momentum",
+    "dropout",
+    "layer norm",
+    "rms norm",
+    "rotary embedding",
+    "attention heads",
+    "hidden width",
+    "depth",
+    "initialization",
+    "gradient clipping",
+    "cosine schedule",
+    "label smoothing",
+    "mixed precision",
+    "adamw",
+    "muon optimizer",
+    "value embeddings",
+    "tied embeddings",
+    "sequence length",
+    "kv cache",
+    "activation function",
+    "gelu",
+    "swiglu",
+    "residual scaling",
+    "data shuffling",
+    "ema",
+];
+const VERBS: &[&str] = &[
+    "increase", "decrease", "remove", "add", "double", "halve", "tune", "replace",
+];
+const FILES: &[&str] = &["train.py", "model.py", "optim.py", "data.py"];
+
+fn synth(rng: &mut StdRng, i: u64) -> (String, String, String) {
+    let t = TOPICS[rng.random_range(0..TOPICS.len())];
+    let t2 = TOPICS[rng.random_range(0..TOPICS.len())];
+    let v = VERBS[rng.random_range(0..VERBS.len())];
+    let x: f64 = rng.random_range(0.0..1.0);
+    let hyp = format!("{v} {t} to {x:.4} and adjust {t2} (variant {i})");
+    let file = FILES[rng.random_range(0..FILES.len())];
+    let sym = t.replace(' ', "_").to_uppercase();
+    let patch = format!(
+        "--- a/{file}\n+++ b/{file}\n@@ -10,1 +10,1 @@ def setup():\n-{sym} = 0.1\n+{sym} = {x:.4}\n"
+    );
+    (hyp, patch, file.to_string())
+}
+
+/// Fill `store` with `n` attempts (one transaction per 10k), indexed like real ones.
+fn fill(store: &Store, program_id: i64, from: u64, to: u64, rng: &mut StdRng) -> Result<()> {
+    let conn = store.connection();
+    let mut i = from;
+    while i < to {
+        let end = (i + 10_000).min(to);
+        conn.execute_batch("BEGIN")?;
+        for k in i..end {
+            let (hyp, patch, file) = synth(rng, k);
+            let status = if k % 7 == 0 { "kept" } else { "discarded" };
+            conn.execute(
+                "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
+                    hypothesis, proposer, patch_hash, touched_json, primary_value, created_at)
+                 VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, ?7, ?8, 0)",
+                params![
+                    program_id,
+                    k as i64 + 1,
+                    status,
+                    format!("{k:040x}"),
+                    hyp,
+                    format!("{k:064x}"),
+                    format!("[\"{file}\"]"),
+                    1.0 + (k % 1000) as f64 / 1000.0
+                ],
+            )?;
+            let id = conn.last_insert_rowid();
+            let a = Attempt {
+                id,
+                program_id,
+                seq: k as i64 + 1,
+                kind: AttemptKind::Explore,
+                status: if k % 7 == 0 {
+                    AttemptStatus::Kept
+                } else {
+                    AttemptStatus::Discarded
+                },
+                parent_commit: "p".into(),
+                commit: None,
+                hypothesis: hyp,
+                proposer: "synthetic".into(),
+                params: None,
+                patch_hash: None,
+                touched: vec![file],
+                rejection: None,
+                primary_value: None,
+                note: None,
+                created_at: 0,
+                decided_at: None,
+            };
+            picidae_memory::set_keys(store, id, &patch, None)?;
+            picidae_memory::index_attempt(store, &a, &patch)?;
+        }
+        conn.execute_batch("COMMIT")?;
+        i = end;
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub fn run(args: MemoryArgs) -> Result<()> {
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let path = dir.join("memory-bench.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let mut store = Store::open(&path)?;
+    let p = store.create_program(&NewProgram {
+        name: "synthetic".into(),
+        benchmark_dir: "/synthetic".into(),
+        program_md: String::new(),
+        agent: serde_json::Value::Null,
+        policy: serde_json::Value::Null,
+        base_commit: "p".into(),
+    })?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header([
+        "attempts",
+        "fill s",
+        "index MiB",
+        "search p50 ms",
+        "search p99 ms",
+        "dedup p50 ms",
+        "dedup p99 ms",
+        "scan p50 ms (peer)",
+        "p50 ratio scan/search",
+    ]);
+    let mut have = 0;
+    for &n in &sizes {
+        let started = Instant::now();
+        eprintln!("bench memory: filling to {n} attempts");
+        fill(&store, p.id, have, n, &mut rng)?;
+        have = n;
+        let fill_s = started.elapsed().as_secs_f64();
+        store.connection().execute_batch("PRAGMA optimize")?;
+        let index = picidae_memory::index_bytes(&store)? as f64 / 1024.0 / 1024.0;
+        let mut qrng = StdRng::seed_from_u64(n);
+        let mut search_ms = Vec::new();
+        let mut dedup_ms = Vec::new();
+        let mut scan_ms = Vec::new();
+        // The peer: every hypothesis in memory, scanned for the phrase (what grepping a
+        // results.tsv or `git log` amounts to).
+        let all: Vec<String> = {
+            let mut st = store
+                .connection()
+                .prepare("SELECT hypothesis FROM attempts WHERE program_id = ?1")?;
+            let rows = st.query_map([p.id], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for q in 0..args.queries {
+            let topic = TOPICS[qrng.random_range(0..TOPICS.len())];
+            let verb = VERBS[qrng.random_range(0..VERBS.len())];
+            let query = format!("{verb} the {topic}");
+            let s = Instant::now();
+            let hits = picidae_memory::search(&store, &query, Some("synthetic"), 10)?;
+            search_ms.push(s.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(hits);
+            let (_, patch, _) = synth(&mut qrng, n + q as u64);
+            let s = Instant::now();
+            let d = picidae_memory::find_duplicate(&store, "/synthetic", -1, "p", &patch, None)?;
+            dedup_ms.push(s.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(d);
+            let s = Instant::now();
+            let found = all
+                .iter()
+                .filter(|h| h.contains(topic) && h.contains(verb))
+                .take(10)
+                .count();
+            scan_ms.push(s.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(found);
+        }
+        for v in [&mut search_ms, &mut dedup_ms, &mut scan_ms] {
+            v.sort_by(|a, b| a.total_cmp(b));
+        }
+        let (s50, s99) = (percentile(&search_ms, 0.5), percentile(&search_ms, 0.99));
+        let scan50 = percentile(&scan_ms, 0.5);
+        t.add_row([
+            n.to_string(),
+            format!("{fill_s:.1}"),
+            format!("{index:.1}"),
+            format!("{s50:.2}"),
+            format!("{s99:.2}"),
+            format!("{:.3}", percentile(&dedup_ms, 0.5)),
+            format!("{:.3}", percentile(&dedup_ms, 0.99)),
+            format!("{scan50:.2}"),
+            format!("{:.1}×", scan50 / s50),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "(search: FTS5 bm25 top 10 with outcomes; dedup: exact + normalized + parameter keys per proposal; peer: substring scan of all hypotheses, the autoresearch way; goal p99 < 20 ms at 1M)"
+    );
+    Ok(())
+}

@@ -1,0 +1,932 @@
+//! Import: bring an existing autoresearch session into a program's history (and so into its
+//! memory), so a team's past runs stop being rediscovered. Every imported experiment becomes an
+//! attempt of kind `imported` with one run carrying its value and memory; imports never move the
+//! frontier and are all or nothing (one transaction, nothing written if any input is bad).
+//!
+//! # `picidae import autoresearch --program P --repo DIR [--branch B] [--since REV] [--results F]`
+//!
+//! karpathy/autoresearch keeps an experiment by leaving its commit on the session branch and
+//! discards one by `git reset`ting it away; every run is appended to an untracked `results.tsv`
+//! (`commit  val_bpb  memory_gb  status  description`, the commit abbreviated to 7 digits).
+//! The import joins the two:
+//!
+//! - **Commits**: those reachable from `B` (default `HEAD`) and not from `REV`, oldest first.
+//!   Without `--since`, `REV` is the program's base commit when `DIR`'s repository has it (the
+//!   session's commits on top of the benchmark the program runs); otherwise nothing is excluded
+//!   and the whole history of `B` is imported.
+//! - **Rows**: `F` (default `DIR/results.tsv`, optional) is parsed strictly (a bad row names its
+//!   file, line and column). A row joins the commit of the range whose full sha starts with the
+//!   row's abbreviated id (at least 4 hex digits); an id matching two commits of the range is an
+//!   error naming the file and line.
+//! - A **row on a commit of the range**: status from the row (`keep` → kept, `discard` →
+//!   discarded, `crash` → failed), value and memory from the row (a crash has no value),
+//!   hypothesis = the commit subject, commit = its full sha. The row's status is final even
+//!   when the commit is still on the branch.
+//! - A **commit of the range with no row**: kept (autoresearch keeps exactly the commits left on
+//!   its branch), no value, no memory, hypothesis = the subject.
+//! - A **row whose commit is not in the range** (a discarded or crashed commit reset away, or
+//!   the baseline at the fork point) is imported from the row alone, hypothesis = its
+//!   description. If the repository still resolves the abbreviated id (reset commits live on
+//!   until `git gc`), the full sha is recorded and the diff stays readable from git; if not, the
+//!   abbreviation is kept and the source says so: `... (commit gone, diff lost)`.
+//! - **Order**: results.tsv order (the session's chronology); a commit with no row goes just
+//!   before the first row of a later commit of the range (or at the end).
+//!
+//! # `picidae import pi-log FILE --program P [--segment N] [--repo DIR]`
+//!
+//! pi-autoresearch (the pi extension running the same loop) appends one JSON object per line to
+//! `.auto/log.jsonl` (`autoresearch.jsonl` before its 1.6):
+//!
+//! - a **config header** `{"type":"config","name","metricName","metricUnit","bestDirection",
+//!   "repo"?}` written by `init_experiment`; each header after the first result starts a new
+//!   *segment* (a new target or baseline), counted from 0 as pi does;
+//! - a **result** (no `type`) written by `log_experiment`: `run` (1-based), `commit` (7-digit
+//!   sha), `metric` (primary metric, 0 for crashes), `metrics` (`{name: number}` secondary
+//!   metrics), `status` (`keep`, `discard`, `crash`, `checks_failed`), `description`,
+//!   `timestamp` (ms since the epoch), `segment`, `confidence`, `iterationTokens` (older logs)
+//!   and an optional free-form `asi` object;
+//! - other `type`s (e.g. `hook` entries of its iteration hooks) are skipped.
+//!
+//! Each result line becomes an attempt: `keep` → kept with its value; `discard` → discarded with
+//! its value; `crash` → failed, no value; `checks_failed` (the benchmark ran, correctness checks
+//! did not pass) → failed, no value. Hypothesis = `description`; memory = the secondary metric
+//! `memory_gb` when logged. pi commits only kept experiments: on other lines `commit` names the
+//! code the change was tried on, and the change itself was reverted, so their source says
+//! `(tried on this commit, diff lost)`. With `--repo`, abbreviated commits are resolved to full
+//! shas there when they can be. `--segment N` imports one segment only. Strict: a line that is
+//! not JSON, or a result missing a field or with one of the wrong type, is reported as
+//! `FILE:LINE: field `NAME`: problem` (every bad line, not just the first) and nothing is
+//! imported.
+//!
+//! # Both
+//!
+//! Diffs are not copied into the store: the full commit sha is recorded wherever git still has
+//! the commit, so the memory layer can read the patch from git. Importing the same session again
+//! adds nothing: an attempt already imported into the program with the same commit, hypothesis,
+//! status and value is skipped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use picidae_core::results_tsv::{self, TsvError, TsvRow, TsvStatus};
+use picidae_core::{AttemptKind, AttemptStatus};
+use picidae_git::Repo;
+use picidae_sched::Project;
+use picidae_store::ImportedAttempt;
+use serde_json::Value;
+
+/// Abbreviated ids shorter than this never match a commit (git's own minimum).
+const MIN_ABBREV: usize = 4;
+
+/// What `picidae import autoresearch` reads.
+#[derive(Debug, Clone)]
+pub struct AutoresearchImport {
+    pub program: String,
+    /// A directory inside the session's git work tree.
+    pub repo: PathBuf,
+    /// The session branch (default `HEAD`).
+    pub branch: Option<String>,
+    /// Commits reachable from this revision are not imported (default: the program's base
+    /// commit when the repository has it).
+    pub since: Option<String>,
+    /// The results.tsv (default `repo/results.tsv` when it exists).
+    pub results: Option<PathBuf>,
+}
+
+/// What an autoresearch import did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoresearchSummary {
+    pub imported: usize,
+    /// Already imported before: skipped.
+    pub skipped: usize,
+    /// Commits in the range.
+    pub commits: usize,
+    /// results.tsv rows read (0 without a results.tsv).
+    pub rows: usize,
+    /// Rows whose commit is not in the range.
+    pub off_range: usize,
+    /// Of those, rows whose commit git no longer has (diff lost).
+    pub gone: usize,
+    /// The excluded revision actually used, if any.
+    pub since: Option<String>,
+}
+
+impl fmt::Display for AutoresearchSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} commits{}, {} results.tsv rows ({} not in the range, {} of them with the commit gone)",
+            self.commits,
+            self.since
+                .as_deref()
+                .map(|s| format!(" after {}", short(s)))
+                .unwrap_or_default(),
+            self.rows,
+            self.off_range,
+            self.gone
+        )
+    }
+}
+
+fn short(s: &str) -> &str {
+    &s[..12.min(s.len())]
+}
+
+fn tsv_status(s: TsvStatus) -> AttemptStatus {
+    match s {
+        TsvStatus::Keep => AttemptStatus::Kept,
+        TsvStatus::Discard => AttemptStatus::Discarded,
+        TsvStatus::Crash => AttemptStatus::Failed,
+    }
+}
+
+/// An attempt from a results.tsv row (value and memory as `import results-tsv` records them).
+fn row_attempt(
+    row: &TsvRow,
+    commit: String,
+    hypothesis: String,
+    source: String,
+) -> ImportedAttempt {
+    ImportedAttempt {
+        commit,
+        status: tsv_status(row.status),
+        primary_value: (row.status != TsvStatus::Crash).then_some(row.value),
+        peak_rss_kb: Some((row.memory_gb * 1024.0 * 1024.0).round() as i64),
+        hypothesis,
+        source,
+    }
+}
+
+/// Line numbers of the rows `results_tsv::parse` returned (same skipping rules: blank lines
+/// and a header on line 1).
+fn row_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(i, l)| {
+            let l = l.trim_end_matches('\r');
+            !l.trim().is_empty() && !(*i == 0 && l.starts_with("commit\t"))
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// The results.tsv side of an autoresearch import.
+#[derive(Debug, Clone, Default)]
+pub struct TsvInput {
+    pub rows: Vec<TsvRow>,
+    /// The line of each row.
+    pub lines: Vec<usize>,
+    /// The file as named in errors.
+    pub file: String,
+    /// Its file name, for the attempts' source.
+    pub name: String,
+}
+
+/// Join a branch's commits (`(full sha, subject)`, oldest first) with results.tsv rows into the
+/// attempts to import, by the rules in the module documentation. `resolve` turns an abbreviated
+/// id not in the range into a full sha if git still has that commit. `branch` names the range
+/// in the attempts' source.
+pub fn plan_autoresearch(
+    commits: &[(String, String)],
+    tsv: &TsvInput,
+    branch: &str,
+    resolve: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ImportedAttempt>, TsvError> {
+    let on_branch = format!("autoresearch:{branch}");
+    let mut matched: Vec<Option<usize>> = Vec::with_capacity(tsv.rows.len());
+    let mut covered = vec![false; commits.len()];
+    for (k, row) in tsv.rows.iter().enumerate() {
+        let id = row.commit.to_ascii_lowercase();
+        let hits: Vec<usize> = if id.len() >= MIN_ABBREV {
+            commits
+                .iter()
+                .enumerate()
+                .filter(|(_, (sha, _))| sha.starts_with(&id))
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if hits.len() > 1 {
+            return Err(TsvError {
+                file: tsv.file.clone(),
+                line: tsv.lines.get(k).copied().unwrap_or(0),
+                column: "commit",
+                message: format!(
+                    "{:?} matches {} commits of {branch}: {}",
+                    row.commit,
+                    hits.len(),
+                    hits.iter()
+                        .map(|&i| short(&commits[i].0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        if let Some(&i) = hits.first() {
+            covered[i] = true;
+        }
+        matched.push(hits.first().copied());
+    }
+
+    let commit_attempt = |i: usize| {
+        let (sha, subject) = &commits[i];
+        ImportedAttempt {
+            commit: sha.clone(),
+            status: AttemptStatus::Kept,
+            primary_value: None,
+            peak_rss_kb: None,
+            hypothesis: if subject.trim().is_empty() {
+                format!("commit {}", &sha[..7.min(sha.len())])
+            } else {
+                subject.clone()
+            },
+            source: on_branch.clone(),
+        }
+    };
+    let mut out = Vec::with_capacity(commits.len() + tsv.rows.len());
+    let mut next = 0;
+    for (row, m) in tsv.rows.iter().zip(&matched) {
+        match *m {
+            Some(i) => {
+                for j in next..i {
+                    if !covered[j] {
+                        out.push(commit_attempt(j));
+                    }
+                }
+                next = next.max(i + 1);
+                let (sha, subject) = &commits[i];
+                let hypothesis = if subject.trim().is_empty() {
+                    row.description.clone()
+                } else {
+                    subject.clone()
+                };
+                out.push(row_attempt(row, sha.clone(), hypothesis, on_branch.clone()));
+            }
+            None => {
+                let full = (row.commit.len() >= MIN_ABBREV)
+                    .then(|| resolve(&row.commit))
+                    .flatten();
+                let (commit, source) = match full {
+                    Some(sha) => (sha, format!("autoresearch:{}", tsv.name)),
+                    None => (
+                        row.commit.clone(),
+                        format!("autoresearch:{} (commit gone, diff lost)", tsv.name),
+                    ),
+                };
+                out.push(row_attempt(row, commit, row.description.clone(), source));
+            }
+        }
+    }
+    for j in next..commits.len() {
+        if !covered[j] {
+            out.push(commit_attempt(j));
+        }
+    }
+    Ok(out)
+}
+
+/// Key identifying an imported attempt, to skip re-imports.
+fn import_key(commit: &str, hypothesis: &str, status: AttemptStatus, value: Option<f64>) -> String {
+    format!(
+        "{commit}\u{0}{hypothesis}\u{0}{status}\u{0}{}",
+        value.map(|v| v.to_bits().to_string()).unwrap_or_default()
+    )
+}
+
+/// Insert `attempts` into `program`, skipping those already imported there. Returns
+/// (imported, skipped).
+fn insert_new(
+    project: &mut Project,
+    program_id: i64,
+    attempts: Vec<ImportedAttempt>,
+) -> Result<(usize, usize)> {
+    let existing: HashSet<String> = project
+        .store
+        .results(Some(program_id))?
+        .into_iter()
+        .filter(|r| r.attempt.kind == AttemptKind::Imported)
+        .map(|r| {
+            let a = r.attempt;
+            import_key(
+                a.commit.as_deref().unwrap_or(""),
+                &a.hypothesis,
+                a.status,
+                a.primary_value,
+            )
+        })
+        .collect();
+    let total = attempts.len();
+    let fresh: Vec<ImportedAttempt> = attempts
+        .into_iter()
+        .filter(|a| {
+            !existing.contains(&import_key(
+                &a.commit,
+                &a.hypothesis,
+                a.status,
+                a.primary_value,
+            ))
+        })
+        .collect();
+    let n = if fresh.is_empty() {
+        0
+    } else {
+        project.store.insert_imported(program_id, &fresh)?
+    };
+    Ok((n, total - fresh.len()))
+}
+
+/// `picidae import autoresearch`: a session's branch history joined with its results.tsv.
+pub fn import_autoresearch(
+    project: &mut Project,
+    opts: &AutoresearchImport,
+) -> Result<AutoresearchSummary> {
+    let program = project.store.program(&opts.program)?;
+    let repo = Repo::open(&opts.repo)
+        .with_context(|| format!("opening the session repository {}", opts.repo.display()))?;
+    let branch = opts.branch.as_deref().unwrap_or("HEAD");
+    if repo.resolve(branch)?.is_none() {
+        bail!("{branch:?} names no commit in {}", repo.root().display());
+    }
+    let since = match &opts.since {
+        Some(rev) => Some(repo.resolve(rev)?.with_context(|| {
+            format!(
+                "--since {rev:?} names no commit in {}",
+                repo.root().display()
+            )
+        })?),
+        None => repo.resolve(&program.base_commit).ok().flatten(),
+    };
+    let commits = repo.log(branch, since.as_deref())?;
+
+    let results = opts.results.clone().or_else(|| {
+        let p = opts.repo.join("results.tsv");
+        p.is_file().then_some(p)
+    });
+    let tsv = match &results {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file = path.display().to_string();
+            TsvInput {
+                rows: results_tsv::parse(&text, &file)?,
+                lines: row_lines(&text),
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "results.tsv".into()),
+                file,
+            }
+        }
+        None => TsvInput::default(),
+    };
+    let planned = plan_autoresearch(&commits, &tsv, branch, |id| repo.resolve(id).ok().flatten())?;
+    let on_branch = format!("autoresearch:{branch}");
+    let off: Vec<&ImportedAttempt> = planned.iter().filter(|a| a.source != on_branch).collect();
+    let gone = off
+        .iter()
+        .filter(|a| a.source.ends_with("diff lost)"))
+        .count();
+    let summary = AutoresearchSummary {
+        imported: 0,
+        skipped: 0,
+        commits: commits.len(),
+        rows: tsv.rows.len(),
+        off_range: off.len(),
+        gone,
+        since,
+    };
+    let (imported, skipped) = insert_new(project, program.id, planned)?;
+    Ok(AutoresearchSummary {
+        imported,
+        skipped,
+        ..summary
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// pi-autoresearch's log.jsonl
+// ---------------------------------------------------------------------------------------------
+
+/// A pi-autoresearch result status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiStatus {
+    Keep,
+    Discard,
+    Crash,
+    ChecksFailed,
+}
+
+impl PiStatus {
+    fn parse(s: &str) -> Option<PiStatus> {
+        Some(match s {
+            "keep" => PiStatus::Keep,
+            "discard" => PiStatus::Discard,
+            "crash" => PiStatus::Crash,
+            "checks_failed" => PiStatus::ChecksFailed,
+            _ => return None,
+        })
+    }
+
+    /// keep → kept, discard → discarded, crash and checks_failed → failed.
+    pub fn attempt_status(self) -> AttemptStatus {
+        match self {
+            PiStatus::Keep => AttemptStatus::Kept,
+            PiStatus::Discard => AttemptStatus::Discarded,
+            PiStatus::Crash | PiStatus::ChecksFailed => AttemptStatus::Failed,
+        }
+    }
+}
+
+/// One config header: the start of a segment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PiSegment {
+    pub name: Option<String>,
+    pub metric_name: Option<String>,
+}
+
+/// One result line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PiResult {
+    /// The segment it belongs to (0-based, counted from the config headers).
+    pub segment: usize,
+    pub commit: String,
+    pub metric: f64,
+    pub metrics: BTreeMap<String, f64>,
+    pub status: PiStatus,
+    pub description: String,
+}
+
+/// A parsed log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PiLog {
+    /// One per segment (a default one when results come before any header).
+    pub segments: Vec<PiSegment>,
+    pub results: Vec<PiResult>,
+    /// Lines with another `type` (hook entries ...), skipped.
+    pub skipped: usize,
+}
+
+/// A bad line of a log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PiLogError {
+    pub file: String,
+    pub line: usize,
+    /// The offending field, when one is to blame (`None`: the line is not a JSON object).
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for PiLogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(
+                f,
+                "{}:{}: field `{field}`: {}",
+                self.file, self.line, self.message
+            ),
+            None => write!(f, "{}:{}: {}", self.file, self.line, self.message),
+        }
+    }
+}
+
+/// Every bad line of a log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PiLogErrors(pub Vec<PiLogError>);
+
+impl fmt::Display for PiLogErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} bad line{} (nothing imported):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PiLogErrors {}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The problems found on one line: `(field, message)`.
+#[derive(Default)]
+struct LineErrors(Vec<(Option<String>, String)>);
+
+impl LineErrors {
+    fn add(&mut self, field: Option<&str>, message: String) {
+        self.0.push((field.map(str::to_string), message));
+    }
+
+    fn wrong_type(&mut self, field: &str, expected: &str, found: &Value) {
+        self.add(
+            Some(field),
+            format!("expected {expected}, found {}", type_name(found)),
+        );
+    }
+
+    /// A required string field.
+    fn string(&mut self, obj: &serde_json::Map<String, Value>, field: &str) -> Option<String> {
+        match obj.get(field) {
+            Some(Value::String(s)) => Some(s.clone()),
+            None => {
+                self.add(Some(field), "missing".into());
+                None
+            }
+            Some(v) => {
+                self.wrong_type(field, "a string", v);
+                None
+            }
+        }
+    }
+
+    /// An optional string field.
+    fn opt_string(&mut self, obj: &serde_json::Map<String, Value>, field: &str) -> Option<String> {
+        match obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => {
+                self.wrong_type(field, "a string", v);
+                None
+            }
+        }
+    }
+}
+
+/// A result line's fields, or the problems with them.
+fn parse_result(obj: &serde_json::Map<String, Value>, errs: &mut LineErrors) -> Option<PiResult> {
+    let commit = errs.string(obj, "commit");
+    let description = errs.string(obj, "description");
+    let metric = match obj.get("metric") {
+        Some(Value::Number(n)) => n.as_f64(),
+        None => {
+            errs.add(Some("metric"), "missing".into());
+            None
+        }
+        Some(v) => {
+            errs.wrong_type("metric", "a number", v);
+            None
+        }
+    };
+    let status = match errs.string(obj, "status") {
+        Some(s) => {
+            let st = PiStatus::parse(&s);
+            if st.is_none() {
+                errs.add(
+                    Some("status"),
+                    format!("{s:?} is not one of keep, discard, crash, checks_failed"),
+                );
+            }
+            st
+        }
+        None => None,
+    };
+    let mut metrics = BTreeMap::new();
+    match obj.get("metrics") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (name, v) in m {
+                match v.as_f64() {
+                    Some(x) => {
+                        metrics.insert(name.clone(), x);
+                    }
+                    None => errs.wrong_type(&format!("metrics.{name}"), "a number", v),
+                }
+            }
+        }
+        Some(v) => errs.wrong_type("metrics", "an object", v),
+    }
+    match obj.get("timestamp") {
+        None | Some(Value::Null) | Some(Value::Number(_)) => {}
+        Some(v) => errs.wrong_type("timestamp", "a number", v),
+    }
+    Some(PiResult {
+        segment: 0,
+        commit: commit?.trim().to_string(),
+        metric: metric?,
+        metrics,
+        status: status?,
+        description: description?,
+    })
+}
+
+/// Parse a pi-autoresearch log (`file` names it in errors). Strict: every bad line is reported.
+pub fn parse_pi_log(text: &str, file: &str) -> Result<PiLog, PiLogErrors> {
+    let mut log = PiLog::default();
+    let mut errors = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let mut errs = LineErrors::default();
+        match serde_json::from_str::<Value>(raw) {
+            Err(e) => errs.add(None, format!("not JSON: {e}")),
+            Ok(Value::Object(obj)) => match obj.get("type") {
+                None | Some(Value::Null) => {
+                    if let Some(mut r) = parse_result(&obj, &mut errs) {
+                        if errs.0.is_empty() {
+                            if log.segments.is_empty() {
+                                log.segments.push(PiSegment::default());
+                            }
+                            r.segment = log.segments.len() - 1;
+                            log.results.push(r);
+                        }
+                    }
+                }
+                Some(Value::String(t)) if t == "config" => {
+                    let seg = PiSegment {
+                        name: errs.opt_string(&obj, "name"),
+                        metric_name: errs.opt_string(&obj, "metricName"),
+                    };
+                    if let Some(d) = errs.opt_string(&obj, "bestDirection") {
+                        if d != "lower" && d != "higher" {
+                            errs.add(
+                                Some("bestDirection"),
+                                format!("{d:?} is not \"lower\" or \"higher\""),
+                            );
+                        }
+                    }
+                    // Like pi: a header before any result configures segment 0; a header
+                    // after results opens a new segment.
+                    if log.results.is_empty() {
+                        log.segments = vec![seg];
+                    } else {
+                        log.segments.push(seg);
+                    }
+                }
+                Some(Value::String(_)) => log.skipped += 1,
+                Some(v) => errs.wrong_type("type", "a string", v),
+            },
+            Ok(v) => errs.add(
+                None,
+                format!("expected a JSON object, found {}", type_name(&v)),
+            ),
+        }
+        errors.extend(errs.0.into_iter().map(|(field, message)| PiLogError {
+            file: file.to_string(),
+            line: i + 1,
+            field,
+            message,
+        }));
+    }
+    if errors.is_empty() {
+        Ok(log)
+    } else {
+        Err(PiLogErrors(errors))
+    }
+}
+
+/// The attempts a parsed log becomes (rules in the module documentation). `source` names the
+/// file; `resolve` turns an abbreviated commit into a full sha when it can.
+pub fn plan_pi_log(
+    log: &PiLog,
+    segment: Option<usize>,
+    source: &str,
+    resolve: impl Fn(&str) -> Option<String>,
+) -> Vec<ImportedAttempt> {
+    log.results
+        .iter()
+        .filter(|r| segment.is_none_or(|s| r.segment == s))
+        .map(|r| {
+            let hex =
+                r.commit.len() >= MIN_ABBREV && r.commit.chars().all(|c| c.is_ascii_hexdigit());
+            let commit = hex
+                .then(|| resolve(&r.commit))
+                .flatten()
+                .unwrap_or_else(|| r.commit.clone());
+            let valued = matches!(r.status, PiStatus::Keep | PiStatus::Discard);
+            ImportedAttempt {
+                commit,
+                status: r.status.attempt_status(),
+                primary_value: valued.then_some(r.metric),
+                peak_rss_kb: r
+                    .metrics
+                    .get("memory_gb")
+                    .map(|gb| (gb * 1024.0 * 1024.0).round() as i64),
+                hypothesis: r.description.clone(),
+                source: if r.status == PiStatus::Keep {
+                    format!("pi-autoresearch:{source}")
+                } else {
+                    format!("pi-autoresearch:{source} (tried on this commit, diff lost)")
+                },
+            }
+        })
+        .collect()
+}
+
+/// What `picidae import pi-log` reads.
+#[derive(Debug, Clone)]
+pub struct PiLogImport {
+    pub program: String,
+    pub file: PathBuf,
+    /// Import only this segment (0-based).
+    pub segment: Option<usize>,
+    /// Resolve abbreviated commits to full shas in this repository.
+    pub repo: Option<PathBuf>,
+}
+
+/// What a pi-log import did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PiLogSummary {
+    pub imported: usize,
+    pub skipped: usize,
+    /// Result lines in the log (all segments).
+    pub results: usize,
+    /// The segments' primary metric names.
+    pub metrics: Vec<String>,
+}
+
+/// `picidae import pi-log`: pi-autoresearch's log.jsonl.
+pub fn import_pi_log(project: &mut Project, opts: &PiLogImport) -> Result<PiLogSummary> {
+    let program = project.store.program(&opts.program)?;
+    let text = std::fs::read_to_string(&opts.file)
+        .with_context(|| format!("reading {}", opts.file.display()))?;
+    let log = parse_pi_log(&text, &opts.file.display().to_string())?;
+    if let Some(s) = opts.segment {
+        if s >= log.segments.len() {
+            bail!(
+                "{}: no segment {s} (the log has {} segment{}, numbered from 0)",
+                opts.file.display(),
+                log.segments.len(),
+                if log.segments.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    let repo = opts
+        .repo
+        .as_deref()
+        .map(|dir| Repo::open(dir).with_context(|| format!("opening {}", dir.display())))
+        .transpose()?;
+    let name = file_name(&opts.file, "log.jsonl");
+    let planned = plan_pi_log(&log, opts.segment, &name, |id| {
+        repo.as_ref().and_then(|r| r.resolve(id).ok().flatten())
+    });
+    let (imported, skipped) = insert_new(project, program.id, planned)?;
+    Ok(PiLogSummary {
+        imported,
+        skipped,
+        results: log.results.len(),
+        metrics: log
+            .segments
+            .iter()
+            .map(|s| s.metric_name.clone().unwrap_or_else(|| "metric".into()))
+            .collect(),
+    })
+}
+
+fn file_name(path: &Path, default: &str) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| default.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(commit: &str, value: f64, status: TsvStatus, desc: &str) -> TsvRow {
+        TsvRow {
+            commit: commit.into(),
+            value,
+            memory_gb: 1.0,
+            status,
+            description: desc.into(),
+        }
+    }
+
+    #[test]
+    fn plan_joins_rows_to_commits_in_session_order() {
+        let commits = vec![
+            ("aaaa1111".repeat(5), "first".to_string()),
+            ("bbbb2222".repeat(5), "second".to_string()),
+            ("cccc3333".repeat(5), "third".to_string()),
+        ];
+        let tsv = TsvInput {
+            rows: vec![
+                row("0000000", 1.0, TsvStatus::Keep, "baseline"),
+                row("aaaa111", 0.9, TsvStatus::Keep, "row a"),
+                row("dddd444", 0.95, TsvStatus::Discard, "reset away"),
+                row("cccc333", 0.8, TsvStatus::Keep, "row c"),
+                row("eeee555", 0.0, TsvStatus::Crash, "oom"),
+            ],
+            lines: vec![2, 3, 4, 5, 6],
+            file: "r.tsv".into(),
+            name: "r.tsv".into(),
+        };
+        let plan = plan_autoresearch(&commits, &tsv, "exp", |id| {
+            (id == "dddd444").then(|| "dddd4444".repeat(5))
+        })
+        .unwrap();
+        let got: Vec<(&str, &str, AttemptStatus, Option<f64>)> = plan
+            .iter()
+            .map(|a| {
+                (
+                    a.hypothesis.as_str(),
+                    a.source.as_str(),
+                    a.status,
+                    a.primary_value,
+                )
+            })
+            .collect();
+        use AttemptStatus::*;
+        let gone = "autoresearch:r.tsv (commit gone, diff lost)";
+        assert_eq!(
+            got,
+            [
+                ("baseline", gone, Kept, Some(1.0)),
+                ("first", "autoresearch:exp", Kept, Some(0.9)),
+                ("reset away", "autoresearch:r.tsv", Discarded, Some(0.95)),
+                ("second", "autoresearch:exp", Kept, None),
+                ("third", "autoresearch:exp", Kept, Some(0.8)),
+                ("oom", gone, Failed, None),
+            ]
+        );
+        assert_eq!(plan[2].commit, "dddd4444".repeat(5));
+        assert_eq!(plan[3].commit, commits[1].0);
+        assert_eq!(plan[5].commit, "eeee555");
+
+        let mut bad = tsv.clone();
+        bad.rows[1].commit = "aaaa".into();
+        let commits2 = vec![commits[0].clone(), ("aaaa9999".repeat(5), "x".into())];
+        let e = plan_autoresearch(&commits2, &bad, "exp", |_| None).unwrap_err();
+        assert_eq!((e.line, e.column), (3, "commit"));
+        assert!(e.message.contains("matches 2 commits"), "{e}");
+    }
+
+    #[test]
+    fn row_lines_follow_the_parser() {
+        let text = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n\nabc1\t1\t1\tkeep\tx\r\nabc2\t1\t1\tkeep\ty\n";
+        assert_eq!(results_tsv::parse(text, "t").unwrap().len(), 2);
+        assert_eq!(row_lines(text), [3, 4]);
+    }
+
+    #[test]
+    fn pi_log_segments_statuses_and_errors() {
+        let text = r#"{"type":"config","name":"a","metricName":"val_bpb","metricUnit":"","bestDirection":"lower"}
+{"run":1,"commit":"abc1234","metric":1.5,"metrics":{"memory_gb":2},"status":"keep","description":"baseline","timestamp":1,"segment":0,"confidence":null}
+{"type":"hook","stage":"after","exit_code":0}
+
+{"run":2,"commit":"abc1234","metric":0,"metrics":{},"status":"crash","description":"oom","timestamp":2,"segment":0,"confidence":null}
+{"type":"config","name":"b","metricName":"ms","bestDirection":"lower"}
+{"run":3,"commit":"def5678","metric":9,"status":"checks_failed","description":"fast but wrong"}
+"#;
+        let log = parse_pi_log(text, "log.jsonl").unwrap();
+        assert_eq!(log.segments.len(), 2);
+        assert_eq!(log.skipped, 1);
+        assert_eq!(
+            log.results.iter().map(|r| r.segment).collect::<Vec<_>>(),
+            [0, 0, 1]
+        );
+        let plan = plan_pi_log(&log, None, "log.jsonl", |_| None);
+        assert_eq!(plan[0].primary_value, Some(1.5));
+        assert_eq!(plan[0].peak_rss_kb, Some(2 * 1024 * 1024));
+        assert_eq!(plan[1].status, AttemptStatus::Failed);
+        assert_eq!(plan[1].primary_value, None);
+        assert!(plan[1]
+            .source
+            .ends_with("(tried on this commit, diff lost)"));
+        assert_eq!(plan[2].status, AttemptStatus::Failed);
+        assert_eq!(plan_pi_log(&log, Some(1), "l", |_| None).len(), 1);
+
+        let bad = "{\"type\":\"config\"}\n{\"commit\":\"a\",\"metric\":\"x\",\"status\":\"kept\",\"description\":\"d\"}\nnot json\n{\"commit\":1,\"metric\":1,\"status\":\"keep\",\"description\":\"d\",\"metrics\":{\"m\":\"z\"}}\n";
+        let errs = parse_pi_log(bad, "l.jsonl").unwrap_err().0;
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 5, "{shown:?}");
+        assert!(
+            shown[0].starts_with("l.jsonl:2: field `metric`"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].starts_with("l.jsonl:2: field `status`"),
+            "{shown:?}"
+        );
+        assert!(shown[2].starts_with("l.jsonl:3: not JSON"), "{shown:?}");
+        assert!(
+            shown[3].starts_with("l.jsonl:4: field `commit`"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[4].starts_with("l.jsonl:4: field `metrics.m`"),
+            "{shown:?}"
+        );
+    }
+}
