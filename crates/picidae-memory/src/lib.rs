@@ -126,8 +126,8 @@ pub fn index_attempt(store: &Store, a: &Attempt, diff: &str) -> Result<()> {
     let conn = store.connection();
     conn.execute("DELETE FROM memory_fts WHERE rowid = ?1", [a.id])?;
     conn.execute(
-        "INSERT INTO memory_fts (rowid, hypothesis, diff, files, symbols, params, notes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO memory_fts (rowid, hypothesis, diff, files, symbols, params, notes, program)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             a.id,
             a.hypothesis,
@@ -135,7 +135,8 @@ pub fn index_attempt(store: &Store, a: &Attempt, diff: &str) -> Result<()> {
             a.touched.join(" "),
             symbols,
             params,
-            a.note.clone().unwrap_or_default()
+            a.note.clone().unwrap_or_default(),
+            program_token(a.program_id)
         ],
     )?;
     Ok(())
@@ -284,36 +285,141 @@ fn hit_for(store: &Store, attempt_id: i64, rank: f64) -> Result<Hit> {
     })
 }
 
-/// Turn free text into an FTS5 query: its words, each quoted, any of them may match (bm25 ranks
-/// attempts sharing more and rarer words first).
-pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric() && c != '_')
-        .filter(|w| w.len() >= 2)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
+fn program_token(program_id: i64) -> String {
+    format!("prog{program_id}")
+}
+
+/// Words that carry no meaning for a search.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "by", "at", "from", "is",
+    "are", "was", "be", "it", "its", "this", "that", "we", "should", "what", "about", "how", "can",
+    "do", "does", "if", "then", "than", "as", "into", "try", "tried", "first",
+];
+
+/// The searchable words of free text: lower-cased, at least two characters, no stopwords.
+pub fn query_words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in text.split(|c: char| !c.is_alphanumeric() && c != '_') {
+        let w = w.to_lowercase();
+        if w.len() >= 2 && !STOPWORDS.contains(&w.as_str()) && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// An FTS5 expression joining quoted words with `AND` or `OR`.
+pub fn fts_query(words: &[String], op: &str) -> Option<String> {
+    (!words.is_empty()).then(|| {
+        words
+            .iter()
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(&format!(" {op} "))
+    })
 }
 
 /// Search attempts by text, best first.
+///
+/// All words must match first; when that finds fewer than `limit` attempts, any word may match,
+/// leaving out words so common (in more than a fifth of all attempts) that they cannot
+/// discriminate. bm25 orders the most recent [`RANK_WINDOW`] matches, so a query costs about
+/// the same at 10k and at 1M attempts.
 pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) -> Result<Vec<Hit>> {
-    let q = fts_query(text).ok_or(MemoryError::EmptyQuery)?;
+    let words = query_words(text);
+    if words.is_empty() {
+        return Err(MemoryError::EmptyQuery);
+    }
     let program_id = program.map(|p| store.program(p)).transpose()?.map(|p| p.id);
-    let ids: Vec<(i64, f64)> = {
-        let mut st = store.connection().prepare_cached(
-            "SELECT f.rowid, bm25(memory_fts, 3.0, 1.0, 2.0, 2.0, 2.0, 1.0) AS r
-             FROM memory_fts f JOIN attempts a ON a.id = f.rowid
-             WHERE memory_fts MATCH ?1 AND (?2 IS NULL OR a.program_id = ?2)
-             ORDER BY r, f.rowid LIMIT ?3",
-        )?;
-        let rows = st.query_map(params![q, program_id, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
+    let programs: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM programs", [], |r| r.get(0))?;
+    // With one program there is nothing to filter; otherwise the program is a token of the
+    // index, intersected inside FTS5.
+    let scope = |q: String| match program_id {
+        Some(id) if programs > 1 => format!("program:{} AND ({q})", program_token(id)),
+        _ => q,
     };
-    ids.into_iter()
+    let mut found = ranked(
+        store,
+        &scope(fts_query(&words, "AND").unwrap_or_default()),
+        limit,
+    )?;
+    if found.len() < limit && words.len() > 1 {
+        // Attempt ids are dense enough to stand in for the number of indexed attempts
+        // (COUNT(*) would read the whole index).
+        let total: i64 =
+            store
+                .connection()
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", [], |r| {
+                    r.get(0)
+                })?;
+        let mut selective = Vec::new();
+        for w in &words {
+            let docs: i64 = store
+                .connection()
+                .query_row(
+                    "SELECT COALESCE(SUM(doc), 0) FROM memory_vocab WHERE term = ?1",
+                    [stem(w)],
+                    |r| r.get(0),
+                )
+                .unwrap_or(0);
+            if docs * 5 <= total {
+                selective.push(w.clone());
+            }
+        }
+        if selective.is_empty() {
+            selective = words.clone();
+        }
+        for (id, r) in ranked(
+            store,
+            &scope(fts_query(&selective, "OR").unwrap_or_default()),
+            limit,
+        )? {
+            if found.len() >= limit {
+                break;
+            }
+            if !found.iter().any(|(f, _)| *f == id) {
+                found.push((id, r));
+            }
+        }
+    }
+    found
+        .into_iter()
         .map(|(id, r)| hit_for(store, id, r))
         .collect()
+}
+
+/// The Porter stem FTS5 stores for a word (the vocabulary is stemmed).
+fn stem(word: &str) -> String {
+    // Good enough for the frequency check: the common English suffixes the Porter stemmer
+    // removes first. An unmatched stem only means the word is kept.
+    for suffix in ["ing", "es", "ed", "s"] {
+        if let Some(s) = word.strip_suffix(suffix) {
+            if s.len() >= 3 {
+                return s.to_string();
+            }
+        }
+    }
+    word.to_string()
+}
+
+/// How many of the most recent matches are ranked. FTS5 yields matches in rowid order lazily,
+/// so this bounds the work of a query whatever the size of the memory; bm25 then orders the
+/// window. Older matches beyond it are reached by more specific words.
+pub const RANK_WINDOW: usize = 400;
+
+fn ranked(store: &Store, q: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
+    let mut st = store.connection().prepare_cached(
+        "SELECT rowid, rank FROM memory_fts WHERE memory_fts MATCH ?1
+         ORDER BY rowid DESC LIMIT ?2",
+    )?;
+    let window = RANK_WINDOW.max(limit * 4);
+    let rows = st.query_map(params![q, window as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut out: Vec<(i64, f64)> = rows.collect::<Result<_, _>>()?;
+    out.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// Attempts like a given one: sharing words of its hypothesis, its files, symbols and

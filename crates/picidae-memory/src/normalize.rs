@@ -63,10 +63,12 @@ fn strip_comment(line: &str, style: Style) -> String {
         return s;
     }
     // one-line block comments
-    while style == Style::Slash {
-        match (s.find("/*"), s.find("*/")) {
-            (Some(a), Some(b)) if b > a => s.replace_range(a..b + 2, " "),
-            _ => break,
+    if style == Style::Slash {
+        while let (Some(a), Some(b)) = (s.find("/*"), s.find("*/")) {
+            if b <= a {
+                break;
+            }
+            s.replace_range(a..b + 2, " ");
         }
     }
     let mut in_str: Option<char> = None;

@@ -6,7 +6,8 @@
 //!   their outcomes: a short text summary ([`picidae_memory::summary`]) plus the ranked hits
 //!   ([`picidae_memory::search`]) as JSON;
 //! - `get_attempt` {program, seq} — one attempt: hypothesis, status, its runs' visible numbers,
-//!   its finding's visible evidence, and its diff (truncated to [`MAX_DIFF_CHARS`]);
+//!   its finding's visible evidence, and its diff (without the contract's hidden files,
+//!   truncated to [`MAX_DIFF_CHARS`]);
 //! - `list_findings` {program?, state?} — findings with their visible evidence;
 //! - `frontier` {program} — the frontier (value, attempt, commit), the baseline, and how many
 //!   attempts ended in each status.
@@ -314,14 +315,15 @@ pub fn get_attempt(store: &Store, p: &AttemptParams) -> Result<AttemptView> {
         .transpose()?;
     let (diff, diff_truncated, diff_error) = match &a.commit {
         None => (None, false, None),
-        Some(commit) => match picidae_git::Repo::open(&prog.benchmark_dir)
-            .and_then(|repo| repo.show_patch(commit))
-        {
+        // A baseline or re-measurement runs its parent unchanged: it has no diff of its own
+        // (and `show_patch` would show the whole benchmark's first commit).
+        Some(commit) if *commit == a.parent_commit => (Some(String::new()), false, None),
+        Some(commit) => match attempt_patch(&prog.benchmark_dir, commit) {
             Ok(patch) => {
                 let (text, cut) = truncate_diff(patch);
                 (Some(text), cut, None)
             }
-            Err(e) => (None, false, Some(e.to_string())),
+            Err(e) => (None, false, Some(e)),
         },
     };
     Ok(AttemptView {
@@ -348,8 +350,15 @@ pub fn get_attempt(store: &Store, p: &AttemptParams) -> Result<AttemptView> {
     })
 }
 
+/// `list_findings`' answer (structured content must be a JSON object).
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingsAnswer {
+    pub count: usize,
+    pub findings: Vec<FindingView>,
+}
+
 /// `list_findings`: findings (of one program, in one state) with visible evidence.
-pub fn list_findings(store: &Store, p: &FindingsParams) -> Result<Vec<FindingView>> {
+pub fn list_findings(store: &Store, p: &FindingsParams) -> Result<FindingsAnswer> {
     let program_id = p
         .program
         .as_deref()
@@ -367,11 +376,15 @@ pub fn list_findings(store: &Store, p: &FindingsParams) -> Result<Vec<FindingVie
         })
         .transpose()?;
     let mut names = HashMap::new();
-    store
+    let findings = store
         .findings(program_id, state)?
         .iter()
         .map(|f| finding_view(store, f, &mut names))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(FindingsAnswer {
+        count: findings.len(),
+        findings,
+    })
 }
 
 /// `frontier`: the program's frontier, baseline and attempt counts.
@@ -409,6 +422,78 @@ pub fn frontier(store: &Store, p: &FrontierParams) -> Result<FrontierView> {
         frontier_moves: history.len(),
         attempts,
     })
+}
+
+/// The patch `commit` introduces, without the contract's hidden files (gold cases and the
+/// like, which agents never see in their checkouts). When the contract cannot be read, which
+/// files are hidden is unknown, so the diff is withheld.
+fn attempt_patch(benchmark_dir: &str, commit: &str) -> Result<String, String> {
+    let contract = picidae_core::Contract::load(std::path::Path::new(benchmark_dir))
+        .map_err(|e| format!("diff withheld: the benchmark's contract is unreadable: {e}"))?;
+    let repo = picidae_git::Repo::open(benchmark_dir).map_err(|e| e.to_string())?;
+    let patch = repo.show_patch(commit).map_err(|e| e.to_string())?;
+    let hidden: Vec<String> = contract
+        .hidden
+        .iter()
+        .flat_map(|h| h.files.iter())
+        .map(|f| {
+            let rel = f.trim_matches('/');
+            let prefix = repo.prefix().to_string_lossy();
+            if prefix.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{}/{rel}", prefix.trim_end_matches('/'))
+            }
+        })
+        .filter(|f| !f.is_empty())
+        .collect();
+    Ok(without_files(&patch, &hidden))
+}
+
+/// Drop the file sections of a git patch whose old or new path is one of `paths` or lies under
+/// one of them (repository-relative), noting how many were withheld.
+pub fn without_files(patch: &str, paths: &[String]) -> String {
+    if paths.is_empty() {
+        return patch.to_string();
+    }
+    let names = |p: &str| {
+        [
+            format!("a/{p}"),
+            format!("b/{p}"),
+            format!("\"a/{p}"),
+            format!("\"b/{p}"),
+        ]
+    };
+    let is_hidden = |header: &str| {
+        paths.iter().any(|p| {
+            names(p).iter().any(|n| {
+                header.match_indices(n.as_str()).any(|(at, _)| {
+                    let next = header[at + n.len()..].chars().next();
+                    matches!(next, None | Some('/') | Some(' ') | Some('"'))
+                })
+            })
+        })
+    };
+    let mut out = String::with_capacity(patch.len());
+    let mut keep = true;
+    let mut withheld = 0;
+    for line in patch.split_inclusive('\n') {
+        if let Some(header) = line.strip_prefix("diff --git ") {
+            keep = !is_hidden(header.trim_end());
+            if !keep {
+                withheld += 1;
+            }
+        }
+        if keep {
+            out.push_str(line);
+        }
+    }
+    if withheld > 0 {
+        out.push_str(&format!(
+            "[{withheld} file(s) of the hidden evaluator withheld]\n"
+        ));
+    }
+    out
 }
 
 /// Cut a diff to [`MAX_DIFF_CHARS`] characters (on a character boundary), saying so at the end.
@@ -551,3 +636,6 @@ pub async fn serve_stdio(store: Store) -> Result<()> {
         .map_err(|e| ServerError::Serve(e.to_string()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -161,9 +161,13 @@ CREATE INDEX attempts_by_params_hash ON attempts (params_hash);
 -- rowid = attempts.id. Text columns only; outcomes are joined in at query time so they are
 -- always current. Hidden-evaluator results are never indexed.
 CREATE VIRTUAL TABLE memory_fts USING fts5(
-    hypothesis, diff, files, symbols, params, notes,
+    hypothesis, diff, files, symbols, params, notes, program,
     tokenize = 'porter unicode61'
 );
+-- Ranking weights: the hypothesis counts most, then files, symbols and parameters.
+INSERT INTO memory_fts (memory_fts, rank) VALUES ('rank', 'bm25(3.0, 1.0, 2.0, 2.0, 2.0, 1.0, 0.0)');
+-- Term statistics, to leave out words too common to discriminate.
+CREATE VIRTUAL TABLE memory_vocab USING fts5vocab(memory_fts, 'row');
 "#,
         ),
     ])

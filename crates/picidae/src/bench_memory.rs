@@ -220,7 +220,6 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             let found = all
                 .iter()
                 .filter(|h| h.contains(topic) && h.contains(verb))
-                .take(10)
                 .count();
             scan_ms.push(s.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(found);

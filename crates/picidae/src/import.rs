@@ -50,13 +50,13 @@
 //! Each result line becomes an attempt: `keep` → kept with its value; `discard` → discarded with
 //! its value; `crash` → failed, no value; `checks_failed` (the benchmark ran, correctness checks
 //! did not pass) → failed, no value. Hypothesis = `description`; memory = the secondary metric
-//! `memory_gb` when logged. pi commits only kept experiments: on other lines `commit` names the
-//! code the change was tried on, and the change itself was reverted, so their source says
-//! `(tried on this commit, diff lost)`. With `--repo`, abbreviated commits are resolved to full
-//! shas there when they can be. `--segment N` imports one segment only. Strict: a line that is
-//! not JSON, or a result missing a field or with one of the wrong type, is reported as
-//! `FILE:LINE: field `NAME`: problem` (every bad line, not just the first) and nothing is
-//! imported.
+//! `memory_gb` when logged and positive. pi commits only kept experiments: on other lines
+//! `commit` names the code the change was tried on, and the change itself was reverted, so their
+//! source says `(tried on this commit, diff lost)`. With `--repo`, abbreviated commits are
+//! resolved to full shas there when they can be. `--segment N` imports one segment only.
+//! Strict: a line that is not JSON, or a result missing a field or with one of the wrong type,
+//! is reported as ``FILE:LINE: field `NAME`: problem`` (every bad line, not just the first) and
+//! nothing is imported.
 //!
 //! # Both
 //!
@@ -166,7 +166,8 @@ fn row_lines(text: &str) -> Vec<usize> {
         .enumerate()
         .filter(|(i, l)| {
             let l = l.trim_end_matches('\r');
-            !l.trim().is_empty() && !(*i == 0 && l.starts_with("commit\t"))
+            let header = *i == 0 && l.starts_with("commit\t");
+            !l.trim().is_empty() && !header
         })
         .map(|(i, _)| i + 1)
         .collect()
@@ -251,11 +252,7 @@ pub fn plan_autoresearch(
     for (row, m) in tsv.rows.iter().zip(&matched) {
         match *m {
             Some(i) => {
-                for j in next..i {
-                    if !covered[j] {
-                        out.push(commit_attempt(j));
-                    }
-                }
+                out.extend((next..i).filter(|&j| !covered[j]).map(&commit_attempt));
                 next = next.max(i + 1);
                 let (sha, subject) = &commits[i];
                 let hypothesis = if subject.trim().is_empty() {
@@ -280,11 +277,11 @@ pub fn plan_autoresearch(
             }
         }
     }
-    for j in next..commits.len() {
-        if !covered[j] {
-            out.push(commit_attempt(j));
-        }
-    }
+    out.extend(
+        (next..commits.len())
+            .filter(|&j| !covered[j])
+            .map(&commit_attempt),
+    );
     Ok(out)
 }
 
@@ -721,6 +718,7 @@ pub fn plan_pi_log(
                 peak_rss_kb: r
                     .metrics
                     .get("memory_gb")
+                    .filter(|gb| **gb > 0.0)
                     .map(|gb| (gb * 1024.0 * 1024.0).round() as i64),
                 hypothesis: r.description.clone(),
                 source: if r.status == PiStatus::Keep {

@@ -119,6 +119,11 @@ enum Command {
     /// Measure Picidae against its peers, side by side.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Serve Picidae's memory to coding agents over MCP (stdio) until the client disconnects.
+    ///
+    /// Tools: search_memory, get_attempt, list_findings, frontier. Register it with an agent,
+    /// e.g. `claude mcp add picidae -- picidae --project DIR mcp`.
+    Mcp,
     /// Run the bundled example benchmark end to end: a fresh project, a sweep program, 30
     /// attempts, and the improvement found.
     Demo(demo::DemoArgs),
@@ -514,6 +519,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if !findings::calibrate(&mut project, &program, json)? {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Mcp => {
+            let project = open_project(&cli.project)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the MCP server's runtime")?;
+            runtime.block_on(picidae_server::serve_stdio(project.store))?;
         }
         Command::Demo(args) => demo::run(args)?,
         Command::Bench(cmd) => bench::run(cmd)?,
