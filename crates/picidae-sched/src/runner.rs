@@ -439,11 +439,7 @@ impl<'p> Runner<'p> {
     // ------------------------------------------------------------------ baseline
 
     fn baseline(&mut self, opts: &LoopOptions, events: Events<'_>) -> Result<(), SchedError> {
-        let base = self
-            .program
-            .frontier_commit
-            .clone()
-            .unwrap_or_else(|| self.program.base_commit.clone());
+        let base = self.frontier_commit();
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
             kind: AttemptKind::Baseline,
@@ -501,11 +497,7 @@ impl<'p> Runner<'p> {
         opts: &LoopOptions,
         events: Events<'_>,
     ) -> Result<Option<Finish>, SchedError> {
-        let frontier = self
-            .program
-            .frontier_commit
-            .clone()
-            .unwrap_or_else(|| self.program.base_commit.clone());
+        let frontier = self.frontier_commit();
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
             kind: AttemptKind::Explore,
@@ -1073,6 +1065,14 @@ impl<'p> Runner<'p> {
     /// Run the setup step if needed (exposed for `picidae evaluator calibrate`).
     pub fn prepare(&mut self, events: Events<'_>) -> Result<(), SchedError> {
         self.setup(events)
+    }
+
+    /// The commit new work builds on: the frontier, or the base before there is one.
+    fn frontier_commit(&self) -> String {
+        self.program
+            .frontier_commit
+            .clone()
+            .unwrap_or_else(|| self.program.base_commit.clone())
     }
 
     fn noise_floor(&self) -> Result<Option<NoiseFloor>, SchedError> {

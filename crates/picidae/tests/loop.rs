@@ -18,18 +18,7 @@ fn value_env(initial: &str) -> Env {
 #[test]
 fn keep_revert_advances_the_frontier_only_on_improvement() {
     let env = value_env("10\n");
-    let agent = env.queue_agent(&["5", "7", "6", "3"]);
-    env.ok(&[
-        "program",
-        "create",
-        "p",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        &agent,
-    ]);
+    env.queue_program("p", &["5", "7", "6", "3"], &[]);
     let out = env.ok(&["run", "p", "-n", "4", "--plain"]);
     assert!(out.contains("4 attempts: 2 kept, 2 discarded"), "{out}");
 
@@ -125,18 +114,7 @@ fn keep_revert_advances_the_frontier_only_on_improvement() {
 #[test]
 fn an_edit_outside_the_boundary_is_rejected_and_costs_no_run() {
     let env = value_env("10\n");
-    let agent = env.queue_agent(&["OUT", "NOTHING", "4"]);
-    env.ok(&[
-        "program",
-        "create",
-        "p",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        &agent,
-    ]);
+    env.queue_program("p", &["OUT", "NOTHING", "4"], &[]);
     let out = env.ok(&["run", "p", "-n", "3", "--plain"]);
     assert!(out.contains("1 kept, 0 discarded, 2 rejected"), "{out}");
     let store = env.store();
@@ -181,18 +159,7 @@ fn a_run_that_ignores_sigterm_is_killed_with_its_children() {
         ("run.sh", &run),
         ("value.txt", "1\n"),
     ]);
-    let agent = env.queue_agent(&["2"]);
-    env.ok(&[
-        "program",
-        "create",
-        "q",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        &agent,
-    ]);
+    env.queue_program("q", &["2"], &[]);
     let started = std::time::Instant::now();
     let out = env.picidae(&["run", "q", "-n", "1", "--plain"]);
     let elapsed = started.elapsed().as_secs_f64();
@@ -228,18 +195,7 @@ fn a_run_that_ignores_sigterm_is_killed_with_its_children() {
 #[test]
 fn invalid_metrics_never_win() {
     let env = value_env("10\n");
-    let agent = env.queue_agent(&["nan", "-1", "inf", "9"]);
-    env.ok(&[
-        "program",
-        "create",
-        "p",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        &agent,
-    ]);
+    env.queue_program("p", &["nan", "-1", "inf", "9"], &[]);
     let out = env.ok(&["run", "p", "-n", "4", "--plain"]);
     assert!(
         out.contains("1 kept, 0 discarded, 0 rejected, 3 failed"),
