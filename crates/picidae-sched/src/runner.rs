@@ -219,7 +219,7 @@ impl<'p> Runner<'p> {
             if self.interrupted(opts) {
                 break;
             }
-            if let Finish::Interrupted = self.run_attempt(&attempt, opts, events)? {
+            if let Finish::Interrupted = self.resume(&attempt, opts, events)? {
                 summary.stopped = Some("cancelled".into());
                 return self.finish_summary(summary);
             }
@@ -653,41 +653,75 @@ impl<'p> Runner<'p> {
             });
             return Ok(Some(Finish::Decided(AttemptStatus::Rejected)));
         }
-        // Memory: index the attempt, then refuse to spend compute on something already tried.
         let attempt = self.project.store.attempt(attempt.id)?;
-        picidae_memory::set_keys(
-            &self.project.store,
-            attempt.id,
-            &patch,
-            proposal.params.as_ref(),
-        )?;
-        picidae_memory::index_attempt(&self.project.store, &attempt, &patch)?;
-        if let Some(dup) = picidae_memory::find_duplicate(
-            &self.project.store,
-            &self.program.benchmark_dir,
-            attempt.id,
-            &frontier,
-            &patch,
-            proposal.params.as_ref(),
-        )? {
-            picidae_memory::mark_duplicate(&self.project.store, attempt.id, dup.of.attempt_id)?;
-            let note = format!("duplicate ({}) of {}", dup.how, dup.of.line());
-            self.project.store.reject_attempt(
-                attempt.id,
-                AttemptStatus::Duplicate,
-                &json!({ "duplicate_of": dup.of.attempt_id, "how": dup.how, "prior": dup.of }),
-                &note,
-            )?;
-            self.push_history(attempt.id)?;
-            events(&LoopEvent::Rejected {
-                seq: attempt.seq,
-                status: AttemptStatus::Duplicate,
-                reason: note,
-            });
+        if self.memory_gate(&attempt, &patch, proposal.params.as_ref(), events)? {
             return Ok(Some(Finish::Decided(AttemptStatus::Duplicate)));
         }
         let finish = self.run_attempt(&attempt, opts, events)?;
         Ok(Some(finish))
+    }
+
+    /// Memory: index the attempt and refuse to spend compute on something already tried.
+    /// Returns true when the attempt was recorded as a duplicate (and must not run).
+    fn memory_gate(
+        &mut self,
+        attempt: &Attempt,
+        patch: &str,
+        params: Option<&Assignment>,
+        events: Events<'_>,
+    ) -> Result<bool, SchedError> {
+        let store = &self.project.store;
+        picidae_memory::set_keys(store, attempt.id, patch, params)?;
+        picidae_memory::index_attempt(store, attempt, patch)?;
+        let Some(dup) = picidae_memory::find_duplicate(
+            store,
+            &self.program.benchmark_dir,
+            attempt.id,
+            &attempt.parent_commit,
+            patch,
+            params,
+        )?
+        else {
+            return Ok(false);
+        };
+        picidae_memory::mark_duplicate(store, attempt.id, dup.of.attempt_id)?;
+        let note = format!("duplicate ({}) of {}", dup.how, dup.of.line());
+        self.project.store.reject_attempt(
+            attempt.id,
+            AttemptStatus::Duplicate,
+            &json!({ "duplicate_of": dup.of.attempt_id, "how": dup.how, "prior": dup.of }),
+            &note,
+        )?;
+        self.push_history(attempt.id)?;
+        events(&LoopEvent::Rejected {
+            seq: attempt.seq,
+            status: AttemptStatus::Duplicate,
+            reason: note,
+        });
+        Ok(true)
+    }
+
+    /// Continue an attempt a dead harness left undecided. One that never started running may
+    /// not have passed the memory gate yet: it does now, before any compute.
+    fn resume(
+        &mut self,
+        attempt: &Attempt,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        if attempt.kind == AttemptKind::Explore && attempt.status == AttemptStatus::Proposed {
+            if let Some(commit) = &attempt.commit {
+                let patch = self.repo.show_patch(commit)?;
+                let params: Option<Assignment> = attempt
+                    .params
+                    .as_ref()
+                    .and_then(|p| serde_json::from_value(p.clone()).ok());
+                if self.memory_gate(attempt, &patch, params.as_ref(), events)? {
+                    return Ok(Finish::Decided(AttemptStatus::Duplicate));
+                }
+            }
+        }
+        self.run_attempt(attempt, opts, events)
     }
 
     fn push_history(&mut self, attempt_id: i64) -> Result<(), SchedError> {

@@ -155,13 +155,16 @@ fn one_trial(
     seed: u64,
     tallies: &mut [Tally; 2],
 ) -> Result<()> {
-    let bench = crate::example::write(dir)?;
-    let visible_goal = picidae_core::Contract::load(&bench)?.primary().goal;
-    let mut project = Project::init(dir)?;
     let seeds = [args.verify_seeds.max(2), 1];
-    let mut results = Vec::new();
-    for (name, seeds) in POLICIES.iter().zip(seeds) {
+    for ((name, seeds), tally) in POLICIES.iter().zip(seeds).zip(tallies.iter_mut()) {
+        // Each policy gets its own copy of the benchmark and its own project: memory dedups
+        // across programs of one benchmark, which would let one policy skip the other's points.
         let prog = name.replace('=', "");
+        let pdir = dir.join(&prog);
+        std::fs::create_dir_all(&pdir).with_context(|| format!("creating {}", pdir.display()))?;
+        let bench = crate::example::write(&pdir)?;
+        let visible_goal = picidae_core::Contract::load(&bench)?.primary().goal;
+        let mut project = Project::init(&pdir)?;
         create_program(
             &mut project,
             &ProgramOptions {
@@ -204,46 +207,43 @@ fn one_trial(
         })?;
         drop(runner);
         let p = project.store.program(&prog)?;
-        let frontier = project
-            .store
-            .frontier_history(p.id)?
-            .into_iter()
-            .map(|(_, commit, value, _)| (commit, value))
-            .collect();
-        results.push(PolicyRun {
+        let run = PolicyRun {
             runs: project.store.run_count(Some(p.id))?,
             attempts: summary.attempts,
-            frontier,
-        });
-    }
+            frontier: project
+                .store
+                .frontier_history(p.id)?
+                .into_iter()
+                .map(|(_, commit, value, _)| (commit, value))
+                .collect(),
+        };
 
-    // Ground truth: every frontier commit of either policy, on the same fresh seeds.
-    create_program(
-        &mut project,
-        &ProgramOptions {
-            name: "truth".into(),
-            benchmark: bench.clone(),
-            program_md: None,
-            agent: AgentSpec::Command {
-                command: "true".into(),
-                timeout_secs: 1.0,
+        // Ground truth: every frontier commit, on the same fresh seeds, hidden metric.
+        create_program(
+            &mut project,
+            &ProgramOptions {
+                name: "truth".into(),
+                benchmark: bench.clone(),
+                program_md: None,
+                agent: AgentSpec::Command {
+                    command: "true".into(),
+                    timeout_secs: 1.0,
+                },
+                seeds: Some(1),
+                baseline_seeds: Some(1),
+                min_improvement: None,
+                alpha: None,
             },
-            seeds: Some(1),
-            baseline_seeds: Some(1),
-            min_improvement: None,
-            alpha: None,
-        },
-    )?;
-    let mut runner = Runner::new(&mut project, "truth")?;
-    let goal = runner
-        .contract()
-        .hidden
-        .as_ref()
-        .map(|h| h.goal)
-        .context("the example benchmark has no hidden evaluator")?;
-    let mut truth: BTreeMap<String, f64> = BTreeMap::new();
-    for r in &results {
-        for (commit, _) in &r.frontier {
+        )?;
+        let mut runner = Runner::new(&mut project, "truth")?;
+        let goal = runner
+            .contract()
+            .hidden
+            .as_ref()
+            .map(|h| h.goal)
+            .context("the example benchmark has no hidden evaluator")?;
+        let mut truth: BTreeMap<String, f64> = BTreeMap::new();
+        for (commit, _) in &run.frontier {
             if truth.contains_key(commit) {
                 continue;
             }
@@ -261,19 +261,17 @@ fn one_trial(
             };
             truth.insert(commit.clone(), mean);
         }
-    }
-    drop(runner);
+        drop(runner);
 
-    for (r, tally) in results.iter().zip(tallies.iter_mut()) {
-        tally.runs += r.runs;
-        tally.attempts += r.attempts;
-        tally.keeps += r.frontier.len().saturating_sub(1);
-        tally.false_keeps += r
+        tally.runs += run.runs;
+        tally.attempts += run.attempts;
+        tally.keeps += run.frontier.len().saturating_sub(1);
+        tally.false_keeps += run
             .frontier
             .windows(2)
             .filter(|w| !goal.improves(truth[&w[1].0], truth[&w[0].0], 0.0))
             .count();
-        let (first, last) = (&r.frontier[0], &r.frontier[r.frontier.len() - 1]);
+        let (first, last) = (&run.frontier[0], &run.frontier[run.frontier.len() - 1]);
         tally
             .claimed_pct
             .push(visible_goal.gain(last.1, first.1) / first.1.abs() * 100.0);

@@ -212,8 +212,17 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             search_ms.push(s.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(hits);
             let (_, patch, _) = synth(&mut qrng, n + q as u64);
+            let mut assignment = picidae_core::Assignment::new();
+            assignment.insert("lr".into(), format!("{:.4}", qrng.random_range(0.0..1.0)));
             let s = Instant::now();
-            let d = picidae_memory::find_duplicate(&store, "/synthetic", -1, "p", &patch, None)?;
+            let d = picidae_memory::find_duplicate(
+                &store,
+                "/synthetic",
+                -1,
+                "p",
+                &patch,
+                Some(&assignment),
+            )?;
             dedup_ms.push(s.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(d);
             let s = Instant::now();

@@ -330,7 +330,16 @@ fn insert_new(
     let n = if fresh.is_empty() {
         0
     } else {
-        project.store.insert_imported(program_id, &fresh)?
+        let last = project
+            .store
+            .attempt_counts(program_id)?
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<i64>();
+        let n = project.store.insert_imported(program_id, &fresh)?;
+        // Imported attempts join the memory at once, so they are found before anything reruns.
+        crate::memory::reindex_program(project, program_id, Some(last))?;
+        n
     };
     Ok((n, total - fresh.len()))
 }

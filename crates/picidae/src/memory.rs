@@ -81,27 +81,44 @@ pub fn summary(project: &Project, query: &str, program: Option<&str>, limit: usi
 pub fn reindex(project: &Project) -> Result<usize> {
     let mut n = 0;
     for p in project.store.programs()? {
-        let repo = Repo::open(&p.benchmark_dir).ok();
-        for a in project.store.attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })? {
-            let patch = match (&repo, &a.commit) {
-                (Some(repo), Some(c)) if c != &a.parent_commit => {
-                    repo.show_patch(c).unwrap_or_default()
-                }
-                _ => String::new(),
-            };
-            let params: Option<picidae_core::Assignment> = a
-                .params
-                .as_ref()
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
-            if !patch.is_empty() {
-                picidae_memory::set_keys(&project.store, a.id, &patch, params.as_ref())?;
-            }
-            picidae_memory::index_attempt(&project.store, &a, &patch)?;
-            n += 1;
+        n += reindex_program(project, p.id, None)?;
+    }
+    Ok(n)
+}
+
+/// Index one program's attempts (those with `seq > after_seq`, when given) from git.
+pub fn reindex_program(
+    project: &Project,
+    program_id: i64,
+    after_seq: Option<i64>,
+) -> Result<usize> {
+    let p = project.store.program_by_id(program_id)?;
+    let repo = Repo::open(&p.benchmark_dir).ok();
+    let mut n = 0;
+    for a in project.store.attempts(&AttemptFilter {
+        program_id: Some(p.id),
+        ..Default::default()
+    })? {
+        if after_seq.is_some_and(|s| a.seq <= s) {
+            continue;
         }
+        // Imported attempts may name commits of another repository: then only their text is
+        // indexed.
+        let patch = match (&repo, &a.commit) {
+            (Some(repo), Some(c)) if c != &a.parent_commit => {
+                repo.show_patch(c).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let params: Option<picidae_core::Assignment> = a
+            .params
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        if !patch.is_empty() {
+            picidae_memory::set_keys(&project.store, a.id, &patch, params.as_ref())?;
+        }
+        picidae_memory::index_attempt(&project.store, &a, &patch)?;
+        n += 1;
     }
     Ok(n)
 }

@@ -226,5 +226,13 @@ pub fn import_tsv(project: &mut Project, program: &str, file: &Path) -> Result<u
             source: format!("import:{source}"),
         })
         .collect();
-    Ok(project.store.insert_imported(p.id, &imported)?)
+    let last = project
+        .store
+        .attempt_counts(p.id)?
+        .iter()
+        .map(|(_, n)| n)
+        .sum::<i64>();
+    let n = project.store.insert_imported(p.id, &imported)?;
+    crate::memory::reindex_program(project, p.id, Some(last))?;
+    Ok(n)
 }
