@@ -62,6 +62,12 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
             ));
         }
     }
+    if !ctx.followups.is_empty() {
+        p.push_str("\n## Ideas queued by a human (try these first)\n");
+        for f in ctx.followups {
+            p.push_str(&format!("- {}\n", f.trim()));
+        }
+    }
     if !ctx.memory.trim().is_empty() {
         p.push_str("\n## What memory says\n");
         p.push_str(ctx.memory.trim());
@@ -111,6 +117,7 @@ impl Agent for CommandAgent {
             "frontier_value": ctx.frontier_value,
             "history": ctx.history,
             "memory": ctx.memory,
+            "followups": ctx.followups,
         });
         std::fs::write(&context_file, context.to_string()).map_err(|e| io(&context_file, e))?;
         let program_md = ctx.scratch.join("program.md");

@@ -69,6 +69,8 @@ pub struct AgentContext<'a> {
     pub scratch: &'a Path,
     /// The memory's brief for this program (validated findings, refuted ideas, how to ask).
     pub memory: &'a str,
+    /// Ideas a human (or another agent) queued for this program, oldest first.
+    pub followups: &'a [String],
 }
 
 /// What an agent proposes.
@@ -132,4 +134,8 @@ pub trait Agent: Send {
     fn name(&self) -> String;
     /// Edit files under `ctx.workspace` and describe the change.
     fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError>;
+    /// Whether queued follow-up ideas are given to (and consumed by) this agent.
+    fn uses_followups(&self) -> bool {
+        true
+    }
 }

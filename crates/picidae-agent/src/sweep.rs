@@ -100,6 +100,11 @@ impl Agent for SweepAgent {
         format!("sweep:{}", self.sampler.as_str())
     }
 
+    /// A parameter sweep cannot read ideas; they wait for an agent that can.
+    fn uses_followups(&self) -> bool {
+        false
+    }
+
     fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError> {
         if ctx.contract.params.is_empty() {
             return Err(AgentError::Config(

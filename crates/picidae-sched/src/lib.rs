@@ -9,10 +9,12 @@
 //! `kill -9` at any instant loses at most the run in flight, which the next start finds, kills
 //! if still alive, marks as crashed and runs again.
 
+pub mod coordinator;
 pub mod hidden;
 pub mod program;
 pub mod project;
 pub mod runner;
+pub mod slots;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub use program::{create_program, retract_finding, ProgramOptions};
 pub use project::Project;
 pub use runner::{LoopEvent, LoopOptions, LoopSummary, Runner};
+pub use slots::SlotPool;
 
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]

@@ -35,6 +35,7 @@ use sha2::Digest;
 
 use crate::hidden::{scrub, Evaluator};
 use crate::program::effective_policy;
+use crate::slots::SlotPool;
 use crate::verify::{judge, HiddenSamples, JudgeInput, Judgement};
 use crate::{attempt_ref, program_ref, Project, SchedError};
 
@@ -52,6 +53,8 @@ pub struct LoopOptions {
     pub stop: Arc<AtomicBool>,
     /// Kill the run in flight and stop; its attempt is resumed next time.
     pub cancel: Arc<AtomicBool>,
+    /// Slots shared with other programs (the coordinator's); every run holds one.
+    pub slots: Option<Arc<SlotPool>>,
 }
 
 /// What the loop reports as it goes (for progress displays and logs).
@@ -161,6 +164,8 @@ pub struct Runner<'p> {
     host: String,
     data_dir: PathBuf,
     history: Vec<HistoryEntry>,
+    /// Shared slots for this invocation, if any.
+    slots: Option<Arc<SlotPool>>,
     /// Held for the runner's lifetime: one loop per program at a time.
     _lock: std::fs::File,
 }
@@ -190,6 +195,7 @@ impl<'p> Runner<'p> {
             fp_json,
             data_dir,
             history: Vec::new(),
+            slots: None,
             _lock: lock,
         })
     }
@@ -211,6 +217,7 @@ impl<'p> Runner<'p> {
         events: Events<'_>,
     ) -> Result<LoopSummary, SchedError> {
         let mut summary = LoopSummary::default();
+        self.slots = opts.slots.clone();
         let runs_at_start = self.project.store.run_count(Some(self.program.id))?;
         let resumed = self.recover(events)?;
         self.setup(events)?;
@@ -245,6 +252,21 @@ impl<'p> Runner<'p> {
                 let spent = self.project.store.run_count(Some(self.program.id))? - runs_at_start;
                 if spent as u64 >= max {
                     summary.stopped = Some(format!("run budget of {max} runs spent"));
+                    break;
+                }
+            }
+            // Steering, read from the store between attempts: pause and the program's budget.
+            let now = self.project.store.program_by_id(self.program.id)?;
+            if now.status == "paused" {
+                summary.stopped = Some("paused".into());
+                break;
+            }
+            if let Some(max) = now.max_runs {
+                let used = self.project.store.run_count(Some(self.program.id))?;
+                if used >= max {
+                    summary.stopped = Some(format!(
+                        "the program's run budget is spent ({used} of {max} runs)"
+                    ));
                     break;
                 }
             }
@@ -513,6 +535,12 @@ impl<'p> Runner<'p> {
         scrub(&self.contract, &wt.bench_dir())?;
         let scratch = self.project.attempt_dir(&name, attempt.seq);
         let memory = picidae_memory::program_brief(&self.project.store, &name, 5)?;
+        let followups = if agent.uses_followups() {
+            self.project.store.open_followups(self.program.id)?
+        } else {
+            Vec::new()
+        };
+        let ideas: Vec<String> = followups.iter().map(|f| f.text.clone()).collect();
         let proposal = {
             let ctx = AgentContext {
                 program: &name,
@@ -524,6 +552,7 @@ impl<'p> Runner<'p> {
                 attempt_seq: attempt.seq,
                 scratch: &scratch,
                 memory: &memory,
+                followups: &ideas,
             };
             agent.propose(&ctx)
         };
@@ -557,6 +586,10 @@ impl<'p> Runner<'p> {
                 return Ok(Some(Finish::Decided(AttemptStatus::Failed)));
             }
         };
+        if !followups.is_empty() {
+            let ids: Vec<i64> = followups.iter().map(|f| f.id).collect();
+            self.project.store.consume_followups(&ids, attempt.id)?;
+        }
         if let Some(t) = &proposal.transcript {
             let path = scratch.join("transcript.txt");
             std::fs::create_dir_all(&scratch).map_err(|e| SchedError::io(&scratch, e))?;
@@ -1264,6 +1297,22 @@ impl<'p> Runner<'p> {
     ) -> Result<(i64, RunResult), SchedError> {
         let run = self.project.store.insert_run(attempt.id, seed, "local")?;
         let name = self.program.name.clone();
+        // Queued until a slot is free (fair share among programs); cancellable while waiting.
+        let pool = self.slots.clone();
+        let slot = match &pool {
+            Some(p) => match p.acquire(&name, &|| cancel.load(Ordering::SeqCst)) {
+                Some(g) => Some(g),
+                None => {
+                    let r = RunResult {
+                        status: Some(RunStatus::Cancelled),
+                        error: Some("cancelled while waiting for a slot".into()),
+                        ..Default::default()
+                    };
+                    return Ok((run.id, r));
+                }
+            },
+            None => None,
+        };
         let run_dir = self.project.run_dir(&name, run.id);
         let wt_path = self.project.worktree_dir(&name, &format!("run-{}", run.id));
         let result =
@@ -1275,6 +1324,7 @@ impl<'p> Runner<'p> {
                     ..Default::default()
                 },
             };
+        drop(slot);
         let _ = self.repo.remove_worktree(&wt_path);
         Ok((run.id, result))
     }

@@ -227,7 +227,7 @@ pub struct FrontierView {
 
 // ------------------------------------------------------------------ queries
 
-fn program(store: &Store, name: &str) -> Result<Program> {
+pub(crate) fn program(store: &Store, name: &str) -> Result<Program> {
     match store.program(name) {
         Ok(p) => Ok(p),
         Err(StoreError::NoSuchProgram(_)) => Err(ServerError::UnknownProgram {

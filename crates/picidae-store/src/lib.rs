@@ -13,6 +13,9 @@
 
 mod findings;
 mod schema;
+mod steering;
+
+pub use steering::{Followup, Token};
 
 pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
 
@@ -75,8 +78,13 @@ pub struct Program {
     pub frontier_attempt_id: Option<i64>,
     pub frontier_commit: Option<String>,
     pub frontier_value: Option<f64>,
+    /// `active` or `paused`.
     pub status: String,
     pub created_at: i64,
+    /// Fair-share weight among programs competing for slots.
+    pub weight: f64,
+    /// Run budget: no new attempt starts once the program has used this many runs.
+    pub max_runs: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -834,7 +842,8 @@ fn json_col(r: &Row, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
 }
 
 const PROGRAM_COLS: &str = "id, name, benchmark_dir, program_md, agent_json, policy_json, \
-    base_commit, frontier_attempt_id, frontier_commit, frontier_value, status, created_at";
+    base_commit, frontier_attempt_id, frontier_commit, frontier_value, status, created_at, \
+    weight, max_runs";
 
 fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
     Ok(Program {
@@ -850,6 +859,8 @@ fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
         frontier_value: r.get(9)?,
         status: r.get(10)?,
         created_at: r.get(11)?,
+        weight: r.get(12)?,
+        max_runs: r.get(13)?,
     })
 }
 

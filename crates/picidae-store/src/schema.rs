@@ -170,6 +170,34 @@ INSERT INTO memory_fts (memory_fts, rank) VALUES ('rank', 'bm25(3.0, 1.0, 2.0, 2
 CREATE VIRTUAL TABLE memory_vocab USING fts5vocab(memory_fts, 'row');
 "#,
         ),
+        M::up(
+            r#"
+-- Steering: fair-share weight, run budget, follow-up ideas, API tokens.
+ALTER TABLE programs ADD COLUMN weight REAL NOT NULL DEFAULT 1.0;
+ALTER TABLE programs ADD COLUMN max_runs INTEGER;
+
+CREATE TABLE followups (
+    id          INTEGER PRIMARY KEY,
+    program_id  INTEGER NOT NULL REFERENCES programs(id),
+    text        TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    consumed_by INTEGER REFERENCES attempts(id),
+    consumed_at INTEGER
+);
+CREATE INDEX followups_open ON followups (program_id, consumed_at);
+
+-- Only a hash of each token is kept.
+CREATE TABLE tokens (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE,
+    read_only  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+"#,
+        ),
     ])
 }
 

@@ -171,7 +171,7 @@ fn data_survives_reopen_and_unfinished_runs_are_listed() {
     }
     let s = Store::open(&path).unwrap();
     s.integrity_check().unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     let p = s.program("p").unwrap();
     let unfinished = s.unfinished_runs(Some(p.id)).unwrap();
     assert_eq!(unfinished.len(), 1);
@@ -182,4 +182,43 @@ fn data_survives_reopen_and_unfinished_runs_are_listed() {
     let rows = s.results(None).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].runs, 2);
+}
+
+#[test]
+fn steering_state_and_tokens() {
+    let mut s = Store::open_in_memory().unwrap();
+    let p = program(&mut s, "p");
+    assert_eq!(
+        (p.status.as_str(), p.weight, p.max_runs),
+        ("active", 1.0, None)
+    );
+    s.set_program_active("p", false).unwrap();
+    s.set_program_weight("p", 3.0).unwrap();
+    s.set_program_max_runs("p", Some(40)).unwrap();
+    let p = s.program("p").unwrap();
+    assert_eq!(
+        (p.status.as_str(), p.weight, p.max_runs),
+        ("paused", 3.0, Some(40))
+    );
+    assert!(s.set_program_weight("nope", 1.0).is_err());
+
+    let f = s.add_followup("p", "try cosine decay", "alice").unwrap();
+    assert_eq!(s.open_followups(p.id).unwrap().len(), 1);
+    let a = attempt(&mut s, p.id, "c1");
+    s.consume_followups(&[f.id], a.id).unwrap();
+    assert!(s.open_followups(p.id).unwrap().is_empty());
+
+    let (t, secret) = s.create_token("ci", true).unwrap();
+    assert!(secret.starts_with("pcd_") && secret.len() > 40);
+    let found = s.check_token(&secret).unwrap().unwrap();
+    assert_eq!((found.id, found.read_only), (t.id, true));
+    assert!(s.check_token("pcd_wrong").unwrap().is_none());
+    s.revoke_token(t.id).unwrap();
+    assert!(s.check_token(&secret).unwrap().is_none());
+    // Only the hash is stored.
+    let stored: String = s
+        .connection()
+        .query_row("SELECT hash FROM tokens", [], |r| r.get(0))
+        .unwrap();
+    assert!(!stored.contains(&secret[4..]));
 }

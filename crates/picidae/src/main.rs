@@ -10,6 +10,7 @@ mod import;
 mod memory;
 mod progress;
 mod results;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -116,6 +117,15 @@ enum Command {
     /// The hidden evaluator.
     #[command(subcommand)]
     Evaluator(EvaluatorCmd),
+    /// Run every active program at once on a shared pool of slots (the coordinator).
+    Serve {
+        /// Runs that may execute at the same time.
+        #[arg(long, default_value_t = 1)]
+        slots: usize,
+    },
+    /// API tokens for mutating calls.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Measure Picidae against its peers, side by side.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -186,6 +196,21 @@ enum EvaluatorCmd {
 }
 
 #[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token; its secret is printed once.
+    Create {
+        name: String,
+        /// Reads only: the token cannot pause, re-weight, budget or queue ideas.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
 enum ProgramCmd {
     /// Create a program: benchmark + program.md + agent + policy.
     Create(CreateArgs),
@@ -194,6 +219,24 @@ enum ProgramCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Pause a program: its attempt in flight finishes, no new one starts.
+    Pause { name: String },
+    /// Resume a paused program.
+    Resume { name: String },
+    /// Change a program's fair-share weight or run budget while it runs.
+    Set {
+        name: String,
+        #[arg(long)]
+        weight: Option<f64>,
+        /// No new attempt starts once the program has used this many runs.
+        #[arg(long)]
+        max_runs: Option<i64>,
+        /// Remove the run budget.
+        #[arg(long, conflicts_with = "max_runs")]
+        no_max_runs: bool,
+    },
+    /// Queue an idea for the program's next agent turn.
+    Followup { name: String, text: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -365,6 +408,72 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 p.benchmark_dir,
                 &p.base_commit[..12.min(p.base_commit.len())]
             );
+        }
+        Command::Program(ProgramCmd::Pause { name }) => {
+            serve::pause(&mut open_project(&cli.project)?, &name, false)?;
+        }
+        Command::Program(ProgramCmd::Resume { name }) => {
+            serve::pause(&mut open_project(&cli.project)?, &name, true)?;
+        }
+        Command::Program(ProgramCmd::Set {
+            name,
+            weight,
+            max_runs,
+            no_max_runs,
+        }) => {
+            serve::set(
+                &mut open_project(&cli.project)?,
+                &name,
+                weight,
+                max_runs,
+                no_max_runs,
+            )?;
+        }
+        Command::Program(ProgramCmd::Followup { name, text }) => {
+            let mut project = open_project(&cli.project)?;
+            let f = project.store.add_followup(&name, &text, "cli")?;
+            println!("queued follow-up {} for {name}", f.id);
+        }
+        Command::Serve { slots } => {
+            let project = open_project(&cli.project)?;
+            let root = project.root().to_path_buf();
+            drop(project);
+            serve::run(&root, slots)?;
+        }
+        Command::Token(cmd) => {
+            let mut project = open_project(&cli.project)?;
+            match cmd {
+                TokenCmd::Create { name, read_only } => {
+                    let (t, secret) = project.store.create_token(&name, read_only)?;
+                    println!(
+                        "token {} ({}{})",
+                        t.id,
+                        t.name,
+                        if t.read_only { ", read-only" } else { "" }
+                    );
+                    println!("{secret}");
+                    eprintln!("keep the secret: it is not stored and cannot be shown again");
+                }
+                TokenCmd::List => {
+                    for t in project.store.tokens()? {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            t.id,
+                            t.name,
+                            if t.read_only {
+                                "read-only"
+                            } else {
+                                "read-write"
+                            },
+                            if t.revoked { "revoked" } else { "active" }
+                        );
+                    }
+                }
+                TokenCmd::Revoke { id } => {
+                    project.store.revoke_token(id)?;
+                    println!("token {id} revoked");
+                }
+            }
         }
         Command::Program(ProgramCmd::List { json }) => {
             let project = open_project(&cli.project)?;

@@ -1,0 +1,199 @@
+//! The coordinator behind `picidae serve`: every active program's loop at once, on a shared
+//! pool of slots.
+//!
+//! Each program runs its own keep/revert loop ([`Runner`]) in a thread with its own store
+//! connection; runs take a slot from the shared [`SlotPool`], granted by weighted fair share.
+//! The coordinator watches the store (the source of truth, also for steering): it starts a loop
+//! for each active program, gives the pool the programs' current weights, lets a paused
+//! program's loop finish its attempt in flight, and restarts it on resume. A program whose run
+//! budget is spent, or whose agent has nothing more to propose, is not restarted until its
+//! budget changes.
+//!
+//! Crash safety comes from the loops themselves: each takes its program's lock, and on start
+//! recovers what a dead coordinator left (kills orphaned runs, records them as cancelled,
+//! resumes undecided attempts), so a `kill -9` of `picidae serve` loses no attempt and counts
+//! none twice.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use picidae_agent::AgentSpec;
+
+use crate::{LoopEvent, LoopOptions, LoopSummary, Project, Runner, SchedError, SlotPool};
+
+/// What the coordinator reports: a program's loop event, or a loop starting or ending.
+#[derive(Debug, Clone)]
+pub enum CoordinatorEvent {
+    Started {
+        program: String,
+    },
+    Loop {
+        program: String,
+        event: LoopEvent,
+    },
+    Ended {
+        program: String,
+        summary: Result<LoopSummary, String>,
+    },
+}
+
+pub struct CoordinatorOptions {
+    pub slots: usize,
+    /// Finish attempts in flight, then stop everything.
+    pub stop: Arc<AtomicBool>,
+    /// Kill runs in flight and stop (their attempts resume on the next start).
+    pub cancel: Arc<AtomicBool>,
+    /// How often the store is read for steering changes.
+    pub poll: Duration,
+}
+
+struct Worker {
+    handle: JoinHandle<()>,
+    /// Set to stop this program's loop only.
+    stop: Arc<AtomicBool>,
+}
+
+/// Why a program is not being run right now.
+#[derive(Debug, Clone, PartialEq)]
+enum Parked {
+    /// Its loop ended for this reason; restart only when its budget or status changes.
+    Ended { budget: Option<i64>, reason: String },
+}
+
+/// Run every active program until stopped. Events go to `events`.
+pub fn serve(
+    root: &Path,
+    opts: &CoordinatorOptions,
+    pool: Arc<SlotPool>,
+    events: Sender<CoordinatorEvent>,
+) -> Result<(), SchedError> {
+    let root: PathBuf = root.to_path_buf();
+    let project = Project::open(&root)?;
+    let mut workers: HashMap<String, Worker> = HashMap::new();
+    let mut parked: HashMap<String, Parked> = HashMap::new();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, Result<LoopSummary, String>)>();
+    loop {
+        // Loops that ended since the last look.
+        while let Ok((name, summary)) = done_rx.try_recv() {
+            if let Some(w) = workers.remove(&name) {
+                let _ = w.handle.join();
+            }
+            let budget = project.store.program(&name).ok().and_then(|p| p.max_runs);
+            let reason = match &summary {
+                Ok(s) => s.stopped.clone().unwrap_or_else(|| "finished".into()),
+                Err(e) => e.clone(),
+            };
+            parked.insert(name.clone(), Parked::Ended { budget, reason });
+            let _ = events.send(CoordinatorEvent::Ended {
+                program: name,
+                summary,
+            });
+        }
+        let stopping = opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst);
+        if stopping {
+            if workers.is_empty() {
+                return Ok(());
+            }
+        } else {
+            for p in project.store.programs()? {
+                pool.set_weight(&p.name, p.weight);
+                let active = p.status == "active";
+                match workers.get(&p.name) {
+                    Some(w) if !active => w.stop.store(true, Ordering::SeqCst),
+                    Some(_) => {}
+                    None if active => {
+                        if let Some(Parked::Ended { budget, reason }) = parked.get(&p.name) {
+                            // Paused loops restart on resume; others only when the budget
+                            // changed (or was lifted).
+                            if reason != "paused" && *budget == p.max_runs {
+                                continue;
+                            }
+                        }
+                        parked.remove(&p.name);
+                        let w = start(&root, &p.name, opts, pool.clone(), &events, &done_tx);
+                        workers.insert(p.name.clone(), w);
+                    }
+                    None => {}
+                }
+            }
+        }
+        std::thread::sleep(opts.poll);
+    }
+}
+
+fn start(
+    root: &Path,
+    program: &str,
+    opts: &CoordinatorOptions,
+    pool: Arc<SlotPool>,
+    events: &Sender<CoordinatorEvent>,
+    done: &Sender<(String, Result<LoopSummary, String>)>,
+) -> Worker {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (root, name) = (root.to_path_buf(), program.to_string());
+    let (events, done) = (events.clone(), done.clone());
+    let (global_stop, cancel) = (opts.stop.clone(), opts.cancel.clone());
+    let my_stop = stop.clone();
+    let _ = events.send(CoordinatorEvent::Started {
+        program: name.clone(),
+    });
+    let handle = std::thread::spawn(move || {
+        // A watcher folds the global stop into this loop's own stop flag.
+        let loop_stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (loop_stop, my_stop, global_stop) =
+                (loop_stop.clone(), my_stop.clone(), global_stop.clone());
+            std::thread::spawn(move || loop {
+                if my_stop.load(Ordering::SeqCst) || global_stop.load(Ordering::SeqCst) {
+                    loop_stop.store(true, Ordering::SeqCst);
+                }
+                if loop_stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            })
+        };
+        let result = run_program(&root, &name, loop_stop.clone(), cancel, pool, &events);
+        loop_stop.store(true, Ordering::SeqCst);
+        let _ = watcher.join();
+        let _ = done.send((name, result.map_err(|e| e.to_string())));
+    });
+    Worker { handle, stop }
+}
+
+fn run_program(
+    root: &Path,
+    name: &str,
+    stop: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
+    pool: Arc<SlotPool>,
+    events: &Sender<CoordinatorEvent>,
+) -> Result<LoopSummary, SchedError> {
+    let mut project = Project::open(root)?;
+    let stored = project.store.program(name)?;
+    let spec: AgentSpec =
+        serde_json::from_value(stored.agent.clone()).map_err(|e| SchedError::Program {
+            program: name.to_string(),
+            message: format!("unreadable agent configuration: {e}"),
+        })?;
+    let mut agent = spec.build();
+    let mut runner = Runner::new(&mut project, name)?;
+    let opts = LoopOptions {
+        max_attempts: None,
+        max_runs: None,
+        stop,
+        cancel,
+        slots: Some(pool),
+    };
+    runner.run(agent.as_mut(), &opts, &mut |e| {
+        let _ = events.send(CoordinatorEvent::Loop {
+            program: name.to_string(),
+            event: e.clone(),
+        });
+    })
+}

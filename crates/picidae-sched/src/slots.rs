@@ -1,0 +1,192 @@
+//! A pool of execution slots shared by programs, granted by weighted fair share.
+//!
+//! Every run takes one slot for its duration. When several programs wait, the slot goes to the
+//! program whose share is furthest below its weight: the one with the fewest slot-seconds used
+//! per unit of weight (ties: the one waiting longest). A program with weight 3 therefore gets
+//! about three times the slot time of a program with weight 1 while both have work, and an
+//! idle program's share is not hoarded for it. Weights can change at run time.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+struct State {
+    free: usize,
+    /// Slot-seconds used per program, finished runs only.
+    used: HashMap<String, f64>,
+    weights: HashMap<String, f64>,
+    /// Waiting programs with the instant they started waiting, in arrival order.
+    waiting: Vec<(u64, String, Instant)>,
+    next_ticket: u64,
+    in_use: HashMap<String, usize>,
+}
+
+/// The shared pool.
+#[derive(Debug)]
+pub struct SlotPool {
+    capacity: usize,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// A held slot; dropping it gives the slot back and charges the time to its program.
+#[derive(Debug)]
+pub struct SlotGuard<'a> {
+    pool: &'a SlotPool,
+    program: String,
+    since: Instant,
+}
+
+impl SlotPool {
+    pub fn new(capacity: usize) -> SlotPool {
+        SlotPool {
+            capacity: capacity.max(1),
+            state: Mutex::new(State {
+                free: capacity.max(1),
+                ..Default::default()
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Set a program's weight (default 1).
+    pub fn set_weight(&self, program: &str, weight: f64) {
+        let w = if weight.is_finite() && weight > 0.0 {
+            weight
+        } else {
+            1.0
+        };
+        self.lock().weights.insert(program.to_string(), w);
+        self.changed.notify_all();
+    }
+
+    /// Slots in use right now, per program.
+    pub fn in_use(&self) -> HashMap<String, usize> {
+        self.lock().in_use.clone()
+    }
+
+    /// Slot-seconds used so far, per program.
+    pub fn used(&self) -> HashMap<String, f64> {
+        self.lock().used.clone()
+    }
+
+    /// Block until `program` may run; `None` if `give_up` returns true while waiting.
+    pub fn acquire(&self, program: &str, give_up: &dyn Fn() -> bool) -> Option<SlotGuard<'_>> {
+        let mut st = self.lock();
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.waiting
+            .push((ticket, program.to_string(), Instant::now()));
+        loop {
+            if st.free > 0 && Self::chosen(&st) == Some(ticket) {
+                st.waiting.retain(|w| w.0 != ticket);
+                st.free -= 1;
+                *st.in_use.entry(program.to_string()).or_default() += 1;
+                self.changed.notify_all();
+                return Some(SlotGuard {
+                    pool: self,
+                    program: program.to_string(),
+                    since: Instant::now(),
+                });
+            }
+            if give_up() {
+                st.waiting.retain(|w| w.0 != ticket);
+                self.changed.notify_all();
+                return None;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The waiting ticket that gets the next free slot.
+    fn chosen(st: &State) -> Option<u64> {
+        st.waiting
+            .iter()
+            .min_by(|a, b| {
+                let share = |p: &str| {
+                    let w = st.weights.get(p).copied().unwrap_or(1.0);
+                    st.used.get(p).copied().unwrap_or(0.0) / w
+                };
+                share(&a.1)
+                    .total_cmp(&share(&b.1))
+                    .then(a.2.cmp(&b.2))
+                    .then(a.0.cmp(&b.0))
+            })
+            .map(|w| w.0)
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.pool.lock();
+        st.free += 1;
+        *st.used.entry(self.program.clone()).or_default() += self.since.elapsed().as_secs_f64();
+        if let Some(n) = st.in_use.get_mut(&self.program) {
+            *n = n.saturating_sub(1);
+        }
+        self.pool.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn weights_split_slot_time() {
+        let pool = Arc::new(SlotPool::new(1));
+        pool.set_weight("a", 3.0);
+        pool.set_weight("b", 1.0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let mut threads = Vec::new();
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            let (pool, stop, counts) = (pool.clone(), stop.clone(), counts.clone());
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Some(_g) = pool.acquire(name, &|| stop.load(Ordering::SeqCst)) {
+                        std::thread::sleep(Duration::from_millis(5));
+                        counts[i].fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (a, b) = (
+            counts[0].load(Ordering::SeqCst) as f64,
+            counts[1].load(Ordering::SeqCst) as f64,
+        );
+        let ratio = a / b.max(1.0);
+        assert!((2.2..=4.0).contains(&ratio), "a {a}, b {b}, ratio {ratio}");
+    }
+
+    #[test]
+    fn capacity_is_never_exceeded_and_give_up_works() {
+        let pool = SlotPool::new(2);
+        let g1 = pool.acquire("a", &|| false).unwrap();
+        let _g2 = pool.acquire("b", &|| false).unwrap();
+        assert!(pool.acquire("c", &|| true).is_none(), "no third slot");
+        drop(g1);
+        assert!(pool.acquire("c", &|| true).is_some());
+        assert_eq!(pool.in_use().values().sum::<usize>(), 1);
+    }
+}

@@ -1,0 +1,192 @@
+//! Steering state a human changes while programs run: pause/resume, fair-share weight, run
+//! budget, follow-up ideas for the next agent turn, and the API tokens that authorise changes.
+//! The scheduler reads this state between attempts; nothing here talks to a running loop.
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::{now_ms, Result, Store, StoreError};
+
+/// An idea queued for a program's next agent turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Followup {
+    pub id: i64,
+    pub program_id: i64,
+    pub text: String,
+    pub author: String,
+    pub created_at: i64,
+    pub consumed_by: Option<i64>,
+}
+
+/// An API token (its secret is never stored, only a hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: i64,
+    pub name: String,
+    pub read_only: bool,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+fn token_hash(secret: &str) -> String {
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+impl Store {
+    fn program_id(&self, name: &str) -> Result<i64> {
+        self.conn
+            .query_row("SELECT id FROM programs WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchProgram(name.to_string()))
+    }
+
+    /// Pause (`active = false`) or resume a program.
+    pub fn set_program_active(&mut self, name: &str, active: bool) -> Result<()> {
+        let id = self.program_id(name)?;
+        self.conn.execute(
+            "UPDATE programs SET status = ?2 WHERE id = ?1",
+            params![id, if active { "active" } else { "paused" }],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_program_weight(&mut self, name: &str, weight: f64) -> Result<()> {
+        let id = self.program_id(name)?;
+        self.conn.execute(
+            "UPDATE programs SET weight = ?2 WHERE id = ?1",
+            params![id, weight],
+        )?;
+        Ok(())
+    }
+
+    /// Set (or clear, with `None`) a program's run budget.
+    pub fn set_program_max_runs(&mut self, name: &str, max_runs: Option<i64>) -> Result<()> {
+        let id = self.program_id(name)?;
+        self.conn.execute(
+            "UPDATE programs SET max_runs = ?2 WHERE id = ?1",
+            params![id, max_runs],
+        )?;
+        Ok(())
+    }
+
+    /// Queue an idea for the program's next agent turn.
+    pub fn add_followup(&mut self, name: &str, text: &str, author: &str) -> Result<Followup> {
+        let id = self.program_id(name)?;
+        self.conn.execute(
+            "INSERT INTO followups (program_id, text, author, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, text, author, now_ms()],
+        )?;
+        let fid = self.conn.last_insert_rowid();
+        Ok(Followup {
+            id: fid,
+            program_id: id,
+            text: text.to_string(),
+            author: author.to_string(),
+            created_at: now_ms(),
+            consumed_by: None,
+        })
+    }
+
+    /// Follow-ups not yet given to an agent, oldest first.
+    pub fn open_followups(&self, program_id: i64) -> Result<Vec<Followup>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, program_id, text, author, created_at, consumed_by FROM followups
+             WHERE program_id = ?1 AND consumed_at IS NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([program_id], |r| {
+            Ok(Followup {
+                id: r.get(0)?,
+                program_id: r.get(1)?,
+                text: r.get(2)?,
+                author: r.get(3)?,
+                created_at: r.get(4)?,
+                consumed_by: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Mark follow-ups as given to the agent that proposed `attempt_id`.
+    pub fn consume_followups(&mut self, ids: &[i64], attempt_id: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE followups SET consumed_by = ?2, consumed_at = ?3
+                 WHERE id = ?1 AND consumed_at IS NULL",
+                params![id, attempt_id, now_ms()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Create a token; returns its secret, shown once.
+    pub fn create_token(&mut self, name: &str, read_only: bool) -> Result<(Token, String)> {
+        // ThreadRng is a CSPRNG seeded from the operating system.
+        let bytes: [u8; 24] = rand::random();
+        let secret = format!("pcd_{}", hex::encode(bytes));
+        self.conn.execute(
+            "INSERT INTO tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, token_hash(&secret), read_only, now_ms()],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        Ok((
+            Token {
+                id,
+                name: name.to_string(),
+                read_only,
+                created_at: now_ms(),
+                revoked: false,
+            },
+            secret,
+        ))
+    }
+
+    /// The token a secret belongs to, if it exists and is not revoked.
+    pub fn check_token(&self, secret: &str) -> Result<Option<Token>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, read_only, created_at FROM tokens
+                 WHERE hash = ?1 AND revoked_at IS NULL",
+                [token_hash(secret)],
+                |r| {
+                    Ok(Token {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        read_only: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked: false,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn revoke_token(&mut self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn tokens(&self) -> Result<Vec<Token>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, name, read_only, created_at, revoked_at IS NOT NULL FROM tokens ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Token {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                read_only: r.get(2)?,
+                created_at: r.get(3)?,
+                revoked: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,259 @@
+//! `picidae serve`: several programs at once on shared slots, steering through the store,
+//! budgets, and a SIGKILL of the coordinator with runs in flight.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, pid_alive, read_pids, text, value_contract, Env};
+use picidae_core::RunStatus;
+use picidae_git::{Identity, Repo};
+use picidae_store::{AttemptFilter, Store};
+
+/// A project with programs `a` and `b`, each on its own benchmark whose run takes `secs` and
+/// records its pid; each program's agent lowers the value by one per attempt.
+fn two_programs(secs: f64) -> (Env, std::path::PathBuf) {
+    let pids = tempfile::tempdir().unwrap().keep().join("pids");
+    let run = format!(
+        "echo $$ >> '{p}'\nsleep {secs}\necho \"score: $(cat value.txt)\"\n",
+        p = pids.display()
+    );
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 30.0)),
+        ("run.sh", &run),
+        ("value.txt", "1000\n"),
+    ]);
+    let agent = env.path("down.sh");
+    std::fs::write(
+        &agent,
+        "v=$(cat value.txt); v=$((v - 1)); echo $v > value.txt; echo \"HYPOTHESIS: value $v\"\n",
+    )
+    .unwrap();
+    let cmd = format!("sh {}", agent.display());
+    // A second benchmark, a copy of the first.
+    let bench_b = env.path("bench-b");
+    std::fs::create_dir_all(&bench_b).unwrap();
+    for f in ["picidae.toml", "run.sh", "value.txt"] {
+        std::fs::copy(env.bench.join(f), bench_b.join(f)).unwrap();
+    }
+    Repo::init(&bench_b, "benchmark b", Identity::default()).unwrap();
+    for (name, bench) in [("a", env.bench.clone()), ("b", bench_b)] {
+        env.ok(&[
+            "program",
+            "create",
+            name,
+            "--benchmark",
+            bench.to_str().unwrap(),
+            "--agent",
+            "command",
+            "--agent-command",
+            &cmd,
+        ]);
+    }
+    (env, pids)
+}
+
+fn spawn_serve(env: &Env, slots: &str) -> Child {
+    bin()
+        .arg("--project")
+        .arg(&env.project)
+        .args(["serve", "--slots", slots])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn interrupt(child: Child) -> std::process::Output {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn runs(store: &Store, program: &str) -> Vec<picidae_store::Run> {
+    let p = store.program(program).unwrap();
+    let mut out = Vec::new();
+    for a in store
+        .attempts(&AttemptFilter {
+            program_id: Some(p.id),
+            ..Default::default()
+        })
+        .unwrap()
+    {
+        out.extend(store.runs_of_attempt(a.id).unwrap());
+    }
+    out
+}
+
+fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn programs_run_side_by_side_and_steering_takes_effect() {
+    let (env, _pids) = two_programs(0.4);
+    let child = spawn_serve(&env, "2");
+    // Both programs make progress, and with two slots their runs overlap in time.
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            let s = env.store();
+            runs(&s, "a").len() >= 3 && runs(&s, "b").len() >= 3
+        },
+        "both programs to run",
+    );
+    let store = env.store();
+    let (ra, rb) = (runs(&store, "a"), runs(&store, "b"));
+    let overlap = ra.iter().any(|x| {
+        rb.iter().any(
+            |y| match (x.started_at, x.finished_at, y.started_at, y.finished_at) {
+                (Some(s1), Some(e1), Some(s2), Some(e2)) => s1 < e2 && s2 < e1,
+                _ => false,
+            },
+        )
+    });
+    assert!(overlap, "no two runs of a and b overlapped");
+
+    // Pause b: its attempt in flight finishes and no new run starts.
+    env.ok(&["program", "pause", "b"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let frozen = runs(&env.store(), "b").len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        runs(&env.store(), "b").len(),
+        frozen,
+        "a paused program started runs"
+    );
+    // A follow-up queued for a reaches its next agent prompt.
+    env.ok(&["program", "followup", "a", "try a cosine schedule"]);
+    wait_until(
+        Duration::from_secs(30),
+        || {
+            let s = env.store();
+            let p = s.program("a").unwrap();
+            s.open_followups(p.id).unwrap().is_empty()
+        },
+        "the follow-up to be consumed",
+    );
+    // Resume b: it runs again.
+    env.ok(&["program", "resume", "b"]);
+    wait_until(
+        Duration::from_secs(30),
+        || runs(&env.store(), "b").len() > frozen,
+        "b to resume",
+    );
+    let out = interrupt(child);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[b] loop ended (paused)"), "{stdout}");
+    let prompts = env.project.join(".picidae/attempts/a");
+    let mut seen = false;
+    for e in std::fs::read_dir(prompts).unwrap().flatten() {
+        if let Ok(t) = std::fs::read_to_string(e.path().join("prompt.md")) {
+            seen |= t.contains("try a cosine schedule");
+        }
+    }
+    assert!(seen, "no prompt carried the follow-up");
+    let store = env.store();
+    assert!(runs(&store, "a")
+        .iter()
+        .all(|r| r.status == RunStatus::Succeeded));
+}
+
+#[test]
+fn a_run_budget_stops_dispatch_at_the_limit() {
+    let (env, _pids) = two_programs(0.05);
+    env.ok(&["program", "set", "a", "--max-runs", "5"]);
+    env.ok(&["program", "pause", "b"]);
+    let child = spawn_serve(&env, "1");
+    wait_until(
+        Duration::from_secs(60),
+        || runs(&env.store(), "a").len() >= 5,
+        "five runs",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = interrupt(child);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("run budget is spent (5 of 5 runs)"),
+        "{stdout}"
+    );
+    assert_eq!(runs(&env.store(), "a").len(), 5, "{}", text(&out));
+    assert!(runs(&env.store(), "b").is_empty());
+}
+
+#[test]
+fn sigkill_of_the_coordinator_loses_and_double_counts_nothing() {
+    let (env, pids) = two_programs(0.6);
+    let mut child = spawn_serve(&env, "2");
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            let s = env.store();
+            let all: Vec<_> = runs(&s, "a").into_iter().chain(runs(&s, "b")).collect();
+            all.iter().filter(|r| r.status.is_terminal()).count() >= 4
+                && all.iter().any(|r| r.status == RunStatus::Running)
+        },
+        "a run in flight",
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    let orphans: Vec<i32> = read_pids(&pids);
+    // Restart: recovery closes the interrupted runs and the loops carry on.
+    let child = spawn_serve(&env, "2");
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            let s = env.store();
+            runs(&s, "a")
+                .iter()
+                .chain(runs(&s, "b").iter())
+                .filter(|r| r.status == RunStatus::Succeeded)
+                .count()
+                >= 8
+        },
+        "progress after the restart",
+    );
+    let out = interrupt(child);
+    assert!(out.status.success(), "{}", text(&out));
+    for pid in orphans {
+        assert!(!pid_alive(pid), "run process {pid} survived");
+    }
+    let store = env.store();
+    store.integrity_check().unwrap();
+    for name in ["a", "b"] {
+        let p = store.program(name).unwrap();
+        let all = runs(&store, name);
+        assert!(
+            all.iter().all(|r| r.status.is_terminal()),
+            "{name}: {all:?}"
+        );
+        let interrupted = all
+            .iter()
+            .filter(|r| r.status == RunStatus::Cancelled)
+            .count();
+        assert!(interrupted <= 1, "{name}: {interrupted} interrupted runs");
+        for a in store
+            .attempts(&AttemptFilter {
+                program_id: Some(p.id),
+                ..Default::default()
+            })
+            .unwrap()
+        {
+            assert!(a.status.is_final(), "{name} #{} left {}", a.seq, a.status);
+            let ok = store
+                .runs_of_attempt(a.id)
+                .unwrap()
+                .iter()
+                .filter(|r| r.status == RunStatus::Succeeded)
+                .count();
+            assert_eq!(ok, 1, "{name} #{}: {ok} successful runs", a.seq);
+        }
+    }
+}
