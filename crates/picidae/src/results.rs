@@ -31,8 +31,11 @@ pub fn list_programs(project: &Project, json: bool) -> Result<()> {
         "benchmark",
         "agent",
         "attempts",
+        "runs",
         "frontier",
         "status",
+        "weight",
+        "run budget",
     ]);
     for p in programs {
         let n: i64 = project
@@ -52,8 +55,13 @@ pub fn list_programs(project: &Project, json: bool) -> Result<()> {
             p.benchmark_dir.clone(),
             agent,
             n.to_string(),
+            project.store.run_count(Some(p.id))?.to_string(),
             fmt_opt(p.frontier_value),
             p.status.clone(),
+            format!("{}", p.weight),
+            p.max_runs
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     println!("{t}");
