@@ -1,10 +1,15 @@
 //! Picidae's servers: ways for other programs to read what Picidae knows.
 //!
-//! Today that is one server, [`mcp`]: a Model Context Protocol server over stdio, so coding
-//! agents (Claude Code, Codex, ...) can query the memory — what was tried, how it went, the
-//! evidence behind each finding — before they spend compute on an idea. Everything it returns
-//! is visible evidence only: hidden-evaluator results are never read, let alone returned.
+//! - [`mcp`]: a Model Context Protocol server over stdio, so coding agents (Claude Code, Codex,
+//!   ...) can query the memory — what was tried, how it went, the evidence behind each finding —
+//!   before they spend compute on an idea.
+//! - [`api`]: the HTTP API behind `picidae serve`: JSON reads, steering mutations behind bearer
+//!   tokens, Prometheus metrics, Server-Sent Events and an OpenAPI document.
+//!
+//! Everything either returns is visible evidence only: hidden-evaluator results are never read,
+//! let alone returned.
 
+pub mod api;
 pub mod mcp;
 
 pub use mcp::{serve_stdio, MemoryServer};

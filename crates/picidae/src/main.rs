@@ -122,6 +122,12 @@ enum Command {
         /// Runs that may execute at the same time.
         #[arg(long, default_value_t = 1)]
         slots: usize,
+        /// Address of the HTTP API (reads open, mutations need a token from `picidae token create`).
+        #[arg(long, default_value = "127.0.0.1:7420")]
+        listen: String,
+        /// Do not serve the HTTP API.
+        #[arg(long)]
+        no_api: bool,
     },
     /// API tokens for mutating calls.
     #[command(subcommand)]
@@ -434,11 +440,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let f = project.store.add_followup(&name, &text, "cli")?;
             println!("queued follow-up {} for {name}", f.id);
         }
-        Command::Serve { slots } => {
+        Command::Serve {
+            slots,
+            listen,
+            no_api,
+        } => {
             let project = open_project(&cli.project)?;
             let root = project.root().to_path_buf();
             drop(project);
-            serve::run(&root, slots)?;
+            serve::run(&root, slots, (!no_api).then_some(listen.as_str()))?;
         }
         Command::Token(cmd) => {
             let mut project = open_project(&cli.project)?;

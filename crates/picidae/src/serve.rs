@@ -11,7 +11,67 @@ use anyhow::Result;
 use picidae_sched::coordinator::{serve as coordinate, CoordinatorEvent, CoordinatorOptions};
 use picidae_sched::{LoopEvent, Project, SlotPool};
 
-pub fn run(root: &Path, slots: usize) -> Result<()> {
+/// Serve the HTTP API on `listen` until `stop` is set; runs on its own thread and runtime.
+fn start_api(
+    root: &Path,
+    listen: &str,
+    pool: Arc<SlotPool>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    println!("picidae serve: HTTP API on http://{addr} (OpenAPI at /openapi.json)");
+    let mut state = picidae_server::api::ApiState::new(root.join(".picidae").join("store.sqlite"));
+    let capacity = pool.capacity();
+    state.metrics = Arc::new(move || {
+        let in_use = pool.in_use();
+        let mut out = format!(
+            "# TYPE picidae_slots_capacity gauge\npicidae_slots_capacity {capacity}\n# TYPE picidae_slots_in_use gauge\npicidae_slots_in_use {}\n# TYPE picidae_slot_utilisation gauge\npicidae_slot_utilisation {}\n",
+            in_use.values().sum::<usize>(),
+            in_use.values().sum::<usize>() as f64 / capacity as f64
+        );
+        out.push_str("# TYPE picidae_program_slots_in_use gauge\n");
+        for (p, n) in in_use {
+            out.push_str(&format!(
+                "picidae_program_slots_in_use{{program=\"{p}\"}} {n}\n"
+            ));
+        }
+        out
+    });
+    Ok(std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("picidae serve: cannot start the HTTP runtime: {e}");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("picidae serve: {e}");
+                    return;
+                }
+            };
+            let shutdown = async move {
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            if let Err(e) = picidae_server::api::serve(listener, state, shutdown).await {
+                eprintln!("picidae serve: HTTP API stopped: {e}");
+            }
+        });
+    }))
+}
+
+pub fn run(root: &Path, slots: usize, listen: Option<&str>) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -26,6 +86,11 @@ pub fn run(root: &Path, slots: usize) -> Result<()> {
         });
     }
     let pool = Arc::new(SlotPool::new(slots));
+    let api_stop = Arc::new(AtomicBool::new(false));
+    let api = match listen {
+        Some(addr) => Some(start_api(root, addr, pool.clone(), api_stop.clone())?),
+        None => None,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let printer = std::thread::spawn(move || {
         for e in rx {
@@ -41,6 +106,10 @@ pub fn run(root: &Path, slots: usize) -> Result<()> {
     };
     let result = coordinate(root, &opts, pool, tx);
     let _ = printer.join();
+    api_stop.store(true, Ordering::SeqCst);
+    if let Some(api) = api {
+        let _ = api.join();
+    }
     result?;
     Ok(())
 }

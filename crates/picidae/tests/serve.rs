@@ -58,7 +58,7 @@ fn spawn_serve(env: &Env, slots: &str) -> Child {
     bin()
         .arg("--project")
         .arg(&env.project)
-        .args(["serve", "--slots", slots])
+        .args(["serve", "--slots", slots, "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -256,4 +256,99 @@ fn sigkill_of_the_coordinator_loses_and_double_counts_nothing() {
             assert_eq!(ok, 1, "{name} #{}: {ok} successful runs", a.seq);
         }
     }
+}
+
+/// One HTTP/1.1 request over a plain socket; returns (status, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn the_http_api_refuses_unauthenticated_mutations() {
+    use std::io::BufRead;
+    let (env, _pids) = two_programs(0.05);
+    env.ok(&["program", "pause", "a"]);
+    env.ok(&["program", "pause", "b"]);
+    let mut child = spawn_serve(&env, "1");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve printed its address");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let (status, body) = http(&addr, "GET", "/api/programs", None, None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"a\""), "{body}");
+    // No token: refused, and nothing changed.
+    let (status, _) = http(&addr, "POST", "/api/programs/a/resume", None, None);
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        &addr,
+        "POST",
+        "/api/programs/a/resume",
+        Some("pcd_forged"),
+        None,
+    );
+    assert_eq!(status, 401);
+    assert_eq!(env.store().program("a").unwrap().status, "paused");
+    // A read-only token may read but not steer.
+    let ro = env.ok(&["token", "create", "viewer", "--read-only"]);
+    let ro = ro.lines().nth(1).unwrap().trim().to_string();
+    let (status, _) = http(&addr, "POST", "/api/programs/a/resume", Some(&ro), None);
+    assert_eq!(status, 403);
+    // A read-write token steers the running coordinator: a starts running.
+    let rw = env.ok(&["token", "create", "lead"]);
+    let rw = rw.lines().nth(1).unwrap().trim().to_string();
+    let (status, body) = http(&addr, "POST", "/api/programs/a/resume", Some(&rw), None);
+    assert!((200..300).contains(&status), "{status} {body}");
+    wait_until(
+        Duration::from_secs(30),
+        || !runs(&env.store(), "a").is_empty(),
+        "a to run",
+    );
+    let (status, metrics) = http(&addr, "GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    assert!(metrics.contains("picidae_slots_capacity 1"), "{metrics}");
+    assert!(metrics.contains("picidae_runs{"), "{metrics}");
+    let out = interrupt(child);
+    assert!(out.status.success());
 }

@@ -1,0 +1,790 @@
+//! The HTTP API over real HTTP: a server on a loopback port, a store file in a temporary
+//! directory, and a minimal HTTP/1.1 client on a raw TCP stream.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use picidae_core::domain::FindingState;
+use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
+use picidae_server::api::{self, ApiState};
+use picidae_store::{Decision, Evidence, NewAttempt, NewProgram, RunResult, Store};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Server {
+    addr: SocketAddr,
+    db: PathBuf,
+    write: String,
+    read: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// One attempt with one finished run of `value`; decided `status`, advancing the frontier
+/// when kept.
+fn attempt(store: &mut Store, program_id: i64, hypothesis: &str, value: f64, keep: bool) -> i64 {
+    let a = store
+        .insert_attempt(&NewAttempt {
+            program_id,
+            kind: AttemptKind::Explore,
+            parent_commit: "base".into(),
+            hypothesis: hypothesis.into(),
+            proposer: "test".into(),
+            params: None,
+        })
+        .unwrap();
+    store
+        .set_attempt_commit(a.id, &format!("c{}", a.seq), "patch", &[], None)
+        .unwrap();
+    let run = store.insert_run(a.id, 0, "local").unwrap();
+    store
+        .mark_run_started(run.id, 100, 100, "host", None, "/tmp/log")
+        .unwrap();
+    store
+        .finish_run(
+            run.id,
+            &RunResult {
+                status: Some(RunStatus::Succeeded),
+                exit_code: Some(0),
+                wall_secs: Some(1.5),
+                metrics: [("score".to_string(), value)].into(),
+                primary_value: Some(value),
+                ..RunResult::default()
+            },
+        )
+        .unwrap();
+    store
+        .decide_attempt(
+            a.id,
+            &Decision {
+                status: if keep {
+                    AttemptStatus::Kept
+                } else {
+                    AttemptStatus::Discarded
+                },
+                primary_value: Some(value),
+                note: None,
+                advance_frontier: keep,
+            },
+        )
+        .unwrap();
+    a.id
+}
+
+fn populate(db: &Path) -> (String, String) {
+    let mut store = Store::open(db).unwrap();
+    let p = store
+        .create_program(&NewProgram {
+            name: "demo".into(),
+            benchmark_dir: "/nonexistent/bench".into(),
+            program_md: "make it fast".into(),
+            agent: json!({"kind": "sweep"}),
+            policy: json!({}),
+            base_commit: "base".into(),
+        })
+        .unwrap();
+    let base = attempt(&mut store, p.id, "baseline", 1.0, true);
+    attempt(&mut store, p.id, "unroll the loop", 0.9, false);
+    let winner = attempt(&mut store, p.id, "vectorize the inner loop", 1.4, true);
+    attempt(&mut store, p.id, "bigger cache", 1.1, false);
+    attempt(&mut store, p.id, "smaller cache", 0.8, false);
+    // A finding whose evidence holds hidden-evaluator numbers, which must never be served.
+    let f = store
+        .create_finding(p.id, winner, base, "score", None)
+        .unwrap();
+    store
+        .move_finding(
+            f.id,
+            FindingState::Verifying,
+            Some(&Evidence {
+                effect: Some(0.4),
+                ci_low: Some(0.2),
+                ci_high: Some(0.6),
+                n_candidate: Some(5),
+                hidden_effect: Some(0.987_654),
+                hidden_agrees: Some(false),
+                flags: vec!["suspect".into()],
+                ..Evidence::default()
+            }),
+            "more seeds",
+        )
+        .unwrap();
+    let (_, write) = store.create_token("alice", false).unwrap();
+    let (_, read) = store.create_token("viewer", true).unwrap();
+    (write, read)
+}
+
+async fn start(read_requires_token: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("picidae.db");
+    let (write, read) = populate(&db);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = ApiState {
+        store_path: db.clone(),
+        started: Instant::now(),
+        metrics: Arc::new(|| "picidae_slots_busy 3\n".to_string()),
+        read_requires_token,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        addr,
+        db,
+        write,
+        read,
+        stop: Some(stop),
+        task,
+        _dir: dir,
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        String::from_utf8(buf).unwrap()
+    };
+    let raw = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .expect("HTTP exchange timed out");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = head.to_ascii_lowercase();
+    let body = if headers.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Reply {
+    http(addr, "GET", path, &[], None).await
+}
+
+async fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let body = body.map(|b| b.to_string());
+    http(addr, "POST", path, &headers, body.as_deref()).await
+}
+
+fn program_status(db: &Path) -> String {
+    Store::open(db).unwrap().program("demo").unwrap().status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_programs_attempts_runs_and_findings() {
+    let s = start(false).await;
+
+    let r = get(s.addr, "/api/health").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "ok");
+
+    let r = get(s.addr, "/api/programs").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.headers.contains("content-type: application/json"));
+    let programs = r.json()["programs"].as_array().unwrap().clone();
+    assert_eq!(programs.len(), 1);
+    assert_eq!(programs[0]["name"], "demo");
+    assert_eq!(programs[0]["attempts"], 5);
+    assert_eq!(programs[0]["runs"], 5);
+    assert_eq!(programs[0]["frontier_value"], 1.4);
+    assert!(programs[0].get("agent").is_none());
+
+    let r = get(s.addr, "/api/programs/demo").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = r.json();
+    assert_eq!(d["frontier"]["seq"], 3);
+    assert_eq!(d["frontier"]["baseline"]["seq"], 1);
+    assert_eq!(d["frontier"]["history"].as_array().unwrap().len(), 2);
+    assert_eq!(d["attempts_by_status"]["discarded"], 3);
+    assert_eq!(d["attempts_by_status"]["kept"], 2);
+
+    // Server-side pagination with the total.
+    let r = get(s.addr, "/api/programs/demo/attempts?limit=2&offset=1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page = r.json();
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["offset"], 1);
+    let seqs: Vec<i64> = page["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [2, 3]);
+
+    let page = get(s.addr, "/api/programs/demo/attempts?order=desc&limit=2")
+        .await
+        .json();
+    let seqs: Vec<i64> = page["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [5, 4]);
+
+    let page = get(s.addr, "/api/programs/demo/attempts?status=discarded")
+        .await
+        .json();
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["limit"], 50);
+    assert_eq!(page["attempts"].as_array().unwrap().len(), 3);
+
+    let page = get(s.addr, "/api/programs/demo/attempts?limit=5000")
+        .await
+        .json();
+    assert_eq!(page["limit"], 1000);
+
+    for (query, field) in [
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("offset=-3", "offset"),
+        ("status=great", "status"),
+        ("order=sideways", "order"),
+    ] {
+        let r = get(s.addr, &format!("/api/programs/demo/attempts?{query}")).await;
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        let msg = r.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.starts_with(field), "{query}: {msg}");
+    }
+
+    let r = get(s.addr, "/api/programs/nope/attempts").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("nope"));
+    assert_eq!(get(s.addr, "/api/programs/nope").await.status, 404);
+    assert_eq!(
+        get(s.addr, "/api/programs/demo/attempts/99").await.status,
+        404
+    );
+    assert_eq!(
+        get(s.addr, "/api/programs/demo/attempts/x").await.status,
+        400
+    );
+    assert_eq!(get(s.addr, "/api/runs/12345").await.status, 404);
+
+    // One attempt with its runs and its finding's visible evidence only.
+    let r = get(s.addr, "/api/programs/demo/attempts/3").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let a = r.json();
+    assert_eq!(a["seq"], 3);
+    assert_eq!(a["status"], "kept");
+    assert_eq!(a["hypothesis"], "vectorize the inner loop");
+    let runs = a["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["metrics"]["score"], 1.4);
+    assert_eq!(a["finding"]["evidence"]["effect"], 0.4);
+    assert_eq!(a["finding"]["evidence"]["flags"], json!(["suspect"]));
+    assert!(!r.body.contains("hidden_effect"), "{}", r.body);
+    assert!(!r.body.contains("hidden_agrees"), "{}", r.body);
+    assert!(!r.body.contains("0.987654"), "{}", r.body);
+
+    let run_id = runs[0]["id"].as_i64().unwrap();
+    let r = get(s.addr, &format!("/api/runs/{run_id}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run = r.json();
+    assert_eq!(run["program"], "demo");
+    assert_eq!(run["attempt_seq"], 3);
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["primary_value"], 1.4);
+
+    let r = get(s.addr, "/api/findings?program=demo&state=verifying").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["count"], 1);
+    assert!(!r.body.contains("hidden_effect") && !r.body.contains("0.987654"));
+    assert_eq!(
+        get(s.addr, "/api/findings?state=validated").await.json()["count"],
+        0
+    );
+    let r = get(s.addr, "/api/findings?state=bogus").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().starts_with("state"));
+    assert_eq!(get(s.addr, "/api/findings?program=nope").await.status, 404);
+
+    let r = get(s.addr, "/api/memory/search?q=").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().starts_with("q"));
+    let r = get(s.addr, "/api/memory/search?q=cache&limit=0").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = get(s.addr, "/api/memory/search?q=cache&program=demo&limit=5").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["hits"].is_array());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_need_a_write_token() {
+    let s = start(false).await;
+
+    // No token, a malformed header, an unknown token: 401, and nothing changes.
+    let r = post(s.addr, "/api/programs/demo/pause", None, None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.headers.contains("www-authenticate: bearer"));
+    assert!(r.json()["error"].is_string());
+    assert_eq!(program_status(&s.db), "active");
+    let r = http(
+        s.addr,
+        "POST",
+        "/api/programs/demo/pause",
+        &[("Authorization", "Basic dXNlcjpwYXNz")],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = post(s.addr, "/api/programs/demo/pause", Some("pcd_bogus"), None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(program_status(&s.db), "active");
+
+    // A read-only token: 403.
+    let r = post(s.addr, "/api/programs/demo/pause", Some(&s.read), None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(program_status(&s.db), "active");
+
+    // A write token pauses it, in the store.
+    let r = post(s.addr, "/api/programs/demo/pause", Some(&s.write), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "paused");
+    assert_eq!(program_status(&s.db), "paused");
+    let r = post(s.addr, "/api/programs/demo/resume", Some(&s.write), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(program_status(&s.db), "active");
+    let r = post(s.addr, "/api/programs/nope/pause", Some(&s.write), None).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // Weight: validated, JSON only.
+    let r = post(
+        s.addr,
+        "/api/programs/demo/weight",
+        Some(&s.write),
+        Some(json!({"weight": 2.5})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["weight"], 2.5);
+    for bad in [json!({"weight": 0}), json!({"weight": -1.0})] {
+        let r = post(
+            s.addr,
+            "/api/programs/demo/weight",
+            Some(&s.write),
+            Some(bad),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.json()["error"].as_str().unwrap().starts_with("weight"));
+    }
+    let r = post(
+        s.addr,
+        "/api/programs/demo/weight",
+        Some(&s.write),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("weight"));
+    let auth = format!("Bearer {}", s.write);
+    let r = http(
+        s.addr,
+        "POST",
+        "/api/programs/demo/weight",
+        &[("Authorization", &auth), ("Content-Type", "text/plain")],
+        Some(r#"{"weight": 3}"#),
+    )
+    .await;
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = post(
+        s.addr,
+        "/api/programs/demo/weight",
+        Some(&s.read),
+        Some(json!({"weight": 3})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        Store::open(&s.db).unwrap().program("demo").unwrap().weight,
+        2.5
+    );
+
+    // Budget: set, refuse a missing key, clear.
+    let r = post(
+        s.addr,
+        "/api/programs/demo/budget",
+        Some(&s.write),
+        Some(json!({"max_runs": 40})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["max_runs"], 40);
+    let r = post(
+        s.addr,
+        "/api/programs/demo/budget",
+        Some(&s.write),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().starts_with("max_runs"));
+    assert_eq!(
+        Store::open(&s.db)
+            .unwrap()
+            .program("demo")
+            .unwrap()
+            .max_runs,
+        Some(40)
+    );
+    let r = post(
+        s.addr,
+        "/api/programs/demo/budget",
+        Some(&s.write),
+        Some(json!({"max_runs": null})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        Store::open(&s.db)
+            .unwrap()
+            .program("demo")
+            .unwrap()
+            .max_runs,
+        None
+    );
+
+    // A follow-up, authored by the token's name.
+    let r = post(
+        s.addr,
+        "/api/programs/demo/followups",
+        Some(&s.write),
+        Some(json!({"text": "try a bloom filter"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["author"], "alice");
+    let store = Store::open(&s.db).unwrap();
+    let pid = store.program("demo").unwrap().id;
+    let open = store.open_followups(pid).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].text, "try a bloom filter");
+    assert_eq!(open[0].author, "alice");
+    let r = post(
+        s.addr,
+        "/api/programs/demo/followups",
+        Some(&s.write),
+        Some(json!({"text": "   "})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().starts_with("text"));
+    let d = get(s.addr, "/api/programs/demo").await.json();
+    assert_eq!(d["followups"][0]["author"], "alice");
+    assert_eq!(d["followups"][0]["text"], "try a bloom filter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_can_require_a_token() {
+    let s = start(true).await;
+    let r = get(s.addr, "/api/programs").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let auth = format!("Bearer {}", s.read);
+    let r = http(
+        s.addr,
+        "GET",
+        "/api/programs",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http(
+        s.addr,
+        "GET",
+        "/api/programs",
+        &[("Authorization", "Bearer pcd_nope")],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    // Health, metrics and the document stay open.
+    assert_eq!(get(s.addr, "/api/health").await.status, 200);
+    assert_eq!(get(s.addr, "/metrics").await.status, 200);
+    assert_eq!(get(s.addr, "/openapi.json").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics() {
+    let s = start(false).await;
+    let r = get(s.addr, "/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.headers.contains("content-type: text/plain"));
+    let text = r.body;
+    assert!(
+        text.contains("picidae_runs{program=\"demo\",status=\"succeeded\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("picidae_attempts{program=\"demo\",status=\"discarded\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("picidae_programs{status=\"active\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE picidae_runs gauge"), "{text}");
+    assert!(text.contains("picidae_uptime_seconds "), "{text}");
+    assert!(text.contains("picidae_slots_busy 3\n"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route() {
+    let s = start(false).await;
+    let r = get(s.addr, "/openapi.json").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let routes = [
+        ("get", "/api/health"),
+        ("get", "/api/programs"),
+        ("get", "/api/programs/{name}"),
+        ("get", "/api/programs/{name}/attempts"),
+        ("get", "/api/programs/{name}/attempts/{seq}"),
+        ("get", "/api/runs/{id}"),
+        ("get", "/api/findings"),
+        ("get", "/api/memory/search"),
+        ("get", "/api/events"),
+        ("post", "/api/programs/{name}/pause"),
+        ("post", "/api/programs/{name}/resume"),
+        ("post", "/api/programs/{name}/weight"),
+        ("post", "/api/programs/{name}/budget"),
+        ("post", "/api/programs/{name}/followups"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+    ];
+    for (method, path) in routes {
+        let op = &paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from {:?}", paths.keys()))[method];
+        assert!(op.is_object(), "{method} {path}");
+        if method == "post" {
+            assert_eq!(op["security"], json!([{"bearer": []}]), "{path}");
+        }
+    }
+    assert_eq!(paths.len(), routes.len(), "{:?}", paths.keys());
+    let params: Vec<&str> = paths["/api/programs/{name}/attempts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for p in ["name", "status", "limit", "offset"] {
+        assert!(params.contains(&p), "{params:?}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["schemas"]["EvidenceView"]["properties"]
+        .get("hidden_effect")
+        .is_none());
+}
+
+/// Read the event stream until `want` appears in what was received, or time out.
+async fn read_until(stream: &mut TcpStream, seen: &mut String, want: &[&str]) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let mut buf = [0u8; 4096];
+    while !want.iter().all(|w| seen.contains(w)) {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} in the event stream: {seen}"))
+            .unwrap();
+        assert!(n > 0, "event stream closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_run_and_attempt_changes() {
+    let mut s = start(false).await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /api/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+                s.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, &["\r\n\r\n"]).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase().contains("text/event-stream"),
+        "{seen}"
+    );
+
+    // A new attempt, run and decision in the store, as the scheduler would record them.
+    let db = s.db.clone();
+    let (run_id, attempt_id) = tokio::task::spawn_blocking(move || {
+        let mut store = Store::open(&db).unwrap();
+        let pid = store.program("demo").unwrap().id;
+        let a = store
+            .insert_attempt(&NewAttempt {
+                program_id: pid,
+                kind: AttemptKind::Explore,
+                parent_commit: "c3".into(),
+                hypothesis: "prefetch".into(),
+                proposer: "test".into(),
+                params: None,
+            })
+            .unwrap();
+        store.start_attempt(a.id).unwrap();
+        let run = store.insert_run(a.id, 7, "local").unwrap();
+        (run.id, a.id)
+    })
+    .await
+    .unwrap();
+    read_until(
+        &mut stream,
+        &mut seen,
+        &["event: run", "\"status\":\"queued\""],
+    )
+    .await;
+
+    let db = s.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = Store::open(&db).unwrap();
+        store
+            .mark_run_started(run_id, 1, 1, "host", None, "/tmp/log")
+            .unwrap();
+        store
+            .finish_run(
+                run_id,
+                &RunResult {
+                    status: Some(RunStatus::Succeeded),
+                    primary_value: Some(1.25),
+                    ..RunResult::default()
+                },
+            )
+            .unwrap();
+        store
+            .decide_attempt(
+                attempt_id,
+                &Decision {
+                    status: AttemptStatus::Discarded,
+                    primary_value: Some(1.25),
+                    note: None,
+                    advance_frontier: false,
+                },
+            )
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    read_until(
+        &mut stream,
+        &mut seen,
+        &[
+            "\"status\":\"succeeded\"",
+            "event: attempt",
+            "\"status\":\"discarded\"",
+        ],
+    )
+    .await;
+    let finished = seen
+        .lines()
+        .find(|l| l.starts_with("data: ") && l.contains("\"succeeded\""))
+        .unwrap();
+    let data: Value = serde_json::from_str(&finished["data: ".len()..]).unwrap();
+    assert_eq!(data["id"], run_id);
+    assert_eq!(data["program"], "demo");
+    assert_eq!(data["seq"], 6);
+    assert_eq!(data["seed"], 7);
+    assert_eq!(data["value"], 1.25);
+    // Only changes after the stream opened: the populated runs and attempts are not replayed
+    // (a start and a finish within one poll may be reported as the finish alone).
+    let data: Vec<Value> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(data.len() >= 3, "{seen}");
+    for d in &data {
+        assert_eq!(d["seq"], 6, "{seen}");
+    }
+    assert_eq!(seen.matches("event: attempt").count(), 1, "{seen}");
+
+    // Shutting down ends the open stream and the server.
+    s.stop.take().unwrap().send(()).unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut rest))
+        .await
+        .expect("the event stream ends at shutdown")
+        .unwrap();
+    tokio::time::timeout(TIMEOUT, &mut s.task)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
