@@ -55,6 +55,7 @@ string_enum! {
     /// Where an attempt is in its life.
     AttemptStatus {
         Proposed => "proposed",
+        Queued => "queued",
         Rejected => "rejected",
         Duplicate => "duplicate",
         Running => "running",

@@ -120,6 +120,9 @@ impl<'a> Git<'a> {
     /// Runs git and returns whatever it did; only a failure to start is an error.
     pub fn output(self) -> Result<Output> {
         let mut cmd = Command::new("git");
+        // Its own process group: a Ctrl-C at the terminal is for Picidae to handle (finish the
+        // attempt in flight), not to kill a commit half-way.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.current_dir(self.dir);
         for kv in HARDENING {
             cmd.arg("-c").arg(kv);

@@ -11,6 +11,14 @@ use crate::Identity;
 /// "the ref must not exist yet" (whatever the repository's hash length).
 pub const ZERO_OID: &str = "0000000000000000000000000000000000000000";
 
+/// Serializes the operations that rewrite a repository's shared metadata (worktree
+/// registrations, refs) across the threads of one process: git takes lock files for them and
+/// fails, rather than waits, when another git holds one.
+fn repo_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A git work tree containing a benchmark directory.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -154,6 +162,7 @@ impl Repo {
     /// (`git update-ref name new old`). When the ref holds another value the
     /// error is [`GitError::RefConflict`].
     pub fn update_ref(&self, name: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
+        let _serial = repo_lock();
         check_ref_name(self, name)?;
         check_rev(new)?;
         let old = expected_old.map(|o| {
@@ -241,6 +250,7 @@ impl Repo {
     /// empty directory; missing parents are created). The returned handle's
     /// benchmark directory is `path.join(self.prefix())`.
     pub fn add_worktree(&self, path: impl AsRef<Path>, commit: &str) -> Result<Worktree> {
+        let _serial = repo_lock();
         check_rev(commit)?;
         let path = absolute(path.as_ref())?;
         self.git()
@@ -270,6 +280,7 @@ impl Repo {
     /// registered worktree of this repository, its directory is deleted
     /// directly; a directory that is not one is never deleted.
     pub fn remove_worktree(&self, path: impl AsRef<Path>) -> Result<()> {
+        let _serial = repo_lock();
         let path = absolute(path.as_ref())?;
         if same_dir(&path, &self.root) {
             return Err(GitError::InvalidArgument(format!(
@@ -295,11 +306,16 @@ impl Repo {
                 }
             }
         }
-        self.prune_worktrees()
+        self.prune_unlocked()
     }
 
     /// Forgets worktrees whose directories no longer exist (`git worktree prune`).
     pub fn prune_worktrees(&self) -> Result<()> {
+        let _serial = repo_lock();
+        self.prune_unlocked()
+    }
+
+    fn prune_unlocked(&self) -> Result<()> {
         self.git().args(["worktree", "prune"]).run()?;
         Ok(())
     }

@@ -164,9 +164,9 @@ pub struct Duplicate {
     pub how: String,
 }
 
-/// Find an earlier decided attempt on the same benchmark that this proposal repeats. Only
-/// attempts that ran (or were themselves duplicates of ones that ran) count: a rejected or
-/// failed-to-propose attempt says nothing about the idea.
+/// Find an earlier attempt on the same benchmark that this proposal repeats: one that was
+/// decided, is queued, or is running. A rejected or failed-to-propose attempt says nothing
+/// about the idea and does not count.
 pub fn find_duplicate(
     store: &Store,
     benchmark_dir: &str,
@@ -178,7 +178,8 @@ pub fn find_duplicate(
     let patch_hash = sha(patch);
     let norm = norm_hash(patch);
     let conn = store.connection();
-    let decided = "a.status IN ('kept', 'discarded', 'failed', 'duplicate')";
+    // Decided attempts, and those already queued or running: an idea in flight is taken.
+    let decided = "a.status IN ('kept', 'discarded', 'failed', 'duplicate', 'queued', 'running')";
     let same_bench = "a.program_id IN (SELECT id FROM programs WHERE benchmark_dir = ?1)";
     let checks: [(&str, String, String); 3] = [
         (

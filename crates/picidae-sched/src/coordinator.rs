@@ -50,6 +50,8 @@ pub struct CoordinatorOptions {
     pub cancel: Arc<AtomicBool>,
     /// How often the store is read for steering changes.
     pub poll: Duration,
+    /// Proposals each program keeps ready ahead of its runs.
+    pub pipeline: usize,
 }
 
 struct Worker {
@@ -138,6 +140,7 @@ fn start(
     let (root, name) = (root.to_path_buf(), program.to_string());
     let (events, done) = (events.clone(), done.clone());
     let (global_stop, cancel) = (opts.stop.clone(), opts.cancel.clone());
+    let pipeline = opts.pipeline;
     let my_stop = stop.clone();
     let _ = events.send(CoordinatorEvent::Started {
         program: name.clone(),
@@ -158,7 +161,15 @@ fn start(
                 std::thread::sleep(Duration::from_millis(50));
             })
         };
-        let result = run_program(&root, &name, loop_stop.clone(), cancel, pool, &events);
+        let result = run_program(
+            &root,
+            &name,
+            loop_stop.clone(),
+            cancel,
+            pool,
+            pipeline,
+            &events,
+        );
         loop_stop.store(true, Ordering::SeqCst);
         let _ = watcher.join();
         let _ = done.send((name, result.map_err(|e| e.to_string())));
@@ -172,6 +183,7 @@ fn run_program(
     stop: Arc<AtomicBool>,
     cancel: Arc<AtomicBool>,
     pool: Arc<SlotPool>,
+    pipeline: usize,
     events: &Sender<CoordinatorEvent>,
 ) -> Result<LoopSummary, SchedError> {
     let mut project = Project::open(root)?;
@@ -189,6 +201,7 @@ fn run_program(
         stop,
         cancel,
         slots: Some(pool),
+        pipeline,
     };
     runner.run(agent.as_mut(), &opts, &mut |e| {
         let _ = events.send(CoordinatorEvent::Loop {

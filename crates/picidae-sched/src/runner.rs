@@ -55,6 +55,9 @@ pub struct LoopOptions {
     pub cancel: Arc<AtomicBool>,
     /// Slots shared with other programs (the coordinator's); every run holds one.
     pub slots: Option<Arc<SlotPool>>,
+    /// Proposals to keep ready ahead of the runs (0: propose, then run, in turn). With a
+    /// depth, the agent works in a thread of its own while runs execute.
+    pub pipeline: usize,
 }
 
 /// What the loop reports as it goes (for progress displays and logs).
@@ -147,6 +150,38 @@ struct SeedResult {
     value: Option<f64>,
 }
 
+impl LoopSummary {
+    fn count(&mut self, status: AttemptStatus) {
+        self.attempts += 1;
+        match status {
+            AttemptStatus::Kept => self.kept += 1,
+            AttemptStatus::Discarded => self.discarded += 1,
+            AttemptStatus::Rejected | AttemptStatus::Duplicate => self.rejected += 1,
+            _ => self.failed += 1,
+        }
+    }
+}
+
+/// Pass the proposer's events on, counting the attempts it decided without a run.
+fn drain(rx: &std::sync::mpsc::Receiver<LoopEvent>, summary: &mut LoopSummary, events: Events<'_>) {
+    while let Ok(e) = rx.try_recv() {
+        if let LoopEvent::Rejected { status, .. } = &e {
+            summary.count(*status);
+        }
+        events(&e);
+    }
+}
+
+/// What proposing produced.
+enum Proposed {
+    /// The agent has nothing new.
+    Exhausted,
+    /// Decided without a run (failed agent, no change, boundary, duplicate).
+    Decided(AttemptStatus),
+    /// Checked, committed and queued.
+    Ready(Box<Attempt>),
+}
+
 enum Finish {
     Decided(AttemptStatus),
     Interrupted,
@@ -167,7 +202,7 @@ pub struct Runner<'p> {
     /// Shared slots for this invocation, if any.
     slots: Option<Arc<SlotPool>>,
     /// Held for the runner's lifetime: one loop per program at a time.
-    _lock: std::fs::File,
+    _lock: Option<std::fs::File>,
 }
 
 type Events<'e> = &'e mut dyn FnMut(&LoopEvent);
@@ -175,8 +210,22 @@ type Events<'e> = &'e mut dyn FnMut(&LoopEvent);
 impl<'p> Runner<'p> {
     /// Load the program, its contract and its repository.
     pub fn new(project: &'p mut Project, program: &str) -> Result<Runner<'p>, SchedError> {
+        Runner::open(project, program, true)
+    }
+
+    /// `locked = false` is for the proposer thread of a pipelined loop, whose main runner
+    /// holds the program's lock.
+    fn open(
+        project: &'p mut Project,
+        program: &str,
+        locked: bool,
+    ) -> Result<Runner<'p>, SchedError> {
         let program = project.store.program(program)?;
-        let lock = lock_program(project, &program.name)?;
+        let lock = if locked {
+            Some(lock_program(project, &program.name)?)
+        } else {
+            None
+        };
         let contract = Contract::load(Path::new(&program.benchmark_dir))?;
         let repo = Repo::open(&program.benchmark_dir)?;
         let policy = effective_policy(&contract, &program.policy);
@@ -242,48 +291,22 @@ impl<'p> Runner<'p> {
             }
         }
         summary.baseline = self.baseline_value()?;
+        if opts.pipeline > 0 {
+            self.run_pipelined(agent, opts, events, &mut summary, runs_at_start)?;
+            return self.finish_summary(summary);
+        }
         loop {
             if let Some(max) = opts.max_attempts {
                 if summary.attempts >= max {
                     break;
                 }
             }
-            if let Some(max) = opts.max_runs {
-                let spent = self.project.store.run_count(Some(self.program.id))? - runs_at_start;
-                if spent as u64 >= max {
-                    summary.stopped = Some(format!("run budget of {max} runs spent"));
-                    break;
-                }
-            }
-            // Steering, read from the store between attempts: pause and the program's budget.
-            let now = self.project.store.program_by_id(self.program.id)?;
-            if now.status == "paused" {
-                summary.stopped = Some("paused".into());
-                break;
-            }
-            if let Some(max) = now.max_runs {
-                let used = self.project.store.run_count(Some(self.program.id))?;
-                if used >= max {
-                    summary.stopped = Some(format!(
-                        "the program's run budget is spent ({used} of {max} runs)"
-                    ));
-                    break;
-                }
-            }
-            if opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst) {
-                summary.stopped = Some("stop requested".into());
+            if let Some(why) = self.should_stop(opts, runs_at_start)? {
+                summary.stopped = Some(why);
                 break;
             }
             match self.explore_one(agent, opts, events)? {
-                Some(Finish::Decided(status)) => {
-                    summary.attempts += 1;
-                    match status {
-                        AttemptStatus::Kept => summary.kept += 1,
-                        AttemptStatus::Discarded => summary.discarded += 1,
-                        AttemptStatus::Rejected | AttemptStatus::Duplicate => summary.rejected += 1,
-                        _ => summary.failed += 1,
-                    }
-                }
+                Some(Finish::Decided(status)) => summary.count(status),
                 Some(Finish::Interrupted) => {
                     summary.attempts += 1;
                     summary.stopped = Some("cancelled".into());
@@ -296,6 +319,191 @@ impl<'p> Runner<'p> {
             }
         }
         self.finish_summary(summary)
+    }
+
+    /// Why no new attempt may start now, if so: the invocation's run budget, a pause, the
+    /// program's run budget, or a stop request. Steering is read from the store.
+    fn should_stop(
+        &self,
+        opts: &LoopOptions,
+        runs_at_start: i64,
+    ) -> Result<Option<String>, SchedError> {
+        let used = self.project.store.run_count(Some(self.program.id))?;
+        if let Some(max) = opts.max_runs {
+            if (used - runs_at_start) as u64 >= max {
+                return Ok(Some(format!("run budget of {max} runs spent")));
+            }
+        }
+        let now = self.project.store.program_by_id(self.program.id)?;
+        if now.status == "paused" {
+            return Ok(Some("paused".into()));
+        }
+        if let Some(max) = now.max_runs {
+            if used >= max {
+                return Ok(Some(format!(
+                    "the program's run budget is spent ({used} of {max} runs)"
+                )));
+            }
+        }
+        if opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst) {
+            return Ok(Some("stop requested".into()));
+        }
+        Ok(None)
+    }
+
+    /// The pipelined loop: a proposer thread keeps `opts.pipeline` checked, committed
+    /// attempts queued (each built on the frontier of its time) while this thread runs them
+    /// in order. A queued attempt whose parent is no longer the frontier (something was kept
+    /// meanwhile) is rejected as stale rather than run, so a kept change always contains every
+    /// earlier kept change.
+    fn run_pipelined(
+        &mut self,
+        agent: &mut dyn Agent,
+        opts: &LoopOptions,
+        events: Events<'_>,
+        summary: &mut LoopSummary,
+        runs_at_start: i64,
+    ) -> Result<(), SchedError> {
+        let root = self.project.root().to_path_buf();
+        let name = self.program.name.clone();
+        let pid = self.program.id;
+        let depth = opts.pipeline as i64;
+        let finished = AtomicBool::new(false);
+        let halt = AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel::<LoopEvent>();
+        let max_attempts = opts.max_attempts;
+        let outcome = std::thread::scope(|scope| -> Result<(), SchedError> {
+            let proposer = scope.spawn(|| -> Result<Option<String>, SchedError> {
+                let result = (|| {
+                    let mut project = Project::open(&root)?;
+                    let mut p = Runner::open(&mut project, &name, false)?;
+                    p.load_history()?;
+                    let mut made = 0u64;
+                    loop {
+                        if halt.load(Ordering::SeqCst)
+                            || opts.stop.load(Ordering::SeqCst)
+                            || opts.cancel.load(Ordering::SeqCst)
+                        {
+                            return Ok(None);
+                        }
+                        if max_attempts.is_some_and(|m| made >= m) {
+                            return Ok(None);
+                        }
+                        p.program = p.project.store.program_by_id(pid)?;
+                        let (_, queued) = p.project.store.queued_attempts(pid)?;
+                        if queued >= depth || p.program.status == "paused" {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                        let mut send = |e: &LoopEvent| {
+                            let _ = tx.send(e.clone());
+                        };
+                        match p.propose(agent, &mut send)? {
+                            Proposed::Exhausted => {
+                                return Ok(Some("the agent has nothing more to propose".into()))
+                            }
+                            Proposed::Ready(_) => made += 1,
+                            Proposed::Decided(_) => {
+                                made += 1;
+                                // Rejected or a duplicate: the agent saw the same frontier and
+                                // queue it will see now. Wait for one of them to change before
+                                // asking again, rather than flooding the store.
+                                let frontier = p.frontier_commit();
+                                let before = p.project.store.undecided_attempts(pid)?.len();
+                                loop {
+                                    if halt.load(Ordering::SeqCst)
+                                        || opts.stop.load(Ordering::SeqCst)
+                                        || opts.cancel.load(Ordering::SeqCst)
+                                    {
+                                        return Ok(None);
+                                    }
+                                    let now = p.project.store.program_by_id(pid)?;
+                                    let in_flight = p.project.store.undecided_attempts(pid)?.len();
+                                    if now.frontier_commit.as_deref() != Some(frontier.as_str())
+                                        || in_flight < before
+                                        || in_flight == 0
+                                    {
+                                        break;
+                                    }
+                                    std::thread::sleep(Duration::from_millis(20));
+                                }
+                            }
+                        }
+                    }
+                })();
+                finished.store(true, Ordering::SeqCst);
+                result
+            });
+            let loop_result = (|| -> Result<(), SchedError> {
+                loop {
+                    drain(&rx, summary, events);
+                    if max_attempts.is_some_and(|m| summary.attempts >= m) {
+                        return Ok(());
+                    }
+                    if let Some(why) = self.should_stop(opts, runs_at_start)? {
+                        summary.stopped = Some(why);
+                        return Ok(());
+                    }
+                    let (next, _) = self.project.store.queued_attempts(pid)?;
+                    match next {
+                        Some(a) => {
+                            if self.reject_if_stale(&a, events)? {
+                                summary.count(AttemptStatus::Rejected);
+                                continue;
+                            }
+                            match self.run_attempt(&a, opts, events)? {
+                                Finish::Decided(status) => summary.count(status),
+                                Finish::Interrupted => {
+                                    summary.attempts += 1;
+                                    summary.stopped = Some("cancelled".into());
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        None if finished.load(Ordering::SeqCst) => return Ok(()),
+                        None => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })();
+            halt.store(true, Ordering::SeqCst);
+            let proposer_result = proposer.join().unwrap_or_else(|_| {
+                Err(SchedError::Program {
+                    program: name.clone(),
+                    message: "the proposer thread panicked".into(),
+                })
+            });
+            drain(&rx, summary, events);
+            loop_result?;
+            if let Some(why) = proposer_result? {
+                if summary.stopped.is_none() {
+                    summary.stopped = Some(why);
+                }
+            }
+            Ok(())
+        });
+        outcome
+    }
+
+    /// A queued attempt built on an older frontier is rejected (not run): keeping it would
+    /// drop what was kept since. Returns true when it was.
+    fn reject_if_stale(&mut self, a: &Attempt, events: Events<'_>) -> Result<bool, SchedError> {
+        let frontier = self.frontier_commit();
+        if a.kind != AttemptKind::Explore || a.parent_commit == frontier {
+            return Ok(false);
+        }
+        self.project.store.reject_attempt(
+            a.id,
+            AttemptStatus::Rejected,
+            &json!({"stale": {"parent": a.parent_commit, "frontier": frontier}}),
+            "stale: built on a frontier that has moved since",
+        )?;
+        self.push_history(a.id)?;
+        events(&LoopEvent::Rejected {
+            seq: a.seq,
+            status: AttemptStatus::Rejected,
+            reason: "stale: built on a frontier that has moved since".into(),
+        });
+        Ok(true)
     }
 
     fn finish_summary(&mut self, mut s: LoopSummary) -> Result<LoopSummary, SchedError> {
@@ -519,6 +727,20 @@ impl<'p> Runner<'p> {
         opts: &LoopOptions,
         events: Events<'_>,
     ) -> Result<Option<Finish>, SchedError> {
+        Ok(match self.propose(agent, events)? {
+            Proposed::Exhausted => None,
+            Proposed::Decided(status) => Some(Finish::Decided(status)),
+            Proposed::Ready(attempt) => Some(self.run_attempt(&attempt, opts, events)?),
+        })
+    }
+
+    /// Ask the agent for a change on the current frontier, check it against the boundary,
+    /// commit it, and pass it through the memory gate; a change that survives is queued.
+    fn propose(
+        &mut self,
+        agent: &mut dyn Agent,
+        events: Events<'_>,
+    ) -> Result<Proposed, SchedError> {
         let frontier = self.frontier_commit();
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
@@ -566,7 +788,7 @@ impl<'p> Runner<'p> {
                     &json!({"agent_error": "exhausted"}),
                     "the agent had nothing new to propose",
                 )?;
-                return Ok(None);
+                return Ok(Proposed::Exhausted);
             }
             Err(e) => {
                 let _ = self.repo.remove_worktree(&wt_path);
@@ -583,7 +805,7 @@ impl<'p> Runner<'p> {
                     status: AttemptStatus::Failed,
                     reason,
                 });
-                return Ok(Some(Finish::Decided(AttemptStatus::Failed)));
+                return Ok(Proposed::Decided(AttemptStatus::Failed));
             }
         };
         if !followups.is_empty() {
@@ -628,7 +850,7 @@ impl<'p> Runner<'p> {
                 status: AttemptStatus::Rejected,
                 reason: "no change".into(),
             });
-            return Ok(Some(Finish::Decided(AttemptStatus::Rejected)));
+            return Ok(Proposed::Decided(AttemptStatus::Rejected));
         }
         let boundary = Boundary::new(&self.contract.boundary).map_err(|e| SchedError::Program {
             program: name.clone(),
@@ -684,14 +906,18 @@ impl<'p> Runner<'p> {
                 status: AttemptStatus::Rejected,
                 reason: note,
             });
-            return Ok(Some(Finish::Decided(AttemptStatus::Rejected)));
+            return Ok(Proposed::Decided(AttemptStatus::Rejected));
         }
         let attempt = self.project.store.attempt(attempt.id)?;
         if self.memory_gate(&attempt, &patch, proposal.params.as_ref(), events)? {
-            return Ok(Some(Finish::Decided(AttemptStatus::Duplicate)));
+            return Ok(Proposed::Decided(AttemptStatus::Duplicate));
         }
-        let finish = self.run_attempt(&attempt, opts, events)?;
-        Ok(Some(finish))
+        self.project.store.queue_attempt(attempt.id)?;
+        // The proposer's own history shows it as taken, so a sweep does not propose it again.
+        self.push_history(attempt.id)?;
+        Ok(Proposed::Ready(Box::new(
+            self.project.store.attempt(attempt.id)?,
+        )))
     }
 
     /// Memory: index the attempt and refuse to spend compute on something already tried.
@@ -742,6 +968,13 @@ impl<'p> Runner<'p> {
         opts: &LoopOptions,
         events: Events<'_>,
     ) -> Result<Finish, SchedError> {
+        let not_started = matches!(
+            attempt.status,
+            AttemptStatus::Proposed | AttemptStatus::Queued
+        );
+        if not_started && self.reject_if_stale(attempt, events)? {
+            return Ok(Finish::Decided(AttemptStatus::Rejected));
+        }
         if attempt.kind == AttemptKind::Explore && attempt.status == AttemptStatus::Proposed {
             if let Some(commit) = &attempt.commit {
                 let patch = self.repo.show_patch(commit)?;

@@ -5,10 +5,22 @@
 //! per unit of weight (ties: the one waiting longest). A program with weight 3 therefore gets
 //! about three times the slot time of a program with weight 1 while both have work, and an
 //! idle program's share is not hoarded for it. Weights can change at run time.
+//!
+//! A program between two runs (recording a result, checking out the next attempt) is not
+//! waiting for a few hundred milliseconds, and a purely work-conserving pool would hand its
+//! slot to whoever waits, making every share equal. So a freed slot is held briefly
+//! ([`HOLD`]) for the most under-served program that asked for a slot recently
+//! ([`ACTIVE_WINDOW`]), if that is not already a waiting one: a short anticipation that makes
+//! weights hold at the cost of at most `HOLD` idle time per hand-over.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long a freed slot is held for the most under-served recently active program.
+pub const HOLD: Duration = Duration::from_millis(400);
+/// A program that asked for a slot this recently counts as active.
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Default)]
 struct State {
@@ -20,6 +32,10 @@ struct State {
     waiting: Vec<(u64, String, Instant)>,
     next_ticket: u64,
     in_use: HashMap<String, usize>,
+    /// When each program last asked for a slot.
+    last_request: HashMap<String, Instant>,
+    /// A freed slot held for a program until the instant given.
+    reserved: Option<(String, Instant)>,
 }
 
 /// The shared pool.
@@ -86,10 +102,19 @@ impl SlotPool {
         st.next_ticket += 1;
         st.waiting
             .push((ticket, program.to_string(), Instant::now()));
+        st.last_request.insert(program.to_string(), Instant::now());
         loop {
-            if st.free > 0 && Self::chosen(&st) == Some(ticket) {
+            let held_for_other = match &st.reserved {
+                Some((p, until)) if *until > Instant::now() => p != program,
+                _ => false,
+            };
+            let free = st.free.saturating_sub(usize::from(held_for_other));
+            if free > 0 && Self::chosen(&st) == Some(ticket) {
                 st.waiting.retain(|w| w.0 != ticket);
                 st.free -= 1;
+                if st.reserved.as_ref().is_some_and(|(p, _)| p == program) {
+                    st.reserved = None;
+                }
                 *st.in_use.entry(program.to_string()).or_default() += 1;
                 self.changed.notify_all();
                 return Some(SlotGuard {
@@ -111,21 +136,46 @@ impl SlotPool {
         }
     }
 
-    /// The waiting ticket that gets the next free slot.
+    fn share(st: &State, program: &str) -> f64 {
+        let w = st.weights.get(program).copied().unwrap_or(1.0);
+        st.used.get(program).copied().unwrap_or(0.0) / w
+    }
+
+    /// The waiting ticket that gets the next free slot: the holder of a live reservation if it
+    /// waits, else the most under-served waiting program.
     fn chosen(st: &State) -> Option<u64> {
+        if let Some((p, until)) = &st.reserved {
+            if *until > Instant::now() {
+                if let Some(w) = st.waiting.iter().find(|w| &w.1 == p) {
+                    return Some(w.0);
+                }
+            }
+        }
         st.waiting
             .iter()
             .min_by(|a, b| {
-                let share = |p: &str| {
-                    let w = st.weights.get(p).copied().unwrap_or(1.0);
-                    st.used.get(p).copied().unwrap_or(0.0) / w
-                };
-                share(&a.1)
-                    .total_cmp(&share(&b.1))
+                Self::share(st, &a.1)
+                    .total_cmp(&Self::share(st, &b.1))
                     .then(a.2.cmp(&b.2))
                     .then(a.0.cmp(&b.0))
             })
             .map(|w| w.0)
+    }
+
+    /// After a slot is freed: hold it for the most under-served recently active program, unless
+    /// that program is already waiting (then it simply gets it).
+    fn reserve_after_release(st: &mut State) {
+        let now = Instant::now();
+        let best = st
+            .last_request
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) < ACTIVE_WINDOW)
+            .map(|(p, _)| p.clone())
+            .min_by(|a, b| Self::share(st, a).total_cmp(&Self::share(st, b)));
+        st.reserved = match best {
+            Some(p) if !st.waiting.iter().any(|w| w.1 == p) => Some((p, now + HOLD)),
+            _ => None,
+        };
     }
 }
 
@@ -137,6 +187,7 @@ impl Drop for SlotGuard<'_> {
         if let Some(n) = st.in_use.get_mut(&self.program) {
             *n = n.saturating_sub(1);
         }
+        SlotPool::reserve_after_release(&mut st);
         self.pool.changed.notify_all();
     }
 }
@@ -180,13 +231,51 @@ mod tests {
     }
 
     #[test]
+    fn a_program_that_pauses_between_runs_keeps_its_share() {
+        let pool = Arc::new(SlotPool::new(1));
+        pool.set_weight("a", 3.0);
+        pool.set_weight("b", 1.0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let mut threads = Vec::new();
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            let (pool, stop, counts) = (pool.clone(), stop.clone(), counts.clone());
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Some(_g) = pool.acquire(name, &|| stop.load(Ordering::SeqCst)) {
+                        std::thread::sleep(Duration::from_millis(20));
+                        counts[i].fetch_add(1, Ordering::SeqCst);
+                    }
+                    // bookkeeping between runs, while the other program waits
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (a, b) = (
+            counts[0].load(Ordering::SeqCst) as f64,
+            counts[1].load(Ordering::SeqCst) as f64,
+        );
+        let ratio = a / b.max(1.0);
+        assert!((2.2..=4.0).contains(&ratio), "a {a}, b {b}, ratio {ratio}");
+    }
+
+    #[test]
     fn capacity_is_never_exceeded_and_give_up_works() {
         let pool = SlotPool::new(2);
         let g1 = pool.acquire("a", &|| false).unwrap();
         let _g2 = pool.acquire("b", &|| false).unwrap();
         assert!(pool.acquire("c", &|| true).is_none(), "no third slot");
         drop(g1);
-        assert!(pool.acquire("c", &|| true).is_some());
+        // The freed slot may be held for a moment for another program; c gets it after that.
+        let start = Instant::now();
+        assert!(pool
+            .acquire("c", &|| start.elapsed() > Duration::from_secs(2))
+            .is_some());
         assert_eq!(pool.in_use().values().sum::<usize>(), 1);
     }
 }

@@ -173,7 +173,9 @@ impl Store {
         fingerprint: Option<&str>,
     ) -> Result<Finding> {
         let now = now_ms();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO findings (program_id, attempt_id, incumbent_attempt_id, state, metric,
                                    fingerprint, evidence_json, created_at, updated_at)
@@ -206,7 +208,9 @@ impl Store {
         evidence: Option<&Evidence>,
         reason: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         move_in(&tx, id, to, evidence, reason)?;
         tx.commit()?;
         Ok(())
@@ -222,7 +226,9 @@ impl Store {
         attempt_id: i64,
         decision: &Decision,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         move_in(&tx, id, to, Some(evidence), reason)?;
         decide_in(&tx, attempt_id, decision)?;
         tx.commit()?;
@@ -233,7 +239,9 @@ impl Store {
     /// to the latest earlier frontier entry whose finding was not retracted. Returns the new
     /// frontier commit when it moved.
     pub fn retract_finding(&mut self, id: i64, reason: &str) -> Result<Option<String>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         move_in(&tx, id, FindingState::Retracted, None, reason)?;
         let (program_id, attempt_id): (i64, i64) = tx.query_row(
             "SELECT program_id, attempt_id FROM findings WHERE id = ?1",

@@ -10,6 +10,11 @@
 //! - an attempt's `seq` is unique and dense within its program;
 //! - the frontier only moves through [`Store::decide_attempt`], which also writes the history row;
 //! - a run is finished at most once (a second finish is an error, not a double count).
+//!
+//! Write transactions are `IMMEDIATE`: several connections write (the coordinator runs a loop,
+//! a proposer and the HTTP API at once), and a deferred transaction that upgrades from read
+//! to write would fail at once when another connection wrote first, where an immediate one
+//! waits for the busy timeout.
 
 mod findings;
 mod schema;
@@ -320,7 +325,9 @@ impl Store {
 
     /// Record a new attempt (status `proposed`) with the next sequence number of its program.
     pub fn insert_attempt(&mut self, a: &NewAttempt) -> Result<Attempt> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE program_id = ?1",
             [a.program_id],
@@ -386,7 +393,9 @@ impl Store {
     /// value and memory, all in one transaction: an import is all or nothing. Imported attempts
     /// never move the frontier.
     pub fn insert_imported(&mut self, program_id: i64, rows: &[ImportedAttempt]) -> Result<usize> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM attempts WHERE program_id = ?1",
             [program_id],
@@ -436,10 +445,40 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// Mark a proposed attempt `queued`: checked, committed, and ready to run.
+    pub fn queue_attempt(&mut self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attempts SET status = 'queued' WHERE id = ?1 AND status = 'proposed'",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The oldest queued attempt of a program, and how many are queued.
+    pub fn queued_attempts(&self, program_id: i64) -> Result<(Option<Attempt>, i64)> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM attempts WHERE program_id = ?1 AND status = 'queued'",
+            [program_id],
+            |r| r.get(0),
+        )?;
+        let first = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {ATTEMPT_COLS} FROM attempts
+                     WHERE program_id = ?1 AND status = 'queued' ORDER BY seq LIMIT 1"
+                ),
+                [program_id],
+                attempt_from_row,
+            )
+            .optional()?;
+        Ok((first, n))
+    }
+
     /// Mark an attempt `running` (its runs are being executed).
     pub fn start_attempt(&mut self, id: i64) -> Result<()> {
         self.conn.execute(
-            "UPDATE attempts SET status = 'running' WHERE id = ?1 AND status = 'proposed'",
+            "UPDATE attempts SET status = 'running' WHERE id = ?1 AND status IN ('proposed', 'queued')",
             [id],
         )?;
         Ok(())
@@ -463,7 +502,9 @@ impl Store {
 
     /// Decide an attempt and, if asked, advance its program's frontier, in one transaction.
     pub fn decide_attempt(&mut self, id: i64, d: &Decision) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         decide_in(&tx, id, d)?;
         tx.commit()?;
         Ok(())
@@ -513,7 +554,7 @@ impl Store {
     pub fn undecided_attempts(&self, program_id: i64) -> Result<Vec<Attempt>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {ATTEMPT_COLS} FROM attempts
-             WHERE program_id = ?1 AND status IN ('proposed', 'running') ORDER BY seq"
+             WHERE program_id = ?1 AND status IN ('proposed', 'queued', 'running') ORDER BY seq"
         ))?;
         let rows = st.query_map([program_id], attempt_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -566,7 +607,9 @@ impl Store {
         fingerprint: Option<(&str, &str)>,
         log_dir: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if let Some((hash, json)) = fingerprint {
             tx.execute(
                 "INSERT OR IGNORE INTO fingerprints (hash, json) VALUES (?1, ?2)",
@@ -597,7 +640,9 @@ impl Store {
     /// Record a run's result. Fails if the run was already finished, so a result is never
     /// counted twice.
     pub fn finish_run(&mut self, id: i64, r: &RunResult) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         finish_in(&tx, id, r)?;
         tx.commit()?;
         Ok(())
@@ -611,7 +656,9 @@ impl Store {
         attempt_id: i64,
         d: &Decision,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         finish_in(&tx, run_id, r)?;
         decide_in(&tx, attempt_id, d)?;
         tx.commit()?;

@@ -111,7 +111,9 @@ impl Store {
 
     /// Mark follow-ups as given to the agent that proposed `attempt_id`.
     pub fn consume_followups(&mut self, ids: &[i64], attempt_id: i64) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for id in ids {
             tx.execute(
                 "UPDATE followups SET consumed_by = ?2, consumed_at = ?3

@@ -69,6 +69,9 @@ enum Command {
         /// Start no new attempt once this many runs have been spent (a compute budget).
         #[arg(long)]
         max_runs: Option<u64>,
+        /// Proposals to keep ready ahead of the runs: the agent thinks while runs execute.
+        #[arg(long, default_value_t = 0)]
+        pipeline: usize,
         /// Print one line per event instead of a progress bar.
         #[arg(long)]
         plain: bool,
@@ -128,6 +131,9 @@ enum Command {
         /// Do not serve the HTTP API.
         #[arg(long)]
         no_api: bool,
+        /// Proposals each program keeps ready ahead of free slots (0: propose, then run).
+        #[arg(long, default_value_t = 2)]
+        pipeline: usize,
     },
     /// API tokens for mutating calls.
     #[command(subcommand)]
@@ -444,11 +450,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             slots,
             listen,
             no_api,
+            pipeline,
         } => {
             let project = open_project(&cli.project)?;
             let root = project.root().to_path_buf();
             drop(project);
-            serve::run(&root, slots, (!no_api).then_some(listen.as_str()))?;
+            serve::run(&root, slots, pipeline, (!no_api).then_some(listen.as_str()))?;
         }
         Command::Token(cmd) => {
             let mut project = open_project(&cli.project)?;
@@ -493,10 +500,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             program,
             max_attempts,
             max_runs,
+            pipeline,
             plain,
         } => {
             let mut project = open_project(&cli.project)?;
-            run_loop(&mut project, &program, max_attempts, max_runs, plain)?;
+            run_loop(
+                &mut project,
+                &program,
+                max_attempts,
+                max_runs,
+                pipeline,
+                plain,
+            )?;
         }
         Command::Results {
             program,
@@ -715,11 +730,13 @@ pub(crate) fn run_loop(
     program: &str,
     max_attempts: Option<u64>,
     max_runs: Option<u64>,
+    pipeline: usize,
     plain: bool,
 ) -> Result<picidae_sched::LoopSummary> {
     let opts = LoopOptions {
         max_attempts,
         max_runs,
+        pipeline,
         ..Default::default()
     };
     {

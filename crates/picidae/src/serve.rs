@@ -71,7 +71,7 @@ fn start_api(
     }))
 }
 
-pub fn run(root: &Path, slots: usize, listen: Option<&str>) -> Result<()> {
+pub fn run(root: &Path, slots: usize, pipeline: usize, listen: Option<&str>) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -103,6 +103,7 @@ pub fn run(root: &Path, slots: usize, listen: Option<&str>) -> Result<()> {
         stop,
         cancel,
         poll: Duration::from_millis(300),
+        pipeline,
     };
     let result = coordinate(root, &opts, pool, tx);
     let _ = printer.join();
