@@ -187,7 +187,19 @@ impl TempIndex {
         let path = index.with_file_name(name);
         let tmp = TempIndex { path };
         match std::fs::copy(index, &tmp.path) {
-            Ok(_) => {}
+            // Keep the index's own mtime on the copy: git trusts an entry's stat data only
+            // when the file is older than the index, so a fresher copy would hide an edit of
+            // the same size made in the same second as the checkout ("racy git").
+            Ok(_) => {
+                let mtime = std::fs::metadata(index)
+                    .and_then(|m| m.modified())
+                    .map_err(|e| GitError::io(index, e))?;
+                std::fs::File::options()
+                    .write(true)
+                    .open(&tmp.path)
+                    .and_then(|f| f.set_modified(mtime))
+                    .map_err(|e| GitError::io(&tmp.path, e))?;
+            }
             // No index yet: `git add -A` builds one from scratch.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(GitError::io(index, e)),

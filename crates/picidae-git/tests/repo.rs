@@ -419,3 +419,27 @@ fn hostile_repo_config_does_not_run_hooks_or_sign() {
         "one\r\ntwo\n"
     );
 }
+
+/// An edit of the same size made right after checkout (same second as the index) must show in
+/// the diff, as it does in `git status`.
+#[test]
+fn same_size_edit_right_after_checkout_is_in_the_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = dir.path().join("b");
+    std::fs::create_dir_all(&bench).unwrap();
+    std::fs::write(bench.join("value.txt"), "10\n").unwrap();
+    let repo = picidae_git::Repo::init(&bench, "init", picidae_git::Identity::default()).unwrap();
+    let head = repo.head_commit().unwrap();
+    for i in 0..20 {
+        let wt_path = dir.path().join(format!("wt{i}"));
+        let wt = repo.add_worktree(&wt_path, &head).unwrap();
+        std::fs::write(wt.bench_dir().join("value.txt"), "12\n").unwrap();
+        assert_eq!(wt.changed_paths().unwrap().len(), 1);
+        let patch = wt.diff_against_head().unwrap();
+        assert!(
+            patch.contains("+12"),
+            "round {i}: empty or wrong diff: {patch:?}"
+        );
+        repo.remove_worktree(&wt_path).unwrap();
+    }
+}
