@@ -198,8 +198,10 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    #[test]
-    fn weights_split_slot_time() {
+    /// Two programs with weights 3 and 1 compete for one slot for `millis`; each run holds
+    /// the slot for 5 or 20 ms, then the program pauses `gap` before asking again. Returns
+    /// the ratio of runs a / b.
+    fn share_ratio(hold_ms: u64, gap: Duration, millis: u64) -> (f64, f64, f64) {
         let pool = Arc::new(SlotPool::new(1));
         pool.set_weight("a", 3.0);
         pool.set_weight("b", 1.0);
@@ -211,13 +213,14 @@ mod tests {
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     if let Some(_g) = pool.acquire(name, &|| stop.load(Ordering::SeqCst)) {
-                        std::thread::sleep(Duration::from_millis(5));
+                        std::thread::sleep(Duration::from_millis(hold_ms));
                         counts[i].fetch_add(1, Ordering::SeqCst);
                     }
+                    std::thread::sleep(gap);
                 }
             }));
         }
-        std::thread::sleep(Duration::from_millis(800));
+        std::thread::sleep(Duration::from_millis(millis));
         stop.store(true, Ordering::SeqCst);
         for t in threads {
             t.join().unwrap();
@@ -226,41 +229,19 @@ mod tests {
             counts[0].load(Ordering::SeqCst) as f64,
             counts[1].load(Ordering::SeqCst) as f64,
         );
-        let ratio = a / b.max(1.0);
+        (a, b, a / b.max(1.0))
+    }
+
+    #[test]
+    fn weights_split_slot_time() {
+        let (a, b, ratio) = share_ratio(5, Duration::ZERO, 800);
         assert!((2.2..=4.0).contains(&ratio), "a {a}, b {b}, ratio {ratio}");
     }
 
     #[test]
     fn a_program_that_pauses_between_runs_keeps_its_share() {
-        let pool = Arc::new(SlotPool::new(1));
-        pool.set_weight("a", 3.0);
-        pool.set_weight("b", 1.0);
-        let stop = Arc::new(AtomicBool::new(false));
-        let counts: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
-        let mut threads = Vec::new();
-        for (i, name) in ["a", "b"].into_iter().enumerate() {
-            let (pool, stop, counts) = (pool.clone(), stop.clone(), counts.clone());
-            threads.push(std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    if let Some(_g) = pool.acquire(name, &|| stop.load(Ordering::SeqCst)) {
-                        std::thread::sleep(Duration::from_millis(20));
-                        counts[i].fetch_add(1, Ordering::SeqCst);
-                    }
-                    // bookkeeping between runs, while the other program waits
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        stop.store(true, Ordering::SeqCst);
-        for t in threads {
-            t.join().unwrap();
-        }
-        let (a, b) = (
-            counts[0].load(Ordering::SeqCst) as f64,
-            counts[1].load(Ordering::SeqCst) as f64,
-        );
-        let ratio = a / b.max(1.0);
+        // bookkeeping between runs, while the other program waits
+        let (a, b, ratio) = share_ratio(20, Duration::from_millis(5), 1500);
         assert!((2.2..=4.0).contains(&ratio), "a {a}, b {b}, ratio {ratio}");
     }
 
