@@ -14,6 +14,9 @@ use serde_json::json;
 
 use crate::{Agent, AgentContext, AgentError, Proposal};
 
+/// Earlier attempts written into an agent's context file.
+pub const CONTEXT_HISTORY: usize = 50;
+
 pub struct CommandAgent {
     command: String,
     timeout: Duration,
@@ -115,7 +118,9 @@ impl Agent for CommandAgent {
             "primary_metric": ctx.contract.primary_metric,
             "goal": ctx.contract.primary().goal,
             "frontier_value": ctx.frontier_value,
-            "history": ctx.history,
+            // The recent past only: the whole history would make every attempt's context
+            // grow with the program (the memory answers questions about older attempts).
+            "history": &ctx.history[ctx.history.len().saturating_sub(CONTEXT_HISTORY)..],
             "memory": ctx.memory,
             "followups": ctx.followups,
         });
