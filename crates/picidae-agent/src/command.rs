@@ -4,6 +4,8 @@
 //! on the command's stdin and in the file `$PICIDAE_PROMPT_FILE`; the same context as JSON is in
 //! `$PICIDAE_CONTEXT_FILE`. The command edits files in its working directory and prints its
 //! hypothesis as a line `HYPOTHESIS: ...` (otherwise its first non-empty output line is used).
+//! A command that knows what its turn cost says so with `COST_USD: 0.042` and `TOKENS: 18250`
+//! lines; the cost is charged to the program's money budget.
 //! It runs as a job like any other: own process group, hard timeout, captured transcript.
 
 use std::sync::atomic::AtomicBool;
@@ -78,6 +80,22 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
     }
     p.push_str("\nEdit the files, then print one line `HYPOTHESIS: <what you changed and why>`.\n");
     p
+}
+
+/// The cost a command reported: the last `COST_USD:` and `TOKENS:` lines (unparsable or
+/// negative values are ignored).
+pub fn parse_cost(stdout: &str) -> crate::AgentCost {
+    let last = |tag: &str| {
+        stdout
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(tag))
+            .filter_map(|v| v.trim().parse::<f64>().ok())
+            .rfind(|v| v.is_finite() && *v >= 0.0)
+    };
+    crate::AgentCost {
+        usd: last("COST_USD:"),
+        tokens: last("TOKENS:").map(|t| t as i64),
+    }
 }
 
 /// The hypothesis a command printed.
@@ -176,13 +194,22 @@ impl Agent for CommandAgent {
             hypothesis: parse_hypothesis(&stdout).unwrap_or_else(|| "(no hypothesis given)".into()),
             params: None,
             transcript: Some(format!("--- stdout ---\n{stdout}--- stderr ---\n{stderr}")),
+            cost: parse_cost(&stdout),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hypothesis;
+    use super::{parse_cost, parse_hypothesis};
+
+    #[test]
+    fn cost_lines_are_read_and_nonsense_ignored() {
+        let c = parse_cost("COST_USD: 0.5\nTOKENS: 1200\nCOST_USD: 0.25\n");
+        assert_eq!((c.usd, c.tokens), (Some(0.25), Some(1200)));
+        let c = parse_cost("COST_USD: -3\nTOKENS: many\n");
+        assert_eq!((c.usd, c.tokens), (None, None));
+    }
 
     #[test]
     fn hypothesis_prefers_tagged_line() {

@@ -61,6 +61,9 @@ pub struct AgentContext<'a> {
     pub workspace: &'a Path,
     /// The frontier's primary-metric value.
     pub frontier_value: Option<f64>,
+    /// The frontier attempt's parameter assignment, where it has one: the current value of
+    /// parameters passed as environment variables (those of files are read from the files).
+    pub frontier_params: Option<&'a Assignment>,
     /// Earlier attempts of this program, oldest first.
     pub history: &'a [HistoryEntry],
     /// Sequence number the attempt will get.
@@ -80,6 +83,16 @@ pub struct Proposal {
     pub params: Option<Assignment>,
     /// Captured transcript (stdout/stderr of a command agent).
     pub transcript: Option<String>,
+    /// What the proposal cost, where the agent reports it (`COST_USD:` / `TOKENS:` lines).
+    #[serde(default)]
+    pub cost: AgentCost,
+}
+
+/// An agent's own account of what a proposal cost; charged to the program's money budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentCost {
+    pub usd: Option<f64>,
+    pub tokens: Option<i64>,
 }
 
 /// An agent configuration as stored with a program.
@@ -136,6 +149,12 @@ pub trait Agent: Send {
     fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError>;
     /// Whether queued follow-up ideas are given to (and consumed by) this agent.
     fn uses_followups(&self) -> bool {
+        true
+    }
+    /// Whether this agent needs its own checkout of the frontier to work in. An agent that only
+    /// sets environment parameters edits no file, so the harness can skip the checkout (and the
+    /// commit) entirely: the fast path of pure hyperparameter sweeps.
+    fn needs_checkout(&self, _contract: &Contract) -> bool {
         true
     }
 }

@@ -67,6 +67,15 @@ fn read_file(ctx: &AgentContext<'_>, file: &str) -> Result<String, AgentError> {
 pub fn current_assignment(ctx: &AgentContext<'_>) -> Result<Assignment, AgentError> {
     let mut out = Assignment::new();
     for p in &ctx.contract.params {
+        if p.is_env() {
+            let v = ctx
+                .frontier_params
+                .and_then(|a| a.get(&p.name).cloned())
+                .or_else(|| p.default.clone())
+                .unwrap_or_default();
+            out.insert(p.name.clone(), v);
+            continue;
+        }
         let text = read_file(ctx, &p.file)?;
         out.insert(p.name.clone(), p.read(&text)?);
     }
@@ -76,7 +85,7 @@ pub fn current_assignment(ctx: &AgentContext<'_>) -> Result<Assignment, AgentErr
 /// Write an assignment into the workspace's files, one read and one write per file.
 pub fn write_assignment(ctx: &AgentContext<'_>, a: &Assignment) -> Result<(), AgentError> {
     let mut by_file: BTreeMap<&str, Vec<&ParamSpec>> = BTreeMap::new();
-    for p in &ctx.contract.params {
+    for p in ctx.contract.params.iter().filter(|p| !p.is_env()) {
         by_file.entry(p.file.as_str()).or_default().push(p);
     }
     for (file, params) in by_file {
@@ -103,6 +112,11 @@ impl Agent for SweepAgent {
     /// A parameter sweep cannot read ideas; they wait for an agent that can.
     fn uses_followups(&self) -> bool {
         false
+    }
+
+    /// Only file parameters need a checkout; a sweep of environment parameters edits nothing.
+    fn needs_checkout(&self, contract: &picidae_core::Contract) -> bool {
+        contract.params.iter().any(|p| !p.is_env())
     }
 
     fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError> {
@@ -132,6 +146,7 @@ impl Agent for SweepAgent {
                 hypothesis: describe_change(&current, &next),
                 params: Some(next),
                 transcript: None,
+                cost: Default::default(),
             });
         }
         Err(AgentError::Exhausted)

@@ -149,6 +149,11 @@ pub struct RunSpec {
     /// Per-stream cap on stored log bytes.
     pub log_cap_bytes: u64,
     pub resources: Resources,
+    /// Keep a run's checkout for the next run of the same commit instead of making a fresh one
+    /// per run. Faster for many short runs; files a run leaves in its checkout are then seen by
+    /// the next run of that commit.
+    #[serde(default)]
+    pub reuse_checkout: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -292,6 +297,8 @@ struct RawRun {
     artifacts: Vec<String>,
     log_cap_bytes: Option<Spanned<i64>>,
     resources: Option<RawResources>,
+    #[serde(default)]
+    reuse_checkout: bool,
 }
 
 #[derive(Deserialize)]
@@ -325,8 +332,10 @@ struct RawMetric {
 #[serde(deny_unknown_fields)]
 struct RawParam {
     name: Spanned<String>,
-    file: Spanned<String>,
-    pattern: Spanned<String>,
+    file: Option<Spanned<String>>,
+    pattern: Option<Spanned<String>>,
+    env: Option<Spanned<String>>,
+    default: Option<Spanned<toml::Value>>,
     min: Option<Spanned<f64>>,
     max: Option<Spanned<f64>>,
     #[serde(default)]
@@ -500,6 +509,32 @@ fn duration(
             None
         }
     }
+}
+
+/// A parameter's pattern: a valid regular expression with a capture group around the value.
+fn check_pattern(
+    pat: &Spanned<String>,
+    field: &str,
+    loc: &Locator,
+    issues: &mut Vec<ContractIssue>,
+) -> String {
+    match regex::RegexBuilder::new(pat.get_ref())
+        .multi_line(true)
+        .build()
+    {
+        Ok(re) if re.captures_len() < 2 => issues.push(loc.issue(
+            pat.span().start,
+            field,
+            "pattern needs one capture group around the value, e.g. '^LR = (\\S+)$'",
+        )),
+        Ok(_) => {}
+        Err(e) => issues.push(loc.issue(
+            pat.span().start,
+            field,
+            format!("invalid regular expression: {e}"),
+        )),
+    }
+    pat.get_ref().clone()
 }
 
 fn non_negative(
@@ -688,6 +723,7 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     artifacts: r.artifacts,
                     log_cap_bytes: log_cap as u64,
                     resources,
+                    reuse_checkout: r.reuse_checkout,
                 }),
                 _ => None,
             }
@@ -776,39 +812,72 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                 format!("duplicate parameter name {:?}", p.name.get_ref()),
             ));
         }
-        if let Some(set) = &boundary_set {
-            if !set.is_match(p.file.get_ref()) {
-                issues.push(loc.issue(
-                    p.file.span().start,
-                    &field("file"),
-                    format!(
-                        "{:?} is not inside the boundary's editable globs, so the sweep agent could never change it",
-                        p.file.get_ref()
-                    ),
-                ));
-            }
-        }
-        let pattern = match regex::RegexBuilder::new(p.pattern.get_ref())
-            .multi_line(true)
-            .build()
-        {
-            Ok(re) => {
-                if re.captures_len() < 2 {
+        // Where the value lives: a file (with a pattern) or an environment variable.
+        let (file, pattern) = match (&p.env, &p.file, &p.pattern) {
+            (Some(env), None, None) => {
+                let ok = !env.get_ref().is_empty()
+                    && env
+                        .get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !env.get_ref().starts_with(|c: char| c.is_ascii_digit());
+                if !ok {
                     issues.push(loc.issue(
-                        p.pattern.span().start,
-                        &field("pattern"),
-                        "pattern needs one capture group around the value, e.g. '^LR = (\\S+)$'",
+                        env.span().start,
+                        &field("env"),
+                        format!("{:?} is not an environment variable name", env.get_ref()),
                     ));
                 }
-                p.pattern.get_ref().clone()
+                if p.default.is_none() {
+                    issues.push(loc.issue(
+                        env.span().start,
+                        &field("default"),
+                        "an environment parameter needs a `default` value (what runs get before any attempt sets it)",
+                    ));
+                }
+                (String::new(), String::new())
             }
-            Err(e) => {
+            (Some(env), _, _) => {
                 issues.push(loc.issue(
-                    p.pattern.span().start,
-                    &field("pattern"),
-                    format!("invalid regular expression: {e}"),
+                    env.span().start,
+                    &field("env"),
+                    "give either `env` or `file` and `pattern`, not both",
                 ));
-                p.pattern.get_ref().clone()
+                (String::new(), String::new())
+            }
+            (None, Some(file), Some(pat)) => {
+                if p.default.is_some() {
+                    issues.push(loc.issue(
+                        at,
+                        &field("default"),
+                        "`default` is for environment parameters; a file parameter's value is read from its file",
+                    ));
+                }
+                if let Some(set) = &boundary_set {
+                    if !set.is_match(file.get_ref()) {
+                        issues.push(loc.issue(
+                            file.span().start,
+                            &field("file"),
+                            format!(
+                                "{:?} is not inside the boundary's editable globs, so the sweep agent could never change it",
+                                file.get_ref()
+                            ),
+                        ));
+                    }
+                }
+                (
+                    file.get_ref().clone(),
+                    check_pattern(pat, &field("pattern"), loc, &mut issues),
+                )
+            }
+            (None, file, _) => {
+                let missing = if file.is_none() { "file" } else { "pattern" };
+                issues.push(loc.issue(
+                    at,
+                    &field(missing),
+                    "needs `file` and `pattern` (a value written in a file) or `env` and `default` (a value passed as an environment variable)",
+                ));
+                (String::new(), String::new())
             }
         };
         let domain = match (&p.choices, &p.min, &p.max) {
@@ -878,11 +947,27 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
             }
         };
         if let Some(domain) = domain {
+            let default = p.default.as_ref().map(|d| match d.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Float(f) => format!("{f:?}"),
+                other => other.to_string(),
+            });
+            if let (Some(d), Some(v)) = (&p.default, &default) {
+                if matches!(domain, ParamDomain::Choice { ref values } if !values.contains(v)) {
+                    issues.push(loc.issue(
+                        d.span().start,
+                        &field("default"),
+                        format!("default {v:?} is not one of the choices"),
+                    ));
+                }
+            }
             params.push(ParamSpec {
                 name: p.name.into_inner(),
-                file: p.file.into_inner(),
+                file,
                 pattern,
                 domain,
+                env: p.env.map(|e| e.into_inner()),
+                default,
             });
         }
     }

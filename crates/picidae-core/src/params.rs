@@ -3,6 +3,10 @@
 //! A parameter names a file, a regular expression whose first capture group is the value, and a
 //! domain (a numeric range, optionally log-scaled or integer, or a list of choices). This module
 //! reads the current value out of file text and writes a new one in, touching nothing else.
+//!
+//! A parameter may instead be passed to the run as an environment variable (`env = "LR"` with a
+//! `default`): then a sweep attempt changes no file at all, needs no commit, and is identified by
+//! its assignment alone (the fast path for pure hyperparameter sweeps).
 
 use std::collections::BTreeMap;
 
@@ -11,11 +15,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamSpec {
     pub name: String,
-    /// File relative to the benchmark directory.
+    /// File relative to the benchmark directory (empty for an environment parameter).
     pub file: String,
-    /// Regex (multi-line mode) whose first capture group is the value.
+    /// Regex (multi-line mode) whose first capture group is the value (empty for an
+    /// environment parameter).
     pub pattern: String,
     pub domain: ParamDomain,
+    /// Passed to runs as this environment variable instead of being written into a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// The value an environment parameter has before any attempt sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +59,11 @@ pub enum ParamError {
 }
 
 impl ParamSpec {
+    /// True for a parameter passed as an environment variable rather than written in a file.
+    pub fn is_env(&self) -> bool {
+        self.env.is_some()
+    }
+
     fn regex(&self) -> Result<regex::Regex, ParamError> {
         regex::RegexBuilder::new(&self.pattern)
             .multi_line(true)
@@ -194,6 +210,8 @@ mod tests {
                 log: true,
                 integer: false,
             },
+            env: None,
+            default: None,
         }
     }
 

@@ -176,3 +176,35 @@ fn verification_needs_a_multi_seed_baseline() {
     let i = single_issue(&text);
     assert_eq!((i.field.as_str(), i.line), ("policy.alpha", 42), "{i}");
 }
+
+#[test]
+fn environment_parameters_need_a_default_and_exclude_files() {
+    let env_param =
+        "\n[[param]]\nname = \"dropout\"\nenv = \"DROPOUT\"\ndefault = 0.1\nmin = 0.0\nmax = 0.5\n";
+    let c = parse(&format!("{GOOD}{env_param}")).unwrap();
+    let p = c.params.iter().find(|p| p.name == "dropout").unwrap();
+    assert_eq!(
+        (p.env.as_deref(), p.default.as_deref()),
+        (Some("DROPOUT"), Some("0.1"))
+    );
+    assert!(p.is_env() && p.file.is_empty());
+
+    let no_default = env_param.replace("default = 0.1\n", "");
+    let i = single_issue(&format!("{GOOD}{no_default}"));
+    assert_eq!(i.field, "param[2].default", "{i}");
+
+    let both = env_param.replace(
+        "env = \"DROPOUT\"",
+        "env = \"DROPOUT\"\nfile = \"train.py\"",
+    );
+    let i = single_issue(&format!("{GOOD}{both}"));
+    assert_eq!(i.field, "param[2].env", "{i}");
+
+    let bad_name = env_param.replace("\"DROPOUT\"", "\"1-BAD\"");
+    let i = single_issue(&format!("{GOOD}{bad_name}"));
+    assert_eq!(i.field, "param[2].env", "{i}");
+
+    let neither = "\n[[param]]\nname = \"x\"\nmin = 0.0\nmax = 1.0\n";
+    let i = single_issue(&format!("{GOOD}{neither}"));
+    assert_eq!(i.field, "param[2].file", "{i}");
+}

@@ -42,7 +42,8 @@ use crate::logs::{spawn_reader, StreamReport};
 use crate::process::{group_alive, group_rss_kb, signal_group, wait_group_gone, KILL_SETTLE};
 use crate::{ExecError, RunOutcome, RunRequest};
 
-/// How often [`RunningChild::wait`] checks for exit, timeout and cancel.
+/// How often [`RunningChild::wait`] checks for exit, timeout and cancel, once a run has
+/// lasted a few tens of milliseconds (it checks more often at first).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// How often the process group's RSS is sampled from `/proc`.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -218,6 +219,9 @@ impl RunningChild {
         let mut next_sample = Instant::now();
         let mut timed_out = false;
         let mut cancelled = false;
+        // Short runs are noticed within a millisecond; long ones are polled every
+        // POLL_INTERVAL (the pause doubles up to it).
+        let mut pause = Duration::from_millis(1);
 
         loop {
             if self.leader_exited()? {
@@ -240,7 +244,8 @@ impl RunningChild {
                 self.terminate(&mut peak_sampled)?;
                 break;
             }
-            thread::sleep(POLL_INTERVAL);
+            thread::sleep(pause);
+            pause = (pause * 2).min(POLL_INTERVAL);
         }
 
         // The leader is an unreaped zombie (or about to be killed): its pgid

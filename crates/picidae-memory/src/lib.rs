@@ -175,8 +175,13 @@ pub fn find_duplicate(
     patch: &str,
     params: Option<&Assignment>,
 ) -> Result<Option<Duplicate>> {
-    let patch_hash = sha(patch);
-    let norm = norm_hash(patch);
+    // An empty patch (a change of environment parameters only) says nothing about code: only
+    // the parameter assignment can make such an attempt a repeat.
+    let (patch_hash, norm) = if patch.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (sha(patch), norm_hash(patch))
+    };
     let conn = store.connection();
     // Decided attempts, and those already queued or running: an idea in flight is taken.
     let decided = "a.status IN ('kept', 'discarded', 'failed', 'duplicate', 'queued', 'running')";

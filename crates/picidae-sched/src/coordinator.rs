@@ -9,6 +9,11 @@
 //! budget is spent, or whose agent has nothing more to propose, is not restarted until its
 //! budget changes.
 //!
+//! Runs are placed on the machine's resources ([`ResourcePool`]): a run holds the GPUs, CPUs
+//! and memory its contract declares, and sees only its own GPUs. Every running run carries a
+//! lease (this process's name and a heartbeat renewed each poll); a restart recovers runs whose
+//! lease has expired, and leaves alone runs another live coordinator still renews.
+//!
 //! Crash safety comes from the loops themselves: each takes its program's lock, and on start
 //! recovers what a dead coordinator left (kills orphaned runs, records them as cancelled,
 //! resumes undecided attempts), so a `kill -9` of `picidae serve` loses no attempt and counts
@@ -24,7 +29,10 @@ use std::time::Duration;
 
 use picidae_agent::AgentSpec;
 
-use crate::{LoopEvent, LoopOptions, LoopSummary, Project, Runner, SchedError, SlotPool};
+use crate::runner::lease_owner;
+use crate::{
+    LoopEvent, LoopOptions, LoopSummary, Project, ResourcePool, Runner, SchedError, SlotPool,
+};
 
 /// What the coordinator reports: a program's loop event, or a loop starting or ending.
 #[derive(Debug, Clone)]
@@ -52,6 +60,8 @@ pub struct CoordinatorOptions {
     pub poll: Duration,
     /// Proposals each program keeps ready ahead of its runs.
     pub pipeline: usize,
+    /// The machine's GPUs, CPUs and memory; runs are placed on them by their contracts' needs.
+    pub resources: Option<Arc<ResourcePool>>,
 }
 
 struct Worker {
@@ -75,7 +85,8 @@ pub fn serve(
     events: Sender<CoordinatorEvent>,
 ) -> Result<(), SchedError> {
     let root: PathBuf = root.to_path_buf();
-    let project = Project::open(&root)?;
+    let mut project = Project::open(&root)?;
+    let owner = lease_owner();
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut parked: HashMap<String, Parked> = HashMap::new();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, Result<LoopSummary, String>)>();
@@ -124,6 +135,10 @@ pub fn serve(
                 }
             }
         }
+        // Renew the leases of this process's running runs (see `LEASE_EXPIRY`).
+        if let Err(e) = project.store.heartbeat(&owner) {
+            tracing::warn!("renewing run leases: {e}");
+        }
         std::thread::sleep(opts.poll);
     }
 }
@@ -141,6 +156,7 @@ fn start(
     let (events, done) = (events.clone(), done.clone());
     let (global_stop, cancel) = (opts.stop.clone(), opts.cancel.clone());
     let pipeline = opts.pipeline;
+    let resources = opts.resources.clone();
     let my_stop = stop.clone();
     let _ = events.send(CoordinatorEvent::Started {
         program: name.clone(),
@@ -166,7 +182,7 @@ fn start(
             &name,
             loop_stop.clone(),
             cancel,
-            pool,
+            (pool, resources),
             pipeline,
             &events,
         );
@@ -182,7 +198,7 @@ fn run_program(
     name: &str,
     stop: Arc<AtomicBool>,
     cancel: Arc<AtomicBool>,
-    pool: Arc<SlotPool>,
+    (pool, resources): (Arc<SlotPool>, Option<Arc<ResourcePool>>),
     pipeline: usize,
     events: &Sender<CoordinatorEvent>,
 ) -> Result<LoopSummary, SchedError> {
@@ -201,6 +217,7 @@ fn run_program(
         stop,
         cancel,
         slots: Some(pool),
+        resources,
         pipeline,
     };
     runner.run(agent.as_mut(), &opts, &mut |e| {

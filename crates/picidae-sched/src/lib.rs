@@ -13,6 +13,7 @@ pub mod coordinator;
 pub mod hidden;
 pub mod program;
 pub mod project;
+pub mod resources;
 pub mod runner;
 pub mod slots;
 pub mod verify;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use program::{create_program, retract_finding, ProgramOptions};
 pub use project::Project;
+pub use resources::{Capacity, ResourcePool};
 pub use runner::{LoopEvent, LoopOptions, LoopSummary, Runner};
 pub use slots::SlotPool;
 

@@ -35,6 +35,7 @@ use sha2::Digest;
 
 use crate::hidden::{scrub, Evaluator};
 use crate::program::effective_policy;
+use crate::resources::ResourcePool;
 use crate::slots::SlotPool;
 use crate::verify::{judge, HiddenSamples, JudgeInput, Judgement};
 use crate::{attempt_ref, program_ref, Project, SchedError};
@@ -55,6 +56,9 @@ pub struct LoopOptions {
     pub cancel: Arc<AtomicBool>,
     /// Slots shared with other programs (the coordinator's); every run holds one.
     pub slots: Option<Arc<SlotPool>>,
+    /// The machine's GPUs, CPUs and memory, shared with other programs (the coordinator's);
+    /// every run holds what its contract declares, and sees only its own GPUs.
+    pub resources: Option<Arc<ResourcePool>>,
     /// Proposals to keep ready ahead of the runs (0: propose, then run, in turn). With a
     /// depth, the agent works in a thread of its own while runs execute.
     pub pipeline: usize,
@@ -201,6 +205,12 @@ pub struct Runner<'p> {
     history: Vec<HistoryEntry>,
     /// Shared slots for this invocation, if any.
     slots: Option<Arc<SlotPool>>,
+    /// Shared machine resources for this invocation, if any.
+    resources: Option<Arc<ResourcePool>>,
+    /// This process's name on the leases of the runs it starts.
+    lease_owner: String,
+    /// The run checkout kept between runs (`run.reuse_checkout`) and the commit it holds.
+    run_checkout: Option<(PathBuf, String, PathBuf)>,
     /// Held for the runner's lifetime: one loop per program at a time.
     _lock: Option<std::fs::File>,
 }
@@ -245,6 +255,9 @@ impl<'p> Runner<'p> {
             data_dir,
             history: Vec::new(),
             slots: None,
+            resources: None,
+            lease_owner: lease_owner(),
+            run_checkout: None,
             _lock: lock,
         })
     }
@@ -267,6 +280,7 @@ impl<'p> Runner<'p> {
     ) -> Result<LoopSummary, SchedError> {
         let mut summary = LoopSummary::default();
         self.slots = opts.slots.clone();
+        self.resources = opts.resources.clone();
         let runs_at_start = self.project.store.run_count(Some(self.program.id))?;
         let resumed = self.recover(events)?;
         self.setup(events)?;
@@ -343,6 +357,25 @@ impl<'p> Runner<'p> {
                 return Ok(Some(format!(
                     "the program's run budget is spent ({used} of {max} runs)"
                 )));
+            }
+        }
+        if now.max_gpu_hours.is_some() || now.max_usd.is_some() {
+            let spent = self.project.store.program_spend(self.program.id)?;
+            if let Some(max) = now.max_gpu_hours {
+                if spent.gpu_hours >= max {
+                    return Ok(Some(format!(
+                        "the program's GPU-hour budget is spent ({:.3} of {max} GPU-hours)",
+                        spent.gpu_hours
+                    )));
+                }
+            }
+            if let Some(max) = now.max_usd {
+                if spent.usd >= max {
+                    return Ok(Some(format!(
+                        "the program's money budget is spent (${:.2} of ${max:.2}: {:.3} GPU-hours at ${:.2}, agents ${:.2})",
+                        spent.usd, spent.gpu_hours, now.gpu_hour_usd, spent.agent_usd
+                    )));
+                }
             }
         }
         if opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst) {
@@ -534,7 +567,27 @@ impl<'p> Runner<'p> {
     fn recover(&mut self, events: Events<'_>) -> Result<Vec<Attempt>, SchedError> {
         let pid = self.program.id;
         let mut runs_interrupted = 0;
+        // A run whose lease another coordinator still renews is alive there: leave it alone.
+        // A lease of a dead process on this host is dead however fresh its heartbeat.
+        let foreign: Vec<i64> = self
+            .project
+            .store
+            .live_foreign_leases(&self.lease_owner, LEASE_EXPIRY.as_millis() as i64)?
+            .into_iter()
+            .filter(|(_, owner)| lease_holder_alive(owner))
+            .map(|(id, _)| id)
+            .collect();
         for run in self.project.store.unfinished_runs(Some(pid))? {
+            if foreign.contains(&run.id) {
+                return Err(SchedError::Program {
+                    program: self.program.name.clone(),
+                    message: format!(
+                        "run {} is held by another live coordinator (its lease was renewed within {} s); not recovering it",
+                        run.id,
+                        LEASE_EXPIRY.as_secs()
+                    ),
+                });
+            }
             if run.status == RunStatus::Running && run.host.as_deref() == Some(self.host.as_str()) {
                 if let Some(pgid) = run.pgid {
                     // The group outlives the harness (it has its own process group): end it.
@@ -751,10 +804,21 @@ impl<'p> Runner<'p> {
             params: None,
         })?;
         let name = self.program.name.clone();
+        let frontier_params = self.frontier_params()?;
         let wt_path = self.project.worktree_dir(&name, "agent");
-        let _ = self.repo.remove_worktree(&wt_path);
-        let wt = self.repo.add_worktree(&wt_path, &frontier)?;
-        scrub(&self.contract, &wt.bench_dir())?;
+        // An agent that edits no file (a sweep of environment parameters) gets no checkout.
+        let wt = if agent.needs_checkout(&self.contract) {
+            let _ = self.repo.remove_worktree(&wt_path);
+            let wt = self.repo.add_worktree(&wt_path, &frontier)?;
+            scrub(&self.contract, &wt.bench_dir())?;
+            Some(wt)
+        } else {
+            None
+        };
+        let workspace = match &wt {
+            Some(w) => w.bench_dir(),
+            None => PathBuf::from(&self.program.benchmark_dir),
+        };
         let scratch = self.project.attempt_dir(&name, attempt.seq);
         let memory = picidae_memory::program_brief(&self.project.store, &name, 5)?;
         let followups = if agent.uses_followups() {
@@ -768,8 +832,9 @@ impl<'p> Runner<'p> {
                 program: &name,
                 program_md: &self.program.program_md,
                 contract: &self.contract,
-                workspace: &wt.bench_dir(),
+                workspace: &workspace,
                 frontier_value: self.program.frontier_value,
+                frontier_params: frontier_params.as_ref(),
                 history: &self.history,
                 attempt_seq: attempt.seq,
                 scratch: &scratch,
@@ -812,6 +877,13 @@ impl<'p> Runner<'p> {
             let ids: Vec<i64> = followups.iter().map(|f| f.id).collect();
             self.project.store.consume_followups(&ids, attempt.id)?;
         }
+        if proposal.cost.usd.is_some() || proposal.cost.tokens.is_some() {
+            self.project.store.set_attempt_agent_cost(
+                attempt.id,
+                proposal.cost.usd,
+                proposal.cost.tokens,
+            )?;
+        }
         if let Some(t) = &proposal.transcript {
             let path = scratch.join("transcript.txt");
             std::fs::create_dir_all(&scratch).map_err(|e| SchedError::io(&scratch, e))?;
@@ -823,13 +895,48 @@ impl<'p> Runner<'p> {
         });
         // The hidden files were removed from the agent's view; put them back so their absence
         // is not mistaken for the agent's change (any edit of them is still refused below).
-        if let Some(h) = &self.contract.hidden {
+        if let (Some(h), Some(wt)) = (&self.contract.hidden, &wt) {
             if let Err(e) = wt.restore(&h.files) {
                 tracing::warn!("restoring hidden files in the agent checkout: {e}");
             }
         }
-        let changes = wt.changed_paths()?;
-        if changes.is_empty() {
+        let changes = match &wt {
+            Some(wt) => wt.changed_paths()?,
+            None => Vec::new(),
+        };
+        let env_changed = proposal
+            .params
+            .as_ref()
+            .is_some_and(|p| self.env_params_differ(p, frontier_params.as_ref()));
+        if changes.is_empty() && env_changed {
+            // Only environment parameters changed: nothing to commit, the attempt runs the
+            // frontier's code with its own assignment.
+            if wt.is_some() {
+                let _ = self.repo.remove_worktree(&wt_path);
+            }
+            let params = proposal.params.clone().unwrap_or_default();
+            self.project.store.set_attempt_params(
+                attempt.id,
+                &serde_json::to_value(&params).unwrap_or_default(),
+            )?;
+            self.project.store.set_attempt_commit(
+                attempt.id,
+                &frontier,
+                &patch_hash(""),
+                &[],
+                Some(&proposal.hypothesis),
+            )?;
+            let attempt = self.project.store.attempt(attempt.id)?;
+            if self.memory_gate(&attempt, "", Some(&params), events)? {
+                return Ok(Proposed::Decided(AttemptStatus::Duplicate));
+            }
+            self.project.store.queue_attempt(attempt.id)?;
+            self.push_history(attempt.id)?;
+            return Ok(Proposed::Ready(Box::new(
+                self.project.store.attempt(attempt.id)?,
+            )));
+        }
+        let Some(wt) = wt.filter(|_| !changes.is_empty()) else {
             let _ = self.repo.remove_worktree(&wt_path);
             self.project.store.set_attempt_commit(
                 attempt.id,
@@ -851,7 +958,7 @@ impl<'p> Runner<'p> {
                 reason: "no change".into(),
             });
             return Ok(Proposed::Decided(AttemptStatus::Rejected));
-        }
+        };
         let boundary = Boundary::new(&self.contract.boundary).map_err(|e| SchedError::Program {
             program: name.clone(),
             message: format!("boundary: {e}"),
@@ -878,7 +985,8 @@ impl<'p> Runner<'p> {
         let _ = self.repo.remove_worktree(&wt_path);
         self.repo
             .update_ref(&attempt_ref(&name, attempt.seq), &commit, None)?;
-        if let Some(params) = &proposal.params {
+        // A code change keeps the frontier's environment parameters (its runs need them).
+        if let Some(params) = proposal.params.as_ref().or(frontier_params.as_ref()) {
             let params = serde_json::to_value(params).unwrap_or_default();
             self.project.store.set_attempt_params(attempt.id, &params)?;
         }
@@ -918,6 +1026,48 @@ impl<'p> Runner<'p> {
         Ok(Proposed::Ready(Box::new(
             self.project.store.attempt(attempt.id)?,
         )))
+    }
+
+    /// The frontier attempt's parameter assignment, when the contract has environment
+    /// parameters (otherwise parameters live in files and need no tracking).
+    fn frontier_params(&self) -> Result<Option<Assignment>, SchedError> {
+        if !self.contract.params.iter().any(|p| p.is_env()) {
+            return Ok(None);
+        }
+        let Some(id) = self.program.frontier_attempt_id else {
+            return Ok(None);
+        };
+        let a = self.project.store.attempt(id)?;
+        Ok(a.params.and_then(|p| serde_json::from_value(p).ok()))
+    }
+
+    /// Whether `proposed` sets some environment parameter to another value than the frontier.
+    fn env_params_differ(&self, proposed: &Assignment, frontier: Option<&Assignment>) -> bool {
+        self.contract.params.iter().filter(|p| p.is_env()).any(|p| {
+            let current = frontier.and_then(|f| f.get(&p.name)).or(p.default.as_ref());
+            proposed.get(&p.name).is_some_and(|v| Some(v) != current)
+        })
+    }
+
+    /// Environment variables carrying an attempt's environment parameters (defaults where the
+    /// attempt has no value).
+    fn env_param_vars(&self, attempt: &Attempt) -> Vec<(String, String)> {
+        let assigned: Option<Assignment> = attempt
+            .params
+            .as_ref()
+            .and_then(|p| serde_json::from_value(p.clone()).ok());
+        self.contract
+            .params
+            .iter()
+            .filter_map(|p| {
+                let var = p.env.clone()?;
+                let v = assigned
+                    .as_ref()
+                    .and_then(|a| a.get(&p.name).cloned())
+                    .or_else(|| p.default.clone())?;
+                Some((var, v))
+            })
+            .collect()
     }
 
     /// Memory: index the attempt and refuse to spend compute on something already tried.
@@ -977,10 +1127,20 @@ impl<'p> Runner<'p> {
         }
         if attempt.kind == AttemptKind::Explore && attempt.status == AttemptStatus::Proposed {
             if let Some(commit) = &attempt.commit {
-                let patch = self.repo.show_patch(commit)?;
+                // A param-only attempt runs its parent's code and has no patch of its own.
+                let patch = if commit == &attempt.parent_commit {
+                    String::new()
+                } else {
+                    self.repo.show_patch(commit)?
+                };
+                // A code change carries the frontier's environment parameters only so that
+                // its runs get them: they are not its idea, and must not make it a duplicate.
+                let inherited =
+                    !patch.is_empty() && self.contract.params.iter().any(|p| p.is_env());
                 let params: Option<Assignment> = attempt
                     .params
                     .as_ref()
+                    .filter(|_| !inherited)
                     .and_then(|p| serde_json::from_value(p.clone()).ok());
                 if self.memory_gate(attempt, &patch, params.as_ref(), events)? {
                     return Ok(Finish::Decided(AttemptStatus::Duplicate));
@@ -1546,19 +1706,73 @@ impl<'p> Runner<'p> {
             },
             None => None,
         };
+        // Then until its GPUs, CPUs and memory are free on this machine.
+        let resources = self.resources.clone();
+        let placement = match &resources {
+            Some(r) => match r.acquire(&self.contract.run.resources, &|| {
+                cancel.load(Ordering::SeqCst)
+            }) {
+                Ok(Some(p)) => Some(p),
+                Ok(None) => {
+                    let r = RunResult {
+                        status: Some(RunStatus::Cancelled),
+                        error: Some("cancelled while waiting for resources".into()),
+                        ..Default::default()
+                    };
+                    return Ok((run.id, r));
+                }
+                Err(why) => {
+                    let r = RunResult {
+                        status: Some(RunStatus::Crashed),
+                        error: Some(format!("cannot be placed: {why}")),
+                        ..Default::default()
+                    };
+                    return Ok((run.id, r));
+                }
+            },
+            None => None,
+        };
+        let gpus: Vec<u32> = placement
+            .as_ref()
+            .map(|p| p.gpus.clone())
+            .unwrap_or_default();
+        let gpu_count = if placement.is_some() {
+            gpus.len()
+        } else {
+            self.contract.run.resources.gpus as usize
+        };
+        self.project
+            .store
+            .set_run_placement(run.id, &gpus, gpu_count, &self.lease_owner)?;
+        let cuda = placement.as_ref().map(|p| p.cuda_visible_devices());
         let run_dir = self.project.run_dir(&name, run.id);
-        let wt_path = self.project.worktree_dir(&name, &format!("run-{}", run.id));
-        let result =
-            match self.start_and_wait(attempt, &run_dir, &wt_path, run.id, seed, cancel, events) {
-                Ok(outcome) => self.classify(&outcome, &run_dir),
-                Err(e) => RunResult {
-                    status: Some(RunStatus::Crashed),
-                    error: Some(format!("could not run: {e}")),
-                    ..Default::default()
-                },
-            };
+        let reuse = self.contract.run.reuse_checkout;
+        let wt_path = if reuse {
+            self.project.worktree_dir(&name, "run")
+        } else {
+            self.project.worktree_dir(&name, &format!("run-{}", run.id))
+        };
+        let result = match self.start_and_wait(
+            attempt,
+            &run_dir,
+            &wt_path,
+            (run.id, seed),
+            cuda,
+            cancel,
+            events,
+        ) {
+            Ok(outcome) => self.classify(&outcome, &run_dir),
+            Err(e) => RunResult {
+                status: Some(RunStatus::Crashed),
+                error: Some(format!("could not run: {e}")),
+                ..Default::default()
+            },
+        };
+        drop(placement);
         drop(slot);
-        let _ = self.repo.remove_worktree(&wt_path);
+        if !reuse {
+            let _ = self.repo.remove_worktree(&wt_path);
+        }
         Ok((run.id, result))
     }
 
@@ -1568,8 +1782,8 @@ impl<'p> Runner<'p> {
         attempt: &Attempt,
         run_dir: &Path,
         wt_path: &Path,
-        run_id: i64,
-        seed: i64,
+        (run_id, seed): (i64, i64),
+        cuda_visible_devices: Option<String>,
         cancel: &AtomicBool,
         events: Events<'_>,
     ) -> Result<RunOutcome, SchedError> {
@@ -1579,9 +1793,23 @@ impl<'p> Runner<'p> {
         })?;
         let artifacts = run_dir.join("artifacts");
         std::fs::create_dir_all(&artifacts).map_err(|e| SchedError::io(&artifacts, e))?;
-        let _ = self.repo.remove_worktree(wt_path);
-        let wt = self.repo.add_worktree(wt_path, &commit)?;
-        scrub(&self.contract, &wt.bench_dir())?;
+        let bench_dir = match &self.run_checkout {
+            // The kept checkout already holds this commit.
+            Some((path, c, bench)) if path == wt_path && *c == commit && bench.is_dir() => {
+                bench.clone()
+            }
+            _ => {
+                self.run_checkout = None;
+                let _ = self.repo.remove_worktree(wt_path);
+                let wt = self.repo.add_worktree(wt_path, &commit)?;
+                scrub(&self.contract, &wt.bench_dir())?;
+                if self.contract.run.reuse_checkout {
+                    self.run_checkout =
+                        Some((wt_path.to_path_buf(), commit.clone(), wt.bench_dir()));
+                }
+                wt.bench_dir()
+            }
+        };
         let run = &self.contract.run;
         let mut env = vec![
             (run.seed_env.clone(), seed.to_string()),
@@ -1602,9 +1830,15 @@ impl<'p> Runner<'p> {
         if run.seed_env != "PICIDAE_SEED" {
             env.push(("PICIDAE_SEED".into(), seed.to_string()));
         }
+        env.extend(self.env_param_vars(attempt));
+        if let Some(devices) = cuda_visible_devices {
+            // The GPUs this run holds, and only those.
+            env.push(("PICIDAE_GPUS".into(), devices.clone()));
+            env.push(("CUDA_VISIBLE_DEVICES".into(), devices));
+        }
         let req = RunRequest {
             command: run.command.clone(),
-            cwd: wt.bench_dir(),
+            cwd: bench_dir,
             env,
             time_budget: run.time_budget,
             timeout: run.timeout,
@@ -1689,6 +1923,31 @@ impl<'p> Runner<'p> {
 
 /// Take the program's exclusive lock (an OS file lock, released when the process dies), so two
 /// loops never drive one program and recovery never mistakes a live loop's run for an orphan.
+/// The name this process puts on the leases of its runs: host and process id.
+pub fn lease_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether the coordinator named `owner` (see [`lease_owner`]) may still be alive: always for
+/// another host (only its heartbeat can tell), and for this host when its process lives.
+fn lease_holder_alive(owner: &str) -> bool {
+    let me = lease_owner();
+    let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+    match owner.rsplit_once(':') {
+        Some((host, pid)) if host == my_host => pid
+            .parse::<i32>()
+            .map(picidae_exec::process_alive)
+            .unwrap_or(false),
+        _ => true,
+    }
+}
+
+/// A lease not renewed for this long belongs to a dead coordinator; its runs are recovered.
+pub const LEASE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn lock_program(project: &Project, program: &str) -> Result<std::fs::File, SchedError> {
     let dir = project.dir().join("locks");
     std::fs::create_dir_all(&dir).map_err(|e| SchedError::io(&dir, e))?;

@@ -16,7 +16,7 @@
 //! | POST | `/api/programs/{name}/pause` | write | stop starting attempts |
 //! | POST | `/api/programs/{name}/resume` | write | start attempts again |
 //! | POST | `/api/programs/{name}/weight` | write | `{"weight": 2.0}`: fair-share weight (> 0) |
-//! | POST | `/api/programs/{name}/budget` | write | `{"max_runs": 500}` or `{"max_runs": null}` |
+//! | POST | `/api/programs/{name}/budget` | write | any of `{"max_runs": 500, "max_gpu_hours": 2.5, "max_usd": 40, "gpu_hour_usd": 2.1}`; `null` clears a budget |
 //! | POST | `/api/programs/{name}/followups` | write | `{"text": "..."}`: an idea for the next agent turn |
 //! | GET | `/metrics` | none | Prometheus text |
 //! | GET | `/openapi.json` | none | OpenAPI 3.1 document of all of the above |
@@ -374,8 +374,20 @@ pub struct ProgramSummary {
     pub weight: f64,
     /// Run budget (`null`: none).
     pub max_runs: Option<i64>,
+    /// GPU-hour budget (`null`: none).
+    pub max_gpu_hours: Option<f64>,
+    /// Money budget in USD (`null`: none).
+    pub max_usd: Option<f64>,
+    /// Price of a GPU-hour in USD.
+    pub gpu_hour_usd: f64,
     /// Runs used so far.
     pub runs: i64,
+    /// GPU-hours used so far.
+    pub gpu_hours: f64,
+    /// Money spent so far: GPU-hours at the price, plus what agents reported.
+    pub usd: f64,
+    /// Tokens agents reported.
+    pub agent_tokens: i64,
     /// Attempts so far, whatever their status.
     pub attempts: i64,
     /// Best visible value so far.
@@ -659,10 +671,28 @@ pub struct WeightBody {
 /// Body of `POST /api/programs/{name}/budget`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BudgetBody {
-    /// Most runs the program may use (an integer >= 0), or `null` for no budget. The key is
-    /// required: a body without it is refused rather than taken as "no budget".
-    #[schema(required = true, minimum = 0)]
+    /// Most runs the program may use (an integer >= 0), or `null` for no budget. A key that is
+    /// absent leaves that budget as it is; a body with none of the keys is refused.
+    #[schema(minimum = 0)]
     pub max_runs: Option<i64>,
+    /// Most GPU-hours the program's runs may hold (>= 0), or `null` for no budget.
+    #[schema(minimum = 0)]
+    pub max_gpu_hours: Option<f64>,
+    /// Most USD the program may spend (GPU-hours at `gpu_hour_usd` plus agent cost), or `null`.
+    #[schema(minimum = 0)]
+    pub max_usd: Option<f64>,
+    /// Price of one GPU-hour in USD (>= 0).
+    #[schema(minimum = 0)]
+    pub gpu_hour_usd: Option<f64>,
+}
+
+/// A budget change: `None` leaves a value as it is, `Some(None)` clears a budget.
+#[derive(Debug, Default, PartialEq)]
+struct BudgetChange {
+    max_runs: Option<Option<i64>>,
+    max_gpu_hours: Option<Option<f64>>,
+    max_usd: Option<Option<f64>>,
+    gpu_hour_usd: Option<f64>,
 }
 
 /// Body of `POST /api/programs/{name}/followups`.
@@ -675,12 +705,19 @@ pub struct FollowupBody {
 
 fn summary(store: &Store, p: &picidae_store::Program) -> Result<ProgramSummary, ApiError> {
     let attempts = store.attempt_counts(p.id)?.iter().map(|(_, n)| n).sum();
+    let spent = store.program_spend(p.id)?;
     Ok(ProgramSummary {
         name: p.name.clone(),
         status: p.status.clone(),
         weight: p.weight,
         max_runs: p.max_runs,
-        runs: store.run_count(Some(p.id))?,
+        max_gpu_hours: p.max_gpu_hours,
+        max_usd: p.max_usd,
+        gpu_hour_usd: p.gpu_hour_usd,
+        runs: spent.runs,
+        gpu_hours: spent.gpu_hours,
+        usd: spent.usd,
+        agent_tokens: spent.agent_tokens,
         attempts,
         frontier_value: p.frontier_value,
         frontier_commit: p.frontier_commit.clone(),
@@ -1192,7 +1229,7 @@ async fn set_weight(
     Ok(Json(p))
 }
 
-/// Set (or, with `null`, clear) a program's run budget.
+/// Set (or, with `null`, clear) a program's run, GPU-hour and money budgets.
 #[utoipa::path(post, path = "/api/programs/{name}/budget", tag = "steering",
     params(("name" = String, Path, description = "The program's name")),
     request_body(content = BudgetBody, content_type = "application/json"),
@@ -1210,37 +1247,80 @@ async fn set_budget(
     let p = ctx
         .write(&headers, move |store, _| {
             let Json(body) = body?;
-            let max_runs = budget_of(&body)?;
+            let change = budget_of(&body)?;
             let p = program(store, &name)?;
-            store.set_program_max_runs(&p.name, max_runs)?;
+            if let Some(max_runs) = change.max_runs {
+                store.set_program_max_runs(&p.name, max_runs)?;
+            }
+            store.set_program_cost_budget(
+                &p.name,
+                change.max_gpu_hours,
+                change.max_usd,
+                change.gpu_hour_usd,
+            )?;
             summary(store, &store.program(&name)?)
         })
         .await?;
     Ok(Json(p))
 }
 
-/// `{"max_runs": n | null}`, the key required (a missing key must not clear a budget).
-fn budget_of(body: &serde_json::Value) -> Result<Option<i64>, ApiError> {
+/// Budget keys from a JSON object: at least one of them, nothing else; each a number >= 0
+/// (`max_runs` an integer) or `null` to clear it (`gpu_hour_usd` cannot be cleared).
+fn budget_of(body: &serde_json::Value) -> Result<BudgetChange, ApiError> {
+    const KEYS: [&str; 4] = ["max_runs", "max_gpu_hours", "max_usd", "gpu_hour_usd"];
     let obj = body.as_object().ok_or_else(|| {
-        ApiError::bad_request("the body must be a JSON object {\"max_runs\": ...}".into())
+        ApiError::bad_request("the body must be a JSON object, e.g. {\"max_runs\": 100}".into())
     })?;
-    if let Some(k) = obj.keys().find(|k| *k != "max_runs") {
+    if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(ApiError::bad_request(format!(
-            "{k}: unknown field (expected only `max_runs`)"
+            "{k}: unknown field (expected {})",
+            KEYS.join(", ")
         )));
     }
-    match obj.get("max_runs") {
-        None => Err(ApiError::bad_request(
-            "max_runs: missing (an integer >= 0, or null for no budget)".into(),
-        )),
-        Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if n >= 0 => Ok(Some(n)),
-            _ => Err(ApiError::bad_request(format!(
-                "max_runs: must be an integer >= 0 or null (got {v})"
-            ))),
-        },
+    if obj.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "no budget given: set at least one of {} (null clears a budget)",
+            KEYS.join(", ")
+        )));
     }
+    let number = |k: &str| -> Result<Option<Option<f64>>, ApiError> {
+        match obj.get(k) {
+            None => Ok(None),
+            Some(serde_json::Value::Null) => Ok(Some(None)),
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(Some(x))),
+                _ => Err(ApiError::bad_request(format!(
+                    "{k}: must be a number >= 0 or null (got {v})"
+                ))),
+            },
+        }
+    };
+    let max_runs = match obj.get("max_runs") {
+        None => None,
+        Some(serde_json::Value::Null) => Some(None),
+        Some(v) => match v.as_i64() {
+            Some(n) if n >= 0 => Some(Some(n)),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "max_runs: must be an integer >= 0 or null (got {v})"
+                )))
+            }
+        },
+    };
+    let gpu_hour_usd = match number("gpu_hour_usd")? {
+        Some(None) => {
+            return Err(ApiError::bad_request(
+                "gpu_hour_usd: must be a number >= 0 (a price cannot be cleared)".into(),
+            ))
+        }
+        other => other.flatten(),
+    };
+    Ok(BudgetChange {
+        max_runs,
+        max_gpu_hours: number("max_gpu_hours")?,
+        max_usd: number("max_usd")?,
+        gpu_hour_usd,
+    })
 }
 
 /// Queue an idea for the program's next agent turn; its author is the token's name.
@@ -1774,14 +1854,34 @@ mod tests {
     fn budget_needs_its_key() {
         assert_eq!(
             budget_of(&serde_json::json!({"max_runs": 5})).unwrap(),
-            Some(5)
+            BudgetChange {
+                max_runs: Some(Some(5)),
+                ..Default::default()
+            }
         );
         assert_eq!(
             budget_of(&serde_json::json!({"max_runs": null})).unwrap(),
-            None
+            BudgetChange {
+                max_runs: Some(None),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            budget_of(
+                &serde_json::json!({"max_gpu_hours": 2.5, "max_usd": null, "gpu_hour_usd": 2})
+            )
+            .unwrap(),
+            BudgetChange {
+                max_gpu_hours: Some(Some(2.5)),
+                max_usd: Some(None),
+                gpu_hour_usd: Some(2.0),
+                ..Default::default()
+            }
         );
         for bad in [
             serde_json::json!({}),
+            serde_json::json!({"max_usd": -1}),
+            serde_json::json!({"gpu_hour_usd": null}),
             serde_json::json!({"max_runs": -1}),
             serde_json::json!({"max_runs": 1.5}),
             serde_json::json!({"max_runs": "3"}),

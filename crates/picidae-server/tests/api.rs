@@ -483,7 +483,14 @@ async fn mutations_need_a_write_token() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.json()["error"].as_str().unwrap().starts_with("max_runs"));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no budget given"),
+        "{}",
+        r.body
+    );
     assert_eq!(
         Store::open(&s.db)
             .unwrap()

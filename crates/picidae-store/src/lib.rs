@@ -20,7 +20,7 @@ mod findings;
 mod schema;
 mod steering;
 
-pub use steering::{Followup, Token};
+pub use steering::{Followup, Spend, Token};
 
 pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
 
@@ -90,6 +90,12 @@ pub struct Program {
     pub weight: f64,
     /// Run budget: no new attempt starts once the program has used this many runs.
     pub max_runs: Option<i64>,
+    /// GPU-hour budget (GPUs held × wall time of the program's runs).
+    pub max_gpu_hours: Option<f64>,
+    /// Money budget: GPU-hours at `gpu_hour_usd` plus the cost agents reported.
+    pub max_usd: Option<f64>,
+    /// Price of one GPU-hour, for the money budget.
+    pub gpu_hour_usd: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -890,7 +896,7 @@ fn json_col(r: &Row, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
 
 const PROGRAM_COLS: &str = "id, name, benchmark_dir, program_md, agent_json, policy_json, \
     base_commit, frontier_attempt_id, frontier_commit, frontier_value, status, created_at, \
-    weight, max_runs";
+    weight, max_runs, max_gpu_hours, max_usd, gpu_hour_usd";
 
 fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
     Ok(Program {
@@ -908,6 +914,9 @@ fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
         created_at: r.get(11)?,
         weight: r.get(12)?,
         max_runs: r.get(13)?,
+        max_gpu_hours: r.get(14)?,
+        max_usd: r.get(15)?,
+        gpu_hour_usd: r.get(16)?,
     })
 }
 

@@ -198,6 +198,24 @@ CREATE TABLE tokens (
 );
 "#,
         ),
+        M::up(
+            r#"
+-- Budgets beyond run counts: GPU-hours and money (GPU time at a price, plus what agents report).
+ALTER TABLE programs ADD COLUMN max_gpu_hours REAL;
+ALTER TABLE programs ADD COLUMN max_usd REAL;
+ALTER TABLE programs ADD COLUMN gpu_hour_usd REAL NOT NULL DEFAULT 0;
+-- Placement: the GPU indices a run was given.
+ALTER TABLE runs ADD COLUMN gpus TEXT;
+ALTER TABLE runs ADD COLUMN gpu_count INTEGER NOT NULL DEFAULT 0;
+-- Leases: which coordinator owns a running run, and when it last said so.
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
+CREATE INDEX runs_lease ON runs (lease_owner, status);
+-- What an agent reported its proposal cost.
+ALTER TABLE attempts ADD COLUMN agent_cost_usd REAL;
+ALTER TABLE attempts ADD COLUMN agent_tokens INTEGER;
+"#,
+        ),
     ])
 }
 

@@ -1,5 +1,6 @@
 //! Steering state a human changes while programs run: pause/resume, fair-share weight, run
-//! budget, follow-up ideas for the next agent turn, and the API tokens that authorise changes.
+//! budget and money/GPU-hour budgets with what was spent, run placement and leases (heartbeats),
+//! follow-up ideas for the next agent turn, and the API tokens that authorise changes.
 //! The scheduler reads this state between attempts; nothing here talks to a running loop.
 
 use rusqlite::{params, OptionalExtension};
@@ -31,6 +32,17 @@ pub struct Token {
 
 fn token_hash(secret: &str) -> String {
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// What a program has spent; see [`Store::program_spend`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spend {
+    pub runs: i64,
+    pub gpu_hours: f64,
+    pub agent_usd: f64,
+    pub agent_tokens: i64,
+    /// GPU-hours at the program's price plus the agents' cost.
+    pub usd: f64,
 }
 
 impl Store {
@@ -70,6 +82,135 @@ impl Store {
             params![id, max_runs],
         )?;
         Ok(())
+    }
+
+    /// Set a program's GPU-hour and money budgets and its GPU-hour price; `None` leaves a
+    /// value as it is, `Some(None)` clears a budget.
+    pub fn set_program_cost_budget(
+        &mut self,
+        name: &str,
+        max_gpu_hours: Option<Option<f64>>,
+        max_usd: Option<Option<f64>>,
+        gpu_hour_usd: Option<f64>,
+    ) -> Result<()> {
+        let id = self.program_id(name)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(v) = max_gpu_hours {
+            tx.execute(
+                "UPDATE programs SET max_gpu_hours = ?2 WHERE id = ?1",
+                params![id, v],
+            )?;
+        }
+        if let Some(v) = max_usd {
+            tx.execute(
+                "UPDATE programs SET max_usd = ?2 WHERE id = ?1",
+                params![id, v],
+            )?;
+        }
+        if let Some(v) = gpu_hour_usd {
+            tx.execute(
+                "UPDATE programs SET gpu_hour_usd = ?2 WHERE id = ?1",
+                params![id, v],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// What a program has spent so far: runs, GPU-hours (finished runs, and running ones up to
+    /// now), agent cost and tokens, and the total in money at its GPU-hour price.
+    pub fn program_spend(&self, program_id: i64) -> Result<Spend> {
+        let now = crate::now_ms();
+        let (runs, gpu_ms): (i64, f64) = self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(r.gpu_count *
+                    (COALESCE(r.finished_at, ?2) - COALESCE(r.started_at, ?2))), 0)
+             FROM runs r JOIN attempts a ON a.id = r.attempt_id WHERE a.program_id = ?1",
+            params![program_id, now],
+            |r| Ok((r.get(0)?, r.get::<_, Option<f64>>(1)?.unwrap_or(0.0))),
+        )?;
+        let (agent_usd, agent_tokens): (f64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(agent_cost_usd), 0), COALESCE(SUM(agent_tokens), 0)
+             FROM attempts WHERE program_id = ?1",
+            [program_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let price: f64 = self.conn.query_row(
+            "SELECT gpu_hour_usd FROM programs WHERE id = ?1",
+            [program_id],
+            |r| r.get(0),
+        )?;
+        let gpu_hours = gpu_ms / 3_600_000.0;
+        Ok(Spend {
+            runs,
+            gpu_hours,
+            agent_usd,
+            agent_tokens,
+            usd: gpu_hours * price + agent_usd,
+        })
+    }
+
+    /// Record what an agent reported its proposal cost.
+    pub fn set_attempt_agent_cost(
+        &mut self,
+        attempt_id: i64,
+        cost_usd: Option<f64>,
+        tokens: Option<i64>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attempts SET agent_cost_usd = ?2, agent_tokens = ?3 WHERE id = ?1",
+            params![attempt_id, cost_usd, tokens],
+        )?;
+        Ok(())
+    }
+
+    /// Record where a run was placed (its GPU indices) and which coordinator holds its lease.
+    /// `gpu_count` is what budgets charge (the contract's GPUs where no pool assigned indices).
+    pub fn set_run_placement(
+        &mut self,
+        run_id: i64,
+        gpus: &[u32],
+        gpu_count: usize,
+        owner: &str,
+    ) -> Result<()> {
+        let list: Vec<String> = gpus.iter().map(|g| g.to_string()).collect();
+        self.conn.execute(
+            "UPDATE runs SET gpus = ?2, gpu_count = ?3, lease_owner = ?4, heartbeat_at = ?5
+             WHERE id = ?1",
+            params![
+                run_id,
+                (!gpus.is_empty()).then(|| list.join(",")),
+                gpu_count as i64,
+                owner,
+                crate::now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Renew the leases of every running run `owner` holds. Returns how many were renewed.
+    pub fn heartbeat(&mut self, owner: &str) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET heartbeat_at = ?2 WHERE lease_owner = ?1 AND status = 'running'",
+            params![owner, crate::now_ms()],
+        )?)
+    }
+
+    /// Running runs whose lease another coordinator renewed within `fresh_ms`: they are alive
+    /// elsewhere and must not be recovered here.
+    /// Returns (run id, lease owner) pairs.
+    pub fn live_foreign_leases(&self, owner: &str, fresh_ms: i64) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL
+               AND lease_owner != ?1 AND heartbeat_at >= ?2 ORDER BY id",
+        )?;
+        let ids = stmt
+            .query_map(params![owner, crate::now_ms() - fresh_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ids)
     }
 
     /// Queue an idea for the program's next agent turn.

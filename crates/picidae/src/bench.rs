@@ -23,6 +23,10 @@ pub enum BenchCmd {
     Integrity(IntegrityArgs),
     /// Memory query latency, index size and dedup cost at 10k, 100k and 1M attempts.
     Memory(crate::bench_memory::MemoryArgs),
+    /// Attempts dispatched per second and the harness's overhead per attempt, beside Optuna.
+    Dispatch(crate::bench_dispatch::DispatchArgs),
+    /// Slot utilisation with a slow agent, beside a serial autoresearch-style loop.
+    Utilisation(crate::bench_utilisation::UtilisationArgs),
 }
 
 #[derive(Args)]
@@ -51,6 +55,8 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Integrity(args) => integrity(args),
         BenchCmd::Memory(args) => crate::bench_memory::run(args),
+        BenchCmd::Dispatch(args) => crate::bench_dispatch::run(args),
+        BenchCmd::Utilisation(args) => crate::bench_utilisation::run(args),
     }
 }
 

@@ -2,7 +2,9 @@
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
 mod bench;
+mod bench_dispatch;
 mod bench_memory;
+mod bench_utilisation;
 mod demo;
 mod example;
 mod findings;
@@ -134,6 +136,8 @@ enum Command {
         /// Proposals each program keeps ready ahead of free slots (0: propose, then run).
         #[arg(long, default_value_t = 2)]
         pipeline: usize,
+        #[command(flatten)]
+        capacity: serve::CapacityArgs,
     },
     /// API tokens for mutating calls.
     #[command(subcommand)]
@@ -246,6 +250,8 @@ enum ProgramCmd {
         /// Remove the run budget.
         #[arg(long, conflicts_with = "max_runs")]
         no_max_runs: bool,
+        #[command(flatten)]
+        cost: serve::CostBudgetArgs,
     },
     /// Queue an idea for the program's next agent turn.
     Followup { name: String, text: String },
@@ -432,13 +438,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             weight,
             max_runs,
             no_max_runs,
+            cost,
         }) => {
             serve::set(
                 &mut open_project(&cli.project)?,
                 &name,
                 weight,
-                max_runs,
-                no_max_runs,
+                (max_runs, no_max_runs),
+                &cost,
             )?;
         }
         Command::Program(ProgramCmd::Followup { name, text }) => {
@@ -451,11 +458,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             listen,
             no_api,
             pipeline,
+            capacity,
         } => {
             let project = open_project(&cli.project)?;
             let root = project.root().to_path_buf();
             drop(project);
-            serve::run(&root, slots, pipeline, (!no_api).then_some(listen.as_str()))?;
+            serve::run(
+                &root,
+                (slots, pipeline),
+                capacity.resolve()?,
+                (!no_api).then_some(listen.as_str()),
+            )?;
         }
         Command::Token(cmd) => {
             let mut project = open_project(&cli.project)?;

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use picidae_sched::coordinator::{serve as coordinate, CoordinatorEvent, CoordinatorOptions};
-use picidae_sched::{LoopEvent, Project, SlotPool};
+use picidae_sched::resources::parse_gpu_list;
+use picidae_sched::{Capacity, LoopEvent, Project, ResourcePool, SlotPool};
 
 /// Serve the HTTP API on `listen` until `stop` is set; runs on its own thread and runtime.
 fn start_api(
     root: &Path,
     listen: &str,
-    pool: Arc<SlotPool>,
+    (pool, resources): (Arc<SlotPool>, Arc<ResourcePool>),
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let listener = std::net::TcpListener::bind(listen)
@@ -32,6 +33,11 @@ fn start_api(
             in_use.values().sum::<usize>(),
             in_use.values().sum::<usize>() as f64 / capacity as f64
         );
+        out.push_str(&format!(
+            "# TYPE picidae_gpus_capacity gauge\npicidae_gpus_capacity {}\n# TYPE picidae_gpus_in_use gauge\npicidae_gpus_in_use {}\n",
+            resources.capacity().gpus.len(),
+            resources.gpus_in_use()
+        ));
         out.push_str("# TYPE picidae_program_slots_in_use gauge\n");
         for (p, n) in in_use {
             out.push_str(&format!(
@@ -71,7 +77,12 @@ fn start_api(
     }))
 }
 
-pub fn run(root: &Path, slots: usize, pipeline: usize, listen: Option<&str>) -> Result<()> {
+pub fn run(
+    root: &Path,
+    (slots, pipeline): (usize, usize),
+    capacity: Capacity,
+    listen: Option<&str>,
+) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -86,9 +97,15 @@ pub fn run(root: &Path, slots: usize, pipeline: usize, listen: Option<&str>) -> 
         });
     }
     let pool = Arc::new(SlotPool::new(slots));
+    let resources = Arc::new(ResourcePool::new(capacity));
     let api_stop = Arc::new(AtomicBool::new(false));
     let api = match listen {
-        Some(addr) => Some(start_api(root, addr, pool.clone(), api_stop.clone())?),
+        Some(addr) => Some(start_api(
+            root,
+            addr,
+            (pool.clone(), resources.clone()),
+            api_stop.clone(),
+        )?),
         None => None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -97,13 +114,24 @@ pub fn run(root: &Path, slots: usize, pipeline: usize, listen: Option<&str>) -> 
             print_event(&e);
         }
     });
-    eprintln!("picidae serve: {slots} slot(s)");
+    let c = resources.capacity();
+    eprintln!(
+        "picidae serve: {slots} slot(s); GPUs [{}], {} CPUs, {} MB for runs",
+        c.gpus
+            .iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        c.cpus,
+        c.memory_mb
+    );
     let opts = CoordinatorOptions {
         slots,
         stop,
         cancel,
         poll: Duration::from_millis(300),
         pipeline,
+        resources: Some(resources),
     };
     let result = coordinate(root, &opts, pool, tx);
     let _ = printer.join();
@@ -174,12 +202,63 @@ pub fn pause(project: &mut Project, program: &str, active: bool) -> Result<()> {
     Ok(())
 }
 
+/// `picidae program set`'s money and GPU-hour budget options.
+#[derive(clap::Args, Debug, Default)]
+pub struct CostBudgetArgs {
+    /// No new attempt starts once the program's runs have held GPUs this many hours.
+    #[arg(long)]
+    pub max_gpu_hours: Option<f64>,
+    /// Remove the GPU-hour budget.
+    #[arg(long, conflicts_with = "max_gpu_hours")]
+    pub no_max_gpu_hours: bool,
+    /// No new attempt starts once GPU-hours at --gpu-hour-usd plus agent cost reach this.
+    #[arg(long)]
+    pub max_usd: Option<f64>,
+    /// Remove the money budget.
+    #[arg(long, conflicts_with = "max_usd")]
+    pub no_max_usd: bool,
+    /// Price of one GPU-hour in USD, for the money budget.
+    #[arg(long)]
+    pub gpu_hour_usd: Option<f64>,
+}
+
+/// `picidae serve`'s description of the machine's resources (detected by default).
+#[derive(clap::Args, Debug, Default)]
+pub struct CapacityArgs {
+    /// GPU indices runs may use, e.g. `0,1` (default: every GPU nvidia-smi lists; `""` for none).
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// CPUs runs may use together (default: this machine's).
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory runs may use together, in MB (default: this machine's).
+    #[arg(long)]
+    pub memory_mb: Option<u64>,
+}
+
+impl CapacityArgs {
+    pub fn resolve(&self) -> Result<Capacity> {
+        let mut c = Capacity::detect();
+        if let Some(g) = &self.gpus {
+            c.gpus = parse_gpu_list(g).map_err(|e| anyhow::anyhow!("--gpus: {e}"))?;
+        }
+        if let Some(n) = self.cpus {
+            anyhow::ensure!(n > 0, "--cpus must be at least 1");
+            c.cpus = n;
+        }
+        if let Some(m) = self.memory_mb {
+            c.memory_mb = m;
+        }
+        Ok(c)
+    }
+}
+
 pub fn set(
     project: &mut Project,
     program: &str,
     weight: Option<f64>,
-    max_runs: Option<i64>,
-    no_max_runs: bool,
+    (max_runs, no_max_runs): (Option<i64>, bool),
+    cost: &CostBudgetArgs,
 ) -> Result<()> {
     if let Some(w) = weight {
         anyhow::ensure!(
@@ -194,15 +273,47 @@ pub fn set(
         anyhow::ensure!(m >= 0, "--max-runs must not be negative, got {m}");
         project.store.set_program_max_runs(program, Some(m))?;
     }
+    for (name, v) in [
+        ("--max-gpu-hours", cost.max_gpu_hours),
+        ("--max-usd", cost.max_usd),
+        ("--gpu-hour-usd", cost.gpu_hour_usd),
+    ] {
+        if let Some(v) = v {
+            anyhow::ensure!(
+                v.is_finite() && v >= 0.0,
+                "{name} must be a non-negative number, got {v}"
+            );
+        }
+    }
+    let clear_or = |clear: bool, v: Option<f64>| if clear { Some(None) } else { v.map(Some) };
+    project.store.set_program_cost_budget(
+        program,
+        clear_or(cost.no_max_gpu_hours, cost.max_gpu_hours),
+        clear_or(cost.no_max_usd, cost.max_usd),
+        cost.gpu_hour_usd,
+    )?;
     let p = project.store.program(program)?;
+    let spent = project.store.program_spend(p.id)?;
+    let opt = |v: Option<f64>, unit: &str| {
+        v.map(|m| format!("{m}{unit}"))
+            .unwrap_or_else(|| "none".into())
+    };
     println!(
-        "{}: {}, weight {}, run budget {}",
+        "{}: {}, weight {}, run budget {} ({} used), GPU-hour budget {} ({:.3} used), money budget {} (${:.2} used at ${}/GPU-hour, agents ${:.2}, {} tokens)",
         p.name,
         p.status,
         p.weight,
         p.max_runs
             .map(|m| m.to_string())
-            .unwrap_or_else(|| "none".into())
+            .unwrap_or_else(|| "none".into()),
+        spent.runs,
+        opt(p.max_gpu_hours, ""),
+        spent.gpu_hours,
+        opt(p.max_usd, " USD"),
+        spent.usd,
+        p.gpu_hour_usd,
+        spent.agent_usd,
+        spent.agent_tokens
     );
     Ok(())
 }

@@ -330,3 +330,77 @@ fn a_failing_agent_is_recorded_and_the_loop_goes_on() {
     assert!(failed.note.unwrap().contains("exit code 3"));
     assert_eq!(p.frontier_value, Some(4.0));
 }
+
+/// A sweep over a parameter passed as an environment variable: no checkout for the agent, no
+/// commit per attempt, every run sees its own value, and the frontier's value carries on.
+#[test]
+fn environment_parameter_sweeps_commit_nothing_and_runs_see_their_values() {
+    let contract = format!(
+        "{}\n[policy]\nseeds = 1\nbaseline_seeds = 1\n\n[[param]]\nname = \"x\"\nenv = \"X\"\ndefault = 0.9\nmin = -1.0\nmax = 1.0\n",
+        value_contract("sh run.sh", 10.0)
+    )
+    .replace("min = 0.0\n", "");
+    let env = Env::new(&[
+        ("picidae.toml", &contract),
+        (
+            "run.sh",
+            "echo \"x=$X\"; awk -v x=\"$X\" 'BEGIN { printf \"score: %.6f\\n\", (x - 0.3) * (x - 0.3) }'\n",
+        ),
+        ("value.txt", "unused\n"),
+    ]);
+    env.ok(&[
+        "program",
+        "create",
+        "s",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+    ]);
+    let head_before = Repo::open(&env.bench).unwrap().head_commit().unwrap();
+    env.ok(&["run", "s", "-n", "12", "--plain"]);
+    let store = env.store();
+    let p = store.program("s").unwrap();
+    let attempts = store
+        .attempts(&AttemptFilter {
+            program_id: Some(p.id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(attempts.len(), 13, "baseline + 12");
+    // The baseline ran the default; the frontier only improved.
+    assert!((attempts[0].primary_value.unwrap() - 0.36).abs() < 1e-9);
+    let mut kept = 0;
+    for a in &attempts[1..] {
+        assert_eq!(
+            a.commit.as_deref(),
+            Some(a.parent_commit.as_str()),
+            "a parameter-only attempt makes no commit: {a:?}"
+        );
+        assert_ne!(a.status, AttemptStatus::Duplicate, "{a:?}");
+        let x = a.params.as_ref().unwrap()["x"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let runs = store.runs_of_attempt(a.id).unwrap();
+        assert_eq!(runs.len(), 1);
+        let log = std::fs::read_to_string(
+            std::path::Path::new(runs[0].log_dir.as_ref().unwrap()).join("stdout.log"),
+        )
+        .unwrap();
+        assert!(log.contains(&format!("x={x}\n")), "run of x={x} saw {log}");
+        let expected = (x.parse::<f64>().unwrap() - 0.3).powi(2);
+        assert!((a.primary_value.unwrap() - expected).abs() < 1e-5);
+        kept += (a.status == AttemptStatus::Kept) as usize;
+    }
+    assert!(kept >= 1, "some value beats x = 0.9");
+    assert_eq!(
+        Repo::open(&env.bench).unwrap().head_commit().unwrap(),
+        head_before,
+        "the benchmark's checkout is untouched"
+    );
+    // The frontier is the best value seen.
+    let best = attempts[1..]
+        .iter()
+        .filter_map(|a| a.primary_value)
+        .fold(0.36f64, f64::min);
+    assert_eq!(store.program("s").unwrap().frontier_value, Some(best));
+}
