@@ -6,11 +6,13 @@
 //! the assignment it wrote. The harness, not the agent, then checks the boundary, commits the
 //! change and runs it, so an agent can never spend compute on an edit the contract forbids.
 //!
-//! Built in: [`sweep::SweepAgent`] (no LLM; samples declared parameters) and
-//! [`command::CommandAgent`] (runs any program in the checkout; the basis for LLM CLIs).
+//! Built in: [`sweep::SweepAgent`] (no LLM; samples declared parameters at random or with
+//! [`tpe`], a Tree-structured Parzen Estimator) and [`command::CommandAgent`] (runs any program
+//! in the checkout; the basis for LLM CLIs).
 
 pub mod command;
 pub mod sweep;
+pub mod tpe;
 
 use std::path::Path;
 use std::time::Duration;
