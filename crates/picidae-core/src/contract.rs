@@ -154,6 +154,18 @@ pub struct RunSpec {
     /// the next run of that commit.
     #[serde(default)]
     pub reuse_checkout: bool,
+    /// Run inside a bubblewrap sandbox: the run's checkout and run directory writable, the
+    /// prepared data read-only, everything else of the machine (the benchmark's repository and
+    /// hidden files, the store, other programs) absent.
+    #[serde(default)]
+    pub sandbox: bool,
+    /// Whether a sandboxed run keeps the network (without a sandbox a run always has it).
+    #[serde(default = "yes")]
+    pub network: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -299,6 +311,9 @@ struct RawRun {
     resources: Option<RawResources>,
     #[serde(default)]
     reuse_checkout: bool,
+    #[serde(default)]
+    sandbox: bool,
+    network: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -713,6 +728,15 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     memory_mb: None,
                 },
             };
+            if let Some(n) = &r.network {
+                if !*n.get_ref() && !r.sandbox {
+                    issues.push(loc.issue(
+                        n.span().start,
+                        "run.network",
+                        "`network = false` needs `sandbox = true` (only a sandboxed run can be cut off)",
+                    ));
+                }
+            }
             match (budget, timeout, grace) {
                 (Some(time_budget), Some(timeout), Some(grace)) => Some(RunSpec {
                     command: r.command.into_inner(),
@@ -724,6 +748,8 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     log_cap_bytes: log_cap as u64,
                     resources,
                     reuse_checkout: r.reuse_checkout,
+                    sandbox: r.sandbox,
+                    network: r.network.as_ref().is_none_or(|n| *n.get_ref()),
                 }),
                 _ => None,
             }

@@ -46,4 +46,46 @@ pub enum ExecError {
     /// Basic system information (uname) could not be read.
     #[error("cannot read system information: {0}")]
     System(String),
+
+    /// A sandbox could not be built (bad [`crate::SandboxSpec`] path,
+    /// `bwrap` missing).
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+
+    /// An SSH operation failed: the host stayed unreachable past the retry
+    /// limit, or a remote step (sync, launch, signal, fetch) failed.
+    #[error("ssh {host}: {message}")]
+    Ssh { host: String, message: String },
+
+    /// A local file or directory used by a remote executor (logs, fetched
+    /// artifacts) could not be written.
+    #[error("local file {}: {source}", path.display())]
+    LocalIo {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A Slurm client command (`sbatch`, `squeue`, `scontrol`, `scancel`,
+    /// `sacct`, `sinfo`) could not be run, failed, or printed something
+    /// unexpected.
+    #[error("slurm {command}: {message}")]
+    Slurm { command: String, message: String },
+
+    /// A Slurm job ended or stalled for reasons outside the run's control
+    /// (`NODE_FAIL`, `PREEMPTED`, `BOOT_FAIL`, held, or no longer known to
+    /// Slurm). Not an outcome of the run: it should be requeued.
+    #[error("slurm job {job_id} lost ({state}); the run should be requeued")]
+    SlurmJobLost { job_id: String, state: String },
+
+    /// A container runtime command (`docker`/`podman` `run`, `inspect`,
+    /// `stop`, `kill`, `logs`, `rm`, `info`) could not be run, failed, or
+    /// printed something unexpected.
+    #[error("{command}: {message}")]
+    Container { command: String, message: String },
+
+    /// A container vanished before its end was observed, or was created but
+    /// never started. Not an outcome of the run: it should be requeued.
+    #[error("container {container} lost ({reason}); the run should be requeued")]
+    ContainerLost { container: String, reason: String },
 }

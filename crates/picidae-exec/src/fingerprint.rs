@@ -286,6 +286,58 @@ fn nvidia_gpus() -> Vec<GpuInfo> {
     }
 }
 
+/// Raw texts describing another machine (collected over SSH), turned into a
+/// [`Fingerprint`] by the same parsers [`Fingerprint::collect`] uses.
+pub(crate) struct MachineTexts<'a> {
+    pub os_release: &'a str,
+    pub sysname: &'a str,
+    pub nodename: &'a str,
+    pub release: &'a str,
+    pub machine: &'a str,
+    pub cpuinfo: &'a str,
+    pub meminfo: &'a str,
+    /// `nproc` output, if it could be read.
+    pub nproc: Option<u32>,
+    /// `nvidia-smi --query-gpu=name,driver_version,memory.total
+    /// --format=csv,noheader,nounits` output (empty without GPUs).
+    pub nvidia_csv: &'a str,
+}
+
+impl Fingerprint {
+    /// Builds the fingerprint of the machine that `texts` describe.
+    pub(crate) fn from_texts(texts: &MachineTexts<'_>, benchmark_commit: Option<&str>) -> Self {
+        let or_unknown = |s: &str| {
+            let s = s.trim();
+            if s.is_empty() {
+                UNKNOWN.to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let listed = texts
+            .cpuinfo
+            .lines()
+            .filter(|l| l.split(':').next().map(str::trim) == Some("processor"))
+            .count();
+        Fingerprint {
+            os: os_release_value(texts.os_release, "ID")
+                .unwrap_or_else(|| or_unknown(texts.sysname).to_lowercase()),
+            os_version: os_release_value(texts.os_release, "VERSION_ID")
+                .unwrap_or_else(|| UNKNOWN.to_string()),
+            kernel: or_unknown(texts.release),
+            arch: or_unknown(texts.machine),
+            cpu_model: cpu_model(texts.cpuinfo),
+            cpu_count: texts
+                .nproc
+                .unwrap_or_else(|| u32::try_from(listed).unwrap_or(u32::MAX)),
+            mem_total_mb: mem_total_mb(texts.meminfo),
+            gpus: parse_nvidia_smi(texts.nvidia_csv),
+            hostname: or_unknown(texts.nodename),
+            benchmark_commit: benchmark_commit.map(str::to_owned),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

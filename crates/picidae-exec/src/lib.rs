@@ -15,8 +15,21 @@
 //!   [`kill_group`]) also used to clean up runs orphaned by a coordinator crash.
 //! * [`fingerprint`] — [`Fingerprint`], the hardware/software identity of a
 //!   machine; runs are only compared within one fingerprint.
+//! * [`sandbox`] — [`Sandbox`] / [`SandboxSpec`]: bubblewrap isolation of
+//!   local runs (filesystem view, network), applied before spawning.
+//! * [`ssh`] — [`SshExecutor`]: runs on a remote host over SSH (sync the
+//!   checkout, launch detached, poll, stream logs back, reattach).
+//! * [`shell`] — POSIX shell quoting for generated command lines.
+//! * [`slurm`] — [`SlurmExecutor`]: submits runs as Slurm batch jobs, polls
+//!   job states in batches, enforces timeouts and cancellation with
+//!   `scancel`, and reattaches to jobs after a coordinator restart.
+//! * [`container`] — [`ContainerExecutor`]: runs each run in a Docker or
+//!   Podman container (same-path bind mounts, no network by default,
+//!   resource limits), through the runtime's CLI; reattaches after a
+//!   coordinator restart.
 //! * [`error`] — [`ExecError`].
 
+pub mod container;
 pub mod error;
 pub mod executor;
 pub mod fingerprint;
@@ -25,7 +38,17 @@ mod logs;
 pub mod outcome;
 pub mod process;
 pub mod request;
+pub mod sandbox;
+pub mod shell;
+pub mod slurm;
+pub mod ssh;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use container::{
+    ContainerExecutor, ContainerOutcome, ContainerRun, ContainerRuntime, ContainerSpec,
+    ContainerState, RuntimeKind,
+};
 pub use error::ExecError;
 pub use executor::{Executor, RunHandle};
 pub use fingerprint::{Fingerprint, GpuInfo};
@@ -33,3 +56,9 @@ pub use local::{LocalExecutor, RunningChild, POLL_INTERVAL, STDOUT_TAIL_BYTES};
 pub use outcome::RunOutcome;
 pub use process::{group_alive, kill_group, process_alive};
 pub use request::RunRequest;
+pub use sandbox::{Sandbox, SandboxSpec};
+pub use slurm::{
+    SlurmDisposition, SlurmExecutor, SlurmJobInfo, SlurmJobSpec, SlurmJobState, SlurmOptions,
+    SlurmResources, SlurmRun,
+};
+pub use ssh::{SshExecutor, SshRun, SshSettings, SshTarget};

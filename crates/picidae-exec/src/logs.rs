@@ -37,7 +37,9 @@ pub(crate) struct StreamReport {
     pub tail: Vec<u8>,
 }
 
-struct LogSink {
+/// A capped log file plus an in-memory tail. Used by the reader threads and
+/// by remote executors that fetch log increments themselves.
+pub(crate) struct LogSink {
     file: Option<File>,
     path: PathBuf,
     written: u64,
@@ -48,7 +50,24 @@ struct LogSink {
 }
 
 impl LogSink {
-    fn push(&mut self, data: &[u8]) {
+    pub(crate) fn new(file: File, path: PathBuf, cap: u64, tail_cap: usize) -> LogSink {
+        LogSink {
+            file: Some(file),
+            path,
+            written: 0,
+            cap,
+            truncated: false,
+            tail: Vec::new(),
+            tail_cap,
+        }
+    }
+
+    /// The cap was reached: further bytes only feed the tail.
+    pub(crate) fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub(crate) fn push(&mut self, data: &[u8]) {
         if self.tail_cap > 0 {
             self.tail.extend_from_slice(data);
             if self.tail.len() > 2 * self.tail_cap {
@@ -89,7 +108,7 @@ impl LogSink {
         }
     }
 
-    fn finish(mut self) -> StreamReport {
+    pub(crate) fn finish(mut self) -> StreamReport {
         if self.tail.len() > self.tail_cap {
             let excess = self.tail.len() - self.tail_cap;
             self.tail.drain(..excess);
@@ -180,15 +199,7 @@ where
     thread::Builder::new()
         .name(format!("picidae-{name}"))
         .spawn(move || {
-            let mut sink = LogSink {
-                file: Some(file),
-                path,
-                written: 0,
-                cap,
-                truncated: false,
-                tail: Vec::new(),
-                tail_cap,
-            };
+            let mut sink = LogSink::new(file, path, cap, tail_cap);
             pump(src, &mut sink, &stop);
             sink.finish()
         })

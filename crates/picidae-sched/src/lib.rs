@@ -10,6 +10,7 @@
 //! if still alive, marks as crashed and runs again.
 
 pub mod coordinator;
+pub mod executors;
 pub mod hidden;
 pub mod program;
 pub mod project;
@@ -20,6 +21,7 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
+pub use executors::ExecutorSpec;
 pub use program::{create_program, retract_finding, ProgramOptions};
 pub use project::Project;
 pub use resources::{Capacity, ResourcePool};

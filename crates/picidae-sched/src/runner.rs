@@ -24,7 +24,10 @@ use picidae_core::domain::FindingState;
 use picidae_core::metrics::{check_guards, parse_json_lines, parse_stdout};
 use picidae_core::stats::{summarize, Summary};
 use picidae_core::{Assignment, AttemptKind, AttemptStatus, Boundary, Contract, RunStatus};
-use picidae_exec::{Fingerprint, LocalExecutor, RunOutcome, RunRequest};
+use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
+use picidae_exec::{
+    Fingerprint, LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec,
+};
 use picidae_git::{ChangeKind, Repo};
 use picidae_store::{
     Attempt, AttemptFilter, Calibration, Decision, Evidence, Finding, NewAttempt, NoiseFloor,
@@ -33,6 +36,7 @@ use picidae_store::{
 use serde_json::json;
 use sha2::Digest;
 
+use crate::executors::ExecutorSpec;
 use crate::hidden::{scrub, Evaluator};
 use crate::program::effective_policy;
 use crate::resources::ResourcePool;
@@ -69,6 +73,8 @@ pub struct LoopOptions {
 pub enum LoopEvent {
     Recovered {
         runs_interrupted: usize,
+        /// Remote runs still alive on their executor, waited for again.
+        runs_readopted: usize,
         attempts_resumed: usize,
         attempts_failed: usize,
     },
@@ -209,6 +215,8 @@ pub struct Runner<'p> {
     resources: Option<Arc<ResourcePool>>,
     /// This process's name on the leases of the runs it starts.
     lease_owner: String,
+    /// Where the program's runs execute.
+    executor: ExecutorSpec,
     /// The run checkout kept between runs (`run.reuse_checkout`) and the commit it holds.
     run_checkout: Option<(PathBuf, String, PathBuf)>,
     /// Held for the runner's lifetime: one loop per program at a time.
@@ -237,6 +245,12 @@ impl<'p> Runner<'p> {
             None
         };
         let contract = Contract::load(Path::new(&program.benchmark_dir))?;
+        let executor = ExecutorSpec::from_stored(&program.executor).map_err(|message| {
+            SchedError::Program {
+                program: program.name.clone(),
+                message,
+            }
+        })?;
         let repo = Repo::open(&program.benchmark_dir)?;
         let policy = effective_policy(&contract, &program.policy);
         let fp = Fingerprint::collect(Some(&program.base_commit))?;
@@ -257,6 +271,7 @@ impl<'p> Runner<'p> {
             slots: None,
             resources: None,
             lease_owner: lease_owner(),
+            executor,
             run_checkout: None,
             _lock: lock,
         })
@@ -567,6 +582,7 @@ impl<'p> Runner<'p> {
     fn recover(&mut self, events: Events<'_>) -> Result<Vec<Attempt>, SchedError> {
         let pid = self.program.id;
         let mut runs_interrupted = 0;
+        let mut runs_readopted = 0;
         // A run whose lease another coordinator still renews is alive there: leave it alone.
         // A lease of a dead process on this host is dead however fresh its heartbeat.
         let foreign: Vec<i64> = self
@@ -587,6 +603,18 @@ impl<'p> Runner<'p> {
                         LEASE_EXPIRY.as_secs()
                     ),
                 });
+            }
+            // A remote run outlives the coordinator on its executor: wait for it again rather
+            // than run its seed twice.
+            if run.status == RunStatus::Running && run.executor_ref.is_some() {
+                match self.readopt(&run) {
+                    Ok(result) => {
+                        self.project.store.finish_run(run.id, &result)?;
+                        runs_readopted += 1;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!("run {} could not be re-adopted: {e}", run.id),
+                }
             }
             if run.status == RunStatus::Running && run.host.as_deref() == Some(self.host.as_str()) {
                 if let Some(pgid) = run.pgid {
@@ -646,9 +674,10 @@ impl<'p> Runner<'p> {
             }
         }
         self.repo.prune_worktrees()?;
-        if runs_interrupted + resume.len() + failed > 0 {
+        if runs_interrupted + runs_readopted + resume.len() + failed > 0 {
             events(&LoopEvent::Recovered {
                 runs_interrupted,
+                runs_readopted,
                 attempts_resumed: resume.len(),
                 attempts_failed: failed,
             });
@@ -1161,6 +1190,25 @@ impl<'p> Runner<'p> {
     /// Run an attempt's seeds and decide it: baseline (all its seeds, then it is the noise
     /// floor), plain keep/revert (`seeds = 1`), or screening plus verification.
     fn run_attempt(
+        &mut self,
+        attempt: &Attempt,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        let finish = self.run_and_decide(attempt, opts, events)?;
+        if matches!(finish, Finish::Decided(_)) && self.flag_sandbox_violation(attempt)? {
+            let a = self.project.store.attempt(attempt.id)?;
+            events(&LoopEvent::Rejected {
+                seq: a.seq,
+                status: AttemptStatus::Rejected,
+                reason: a.note.unwrap_or_default(),
+            });
+            return Ok(Finish::Decided(AttemptStatus::Rejected));
+        }
+        Ok(finish)
+    }
+
+    fn run_and_decide(
         &mut self,
         attempt: &Attempt,
         opts: &LoopOptions,
@@ -1688,7 +1736,10 @@ impl<'p> Runner<'p> {
         cancel: &AtomicBool,
         events: Events<'_>,
     ) -> Result<(i64, RunResult), SchedError> {
-        let run = self.project.store.insert_run(attempt.id, seed, "local")?;
+        let run = self
+            .project
+            .store
+            .insert_run(attempt.id, seed, self.executor.name())?;
         let name = self.program.name.clone();
         // Queued until a slot is free (fair share among programs); cancellable while waiting.
         let pool = self.slots.clone();
@@ -1847,21 +1898,184 @@ impl<'p> Runner<'p> {
             stderr_path: run_dir.join("stderr.log"),
             log_cap_bytes: run.log_cap_bytes,
         };
-        let child = LocalExecutor::new().spawn(&req)?;
-        self.project.store.mark_run_started(
-            run_id,
-            child.pid() as i64,
-            child.pgid() as i64,
-            &self.host,
-            Some((&self.fp_hash, &self.fp_json)),
-            &run_dir.display().to_string(),
-        )?;
-        events(&LoopEvent::RunStarted {
+        let started = LoopEvent::RunStarted {
             seq: attempt.seq,
             run_id,
             seed,
-        });
-        Ok(child.wait(cancel)?)
+        };
+        match self.executor.clone() {
+            ExecutorSpec::Local => {
+                let req = if self.contract.run.sandbox {
+                    self.sandbox_for(wt_path, run_dir)?.wrap(&req)?
+                } else {
+                    req
+                };
+                let child = LocalExecutor::new().spawn(&req)?;
+                self.project.store.mark_run_started(
+                    run_id,
+                    child.pid() as i64,
+                    child.pgid() as i64,
+                    &self.host,
+                    Some((&self.fp_hash, &self.fp_json)),
+                    &run_dir.display().to_string(),
+                )?;
+                events(&started);
+                Ok(child.wait(cancel)?)
+            }
+            spec @ ExecutorSpec::Slurm { .. } => {
+                let ex = spec.slurm().ok_or_else(|| self.no_executor())?;
+                let r = &self.contract.run.resources;
+                let job = ex.spawn_with(
+                    &req,
+                    &SlurmJobSpec {
+                        name: Some(format!("picidae-{}-{run_id}", self.program.name)),
+                        resources: SlurmResources {
+                            cpus: Some(r.cpus.max(1)),
+                            memory_mb: r.memory_mb,
+                            gpus: (r.gpus > 0).then_some(r.gpus),
+                        },
+                    },
+                )?;
+                // The handle is stored before waiting: a restarted coordinator re-adopts it.
+                self.project
+                    .store
+                    .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
+                self.project.store.mark_run_started(
+                    run_id,
+                    0,
+                    0,
+                    &self.host,
+                    Some((&self.fp_hash, &self.fp_json)),
+                    &run_dir.display().to_string(),
+                )?;
+                events(&started);
+                Ok(job.wait(cancel)?)
+            }
+            spec @ ExecutorSpec::Ssh { .. } => {
+                let ex = spec.ssh().ok_or_else(|| self.no_executor())??;
+                let name = format!("{}-run-{run_id}", remote_safe(&self.program.name));
+                let remote_dir = format!("{}/{name}", ex.remote_root());
+                let req = remote_request(req, &remote_dir);
+                let fp = ex.machine_fingerprint(Some(&self.program.base_commit))?;
+                let fp_json = serde_json::to_string(&fp).unwrap_or_default();
+                let job = ex.spawn_named(&name, &req)?;
+                self.project
+                    .store
+                    .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
+                self.project.store.mark_run_started(
+                    run_id,
+                    0,
+                    0,
+                    &fp.hostname,
+                    Some((&fp.hash(), &fp_json)),
+                    &run_dir.display().to_string(),
+                )?;
+                events(&started);
+                let outcome = job.wait(cancel)?;
+                fetch_remote_outputs(&ex, &remote_dir, run_dir);
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Wait again for a remote run a dead coordinator started, and classify its outcome.
+    fn readopt(&mut self, run: &picidae_store::Run) -> Result<RunResult, SchedError> {
+        let handle = run.executor_ref.clone().unwrap_or_default();
+        let run_dir = self.project.run_dir(&self.program.name, run.id);
+        std::fs::create_dir_all(&run_dir).map_err(|e| SchedError::io(&run_dir, e))?;
+        let spec = &self.contract.run;
+        let req = RunRequest {
+            command: spec.command.clone(),
+            cwd: run_dir.clone(),
+            env: Vec::new(),
+            time_budget: spec.time_budget,
+            timeout: spec.timeout,
+            grace: spec.grace,
+            stdout_path: run_dir.join("stdout.log"),
+            stderr_path: run_dir.join("stderr.log"),
+            log_cap_bytes: spec.log_cap_bytes,
+        };
+        let never = AtomicBool::new(false);
+        let outcome = if let Some(job) = handle.strip_prefix("slurm:") {
+            let ex = self.executor.slurm().ok_or_else(|| self.no_executor())?;
+            ex.reattach_run(job, &req)?.wait(&never)?
+        } else if handle.starts_with("ssh:") {
+            let ex = self.executor.ssh().ok_or_else(|| self.no_executor())??;
+            // `ssh:<host>:<remote dir>`; the directory is absolute.
+            let dir = handle
+                .find(":/")
+                .map(|i| &handle[i + 1..])
+                .ok_or_else(|| self.no_executor())?;
+            let outcome = ex.reattach(dir, &req)?.wait(&never)?;
+            fetch_remote_outputs(&ex, dir, &run_dir);
+            outcome
+        } else {
+            return Err(self.no_executor());
+        };
+        tracing::info!("re-adopted run {} ({handle})", run.id);
+        Ok(self.classify(&outcome, &run_dir))
+    }
+
+    fn no_executor(&self) -> SchedError {
+        SchedError::Program {
+            program: self.program.name.clone(),
+            message: format!("executor {} is not usable", self.executor.label()),
+        }
+    }
+
+    /// The sandbox of one run: its checkout and run directory writable, the prepared data
+    /// read-only, GPUs' device nodes when it asks for GPUs; nothing else of the machine.
+    fn sandbox_for(&self, checkout: &Path, run_dir: &Path) -> Result<Sandbox, SchedError> {
+        if !Sandbox::available() {
+            return Err(SchedError::Program {
+                program: self.program.name.clone(),
+                message: "the contract asks for `run.sandbox` but bubblewrap (`bwrap`) is not available here; install it (Debian: bubblewrap)".into(),
+            });
+        }
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let readonly = if self.data_dir.is_dir() {
+            vec![canon(&self.data_dir)]
+        } else {
+            Vec::new()
+        };
+        Ok(Sandbox::new(SandboxSpec {
+            writable: vec![canon(checkout), canon(run_dir)],
+            readonly,
+            hidden: Vec::new(),
+            devices: if self.contract.run.resources.gpus > 0 {
+                picidae_exec::sandbox::nvidia_devices()
+            } else {
+                Vec::new()
+            },
+            network: self.contract.run.network,
+        }))
+    }
+
+    /// Reject an attempt whose run was stopped by the sandbox: it tried to reach what the
+    /// contract keeps from it (a boundary violation), whatever its metrics would have been.
+    fn flag_sandbox_violation(&mut self, attempt: &Attempt) -> Result<bool, SchedError> {
+        if !self.contract.run.sandbox {
+            return Ok(false);
+        }
+        let evidence: Vec<String> = self
+            .project
+            .store
+            .runs_of_attempt(attempt.id)?
+            .into_iter()
+            .filter_map(|r| r.error)
+            .filter(|e| e.starts_with(SANDBOX_VIOLATION))
+            .collect();
+        if evidence.is_empty() {
+            return Ok(false);
+        }
+        let note = evidence[0].clone();
+        self.project.store.reject_attempt(
+            attempt.id,
+            AttemptStatus::Rejected,
+            &json!({ "boundary": "sandbox", "evidence": evidence }),
+            &note,
+        )?;
+        Ok(true)
     }
 
     /// Turn a process outcome and its outputs into a run result.
@@ -1914,6 +2128,16 @@ impl<'p> Runner<'p> {
                 RunStatus::Invalid
             }
         });
+        // A run the sandbox denied something is invalid even if it exited cleanly: it tried to
+        // reach what the contract keeps from it.
+        if self.contract.run.sandbox && r.status != Some(RunStatus::Cancelled) {
+            let stderr = std::fs::read_to_string(run_dir.join("stderr.log")).unwrap_or_default();
+            if let Some(line) = sandbox_denial(&stderr).or_else(|| sandbox_denial(&stdout)) {
+                r.error = Some(format!("{SANDBOX_VIOLATION}: {line}"));
+                r.violations.push(format!("{SANDBOX_VIOLATION}: {line}"));
+                r.status = Some(RunStatus::Invalid);
+            }
+        }
         if r.status != Some(RunStatus::Succeeded) {
             r.primary_value = None;
         }
@@ -1943,6 +2167,70 @@ fn lease_holder_alive(owner: &str) -> bool {
             .unwrap_or(false),
         _ => true,
     }
+}
+
+/// A program name as a remote directory name ([A-Za-z0-9._-]).
+fn remote_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The request as a remote host runs it: metrics and artifacts go under the remote run
+/// directory's `out/` (fetched back afterwards); the local data directory means nothing there.
+fn remote_request(mut req: RunRequest, remote_dir: &str) -> RunRequest {
+    let out = format!("{remote_dir}/out");
+    req.env.retain(|(k, _)| k != "PICIDAE_DATA");
+    for (k, v) in req.env.iter_mut() {
+        match k.as_str() {
+            "PICIDAE_METRICS" => *v = format!("{out}/metrics.jsonl"),
+            "PICIDAE_ARTIFACTS" => *v = format!("{out}/artifacts"),
+            _ => {}
+        }
+    }
+    req.command = format!(
+        "mkdir -p {} && {{ {}\n}}",
+        picidae_exec::shell::quote(&format!("{out}/artifacts")),
+        req.command
+    );
+    req
+}
+
+/// Copy a remote run's metrics and artifacts back into its local run directory. A failure is
+/// logged, not fatal: the run's outcome and logs are already home.
+fn fetch_remote_outputs(ex: &picidae_exec::ssh::SshExecutor, remote_dir: &str, run_dir: &Path) {
+    if let Err(e) = ex.fetch_dir(&format!("{remote_dir}/out"), run_dir) {
+        tracing::warn!("fetching {remote_dir}/out: {e}");
+    }
+}
+
+/// How a run's error starts when the sandbox stopped it.
+const SANDBOX_VIOLATION: &str = "sandbox violation";
+
+/// The line of a failed sandboxed run's output that shows the sandbox denying it something:
+/// a write outside its writable directories, a network connection, or a path that does not
+/// exist inside the sandbox (the benchmark's repository, hidden files, the store).
+fn sandbox_denial(output: &str) -> Option<String> {
+    const SIGNS: [&str; 4] = [
+        "Read-only file system",
+        "Network is unreachable",
+        "Temporary failure in name resolution",
+        "Operation not permitted",
+    ];
+    output
+        .lines()
+        .find(|l| {
+            SIGNS.iter().any(|s| l.contains(s))
+                || (l.contains("No such file or directory") && l.contains("/.picidae/"))
+                || (l.contains("No such file or directory") && l.contains("hidden"))
+        })
+        .map(|l| l.trim().chars().take(300).collect())
 }
 
 /// A lease not renewed for this long belongs to a dead coordinator; its runs are recovered.

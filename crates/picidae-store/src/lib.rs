@@ -96,6 +96,8 @@ pub struct Program {
     pub max_usd: Option<f64>,
     /// Price of one GPU-hour, for the money budget.
     pub gpu_hour_usd: f64,
+    /// Where the program's runs execute (JSON owned by the scheduler; `null`: locally).
+    pub executor: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +165,8 @@ pub struct Run {
     pub fingerprint: Option<String>,
     pub log_dir: Option<String>,
     pub error: Option<String>,
+    /// The run's handle on its executor (`slurm:<job id>`, `ssh:<host>:<dir>`), if remote.
+    pub executor_ref: Option<String>,
     pub queued_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
@@ -896,7 +900,7 @@ fn json_col(r: &Row, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
 
 const PROGRAM_COLS: &str = "id, name, benchmark_dir, program_md, agent_json, policy_json, \
     base_commit, frontier_attempt_id, frontier_commit, frontier_value, status, created_at, \
-    weight, max_runs, max_gpu_hours, max_usd, gpu_hour_usd";
+    weight, max_runs, max_gpu_hours, max_usd, gpu_hour_usd, executor_json";
 
 fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
     Ok(Program {
@@ -917,6 +921,7 @@ fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
         max_gpu_hours: r.get(14)?,
         max_usd: r.get(15)?,
         gpu_hour_usd: r.get(16)?,
+        executor: json_col(r, 17)?.unwrap_or_default(),
     })
 }
 
@@ -954,7 +959,8 @@ fn attempt_from_row(r: &Row) -> rusqlite::Result<Attempt> {
 
 const RUN_COLS: &str = "id, attempt_id, program_id, seed, status, executor, pid, pgid, host, \
     exit_code, signal, wall_secs, peak_rss_kb, over_budget, metrics_json, primary_value, \
-    violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at";
+    violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at, \
+    executor_ref";
 
 fn run_from_row(r: &Row) -> rusqlite::Result<Run> {
     let status: String = r.get(4)?;
@@ -990,5 +996,6 @@ fn run_from_row(r: &Row) -> rusqlite::Result<Run> {
         queued_at: r.get(20)?,
         started_at: r.get(21)?,
         finished_at: r.get(22)?,
+        executor_ref: r.get(23)?,
     })
 }

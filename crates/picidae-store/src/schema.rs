@@ -216,6 +216,14 @@ ALTER TABLE attempts ADD COLUMN agent_cost_usd REAL;
 ALTER TABLE attempts ADD COLUMN agent_tokens INTEGER;
 "#,
         ),
+        M::up(
+            r#"
+-- Where a program's runs execute (local, Slurm, an SSH host), and each run's handle there
+-- (a Slurm job id, a remote run directory), so a restarted coordinator can re-adopt it.
+ALTER TABLE programs ADD COLUMN executor_json TEXT;
+ALTER TABLE runs ADD COLUMN executor_ref TEXT;
+"#,
+        ),
     ])
 }
 

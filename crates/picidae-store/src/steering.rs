@@ -189,6 +189,25 @@ impl Store {
         Ok(())
     }
 
+    /// Set where a program's runs execute (see the scheduler's executor configuration).
+    pub fn set_program_executor(&mut self, name: &str, executor: &serde_json::Value) -> Result<()> {
+        let id = self.program_id(name)?;
+        self.conn.execute(
+            "UPDATE programs SET executor_json = ?2 WHERE id = ?1",
+            params![id, executor.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Record a run's handle on a remote executor, before waiting on it.
+    pub fn set_run_executor_ref(&mut self, run_id: i64, executor_ref: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET executor_ref = ?2 WHERE id = ?1",
+            params![run_id, executor_ref],
+        )?;
+        Ok(())
+    }
+
     /// Renew the leases of every running run `owner` holds. Returns how many were renewed.
     pub fn heartbeat(&mut self, owner: &str) -> Result<usize> {
         Ok(self.conn.execute(

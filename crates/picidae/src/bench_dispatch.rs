@@ -25,8 +25,9 @@ pub struct DispatchArgs {
     /// Trials (attempts) each side runs.
     #[arg(long, default_value_t = 2000)]
     pub runs: u64,
-    /// Proposals Picidae keeps ready ahead of its runs.
-    #[arg(long, default_value_t = 4)]
+    /// Proposals Picidae keeps ready ahead of its runs (0: the proposer runs between runs, which
+    /// is faster than a proposer thread when runs last milliseconds and cores are few).
+    #[arg(long, default_value_t = 0)]
     pub pipeline: usize,
     /// Skip the Optuna peer (reports Picidae alone).
     #[arg(long)]

@@ -168,7 +168,7 @@ fn write_bench(args: &UtilisationArgs, dir: &Path) -> Result<(std::path::PathBuf
     let bench = dir.join("bench");
     std::fs::create_dir_all(&bench).with_context(|| format!("creating {}", bench.display()))?;
     std::fs::write(bench.join("picidae.toml"), contract(args.run))?;
-    std::fs::write(bench.join("value.txt"), "10000\n")?;
+    std::fs::write(bench.join("value.txt"), "1000\n")?;
     Repo::init(&bench, "utilisation benchmark", Identity::default())?;
     let agent = dir.join("agent.sh");
     std::fs::write(&agent, agent_script(args.think))?;

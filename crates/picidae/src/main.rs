@@ -2,6 +2,7 @@
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
 mod bench;
+mod bench_agents;
 mod bench_dispatch;
 mod bench_memory;
 mod bench_utilisation;
@@ -23,7 +24,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use picidae_agent::sweep::Sampler;
 use picidae_agent::AgentSpec;
 use picidae_core::Contract;
-use picidae_sched::{create_program, LoopOptions, ProgramOptions, Project, Runner};
+use picidae_sched::{create_program, ExecutorSpec, LoopOptions, ProgramOptions, Project, Runner};
 
 #[derive(Parser)]
 #[command(
@@ -277,12 +278,20 @@ struct CreateArgs {
     /// For `--agent command`: seconds before the agent is killed.
     #[arg(long, default_value_t = 600.0)]
     agent_timeout: f64,
+    /// For `--agent sweep`: how the next point is chosen (`random`, or `tpe`: a Tree-structured
+    /// Parzen Estimator over the program's history).
+    #[arg(long, default_value = "random")]
+    sampler: Sampler,
     /// For `--agent sweep`: the random seed of the sampler.
     #[arg(long, default_value_t = 0)]
     sweep_seed: u64,
     /// Direction for the agent (default: the benchmark's program.md).
     #[arg(long)]
     program_md: Option<PathBuf>,
+    /// Where runs execute: `local`, `slurm`, `slurm:PARTITION`, or
+    /// `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE]`.
+    #[arg(long, default_value = "local")]
+    executor: String,
     /// Seeds per attempt (overrides the contract's policy).
     #[arg(long)]
     seeds: Option<u32>,
@@ -389,7 +398,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let mut project = open_project(&cli.project)?;
             let agent = match args.agent {
                 AgentKind::Sweep => AgentSpec::Sweep {
-                    sampler: Sampler::Random,
+                    sampler: args.sampler,
                     seed: args.sweep_seed,
                 },
                 AgentKind::Command => AgentSpec::Command {
@@ -400,6 +409,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     timeout_secs: args.agent_timeout,
                 },
             };
+            let executor = ExecutorSpec::parse(&args.executor)
+                .map_err(|e| anyhow::anyhow!("--executor {e}"))?;
             let program_md = args
                 .program_md
                 .as_ref()
@@ -420,11 +431,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     alpha: args.alpha,
                 },
             )?;
+            project
+                .store
+                .set_program_executor(&p.name, &serde_json::to_value(&executor)?)?;
             println!(
-                "created program {} on {} at {}",
+                "created program {} on {} at {} (runs: {})",
                 p.name,
                 p.benchmark_dir,
-                &p.base_commit[..12.min(p.base_commit.len())]
+                &p.base_commit[..12.min(p.base_commit.len())],
+                executor.label()
             );
         }
         Command::Program(ProgramCmd::Pause { name }) => {

@@ -54,10 +54,11 @@ impl Display {
         match e {
             LoopEvent::Recovered {
                 runs_interrupted,
+                runs_readopted,
                 attempts_resumed,
                 attempts_failed,
             } => self.line(format!(
-                "recovered: {runs_interrupted} interrupted run(s) closed, {attempts_resumed} attempt(s) resumed, {attempts_failed} marked failed"
+                "recovered: {runs_readopted} remote run(s) re-adopted, {runs_interrupted} interrupted run(s) closed, {attempts_resumed} attempt(s) resumed, {attempts_failed} marked failed"
             )),
             LoopEvent::Setup { cached, secs } => {
                 if !cached {

@@ -179,10 +179,11 @@ fn print_event(e: &CoordinatorEvent) {
             } => println!("[{program}] #{seq} finding {finding_id} {state}: {reason}"),
             LoopEvent::Recovered {
                 runs_interrupted,
+                runs_readopted,
                 attempts_resumed,
                 attempts_failed,
             } => println!(
-                "[{program}] recovered: {runs_interrupted} interrupted run(s), {attempts_resumed} attempt(s) resumed, {attempts_failed} failed"
+                "[{program}] recovered: {runs_readopted} remote run(s) re-adopted, {runs_interrupted} interrupted run(s), {attempts_resumed} attempt(s) resumed, {attempts_failed} failed"
             ),
             _ => {}
         },

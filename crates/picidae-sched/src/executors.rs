@@ -1,0 +1,252 @@
+//! Where a program's runs execute: on this machine, as Slurm batch jobs, or on a host reached
+//! over SSH. The contract does not change between them; the program's [`ExecutorSpec`] does.
+//!
+//! A spec is written on the command line as `local`, `slurm`, `slurm:PARTITION`, or
+//! `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE…]` (options are
+//! passed to ssh as `-o NAME=VALUE`), and stored with the program as JSON.
+//! Remote runs record their handle (`slurm:<job id>`, `ssh:<host>:<dir>`) before Picidae waits
+//! on them, so a coordinator that restarts re-adopts them instead of running them again.
+
+use std::path::PathBuf;
+
+use picidae_exec::slurm::{SlurmExecutor, SlurmOptions};
+use picidae_exec::ssh::{SshExecutor, SshTarget};
+use serde::{Deserialize, Serialize};
+
+/// A program's executor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ExecutorSpec {
+    /// Child process groups on this machine (optionally sandboxed by the contract).
+    #[default]
+    Local,
+    /// Slurm batch jobs (`sbatch`), on a filesystem the cluster's nodes share with Picidae.
+    Slurm {
+        #[serde(default)]
+        partition: Option<String>,
+        #[serde(default)]
+        extra_args: Vec<String>,
+    },
+    /// A host reached over SSH: each run's checkout is synced to `remote_root/<run>`.
+    Ssh {
+        host: String,
+        #[serde(default = "ssh_port")]
+        port: u16,
+        user: String,
+        #[serde(default)]
+        identity_file: Option<String>,
+        remote_root: String,
+        /// Extra `-o` options, e.g. `StrictHostKeyChecking=accept-new`.
+        #[serde(default)]
+        options: Vec<(String, String)>,
+    },
+}
+
+fn ssh_port() -> u16 {
+    22
+}
+
+impl ExecutorSpec {
+    /// Parse the command-line form (see the module docs).
+    pub fn parse(text: &str) -> Result<ExecutorSpec, String> {
+        let text = text.trim();
+        if text == "local" {
+            return Ok(ExecutorSpec::Local);
+        }
+        if text == "slurm" {
+            return Ok(ExecutorSpec::Slurm {
+                partition: None,
+                extra_args: Vec::new(),
+            });
+        }
+        if let Some(p) = text.strip_prefix("slurm:") {
+            if p.is_empty() || p.contains(char::is_whitespace) {
+                return Err(format!("{text:?}: expected slurm:PARTITION"));
+            }
+            return Ok(ExecutorSpec::Slurm {
+                partition: Some(p.to_string()),
+                extra_args: Vec::new(),
+            });
+        }
+        if let Some(rest) = text.strip_prefix("ssh://") {
+            let (rest, query) = match rest.split_once('?') {
+                Some((r, q)) => (r, Some(q)),
+                None => (rest, None),
+            };
+            let (authority, root) = rest
+                .split_once('/')
+                .ok_or_else(|| format!("{text:?}: expected ssh://USER@HOST[:PORT]/REMOTE/ROOT"))?;
+            let (user, hostport) = authority
+                .split_once('@')
+                .ok_or_else(|| format!("{text:?}: the user is missing (USER@HOST)"))?;
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (
+                    h,
+                    p.parse::<u16>()
+                        .map_err(|_| format!("{text:?}: {p:?} is not a port"))?,
+                ),
+                None => (hostport, 22),
+            };
+            if user.is_empty() || host.is_empty() || root.is_empty() {
+                return Err(format!(
+                    "{text:?}: expected ssh://USER@HOST[:PORT]/REMOTE/ROOT"
+                ));
+            }
+            let mut identity_file = None;
+            let mut options = Vec::new();
+            for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+                match kv.split_once('=') {
+                    Some(("identity", v)) if !v.is_empty() => identity_file = Some(v.to_string()),
+                    Some(("option", o)) => match o.split_once('=') {
+                        Some((k, v)) if !k.is_empty() && !v.is_empty() => {
+                            options.push((k.to_string(), v.to_string()))
+                        }
+                        _ => return Err(format!("{text:?}: option={o:?} must be NAME=VALUE")),
+                    },
+                    _ => {
+                        return Err(format!(
+                            "{text:?}: unknown option {kv:?} (known: identity=KEY_FILE, option=NAME=VALUE)"
+                        ))
+                    }
+                }
+            }
+            return Ok(ExecutorSpec::Ssh {
+                host: host.to_string(),
+                port,
+                user: user.to_string(),
+                identity_file,
+                remote_root: format!("/{root}"),
+                options,
+            });
+        }
+        Err(format!(
+            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION or ssh://USER@HOST[:PORT]/ROOT)"
+        ))
+    }
+
+    /// Read the stored form; `null` (programs made before executors existed) is local.
+    pub fn from_stored(v: &serde_json::Value) -> Result<ExecutorSpec, String> {
+        if v.is_null() {
+            return Ok(ExecutorSpec::Local);
+        }
+        serde_json::from_value(v.clone()).map_err(|e| format!("unreadable executor: {e}"))
+    }
+
+    /// The name recorded on runs (`local`, `slurm`, `ssh`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecutorSpec::Local => "local",
+            ExecutorSpec::Slurm { .. } => "slurm",
+            ExecutorSpec::Ssh { .. } => "ssh",
+        }
+    }
+
+    /// A short description for listings.
+    pub fn label(&self) -> String {
+        match self {
+            ExecutorSpec::Local => "local".into(),
+            ExecutorSpec::Slurm { partition, .. } => match partition {
+                Some(p) => format!("slurm:{p}"),
+                None => "slurm".into(),
+            },
+            ExecutorSpec::Ssh {
+                host,
+                port,
+                user,
+                remote_root,
+                ..
+            } => format!("ssh://{user}@{host}:{port}{remote_root}"),
+        }
+    }
+
+    pub(crate) fn slurm(&self) -> Option<SlurmExecutor> {
+        match self {
+            ExecutorSpec::Slurm {
+                partition,
+                extra_args,
+            } => Some(SlurmExecutor::new(SlurmOptions {
+                partition: partition.clone(),
+                extra_args: extra_args.clone(),
+                ..Default::default()
+            })),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn ssh(&self) -> Option<Result<SshExecutor, picidae_exec::ExecError>> {
+        match self {
+            ExecutorSpec::Ssh {
+                host,
+                port,
+                user,
+                identity_file,
+                remote_root,
+                options,
+            } => {
+                let mut t = SshTarget::new(host.clone(), user.clone());
+                t.port = *port;
+                t.identity_file = identity_file.as_ref().map(PathBuf::from);
+                t.options = options.clone();
+                Some(SshExecutor::new(t, remote_root.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_forms() {
+        assert_eq!(ExecutorSpec::parse("local").unwrap(), ExecutorSpec::Local);
+        assert_eq!(
+            ExecutorSpec::parse("slurm:gpu").unwrap(),
+            ExecutorSpec::Slurm {
+                partition: Some("gpu".into()),
+                extra_args: vec![]
+            }
+        );
+        let s = ExecutorSpec::parse("ssh://ml@box.example:2222/scratch/picidae?identity=/k/id")
+            .unwrap();
+        let o =
+            ExecutorSpec::parse("ssh://ml@h/r?option=StrictHostKeyChecking=accept-new").unwrap();
+        assert!(
+            matches!(&o, ExecutorSpec::Ssh { options, .. } if options == &[("StrictHostKeyChecking".to_string(), "accept-new".to_string())])
+        );
+        assert_eq!(
+            s,
+            ExecutorSpec::Ssh {
+                host: "box.example".into(),
+                port: 2222,
+                user: "ml".into(),
+                identity_file: Some("/k/id".into()),
+                remote_root: "/scratch/picidae".into(),
+                options: vec![],
+            }
+        );
+        assert_eq!(s.label(), "ssh://ml@box.example:2222/scratch/picidae");
+        for bad in [
+            "docker",
+            "ssh://box/x",
+            "ssh://u@box:notaport/x",
+            "ssh://u@box",
+            "ssh://u@box/x?key=1",
+            "slurm:",
+        ] {
+            assert!(ExecutorSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_null_is_local_and_round_trips() {
+        assert_eq!(
+            ExecutorSpec::from_stored(&serde_json::Value::Null).unwrap(),
+            ExecutorSpec::Local
+        );
+        let s = ExecutorSpec::parse("slurm").unwrap();
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(ExecutorSpec::from_stored(&v).unwrap(), s);
+    }
+}
