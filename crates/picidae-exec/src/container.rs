@@ -691,9 +691,19 @@ impl CallOutput {
         self.status.and_then(|s| s.code())
     }
 
-    /// Why the call failed, for error messages.
+    /// Why the call failed, for error messages: stderr on one line,
+    /// without the CLI's usage hints.
     fn failure(&self) -> String {
-        let stderr = String::from_utf8_lossy(&self.stderr).trim().to_string();
+        let stderr = String::from_utf8_lossy(&self.stderr)
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.ends_with("--help' for more information")
+                    && !l.ends_with("--help'.")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         match (self.status, stderr.is_empty()) {
             (None, _) => format!("timed out {stderr}").trim().to_string(),
             (Some(s), true) => format!("exited with {s}"),

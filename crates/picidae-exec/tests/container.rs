@@ -139,6 +139,7 @@ fn start_private_daemon(cli: &Path) -> Result<ContainerRuntime, String> {
             "a private dockerd needs root (euid is {euid}); set PICIDAE_DOCKER_HOST to use a running daemon"
         ));
     }
+    remove_stale_daemon_dirs();
     let dir = std::env::temp_dir().join(format!("picidae-dockerd-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let _ = DAEMON_DIR.set(dir.clone());
@@ -252,23 +253,57 @@ extern "C" fn stop_private_daemon() {
         thread::sleep(Duration::from_millis(500));
     }
     if let Some(dir) = DAEMON_DIR.get() {
-        // dockerd leaves e.g. `<exec-root>/netns/default` mounted.
-        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(dir))
-            .map(str::to_string)
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            if let Ok(c) = std::ffi::CString::new(m) {
-                // SAFETY: c is a valid NUL-terminated path.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
-        }
-        if let Err(e) = fs::remove_dir_all(dir) {
+        if let Err(e) = remove_daemon_dir(dir) {
             eprintln!("cannot remove {}: {e}", dir.display());
+        }
+    }
+}
+
+/// Unmounts what a stopped dockerd left under `dir` (e.g.
+/// `<exec-root>/netns/default`), then removes `dir`.
+fn remove_daemon_dir(dir: &Path) -> std::io::Result<()> {
+    let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")?
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(str::to_string)
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        if let Ok(c) = std::ffi::CString::new(m) {
+            // SAFETY: c is a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    fs::remove_dir_all(dir)
+}
+
+/// Removes the directories of private daemons whose test binary died
+/// without cleaning up (killed before its `atexit` handler ran).
+fn remove_stale_daemon_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("picidae-dockerd-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let daemon = fs::read_to_string(entry.path().join("docker.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        // SAFETY: signal 0 only checks for existence.
+        let alive = |pid: i32| pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
+        if alive(owner) || daemon.is_some_and(alive) {
+            continue;
+        }
+        match remove_daemon_dir(&entry.path()) {
+            Ok(()) => eprintln!("removed stale {}", entry.path().display()),
+            Err(e) => eprintln!("cannot remove stale {}: {e}", entry.path().display()),
         }
     }
 }

@@ -6,6 +6,7 @@ mod bench_agents;
 mod bench_dispatch;
 mod bench_memory;
 mod bench_utilisation;
+mod client;
 mod demo;
 mod example;
 mod findings;
@@ -464,9 +465,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             )?;
         }
         Command::Program(ProgramCmd::Followup { name, text }) => {
-            let mut project = open_project(&cli.project)?;
-            let f = project.store.add_followup(&name, &text, "cli")?;
-            println!("queued follow-up {} for {name}", f.id);
+            serve::followup(&mut open_project(&cli.project)?, &name, &text)?;
         }
         Command::Serve {
             slots,

@@ -12,13 +12,16 @@ use picidae_sched::coordinator::{serve as coordinate, CoordinatorEvent, Coordina
 use picidae_sched::resources::parse_gpu_list;
 use picidae_sched::{Capacity, LoopEvent, Project, ResourcePool, SlotPool};
 
+/// The name of the token a coordinator makes for its project's CLI.
+const CLI_TOKEN: &str = "local CLI (picidae serve)";
+
 /// Serve the HTTP API on `listen` until `stop` is set; runs on its own thread and runtime.
 fn start_api(
     root: &Path,
     listen: &str,
     (pool, resources): (Arc<SlotPool>, Arc<ResourcePool>),
     stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<()>> {
+) -> Result<(std::thread::JoinHandle<()>, std::net::SocketAddr)> {
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
@@ -46,35 +49,38 @@ fn start_api(
         }
         out
     });
-    Ok(std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("picidae serve: cannot start the HTTP runtime: {e}");
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
+    Ok((
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
                 Err(e) => {
-                    eprintln!("picidae serve: {e}");
+                    eprintln!("picidae serve: cannot start the HTTP runtime: {e}");
                     return;
                 }
             };
-            let shutdown = async move {
-                while !stop.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("picidae serve: {e}");
+                        return;
+                    }
+                };
+                let shutdown = async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                };
+                if let Err(e) = picidae_server::api::serve(listener, state, shutdown).await {
+                    eprintln!("picidae serve: HTTP API stopped: {e}");
                 }
-            };
-            if let Err(e) = picidae_server::api::serve(listener, state, shutdown).await {
-                eprintln!("picidae serve: HTTP API stopped: {e}");
-            }
-        });
-    }))
+            });
+        }),
+        addr,
+    ))
 }
 
 pub fn run(
@@ -100,12 +106,31 @@ pub fn run(
     let resources = Arc::new(ResourcePool::new(capacity));
     let api_stop = Arc::new(AtomicBool::new(false));
     let api = match listen {
-        Some(addr) => Some(start_api(
-            root,
-            addr,
-            (pool.clone(), resources.clone()),
-            api_stop.clone(),
-        )?),
+        Some(addr) => {
+            let (handle, addr) = start_api(
+                root,
+                addr,
+                (pool.clone(), resources.clone()),
+                api_stop.clone(),
+            )?;
+            // Leave the address and a write token for this project's CLI (see `client`).
+            let mut project = Project::open(root)?;
+            for t in project.store.tokens()? {
+                if t.name == CLI_TOKEN && !t.revoked {
+                    project.store.revoke_token(t.id)?;
+                }
+            }
+            let (token, secret) = project.store.create_token(CLI_TOKEN, false)?;
+            crate::client::write_discovery(
+                root,
+                &crate::client::Discovery {
+                    pid: std::process::id(),
+                    url: format!("http://{addr}"),
+                    token: secret,
+                },
+            )?;
+            Some((handle, token.id))
+        }
         None => None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -136,8 +161,12 @@ pub fn run(
     let result = coordinate(root, &opts, pool, tx);
     let _ = printer.join();
     api_stop.store(true, Ordering::SeqCst);
-    if let Some(api) = api {
+    if let Some((api, token)) = api {
         let _ = api.join();
+        let _ = std::fs::remove_file(crate::client::discovery_path(root));
+        if let Ok(mut project) = Project::open(root) {
+            let _ = project.store.revoke_token(token);
+        }
     }
     result?;
     Ok(())
@@ -191,7 +220,16 @@ fn print_event(e: &CoordinatorEvent) {
 }
 
 pub fn pause(project: &mut Project, program: &str, active: bool) -> Result<()> {
-    project.store.set_program_active(program, active)?;
+    if let Some(c) = crate::client::running(project.root()) {
+        let verb = if active { "resume" } else { "pause" };
+        c.post(
+            &format!("/api/programs/{}/{verb}", url_segment(program)),
+            &serde_json::json!({}),
+        )?;
+        eprintln!("(through the coordinator at {})", c.d.url);
+    } else {
+        project.store.set_program_active(program, active)?;
+    }
     println!(
         "{program} {}",
         if active {
@@ -200,6 +238,34 @@ pub fn pause(project: &mut Project, program: &str, active: bool) -> Result<()> {
             "paused (the attempt in flight finishes)"
         }
     );
+    Ok(())
+}
+
+/// A program name as one URL path segment.
+fn url_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Queue a follow-up idea (through the running coordinator when there is one).
+pub fn followup(project: &mut Project, program: &str, text: &str) -> Result<()> {
+    if let Some(c) = crate::client::running(project.root()) {
+        let v = c.post(
+            &format!("/api/programs/{}/followups", url_segment(program)),
+            &serde_json::json!({ "text": text }),
+        )?;
+        eprintln!("(through the coordinator at {})", c.d.url);
+        println!("queued follow-up {} for {program}", v["id"]);
+    } else {
+        let f = project.store.add_followup(program, text, "cli")?;
+        println!("queued follow-up {} for {program}", f.id);
+    }
     Ok(())
 }
 
@@ -266,13 +332,9 @@ pub fn set(
             w.is_finite() && w > 0.0,
             "--weight must be a positive number, got {w}"
         );
-        project.store.set_program_weight(program, w)?;
     }
-    if no_max_runs {
-        project.store.set_program_max_runs(program, None)?;
-    } else if let Some(m) = max_runs {
+    if let Some(m) = max_runs {
         anyhow::ensure!(m >= 0, "--max-runs must not be negative, got {m}");
-        project.store.set_program_max_runs(program, Some(m))?;
     }
     for (name, v) in [
         ("--max-gpu-hours", cost.max_gpu_hours),
@@ -287,12 +349,54 @@ pub fn set(
         }
     }
     let clear_or = |clear: bool, v: Option<f64>| if clear { Some(None) } else { v.map(Some) };
-    project.store.set_program_cost_budget(
-        program,
+    let max_runs = if no_max_runs {
+        Some(None)
+    } else {
+        max_runs.map(Some)
+    };
+    let (gpu_hours, usd) = (
         clear_or(cost.no_max_gpu_hours, cost.max_gpu_hours),
         clear_or(cost.no_max_usd, cost.max_usd),
-        cost.gpu_hour_usd,
-    )?;
+    );
+    if let Some(c) = crate::client::running(project.root()) {
+        let seg = url_segment(program);
+        if let Some(w) = weight {
+            c.post(
+                &format!("/api/programs/{seg}/weight"),
+                &serde_json::json!({ "weight": w }),
+            )?;
+        }
+        let mut body = serde_json::Map::new();
+        if let Some(m) = max_runs {
+            body.insert("max_runs".into(), serde_json::json!(m));
+        }
+        if let Some(v) = gpu_hours {
+            body.insert("max_gpu_hours".into(), serde_json::json!(v));
+        }
+        if let Some(v) = usd {
+            body.insert("max_usd".into(), serde_json::json!(v));
+        }
+        if let Some(v) = cost.gpu_hour_usd {
+            body.insert("gpu_hour_usd".into(), serde_json::json!(v));
+        }
+        if !body.is_empty() {
+            c.post(
+                &format!("/api/programs/{seg}/budget"),
+                &serde_json::Value::Object(body),
+            )?;
+        }
+        eprintln!("(through the coordinator at {})", c.d.url);
+    } else {
+        if let Some(w) = weight {
+            project.store.set_program_weight(program, w)?;
+        }
+        if let Some(m) = max_runs {
+            project.store.set_program_max_runs(program, m)?;
+        }
+        project
+            .store
+            .set_program_cost_budget(program, gpu_hours, usd, cost.gpu_hour_usd)?;
+    }
     let p = project.store.program(program)?;
     let spent = project.store.program_spend(p.id)?;
     let opt = |v: Option<f64>, unit: &str| {

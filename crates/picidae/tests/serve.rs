@@ -502,3 +502,54 @@ fn two_programs_share_one_slot_by_weight() {
         "a {da}, b {db}: ratio {ratio:.2}, weights 3:1"
     );
 }
+
+#[test]
+fn the_cli_steers_through_a_running_coordinator_and_the_store_without_one() {
+    let _serial = serial();
+    let (env, _pids) = two_programs(0.3);
+    let discovery = env.project.join(".picidae").join("serve.json");
+    let child = spawn_serve(&env, "1");
+    wait_until(
+        Duration::from_secs(30),
+        || discovery.is_file(),
+        "the coordinator to leave its address",
+    );
+    let mode = std::fs::metadata(&discovery).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077,
+        0,
+        "the token file is private"
+    );
+    let out = env.picidae(&["program", "pause", "a"]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("through the coordinator at http://127.0.0.1:"),
+        "{said}"
+    );
+    assert_eq!(env.store().program("a").unwrap().status, "paused");
+    let said = text(&env.picidae(&["program", "followup", "b", "try a wider layer"]));
+    assert!(said.contains("through the coordinator"), "{said}");
+    let said = text(&env.picidae(&["program", "set", "b", "--weight", "2", "--max-runs", "500"]));
+    assert!(said.contains("through the coordinator"), "{said}");
+    let store = env.store();
+    let b = store.program("b").unwrap();
+    assert_eq!((b.weight, b.max_runs), (2.0, Some(500)));
+    let f = store.open_followups(b.id).unwrap();
+    // The API records the token's name as the author: the call went through it.
+    assert_eq!(f.last().unwrap().author, "local CLI (picidae serve)");
+    let out = interrupt(child);
+    assert!(out.status.success());
+    // Gone with the coordinator: the file, and the token it held.
+    assert!(!discovery.exists());
+    assert!(env
+        .store()
+        .tokens()
+        .unwrap()
+        .iter()
+        .filter(|t| t.name == "local CLI (picidae serve)")
+        .all(|t| t.revoked));
+    let said = text(&env.picidae(&["program", "resume", "a"]));
+    assert!(!said.contains("through the coordinator"), "{said}");
+    assert_eq!(env.store().program("a").unwrap().status, "active");
+}
