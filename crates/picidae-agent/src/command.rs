@@ -1,90 +1,127 @@
 //! The command agent: runs any program in the attempt's checkout and takes its edits.
 //!
-//! The prompt (program.md, the boundary, the frontier's visible numbers, recent attempts) arrives
-//! on the command's stdin and in the file `$PICIDAE_PROMPT_FILE`; the same context as JSON is in
-//! `$PICIDAE_CONTEXT_FILE`. The command edits files in its working directory and prints its
-//! hypothesis as a line `HYPOTHESIS: ...` (otherwise its first non-empty output line is used).
-//! A command that knows what its turn cost says so with `COST_USD: 0.042` and `TOKENS: 18250`
-//! lines; the cost is charged to the program's money budget.
-//! It runs as a job like any other: own process group, hard timeout, captured transcript.
+//! The prompt ([`crate::prompt::render_prompt`]) arrives on the command's stdin and in the file
+//! `$PICIDAE_PROMPT_FILE`; the same context as JSON is in `$PICIDAE_CONTEXT_FILE`, program.md in
+//! `$PICIDAE_PROGRAM_MD`, and `$PICIDAE_SCRATCH` is a directory outside the checkout for the
+//! command's own files. Where the project is known, `$PICIDAE_MCP_CONFIG` names an MCP client
+//! configuration (`{"mcpServers": {"picidae": ...}}`) that starts the memory server. A command
+//! line may contain `{editable_files}`, replaced by the shell-quoted paths of the existing files
+//! the boundary lets the agent change.
+//!
+//! The command edits files in its working directory and says what it did on stdout. How that
+//! output is read is the agent's [`OutputParser`]: by default ([`parse_text`]) a line
+//! `HYPOTHESIS: ...` (otherwise the first non-empty line) and, for a command that knows what its
+//! turn cost, `COST_USD: 0.042` and `TOKENS: 18250` lines; the cost is charged to the program's
+//! money budget. The coding-agent adapters ([`crate::adapters`]) are command agents with their
+//! own command line and parser.
+//!
+//! It runs as a job like any other: own process group, hard timeout, captured transcript
+//! (`agent.stdout`, `agent.stderr` and `transcript.txt` in the scratch directory, kept whether
+//! the command succeeded, failed or was killed).
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use picidae_exec::{LocalExecutor, RunRequest};
 use serde_json::json;
 
-use crate::{Agent, AgentContext, AgentError, Proposal};
+use crate::prompt::{render_prompt, HYPOTHESIS_TAG};
+use crate::{Agent, AgentContext, AgentCost, AgentError, Proposal};
 
 /// Earlier attempts written into an agent's context file.
 pub const CONTEXT_HISTORY: usize = 50;
 
+/// The placeholder of a command line replaced by the editable files.
+pub const EDITABLE_FILES: &str = "{editable_files}";
+
+/// At most this many files replace [`EDITABLE_FILES`].
+pub const MAX_EDITABLE_FILES: usize = 200;
+
+/// What a command's output says about its turn.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentOutput {
+    pub hypothesis: Option<String>,
+    pub cost: AgentCost,
+}
+
+/// Reads a command's stdout. Pure, so each format is tested on captured samples.
+pub type OutputParser = fn(&str) -> AgentOutput;
+
+/// A program the command needs on `PATH`, checked before each turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The executable's name, as looked up on `PATH`.
+    pub binary: String,
+    /// What it is, for the error message ("Claude Code").
+    pub product: String,
+}
+
 pub struct CommandAgent {
     command: String,
     timeout: Duration,
+    name: String,
+    parse: OutputParser,
+    requires: Option<Requirement>,
 }
 
 impl CommandAgent {
+    /// A command whose output is read by [`parse_text`].
     pub fn new(command: String, timeout: Duration) -> CommandAgent {
-        CommandAgent { command, timeout }
+        let first = command.split_whitespace().next().unwrap_or("command");
+        CommandAgent {
+            name: format!("command:{first}"),
+            command,
+            timeout,
+            parse: parse_text,
+            requires: None,
+        }
+    }
+
+    /// The name recorded as the attempts' proposer.
+    pub fn with_name(mut self, name: impl Into<String>) -> CommandAgent {
+        self.name = name.into();
+        self
+    }
+
+    pub fn with_parser(mut self, parse: OutputParser) -> CommandAgent {
+        self.parse = parse;
+        self
+    }
+
+    /// Refuse to start (with a message naming `binary`) when `binary` is not on `PATH`.
+    pub fn requiring(mut self, binary: &str, product: &str) -> CommandAgent {
+        self.requires = Some(Requirement {
+            binary: binary.into(),
+            product: product.into(),
+        });
+        self
+    }
+
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn requirement(&self) -> Option<&Requirement> {
+        self.requires.as_ref()
     }
 }
 
-/// The prompt an agent is given, as plain text.
-pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
-    let c = ctx.contract;
-    let mut p = String::new();
-    p.push_str(ctx.program_md.trim());
-    p.push_str("\n\n## Rules (enforced by the harness)\n");
-    p.push_str(&format!(
-        "- You may change only files matching: {}\n",
-        c.boundary.editable.join(", ")
-    ));
-    p.push_str(&format!(
-        "- The run command is `{}` with a time budget of {:.0}s.\n",
-        c.run.command,
-        c.run.time_budget.as_secs_f64()
-    ));
-    let primary = c.primary();
-    p.push_str(&format!(
-        "- Primary metric: {} ({}).\n",
-        primary.name, primary.goal
-    ));
-    if let Some(v) = ctx.frontier_value {
-        p.push_str(&format!("- Current frontier: {} = {v}\n", primary.name));
+/// The default reading of a command's output: [`parse_hypothesis`] and [`parse_cost`].
+pub fn parse_text(stdout: &str) -> AgentOutput {
+    AgentOutput {
+        hypothesis: parse_hypothesis(stdout),
+        cost: parse_cost(stdout),
     }
-    if !ctx.history.is_empty() {
-        p.push_str("\n## Recent attempts (newest last)\n");
-        let start = ctx.history.len().saturating_sub(20);
-        for h in &ctx.history[start..] {
-            let value = h
-                .value
-                .map(|v| format!("{v:.6}"))
-                .unwrap_or_else(|| "-".into());
-            p.push_str(&format!(
-                "- #{} [{}] {} = {}: {}\n",
-                h.seq, h.status, primary.name, value, h.hypothesis
-            ));
-        }
-    }
-    if !ctx.followups.is_empty() {
-        p.push_str("\n## Ideas queued by a human (try these first)\n");
-        for f in ctx.followups {
-            p.push_str(&format!("- {}\n", f.trim()));
-        }
-    }
-    if !ctx.memory.trim().is_empty() {
-        p.push_str("\n## What memory says\n");
-        p.push_str(ctx.memory.trim());
-        p.push('\n');
-    }
-    p.push_str("\nEdit the files, then print one line `HYPOTHESIS: <what you changed and why>`.\n");
-    p
 }
 
 /// The cost a command reported: the last `COST_USD:` and `TOKENS:` lines (unparsable or
 /// negative values are ignored).
-pub fn parse_cost(stdout: &str) -> crate::AgentCost {
+pub fn parse_cost(stdout: &str) -> AgentCost {
     let last = |tag: &str| {
         stdout
             .lines()
@@ -92,20 +129,16 @@ pub fn parse_cost(stdout: &str) -> crate::AgentCost {
             .filter_map(|v| v.trim().parse::<f64>().ok())
             .rfind(|v| v.is_finite() && *v >= 0.0)
     };
-    crate::AgentCost {
+    AgentCost {
         usd: last("COST_USD:"),
         tokens: last("TOKENS:").map(|t| t as i64),
     }
 }
 
-/// The hypothesis a command printed.
+/// The hypothesis a command printed: its last `HYPOTHESIS:` line (Markdown emphasis around the
+/// tag is allowed), otherwise its first non-empty line, at most 200 characters.
 pub fn parse_hypothesis(stdout: &str) -> Option<String> {
-    let tagged = stdout
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("HYPOTHESIS:"))
-        .map(|h| h.trim().to_string())
-        .rfind(|h| !h.is_empty());
-    tagged.or_else(|| {
+    tagged_hypothesis(stdout).or_else(|| {
         stdout
             .lines()
             .map(str::trim)
@@ -114,14 +147,157 @@ pub fn parse_hypothesis(stdout: &str) -> Option<String> {
     })
 }
 
+/// The last non-empty `HYPOTHESIS:` line of `text`, if any.
+pub fn tagged_hypothesis(text: &str) -> Option<String> {
+    let tag = HYPOTHESIS_TAG.trim_end_matches(':');
+    text.lines()
+        .filter_map(|l| {
+            let l = l
+                .trim()
+                .trim_start_matches(['*', '_', '`', '#', '>', '-', ' ']);
+            let rest = l.strip_prefix(tag)?.trim_start_matches(['*', '_', '`']);
+            let rest = rest.strip_prefix(':')?;
+            Some(
+                rest.trim_start_matches(['*', '_', '`'])
+                    .trim()
+                    .trim_end_matches(['*', '_', '`'])
+                    .trim()
+                    .to_string(),
+            )
+        })
+        .rfind(|h| !h.is_empty())
+}
+
+/// Where `binary` is on `PATH` (or `binary` itself when it is a path), if it is an executable file.
+pub fn find_on_path(binary: &str) -> Option<PathBuf> {
+    if binary.contains('/') {
+        let p = PathBuf::from(binary);
+        return is_executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(p) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
+
+/// `s` quoted for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The existing files under `workspace` (relative paths, sorted) that the boundary lets the agent
+/// change (the harness's own check), at most [`MAX_EDITABLE_FILES`].
+pub fn editable_files(ctx: &AgentContext<'_>) -> Result<Vec<String>, AgentError> {
+    let boundary = picidae_core::Boundary::new(&ctx.contract.boundary)
+        .map_err(|e| AgentError::Config(format!("boundary globs: {e}")))?;
+    let mut out = Vec::new();
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(rel) = dirs.pop() {
+        let dir = ctx.workspace.join(&rel);
+        let entries = std::fs::read_dir(&dir).map_err(|source| AgentError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name == ".git" {
+                continue;
+            }
+            let path = rel.join(&name);
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(path);
+            } else if let Some(s) = path.to_str() {
+                if boundary.check_one(s, false).is_none() {
+                    out.push(s.to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.truncate(MAX_EDITABLE_FILES);
+    Ok(out)
+}
+
+/// An MCP client configuration that starts this project's memory server.
+fn mcp_config(project: &Path) -> serde_json::Value {
+    // The running binary when it is picidae itself (not on PATH under `cargo run`), else by name.
+    let exe = std::env::current_exe()
+        .ok()
+        .filter(|p| p.file_stem().and_then(|s| s.to_str()) == Some("picidae"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "picidae".into());
+    json!({
+        "mcpServers": {
+            "picidae": {
+                "type": "stdio",
+                "command": exe,
+                "args": ["--project", project.display().to_string(), "mcp"],
+            }
+        }
+    })
+}
+
+impl CommandAgent {
+    /// The command line for this turn, with its placeholders filled in.
+    fn command_line(&self, ctx: &AgentContext<'_>) -> Result<String, AgentError> {
+        if !self.command.contains(EDITABLE_FILES) {
+            return Ok(self.command.clone());
+        }
+        let files: Vec<String> = editable_files(ctx)?
+            .iter()
+            .map(|f| shell_quote(f))
+            .collect();
+        Ok(self.command.replace(EDITABLE_FILES, &files.join(" ")))
+    }
+}
+
 impl Agent for CommandAgent {
     fn name(&self) -> String {
-        let first = self.command.split_whitespace().next().unwrap_or("command");
-        format!("command:{first}")
+        self.name.clone()
+    }
+
+    fn preflight(&self) -> Result<(), AgentError> {
+        match &self.requires {
+            Some(r) if find_on_path(&r.binary).is_none() => Err(AgentError::MissingBinary {
+                binary: r.binary.clone(),
+                product: r.product.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn prompt(&self, ctx: &AgentContext<'_>) -> Option<String> {
+        Some(render_prompt(ctx))
     }
 
     fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError> {
-        let io = |path: &std::path::Path, source| AgentError::Io {
+        self.preflight()?;
+        let io = |path: &Path, source| AgentError::Io {
             path: path.display().to_string(),
             source,
         };
@@ -129,6 +305,18 @@ impl Agent for CommandAgent {
         let prompt_file = ctx.scratch.join("prompt.md");
         std::fs::write(&prompt_file, render_prompt(ctx)).map_err(|e| io(&prompt_file, e))?;
         let context_file = ctx.scratch.join("context.json");
+        let hidden: &[String] = ctx
+            .contract
+            .hidden
+            .as_ref()
+            .map(|h| h.metrics.as_slice())
+            .unwrap_or(&[]);
+        let frontier_metrics: serde_json::Map<String, serde_json::Value> = ctx
+            .frontier_metrics
+            .iter()
+            .filter(|(n, _)| ctx.contract.metrics.contains_key(n) && !hidden.contains(n))
+            .map(|(n, v)| (n.clone(), json!(v)))
+            .collect();
         let context = json!({
             "program": ctx.program,
             "attempt_seq": ctx.attempt_seq,
@@ -136,6 +324,8 @@ impl Agent for CommandAgent {
             "primary_metric": ctx.contract.primary_metric,
             "goal": ctx.contract.primary().goal,
             "frontier_value": ctx.frontier_value,
+            "frontier_metrics": frontier_metrics,
+            "frontier_params": ctx.frontier_params,
             // The recent past only: the whole history would make every attempt's context
             // grow with the program (the memory answers questions about older attempts).
             "history": &ctx.history[ctx.history.len().saturating_sub(CONTEXT_HISTORY)..],
@@ -146,27 +336,38 @@ impl Agent for CommandAgent {
         let program_md = ctx.scratch.join("program.md");
         std::fs::write(&program_md, ctx.program_md).map_err(|e| io(&program_md, e))?;
 
+        let mut env = vec![
+            ("PICIDAE_PROGRAM".to_string(), ctx.program.to_string()),
+            (
+                "PICIDAE_PROMPT_FILE".into(),
+                prompt_file.display().to_string(),
+            ),
+            (
+                "PICIDAE_CONTEXT_FILE".into(),
+                context_file.display().to_string(),
+            ),
+            (
+                "PICIDAE_PROGRAM_MD".into(),
+                program_md.display().to_string(),
+            ),
+            ("PICIDAE_SCRATCH".into(), ctx.scratch.display().to_string()),
+            ("PICIDAE_ATTEMPT".into(), ctx.attempt_seq.to_string()),
+        ];
+        if let Some(project) = ctx.project_dir {
+            let path = ctx.scratch.join("mcp.json");
+            std::fs::write(&path, mcp_config(project).to_string()).map_err(|e| io(&path, e))?;
+            env.push(("PICIDAE_MCP_CONFIG".into(), path.display().to_string()));
+        }
+
         let stdout_path = ctx.scratch.join("agent.stdout");
         let stderr_path = ctx.scratch.join("agent.stderr");
         let req = RunRequest {
-            command: format!("( {}\n) < \"$PICIDAE_PROMPT_FILE\"", self.command),
+            command: format!(
+                "( {}\n) < \"$PICIDAE_PROMPT_FILE\"",
+                self.command_line(ctx)?
+            ),
             cwd: ctx.workspace.to_path_buf(),
-            env: vec![
-                ("PICIDAE_PROGRAM".into(), ctx.program.into()),
-                (
-                    "PICIDAE_PROMPT_FILE".into(),
-                    prompt_file.display().to_string(),
-                ),
-                (
-                    "PICIDAE_CONTEXT_FILE".into(),
-                    context_file.display().to_string(),
-                ),
-                (
-                    "PICIDAE_PROGRAM_MD".into(),
-                    program_md.display().to_string(),
-                ),
-                ("PICIDAE_ATTEMPT".into(), ctx.attempt_seq.to_string()),
-            ],
+            env,
             time_budget: self.timeout,
             timeout: self.timeout,
             grace: Duration::from_secs(2),
@@ -178,6 +379,10 @@ impl Agent for CommandAgent {
         let outcome = LocalExecutor::new().spawn(&req)?.wait(&cancel)?;
         let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
         let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        let transcript = format!("--- stdout ---\n{stdout}--- stderr ---\n{stderr}");
+        // Kept whatever happens next, so a failed or killed turn can be read afterwards.
+        let transcript_file = ctx.scratch.join("transcript.txt");
+        std::fs::write(&transcript_file, &transcript).map_err(|e| io(&transcript_file, e))?;
         if outcome.timed_out {
             return Err(AgentError::TimedOut(outcome.wall_secs));
         }
@@ -190,18 +395,27 @@ impl Agent for CommandAgent {
             let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
             return Err(AgentError::Exited(format!("{how}; stderr: {tail}")));
         }
+        let parsed = (self.parse)(&stdout);
         Ok(Proposal {
-            hypothesis: parse_hypothesis(&stdout).unwrap_or_else(|| "(no hypothesis given)".into()),
+            hypothesis: parsed
+                .hypothesis
+                .unwrap_or_else(|| "(no hypothesis given)".into()),
             params: None,
-            transcript: Some(format!("--- stdout ---\n{stdout}--- stderr ---\n{stderr}")),
-            cost: parse_cost(&stdout),
+            transcript: Some(transcript),
+            cost: parsed.cost,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_cost, parse_hypothesis};
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::{
+        editable_files, parse_cost, parse_hypothesis, shell_quote, tagged_hypothesis, CommandAgent,
+    };
+    use crate::{Agent, AgentContext};
 
     #[test]
     fn cost_lines_are_read_and_nonsense_ignored() {
@@ -222,5 +436,95 @@ mod tests {
             Some("first line")
         );
         assert_eq!(parse_hypothesis(""), None);
+    }
+
+    #[test]
+    fn hypothesis_tag_may_be_emphasised() {
+        for line in [
+            "**HYPOTHESIS:** lower the learning rate",
+            "**HYPOTHESIS**: lower the learning rate",
+            "- HYPOTHESIS: lower the learning rate",
+            "`HYPOTHESIS: lower the learning rate`",
+        ] {
+            assert_eq!(
+                tagged_hypothesis(line).as_deref(),
+                Some("lower the learning rate"),
+                "{line}"
+            );
+        }
+        assert_eq!(tagged_hypothesis("HYPOTHESISE: no"), None);
+        assert_eq!(tagged_hypothesis("HYPOTHESIS:   \n"), None);
+    }
+
+    #[test]
+    fn editable_files_match_the_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "train.py",
+            "conf/a.toml",
+            "conf/deep/b.toml",
+            "run.sh",
+            ".git/config",
+        ] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "x").unwrap();
+        }
+        let contract = picidae_core::Contract::parse(
+            "[benchmark]\nname = \"d\"\n[boundary]\neditable = [\"train.py\", \"conf/*.toml\"]\n\
+             [run]\ncommand = \"true\"\ntime_budget = 1\ntimeout = 1\n[metrics.m]\ngoal = \"minimize\"\n",
+            Path::new("picidae.toml"),
+        )
+        .unwrap();
+        let ctx = AgentContext {
+            program: "p",
+            program_md: "",
+            contract: &contract,
+            workspace: dir.path(),
+            frontier_value: None,
+            frontier_metrics: &[],
+            frontier_params: None,
+            history: &[],
+            attempt_seq: 1,
+            scratch: dir.path(),
+            memory: "",
+            followups: &[],
+            project_dir: None,
+        };
+        let files = editable_files(&ctx).unwrap();
+        assert!(files.contains(&"train.py".to_string()), "{files:?}");
+        assert!(files.contains(&"conf/a.toml".to_string()), "{files:?}");
+        assert!(
+            !files.iter().any(|f| f == "run.sh" || f.starts_with(".git")),
+            "{files:?}"
+        );
+        let agent = CommandAgent::new("aider -- {editable_files}".into(), Duration::from_secs(1));
+        assert!(agent
+            .command_line(&ctx)
+            .unwrap()
+            .starts_with("aider -- conf/a.toml"));
+    }
+
+    #[test]
+    fn a_missing_binary_is_named() {
+        let agent = CommandAgent::new("x".into(), Duration::from_secs(1))
+            .requiring("picidae-no-such-cli", "No Such CLI");
+        let err = agent.preflight().unwrap_err().to_string();
+        assert!(
+            err.contains("`picidae-no-such-cli` was not found on PATH"),
+            "{err}"
+        );
+        assert!(err.contains("No Such CLI"), "{err}");
+        assert!(err.contains("your own API key"), "{err}");
+        let agent = CommandAgent::new("x".into(), Duration::from_secs(1)).requiring("sh", "sh");
+        assert!(agent.preflight().is_ok());
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("src/model.py"), "src/model.py");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

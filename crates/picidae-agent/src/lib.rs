@@ -8,9 +8,13 @@
 //!
 //! Built in: [`sweep::SweepAgent`] (no LLM; samples declared parameters at random or with
 //! [`tpe`], a Tree-structured Parzen Estimator) and [`command::CommandAgent`] (runs any program
-//! in the checkout; the basis for LLM CLIs).
+//! in the checkout). [`adapters`] configures the command agent for coding-agent CLIs (Claude
+//! Code, Codex, Aider), which run with the user's own CLI and API key; [`prompt`] renders the
+//! one prompt every command agent gets.
 
+pub mod adapters;
 pub mod command;
+pub mod prompt;
 pub mod sweep;
 pub mod tpe;
 
@@ -42,6 +46,12 @@ pub enum AgentError {
     Exited(String),
     #[error("the sweep space is exhausted: no untried assignment found")]
     Exhausted,
+    #[error(
+        "`{binary}` was not found on PATH. The {product} agent runs your own `{binary}` CLI \
+         with your own API key or login (Picidae includes no LLM access): install it, sign in, \
+         and make sure `{binary}` is on the PATH picidae runs with"
+    )]
+    MissingBinary { binary: String, product: String },
 }
 
 /// One earlier attempt as an agent may see it: visible numbers only.
@@ -63,6 +73,9 @@ pub struct AgentContext<'a> {
     pub workspace: &'a Path,
     /// The frontier's primary-metric value.
     pub frontier_value: Option<f64>,
+    /// The frontier's visible metric values (mean over its succeeded runs), by name. Never a
+    /// hidden metric.
+    pub frontier_metrics: &'a [(String, f64)],
     /// The frontier attempt's parameter assignment, where it has one: the current value of
     /// parameters passed as environment variables (those of files are read from the files).
     pub frontier_params: Option<&'a Assignment>,
@@ -76,6 +89,8 @@ pub struct AgentContext<'a> {
     pub memory: &'a str,
     /// Ideas a human (or another agent) queued for this program, oldest first.
     pub followups: &'a [String],
+    /// The project's root directory, for `picidae --project DIR mcp` (the memory over MCP).
+    pub project_dir: Option<&'a Path>,
 }
 
 /// What an agent proposes.
@@ -114,6 +129,17 @@ pub enum AgentSpec {
         #[serde(default = "default_agent_timeout")]
         timeout_secs: f64,
     },
+    /// A coding-agent CLI, configured by [`adapters`]: the user's own `claude`, `codex` or
+    /// `aider`.
+    Adapter {
+        adapter: adapters::AdapterKind,
+        /// Seconds before the CLI is killed (default: the adapter's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_secs: Option<f64>,
+        /// Extra arguments for the CLI (e.g. `--model ...`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
 }
 
 fn default_agent_timeout() -> f64 {
@@ -131,6 +157,14 @@ impl AgentSpec {
                 command.clone(),
                 Duration::from_secs_f64(timeout_secs.max(0.001)),
             )),
+            AgentSpec::Adapter {
+                adapter,
+                timeout_secs,
+                args,
+            } => Box::new(adapter.adapter().agent(
+                timeout_secs.map(|t| Duration::from_secs_f64(t.max(0.001))),
+                args,
+            )),
         }
     }
 
@@ -139,6 +173,7 @@ impl AgentSpec {
         match self {
             AgentSpec::Sweep { sampler, .. } => format!("sweep:{}", sampler.as_str()),
             AgentSpec::Command { .. } => "command".into(),
+            AgentSpec::Adapter { adapter, .. } => adapter.as_str().into(),
         }
     }
 }
@@ -149,6 +184,15 @@ pub trait Agent: Send {
     fn name(&self) -> String;
     /// Edit files under `ctx.workspace` and describe the change.
     fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError>;
+    /// Whether the agent can work here at all (e.g. its CLI is installed), checked before a loop
+    /// starts so a missing tool is one clear error rather than a failed attempt after another.
+    fn preflight(&self) -> Result<(), AgentError> {
+        Ok(())
+    }
+    /// The prompt this agent would be given for `ctx`, if it takes one (`picidae agent prompt`).
+    fn prompt(&self, _ctx: &AgentContext<'_>) -> Option<String> {
+        None
+    }
     /// Whether queued follow-up ideas are given to (and consumed by) this agent.
     fn uses_followups(&self) -> bool {
         true

@@ -159,13 +159,10 @@ pub struct RunSpec {
     /// hidden files, the store, other programs) absent.
     #[serde(default)]
     pub sandbox: bool,
-    /// Whether a sandboxed run keeps the network (without a sandbox a run always has it).
-    #[serde(default = "yes")]
-    pub network: bool,
-}
-
-fn yes() -> bool {
-    true
+    /// Whether a run may use the network: a sandboxed run keeps it unless this is false, a
+    /// container run gets it only when this is true; a plain local run always has it.
+    #[serde(default)]
+    pub network: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -728,15 +725,6 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     memory_mb: None,
                 },
             };
-            if let Some(n) = &r.network {
-                if !*n.get_ref() && !r.sandbox {
-                    issues.push(loc.issue(
-                        n.span().start,
-                        "run.network",
-                        "`network = false` needs `sandbox = true` (only a sandboxed run can be cut off)",
-                    ));
-                }
-            }
             match (budget, timeout, grace) {
                 (Some(time_budget), Some(timeout), Some(grace)) => Some(RunSpec {
                     command: r.command.into_inner(),
@@ -749,7 +737,7 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     resources,
                     reuse_checkout: r.reuse_checkout,
                     sandbox: r.sandbox,
-                    network: r.network.as_ref().is_none_or(|n| *n.get_ref()),
+                    network: r.network.as_ref().map(|n| *n.get_ref()),
                 }),
                 _ => None,
             }

@@ -55,9 +55,21 @@
 //! its state, or an `oom` event in the runtime's event log since it started)
 //! is reported as killed by `SIGKILL` even when its shell survived and exited
 //! normally, a note is appended to the stderr log, and
-//! [`ContainerOutcome::oom_killed`] is set. `peak_rss_kb` is sampled from
-//! the container's memory cgroup (`total_rss` / `anon` in `memory.stat`)
-//! when the daemon runs on this machine; it is `None` otherwise.
+//! [`ContainerOutcome::oom_killed`] is set.
+//!
+//! When the runtime runs on this machine, the container's memory cgroup is
+//! also sampled at every poll: `peak_rss_kb` is the largest `total_rss`
+//! (cgroup v1) / `anon` (v2) seen, and a non-zero `oom_kill` counter marks
+//! the run OOM-killed. `peak_rss_kb` is `None` for a remote daemon or a run
+//! shorter than one poll. Podman 4 on cgroup v1 neither sets `OOMKilled` nor
+//! logs `oom` events; there its `conmon` drops an `oom` file into its
+//! working directory, so `run` is started from a per-run state directory
+//! ([`ContainerExecutor::with_state_dir`]) where [`ContainerRun::wait`]
+//! looks for it.
+//!
+//! A failing `inspect` is retried for the call limit (the daemon may be
+//! restarting) before [`ContainerRun::wait`] gives up with an error; the
+//! container then keeps running and can be reattached.
 //!
 //! # Restarts
 //!
@@ -99,8 +111,6 @@ pub const DEFAULT_CALL_LIMIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_START_LIMIT: Duration = Duration::from_secs(600);
 /// Label put on every container this module starts; its value is the name.
 pub const RUN_LABEL: &str = "picidae.run";
-/// After a container stopped, its log follower gets this long to finish.
-const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// How often the cancel flag and the timeout are checked between polls.
 const WAKE_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -226,8 +236,21 @@ impl ContainerRuntime {
 
     /// Runs `<cli> <args>` with a time limit, collecting its output.
     fn call(&self, args: &[&str], limit: Duration) -> Result<CallOutput, ExecError> {
+        self.call_in(args, limit, None)
+    }
+
+    /// [`Self::call`] in the working directory `cwd`.
+    fn call_in(
+        &self,
+        args: &[&str],
+        limit: Duration,
+        cwd: Option<&Path>,
+    ) -> Result<CallOutput, ExecError> {
         let mut cmd = self.command();
         cmd.args(args);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
         run_limited(cmd, limit).map_err(|e| {
             self.error(
                 args.first().copied().unwrap_or(""),
@@ -772,6 +795,7 @@ pub struct ContainerExecutor {
     poll_interval: Duration,
     call_limit: Duration,
     start_limit: Duration,
+    state_dir: PathBuf,
 }
 
 impl ContainerExecutor {
@@ -783,6 +807,7 @@ impl ContainerExecutor {
             poll_interval: DEFAULT_POLL_INTERVAL,
             call_limit: DEFAULT_CALL_LIMIT,
             start_limit: DEFAULT_START_LIMIT,
+            state_dir: std::env::temp_dir().join("picidae-containers"),
         }
     }
 
@@ -792,7 +817,9 @@ impl ContainerExecutor {
         self
     }
 
-    /// Sets the time limit of short CLI calls (`inspect`, `stop`, `rm`).
+    /// Sets the time limit of short CLI calls (`inspect`, `stop`, `rm`), of
+    /// copying the rest of the output once a container stopped, and of
+    /// retrying a failing `inspect`.
     pub fn with_call_limit(mut self, limit: Duration) -> ContainerExecutor {
         self.call_limit = limit;
         self
@@ -802,6 +829,21 @@ impl ContainerExecutor {
     pub fn with_start_limit(mut self, limit: Duration) -> ContainerExecutor {
         self.start_limit = limit;
         self
+    }
+
+    /// Sets the directory holding one small directory per run (default
+    /// `<temp dir>/picidae-containers`). `run` is started from it: Podman's
+    /// `conmon` inherits that working directory and drops an `oom` file
+    /// there when the container hits its memory limit, which
+    /// [`ContainerRun::wait`] reads. Removed when the run ends.
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> ContainerExecutor {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// The per-run state directory of the container called `name`.
+    pub fn run_state_dir(&self, name: &str) -> PathBuf {
+        self.state_dir.join(name)
     }
 
     pub fn runtime(&self) -> &ContainerRuntime {
@@ -838,7 +880,21 @@ impl ContainerExecutor {
             .collect::<Result<_, _>>()?;
         let args = run_args(self.runtime.kind, &spec, name, &resolved)?;
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.runtime.call(&arg_refs, self.start_limit)?;
+        let state_dir = self.run_state_dir(name);
+        fs::create_dir_all(&state_dir).map_err(|source| ExecError::LocalIo {
+            path: state_dir.clone(),
+            source,
+        })?;
+        let out = match self
+            .runtime
+            .call_in(&arg_refs, self.start_limit, Some(&state_dir))
+        {
+            Ok(out) => out,
+            Err(err) => {
+                let _ = fs::remove_dir_all(&state_dir);
+                return Err(err);
+            }
+        };
         // `run -d` returns once the container runs: the timeout counts from
         // here (an image pull is not charged to the run).
         let started_at_unix_ms = now_unix_ms();
@@ -853,6 +909,7 @@ impl ContainerExecutor {
             // `run -d` may have created the container before failing to
             // start it: remove whatever carries this name.
             self.remove(name);
+            let _ = fs::remove_dir_all(&state_dir);
             return Err(self.runtime.error(
                 "run",
                 format!("cannot start container {name}: {}", out.failure()),
@@ -958,10 +1015,10 @@ impl ContainerExecutor {
     }
 
     /// Whether the kernel OOM-killed a process of the stopped `container`.
-    /// `OOMKilled` in the state is unreliable (an OOM event handled before
-    /// the exit event is overwritten by it), so the state is read again and
-    /// the runtime's event log is searched for an `oom` event since the
-    /// container started.
+    /// `OOMKilled` in the state is unreliable (Docker overwrites an OOM
+    /// event handled before the exit event; Podman 4 on cgroup v1 never
+    /// sets it), so the state is read again and the runtime's event log is
+    /// searched for an `oom` event since the container started.
     fn oom_seen(&self, container: &str, started_at_unix_ms: i64) -> bool {
         if let Ok(Some(state)) = self.inspect(container) {
             if state.oom_killed {
@@ -974,19 +1031,15 @@ impl ContainerExecutor {
             Err(_) => return false,
         };
         let filter = format!("container={container}");
-        let args = [
-            "events",
-            "--since",
-            &since,
-            "--until",
-            &until,
-            "--filter",
-            &filter,
-            "--filter",
-            "event=oom",
-            "--format",
-            "{{.ID}}",
-        ];
+        let mut args = vec!["events", "--since", &since];
+        // Both stop at "now" and print past events only; Podman 4 prints
+        // nothing with an `--until` in the past.
+        match self.runtime.kind {
+            RuntimeKind::Docker => args.extend(["--until", &until]),
+            RuntimeKind::Podman => args.push("--stream=false"),
+        }
+        args.extend(["--filter", &filter, "--filter", "event=oom"]);
+        args.extend(["--format", "{{.ID}}"]);
         match self.runtime.call(&args, self.call_limit) {
             Ok(out) if out.code() == Some(0) => out.stdout.iter().any(|b| !b.is_ascii_whitespace()),
             Ok(out) => {
@@ -1219,12 +1272,13 @@ impl Drop for LogFollower {
     }
 }
 
-/// Reads the resident memory of a container from its memory cgroup, when
-/// the container's main process is visible on this machine.
+/// Reads resident memory and OOM kills of a container from its memory
+/// cgroup, when the container's main process is visible on this machine.
 struct CgroupMemory {
-    stat: PathBuf,
-    /// `total_rss` (cgroup v1) or `anon` (v2).
-    key: &'static str,
+    dir: PathBuf,
+    /// Cgroup v1 (`memory.stat` `total_rss`, `memory.oom_control`
+    /// `oom_kill`) or v2 (`memory.stat` `anon`, `memory.events` `oom_kill`).
+    v1: bool,
 }
 
 impl CgroupMemory {
@@ -1246,28 +1300,43 @@ impl CgroupMemory {
             let rel = path.trim_start_matches('/');
             if controllers.split(',').any(|c| c == "memory") {
                 return Some(CgroupMemory {
-                    stat: Path::new("/sys/fs/cgroup/memory")
-                        .join(rel)
-                        .join("memory.stat"),
-                    key: "total_rss",
+                    dir: Path::new("/sys/fs/cgroup/memory").join(rel),
+                    v1: true,
                 });
             }
             if controllers.is_empty() {
                 v2 = Some(CgroupMemory {
-                    stat: Path::new("/sys/fs/cgroup").join(rel).join("memory.stat"),
-                    key: "anon",
+                    dir: Path::new("/sys/fs/cgroup").join(rel),
+                    v1: false,
                 });
             }
         }
-        v2.filter(|c| c.stat.is_file())
+        v2.filter(|c| c.dir.join("memory.stat").is_file())
+    }
+
+    /// The value of `key` in a `key value` file of the cgroup.
+    fn read(&self, file: &str, key: &str) -> Option<u64> {
+        let text = fs::read_to_string(self.dir.join(file)).ok()?;
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == key).then(|| v.trim().parse::<u64>().ok())?
+        })
     }
 
     fn rss_kb(&self) -> Option<u64> {
-        let text = fs::read_to_string(&self.stat).ok()?;
-        text.lines().find_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            (k == self.key).then(|| v.trim().parse::<u64>().ok().map(|b| b / 1024))?
-        })
+        let key = if self.v1 { "total_rss" } else { "anon" };
+        self.read("memory.stat", key).map(|b| b / 1024)
+    }
+
+    /// Number of processes the kernel OOM-killed in the cgroup (needs
+    /// Linux 4.13+ on cgroup v1).
+    fn oom_kills(&self) -> Option<u64> {
+        let file = if self.v1 {
+            "memory.oom_control"
+        } else {
+            "memory.events"
+        };
+        self.read(file, "oom_kill")
     }
 }
 
@@ -1327,11 +1396,38 @@ impl ContainerRun {
         let exec = &self.exec;
         let follower = LogFollower::start(&exec.runtime, &self.id, &self.logs)?;
         let deadline = self.start.checked_add(self.timeout);
-        let (mut timed_out, mut cancelled, mut stopped) = (false, false, false);
+        let (mut timed_out, mut cancelled) = (false, false);
+        let mut stopped_at: Option<Instant> = None;
         let mut peak_rss: Option<u64> = None;
         let mut cgroup: Option<CgroupMemory> = None;
+        let mut cgroup_oom = false;
+        let mut failing_since: Option<Instant> = None;
+        let mut sample = |cgroup: &Option<CgroupMemory>| {
+            let Some(cg) = cgroup else { return };
+            if let Some(rss) = cg.rss_kb() {
+                peak_rss = Some(peak_rss.map_or(rss, |p| p.max(rss)));
+            }
+            cgroup_oom |= cg.oom_kills().is_some_and(|n| n > 0);
+        };
         let state = loop {
-            let Some(state) = exec.inspect(&self.id)? else {
+            // Sampled before the state is read, so that the last sample is
+            // taken as late as possible.
+            sample(&cgroup);
+            let state = match exec.inspect(&self.id) {
+                Ok(state) => {
+                    failing_since = None;
+                    state
+                }
+                // The runtime may be restarting: retry for a while.
+                Err(err) if failing_since.is_none_or(|t| t.elapsed() < exec.call_limit) => {
+                    tracing::warn!(container = %self.id, error = %err, "inspect failed; retrying");
+                    failing_since.get_or_insert_with(Instant::now);
+                    thread::sleep(exec.poll_interval.max(WAKE_INTERVAL));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let Some(state) = state else {
                 return Err(ExecError::ContainerLost {
                     container: self.id.clone(),
                     reason: "the container disappeared while running".into(),
@@ -1340,6 +1436,7 @@ impl ContainerRun {
             if !state.running {
                 if state.never_started() {
                     exec.remove(&self.id);
+                    let _ = fs::remove_dir_all(exec.run_state_dir(&self.name));
                     return Err(ExecError::ContainerLost {
                         container: self.id.clone(),
                         reason: format!("never started ({}) {}", state.status, state.error)
@@ -1351,12 +1448,16 @@ impl ContainerRun {
             }
             if cgroup.is_none() {
                 cgroup = CgroupMemory::find(state.pid, &state.id);
+                sample(&cgroup);
             }
-            if let Some(rss) = cgroup.as_ref().and_then(CgroupMemory::rss_kb) {
-                peak_rss = Some(peak_rss.map_or(rss, |p| p.max(rss)));
-            }
-            if stopped {
+            if let Some(at) = stopped_at {
                 // Stopped, but the runtime still reports it running.
+                if at.elapsed() >= exec.call_limit {
+                    return Err(exec.runtime.error(
+                        "stop",
+                        format!("container {} still runs after stop and kill", self.id),
+                    ));
+                }
                 thread::sleep(WAKE_INTERVAL);
                 continue;
             }
@@ -1382,13 +1483,17 @@ impl ContainerRun {
                     "stopping container"
                 );
                 exec.stop(&self.id, self.grace)?;
-                stopped = true;
+                stopped_at = Some(Instant::now());
             }
         };
         let local_wall = self.start.elapsed();
-        let (stdout, stderr) = follower.finish(LOG_DRAIN_LIMIT);
+        let (stdout, stderr) = follower.finish(exec.call_limit);
         let mut state = state;
-        state.oom_killed = state.oom_killed || exec.oom_seen(&self.id, self.started_at_unix_ms);
+        let state_dir = exec.run_state_dir(&self.name);
+        state.oom_killed = state.oom_killed
+            || cgroup_oom
+            || state_dir.join("oom").exists()
+            || exec.oom_seen(&self.id, self.started_at_unix_ms);
         if state.oom_killed {
             let limit = exec
                 .spec
@@ -1400,6 +1505,11 @@ impl ContainerRun {
             );
         }
         let removed = exec.remove(&self.id);
+        if let Err(err) = fs::remove_dir_all(&state_dir) {
+            if err.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(dir = %state_dir.display(), error = %err, "cannot remove run state");
+            }
+        }
         let wall = match (state.started_at_ns, state.finished_at_ns) {
             (Some(s), Some(f)) if f >= s => Duration::from_nanos(u64::try_from(f - s).unwrap_or(0)),
             _ => local_wall,

@@ -1,364 +1,41 @@
-//! Integration tests of the container executor against a real Docker daemon.
+//! Integration tests of the container executor against real container
+//! runtimes: the same suite runs against Docker (module `docker`) and
+//! Podman (module `podman`).
 //!
-//! The first test that needs Docker starts a private `dockerd` for this test
-//! binary (data root, exec root, socket and pid file in a temporary
-//! directory; `--bridge=none --iptables=false --ip-forward=false`, so it
-//! creates no `docker0` bridge and leaves the host firewall alone), and
-//! imports a tiny image from the static `busybox` binary. The daemon is
-//! stopped when the test binary exits (and gets SIGTERM should the binary
-//! die). With `PICIDAE_DOCKER_HOST` set, that daemon is used instead and no
-//! private one is started.
-//!
-//! Every test skips (printing why) when Docker cannot be used here, unless
-//! `PICIDAE_REQUIRE_CONTAINERS=1` is set, in which case it fails.
-//! Needs: `docker`, `dockerd` (Debian: `docker.io`), `busybox` built
-//! statically (Debian: `busybox-static`), `tar`, and root for the private
-//! daemon.
+//! The runtimes come from [`picidae_exec::testing`]: a private `dockerd`
+//! (or the daemon at `PICIDAE_DOCKER_HOST`) and a Podman with private
+//! storage, both with a tiny busybox image imported. Docker tests skip
+//! (printing why) when Docker cannot be used here, unless
+//! `PICIDAE_REQUIRE_CONTAINERS=1`; Podman tests likewise unless
+//! `PICIDAE_REQUIRE_PODMAN=1`. Needs (Debian): `docker.io` (and root for the
+//! private daemon), `podman runc catatonit` for Podman, `busybox-static`,
+//! `tar`.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use picidae_exec::testing::{self, ContainerBackend as Backend, BUSYBOX_IMAGE};
 use picidae_exec::{
-    ContainerExecutor, ContainerRuntime, ContainerSpec, ExecError, Executor, RunRequest,
+    ContainerExecutor, ContainerSpec, ExecError, Executor, RunRequest, RuntimeKind,
 };
 use tempfile::TempDir;
 
-const IMAGE: &str = "picidae-test-busybox:1";
+const IMAGE: &str = BUSYBOX_IMAGE;
 
-/// A usable Docker daemon with the test image imported.
-struct Docker {
-    runtime: ContainerRuntime,
-    /// The daemon enforces `--memory`.
-    memory_limit: bool,
+/// `Some(backend)` when the test should run; `None` (after printing why)
+/// when it is skipped.
+fn backend(kind: RuntimeKind, test: &str) -> Option<&'static Backend> {
+    testing::container_backend(kind, test)
 }
 
-static DOCKER: OnceLock<Result<Docker, String>> = OnceLock::new();
-/// Pid of the private dockerd (0: none).
-static DAEMON_PID: AtomicI32 = AtomicI32::new(0);
-/// Directory of the private dockerd.
-static DAEMON_DIR: OnceLock<PathBuf> = OnceLock::new();
-
-/// `Some(docker)` when the test should run; prints why and returns `None`
-/// when it should be skipped; panics when containers are required.
-fn docker(test: &str) -> Option<&'static Docker> {
-    match DOCKER.get_or_init(set_up) {
-        Ok(d) => Some(d),
-        Err(why) => {
-            if std::env::var("PICIDAE_REQUIRE_CONTAINERS").as_deref() == Ok("1") {
-                panic!("{test}: containers are required (PICIDAE_REQUIRE_CONTAINERS=1) but Docker is unusable: {why}");
-            }
-            eprintln!(
-                "skipping {test}: Docker is unusable: {why} (set PICIDAE_REQUIRE_CONTAINERS=1 to make this fail)"
-            );
-            None
-        }
-    }
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
-fn set_up() -> Result<Docker, String> {
-    let cli = match std::env::var_os("PICIDAE_DOCKER") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            on_path("docker").ok_or("`docker` is not on PATH (apt-get install -y docker.io)")?
-        }
-    };
-    let busybox =
-        on_path("busybox").ok_or("`busybox` is not on PATH (apt-get install -y busybox-static)")?;
-    let runtime = match std::env::var("PICIDAE_DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => ContainerRuntime::docker()
-            .with_program(&cli)
-            .with_host(host),
-        _ => start_private_daemon(&cli)?,
-    };
-    let work = tempfile::Builder::new()
-        .prefix("picidae-image")
-        .tempdir()
-        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    import_busybox_image(&runtime, &busybox, work.path())?;
-    let smoke = cli_output(
-        &runtime,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            IMAGE,
-            "/bin/sh",
-            "-c",
-            "echo ok",
-        ],
-    )?;
-    if !smoke.status.success() || smoke.stdout != b"ok\n" {
-        return Err(format!(
-            "a container from the busybox image does not run (is {} statically linked?): {}",
-            busybox.display(),
-            String::from_utf8_lossy(&smoke.stderr).trim()
-        ));
-    }
-    let info = cli_output(&runtime, &["info", "--format", "{{.MemoryLimit}}"])?;
-    let memory_limit = String::from_utf8_lossy(&info.stdout).trim() == "true";
-    Ok(Docker {
-        runtime,
-        memory_limit,
-    })
-}
-
-/// Runs the CLI with the runtime's global arguments.
-fn cli_output(runtime: &ContainerRuntime, args: &[&str]) -> Result<Output, String> {
-    Command::new(&runtime.program)
-        .args(runtime.global_cli_args())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", runtime.program.display()))
-}
-
-fn start_private_daemon(cli: &Path) -> Result<ContainerRuntime, String> {
-    let dockerd = match std::env::var_os("PICIDAE_DOCKERD") {
-        Some(p) => PathBuf::from(p),
-        None => on_path("dockerd")
-            .ok_or("`dockerd` is not on PATH (apt-get install -y docker.io), and PICIDAE_DOCKER_HOST is not set")?,
-    };
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        return Err(format!(
-            "a private dockerd needs root (euid is {euid}); set PICIDAE_DOCKER_HOST to use a running daemon"
-        ));
-    }
-    remove_stale_daemon_dirs();
-    let dir = std::env::temp_dir().join(format!("picidae-dockerd-{}", std::process::id()));
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let _ = DAEMON_DIR.set(dir.clone());
-    let config = dir.join("daemon.json");
-    fs::write(&config, "{}\n").map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-    let log_path = dir.join("dockerd.log");
-    let log = fs::File::create(&log_path).map_err(|e| format!("cannot create dockerd log: {e}"))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| format!("cannot clone dockerd log: {e}"))?;
-    let socket = dir.join("docker.sock");
-    let mut cmd = Command::new(&dockerd);
-    cmd.arg("--config-file")
-        .arg(&config)
-        .arg("--data-root")
-        .arg(dir.join("data"))
-        .arg("--exec-root")
-        .arg(dir.join("exec"))
-        .arg("--pidfile")
-        .arg(dir.join("docker.pid"))
-        .arg("--host")
-        .arg(format!("unix://{}", socket.display()))
-        .args([
-            "--bridge=none",
-            "--iptables=false",
-            "--ip-forward=false",
-            "--log-level=warn",
-        ])
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
-    // SAFETY: prctl is async-signal-safe. The daemon gets SIGTERM when the
-    // thread that started it (a keeper thread living as long as this test
-    // binary) goes away, so a killed test binary does not leak it.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    let exited = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel();
-    {
-        let exited = exited.clone();
-        thread::Builder::new()
-            .name("dockerd-keeper".into())
-            .spawn(move || match cmd.spawn() {
-                Ok(mut child) => {
-                    let _ = tx.send(Ok(child.id() as i32));
-                    let _ = child.wait();
-                    exited.store(true, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(format!("cannot start {}: {e}", dockerd.display())));
-                }
-            })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
-    }
-    let pid = rx
-        .recv()
-        .map_err(|_| "dockerd keeper thread died".to_string())??;
-    DAEMON_PID.store(pid, Ordering::SeqCst);
-    // SAFETY: registers a plain `extern "C" fn()` once.
-    unsafe {
-        libc::atexit(stop_private_daemon);
-    }
-    let runtime = ContainerRuntime::docker()
-        .with_program(cli)
-        .with_host(format!("unix://{}", socket.display()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let why = match runtime.check() {
-            Ok(version) => {
-                eprintln!(
-                    "private dockerd {version} (pid {pid}) at {}",
-                    socket.display()
-                );
-                return Ok(runtime);
-            }
-            Err(e) => e.to_string(),
-        };
-        if exited.load(Ordering::SeqCst) || Instant::now() >= deadline {
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(8).collect();
-            return Err(format!(
-                "dockerd did not come up ({why}); its log ends with: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-            ));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `atexit` handler: SIGTERM the private daemon, wait for it, remove its
-/// directory.
-extern "C" fn stop_private_daemon() {
-    let pid = DAEMON_PID.swap(0, Ordering::SeqCst);
-    if pid <= 0 {
-        return;
-    }
-    // SAFETY: plain signal sends to the daemon we started.
-    let alive = || unsafe { libc::kill(pid, 0) } == 0;
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while alive() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    if alive() {
-        eprintln!("private dockerd {pid} ignored SIGTERM; killing it");
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        thread::sleep(Duration::from_millis(500));
-    }
-    if let Some(dir) = DAEMON_DIR.get() {
-        if let Err(e) = remove_daemon_dir(dir) {
-            eprintln!("cannot remove {}: {e}", dir.display());
-        }
-    }
-}
-
-/// Unmounts what a stopped dockerd left under `dir` (e.g.
-/// `<exec-root>/netns/default`), then removes `dir`.
-fn remove_daemon_dir(dir: &Path) -> std::io::Result<()> {
-    let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")?
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| Path::new(m).starts_with(dir))
-        .map(str::to_string)
-        .collect();
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in mounts {
-        if let Ok(c) = std::ffi::CString::new(m) {
-            // SAFETY: c is a valid NUL-terminated path.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-    fs::remove_dir_all(dir)
-}
-
-/// Removes the directories of private daemons whose test binary died
-/// without cleaning up (killed before its `atexit` handler ran).
-fn remove_stale_daemon_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(owner) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("picidae-dockerd-"))
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let daemon = fs::read_to_string(entry.path().join("docker.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        // SAFETY: signal 0 only checks for existence.
-        let alive = |pid: i32| pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
-        if alive(owner) || daemon.is_some_and(alive) {
-            continue;
-        }
-        match remove_daemon_dir(&entry.path()) {
-            Ok(()) => eprintln!("removed stale {}", entry.path().display()),
-            Err(e) => eprintln!("cannot remove stale {}: {e}", entry.path().display()),
-        }
-    }
-}
-
-/// Imports a rootfs holding only the static busybox and its applet links.
-fn import_busybox_image(
-    runtime: &ContainerRuntime,
-    busybox: &Path,
-    work: &Path,
-) -> Result<(), String> {
-    let root = work.join("rootfs");
-    let bin = root.join("bin");
-    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    fs::create_dir_all(&bin).map_err(|e| io("mkdir rootfs", e))?;
-    for d in ["proc", "sys", "dev", "etc", "tmp"] {
-        fs::create_dir_all(root.join(d)).map_err(|e| io("mkdir rootfs", e))?;
-    }
-    fs::copy(busybox, bin.join("busybox")).map_err(|e| io("copy busybox", e))?;
-    let list = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .map_err(|e| io("busybox --list", e))?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if !applet.is_empty() && applet != "busybox" && !applet.contains('/') {
-            std::os::unix::fs::symlink("busybox", bin.join(applet))
-                .map_err(|e| io("symlink applet", e))?;
-        }
-    }
-    let tar = work.join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .map_err(|e| io("tar", e))?;
-    if !status.success() {
-        return Err(format!("tar failed: {status}"));
-    }
-    let tar_arg = tar.to_string_lossy().into_owned();
-    let out = cli_output(runtime, &["import", &tar_arg, IMAGE])?;
-    if !out.status.success() {
-        return Err(format!(
-            "docker import failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
-fn executor(docker: &Docker, edit: impl FnOnce(&mut ContainerSpec)) -> ContainerExecutor {
+fn executor(rt: &Backend, edit: impl FnOnce(&mut ContainerSpec)) -> ContainerExecutor {
     let mut spec = ContainerSpec::new(IMAGE);
     edit(&mut spec);
-    ContainerExecutor::new(docker.runtime.clone(), spec)
+    ContainerExecutor::new(rt.runtime().clone(), spec)
         .with_poll_interval(Duration::from_millis(100))
 }
 
@@ -396,11 +73,7 @@ fn stderr_log(dir: &Path) -> String {
     fs::read_to_string(dir.join("logs/stderr.log")).unwrap()
 }
 
-#[test]
-fn success_captures_stdout_env_and_writes_to_cwd() {
-    let Some(docker) = docker("success_captures_stdout_env_and_writes_to_cwd") else {
-        return;
-    };
+fn success_captures_stdout_env_and_writes_to_cwd(rt: &Backend) {
     let (tmp, work) = workdir();
     let secret = tmp.path().join("not-listed.txt");
     fs::write(&secret, "host only\n").unwrap();
@@ -415,10 +88,10 @@ fn success_captures_stdout_env_and_writes_to_cwd() {
     );
     let greeting = "it's \"quoted\" $HOME `id` and  spaces";
     req.env = vec![("GREETING".into(), greeting.into())];
-    let exec = executor(docker, |_| {});
+    let exec = executor(rt, |_| {});
     let handle = Executor::spawn(&exec, &req).unwrap();
     let id = handle.id();
-    assert!(id.starts_with("docker:"), "{id}");
+    assert!(id.starts_with(&rt.prefix()), "{id}");
     let out = handle.wait(&never()).unwrap();
     println!("id: {id}\noutcome: {out:?}");
 
@@ -442,17 +115,13 @@ fn success_captures_stdout_env_and_writes_to_cwd() {
     );
     assert!(out.finished_at_unix_ms >= out.started_at_unix_ms);
     assert!(out.wall_secs < 20.0, "{}", out.wall_secs);
-    let bare = id.strip_prefix("docker:").unwrap();
+    let bare = id.strip_prefix(&rt.prefix()).unwrap();
     assert_eq!(exec.inspect(bare).unwrap(), None, "container not removed");
 }
 
-#[test]
-fn exit_code_is_reported() {
-    let Some(docker) = docker("exit_code_is_reported") else {
-        return;
-    };
+fn exit_code_is_reported(rt: &Backend) {
     let (tmp, _work) = workdir();
-    let exec = executor(docker, |_| {});
+    let exec = executor(rt, |_| {});
     let out = Executor::spawn(&exec, &request(tmp.path(), "echo failing; exit 3"))
         .unwrap()
         .wait(&never())
@@ -473,14 +142,10 @@ fn interfaces(dev: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn network_is_none_by_default() {
-    let Some(docker) = docker("network_is_none_by_default") else {
-        return;
-    };
+fn network_is_none_by_default(rt: &Backend) {
     let (tmp, _work) = workdir();
     let req = request(tmp.path(), "cat /proc/net/dev");
-    let out = executor(docker, |_| {})
+    let out = executor(rt, |_| {})
         .spawn_named(&ContainerExecutor::unique_name(), &req)
         .unwrap()
         .wait(&never())
@@ -494,7 +159,7 @@ fn network_is_none_by_default() {
     // has no bridge) the same check sees the host's interfaces.
     let host = fs::read_to_string("/proc/net/dev").unwrap();
     if interfaces(&host).len() > 1 {
-        let exec = executor(docker, |s| {
+        let exec = executor(rt, |s| {
             s.network = true;
             s.extra_args = vec!["--network".into(), "host".into()];
         });
@@ -508,11 +173,7 @@ fn network_is_none_by_default() {
     }
 }
 
-#[test]
-fn readonly_mount_cannot_be_written() {
-    let Some(docker) = docker("readonly_mount_cannot_be_written") else {
-        return;
-    };
+fn readonly_mount_cannot_be_written(rt: &Backend) {
     let (tmp, _work) = workdir();
     let data = tmp.path().join("data");
     fs::create_dir(&data).unwrap();
@@ -524,7 +185,7 @@ fn readonly_mount_cannot_be_written() {
         d = data.display()
     );
     let req = request(tmp.path(), &cmd);
-    let exec = executor(docker, |s| s.readonly_mounts = vec![data.clone()]);
+    let exec = executor(rt, |s| s.readonly_mounts = vec![data.clone()]);
     let out = Executor::spawn(&exec, &req)
         .unwrap()
         .wait(&never())
@@ -541,48 +202,86 @@ fn readonly_mount_cannot_be_written() {
     assert!(!data.join("new.txt").exists());
 }
 
-#[test]
-fn memory_limit_kills_a_hog() {
-    let Some(docker) = docker("memory_limit_kills_a_hog") else {
-        return;
-    };
+/// Runs `command` with a 32 MiB memory limit.
+fn run_with_memory_limit(rt: &Backend, command: &str) -> (picidae_exec::ContainerOutcome, String) {
     let (tmp, _work) = workdir();
-    // busybox dd allocates and fills a 256 MiB buffer.
-    let req = request(
-        tmp.path(),
-        "echo start; dd if=/dev/zero of=/dev/null bs=256M count=1; echo \"dd status $?\"",
-    );
-    let exec = executor(docker, |s| s.memory_mb = Some(32));
-    let run = exec
-        .spawn_named(&ContainerExecutor::unique_name(), &req)
-        .unwrap();
+    let req = request(tmp.path(), command);
+    let exec = executor(rt, |s| s.memory_mb = Some(32));
+    let name = ContainerExecutor::unique_name();
+    let run = exec.spawn_named(&name, &req).unwrap();
     let detail = run.wait_detailed(&never()).unwrap();
-    let out = &detail.outcome;
     let stderr = stderr_log(tmp.path());
     println!("outcome: {detail:?}\nstderr: {stderr}");
-    if !docker.memory_limit {
-        println!("NOTE: this daemon reports no memory limit support (cgroups); only checking the run completes");
-        assert!(!detail.oom_killed);
-        return;
-    }
-    assert!(detail.oom_killed, "{detail:?}");
-    assert_eq!(out.signal, Some(libc::SIGKILL));
-    assert_eq!(out.exit_code, None);
-    assert!(!out.succeeded());
+    assert!(detail.removed);
+    assert!(!exec.run_state_dir(&name).exists(), "run state left behind");
+    // Podman's conmon writes its `oom` file into its working directory,
+    // which must not be the caller's.
+    assert!(!Path::new("oom").exists(), "`oom` file in the test's cwd");
+    (detail, stderr)
+}
+
+const OOM_NOTE: &str = "[picidae: container was OOM-killed (memory limit 32 MiB)]";
+
+/// A child process exceeds the limit and is killed; the shell carries on.
+fn memory_limit_kills_a_hog(rt: &Backend) {
+    // busybox dd allocates and fills a 256 MiB buffer.
+    let (detail, stderr) = run_with_memory_limit(
+        rt,
+        "echo start; dd if=/dev/zero of=/dev/null bs=256M count=1; echo \"dd status $?\"; sleep 1",
+    );
+    let out = &detail.outcome;
     assert!(
         out.stdout_tail.starts_with("start\n"),
         "{:?}",
         out.stdout_tail
     );
-    assert!(stderr.contains("[picidae: container was OOM-killed (memory limit 32 MiB)]"));
-    assert!(detail.removed);
+    if !rt.memory_limit() {
+        println!("NOTE: the runtime reports no memory limit support (cgroups); only checking the run completes");
+        assert!(!detail.oom_killed);
+        return;
+    }
+    assert_eq!(out.stdout_tail, "start\ndd status 137\n");
+    assert!(detail.oom_killed, "{detail:?}");
+    assert_eq!(out.signal, Some(libc::SIGKILL));
+    assert_eq!(out.exit_code, None);
+    assert!(!out.succeeded());
+    assert!(stderr.contains(OOM_NOTE), "{stderr}");
 }
 
-#[test]
-fn timeout_sends_sigterm_then_removes_the_container() {
-    let Some(docker) = docker("timeout_sends_sigterm_then_removes_the_container") else {
+/// As above, but the container exits right after the OOM kill, leaving no
+/// time to sample its cgroup.
+fn memory_limit_kill_is_reported_when_the_container_exits_at_once(rt: &Backend) {
+    let (detail, stderr) = run_with_memory_limit(
+        rt,
+        "echo start; dd if=/dev/zero of=/dev/null bs=256M count=1; echo \"dd status $?\"",
+    );
+    if !rt.memory_limit() {
+        println!("NOTE: the runtime reports no memory limit support (cgroups)");
         return;
-    };
+    }
+    assert_eq!(detail.outcome.stdout_tail, "start\ndd status 137\n");
+    assert!(detail.oom_killed, "{detail:?}");
+    assert_eq!(detail.outcome.signal, Some(libc::SIGKILL));
+    assert!(stderr.contains(OOM_NOTE), "{stderr}");
+}
+
+/// The main process itself is OOM-killed.
+fn memory_limit_kill_of_the_main_process_is_a_sigkill(rt: &Backend) {
+    let (detail, _stderr) = run_with_memory_limit(
+        rt,
+        "echo start; exec dd if=/dev/zero of=/dev/null bs=256M count=1",
+    );
+    if !rt.memory_limit() {
+        println!("NOTE: the runtime reports no memory limit support (cgroups)");
+        return;
+    }
+    assert_eq!(detail.outcome.signal, Some(libc::SIGKILL), "{detail:?}");
+    assert_eq!(detail.outcome.exit_code, None);
+    assert_eq!(detail.outcome.stdout_tail, "start\n");
+    assert!(detail.oom_killed, "{detail:?}");
+}
+
+fn timeout_sends_sigterm_then_removes_the_container(rt: &Backend) {
     let (tmp, _work) = workdir();
     let mut req = request(
         tmp.path(),
@@ -590,7 +289,7 @@ fn timeout_sends_sigterm_then_removes_the_container() {
     );
     req.timeout = Duration::from_secs(2);
     req.grace = Duration::from_secs(5);
-    let exec = executor(docker, |_| {});
+    let exec = executor(rt, |_| {});
     let run = exec
         .spawn_named(&ContainerExecutor::unique_name(), &req)
         .unwrap();
@@ -613,16 +312,12 @@ fn timeout_sends_sigterm_then_removes_the_container() {
     assert_eq!(exec.inspect(&detail.container_id).unwrap(), None);
 }
 
-#[test]
-fn timeout_kills_a_container_ignoring_sigterm() {
-    let Some(docker) = docker("timeout_kills_a_container_ignoring_sigterm") else {
-        return;
-    };
+fn timeout_kills_a_container_ignoring_sigterm(rt: &Backend) {
     let (tmp, _work) = workdir();
     let mut req = request(tmp.path(), "trap '' TERM; echo started; sleep 600");
     req.timeout = Duration::from_secs(1);
     req.grace = Duration::from_secs(1);
-    let exec = executor(docker, |_| {});
+    let exec = executor(rt, |_| {});
     let t0 = Instant::now();
     let out = Executor::spawn(&exec, &req)
         .unwrap()
@@ -636,14 +331,10 @@ fn timeout_kills_a_container_ignoring_sigterm() {
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }
 
-#[test]
-fn cancel_stops_the_container() {
-    let Some(docker) = docker("cancel_stops_the_container") else {
-        return;
-    };
+fn cancel_stops_the_container(rt: &Backend) {
     let (tmp, _work) = workdir();
     let req = request(tmp.path(), "echo started; sleep 600");
-    let exec = executor(docker, |_| {});
+    let exec = executor(rt, |_| {});
     let handle = Executor::spawn(&exec, &req).unwrap();
     let id = handle.id();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -666,26 +357,22 @@ fn cancel_stops_the_container() {
     );
     assert_eq!(out.stdout_tail, "started\n");
     assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
-    let bare = id.strip_prefix("docker:").unwrap();
+    let bare = id.strip_prefix(&rt.prefix()).unwrap();
     assert_eq!(exec.inspect(bare).unwrap(), None);
 }
 
-#[test]
-fn reattach_after_the_handle_was_dropped() {
-    let Some(docker) = docker("reattach_after_the_handle_was_dropped") else {
-        return;
-    };
+fn reattach_after_the_handle_was_dropped(rt: &Backend) {
     let (tmp, _work) = workdir();
     let req = request(tmp.path(), "echo before; sleep 3; echo after; exit 7");
     let id = {
-        let exec = executor(docker, |_| {});
+        let exec = executor(rt, |_| {});
         let handle = Executor::spawn(&exec, &req).unwrap();
         handle.id()
         // Handle and executor dropped here: a "coordinator restart".
     };
     thread::sleep(Duration::from_millis(500));
-    let exec = executor(docker, |_| {});
-    let bare = id.strip_prefix("docker:").unwrap();
+    let exec = executor(rt, |_| {});
+    let bare = id.strip_prefix(&rt.prefix()).unwrap();
     let state = exec
         .inspect(bare)
         .unwrap()
@@ -717,23 +404,19 @@ fn reattach_after_the_handle_was_dropped() {
         Ok(_) => panic!("reattached to a removed container"),
     }
     assert!(matches!(
-        exec.reattach("docker:--rm", &req),
+        exec.reattach(&format!("{}--rm", rt.prefix()), &req),
         Err(ExecError::InvalidRequest(_))
     ));
 }
 
-#[test]
-fn reattach_counts_the_timeout_from_the_container_start() {
-    let Some(docker) = docker("reattach_counts_the_timeout_from_the_container_start") else {
-        return;
-    };
+fn reattach_counts_the_timeout_from_the_container_start(rt: &Backend) {
     let (tmp, _work) = workdir();
     let mut req = request(tmp.path(), "echo started; sleep 600");
-    req.timeout = Duration::from_secs(3);
+    req.timeout = Duration::from_secs(5);
     req.grace = Duration::from_secs(1);
-    let exec = executor(docker, |_| {});
+    let exec = executor(rt, |_| {});
     let id = Executor::spawn(&exec, &req).unwrap().id();
-    thread::sleep(Duration::from_secs(2));
+    thread::sleep(Duration::from_secs(3));
     let t0 = Instant::now();
     let out = exec.reattach(&id, &req).unwrap().wait(&never()).unwrap();
     println!(
@@ -741,22 +424,19 @@ fn reattach_counts_the_timeout_from_the_container_start() {
         t0.elapsed()
     );
     assert!(out.timed_out, "{out:?}");
-    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
-    assert!(out.wall_secs >= 2.9, "{}", out.wall_secs);
+    // About 2 s were left; counting from the reattach would take 5 s + stop.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(out.wall_secs >= 4.9, "{}", out.wall_secs);
 }
 
-#[test]
-fn log_cap_truncates_but_keeps_the_tail() {
-    let Some(docker) = docker("log_cap_truncates_but_keeps_the_tail") else {
-        return;
-    };
+fn log_cap_truncates_but_keeps_the_tail(rt: &Backend) {
     let (tmp, _work) = workdir();
     let mut req = request(
         tmp.path(),
         "i=0; while [ $i -lt 3000 ]; do echo \"line $i\"; i=$((i+1)); done",
     );
     req.log_cap_bytes = 1000;
-    let out = Executor::spawn(&executor(docker, |_| {}), &req)
+    let out = Executor::spawn(&executor(rt, |_| {}), &req)
         .unwrap()
         .wait(&never())
         .unwrap();
@@ -782,11 +462,7 @@ fn log_cap_truncates_but_keeps_the_tail() {
     assert!(out.stdout_tail.ends_with("line 2999\n"));
 }
 
-#[test]
-fn limits_and_mounts_reach_the_container() {
-    let Some(docker) = docker("limits_and_mounts_reach_the_container") else {
-        return;
-    };
+fn limits_and_mounts_reach_the_container(rt: &Backend) {
     let (tmp, work) = workdir();
     let data = fs::canonicalize(tmp.path()).unwrap().join("data");
     fs::create_dir(&data).unwrap();
@@ -796,7 +472,7 @@ fn limits_and_mounts_reach_the_container() {
         tmp.path(),
         "echo forking; i=0; while [ $i -lt 40 ]; do sleep 3 & i=$((i+1)); done; echo all-forked",
     );
-    let exec = executor(docker, |s| {
+    let exec = executor(rt, |s| {
         s.cpus = Some(0.5);
         s.pids_limit = Some(16);
         s.memory_mb = Some(64);
@@ -808,11 +484,9 @@ fn limits_and_mounts_reach_the_container() {
     let fmt = "{{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.Memory}} \
                {{.HostConfig.NetworkMode}} {{.HostConfig.Init}} {{.Config.WorkingDir}} \
                {{range .Mounts}}{{.Source}}={{.Destination}}:{{.RW}},{{end}}";
-    let inspected = cli_output(
-        &docker.runtime,
-        &["inspect", "--format", fmt, run.container_id()],
-    )
-    .unwrap();
+    let inspected = rt
+        .cli_output(&["inspect", "--format", fmt, run.container_id()])
+        .unwrap();
     let inspected = String::from_utf8_lossy(&inspected.stdout)
         .trim()
         .to_string();
@@ -854,15 +528,11 @@ fn limits_and_mounts_reach_the_container() {
     assert!(!out.succeeded(), "{out:?}");
 }
 
-#[test]
-fn spawn_failure_is_an_error_and_leaves_no_container() {
-    let Some(docker) = docker("spawn_failure_is_an_error_and_leaves_no_container") else {
-        return;
-    };
+fn spawn_failure_is_an_error_and_leaves_no_container(rt: &Backend) {
     let (tmp, _work) = workdir();
     let req = request(tmp.path(), "echo never");
     let name = ContainerExecutor::unique_name();
-    let exec = executor(docker, |s| s.image = "picidae-test-no-such-image:0".into());
+    let exec = executor(rt, |s| s.image = "picidae-test-no-such-image:0".into());
     let err = exec.spawn_named(&name, &req).unwrap_err();
     println!("missing image: {err}");
     assert!(matches!(err, ExecError::Container { .. }), "{err}");
@@ -870,7 +540,7 @@ fn spawn_failure_is_an_error_and_leaves_no_container() {
 
     // Here starting fails after the container was created: the image has
     // no passwd file to resolve the user in.
-    let exec = executor(docker, |s| s.user = Some("no-such-user".into()));
+    let exec = executor(rt, |s| s.user = Some("no-such-user".into()));
     let err = exec.spawn_named(&name, &req).unwrap_err();
     println!("bad user: {err}");
     assert!(matches!(err, ExecError::Container { .. }), "{err}");
@@ -880,3 +550,46 @@ fn spawn_failure_is_an_error_and_leaves_no_container() {
         "created container left behind"
     );
 }
+
+/// One `#[test]` per suite function, for one runtime.
+macro_rules! suite {
+    ($module:ident, $kind:expr, [$($name:ident),* $(,)?]) => {
+        mod $module {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(rt) = backend($kind, stringify!($name)) {
+                        super::$name(rt);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Calls `$suite!(<args>, [every suite function])`.
+macro_rules! with_suite {
+    ($suite:ident, $($args:tt)*) => {
+        $suite!($($args)*, [
+            success_captures_stdout_env_and_writes_to_cwd,
+            exit_code_is_reported,
+            network_is_none_by_default,
+            readonly_mount_cannot_be_written,
+            memory_limit_kills_a_hog,
+            memory_limit_kill_is_reported_when_the_container_exits_at_once,
+            memory_limit_kill_of_the_main_process_is_a_sigkill,
+            timeout_sends_sigterm_then_removes_the_container,
+            timeout_kills_a_container_ignoring_sigterm,
+            cancel_stops_the_container,
+            reattach_after_the_handle_was_dropped,
+            reattach_counts_the_timeout_from_the_container_start,
+            log_cap_truncates_but_keeps_the_tail,
+            limits_and_mounts_reach_the_container,
+            spawn_failure_is_an_error_and_leaves_no_container,
+        ]);
+    };
+}
+
+with_suite!(suite, docker, RuntimeKind::Docker);
+with_suite!(suite, podman, RuntimeKind::Podman);

@@ -210,12 +210,19 @@ fn run_program(
             message: format!("unreadable agent configuration: {e}"),
         })?;
     let mut agent = spec.build();
+    // A missing agent CLI parks the program with one clear error, not a failed attempt a turn.
+    agent.preflight().map_err(|e| SchedError::Program {
+        program: name.to_string(),
+        message: e.to_string(),
+    })?;
     let mut runner = Runner::new(&mut project, name)?;
     let opts = LoopOptions {
         max_attempts: None,
         max_runs: None,
         stop,
         cancel,
+        // A candidate's verification seeds may use every slot; fair share still decides.
+        parallel: pool.capacity(),
         slots: Some(pool),
         resources,
         pipeline,

@@ -1,5 +1,5 @@
-//! Where a program's runs execute: on this machine, as Slurm batch jobs, or on a host reached
-//! over SSH. The contract does not change between them; the program's [`ExecutorSpec`] does.
+//! Where a program's runs execute: on this machine, as Slurm batch jobs, in a container, or
+//! on a host reached over SSH. The contract does not change between them; the program's [`ExecutorSpec`] does.
 //!
 //! A spec is written on the command line as `local`, `slurm`, `slurm:PARTITION`, or
 //! `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE…]` (options are
@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use picidae_exec::container::{ContainerExecutor, ContainerRuntime, ContainerSpec};
 use picidae_exec::slurm::{SlurmExecutor, SlurmOptions};
 use picidae_exec::ssh::{SshExecutor, SshTarget};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,16 @@ pub enum ExecutorSpec {
         /// Extra `-o` options, e.g. `StrictHostKeyChecking=accept-new`.
         #[serde(default)]
         options: Vec<(String, String)>,
+    },
+    /// A container per run (`docker` or `podman` CLI): the checkout and run directory
+    /// mounted at their own paths, the setup data read-only, nothing else of the machine.
+    Container {
+        /// `docker` or `podman`.
+        runtime: String,
+        image: String,
+        /// The daemon's address (`DOCKER_HOST`), when not the default.
+        #[serde(default)]
+        host: Option<String>,
     },
 }
 
@@ -119,8 +130,35 @@ impl ExecutorSpec {
                 options,
             });
         }
+        for runtime in ["docker", "podman"] {
+            if let Some(rest) = text.strip_prefix(runtime).and_then(|r| r.strip_prefix(':')) {
+                let (image, query) = match rest.split_once('?') {
+                    Some((i, q)) => (i, Some(q)),
+                    None => (rest, None),
+                };
+                if image.is_empty() || image.contains(char::is_whitespace) {
+                    return Err(format!("{text:?}: expected {runtime}:IMAGE"));
+                }
+                let mut host = None;
+                for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+                    match kv.split_once('=') {
+                        Some(("host", v)) if !v.is_empty() => host = Some(v.to_string()),
+                        _ => {
+                            return Err(format!(
+                                "{text:?}: unknown option {kv:?} (known: host=DAEMON_ADDRESS)"
+                            ))
+                        }
+                    }
+                }
+                return Ok(ExecutorSpec::Container {
+                    runtime: runtime.to_string(),
+                    image: image.to_string(),
+                    host,
+                });
+            }
+        }
         Err(format!(
-            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION or ssh://USER@HOST[:PORT]/ROOT)"
+            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION, ssh://USER@HOST[:PORT]/ROOT, docker:IMAGE or podman:IMAGE)"
         ))
     }
 
@@ -138,6 +176,8 @@ impl ExecutorSpec {
             ExecutorSpec::Local => "local",
             ExecutorSpec::Slurm { .. } => "slurm",
             ExecutorSpec::Ssh { .. } => "ssh",
+            ExecutorSpec::Container { runtime, .. } if runtime == "podman" => "podman",
+            ExecutorSpec::Container { .. } => "docker",
         }
     }
 
@@ -156,7 +196,42 @@ impl ExecutorSpec {
                 remote_root,
                 ..
             } => format!("ssh://{user}@{host}:{port}{remote_root}"),
+            ExecutorSpec::Container { runtime, image, .. } => format!("{runtime}:{image}"),
         }
+    }
+
+    /// A container executor for one run: image from the spec; network, memory, CPUs and GPUs
+    /// from the contract and the run's placement; `readonly` mounted read-only.
+    pub(crate) fn container(
+        &self,
+        run: &picidae_core::contract::RunSpec,
+        gpus: Option<String>,
+        readonly: Vec<PathBuf>,
+    ) -> Option<ContainerExecutor> {
+        let ExecutorSpec::Container {
+            runtime,
+            image,
+            host,
+        } = self
+        else {
+            return None;
+        };
+        let mut rt = if runtime == "podman" {
+            ContainerRuntime::podman()
+        } else {
+            ContainerRuntime::docker()
+        };
+        if let Some(h) = host {
+            rt = rt.with_host(h.clone());
+        }
+        let mut spec = ContainerSpec::new(image.clone());
+        // No network unless the contract allows it.
+        spec.network = run.network == Some(true);
+        spec.memory_mb = run.resources.memory_mb;
+        spec.cpus = Some(f64::from(run.resources.cpus.max(1)));
+        spec.gpus = gpus;
+        spec.readonly_mounts = readonly;
+        Some(ContainerExecutor::new(rt, spec))
     }
 
     pub(crate) fn slurm(&self) -> Option<SlurmExecutor> {
@@ -227,8 +302,20 @@ mod tests {
             }
         );
         assert_eq!(s.label(), "ssh://ml@box.example:2222/scratch/picidae");
+        assert_eq!(
+            ExecutorSpec::parse("docker:localhost/img:1?host=unix:///run/d.sock").unwrap(),
+            ExecutorSpec::Container {
+                runtime: "docker".into(),
+                image: "localhost/img:1".into(),
+                host: Some("unix:///run/d.sock".into()),
+            }
+        );
+        assert_eq!(ExecutorSpec::parse("podman:img").unwrap().name(), "podman");
         for bad in [
             "docker",
+            "docker:",
+            "docker:img?net=1",
+            "kubernetes:x",
             "ssh://box/x",
             "ssh://u@box:notaport/x",
             "ssh://u@box",

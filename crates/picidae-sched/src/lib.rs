@@ -2,6 +2,8 @@
 //!
 //! - [`project`] owns the on-disk layout of a project (store, run logs, checkouts, caches).
 //! - [`program`] creates research programs (benchmark + program.md + agent + policy).
+//! - [`agent_turn`] reads what an agent is given for a turn (frontier values, memory brief) from
+//!   the store, and builds the next turn's context without running anything.
 //! - [`runner`] is the keep/revert loop: baseline, propose, boundary check, commit, run each
 //!   seed in its own checkout, decide, advance the frontier; and recovery after a crash.
 //!
@@ -9,6 +11,7 @@
 //! `kill -9` at any instant loses at most the run in flight, which the next start finds, kills
 //! if still alive, marks as crashed and runs again.
 
+pub mod agent_turn;
 pub mod coordinator;
 pub mod executors;
 pub mod hidden;
@@ -21,6 +24,7 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
+pub use agent_turn::{next_turn, NextTurn};
 pub use executors::ExecutorSpec;
 pub use program::{create_program, retract_finding, ProgramOptions};
 pub use project::Project;

@@ -66,6 +66,10 @@ pub struct LoopOptions {
     /// Proposals to keep ready ahead of the runs (0: propose, then run, in turn). With a
     /// depth, the agent works in a thread of its own while runs execute.
     pub pipeline: usize,
+    /// Runs of one attempt (its seeds: a baseline's, a candidate's verification) that may
+    /// execute at once (0 or 1: one after another). Under a coordinator every run still
+    /// holds a slot, so the slots bound this too.
+    pub parallel: usize,
 }
 
 /// What the loop reports as it goes (for progress displays and logs).
@@ -218,7 +222,7 @@ pub struct Runner<'p> {
     /// Where the program's runs execute.
     executor: ExecutorSpec,
     /// The run checkout kept between runs (`run.reuse_checkout`) and the commit it holds.
-    run_checkout: Option<(PathBuf, String, PathBuf)>,
+    run_checkout: KeptCheckout,
     /// Held for the runner's lifetime: one loop per program at a time.
     _lock: Option<std::fs::File>,
 }
@@ -849,7 +853,12 @@ impl<'p> Runner<'p> {
             None => PathBuf::from(&self.program.benchmark_dir),
         };
         let scratch = self.project.attempt_dir(&name, attempt.seq);
-        let memory = picidae_memory::program_brief(&self.project.store, &name, 5)?;
+        let memory = crate::agent_turn::memory_brief(&self.project.store, &name)?;
+        let frontier_metrics = crate::agent_turn::frontier_metrics(
+            &self.project.store,
+            &self.program,
+            &self.contract,
+        )?;
         let followups = if agent.uses_followups() {
             self.project.store.open_followups(self.program.id)?
         } else {
@@ -863,12 +872,14 @@ impl<'p> Runner<'p> {
                 contract: &self.contract,
                 workspace: &workspace,
                 frontier_value: self.program.frontier_value,
+                frontier_metrics: &frontier_metrics,
                 frontier_params: frontier_params.as_ref(),
                 history: &self.history,
                 attempt_seq: attempt.seq,
                 scratch: &scratch,
                 memory: &memory,
                 followups: &ideas,
+                project_dir: Some(self.project.root()),
             };
             agent.propose(&ctx)
         };
@@ -1060,14 +1071,7 @@ impl<'p> Runner<'p> {
     /// The frontier attempt's parameter assignment, when the contract has environment
     /// parameters (otherwise parameters live in files and need no tracking).
     fn frontier_params(&self) -> Result<Option<Assignment>, SchedError> {
-        if !self.contract.params.iter().any(|p| p.is_env()) {
-            return Ok(None);
-        }
-        let Some(id) = self.program.frontier_attempt_id else {
-            return Ok(None);
-        };
-        let a = self.project.store.attempt(id)?;
-        Ok(a.params.and_then(|p| serde_json::from_value(p).ok()))
+        crate::agent_turn::frontier_params(&self.project.store, &self.program, &self.contract)
     }
 
     /// Whether `proposed` sets some environment parameter to another value than the frontier.
@@ -1076,27 +1080,6 @@ impl<'p> Runner<'p> {
             let current = frontier.and_then(|f| f.get(&p.name)).or(p.default.as_ref());
             proposed.get(&p.name).is_some_and(|v| Some(v) != current)
         })
-    }
-
-    /// Environment variables carrying an attempt's environment parameters (defaults where the
-    /// attempt has no value).
-    fn env_param_vars(&self, attempt: &Attempt) -> Vec<(String, String)> {
-        let assigned: Option<Assignment> = attempt
-            .params
-            .as_ref()
-            .and_then(|p| serde_json::from_value(p.clone()).ok());
-        self.contract
-            .params
-            .iter()
-            .filter_map(|p| {
-                let var = p.env.clone()?;
-                let v = assigned
-                    .as_ref()
-                    .and_then(|a| a.get(&p.name).cloned())
-                    .or_else(|| p.default.clone())?;
-                Some((var, v))
-            })
-            .collect()
     }
 
     /// Memory: index the attempt and refuse to spend compute on something already tried.
@@ -1629,14 +1612,33 @@ impl<'p> Runner<'p> {
                 value: r.primary_value,
             })
             .collect();
-        for seed in range.clone() {
-            if results.iter().any(|r| r.seed == seed) {
-                continue;
+        let missing: Vec<i64> = range
+            .clone()
+            .filter(|s| !results.iter().any(|r| r.seed == *s))
+            .collect();
+        let mut done: Vec<(i64, (i64, RunResult))> = Vec::new();
+        if opts.parallel > 1 && missing.len() > 1 {
+            for batch in missing.chunks(opts.parallel) {
+                if opts.cancel.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                for (seed, r) in
+                    batch
+                        .iter()
+                        .zip(self.execute_parallel(attempt, batch, &opts.cancel, events))
+                {
+                    done.push((*seed, r?));
+                }
             }
+        }
+        for seed in missing {
             if opts.cancel.load(Ordering::SeqCst) {
                 return Ok(None);
             }
-            let (run_id, result) = self.execute_run(attempt, seed, &opts.cancel, events)?;
+            let (run_id, result) = match done.iter().position(|(s, _)| *s == seed) {
+                Some(i) => done.swap_remove(i).1,
+                None => self.execute_run(attempt, seed, &opts.cancel, events)?,
+            };
             self.project.store.finish_run(run_id, &result)?;
             let status = result.status.unwrap_or(RunStatus::Crashed);
             events(&LoopEvent::RunFinished {
@@ -1726,9 +1728,24 @@ impl<'p> Runner<'p> {
         Ok(Finish::Decided(d.status))
     }
 
-    /// Execute one seed of an attempt in its own checkout. The run is recorded as started
-    /// before waiting; the returned result is not yet stored (the caller stores it, together
-    /// with the attempt's decision when it is the last one).
+    /// What a run of this program needs, for executing it here or on a thread.
+    fn run_ctx(&self) -> RunCtx {
+        RunCtx {
+            program: self.program.name.clone(),
+            base_commit: self.program.base_commit.clone(),
+            contract: self.contract.clone(),
+            executor: self.executor.clone(),
+            data_dir: self.data_dir.clone(),
+            lease_owner: self.lease_owner.clone(),
+            host: self.host.clone(),
+            fp_hash: self.fp_hash.clone(),
+            fp_json: self.fp_json.clone(),
+            slots: self.slots.clone(),
+            resources: self.resources.clone(),
+        }
+    }
+
+    /// Execute one seed of an attempt here (see [`RunCtx::execute_run`]).
     fn execute_run(
         &mut self,
         attempt: &Attempt,
@@ -1736,11 +1753,235 @@ impl<'p> Runner<'p> {
         cancel: &AtomicBool,
         events: Events<'_>,
     ) -> Result<(i64, RunResult), SchedError> {
-        let run = self
+        let ctx = self.run_ctx();
+        ctx.execute_run(
+            self.project,
+            &self.repo,
+            attempt,
+            seed,
+            cancel,
+            events,
+            Some(&mut self.run_checkout),
+        )
+    }
+
+    fn classify(&self, o: &RunOutcome, run_dir: &Path) -> RunResult {
+        self.run_ctx().classify(o, run_dir)
+    }
+
+    /// Execute several seeds of an attempt at once, each on a thread with its own store
+    /// connection and checkout; their events reach `events` from this thread as they happen.
+    /// Results come back in the order of `seeds`, not yet stored.
+    fn execute_parallel(
+        &mut self,
+        attempt: &Attempt,
+        seeds: &[i64],
+        cancel: &AtomicBool,
+        events: Events<'_>,
+    ) -> Vec<Result<(i64, RunResult), SchedError>> {
+        let ctx = self.run_ctx();
+        let root = self.project.root().to_path_buf();
+        let bench = self.program.benchmark_dir.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<LoopEvent>();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = seeds
+                .iter()
+                .map(|&seed| {
+                    let (ctx, root, bench, tx) = (&ctx, &root, &bench, tx.clone());
+                    scope.spawn(move || {
+                        let mut project = Project::open(root)?;
+                        let repo = Repo::open(bench)?;
+                        let mut send = |e: &LoopEvent| {
+                            let _ = tx.send(e.clone());
+                        };
+                        ctx.execute_run(&mut project, &repo, attempt, seed, cancel, &mut send, None)
+                    })
+                })
+                .collect();
+            drop(tx);
+            // Forward events until every run has ended (the channel closes with the last one).
+            for e in rx.iter() {
+                events(&e);
+            }
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(SchedError::Program {
+                            program: ctx.program.clone(),
+                            message: "a run thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn no_executor(&self) -> SchedError {
+        self.run_ctx().no_executor()
+    }
+
+    /// Wait again for a remote run a dead coordinator started, and classify its outcome.
+    fn readopt(&mut self, run: &picidae_store::Run) -> Result<RunResult, SchedError> {
+        let handle = run.executor_ref.clone().unwrap_or_default();
+        let run_dir = self.project.run_dir(&self.program.name, run.id);
+        std::fs::create_dir_all(&run_dir).map_err(|e| SchedError::io(&run_dir, e))?;
+        let spec = &self.contract.run;
+        let req = RunRequest {
+            command: spec.command.clone(),
+            cwd: run_dir.clone(),
+            env: Vec::new(),
+            time_budget: spec.time_budget,
+            timeout: spec.timeout,
+            grace: spec.grace,
+            stdout_path: run_dir.join("stdout.log"),
+            stderr_path: run_dir.join("stderr.log"),
+            log_cap_bytes: spec.log_cap_bytes,
+        };
+        let never = AtomicBool::new(false);
+        let outcome = if let Some(job) = handle.strip_prefix("slurm:") {
+            let ex = self.executor.slurm().ok_or_else(|| self.no_executor())?;
+            ex.reattach_run(job, &req)?.wait(&never)?
+        } else if handle.starts_with("ssh:") {
+            let ex = self.executor.ssh().ok_or_else(|| self.no_executor())??;
+            // `ssh:<host>:<remote dir>`; the directory is absolute.
+            let dir = handle
+                .find(":/")
+                .map(|i| &handle[i + 1..])
+                .ok_or_else(|| self.no_executor())?;
+            let outcome = ex.reattach(dir, &req)?.wait(&never)?;
+            fetch_remote_outputs(&ex, dir, &run_dir);
+            outcome
+        } else if let Some(id) = handle
+            .strip_prefix("docker:")
+            .or_else(|| handle.strip_prefix("podman:"))
+        {
+            let ex = self
+                .executor
+                .container(&self.contract.run, None, Vec::new())
+                .ok_or_else(|| self.no_executor())?;
+            ex.reattach_run(id, &req)?.wait(&never)?
+        } else {
+            return Err(self.no_executor());
+        };
+        tracing::info!("re-adopted run {} ({handle})", run.id);
+        Ok(self.classify(&outcome, &run_dir))
+    }
+
+    /// Reject an attempt whose run was stopped by the sandbox: it tried to reach what the
+    /// contract keeps from it (a boundary violation), whatever its metrics would have been.
+    fn flag_sandbox_violation(&mut self, attempt: &Attempt) -> Result<bool, SchedError> {
+        if !self.contract.run.sandbox {
+            return Ok(false);
+        }
+        let evidence: Vec<String> = self
             .project
             .store
+            .runs_of_attempt(attempt.id)?
+            .into_iter()
+            .filter_map(|r| r.error)
+            .filter(|e| e.starts_with(SANDBOX_VIOLATION))
+            .collect();
+        if evidence.is_empty() {
+            return Ok(false);
+        }
+        let note = evidence[0].clone();
+        self.project.store.reject_attempt(
+            attempt.id,
+            AttemptStatus::Rejected,
+            &json!({ "boundary": "sandbox", "evidence": evidence }),
+            &note,
+        )?;
+        Ok(true)
+    }
+}
+
+/// Take the program's exclusive lock (an OS file lock, released when the process dies), so two
+/// loops never drive one program and recovery never mistakes a live loop's run for an orphan.
+/// The name this process puts on the leases of its runs: host and process id.
+pub fn lease_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether the coordinator named `owner` (see [`lease_owner`]) may still be alive: always for
+/// another host (only its heartbeat can tell), and for this host when its process lives.
+fn lease_holder_alive(owner: &str) -> bool {
+    let me = lease_owner();
+    let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+    match owner.rsplit_once(':') {
+        Some((host, pid)) if host == my_host => pid
+            .parse::<i32>()
+            .map(picidae_exec::process_alive)
+            .unwrap_or(false),
+        _ => true,
+    }
+}
+
+/// A run checkout kept between runs (`run.reuse_checkout`): its path, commit and benchmark
+/// directory.
+type KeptCheckout = Option<(PathBuf, String, PathBuf)>;
+
+/// Everything executing one run needs, apart from a store connection and the repository:
+/// cheap to clone, so runs of one program can execute on threads of their own (each with its
+/// own connection) while the loop waits for all of them.
+#[derive(Clone)]
+struct RunCtx {
+    program: String,
+    base_commit: String,
+    contract: Contract,
+    executor: ExecutorSpec,
+    data_dir: PathBuf,
+    lease_owner: String,
+    host: String,
+    fp_hash: String,
+    fp_json: String,
+    slots: Option<Arc<SlotPool>>,
+    resources: Option<Arc<ResourcePool>>,
+}
+
+impl RunCtx {
+    /// Environment variables carrying an attempt's environment parameters (defaults where the
+    /// attempt has no value).
+    fn env_param_vars(&self, attempt: &Attempt) -> Vec<(String, String)> {
+        let assigned: Option<Assignment> = attempt
+            .params
+            .as_ref()
+            .and_then(|p| serde_json::from_value(p.clone()).ok());
+        self.contract
+            .params
+            .iter()
+            .filter_map(|p| {
+                let var = p.env.clone()?;
+                let v = assigned
+                    .as_ref()
+                    .and_then(|a| a.get(&p.name).cloned())
+                    .or_else(|| p.default.clone())?;
+                Some((var, v))
+            })
+            .collect()
+    }
+
+    /// Execute one seed of an attempt in its own checkout. The run is recorded as started
+    /// before waiting; the returned result is not yet stored (the caller stores it, together
+    /// with the attempt's decision when it is the last one).
+    #[allow(clippy::too_many_arguments)]
+    fn execute_run(
+        &self,
+        project: &mut Project,
+        repo: &Repo,
+        attempt: &Attempt,
+        seed: i64,
+        cancel: &AtomicBool,
+        events: Events<'_>,
+        run_checkout: Option<&mut KeptCheckout>,
+    ) -> Result<(i64, RunResult), SchedError> {
+        let run = project
+            .store
             .insert_run(attempt.id, seed, self.executor.name())?;
-        let name = self.program.name.clone();
+        let name = self.program.clone();
         // Queued until a slot is free (fair share among programs); cancellable while waiting.
         let pool = self.slots.clone();
         let slot = match &pool {
@@ -1792,18 +2033,23 @@ impl<'p> Runner<'p> {
         } else {
             self.contract.run.resources.gpus as usize
         };
-        self.project
+        project
             .store
             .set_run_placement(run.id, &gpus, gpu_count, &self.lease_owner)?;
         let cuda = placement.as_ref().map(|p| p.cuda_visible_devices());
-        let run_dir = self.project.run_dir(&name, run.id);
-        let reuse = self.contract.run.reuse_checkout;
+        let run_dir = project.run_dir(&name, run.id);
+        // A checkout is kept between runs only when asked for and when this run is the only
+        // one of its program in flight (parallel runs each get their own).
+        let reuse = self.contract.run.reuse_checkout && run_checkout.is_some();
         let wt_path = if reuse {
-            self.project.worktree_dir(&name, "run")
+            project.worktree_dir(&name, "run")
         } else {
-            self.project.worktree_dir(&name, &format!("run-{}", run.id))
+            project.worktree_dir(&name, &format!("run-{}", run.id))
         };
         let result = match self.start_and_wait(
+            project,
+            repo,
+            run_checkout,
             attempt,
             &run_dir,
             &wt_path,
@@ -1822,14 +2068,17 @@ impl<'p> Runner<'p> {
         drop(placement);
         drop(slot);
         if !reuse {
-            let _ = self.repo.remove_worktree(&wt_path);
+            let _ = repo.remove_worktree(&wt_path);
         }
         Ok((run.id, result))
     }
 
     #[allow(clippy::too_many_arguments)]
     fn start_and_wait(
-        &mut self,
+        &self,
+        project: &mut Project,
+        repo: &Repo,
+        run_checkout: Option<&mut KeptCheckout>,
         attempt: &Attempt,
         run_dir: &Path,
         wt_path: &Path,
@@ -1839,24 +2088,26 @@ impl<'p> Runner<'p> {
         events: Events<'_>,
     ) -> Result<RunOutcome, SchedError> {
         let commit = attempt.commit.clone().ok_or_else(|| SchedError::Program {
-            program: self.program.name.clone(),
+            program: self.program.clone(),
             message: format!("attempt {} has no commit", attempt.seq),
         })?;
         let artifacts = run_dir.join("artifacts");
         std::fs::create_dir_all(&artifacts).map_err(|e| SchedError::io(&artifacts, e))?;
-        let bench_dir = match &self.run_checkout {
+        let mut kept = run_checkout;
+        let bench_dir = match kept.as_deref() {
             // The kept checkout already holds this commit.
-            Some((path, c, bench)) if path == wt_path && *c == commit && bench.is_dir() => {
+            Some(Some((path, c, bench))) if path == wt_path && *c == commit && bench.is_dir() => {
                 bench.clone()
             }
             _ => {
-                self.run_checkout = None;
-                let _ = self.repo.remove_worktree(wt_path);
-                let wt = self.repo.add_worktree(wt_path, &commit)?;
+                if let Some(k) = kept.as_mut() {
+                    **k = None;
+                }
+                let _ = repo.remove_worktree(wt_path);
+                let wt = repo.add_worktree(wt_path, &commit)?;
                 scrub(&self.contract, &wt.bench_dir())?;
-                if self.contract.run.reuse_checkout {
-                    self.run_checkout =
-                        Some((wt_path.to_path_buf(), commit.clone(), wt.bench_dir()));
+                if let Some(k) = kept {
+                    *k = Some((wt_path.to_path_buf(), commit.clone(), wt.bench_dir()));
                 }
                 wt.bench_dir()
             }
@@ -1876,13 +2127,13 @@ impl<'p> Runner<'p> {
             ),
             ("PICIDAE_RUN_ID".into(), run_id.to_string()),
             ("PICIDAE_ATTEMPT".into(), attempt.seq.to_string()),
-            ("PICIDAE_PROGRAM".into(), self.program.name.clone()),
+            ("PICIDAE_PROGRAM".into(), self.program.clone()),
         ];
         if run.seed_env != "PICIDAE_SEED" {
             env.push(("PICIDAE_SEED".into(), seed.to_string()));
         }
         env.extend(self.env_param_vars(attempt));
-        if let Some(devices) = cuda_visible_devices {
+        if let Some(devices) = cuda_visible_devices.clone() {
             // The GPUs this run holds, and only those.
             env.push(("PICIDAE_GPUS".into(), devices.clone()));
             env.push(("CUDA_VISIBLE_DEVICES".into(), devices));
@@ -1911,7 +2162,7 @@ impl<'p> Runner<'p> {
                     req
                 };
                 let child = LocalExecutor::new().spawn(&req)?;
-                self.project.store.mark_run_started(
+                project.store.mark_run_started(
                     run_id,
                     child.pid() as i64,
                     child.pgid() as i64,
@@ -1928,7 +2179,7 @@ impl<'p> Runner<'p> {
                 let job = ex.spawn_with(
                     &req,
                     &SlurmJobSpec {
-                        name: Some(format!("picidae-{}-{run_id}", self.program.name)),
+                        name: Some(format!("picidae-{}-{run_id}", self.program)),
                         resources: SlurmResources {
                             cpus: Some(r.cpus.max(1)),
                             memory_mb: r.memory_mb,
@@ -1937,10 +2188,43 @@ impl<'p> Runner<'p> {
                     },
                 )?;
                 // The handle is stored before waiting: a restarted coordinator re-adopts it.
-                self.project
+                project
                     .store
                     .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
-                self.project.store.mark_run_started(
+                project.store.mark_run_started(
+                    run_id,
+                    0,
+                    0,
+                    &self.host,
+                    Some((&self.fp_hash, &self.fp_json)),
+                    &run_dir.display().to_string(),
+                )?;
+                events(&started);
+                Ok(job.wait(cancel)?)
+            }
+            spec @ ExecutorSpec::Container { .. } => {
+                let readonly = if self.data_dir.is_dir() {
+                    vec![self.data_dir.clone()]
+                } else {
+                    Vec::new()
+                };
+                let gpus = cuda_visible_devices
+                    .filter(|d| !d.is_empty())
+                    .map(|d| format!("device={d}"))
+                    .or_else(|| (self.contract.run.resources.gpus > 0).then(|| "all".to_string()));
+                let ex = spec
+                    .container(&self.contract.run, gpus, readonly)
+                    .ok_or_else(|| self.no_executor())?;
+                // Inside the container its GPUs are numbered from 0: the host's indices
+                // would name the wrong devices.
+                let mut req = req;
+                req.env.retain(|(k, _)| k != "CUDA_VISIBLE_DEVICES");
+                let name = format!("picidae-{}-run-{run_id}", remote_safe(&self.program));
+                let job = ex.spawn_named(&name, &req)?;
+                project
+                    .store
+                    .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
+                project.store.mark_run_started(
                     run_id,
                     0,
                     0,
@@ -1953,16 +2237,16 @@ impl<'p> Runner<'p> {
             }
             spec @ ExecutorSpec::Ssh { .. } => {
                 let ex = spec.ssh().ok_or_else(|| self.no_executor())??;
-                let name = format!("{}-run-{run_id}", remote_safe(&self.program.name));
+                let name = format!("{}-run-{run_id}", remote_safe(&self.program));
                 let remote_dir = format!("{}/{name}", ex.remote_root());
                 let req = remote_request(req, &remote_dir);
-                let fp = ex.machine_fingerprint(Some(&self.program.base_commit))?;
+                let fp = ex.machine_fingerprint(Some(&self.base_commit))?;
                 let fp_json = serde_json::to_string(&fp).unwrap_or_default();
                 let job = ex.spawn_named(&name, &req)?;
-                self.project
+                project
                     .store
                     .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
-                self.project.store.mark_run_started(
+                project.store.mark_run_started(
                     run_id,
                     0,
                     0,
@@ -1978,47 +2262,9 @@ impl<'p> Runner<'p> {
         }
     }
 
-    /// Wait again for a remote run a dead coordinator started, and classify its outcome.
-    fn readopt(&mut self, run: &picidae_store::Run) -> Result<RunResult, SchedError> {
-        let handle = run.executor_ref.clone().unwrap_or_default();
-        let run_dir = self.project.run_dir(&self.program.name, run.id);
-        std::fs::create_dir_all(&run_dir).map_err(|e| SchedError::io(&run_dir, e))?;
-        let spec = &self.contract.run;
-        let req = RunRequest {
-            command: spec.command.clone(),
-            cwd: run_dir.clone(),
-            env: Vec::new(),
-            time_budget: spec.time_budget,
-            timeout: spec.timeout,
-            grace: spec.grace,
-            stdout_path: run_dir.join("stdout.log"),
-            stderr_path: run_dir.join("stderr.log"),
-            log_cap_bytes: spec.log_cap_bytes,
-        };
-        let never = AtomicBool::new(false);
-        let outcome = if let Some(job) = handle.strip_prefix("slurm:") {
-            let ex = self.executor.slurm().ok_or_else(|| self.no_executor())?;
-            ex.reattach_run(job, &req)?.wait(&never)?
-        } else if handle.starts_with("ssh:") {
-            let ex = self.executor.ssh().ok_or_else(|| self.no_executor())??;
-            // `ssh:<host>:<remote dir>`; the directory is absolute.
-            let dir = handle
-                .find(":/")
-                .map(|i| &handle[i + 1..])
-                .ok_or_else(|| self.no_executor())?;
-            let outcome = ex.reattach(dir, &req)?.wait(&never)?;
-            fetch_remote_outputs(&ex, dir, &run_dir);
-            outcome
-        } else {
-            return Err(self.no_executor());
-        };
-        tracing::info!("re-adopted run {} ({handle})", run.id);
-        Ok(self.classify(&outcome, &run_dir))
-    }
-
     fn no_executor(&self) -> SchedError {
         SchedError::Program {
-            program: self.program.name.clone(),
+            program: self.program.clone(),
             message: format!("executor {} is not usable", self.executor.label()),
         }
     }
@@ -2028,7 +2274,7 @@ impl<'p> Runner<'p> {
     fn sandbox_for(&self, checkout: &Path, run_dir: &Path) -> Result<Sandbox, SchedError> {
         if !Sandbox::available() {
             return Err(SchedError::Program {
-                program: self.program.name.clone(),
+                program: self.program.clone(),
                 message: "the contract asks for `run.sandbox` but bubblewrap (`bwrap`) is not available here; install it (Debian: bubblewrap)".into(),
             });
         }
@@ -2047,35 +2293,8 @@ impl<'p> Runner<'p> {
             } else {
                 Vec::new()
             },
-            network: self.contract.run.network,
+            network: self.contract.run.network.unwrap_or(true),
         }))
-    }
-
-    /// Reject an attempt whose run was stopped by the sandbox: it tried to reach what the
-    /// contract keeps from it (a boundary violation), whatever its metrics would have been.
-    fn flag_sandbox_violation(&mut self, attempt: &Attempt) -> Result<bool, SchedError> {
-        if !self.contract.run.sandbox {
-            return Ok(false);
-        }
-        let evidence: Vec<String> = self
-            .project
-            .store
-            .runs_of_attempt(attempt.id)?
-            .into_iter()
-            .filter_map(|r| r.error)
-            .filter(|e| e.starts_with(SANDBOX_VIOLATION))
-            .collect();
-        if evidence.is_empty() {
-            return Ok(false);
-        }
-        let note = evidence[0].clone();
-        self.project.store.reject_attempt(
-            attempt.id,
-            AttemptStatus::Rejected,
-            &json!({ "boundary": "sandbox", "evidence": evidence }),
-            &note,
-        )?;
-        Ok(true)
     }
 
     /// Turn a process outcome and its outputs into a run result.
@@ -2142,30 +2361,6 @@ impl<'p> Runner<'p> {
             r.primary_value = None;
         }
         r
-    }
-}
-
-/// Take the program's exclusive lock (an OS file lock, released when the process dies), so two
-/// loops never drive one program and recovery never mistakes a live loop's run for an orphan.
-/// The name this process puts on the leases of its runs: host and process id.
-pub fn lease_owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
-}
-
-/// Whether the coordinator named `owner` (see [`lease_owner`]) may still be alive: always for
-/// another host (only its heartbeat can tell), and for this host when its process lives.
-fn lease_holder_alive(owner: &str) -> bool {
-    let me = lease_owner();
-    let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
-    match owner.rsplit_once(':') {
-        Some((host, pid)) if host == my_host => pid
-            .parse::<i32>()
-            .map(picidae_exec::process_alive)
-            .unwrap_or(false),
-        _ => true,
     }
 }
 
@@ -2277,7 +2472,7 @@ pub fn patch_hash(patch: &str) -> String {
     hex::encode(sha2::Sha256::digest(patch.as_bytes()))
 }
 
-fn history_entry(a: &Attempt) -> HistoryEntry {
+pub(crate) fn history_entry(a: &Attempt) -> HistoryEntry {
     HistoryEntry {
         seq: a.seq,
         hypothesis: a.hypothesis.clone(),

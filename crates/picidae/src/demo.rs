@@ -69,7 +69,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "tiny-mlp-sweep",
         Some(args.attempts),
         None,
-        0,
+        (0, 1),
         args.plain,
     )?;
     if let (Some(b), Some(f)) = (summary.baseline, summary.frontier) {

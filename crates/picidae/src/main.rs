@@ -1,6 +1,7 @@
 //! `picidae`: the command-line front end. Parses arguments, finds the project, and hands work to
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
+mod agents;
 mod bench;
 mod bench_agents;
 mod bench_dispatch;
@@ -22,6 +23,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use picidae_agent::adapters::AdapterKind;
 use picidae_agent::sweep::Sampler;
 use picidae_agent::AgentSpec;
 use picidae_core::Contract;
@@ -76,6 +78,9 @@ enum Command {
         /// Proposals to keep ready ahead of the runs: the agent thinks while runs execute.
         #[arg(long, default_value_t = 0)]
         pipeline: usize,
+        /// Seeds of one attempt (a baseline's, a candidate's verification) to run at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
         /// Print one line per event instead of a progress bar.
         #[arg(long)]
         plain: bool,
@@ -152,6 +157,9 @@ enum Command {
     /// Tools: search_memory, get_attempt, list_findings, frontier. Register it with an agent,
     /// e.g. `claude mcp add picidae -- picidae --project DIR mcp`.
     Mcp,
+    /// What a program's agent is given.
+    #[command(subcommand)]
+    Agent(agents::AgentCmd),
     /// Run the bundled example benchmark end to end: a fresh project, a sweep program, 30
     /// attempts, and the improvement found.
     Demo(demo::DemoArgs),
@@ -261,8 +269,16 @@ enum ProgramCmd {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum AgentKind {
+    /// The built-in parameter sweep (no LLM).
     Sweep,
+    /// Any command run in the attempt's checkout (`--agent-command`).
     Command,
+    /// Claude Code: your own `claude` CLI and Anthropic key or login.
+    Claude,
+    /// Codex: your own `codex` CLI and OpenAI key or login.
+    Codex,
+    /// Aider: your own `aider` CLI and model API key.
+    Aider,
 }
 
 #[derive(Args)]
@@ -276,9 +292,14 @@ struct CreateArgs {
     /// For `--agent command`: the command to run in the attempt's checkout.
     #[arg(long = "agent-command")]
     agent_command: Option<String>,
-    /// For `--agent command`: seconds before the agent is killed.
-    #[arg(long, default_value_t = 600.0)]
-    agent_timeout: f64,
+    /// For `--agent command|claude|codex|aider`: seconds before the agent is killed (default:
+    /// 600 for a command; 1800 for claude and codex, 900 for aider).
+    #[arg(long)]
+    agent_timeout: Option<f64>,
+    /// For `--agent claude|codex|aider`: an extra argument for the CLI, e.g.
+    /// `--agent-arg=--model --agent-arg=sonnet` (repeatable).
+    #[arg(long = "agent-arg", allow_hyphen_values = true)]
+    agent_args: Vec<String>,
     /// For `--agent sweep`: how the next point is chosen (`random`, or `tpe`: a Tree-structured
     /// Parzen Estimator over the program's history).
     #[arg(long, default_value = "random")]
@@ -407,9 +428,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         .agent_command
                         .clone()
                         .context("--agent command needs --agent-command '<command line>'")?,
-                    timeout_secs: args.agent_timeout,
+                    timeout_secs: args.agent_timeout.unwrap_or(600.0),
                 },
+                AgentKind::Claude => {
+                    agents::adapter_spec(AdapterKind::Claude, args.agent_timeout, &args.agent_args)
+                }
+                AgentKind::Codex => {
+                    agents::adapter_spec(AdapterKind::Codex, args.agent_timeout, &args.agent_args)
+                }
+                AgentKind::Aider => {
+                    agents::adapter_spec(AdapterKind::Aider, args.agent_timeout, &args.agent_args)
+                }
             };
+            if args
+                .agent_timeout
+                .is_some_and(|t| !(t.is_finite() && t > 0.0))
+            {
+                bail!("--agent-timeout must be a positive number of seconds");
+            }
+            agents::warn_if_missing(&agent);
             let executor = ExecutorSpec::parse(&args.executor)
                 .map_err(|e| anyhow::anyhow!("--executor {e}"))?;
             let program_md = args
@@ -528,6 +565,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             max_attempts,
             max_runs,
             pipeline,
+            parallel,
             plain,
         } => {
             let mut project = open_project(&cli.project)?;
@@ -536,7 +574,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 &program,
                 max_attempts,
                 max_runs,
-                pipeline,
+                (pipeline, parallel),
                 plain,
             )?;
         }
@@ -689,6 +727,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .context("starting the MCP server's runtime")?;
             runtime.block_on(picidae_server::serve_stdio(project.store))?;
         }
+        Command::Agent(cmd) => agents::run(&open_project(&cli.project)?, cmd)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Bench(cmd) => bench::run(cmd)?,
     }
@@ -757,13 +796,14 @@ pub(crate) fn run_loop(
     program: &str,
     max_attempts: Option<u64>,
     max_runs: Option<u64>,
-    pipeline: usize,
+    (pipeline, parallel): (usize, usize),
     plain: bool,
 ) -> Result<picidae_sched::LoopSummary> {
     let opts = LoopOptions {
         max_attempts,
         max_runs,
         pipeline,
+        parallel,
         ..Default::default()
     };
     {
@@ -785,6 +825,7 @@ pub(crate) fn run_loop(
     let spec: AgentSpec = serde_json::from_value(stored.agent.clone())
         .with_context(|| format!("program {program}: unreadable agent configuration"))?;
     let mut agent = spec.build();
+    agent.preflight()?;
     let mut runner = Runner::new(project, program)?;
     let primary = runner.contract().primary_metric.clone();
     let mut display = progress::Display::new(max_attempts, &primary, plain);

@@ -212,3 +212,70 @@ fn money_budget_counts_agent_cost_and_stops_at_the_limit() {
     assert_eq!(spent.agent_tokens, 300);
     assert_eq!(spent.runs, 4, "baseline + 3 attempts: {spent:?}");
 }
+
+/// `--parallel 3`: the baseline's three seeds, and a candidate's two verification seeds, run
+/// at the same time (each in its own checkout, on its own store connection), and every seed is
+/// recorded exactly once.
+#[test]
+fn seeds_of_one_attempt_run_in_parallel() {
+    let contract = value_contract("sh run.sh", 30.0).replace(
+        "[metrics.score]",
+        "[policy]\nseeds = 3\nbaseline_seeds = 3\n\n[metrics.score]",
+    );
+    let env = Env::new(&[
+        ("picidae.toml", &contract),
+        (
+            "run.sh",
+            "sleep 1\necho \"score: $(cat value.txt).$PICIDAE_SEED\"\n",
+        ),
+        ("value.txt", "10\n"),
+    ]);
+    env.queue_program("p", &["5"], &[]);
+    let started = Instant::now();
+    env.ok(&["run", "p", "-n", "1", "--parallel", "3", "--plain"]);
+    let wall = started.elapsed().as_secs_f64();
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let attempts = store
+        .attempts(&picidae_store::AttemptFilter {
+            program_id: Some(p.id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(attempts.len(), 2);
+    for a in &attempts {
+        let runs = store.runs_of_attempt(a.id).unwrap();
+        let mut seeds: Vec<i64> = runs.iter().map(|r| r.seed).collect();
+        seeds.sort();
+        assert_eq!(seeds, vec![0, 1, 2], "each seed once: {runs:?}");
+        let spans: Vec<(i64, i64)> = runs
+            .iter()
+            .map(|r| (r.started_at.unwrap(), r.finished_at.unwrap()))
+            .collect();
+        // Seeds run together: the baseline's three, and the candidate's seeds 1 and 2
+        // (seed 0 screens it first).
+        let together: Vec<&(i64, i64)> = if a.seq == 1 {
+            spans.iter().collect()
+        } else {
+            runs.iter()
+                .zip(&spans)
+                .filter(|(r, _)| r.seed > 0)
+                .map(|(_, s)| s)
+                .collect()
+        };
+        let latest_start = together.iter().map(|s| s.0).max().unwrap();
+        let earliest_end = together.iter().map(|s| s.1).min().unwrap();
+        assert!(
+            latest_start < earliest_end,
+            "attempt {} ran its seeds one after another: {spans:?}",
+            a.seq
+        );
+    }
+    let frontier = p.frontier_value.unwrap();
+    assert!(
+        (frontier - 5.1).abs() < 1e-9,
+        "the candidate was validated: {frontier}"
+    );
+    eprintln!("6 runs of 1 s in {wall:.1} s with --parallel 3");
+    assert!(wall < 5.5, "parallel seeds took {wall:.1} s");
+}

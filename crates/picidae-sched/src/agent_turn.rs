@@ -1,0 +1,158 @@
+//! What a program's agent is given for a turn, read from the store: the frontier's visible
+//! metric values and parameters, the memory's brief, and (for `picidae agent prompt`) the whole
+//! [`AgentContext`] of the next turn, built the way [`crate::Runner`] builds it, without taking
+//! the program's lock, making a checkout or running anything.
+
+use std::path::{Path, PathBuf};
+
+use picidae_agent::{AgentContext, HistoryEntry};
+use picidae_core::{Assignment, Contract, RunStatus};
+use picidae_store::{AttemptFilter, Program, Store};
+
+use crate::{Project, SchedError};
+
+/// Entries of each list in the memory's brief.
+pub(crate) const BRIEF_LIMIT: usize = 5;
+
+/// The memory's brief for `program` (what the agent gets under "What memory says").
+pub(crate) fn memory_brief(store: &Store, program: &str) -> Result<String, SchedError> {
+    Ok(picidae_memory::program_brief(store, program, BRIEF_LIMIT)?)
+}
+
+/// The frontier attempt's parameter assignment, when the contract has environment parameters
+/// (otherwise parameters live in files and need no tracking).
+pub(crate) fn frontier_params(
+    store: &Store,
+    program: &Program,
+    contract: &Contract,
+) -> Result<Option<Assignment>, SchedError> {
+    if !contract.params.iter().any(|p| p.is_env()) {
+        return Ok(None);
+    }
+    let Some(id) = program.frontier_attempt_id else {
+        return Ok(None);
+    };
+    let a = store.attempt(id)?;
+    Ok(a.params.and_then(|p| serde_json::from_value(p).ok()))
+}
+
+/// The frontier's visible metric values: for each metric of the contract that is not hidden,
+/// the mean over the frontier attempt's succeeded runs.
+pub(crate) fn frontier_metrics(
+    store: &Store,
+    program: &Program,
+    contract: &Contract,
+) -> Result<Vec<(String, f64)>, SchedError> {
+    let Some(id) = program.frontier_attempt_id else {
+        return Ok(Vec::new());
+    };
+    let hidden: &[String] = contract
+        .hidden
+        .as_ref()
+        .map(|h| h.metrics.as_slice())
+        .unwrap_or(&[]);
+    let runs: Vec<_> = store
+        .runs_of_attempt(id)?
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Succeeded)
+        .collect();
+    Ok(contract
+        .metrics
+        .keys()
+        .filter(|name| !hidden.contains(name))
+        .filter_map(|name| {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.metrics.get(name).copied())
+                .filter(|v| v.is_finite())
+                .collect();
+            (!values.is_empty()).then(|| {
+                (
+                    name.clone(),
+                    values.iter().sum::<f64>() / values.len() as f64,
+                )
+            })
+        })
+        .collect())
+}
+
+/// Everything a program's next agent turn would be given.
+pub struct NextTurn {
+    pub program: Program,
+    pub contract: Contract,
+    pub history: Vec<HistoryEntry>,
+    pub memory: String,
+    pub followups: Vec<String>,
+    pub frontier_params: Option<Assignment>,
+    pub frontier_metrics: Vec<(String, f64)>,
+    /// The sequence number the next attempt would get.
+    pub attempt_seq: i64,
+    /// Where that attempt's prompt, context and transcript would be written.
+    pub scratch: PathBuf,
+    /// The benchmark directory (the agent would get its own checkout of the frontier).
+    pub workspace: PathBuf,
+    pub project_dir: PathBuf,
+}
+
+impl NextTurn {
+    pub fn context(&self) -> AgentContext<'_> {
+        AgentContext {
+            program: &self.program.name,
+            program_md: &self.program.program_md,
+            contract: &self.contract,
+            workspace: &self.workspace,
+            frontier_value: self.program.frontier_value,
+            frontier_metrics: &self.frontier_metrics,
+            frontier_params: self.frontier_params.as_ref(),
+            history: &self.history,
+            attempt_seq: self.attempt_seq,
+            scratch: &self.scratch,
+            memory: &self.memory,
+            followups: &self.followups,
+            project_dir: Some(&self.project_dir),
+        }
+    }
+}
+
+/// The inputs of `program`'s next agent turn, from the store. `uses_followups` is the agent's
+/// [`picidae_agent::Agent::uses_followups`]: only such agents are given the queued ideas.
+pub fn next_turn(
+    project: &Project,
+    program: &str,
+    uses_followups: bool,
+) -> Result<NextTurn, SchedError> {
+    let store = &project.store;
+    let program = store.program(program)?;
+    let contract = Contract::load(Path::new(&program.benchmark_dir))?;
+    let history: Vec<HistoryEntry> = store
+        .attempts(&AttemptFilter {
+            program_id: Some(program.id),
+            ..Default::default()
+        })?
+        .iter()
+        .map(crate::runner::history_entry)
+        .collect();
+    let followups = if uses_followups {
+        store
+            .open_followups(program.id)?
+            .into_iter()
+            .map(|f| f.text)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let attempt_seq = history.iter().map(|h| h.seq).max().unwrap_or(0) + 1;
+    Ok(NextTurn {
+        memory: memory_brief(store, &program.name)?,
+        frontier_params: frontier_params(store, &program, &contract)?,
+        frontier_metrics: frontier_metrics(store, &program, &contract)?,
+        scratch: project.attempt_dir(&program.name, attempt_seq),
+        workspace: PathBuf::from(&program.benchmark_dir),
+        project_dir: project.root().to_path_buf(),
+        attempt_seq,
+        followups,
+        history,
+        contract,
+        program,
+    })
+}

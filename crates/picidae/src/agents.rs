@@ -1,0 +1,64 @@
+//! `picidae agent …`: what a program's agent is given, and the agent options of
+//! `program create` (the coding-agent adapters: claude, codex, aider).
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use picidae_agent::adapters::AdapterKind;
+use picidae_agent::command::find_on_path;
+use picidae_agent::AgentSpec;
+use picidae_sched::Project;
+
+#[derive(Subcommand)]
+pub(crate) enum AgentCmd {
+    /// Print the prompt the program's agent would get on its next turn, built from the store
+    /// the way the loop builds it (nothing runs, nothing is written).
+    Prompt { program: String },
+}
+
+pub(crate) fn run(project: &Project, cmd: AgentCmd) -> Result<()> {
+    match cmd {
+        AgentCmd::Prompt { program } => {
+            let stored = project.store.program(&program)?;
+            let spec: AgentSpec = serde_json::from_value(stored.agent.clone())
+                .with_context(|| format!("program {program}: unreadable agent configuration"))?;
+            let agent = spec.build();
+            let turn = picidae_sched::next_turn(project, &program, agent.uses_followups())?;
+            match agent.prompt(&turn.context()) {
+                Some(prompt) => print!("{prompt}"),
+                None => bail!(
+                    "program {program} uses the {} agent, which takes no prompt",
+                    spec.label()
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stored configuration of a coding-agent adapter.
+pub(crate) fn adapter_spec(
+    adapter: AdapterKind,
+    timeout_secs: Option<f64>,
+    args: &[String],
+) -> AgentSpec {
+    AgentSpec::Adapter {
+        adapter,
+        timeout_secs,
+        args: args.to_vec(),
+    }
+}
+
+/// A warning when an adapter's CLI is not on PATH (the program is still created: the CLI can be
+/// installed before the first run, which refuses to start without it).
+pub(crate) fn warn_if_missing(spec: &AgentSpec) {
+    if let AgentSpec::Adapter { adapter, .. } = spec {
+        let a = adapter.adapter();
+        if find_on_path(a.binary).is_none() {
+            eprintln!(
+                "warning: `{}` is not on PATH. The {} agent runs your own `{}` CLI with your own \
+                 API key or login; install it and sign in before `picidae run`.",
+                a.binary, a.product, a.binary
+            );
+        }
+    }
+}
