@@ -34,7 +34,7 @@
 //! and cancellation are enforced from here: `kill -TERM` (+`CONT`) to the
 //! remote group, then `kill -KILL` after `grace`. A failed `ssh` call
 //! (exit 255, or no answer within its time limit) is retried with backoff for
-//! up to [`SshExecutor::with_reconnect_limit`]; the run's state is then re-read
+//! up to `SshSettings::reconnect_limit`; the run's state is then re-read
 //! from its remote files, so a dropped connection never re-runs a job.
 //! Dropping an [`SshRun`] leaves the remote run alone;
 //! [`SshExecutor::reattach`] resumes waiting (e.g. after a coordinator

@@ -1732,6 +1732,7 @@ impl<'p> Runner<'p> {
     fn run_ctx(&self) -> RunCtx {
         RunCtx {
             program: self.program.name.clone(),
+            project_tag: patch_hash(&self.project.root().display().to_string())[..8].to_string(),
             base_commit: self.program.base_commit.clone(),
             contract: self.contract.clone(),
             executor: self.executor.clone(),
@@ -1930,6 +1931,8 @@ type KeptCheckout = Option<(PathBuf, String, PathBuf)>;
 #[derive(Clone)]
 struct RunCtx {
     program: String,
+    /// A short hash of the project's directory, to keep names on shared daemons apart.
+    project_tag: String,
     base_commit: String,
     contract: Contract,
     executor: ExecutorSpec,
@@ -2187,20 +2190,15 @@ impl RunCtx {
                         },
                     },
                 )?;
-                // The handle is stored before waiting: a restarted coordinator re-adopts it.
-                project
-                    .store
-                    .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
-                project.store.mark_run_started(
-                    run_id,
-                    0,
-                    0,
-                    &self.host,
-                    Some((&self.fp_hash, &self.fp_json)),
-                    &run_dir.display().to_string(),
-                )?;
-                events(&started);
-                Ok(job.wait(cancel)?)
+                let fp = (
+                    self.host.as_str(),
+                    self.fp_hash.as_str(),
+                    self.fp_json.as_str(),
+                );
+                let job: Box<dyn RunHandle> = Box::new(job);
+                self.wait_remote(project, (run_id, run_dir), job, fp, cancel, || {
+                    events(&started)
+                })
             }
             spec @ ExecutorSpec::Container { .. } => {
                 let readonly = if self.data_dir.is_dir() {
@@ -2219,21 +2217,21 @@ impl RunCtx {
                 // would name the wrong devices.
                 let mut req = req;
                 req.env.retain(|(k, _)| k != "CUDA_VISIBLE_DEVICES");
-                let name = format!("picidae-{}-run-{run_id}", remote_safe(&self.program));
-                let job = ex.spawn_named(&name, &req)?;
-                project
-                    .store
-                    .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
-                project.store.mark_run_started(
-                    run_id,
-                    0,
-                    0,
-                    &self.host,
-                    Some((&self.fp_hash, &self.fp_json)),
-                    &run_dir.display().to_string(),
-                )?;
-                events(&started);
-                Ok(job.wait(cancel)?)
+                // Unique on a daemon that several projects share.
+                let name = format!(
+                    "picidae-{}-{}-run-{run_id}",
+                    remote_safe(&self.program),
+                    self.project_tag
+                );
+                let job: Box<dyn RunHandle> = Box::new(ex.spawn_named(&name, &req)?);
+                let fp = (
+                    self.host.as_str(),
+                    self.fp_hash.as_str(),
+                    self.fp_json.as_str(),
+                );
+                self.wait_remote(project, (run_id, run_dir), job, fp, cancel, || {
+                    events(&started)
+                })
             }
             spec @ ExecutorSpec::Ssh { .. } => {
                 let ex = spec.ssh().ok_or_else(|| self.no_executor())??;
@@ -2242,24 +2240,45 @@ impl RunCtx {
                 let req = remote_request(req, &remote_dir);
                 let fp = ex.machine_fingerprint(Some(&self.base_commit))?;
                 let fp_json = serde_json::to_string(&fp).unwrap_or_default();
-                let job = ex.spawn_named(&name, &req)?;
-                project
-                    .store
-                    .set_run_executor_ref(run_id, &RunHandle::id(&job))?;
-                project.store.mark_run_started(
-                    run_id,
-                    0,
-                    0,
-                    &fp.hostname,
-                    Some((&fp.hash(), &fp_json)),
-                    &run_dir.display().to_string(),
+                let job: Box<dyn RunHandle> = Box::new(ex.spawn_named(&name, &req)?);
+                let hash = fp.hash();
+                let outcome = self.wait_remote(
+                    project,
+                    (run_id, run_dir),
+                    job,
+                    (&fp.hostname, &hash, &fp_json),
+                    cancel,
+                    || events(&started),
                 )?;
-                events(&started);
-                let outcome = job.wait(cancel)?;
                 fetch_remote_outputs(&ex, &remote_dir, run_dir);
                 Ok(outcome)
             }
         }
+    }
+
+    /// Record a remote run as started and wait for it. Its handle is stored before waiting,
+    /// so a restarted coordinator re-adopts it; `host` and the fingerprint are the machine
+    /// that runs it, where known.
+    fn wait_remote(
+        &self,
+        project: &mut Project,
+        (run_id, run_dir): (i64, &Path),
+        job: Box<dyn RunHandle>,
+        (host, fp_hash, fp_json): (&str, &str, &str),
+        cancel: &AtomicBool,
+        started: impl FnOnce(),
+    ) -> Result<RunOutcome, SchedError> {
+        project.store.set_run_executor_ref(run_id, &job.id())?;
+        project.store.mark_run_started(
+            run_id,
+            0,
+            0,
+            host,
+            Some((fp_hash, fp_json)),
+            &run_dir.display().to_string(),
+        )?;
+        started();
+        Ok(job.wait(cancel)?)
     }
 
     fn no_executor(&self) -> SchedError {

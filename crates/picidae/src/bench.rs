@@ -83,18 +83,24 @@ struct Tally {
 
 const POLICIES: [&str; 2] = ["picidae", "seeds=1"];
 
-fn integrity(args: IntegrityArgs) -> Result<()> {
-    let tmp;
-    let root = match &args.dir {
+/// Where a bench keeps its projects: `dir` (created), or a temporary directory removed when
+/// the returned guard drops.
+pub(crate) fn work_dir(dir: &Option<PathBuf>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    Ok(match dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
+            (None, d.clone())
         }
         None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
+            let tmp = tempfile::tempdir()?;
+            let root = tmp.path().to_path_buf();
+            (Some(tmp), root)
         }
-    };
+    })
+}
+
+fn integrity(args: IntegrityArgs) -> Result<()> {
+    let (_tmp, root) = work_dir(&args.dir)?;
     let mut tallies: [Tally; 2] = Default::default();
     for trial in 0..args.trials {
         let dir = root.join(format!("trial-{trial}"));

@@ -54,17 +54,7 @@ struct Trial {
 }
 
 pub fn run(args: AgentsArgs) -> Result<()> {
-    let tmp;
-    let root = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
     let mut results: [Vec<Trial>; 2] = Default::default();
     let mut goals = (Goal::Minimize, Goal::Minimize);
     for trial in 0..args.trials {

@@ -113,17 +113,7 @@ impl Side {
 }
 
 pub fn run(args: DispatchArgs) -> Result<()> {
-    let tmp;
-    let root = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
     let mut sides = vec![picidae_side(&args, &root.join("picidae"))?];
     if !args.no_peer {
         sides.push(optuna_side(&args, &root.join("optuna"))?);

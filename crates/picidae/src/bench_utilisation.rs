@@ -120,17 +120,7 @@ impl Figure {
 }
 
 pub fn run(args: UtilisationArgs) -> Result<()> {
-    let tmp;
-    let root = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
     let serial = serial_side(&args, &root.join("serial"))?;
     let picidae = picidae_side(&args, &root.join("picidae"))?;
     let mut t = Table::new();
