@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use picidae_exec::{LocalExecutor, RunRequest};
+use picidae_exec::{LocalExecutor, RunRequest, Sandbox, SandboxSpec};
 use serde_json::json;
 
 use crate::prompt::{render_prompt, HYPOTHESIS_TAG};
@@ -48,6 +48,17 @@ pub struct AgentOutput {
 /// Reads a command's stdout. Pure, so each format is tested on captured samples.
 pub type OutputParser = fn(&str) -> AgentOutput;
 
+/// What coding-agent CLIs keep under `$HOME` (logins, settings, sessions); writable inside an
+/// agent sandbox when it exists.
+const AGENT_HOME_STATE: [&str; 6] = [
+    ".claude",
+    ".claude.json",
+    ".codex",
+    ".aider",
+    ".config",
+    ".cache",
+];
+
 /// A program the command needs on `PATH`, checked before each turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirement {
@@ -66,6 +77,53 @@ pub struct CommandAgent {
 }
 
 impl CommandAgent {
+    /// `req` under bubblewrap (`boundary.sandbox_agents`): the checkout and the scratch
+    /// directory writable, the agent CLIs' own configuration under `$HOME` writable (they keep
+    /// logins and sessions there), the directory of the required binary read-only, the
+    /// network kept (agents call their model's API); the benchmark's repository, its hidden
+    /// files, the store and other programs' data do not exist inside.
+    fn sandboxed(
+        &self,
+        ctx: &AgentContext<'_>,
+        req: &RunRequest,
+    ) -> Result<RunRequest, AgentError> {
+        if !Sandbox::available() {
+            return Err(AgentError::Config(
+                "the contract sets `boundary.sandbox_agents` but bubblewrap (`bwrap`) is not available here; install it (Debian: bubblewrap)".into(),
+            ));
+        }
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut writable = vec![canon(ctx.workspace), canon(ctx.scratch)];
+        if let Some(home) = std::env::var_os("HOME") {
+            for d in AGENT_HOME_STATE {
+                let p = Path::new(&home).join(d);
+                if p.exists() {
+                    writable.push(canon(&p));
+                }
+            }
+        }
+        let mut readonly = Vec::new();
+        if let Some(bin) = self.requires.as_ref().and_then(|r| find_on_path(&r.binary)) {
+            if let Some(dir) = canon(&bin).parent() {
+                if !picidae_exec::sandbox::SYSTEM_DIRS
+                    .iter()
+                    .any(|s| dir.starts_with(s))
+                {
+                    readonly.push(dir.to_path_buf());
+                }
+            }
+        }
+        Sandbox::new(SandboxSpec {
+            writable,
+            readonly,
+            hidden: Vec::new(),
+            devices: Vec::new(),
+            network: true,
+        })
+        .wrap(req)
+        .map_err(|e| AgentError::Config(format!("agent sandbox: {e}")))
+    }
+
     /// A command whose output is read by [`parse_text`].
     pub fn new(command: String, timeout: Duration) -> CommandAgent {
         let first = command.split_whitespace().next().unwrap_or("command");
@@ -374,6 +432,11 @@ impl Agent for CommandAgent {
             stdout_path: stdout_path.clone(),
             stderr_path: stderr_path.clone(),
             log_cap_bytes: 4 * 1024 * 1024,
+        };
+        let req = if ctx.contract.boundary.sandbox_agents {
+            self.sandboxed(ctx, &req)?
+        } else {
+            req
         };
         let cancel = AtomicBool::new(false);
         let outcome = LocalExecutor::new().spawn(&req)?.wait(&cancel)?;

@@ -117,6 +117,11 @@ pub struct SetupSpec {
 pub struct BoundarySpec {
     /// Globs (relative to the benchmark directory) the agent may change.
     pub editable: Vec<String>,
+    /// Run command-style agents under bubblewrap: their checkout and scratch directory
+    /// writable, their own CLI's configuration under `$HOME` writable, the network kept,
+    /// nothing else of the machine (the benchmark's repository, hidden files, the store).
+    #[serde(default)]
+    pub sandbox_agents: bool,
 }
 
 impl BoundarySpec {
@@ -292,6 +297,8 @@ struct RawSetup {
 #[serde(deny_unknown_fields)]
 struct RawBoundary {
     editable: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    sandbox_agents: bool,
 }
 
 #[derive(Deserialize)]
@@ -602,10 +609,14 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                 "boundary",
                 "missing table [boundary] with `editable = [...]`: the harness needs to know which files an agent may change",
             ));
-            BoundarySpec { editable: vec![] }
+            BoundarySpec {
+                editable: vec![],
+                sandbox_agents: false,
+            }
         }
         Some(b) => {
             let b = b.into_inner();
+            let sandbox_agents = b.sandbox_agents;
             let span = b.editable.span();
             let globs = b.editable.into_inner();
             if globs.is_empty() {
@@ -640,7 +651,10 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                 }
                 editable.push(g.into_inner());
             }
-            BoundarySpec { editable }
+            BoundarySpec {
+                editable,
+                sandbox_agents,
+            }
         }
     };
 

@@ -201,6 +201,7 @@ mod tests {
     fn boundary() {
         let b = Boundary::new(&BoundarySpec {
             editable: vec!["train.py".into(), "models/*.py".into()],
+            sandbox_agents: false,
         })
         .unwrap();
         assert!(b.check_one("train.py", false).is_none());

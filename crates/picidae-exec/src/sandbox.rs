@@ -23,10 +23,12 @@
 //!   win over binds;
 //! * the sandbox's root is then remounted read-only, so the directories
 //!   `bwrap` created to hold the binds cannot be written. Only the binds of
-//!   [`SandboxSpec::writable`] and the private `/tmp` are writable; note
-//!   that a bind *below* `/tmp` (a checkout under the host's `/tmp`) has its
-//!   parent directories in that private, writable `/tmp`: writes there are
-//!   lost with the sandbox, they never reach the host.
+//!   [`SandboxSpec::writable`] and the private `/tmp` are writable. A bind
+//!   *below* `/tmp` (a checkout under the host's `/tmp`) has its parent
+//!   directories in that private `/tmp`; they are created with mode 0555, so
+//!   a write beside the bind is denied there too;
+//! * started by root, the sandbox drops every capability (`--cap-drop ALL`),
+//!   so file permissions hold for it.
 //!
 //! Everything else of the host filesystem (home directories, the store,
 //! other runs' checkouts, `/root`, `/var`, `/run`, `/sys`, ...) does not
@@ -221,6 +223,12 @@ impl Sandbox {
         if !spec.network {
             args.push("--unshare-net".into());
         }
+        // Started by root, bwrap would leave the sandbox every capability, and with them the
+        // power to ignore file permissions. Nothing inside needs one.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            args.extend(["--cap-drop".into(), "ALL".into()]);
+        }
         for dir in SYSTEM_DIRS {
             let path = Path::new(dir);
             let Ok(meta) = fs::symlink_metadata(path) else {
@@ -258,6 +266,30 @@ impl Sandbox {
             binds.push((canonical(p, "readonly")?, true));
         }
         binds.sort_by_key(|(p, ro)| (p.components().count(), *ro));
+        // Binds under /tmp get their parent directories inside the private, writable /tmp
+        // tmpfs. Make those parents read-only (mode 0555; the sandbox holds no capability to
+        // override it), so that a write beside a bind is denied, not silently kept.
+        let mut parents: BTreeSet<PathBuf> = BTreeSet::new();
+        for (path, _) in &binds {
+            let mut p = path.parent();
+            while let Some(dir) = p {
+                if dir == Path::new("/tmp") || !dir.starts_with("/tmp") {
+                    break;
+                }
+                parents.insert(dir.to_path_buf());
+                p = dir.parent();
+            }
+        }
+        let mut parents: Vec<PathBuf> = parents.into_iter().collect();
+        parents.sort_by_key(|p| p.components().count());
+        for dir in &parents {
+            args.extend([
+                "--perms".into(),
+                "0555".into(),
+                "--dir".into(),
+                path_str(dir)?.into(),
+            ]);
+        }
         for (path, ro) in &binds {
             let p = path_str(path)?;
             let flag = if *ro { "--ro-bind" } else { "--bind" };

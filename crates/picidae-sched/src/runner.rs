@@ -2431,11 +2431,12 @@ const SANDBOX_VIOLATION: &str = "sandbox violation";
 /// a write outside its writable directories, a network connection, or a path that does not
 /// exist inside the sandbox (the benchmark's repository, hidden files, the store).
 fn sandbox_denial(output: &str) -> Option<String> {
-    const SIGNS: [&str; 4] = [
+    const SIGNS: [&str; 5] = [
         "Read-only file system",
         "Network is unreachable",
         "Temporary failure in name resolution",
         "Operation not permitted",
+        "Permission denied",
     ];
     output
         .lines()

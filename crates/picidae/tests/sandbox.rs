@@ -151,3 +151,77 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `boundary.sandbox_agents`: a command agent works in its checkout as usual, but the
+/// benchmark's repository (with the hidden answer), the store and the rest of the project do
+/// not exist for it.
+#[test]
+fn a_sandboxed_agent_edits_its_checkout_and_reaches_nothing_else() {
+    if !bwrap_works() {
+        return;
+    }
+    let contract = CONTRACT
+        .replace("sandbox = true\nnetwork = false\n", "")
+        .replace(
+            "editable = [\"run.sh\"]",
+            "editable = [\"run.sh\"]\nsandbox_agents = true",
+        );
+    let env = Env::new(&[
+        ("picidae.toml", &contract),
+        ("run.sh", "echo \"score: 10\"\n"),
+        ("hidden/answer.txt", "the-secret-answer\n"),
+        // The agent ships with the benchmark (not editable), so it exists in the checkout.
+        ("agent.sh", "PLACEHOLDER"),
+    ]);
+    let secret = env.bench.join("hidden/answer.txt");
+    let store = env.project.join(".picidae").join("store.sqlite");
+    let evil = env.project.join(".picidae").join("evil.txt");
+    let agent = format!(
+        r#"cat {secret} && echo "hidden: read" || echo "hidden: denied"
+test -e {store} && echo "store: visible" || echo "store: denied"
+echo evil > {evil} && echo "project: written" || echo "project: denied"
+echo 'echo "score: 5"' > run.sh
+echo "HYPOTHESIS: lower the score"
+"#,
+        secret = secret.display(),
+        store = store.display(),
+        evil = evil.display()
+    );
+    std::fs::write(env.bench.join("agent.sh"), &agent).unwrap();
+    let git = |args: &[&str]| {
+        let st = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&env.bench)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    git(&["add", "agent.sh"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "agent"]);
+    env.ok(&[
+        "program",
+        "create",
+        "p",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        "sh agent.sh",
+    ]);
+    let out = env.ok(&["run", "p", "-n", "1", "--plain"]);
+    let store_db = env.store();
+    let p = store_db.program("p").unwrap();
+    assert_eq!(p.frontier_value, Some(5.0), "the agent's edit ran: {out}");
+    let transcript = walk(&env.project.join(".picidae").join("attempts"))
+        .into_iter()
+        .filter(|p| p.ends_with("transcript.txt"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<String>();
+    eprintln!("{transcript}");
+    assert!(transcript.contains("hidden: denied"), "{transcript}");
+    assert!(transcript.contains("store: denied"), "{transcript}");
+    assert!(transcript.contains("project: denied"), "{transcript}");
+    assert!(!transcript.contains("the-secret-answer"));
+    assert!(!evil.exists());
+}
