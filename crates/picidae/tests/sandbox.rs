@@ -197,7 +197,15 @@ echo "HYPOTHESIS: lower the score"
         assert!(st.success());
     };
     git(&["add", "agent.sh"]);
-    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "agent"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "agent",
+    ]);
     env.ok(&[
         "program",
         "create",
