@@ -28,24 +28,8 @@ fn slow_env() -> (Env, std::path::PathBuf, std::path::PathBuf) {
         ("run.sh", &run),
         ("value.txt", "1000\n"),
     ]);
-    let agent = env.path("down.sh");
-    std::fs::write(
-        &agent,
-        "v=$(cat value.txt); v=$((v - 1)); echo $v > value.txt; echo \"HYPOTHESIS: value $v\"\n",
-    )
-    .unwrap();
-    let cmd = format!("sh {}", agent.display());
-    env.ok(&[
-        "program",
-        "create",
-        "p",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        &cmd,
-    ]);
+    let cmd = env.down_agent("down.sh");
+    env.command_program("p", &env.bench.clone(), &cmd);
     (env, tmp_pids, marker)
 }
 

@@ -30,20 +30,6 @@ fn costly_agent(env: &Env, cost: f64) -> String {
     format!("sh {}", agent.display())
 }
 
-fn create(env: &Env, name: &str, bench: &std::path::Path, agent: &str) {
-    env.ok(&[
-        "program",
-        "create",
-        name,
-        "--benchmark",
-        bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        agent,
-    ]);
-}
-
 /// (start, end, gpus) of every finished run of the project.
 fn placements(env: &Env) -> Vec<(i64, i64, String, String)> {
     let store = env.store();
@@ -75,15 +61,15 @@ fn concurrent_runs_hold_distinct_gpus_and_see_only_theirs() {
     }
     picidae_git::Repo::init(&bench_b, "b", picidae_git::Identity::default()).unwrap();
     let agent = costly_agent(&env, 0.0);
-    create(&env, "a", &env.bench.clone(), &agent);
-    create(&env, "b", &bench_b, &agent);
+    env.command_program("a", &env.bench.clone(), &agent);
+    env.command_program("b", &bench_b, &agent);
     // A program that needs more GPUs than the machine has.
     let bench_c = env.path("bench-c");
     std::fs::create_dir_all(&bench_c).unwrap();
     std::fs::write(bench_c.join("picidae.toml"), gpu_contract(3, run)).unwrap();
     std::fs::write(bench_c.join("value.txt"), "10000\n").unwrap();
     picidae_git::Repo::init(&bench_c, "c", picidae_git::Identity::default()).unwrap();
-    create(&env, "c", &bench_c, &agent);
+    env.command_program("c", &bench_c, &agent);
 
     let child = bin()
         .arg("--project")
@@ -167,7 +153,7 @@ fn gpu_hour_budget_stops_dispatch_at_the_limit() {
         ("value.txt", "10000\n"),
     ]);
     let agent = costly_agent(&env, 0.0);
-    create(&env, "p", &env.bench.clone(), &agent);
+    env.command_program("p", &env.bench.clone(), &agent);
     // 2 GPUs × ~0.5 s per run: 0.0005 GPU-hours (1.8 GPU-seconds) is spent after two runs.
     let out = env.ok(&["program", "set", "p", "--max-gpu-hours", "0.0005"]);
     assert!(out.contains("GPU-hour budget 0.0005"), "{out}");
@@ -196,7 +182,7 @@ fn money_budget_counts_agent_cost_and_stops_at_the_limit() {
         ("value.txt", "10000\n"),
     ]);
     let agent = costly_agent(&env, 1.0);
-    create(&env, "p", &env.bench.clone(), &agent);
+    env.command_program("p", &env.bench.clone(), &agent);
     env.ok(&["program", "set", "p", "--max-usd", "2.5"]);
     let log = text(&env.picidae(&["run", "p", "-n", "20", "--pipeline", "0"]));
     assert!(log.contains("money budget is spent"), "{log}");

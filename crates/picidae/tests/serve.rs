@@ -24,13 +24,7 @@ fn two_programs(secs: f64) -> (Env, std::path::PathBuf) {
         ("run.sh", &run),
         ("value.txt", "1000\n"),
     ]);
-    let agent = env.path("down.sh");
-    std::fs::write(
-        &agent,
-        "v=$(cat value.txt); v=$((v - 1)); echo $v > value.txt; echo \"HYPOTHESIS: value $v\"\n",
-    )
-    .unwrap();
-    let cmd = format!("sh {}", agent.display());
+    let cmd = env.down_agent("down.sh");
     // A second benchmark, a copy of the first.
     let bench_b = env.path("bench-b");
     std::fs::create_dir_all(&bench_b).unwrap();
@@ -39,17 +33,7 @@ fn two_programs(secs: f64) -> (Env, std::path::PathBuf) {
     }
     Repo::init(&bench_b, "benchmark b", Identity::default()).unwrap();
     for (name, bench) in [("a", env.bench.clone()), ("b", bench_b)] {
-        env.ok(&[
-            "program",
-            "create",
-            name,
-            "--benchmark",
-            bench.to_str().unwrap(),
-            "--agent",
-            "command",
-            "--agent-command",
-            &cmd,
-        ]);
+        env.command_program(name, &bench, &cmd);
     }
     (env, pids)
 }
@@ -412,18 +396,7 @@ fn slow_thinker(env: &Env, name: &str, bench: &std::path::Path, think: f64) {
         ),
     )
     .unwrap();
-    let cmd = format!("sh {}", agent.display());
-    env.ok(&[
-        "program",
-        "create",
-        name,
-        "--benchmark",
-        bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        &cmd,
-    ]);
+    env.command_program(name, bench, &format!("sh {}", agent.display()));
 }
 
 #[test]

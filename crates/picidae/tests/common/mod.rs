@@ -74,6 +74,35 @@ impl Env {
 
     /// Write a command agent that takes its next action from a queue file: a number is written
     /// into value.txt; `OUT` writes a file outside the boundary; `NOTHING` changes nothing.
+    /// Create a program on `bench` whose agent is the command `agent` (a command line).
+    #[allow(dead_code)]
+    pub fn command_program(&self, name: &str, bench: &std::path::Path, agent: &str) {
+        self.ok(&[
+            "program",
+            "create",
+            name,
+            "--benchmark",
+            bench.to_str().unwrap(),
+            "--agent",
+            "command",
+            "--agent-command",
+            agent,
+        ]);
+    }
+
+    /// An agent script at `file` (in the test's directory) that lowers `value.txt` by one
+    /// each turn; returns its command line.
+    #[allow(dead_code)]
+    pub fn down_agent(&self, file: &str) -> String {
+        let agent = self.path(file);
+        std::fs::write(
+            &agent,
+            "v=$(cat value.txt); v=$((v - 1)); echo $v > value.txt; echo \"HYPOTHESIS: value $v\"\n",
+        )
+        .unwrap();
+        format!("sh {}", agent.display())
+    }
+
     pub fn queue_agent(&self, actions: &[&str]) -> String {
         let queue = self.path("queue.txt");
         std::fs::write(&queue, actions.join("\n") + "\n").unwrap();
