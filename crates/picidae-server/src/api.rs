@@ -7,7 +7,7 @@
 //! | GET | `/api/health` | none | liveness, version, uptime, schema version |
 //! | GET | `/api/programs` | read | every program with its counts and frontier |
 //! | GET | `/api/programs/{name}` | read | one program: frontier and its history, attempt counts, open follow-ups |
-//! | GET | `/api/programs/{name}/attempts?status=&limit=&offset=&order=` | read | a page of attempts (default 50, at most 1000) with the total |
+//! | GET | `/api/programs/{name}/attempts?status=&limit=&offset=&order=&q=` | read | a page of attempts (default 50, at most 1000) with the total; `q` filters on the hypothesis |
 //! | GET | `/api/programs/{name}/attempts/{seq}` | read | one attempt: runs with visible metrics, finding with visible evidence, diff |
 //! | GET | `/api/runs/{id}` | read | one run |
 //! | GET | `/api/findings?program=&state=` | read | findings with visible evidence |
@@ -20,6 +20,9 @@
 //! | POST | `/api/programs/{name}/followups` | write | `{"text": "..."}`: an idea for the next agent turn |
 //! | GET | `/metrics` | none | Prometheus text |
 //! | GET | `/openapi.json` | none | OpenAPI 3.1 document of all of the above |
+//!
+//! The cockpit's pages and helper endpoints ([`crate::cockpit`]) are merged into the same
+//! router.
 //!
 //! **Auth.** A request authenticates with `Authorization: Bearer <token>`, a token made with the
 //! store's [`Store::create_token`] and checked with [`Store::check_token`] (only its hash is
@@ -867,6 +870,8 @@ struct AttemptsQuery {
     offset: Option<String>,
     /// `asc` (oldest first, the default) or `desc` (newest first).
     order: Option<String>,
+    /// Only attempts whose hypothesis contains this text (case-insensitive).
+    q: Option<String>,
 }
 
 /// A page of a program's attempts, with the total matching the filter.
@@ -916,9 +921,46 @@ async fn list_attempts(
             )))
         }
     };
+    let text =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase);
     let page = ctx
         .read(&headers, move |store| {
             let p = program(store, &name)?;
+            if let Some(text) = text {
+                // A text filter reads the program's attempts and pages through the matches.
+                let mut hits: Vec<AttemptSummary> = store
+                    .attempts(&picidae_store::AttemptFilter {
+                        program_id: Some(p.id),
+                        status,
+                        limit: None,
+                        offset: None,
+                    })?
+                    .iter()
+                    .filter(|a| a.hypothesis.to_lowercase().contains(&text))
+                    .map(attempt_summary)
+                    .collect();
+                if desc {
+                    hits.reverse();
+                }
+                let total = hits.len() as i64;
+                let attempts = hits
+                    .into_iter()
+                    .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                    .take(usize::try_from(limit).unwrap_or(0))
+                    .collect();
+                return Ok(AttemptPage {
+                    program: p.name,
+                    status: status.map(|s| s.to_string()),
+                    total,
+                    limit,
+                    offset,
+                    order: if desc { "desc" } else { "asc" }.into(),
+                    attempts,
+                });
+            }
             let total: i64 = store
                 .attempt_counts(p.id)?
                 .into_iter()
@@ -1759,6 +1801,7 @@ async fn events(State(ctx): State<Shared>, headers: HeaderMap) -> Result<Respons
         (name = "memory", description = "Search what was tried"),
         (name = "steering", description = "Change a program (write token)"),
         (name = "events", description = "Live changes"),
+        (name = "cockpit", description = "What the web UI needs besides the above"),
     )
 )]
 struct ApiDoc;
@@ -1783,6 +1826,7 @@ async fn openapi_json(State(doc): State<Arc<serde_json::Value>>) -> Json<serde_j
 }
 
 fn build(state: ApiState) -> (Router, Shared) {
+    let (cockpit, cockpit_doc) = crate::cockpit::routes(state.clone());
     let (shutdown, _) = watch::channel(false);
     let ctx = Arc::new(Ctx {
         state,
@@ -1813,13 +1857,16 @@ fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(openapi_json))
         .split_for_parts();
     doc.merge(self_doc);
+    doc.merge(cockpit_doc);
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     let doc = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
-    let router = api.merge(
-        Router::new()
-            .route("/openapi.json", axum::routing::get(openapi_json))
-            .with_state(doc),
-    );
+    let router = api
+        .merge(
+            Router::new()
+                .route("/openapi.json", axum::routing::get(openapi_json))
+                .with_state(doc),
+        )
+        .merge(cockpit);
     (router, ctx)
 }
 

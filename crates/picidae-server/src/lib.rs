@@ -5,11 +5,14 @@
 //!   before they spend compute on an idea.
 //! - [`api`]: the HTTP API behind `picidae serve`: JSON reads, steering mutations behind bearer
 //!   tokens, Prometheus metrics, Server-Sent Events and an OpenAPI document.
+//! - [`cockpit`]: the web UI `picidae serve` serves next to the API, for a person who steers
+//!   programs (compiled-in HTML, CSS and JavaScript; no build step).
 //!
 //! Everything either returns is visible evidence only: hidden-evaluator results are never read,
 //! let alone returned.
 
 pub mod api;
+pub mod cockpit;
 pub mod mcp;
 
 pub use mcp::{serve_stdio, MemoryServer};

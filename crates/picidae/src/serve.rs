@@ -26,7 +26,9 @@ fn start_api(
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    println!("picidae serve: HTTP API on http://{addr} (OpenAPI at /openapi.json)");
+    println!(
+        "picidae serve: HTTP API on http://{addr} (the cockpit at /, OpenAPI at /openapi.json)"
+    );
     let mut state = picidae_server::api::ApiState::new(root.join(".picidae").join("store.sqlite"));
     let capacity = pool.capacity();
     state.metrics = Arc::new(move || {

@@ -1,0 +1,837 @@
+// Picidae cockpit: a single-page app over the JSON API of `picidae serve`.
+//
+// Pages (hash routes): #/ overview, #/p/NAME program, #/p/NAME/a/SEQ attempt, #/findings.
+// Live updates come from Server-Sent Events at /api/events (polling when a stream cannot be
+// had). Everything shown is built with DOM calls and textContent: text written by agents
+// (hypotheses, notes, diffs, logs) is never parsed as HTML.
+//
+// Auth and CSRF: the token is kept in sessionStorage (this tab only) and sent as
+// `Authorization: Bearer ...` on each request. The server sets and reads no cookie, so a page
+// on another origin cannot make the browser send the person's credentials: there is nothing
+// ambient to forge a request with, which is what makes steering CSRF-safe.
+'use strict';
+
+const TOKEN_KEY = 'picidae.token';
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const PAGE = 25;
+
+// ------------------------------------------------------------------ helpers
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || '';
+}
+
+function authHeaders(extra) {
+  const h = Object.assign({}, extra || {});
+  const t = token();
+  if (t) h['Authorization'] = 'Bearer ' + t;
+  return h;
+}
+
+async function errorOf(r) {
+  let msg = r.status + ' ' + r.statusText;
+  try {
+    const body = await r.json();
+    if (body && body.error) msg = r.status + ': ' + body.error;
+  } catch (_) { /* not JSON */ }
+  return new Error(msg);
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+  if (!r.ok) throw await errorOf(r);
+  return r.json();
+}
+
+async function getText(path) {
+  const r = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+  if (!r.ok) throw await errorOf(r);
+  return r.text();
+}
+
+async function postJSON(path, body) {
+  const r = await fetch(path, {
+    method: 'POST',
+    headers: authHeaders({ 'Content-Type': 'application/json' }),
+    body: JSON.stringify(body || {}),
+  });
+  if (!r.ok) throw await errorOf(r);
+  return r.json();
+}
+
+const enc = encodeURIComponent;
+
+// h('div', {class: 'x', onclick: f}, child, 'text', ...)
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function setAttrs(el, attrs) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+function append(el, ...children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+function fmt(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '–';
+  if (typeof v !== 'number') return String(v);
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(3);
+  return String(Number(v.toPrecision(5)));
+}
+
+function fmtSigned(v) {
+  if (v === null || v === undefined) return '–';
+  return (v > 0 ? '+' : '') + fmt(v);
+}
+
+function when(ms) {
+  if (!ms) return '–';
+  const d = new Date(ms);
+  return d.toLocaleString();
+}
+
+function badge(text) {
+  return h('span', { class: 'badge ' + text, text });
+}
+
+function bar(used, max) {
+  if (max === null || max === undefined) return null;
+  const frac = max > 0 ? used / max : 1;
+  const b = h('div', { class: 'bar' + (frac >= 1 ? ' over' : ''), title: fmt(frac * 100) + '%' },
+    h('span', {}));
+  b.firstChild.style.width = Math.min(100, Math.max(0, frac * 100)) + '%';
+  return b;
+}
+
+function usedOf(used, max, digits) {
+  const u = digits === undefined ? String(used) : Number(used).toFixed(digits);
+  return max === null || max === undefined ? u + ' / –' : u + ' / ' + max;
+}
+
+function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+}
+
+function replace(el, ...children) {
+  clear(el);
+  append(el, children);
+}
+
+function errorBox(e) {
+  return h('p', { class: 'error', text: String(e && e.message ? e.message : e) });
+}
+
+// ------------------------------------------------------------------ token
+
+function showTokenState() {
+  const st = document.getElementById('token-state');
+  st.textContent = token() ? 'token set (this tab)' : 'no token: read-only';
+  st.className = token() ? 'ok' : 'muted';
+}
+
+function setupToken() {
+  const form = document.getElementById('token-form');
+  const input = document.getElementById('token-input');
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const t = input.value.trim();
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
+    input.value = '';
+    showTokenState();
+    if (current) current.update();
+  });
+  document.getElementById('token-forget').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showTokenState();
+  });
+  showTokenState();
+}
+
+// ------------------------------------------------------------------ live updates
+
+let current = null; // the mounted view: {update()}
+let pending = null;
+let pollTimer = null;
+let events = null;
+
+function setLive(on, text) {
+  const el = document.getElementById('live');
+  el.className = 'live ' + (on ? 'on' : 'off');
+  el.textContent = text;
+}
+
+function refreshSoon() {
+  if (pending) return;
+  pending = setTimeout(() => {
+    pending = null;
+    if (current) current.update();
+  }, 250);
+}
+
+function connectEvents() {
+  if (!window.EventSource) return startPolling();
+  events = new EventSource('/api/events');
+  events.onopen = () => {
+    setLive(true, '● live');
+    stopPolling();
+  };
+  const onEvent = (ev) => {
+    let data = null;
+    try { data = JSON.parse(ev.data); } catch (_) { /* ignore */ }
+    if (current && current.onEvent) current.onEvent(ev.type, data);
+    refreshSoon();
+  };
+  events.addEventListener('run', onEvent);
+  events.addEventListener('attempt', onEvent);
+  events.onerror = () => {
+    // The browser reconnects by itself unless the server refused the stream (then: poll).
+    if (events.readyState === EventSource.CLOSED) startPolling();
+    else setLive(false, '○ reconnecting');
+  };
+}
+
+function startPolling() {
+  setLive(false, '○ polling');
+  if (!pollTimer) pollTimer = setInterval(() => current && current.update(), 5000);
+}
+
+function stopPolling() {
+  if (pollTimer) clearInterval(pollTimer);
+  pollTimer = null;
+}
+
+// ------------------------------------------------------------------ overview
+
+function overviewView(root) {
+  const cards = h('div', { class: 'cards', id: 'status-cards' });
+  const table = h('div', { id: 'programs' });
+  const err = h('div');
+  append(root, [h('h1', { text: 'Programs' }), cards, err, table]);
+
+  async function update() {
+    let list, st, findings;
+    try {
+      [list, st, findings] = await Promise.all([
+        getJSON('/api/programs'),
+        getJSON('/api/cockpit/status').catch(() => null),
+        getJSON('/api/findings').catch(() => ({ findings: [] })),
+      ]);
+    } catch (e) {
+      replace(err, errorBox(e));
+      return;
+    }
+    clear(err);
+    const details = await Promise.all(list.programs.map(
+      (p) => getJSON('/api/programs/' + enc(p.name)).catch(() => null)));
+    const nFindings = {};
+    for (const f of findings.findings) nFindings[f.program] = (nFindings[f.program] || 0) + 1;
+
+    const active = list.programs.filter((p) => p.status === 'active').length;
+    const slotCard = h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Slots in use' }));
+    if (st && st.slots_capacity !== null) {
+      append(slotCard, [
+        h('div', { class: 'big', 'data-testid': 'slots', text: fmt(st.slots_in_use) + ' / ' + fmt(st.slots_capacity) }),
+        bar(st.slots_in_use, st.slots_capacity),
+        h('div', { class: 'muted', text: 'utilisation ' + fmt(100 * (st.slot_utilisation || 0)) + '%' }),
+      ]);
+    } else {
+      append(slotCard, h('div', { class: 'big', text: '–' }), h('div', { class: 'muted', text: 'no coordinator metrics' }));
+    }
+    const gpuCard = h('div', { class: 'card' }, h('div', { class: 'muted', text: 'GPUs in use' }),
+      h('div', { class: 'big', text: st && st.gpus_capacity !== null ? fmt(st.gpus_in_use) + ' / ' + fmt(st.gpus_capacity) : '–' }));
+    const progCard = h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Programs' }),
+      h('div', { class: 'big', text: active + ' active' }),
+      h('div', { class: 'muted', text: (list.programs.length - active) + ' paused' }));
+    const runs = list.programs.reduce((n, p) => n + p.runs, 0);
+    const runCard = h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Runs, all programs' }),
+      h('div', { class: 'big', 'data-testid': 'total-runs', text: String(runs) }));
+    replace(cards, slotCard, gpuCard, progCard, runCard);
+
+    if (!list.programs.length) {
+      replace(table, h('p', { class: 'muted', text: 'No programs yet: create one with `picidae program create`.' }));
+      return;
+    }
+    const head = h('tr', {}, ['Program', 'Status', 'Weight', 'Runs / budget', 'GPU-hours / budget',
+      'USD / budget', 'Best vs baseline', 'Attempts', 'Findings', 'Slots'].map(
+      (t, i) => h('th', { class: i >= 2 && i !== 6 ? 'num' : '', text: t })));
+    const rows = list.programs.map((p, i) => {
+      const d = details[i];
+      const base = d && d.frontier.baseline ? d.frontier.baseline.value : null;
+      const best = h('td', {},
+        h('span', { class: 'mono', text: fmt(p.frontier_value) }),
+        base !== null && p.frontier_value !== null
+          ? h('span', { class: 'muted', text: ' (baseline ' + fmt(base) + ', Δ ' + fmtSigned(p.frontier_value - base) + ')' })
+          : null);
+      return h('tr', { 'data-program': p.name },
+        h('td', {}, h('a', { href: '#/p/' + enc(p.name), text: p.name })),
+        h('td', {}, h('span', { class: 'badge ' + p.status, 'data-testid': 'status-' + p.name, text: p.status })),
+        h('td', { class: 'num', text: fmt(p.weight) }),
+        h('td', { class: 'num' },
+          h('span', { 'data-testid': 'runs-' + p.name, text: String(p.runs) }),
+          ' / ' + (p.max_runs === null ? '–' : p.max_runs), bar(p.runs, p.max_runs)),
+        h('td', { class: 'num' }, usedOf(p.gpu_hours, p.max_gpu_hours, 3), bar(p.gpu_hours, p.max_gpu_hours)),
+        h('td', { class: 'num' }, usedOf(p.usd, p.max_usd, 2), bar(p.usd, p.max_usd)),
+        best,
+        h('td', { class: 'num', text: String(p.attempts) }),
+        h('td', { class: 'num' }, h('a', { href: '#/findings?program=' + enc(p.name), text: String(nFindings[p.name] || 0) })),
+        h('td', { class: 'num', text: st && st.program_slots ? fmt(st.program_slots[p.name] || 0) : '–' }));
+    });
+    replace(table, h('table', { id: 'programs-table' }, h('thead', {}, head), h('tbody', {}, rows)));
+  }
+  return { update };
+}
+
+// ------------------------------------------------------------------ the progress chart
+
+function niceStep(span, n) {
+  const raw = span / Math.max(1, n);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const f = raw / mag;
+  return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
+}
+
+function ticks(lo, hi, n) {
+  const step = niceStep(hi - lo, n);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    out.push(Number(v.toPrecision(12)));
+  }
+  return out;
+}
+
+const MARK = {
+  kept: { color: '#1a7f37', label: 'kept attempt (mean of seeds)' },
+  discarded: { color: '#8c959f', label: 'discarded attempt' },
+  running: { color: '#0969da', label: 'running / proposed' },
+  failed: { color: '#cf222e', label: 'failed / crashed (no value)' },
+  invalid: { color: '#bc4c00', label: 'invalid run' },
+  rejected: { color: '#57606a', label: 'rejected / duplicate (not run)' },
+};
+
+function markerFor(kind, x, y, size) {
+  const s = size || 5;
+  const c = (MARK[kind] || MARK.discarded).color;
+  switch (kind) {
+    case 'kept':
+    case 'discarded':
+      return svg('circle', { cx: x, cy: y, r: s, fill: c, stroke: '#fff', 'stroke-width': 1 });
+    case 'running':
+      return svg('circle', { cx: x, cy: y, r: s, fill: 'none', stroke: c, 'stroke-width': 2 });
+    case 'failed':
+      return svg('path', { d: `M${x - s},${y - s}L${x + s},${y + s}M${x - s},${y + s}L${x + s},${y - s}`, stroke: c, 'stroke-width': 2 });
+    case 'invalid':
+      return svg('path', { d: `M${x},${y - s}L${x + s},${y + s}L${x - s},${y + s}Z`, fill: 'none', stroke: c, 'stroke-width': 1.5 });
+    default:
+      return svg('rect', { x: x - s + 1, y: y - s + 1, width: 2 * s - 2, height: 2 * s - 2, fill: 'none', stroke: c, 'stroke-width': 1.5 });
+  }
+}
+
+function attemptMark(status) {
+  if (status === 'kept') return 'kept';
+  if (status === 'discarded') return 'discarded';
+  if (status === 'failed') return 'failed';
+  if (status === 'rejected' || status === 'duplicate') return 'rejected';
+  return 'running';
+}
+
+function runMark(status) {
+  if (status === 'invalid') return 'invalid';
+  if (status === 'failed' || status === 'crashed' || status === 'timed-out') return 'failed';
+  if (status === 'succeeded') return 'run';
+  return 'running';
+}
+
+// The progress chart: x = attempt number, y = the primary metric. Every run is a small dot,
+// every attempt its mean; the kept frontier is a step line; attempts and runs without a value
+// sit in a band under the plot.
+function chartSvg(data, frontier, program) {
+  const W = 900, H = 380;
+  const m = { l: 72, r: 16, t: 40, b: 46 };
+  const band = 26;
+  const pw = W - m.l - m.r, ph = H - m.t - m.b - band;
+  const at = data.attempts;
+  const maxSeq = Math.max(1, ...at.map((a) => a.seq));
+  const values = [];
+  for (const a of at) {
+    if (Number.isFinite(a.value)) values.push(a.value);
+    for (const r of a.runs) if (Number.isFinite(r.value)) values.push(r.value);
+  }
+  for (const p of frontier.history) values.push(p.value);
+  const root = svg('svg', {
+    class: 'chart', id: 'progress-chart', viewBox: `0 0 ${W} ${H}`, role: 'img',
+    'aria-label': 'Progress of ' + program + ': ' + data.metric + ' by attempt',
+  });
+  append(root, svg('title', {}, 'Progress of ' + program + ': ' + data.metric + ' by attempt'));
+  let lo = values.length ? Math.min(...values) : 0;
+  let hi = values.length ? Math.max(...values) : 1;
+  if (hi === lo) { const d = Math.abs(hi) * 0.1 || 1; lo -= d; hi += d; }
+  const padY = (hi - lo) * 0.06;
+  lo -= padY; hi += padY;
+  const yt = ticks(lo, hi, 6);
+  const x = (seq) => m.l + ((seq - 0.5) / maxSeq) * pw;
+  const y = (v) => m.t + ((hi - v) / (hi - lo)) * ph;
+  const bandY = m.t + ph + band / 2 + 2;
+
+  // Grid and axes.
+  const g = svg('g', {});
+  for (const v of yt) {
+    append(g, svg('line', { class: 'grid', x1: m.l, x2: m.l + pw, y1: y(v), y2: y(v) }),
+      svg('line', { class: 'axis', x1: m.l - 5, x2: m.l, y1: y(v), y2: y(v) }),
+      svg('text', { x: m.l - 8, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
+  }
+  const xt = ticks(0.5, maxSeq + 0.5, Math.min(10, maxSeq)).filter((v) => Number.isInteger(v) && v >= 1);
+  for (const v of xt) {
+    append(g, svg('line', { class: 'axis', x1: x(v), x2: x(v), y1: m.t + ph + band, y2: m.t + ph + band + 5 }),
+      svg('text', { x: x(v), y: m.t + ph + band + 18, 'text-anchor': 'middle' }, String(v)));
+  }
+  append(g,
+    svg('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: m.t + ph + band }),
+    svg('line', { class: 'axis', x1: m.l, x2: m.l + pw, y1: m.t + ph + band, y2: m.t + ph + band }),
+    svg('line', { class: 'grid', x1: m.l, x2: m.l + pw, y1: m.t + ph + 2, y2: m.t + ph + 2, 'stroke-dasharray': '3 3' }),
+    svg('text', { x: m.l - 8, y: bandY + 4, 'text-anchor': 'end' }, 'no value'),
+    svg('text', { class: 'label', x: m.l + pw / 2, y: H - 8, 'text-anchor': 'middle' }, 'attempt # (in order proposed)'),
+    svg('text', {
+      class: 'label', x: 16, y: m.t + ph / 2, 'text-anchor': 'middle',
+      transform: `rotate(-90 16 ${m.t + ph / 2})`,
+    }, data.metric + (data.goal === 'minimize' ? ' (lower is better)' : data.goal === 'maximize' ? ' (higher is better)' : '')));
+  append(root, g);
+
+  // Baseline and the kept frontier as a step line.
+  const hist = frontier.history.slice().sort((a, b) => a.seq - b.seq);
+  if (frontier.baseline) {
+    const by = y(frontier.baseline.value);
+    append(root, svg('line', { x1: m.l, x2: m.l + pw, y1: by, y2: by, stroke: '#57606a', 'stroke-dasharray': '6 4', 'stroke-width': 1 },
+      svg('title', {}, 'baseline ' + data.metric + ' = ' + fmt(frontier.baseline.value))));
+  }
+  if (hist.length) {
+    let d = `M${x(hist[0].seq)},${y(hist[0].value)}`;
+    for (const p of hist.slice(1)) d += `H${x(p.seq)}V${y(p.value)}`;
+    d += `H${x(maxSeq + 0.5)}`;
+    append(root, svg('path', { id: 'frontier-line', d, fill: 'none', stroke: '#8250df', 'stroke-width': 2 },
+      svg('title', {}, 'kept frontier: best ' + data.metric + ' so far')));
+  }
+
+  // Runs (small) under attempts (large).
+  const runs = svg('g', {});
+  const pts = svg('g', {});
+  for (const a of at) {
+    const ax = x(a.seq);
+    a.runs.forEach((r, i) => {
+      const kind = runMark(r.status);
+      const jitter = (i - (a.runs.length - 1) / 2) * 3;
+      const ry = Number.isFinite(r.value) ? y(r.value) : bandY;
+      const el = kind === 'run'
+        ? svg('circle', { cx: ax + jitter, cy: ry, r: 2.2, fill: '#6e7781', opacity: 0.6 })
+        : markerFor(kind === 'running' ? 'running' : kind, ax + jitter, ry, 3);
+      append(el, svg('title', {}, `#${a.seq} run ${r.id} seed ${r.seed}: ${r.status}, ${data.metric} = ${fmt(r.value)}`));
+      append(runs, el);
+    });
+    const kind = attemptMark(a.status);
+    const ay = Number.isFinite(a.value) ? y(a.value) : bandY;
+    const gpt = svg('g', { class: 'pt', 'data-seq': a.seq, 'data-status': a.status },
+      markerFor(kind, ax, ay, 5),
+      svg('title', {}, `#${a.seq} ${a.status} (${a.kind}) — ${data.metric} = ${fmt(a.value)}\n${a.hypothesis}`));
+    gpt.addEventListener('click', () => { location.hash = '#/p/' + enc(program) + '/a/' + a.seq; });
+    append(pts, gpt);
+  }
+  append(root, runs, pts);
+
+  // Legend, above the plot.
+  const legend = svg('g', { class: 'legend' });
+  let lx = m.l;
+  const item = (el, label) => {
+    append(legend, el, svg('text', { x: lx + 10, y: 18 }, label));
+    lx += 22 + label.length * 6.1;
+  };
+  item(markerFor('kept', lx + 2, 14, 5), 'kept');
+  item(markerFor('discarded', lx + 2, 14, 5), 'discarded');
+  item(markerFor('running', lx + 2, 14, 5), 'running');
+  item(markerFor('failed', lx + 2, 14, 4), 'failed/crashed');
+  item(markerFor('invalid', lx + 2, 14, 4), 'invalid run');
+  item(markerFor('rejected', lx + 2, 14, 5), 'rejected/duplicate');
+  item(svg('circle', { cx: lx + 2, cy: 14, r: 2.2, fill: '#6e7781' }), 'one seed');
+  item(svg('line', { x1: lx - 6, x2: lx + 6, y1: 14, y2: 14, stroke: '#8250df', 'stroke-width': 2 }), 'frontier');
+  item(svg('line', { x1: lx - 6, x2: lx + 6, y1: 14, y2: 14, stroke: '#57606a', 'stroke-dasharray': '4 3' }), 'baseline');
+  append(root, legend);
+  if (!at.length) {
+    append(root, svg('text', { class: 'label', x: m.l + pw / 2, y: m.t + ph / 2, 'text-anchor': 'middle' }, 'no attempts yet'));
+  }
+  return root;
+}
+
+// ------------------------------------------------------------------ program page
+
+function programView(root, name) {
+  const head = h('div');
+  const msg = h('div', { class: 'msg', id: 'steer-msg' });
+  const pauseBtn = h('button', { id: 'toggle-pause', type: 'button', class: 'primary', text: 'Pause' });
+  const weight = h('input', { id: 'weight-input', type: 'number', step: 'any', min: '0', class: 'narrow' });
+  const maxRuns = h('input', { id: 'max-runs-input', type: 'number', step: '1', min: '0', placeholder: 'none', class: 'narrow' });
+  const maxGpu = h('input', { id: 'max-gpu-input', type: 'number', step: 'any', min: '0', placeholder: 'none', class: 'narrow' });
+  const maxUsd = h('input', { id: 'max-usd-input', type: 'number', step: 'any', min: '0', placeholder: 'none', class: 'narrow' });
+  const followText = h('textarea', { id: 'followup-text', placeholder: 'An idea for the next agent turn, e.g. “try a cosine schedule”' });
+  const followups = h('div', { id: 'followups' });
+  let status = null;
+
+  async function act(what, f) {
+    if (!token()) {
+      replace(msg, h('span', { class: 'error', text: 'Enter a write token above (picidae token create NAME) to steer.' }));
+      return;
+    }
+    replace(msg, h('span', { class: 'muted', text: what + '…' }));
+    try {
+      const done = await f();
+      replace(msg, h('span', { class: 'ok', text: done }));
+      update();
+    } catch (e) {
+      replace(msg, errorBox(e));
+    }
+  }
+  const base = '/api/programs/' + enc(name);
+  pauseBtn.addEventListener('click', () => {
+    const verb = status === 'paused' ? 'resume' : 'pause';
+    act(verb, async () => {
+      const p = await postJSON(base + '/' + verb);
+      return p.status === 'paused' ? 'paused: no new attempt starts (the one in flight finishes)' : 'resumed';
+    });
+  });
+  const numOrNull = (el) => (el.value.trim() === '' ? null : Number(el.value));
+  const steer = h('div', { class: 'panel' },
+    h('div', { class: 'steer' },
+      h('form', { onsubmit: (ev) => ev.preventDefault() }, h('label', { text: 'Dispatch' }), pauseBtn),
+      h('form', {
+        onsubmit: (ev) => {
+          ev.preventDefault();
+          act('weight', async () => 'weight set to ' + (await postJSON(base + '/weight', { weight: Number(weight.value) })).weight);
+        },
+      }, h('label', { for: 'weight-input', text: 'Fair-share weight' }), weight, h('button', { id: 'weight-set', type: 'submit', text: 'Set' })),
+      h('form', {
+        onsubmit: (ev) => {
+          ev.preventDefault();
+          act('budget', async () => {
+            const p = await postJSON(base + '/budget', {
+              max_runs: numOrNull(maxRuns), max_gpu_hours: numOrNull(maxGpu), max_usd: numOrNull(maxUsd),
+            });
+            return 'budgets: ' + (p.max_runs ?? 'no') + ' runs, ' + (p.max_gpu_hours ?? 'no') + ' GPU-hours, ' + (p.max_usd ?? 'no') + ' USD';
+          });
+        },
+      }, h('label', { text: 'Budgets (empty = none)' }), 'runs', maxRuns, 'GPU-h', maxGpu, 'USD', maxUsd,
+      h('button', { id: 'budget-set', type: 'submit', text: 'Set' })),
+      h('form', {
+        onsubmit: (ev) => {
+          ev.preventDefault();
+          act('follow-up', async () => {
+            const f = await postJSON(base + '/followups', { text: followText.value });
+            followText.value = '';
+            return 'queued follow-up ' + f.id + ' for the next agent turn';
+          });
+        },
+      }, h('label', { for: 'followup-text', text: 'Follow-up for the agent' }), followText,
+      h('button', { id: 'followup-send', type: 'submit', text: 'Queue follow-up' }))),
+    msg, followups);
+
+  // The attempts table, paginated by the server.
+  const tq = { status: '', q: '', offset: 0, order: 'desc' };
+  const statusSel = h('select', { id: 'status-filter' },
+    ['', 'kept', 'discarded', 'failed', 'running', 'proposed', 'rejected', 'duplicate'].map(
+      (s) => h('option', { value: s, text: s || 'any status' })));
+  const orderSel = h('select', { id: 'order' }, h('option', { value: 'desc', text: 'newest first' }), h('option', { value: 'asc', text: 'oldest first' }));
+  const search = h('input', { id: 'attempt-search', type: 'search', placeholder: 'hypothesis contains…' });
+  const pager = h('span', { class: 'muted', id: 'pager' });
+  const prev = h('button', { type: 'button', text: '‹ Prev' });
+  const next = h('button', { type: 'button', text: 'Next ›' });
+  const tableBox = h('div', { id: 'attempts' });
+  statusSel.addEventListener('change', () => { tq.status = statusSel.value; tq.offset = 0; updateTable(); });
+  orderSel.addEventListener('change', () => { tq.order = orderSel.value; tq.offset = 0; updateTable(); });
+  let searchTimer = null;
+  search.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { tq.q = search.value.trim(); tq.offset = 0; updateTable(); }, 300);
+  });
+  prev.addEventListener('click', () => { tq.offset = Math.max(0, tq.offset - PAGE); updateTable(); });
+  next.addEventListener('click', () => { tq.offset += PAGE; updateTable(); });
+  const chartBox = h('div', { id: 'chart-box' });
+
+  append(root, [
+    h('p', {}, h('a', { href: '#/', text: 'Programs' }), ' › ' + name),
+    head, steer,
+    h('h2', { text: 'Progress' }), chartBox,
+    h('h2', { text: 'Attempts' }),
+    h('div', { class: 'controls' }, statusSel, orderSel, search, prev, next, pager),
+    tableBox,
+  ]);
+
+  async function updateTable() {
+    const qs = new URLSearchParams({ limit: PAGE, offset: tq.offset, order: tq.order });
+    if (tq.status) qs.set('status', tq.status);
+    if (tq.q) qs.set('q', tq.q);
+    let page;
+    try {
+      page = await getJSON(base + '/attempts?' + qs);
+    } catch (e) {
+      replace(tableBox, errorBox(e));
+      return;
+    }
+    const from = page.total ? page.offset + 1 : 0;
+    const to = page.offset + page.attempts.length;
+    pager.textContent = from + '–' + to + ' of ' + page.total;
+    prev.disabled = page.offset <= 0;
+    next.disabled = to >= page.total;
+    const rows = page.attempts.map((a) => h('tr', { 'data-seq': a.seq },
+      h('td', { class: 'num' }, h('a', { href: '#/p/' + enc(name) + '/a/' + a.seq, text: '#' + a.seq })),
+      h('td', {}, badge(a.status)),
+      h('td', { text: a.kind }),
+      h('td', { class: 'num mono', text: fmt(a.primary_value) }),
+      h('td', {}, h('a', { href: '#/p/' + enc(name) + '/a/' + a.seq, text: a.hypothesis || '(no hypothesis)' }),
+        a.note ? h('div', { class: 'muted', text: a.note }) : null),
+      h('td', { class: 'muted', text: a.proposer }),
+      h('td', { class: 'muted', text: when(a.decided_at || a.created_at) })));
+    replace(tableBox, h('table', { id: 'attempts-table' },
+      h('thead', {}, h('tr', {}, ['#', 'Status', 'Kind', 'Value', 'Hypothesis', 'Proposer', 'When'].map((t) => h('th', { text: t })))),
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7, class: 'muted', text: 'No attempts match.' })))));
+  }
+
+  let filled = false;
+  async function update() {
+    let d, chart;
+    try {
+      [d, chart] = await Promise.all([getJSON(base), getJSON('/api/cockpit/programs/' + enc(name) + '/chart')]);
+    } catch (e) {
+      replace(head, errorBox(e));
+      return;
+    }
+    const p = d.program;
+    status = p.status;
+    pauseBtn.textContent = p.status === 'paused' ? 'Resume' : 'Pause';
+    if (!filled) {
+      weight.value = p.weight;
+      maxRuns.value = p.max_runs ?? '';
+      maxGpu.value = p.max_gpu_hours ?? '';
+      maxUsd.value = p.max_usd ?? '';
+      filled = true;
+    }
+    const base0 = d.frontier.baseline;
+    replace(head,
+      h('h1', {}, name + ' ', h('span', { class: 'badge ' + p.status, id: 'program-status', 'data-testid': 'program-status', text: p.status })),
+      h('div', { class: 'cards' },
+        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Best ' + chart.metric }),
+          h('div', { class: 'big', id: 'best-value', text: fmt(p.frontier_value) }),
+          h('div', { class: 'muted', text: base0 ? 'baseline ' + fmt(base0.value) + ' (Δ ' + fmtSigned(p.frontier_value - base0.value) + ')' : 'no baseline yet' })),
+        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Runs / budget' }),
+          h('div', { class: 'big', id: 'program-runs', text: p.runs + ' / ' + (p.max_runs ?? '–') }), bar(p.runs, p.max_runs)),
+        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'GPU-hours / budget' }),
+          h('div', { class: 'big', text: usedOf(p.gpu_hours, p.max_gpu_hours, 3) }), bar(p.gpu_hours, p.max_gpu_hours)),
+        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'USD / budget' }),
+          h('div', { class: 'big', text: usedOf(p.usd, p.max_usd, 2) }), bar(p.usd, p.max_usd)),
+        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Attempts' }),
+          h('div', { class: 'big', text: String(p.attempts) }),
+          h('div', { class: 'muted', text: Object.entries(d.attempts_by_status).map(([s, n]) => n + ' ' + s).join(', ') })),
+        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Weight' }), h('div', { class: 'big', text: fmt(p.weight) }))));
+    replace(followups, d.followups.length
+      ? h('div', {}, h('strong', { text: 'Queued follow-ups (not yet given to an agent):' }),
+        h('ul', { id: 'followup-list' }, d.followups.map((f) => h('li', {}, f.text, h('span', { class: 'muted', text: ' — ' + f.author })))))
+      : h('div', { class: 'muted', text: 'No follow-ups queued.' }));
+    replace(chartBox, chartSvg(chart, d.frontier, name));
+    await updateTable();
+  }
+  return { update };
+}
+
+// ------------------------------------------------------------------ attempt page
+
+function diffView(text) {
+  const pre = h('pre', { class: 'diff', id: 'diff' });
+  for (const line of text.split('\n')) {
+    let cls = null;
+    if (line.startsWith('+++') || line.startsWith('---') || line.startsWith('diff ')) cls = 'file';
+    else if (line.startsWith('@@')) cls = 'hunk';
+    else if (line.startsWith('+')) cls = 'add';
+    else if (line.startsWith('-')) cls = 'del';
+    if (cls) pre.appendChild(h('span', { class: cls, text: line }));
+    else pre.appendChild(document.createTextNode(line + '\n'));
+  }
+  return pre;
+}
+
+function evidenceView(f) {
+  const e = f.evidence;
+  const has = (v) => v !== null && v !== undefined;
+  const ci = has(e.ci_low) && has(e.ci_high)
+    ? fmtSigned(e.effect) + ' ± ' + fmt((e.ci_high - e.ci_low) / 2) + ' [' + fmt(e.ci_low) + ', ' + fmt(e.ci_high) + ']'
+    : fmtSigned(e.effect);
+  const row = (k, v, cls) => [h('dt', { text: k }), h('dd', { class: cls || null }, v)];
+  return h('dl', { class: 'kv evidence' },
+    row('state', badge(f.state)),
+    row('metric', f.metric),
+    has(e.effect) ? row('effect ± CI', ci + (has(e.confidence) ? ' (' + fmt(100 * e.confidence) + '% CI, + = better)' : ''), 'mono') : null,
+    has(e.n_seeds) ? row('seeds', e.n_seeds + ' vs ' + (e.n_incumbent ?? '–') + ' of #' + f.incumbent_seq) : row('compared with', '#' + f.incumbent_seq),
+    has(e.p_value) || has(e.q_value) ? row('p / q', fmt(e.p_value) + ' / ' + fmt(e.q_value), 'mono') : null,
+    has(e.noise_floor) ? row('noise floor', fmt(e.noise_floor), 'mono') : null,
+    e.flags.length ? row('flags', e.flags.join(', ')) : null,
+    f.note ? row('note', f.note) : null);
+}
+
+function attemptView(root, name, seq) {
+  const body = h('div');
+  const logBox = h('div', { id: 'log-box' });
+  append(root, [
+    h('p', {}, h('a', { href: '#/', text: 'Programs' }), ' › ', h('a', { href: '#/p/' + enc(name), text: name }), ' › #' + seq),
+    body, logBox,
+  ]);
+  async function showLog(run, stream) {
+    replace(logBox, h('h2', { text: 'Run ' + run.id + ' (seed ' + run.seed + ') ' + stream }), h('p', { class: 'muted', text: 'loading…' }));
+    try {
+      const text = await getText('/api/runs/' + run.id + '/log?stream=' + stream + '&tail=65536');
+      replace(logBox, h('h2', { text: 'Run ' + run.id + ' (seed ' + run.seed + ') ' + stream + ', last 64 KiB' }),
+        h('pre', { id: 'log-text', text: text || '(empty)' }));
+    } catch (e) {
+      replace(logBox, h('h2', { text: 'Run ' + run.id + ' ' + stream }), errorBox(e));
+    }
+  }
+  let lastKey = null;
+  async function update() {
+    let a;
+    try {
+      a = await getJSON('/api/programs/' + enc(name) + '/attempts/' + seq);
+    } catch (e) {
+      replace(body, errorBox(e));
+      return;
+    }
+    const key = JSON.stringify([a.status, a.runs.map((r) => [r.status, r.primary_value]), a.finding && a.finding.state]);
+    if (key === lastKey) return;
+    lastKey = key;
+    const metricNames = [...new Set(a.runs.flatMap((r) => Object.keys(r.metrics)))].sort();
+    const runs = a.runs.map((r) => h('tr', { 'data-run': r.id },
+      h('td', { class: 'num', text: String(r.id) }),
+      h('td', { class: 'num', text: String(r.seed) }),
+      h('td', {}, badge(r.status)),
+      h('td', { class: 'num mono', text: fmt(r.primary_value) }),
+      metricNames.map((k) => h('td', { class: 'num mono', text: fmt(r.metrics[k]) })),
+      h('td', { class: 'num', text: r.wall_secs === null ? '–' : fmt(r.wall_secs) + ' s' }),
+      h('td', { class: 'num', text: r.peak_rss_kb === null ? '–' : fmt(r.peak_rss_kb / 1024) + ' MB' }),
+      h('td', {},
+        h('button', { type: 'button', class: 'log-stdout', onclick: () => showLog(r, 'stdout'), text: 'stdout' }), ' ',
+        h('button', { type: 'button', class: 'log-stderr', onclick: () => showLog(r, 'stderr'), text: 'stderr' }))));
+    replace(body,
+      h('h1', {}, '#' + a.seq + ' ', badge(a.status), ' ', h('span', { class: 'muted', text: a.kind })),
+      h('h2', { text: 'Hypothesis' }),
+      h('pre', { class: 'wrap', id: 'hypothesis', text: a.hypothesis || '(none)' }),
+      h('dl', { class: 'kv' },
+        h('dt', { text: 'value (mean of seeds)' }), h('dd', { class: 'mono', text: fmt(a.primary_value) }),
+        h('dt', { text: 'proposer' }), h('dd', { text: a.proposer }),
+        h('dt', { text: 'commit' }), h('dd', { class: 'mono', text: (a.commit || '–') + '  (parent ' + a.parent_commit.slice(0, 12) + ')' }),
+        h('dt', { text: 'proposed' }), h('dd', { text: when(a.created_at) }),
+        h('dt', { text: 'decided' }), h('dd', { text: when(a.decided_at) }),
+        a.note ? [h('dt', { text: 'note' }), h('dd', { text: a.note })] : null,
+        a.touched.length ? [h('dt', { text: 'files' }), h('dd', { class: 'mono', text: a.touched.join(', ') })] : null,
+        a.params ? [h('dt', { text: 'parameters' }), h('dd', { class: 'mono', text: JSON.stringify(a.params) })] : null,
+        a.rejection ? [h('dt', { text: 'rejection' }), h('dd', { class: 'mono', text: JSON.stringify(a.rejection) })] : null),
+      h('h2', { text: 'Runs' }),
+      a.runs.length
+        ? h('table', { id: 'runs-table' },
+          h('thead', {}, h('tr', {}, ['Run', 'Seed', 'Status', 'Value', ...metricNames, 'Wall', 'Peak RSS', 'Logs'].map((t) => h('th', { text: t })))),
+          h('tbody', {}, runs))
+        : h('p', { class: 'muted', text: 'No runs.' }),
+      h('h2', { text: 'Finding' }),
+      a.finding ? evidenceView(a.finding) : h('p', { class: 'muted', text: 'No finding for this attempt.' }),
+      h('h2', { text: 'Diff' + (a.diff_truncated ? ' (truncated)' : '') }),
+      a.diff ? diffView(a.diff) : h('p', { class: 'muted', text: a.diff_error || 'No diff.' }));
+  }
+  return {
+    update,
+    onEvent: (_, d) => { if (d && d.program === name && d.seq === seq) lastKey = null; },
+  };
+}
+
+// ------------------------------------------------------------------ findings board
+
+const STATES = ['candidate', 'verifying', 'validated', 'refuted', 'retracted'];
+
+function findingsView(root, program) {
+  const sel = h('select', { id: 'findings-program' }, h('option', { value: '', text: 'all programs' }));
+  const board = h('div', { class: 'board', id: 'findings-board' });
+  sel.addEventListener('change', () => {
+    location.hash = '#/findings' + (sel.value ? '?program=' + enc(sel.value) : '');
+  });
+  append(root, [h('h1', { text: 'Findings' }), h('div', { class: 'controls' }, sel), board]);
+  async function update() {
+    let list, progs;
+    try {
+      [list, progs] = await Promise.all([
+        getJSON('/api/findings' + (program ? '?program=' + enc(program) : '')),
+        getJSON('/api/programs'),
+      ]);
+    } catch (e) {
+      replace(board, errorBox(e));
+      return;
+    }
+    replace(sel, h('option', { value: '', text: 'all programs' }),
+      progs.programs.map((p) => h('option', { value: p.name, text: p.name, selected: p.name === program })));
+    replace(board, STATES.map((s) => {
+      const fs = list.findings.filter((f) => f.state === s);
+      return h('div', { class: 'column', 'data-state': s },
+        h('h2', {}, badge(s), ' ' + fs.length),
+        fs.map((f) => h('div', { class: 'fcard', 'data-finding': f.id },
+          h('div', {}, h('a', { href: '#/p/' + enc(f.program) + '/a/' + f.attempt_seq, text: f.program + ' #' + f.attempt_seq }),
+            h('span', { class: 'muted', text: ' vs #' + f.incumbent_seq })),
+          h('div', { class: 'hyp', text: f.hypothesis }),
+          evidenceView(f))));
+    }));
+  }
+  return { update };
+}
+
+// ------------------------------------------------------------------ routing
+
+function route() {
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [path, query] = hash.split('?');
+  const params = new URLSearchParams(query || '');
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const root = document.getElementById('view');
+  clear(root);
+  let nav = 'overview';
+  if (parts[0] === 'p' && parts.length === 2) {
+    current = programView(root, parts[1]);
+  } else if (parts[0] === 'p' && parts[2] === 'a' && parts.length === 4) {
+    current = attemptView(root, parts[1], Number(parts[3]));
+  } else if (parts[0] === 'findings') {
+    nav = 'findings';
+    current = findingsView(root, params.get('program') || '');
+  } else {
+    current = overviewView(root);
+  }
+  for (const a of document.querySelectorAll('nav a')) {
+    a.classList.toggle('active', a.dataset.nav === nav);
+  }
+  current.update();
+}
+
+window.addEventListener('hashchange', route);
+document.addEventListener('DOMContentLoaded', () => {
+  setupToken();
+  route();
+  connectEvents();
+});

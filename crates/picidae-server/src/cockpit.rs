@@ -1,0 +1,663 @@
+//! The cockpit: a web UI served by `picidae serve` from the same binary, for a person who steers
+//! research programs. The pages are plain HTML, CSS and JavaScript compiled in with
+//! `include_str!` (no build step, nothing fetched from elsewhere, so it works offline) and talk
+//! to the same JSON API as the CLI.
+//!
+//! | method | path | auth | what |
+//! | --- | --- | --- | --- |
+//! | GET | `/`, `/cockpit/app.js`, `/cockpit/app.css` | none | the single-page app (hash routes) |
+//! | GET | `/api/cockpit/status` | read | slot and GPU utilisation (parsed from the coordinator's metrics) |
+//! | GET | `/api/cockpit/programs/{name}/chart` | read | every attempt and run with its visible primary value, the metric's name and goal |
+//! | GET | `/api/runs/{id}/log?stream=stdout\|stderr&tail=BYTES` | read | the end of a run's own log |
+//!
+//! **Auth and CSRF.** The pages ask for a token (made with `picidae token create`) and keep it
+//! in `sessionStorage`; every mutation sends it as `Authorization: Bearer ...`. The server sets
+//! and reads no cookie, so a page on another origin cannot make the browser act with the
+//! person's authority (no ambient credentials: CSRF-safe by construction). The reads here follow
+//! the API's rule: open, unless the server requires a token for reads.
+//!
+//! **Logs** are read only from the run's own directory, `<project>/.picidae/runs/<program>/<run
+//! id>/{stdout,stderr}.log`, derived from the run id in the store: the request names a run and
+//! a stream, never a path, and the resolved file must lie inside the runs directory.
+//!
+//! **Hidden-evaluator numbers** are never read: only the `runs` and `attempts` tables' visible
+//! values are, as in [`crate::api`].
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path as FsPath, PathBuf};
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use picidae_store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::{ApiState, ErrorBody};
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const APP_CSS: &str = include_str!("../assets/app.css");
+
+/// Default and largest tail of a log, in bytes.
+pub const DEFAULT_LOG_TAIL: u64 = 64 * 1024;
+pub const MAX_LOG_TAIL: u64 = 4 * 1024 * 1024;
+
+/// Errors of the cockpit's endpoints, answered as `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum CockpitError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("request handler failed: {0}")]
+    Join(String),
+}
+
+impl IntoResponse for CockpitError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            CockpitError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CockpitError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            CockpitError::NotFound(_) => StatusCode::NOT_FOUND,
+            CockpitError::Store(
+                StoreError::NoSuchProgram(_)
+                | StoreError::NoSuchRun(_)
+                | StoreError::NoSuchAttempt(_),
+            ) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut res = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"picidae\""),
+            );
+        }
+        res
+    }
+}
+
+impl From<PathRejection> for CockpitError {
+    fn from(r: PathRejection) -> Self {
+        CockpitError::BadRequest(format!("bad path: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for CockpitError {
+    fn from(r: QueryRejection) -> Self {
+        CockpitError::BadRequest(format!("bad query string: {}", r.body_text()))
+    }
+}
+
+// ------------------------------------------------------------------ static files
+
+/// Headers of every page and asset: no caching (the binary is the version), nothing loaded
+/// from elsewhere, no framing.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+                     script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                ),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+// ------------------------------------------------------------------ store access
+
+/// Check the read rule (a valid token when the server requires one), then run `f` on a store
+/// connection in the blocking pool.
+async fn read<T, F>(state: &ApiState, headers: &HeaderMap, f: F) -> Result<T, CockpitError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store, &ApiState) -> Result<T, CockpitError> + Send + 'static,
+{
+    let secret = if state.read_requires_token {
+        Some(bearer(headers)?)
+    } else {
+        None
+    };
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&state.store_path)?;
+        if let Some(secret) = secret {
+            store
+                .check_token(&secret)?
+                .ok_or_else(|| CockpitError::Unauthorized("invalid or revoked token".into()))?;
+        }
+        f(&store, &state)
+    })
+    .await
+    .map_err(|e| CockpitError::Join(e.to_string()))?
+}
+
+/// The bearer secret of the `Authorization` header.
+fn bearer(headers: &HeaderMap) -> Result<String, CockpitError> {
+    let missing = || {
+        CockpitError::Unauthorized(
+            "missing token: send `Authorization: Bearer <token>` (make one with `picidae token \
+             create`)"
+                .into(),
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| CockpitError::Unauthorized("the Authorization header is not text".into()))?
+        .trim();
+    match value.split_once(' ') {
+        Some((scheme, secret))
+            if scheme.eq_ignore_ascii_case("bearer") && !secret.trim().is_empty() =>
+        {
+            Ok(secret.trim().to_string())
+        }
+        _ => Err(missing()),
+    }
+}
+
+// ------------------------------------------------------------------ status
+
+/// `GET /api/cockpit/status`: what the coordinator's slots and GPUs are doing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct CockpitStatus {
+    /// Picidae's version.
+    pub version: String,
+    /// Run slots, and how many are taken (`null` when the coordinator reports none).
+    pub slots_capacity: Option<f64>,
+    pub slots_in_use: Option<f64>,
+    /// Taken slots / slots, 0 to 1.
+    pub slot_utilisation: Option<f64>,
+    pub gpus_capacity: Option<f64>,
+    pub gpus_in_use: Option<f64>,
+    /// Slots each program holds now.
+    pub program_slots: BTreeMap<String, f64>,
+}
+
+/// Read the coordinator's Prometheus lines into a [`CockpitStatus`].
+pub fn parse_status(metrics: &str) -> CockpitStatus {
+    let mut s = CockpitStatus {
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    };
+    for line in metrics.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
+        match key {
+            "picidae_slots_capacity" => s.slots_capacity = Some(v),
+            "picidae_slots_in_use" => s.slots_in_use = Some(v),
+            "picidae_slot_utilisation" => s.slot_utilisation = Some(v),
+            "picidae_gpus_capacity" => s.gpus_capacity = Some(v),
+            "picidae_gpus_in_use" => s.gpus_in_use = Some(v),
+            _ => {
+                if let Some(rest) = key.strip_prefix("picidae_program_slots_in_use{program=\"") {
+                    if let Some(name) = rest.strip_suffix("\"}") {
+                        s.program_slots.insert(name.replace("\\\"", "\""), v);
+                    }
+                }
+            }
+        }
+    }
+    if s.slot_utilisation.is_none() {
+        if let (Some(c), Some(u)) = (s.slots_capacity, s.slots_in_use) {
+            if c > 0.0 {
+                s.slot_utilisation = Some(u / c);
+            }
+        }
+    }
+    s
+}
+
+/// Slot and GPU utilisation, from the coordinator's metrics.
+#[utoipa::path(get, path = "/api/cockpit/status", tag = "cockpit",
+    security((), ("bearer" = [])),
+    responses((status = 200, body = CockpitStatus), (status = 401, body = ErrorBody)))]
+async fn status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<CockpitStatus>, CockpitError> {
+    read(&state, &headers, |_, _| Ok(())).await?;
+    Ok(Json(parse_status(&(state.metrics)())))
+}
+
+// ------------------------------------------------------------------ chart data
+
+/// A run as a point of the progress chart.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChartRun {
+    pub id: i64,
+    pub seed: i64,
+    pub status: String,
+    /// Visible primary value (`null` when the run produced none).
+    pub value: Option<f64>,
+    pub finished_at: Option<i64>,
+}
+
+/// An attempt as a point of the progress chart.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChartAttempt {
+    pub seq: i64,
+    pub kind: String,
+    pub status: String,
+    pub hypothesis: String,
+    /// Mean of its runs' visible primary metric.
+    pub value: Option<f64>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+    pub runs: Vec<ChartRun>,
+}
+
+/// `GET /api/cockpit/programs/{name}/chart`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChartData {
+    pub program: String,
+    /// The primary metric's name (`value` when the contract cannot be read).
+    pub metric: String,
+    /// `minimize`, `maximize` or `null` when unknown.
+    pub goal: Option<String>,
+    /// Oldest first.
+    pub attempts: Vec<ChartAttempt>,
+}
+
+/// The primary metric's name and goal, from the benchmark's contract.
+fn metric_of(benchmark_dir: &str) -> (String, Option<String>) {
+    match picidae_core::contract::Contract::load(FsPath::new(benchmark_dir)) {
+        Ok(c) => {
+            let goal = match c.primary().goal {
+                picidae_core::metrics::Goal::Minimize => "minimize",
+                picidae_core::metrics::Goal::Maximize => "maximize",
+            };
+            (c.primary_metric.clone(), Some(goal.to_string()))
+        }
+        Err(_) => ("value".into(), None),
+    }
+}
+
+/// Every attempt of a program and every run with its visible primary value, oldest first, with
+/// the metric's name and goal: the data of the progress chart.
+#[utoipa::path(get, path = "/api/cockpit/programs/{name}/chart", tag = "cockpit",
+    params(("name" = String, Path, description = "The program's name")),
+    security((), ("bearer" = [])),
+    responses((status = 200, body = ChartData), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn chart(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<ChartData>, CockpitError> {
+    let Path(name) = name?;
+    let data = read(&state, &headers, move |store, _| {
+        let p = store.program(&name)?;
+        let mut runs: BTreeMap<i64, Vec<ChartRun>> = BTreeMap::new();
+        {
+            let conn = store.connection();
+            let mut st = conn
+                .prepare(
+                    "SELECT attempt_id, id, seed, status, primary_value, finished_at FROM runs \
+                     WHERE program_id = ?1 ORDER BY id",
+                )
+                .map_err(StoreError::from)?;
+            let rows = st
+                .query_map([p.id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        ChartRun {
+                            id: r.get(1)?,
+                            seed: r.get(2)?,
+                            status: r.get(3)?,
+                            value: r.get(4)?,
+                            finished_at: r.get(5)?,
+                        },
+                    ))
+                })
+                .map_err(StoreError::from)?;
+            for row in rows {
+                let (attempt, run) = row.map_err(StoreError::from)?;
+                runs.entry(attempt).or_default().push(run);
+            }
+        }
+        let attempts = store
+            .attempts(&picidae_store::AttemptFilter {
+                program_id: Some(p.id),
+                ..Default::default()
+            })?
+            .into_iter()
+            .map(|a| ChartAttempt {
+                seq: a.seq,
+                kind: a.kind.to_string(),
+                status: a.status.to_string(),
+                hypothesis: a.hypothesis,
+                value: a.primary_value,
+                created_at: a.created_at,
+                decided_at: a.decided_at,
+                runs: runs.remove(&a.id).unwrap_or_default(),
+            })
+            .collect();
+        let (metric, goal) = metric_of(&p.benchmark_dir);
+        Ok(ChartData {
+            program: p.name,
+            metric,
+            goal,
+            attempts,
+        })
+    })
+    .await?;
+    Ok(Json(data))
+}
+
+// ------------------------------------------------------------------ logs
+
+/// Query of `GET /api/runs/{id}/log`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LogQuery {
+    /// `stdout` (default) or `stderr`.
+    stream: Option<String>,
+    /// Bytes from the end (default 64 KiB, at most 4 MiB).
+    #[param(value_type = Option<u64>, minimum = 1)]
+    tail: Option<String>,
+}
+
+/// The log file of run `id`'s `stream`, inside `runs_root` (`<project>/.picidae/runs`).
+fn log_path(
+    runs_root: &FsPath,
+    program: &str,
+    id: i64,
+    stream: &str,
+) -> Result<PathBuf, CockpitError> {
+    let file = match stream {
+        "stdout" => "stdout.log",
+        "stderr" => "stderr.log",
+        other => {
+            return Err(CockpitError::BadRequest(format!(
+                "stream: {other:?} is not `stdout` or `stderr`"
+            )))
+        }
+    };
+    // Program names are [A-Za-z0-9._-]; refuse anything that could leave the directory.
+    if program.is_empty()
+        || program == "."
+        || program == ".."
+        || !program
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(CockpitError::NotFound(format!(
+            "run {id} has no log this server can show"
+        )));
+    }
+    let path = runs_root.join(program).join(id.to_string()).join(file);
+    let not_found = || CockpitError::NotFound(format!("run {id} has no {stream} log (yet)"));
+    let real = std::fs::canonicalize(&path).map_err(|_| not_found())?;
+    let root = std::fs::canonicalize(runs_root).map_err(|_| not_found())?;
+    if !real.starts_with(&root) || !real.is_file() {
+        return Err(not_found());
+    }
+    Ok(real)
+}
+
+/// The last `tail` bytes of `path` (cut to start at a line when it was cut at all), and the
+/// file's size.
+fn read_tail(path: &FsPath, tail: u64) -> Result<(String, u64, bool), CockpitError> {
+    let io = |source| CockpitError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let size = f.metadata().map_err(io)?.len();
+    let start = size.saturating_sub(tail);
+    f.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut buf = Vec::new();
+    f.take(tail).read_to_end(&mut buf).map_err(io)?;
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    let cut = start > 0;
+    if cut {
+        if let Some(nl) = text.find('\n') {
+            text.drain(..=nl);
+        }
+    }
+    Ok((text, size, cut))
+}
+
+/// The end of a run's stdout or stderr log, cut to start at a line (`x-log-truncated: true`
+/// when cut; `x-log-size` is the whole file's size).
+#[utoipa::path(get, path = "/api/runs/{id}/log", tag = "attempts",
+    params(("id" = i64, Path, description = "The run's id"), LogQuery),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The log's tail", content_type = "text/plain",
+               body = String),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn run_log(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Response, CockpitError> {
+    let Path(id) = id?;
+    let Query(q) = query?;
+    let id: i64 = id
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| CockpitError::BadRequest(format!("id: {id:?} is not a run id")))?;
+    let stream = q
+        .stream
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("stdout")
+        .to_string();
+    let tail = match q.tail.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => DEFAULT_LOG_TAIL,
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                CockpitError::BadRequest(format!("tail: {t:?} is not a positive number of bytes"))
+            })?
+            .min(MAX_LOG_TAIL),
+    };
+    let (text, size, cut) = read(&state, &headers, move |store, state| {
+        let run = store.run(id)?;
+        let program = store.program_by_id(run.program_id)?;
+        let runs_root = state
+            .store_path
+            .parent()
+            .map(|d| d.join("runs"))
+            .ok_or_else(|| CockpitError::NotFound(format!("run {id} has no log")))?;
+        let path = log_path(&runs_root, &program.name, id, &stream)?;
+        read_tail(&path, tail)
+    })
+    .await?;
+    let size = HeaderValue::from_str(&size.to_string()).unwrap_or(HeaderValue::from_static("0"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        [
+            ("x-log-size", size),
+            (
+                "x-log-truncated",
+                HeaderValue::from_static(if cut { "true" } else { "false" }),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+// ------------------------------------------------------------------ the router
+
+/// The cockpit's pages and endpoints, to merge into the API's router, and the OpenAPI
+/// description of its JSON and text endpoints.
+pub fn routes(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
+    let (api, doc) = OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(chart))
+        .routes(routes!(run_log))
+        .with_state(state)
+        .split_for_parts();
+    let pages = Router::new()
+        .route("/", get(index))
+        .route("/cockpit/app.js", get(app_js))
+        .route("/cockpit/app.css", get(app_css));
+    (pages.merge(api), doc)
+}
+
+/// The cockpit's pages and endpoints alone.
+pub fn router(state: ApiState) -> Router {
+    routes(state).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reads_the_coordinators_lines() {
+        let s = parse_status(
+            "# TYPE picidae_slots_capacity gauge\npicidae_slots_capacity 4\n\
+             picidae_slots_in_use 3\npicidae_slot_utilisation 0.75\npicidae_gpus_capacity 2\n\
+             picidae_gpus_in_use 1\npicidae_program_slots_in_use{program=\"a\"} 2\n\
+             picidae_program_slots_in_use{program=\"b.c\"} 1\n",
+        );
+        assert_eq!(s.slots_capacity, Some(4.0));
+        assert_eq!(s.slots_in_use, Some(3.0));
+        assert_eq!(s.slot_utilisation, Some(0.75));
+        assert_eq!(s.gpus_capacity, Some(2.0));
+        assert_eq!(s.gpus_in_use, Some(1.0));
+        assert_eq!(s.program_slots["a"], 2.0);
+        assert_eq!(s.program_slots["b.c"], 1.0);
+        let empty = parse_status("");
+        assert_eq!(empty.slots_capacity, None);
+        assert!(empty.program_slots.is_empty());
+    }
+
+    #[test]
+    fn logs_stay_inside_the_runs_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        std::fs::create_dir_all(runs.join("p").join("7")).unwrap();
+        std::fs::write(runs.join("p/7/stdout.log"), "one\ntwo\nthree\n").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "no").unwrap();
+        assert!(log_path(&runs, "p", 7, "stdout").is_ok());
+        assert!(matches!(
+            log_path(&runs, "p", 7, "../../secret.txt"),
+            Err(CockpitError::BadRequest(_))
+        ));
+        for bad in ["..", ".", "", "p/../..", "a/b"] {
+            assert!(
+                matches!(
+                    log_path(&runs, bad, 7, "stdout"),
+                    Err(CockpitError::NotFound(_))
+                ),
+                "{bad}"
+            );
+        }
+        // A link out of the directory is refused too.
+        std::fs::create_dir_all(runs.join("p").join("8")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), runs.join("p/8/stdout.log"))
+            .unwrap();
+        assert!(matches!(
+            log_path(&runs, "p", 8, "stdout"),
+            Err(CockpitError::NotFound(_))
+        ));
+        assert!(matches!(
+            log_path(&runs, "p", 9, "stderr"),
+            Err(CockpitError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_tail_starts_at_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("log");
+        std::fs::write(&f, "first line\nsecond\nthird\n").unwrap();
+        let (text, size, cut) = read_tail(&f, 1000).unwrap();
+        assert_eq!(
+            (text.as_str(), size, cut),
+            ("first line\nsecond\nthird\n", 24, false)
+        );
+        let (text, _, cut) = read_tail(&f, 10).unwrap();
+        assert_eq!((text.as_str(), cut), ("third\n", true));
+    }
+
+    #[test]
+    fn assets_are_compiled_in_and_local() {
+        // Nothing is loaded from another host: the machine may be offline.
+        for text in [INDEX_HTML, APP_JS, APP_CSS] {
+            for remote in [
+                "src=\"http",
+                "href=\"http",
+                "url(http",
+                "src=\"//",
+                "href=\"//",
+            ] {
+                assert!(!text.contains(remote), "{remote}");
+            }
+        }
+        assert!(INDEX_HTML.contains("/cockpit/app.js"));
+    }
+}

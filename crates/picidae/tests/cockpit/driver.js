@@ -1,0 +1,174 @@
+// Drives the cockpit of a running `picidae serve` in a real headless Chromium, for
+// crates/picidae/tests/cockpit.rs. Usage:
+//
+//   node driver.js SCENARIO BASE_URL SHOT_DIR
+//
+// with COCKPIT_CHROMIUM (the browser), COCKPIT_TOKEN (a write token) and COCKPIT_TEXT (the
+// follow-up text) in the environment. Prints `SHOT <path>` for every screenshot and `OK ...`
+// lines the Rust test checks; exits non-zero (with the page's console) on any failure.
+'use strict';
+
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const [scenario, base, shots] = process.argv.slice(2);
+const TIMEOUT = 60000;
+
+function fail(msg) {
+  throw new Error(msg);
+}
+
+async function shot(page, name) {
+  const file = path.join(shots, scenario + '-' + name + '.png');
+  await page.screenshot({ path: file, fullPage: true });
+  console.log('SHOT ' + file);
+}
+
+async function text(page, sel) {
+  return (await page.locator(sel).first().textContent({ timeout: TIMEOUT })).trim();
+}
+
+async function useToken(page) {
+  await page.fill('#token-input', process.env.COCKPIT_TOKEN || fail('COCKPIT_TOKEN is not set'));
+  await page.click('#token-save');
+  await page.waitForFunction(() => document.getElementById('token-state').textContent.includes('token set'));
+  const stored = await page.evaluate(() => ({ session: sessionStorage.getItem('picidae.token'), cookie: document.cookie }));
+  if (!stored.session) fail('the token is not in sessionStorage');
+  if (stored.cookie !== '') fail('the cockpit set a cookie: ' + stored.cookie);
+}
+
+// The overview follows runs live: the count changes with no reload, over SSE.
+async function live(page) {
+  await page.goto(base + '/');
+  await page.waitForSelector('[data-testid="runs-a"]', { timeout: TIMEOUT });
+  await page.waitForFunction(() => document.getElementById('live').textContent.includes('live'), null, { timeout: TIMEOUT });
+  const before = Number(await text(page, '[data-testid="runs-a"]'));
+  await page.evaluate(() => { window.__sameDocument = 'yes'; });
+  await shot(page, 'overview-before');
+  await page.waitForFunction((n) => {
+    const el = document.querySelector('[data-testid="runs-a"]');
+    return el && Number(el.textContent) > n;
+  }, before, { timeout: TIMEOUT });
+  const after = Number(await text(page, '[data-testid="runs-a"]'));
+  const same = await page.evaluate(() => window.__sameDocument);
+  if (same !== 'yes') fail('the page reloaded');
+  const slots = await text(page, '[data-testid="slots"]');
+  await shot(page, 'overview-after');
+  console.log(`OK live runs ${before} -> ${after} slots ${slots}`);
+
+  // The program page: a chart with axes, a legend and a point per attempt; the table.
+  await page.click('a[href="#/p/a"]');
+  await page.waitForSelector('#progress-chart g.pt', { timeout: TIMEOUT });
+  await page.waitForSelector('#attempts-table tbody tr[data-seq]', { timeout: TIMEOUT });
+  const chart = await page.evaluate(() => {
+    const svg = document.getElementById('progress-chart');
+    return {
+      points: svg.querySelectorAll('g.pt').length,
+      titles: [...svg.querySelectorAll('g.pt title')].map((t) => t.textContent),
+      text: [...svg.querySelectorAll('text')].map((t) => t.textContent).join('|'),
+      frontier: !!svg.querySelector('#frontier-line'),
+    };
+  });
+  if (!chart.text.includes('score (lower is better)')) fail('no metric axis label: ' + chart.text);
+  if (!chart.text.includes('attempt #')) fail('no x axis label: ' + chart.text);
+  if (!chart.text.includes('frontier') || !chart.text.includes('kept')) fail('no legend: ' + chart.text);
+  if (!chart.frontier) fail('no frontier line');
+  if (!chart.titles.some((t) => t.includes('HYPOTHESIS') || t.includes('value'))) fail('no hypothesis on hover: ' + chart.titles);
+  await shot(page, 'program');
+  console.log(`OK chart points ${chart.points}`);
+
+  // Filter the table by status; then open an attempt with its runs, diff and log.
+  await page.selectOption('#status-filter', 'kept');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#attempts-table tbody tr[data-seq]')];
+    return rows.length > 0 && rows.every((r) => r.textContent.includes('kept'));
+  }, null, { timeout: TIMEOUT });
+  // The newest kept attempt: not the baseline, so it has a diff.
+  const seq = await page.locator('#attempts-table tbody tr[data-seq]').first().getAttribute('data-seq');
+  await page.click(`#attempts-table tbody tr[data-seq="${seq}"] a`);
+  await page.waitForSelector('#hypothesis', { timeout: TIMEOUT });
+  await page.waitForSelector('#runs-table', { timeout: TIMEOUT });
+  await page.locator('button.log-stdout').first().click();
+  await page.waitForSelector('#log-text', { timeout: TIMEOUT });
+  const log = await text(page, '#log-text');
+  if (!log.includes('score:')) fail('the stdout log does not show the score: ' + log);
+  if (Number(seq) > 1 && !(await page.locator('#diff .add').count())) fail('no coloured diff');
+  if (!(await page.locator('.evidence').count())) fail('no finding evidence');
+  await shot(page, 'attempt');
+  console.log(`OK attempt ${seq} log ${JSON.stringify(log.slice(0, 40))}`);
+
+  await page.click('nav a[data-nav="findings"]');
+  await page.waitForSelector('#findings-board .fcard', { timeout: TIMEOUT });
+  await shot(page, 'findings');
+  console.log('OK findings');
+}
+
+// A follow-up typed in the UI goes through the authenticated API; so do weight and budget.
+async function followup(page) {
+  await page.goto(base + '/#/p/a');
+  await page.waitForSelector('#toggle-pause', { timeout: TIMEOUT });
+  // Without a token the UI refuses to steer and says why.
+  await page.fill('#followup-text', 'no token yet');
+  await page.click('#followup-send');
+  await page.waitForFunction(() => document.getElementById('steer-msg').textContent.includes('token'), null, { timeout: TIMEOUT });
+  await useToken(page);
+  await page.fill('#followup-text', process.env.COCKPIT_TEXT || fail('COCKPIT_TEXT is not set'));
+  await page.click('#followup-send');
+  await page.waitForFunction(() => document.getElementById('steer-msg').textContent.includes('queued follow-up'), null, { timeout: TIMEOUT });
+  console.log('OK ' + (await text(page, '#steer-msg')));
+  await shot(page, 'queued');
+  // Weight and run budget through the same API.
+  await page.fill('#weight-input', '2.5');
+  await page.click('#weight-set');
+  await page.waitForFunction(() => document.getElementById('steer-msg').textContent.includes('weight set to 2.5'), null, { timeout: TIMEOUT });
+  await page.fill('#max-runs-input', '500');
+  await page.click('#budget-set');
+  await page.waitForFunction(() => document.getElementById('steer-msg').textContent.includes('500 runs'), null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => document.getElementById('program-runs').textContent.includes('/ 500'), null, { timeout: TIMEOUT });
+  console.log('OK ' + (await text(page, '#steer-msg')));
+  await shot(page, 'budget');
+}
+
+// Pausing from the UI.
+async function pause(page) {
+  await page.goto(base + '/#/p/a');
+  await page.waitForFunction(() => {
+    const el = document.getElementById('program-status');
+    return el && el.textContent === 'active';
+  }, null, { timeout: TIMEOUT });
+  await useToken(page);
+  await page.click('#toggle-pause');
+  await page.waitForFunction(() => document.getElementById('program-status').textContent === 'paused', null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => document.getElementById('toggle-pause').textContent === 'Resume');
+  console.log('OK paused ' + (await text(page, '#steer-msg')));
+  await shot(page, 'paused');
+}
+
+const SCENARIOS = { live, followup, pause };
+
+(async () => {
+  const run = SCENARIOS[scenario] || fail('unknown scenario ' + scenario);
+  const browser = await chromium.launch({
+    executablePath: process.env.COCKPIT_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(m.type() + ': ' + m.text()));
+  page.on('pageerror', (e) => consoleLines.push('pageerror: ' + e.message));
+  try {
+    await run(page);
+  } catch (e) {
+    try { await shot(page, 'failure'); } catch (_) { /* ignore */ }
+    console.error('FAIL ' + (e && e.stack ? e.stack : e));
+    console.error('--- page console\n' + consoleLines.join('\n'));
+    await browser.close();
+    process.exit(1);
+  }
+  const errors = consoleLines.filter((l) => l.startsWith('pageerror'));
+  await browser.close();
+  if (errors.length) {
+    console.error('FAIL page errors:\n' + errors.join('\n'));
+    process.exit(1);
+  }
+})();
