@@ -174,7 +174,14 @@ pub struct RunSpec {
 pub struct Resources {
     pub cpus: u32,
     pub gpus: u32,
+    /// Memory limit of one run in MiB: places runs under `picidae serve`, and the local
+    /// executor enforces it on every process of the run (`RLIMIT_AS`, virtual memory).
     pub memory_mb: Option<u64>,
+    /// Most processes (and threads) a local run may have at once; a fork bomb hits it. Enforced
+    /// with a pids cgroup when running as root (root ignores `RLIMIT_NPROC`), otherwise with
+    /// `RLIMIT_NPROC`, which counts every process of the user.
+    #[serde(default)]
+    pub max_processes: Option<u64>,
 }
 
 /// How a program decides; the contract gives defaults a program may override.
@@ -333,6 +340,7 @@ struct RawResources {
     cpus: Option<Spanned<i64>>,
     gpus: Option<Spanned<i64>>,
     memory_mb: Option<Spanned<i64>>,
+    max_processes: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -732,11 +740,21 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                             &mut issues,
                         ) as u64
                     }),
+                    max_processes: res.max_processes.as_ref().map(|_| {
+                        non_negative(
+                            &res.max_processes,
+                            0,
+                            "run.resources.max_processes",
+                            loc,
+                            &mut issues,
+                        ) as u64
+                    }),
                 },
                 None => Resources {
                     cpus: 1,
                     gpus: 0,
                     memory_mb: None,
+                    max_processes: None,
                 },
             };
             match (budget, timeout, grace) {

@@ -7,8 +7,9 @@
 //!
 //! * [`request`] — [`RunRequest`], the description of one run.
 //! * [`outcome`] — [`RunOutcome`], the serialisable result of one run.
-//! * [`local`] — [`LocalExecutor`] / [`RunningChild`], the local, process-group
-//!   based executor (std threads, no async runtime).
+//! * [`local`] — [`LocalExecutor`] / [`RunningChild`], the local executor: one
+//!   session per run, found and killed whole even when it daemonizes, with
+//!   [`Limits`] on memory and processes (std threads, no async runtime).
 //! * [`executor`] — the [`Executor`] / [`RunHandle`] traits that remote
 //!   executors (Slurm, SSH, containers) will implement.
 //! * [`process`] — process / process-group helpers ([`process_alive`],
@@ -29,6 +30,7 @@
 //!   coordinator restart.
 //! * [`error`] — [`ExecError`].
 
+mod cgroup;
 pub mod container;
 pub mod error;
 pub mod executor;
@@ -52,7 +54,9 @@ pub use container::{
 pub use error::ExecError;
 pub use executor::{Executor, RunHandle};
 pub use fingerprint::{Fingerprint, GpuInfo};
-pub use local::{LocalExecutor, RunningChild, POLL_INTERVAL, STDOUT_TAIL_BYTES};
+pub use local::{
+    Limits, LocalExecutor, RunningChild, POLL_INTERVAL, RUN_TOKEN_VAR, STDOUT_TAIL_BYTES,
+};
 pub use outcome::RunOutcome;
 pub use process::{group_alive, kill_group, process_alive};
 pub use request::RunRequest;

@@ -1,45 +1,77 @@
-//! The local executor: runs a [`RunRequest`] as a child process group on
-//! this machine, using std threads only.
+//! The local executor: runs a [`RunRequest`] as a child process tree on this
+//! machine, using std threads only.
 //!
 //! Lifecycle of a run:
 //!
 //! 1. [`LocalExecutor::spawn`] validates the request, creates the log files,
-//!    and starts `/bin/sh -c <command>` in a **new process group** (pgid ==
-//!    pid) with stdin on `/dev/null`. Two reader threads stream stdout and
-//!    stderr into their log files (see the `logs` module). The returned
-//!    [`RunningChild`] exposes the pid/pgid so the caller can persist them
-//!    before waiting (crash recovery uses [`crate::kill_group`] on them).
+//!    and starts `/bin/sh -c <command>` in a **new session** (sid == pgid ==
+//!    pid, no controlling terminal) with stdin on `/dev/null`, the leader a
+//!    *child subreaper*, the [`Limits`] applied, and a unique
+//!    `PICIDAE_RUN_TOKEN` in its environment. Two reader threads stream
+//!    stdout and stderr into their log files (see the `logs` module). The
+//!    returned [`RunningChild`] exposes the pid/pgid so the caller can persist
+//!    them before waiting (crash recovery uses [`crate::kill_group`] on them).
 //! 2. [`RunningChild::wait`] polls every [`POLL_INTERVAL`] for: the leader's
 //!    exit, the hard timeout, and the cancel flag. On timeout or
-//!    cancellation the whole group gets SIGTERM (+SIGCONT), then, after
-//!    `grace` (or as soon as the group is gone), SIGKILL.
-//! 3. **After the leader exits, for whatever reason, the whole group is
-//!    SIGKILLed anyway**, so background processes started by the command
-//!    never outlive the run. This is done while the leader is still an
-//!    unreaped zombie (exit is detected with `waitid(WNOWAIT)`), so the pgid
-//!    cannot have been recycled. Processes that deliberately left the group
-//!    (`setsid`, `setpgid`) are out of reach; their log output is drained for
-//!    at most a couple of seconds after the run ends.
+//!    cancellation every process of the run gets SIGTERM (+SIGCONT), then,
+//!    after `grace` (or as soon as they are all gone), SIGKILL.
+//! 3. **After the leader exits, for whatever reason, every process of the
+//!    run is SIGKILLed anyway**, so background processes started by the
+//!    command never outlive the run. This is done while the leader is still an
+//!    unreaped zombie (exit is detected with `waitid(WNOWAIT)`), so its pid,
+//!    which is the run's pgid and sid, cannot have been recycled.
 //! 4. The leader is reaped with `wait4`, whose `ru_maxrss` is combined with
-//!    periodic samples of the group's summed VmRSS into `peak_rss_kb`.
+//!    periodic samples of the run's summed VmRSS into `peak_rss_kb`.
 //!
-//! Dropping a [`RunningChild`] without waiting SIGKILLs the group and reaps
+//! Which processes are the run's: a process group alone does not hold a
+//! run, since `setsid` (a daemon) or `setpgid` leave it. The executor finds a
+//! run's processes by scanning `/proc` (`process::RunScope`): its process
+//! group and session (a process that only changes group stays in the
+//! session); every process with the run's `PICIDAE_RUN_TOKEN` in its
+//! environment (kept across `setsid` and across re-parenting to init when
+//! its parent exits, which is what a daemonizing child does); every process
+//! seen as a member at an earlier sample (by pid and start time, sampled
+//! every 100 ms, for a process that also clears its environment); the
+//! members of the run's pids cgroup when there is one; and all their
+//! descendants. The leader is a child subreaper (`PR_SET_CHILD_SUBREAPER`,
+//! kept across `exec`), so while it lives an orphaned descendant is
+//! re-parented to it rather than to init and stays in the tree. This was
+//! chosen over cgroups for containment because it needs no privilege and no
+//! writable cgroup hierarchy, works the same on cgroup v1 and v2, and kills
+//! the same set in a sandbox (where `bwrap`'s pid namespace also kills
+//! everything when the sandbox's init exits). What escapes it: a process
+//! that leaves the session, clears its environment and is re-parented to
+//! init, all within the 100 ms between two samples, on a machine where the
+//! run has no cgroup.
+//!
+//! Limits ([`Limits`], from the contract's `[run.resources]`):
+//! `memory_mb` becomes `RLIMIT_AS` of every process of the run (virtual
+//! memory: an allocation past it fails, which most programs report as out of
+//! memory and exit non-zero, or abort on). `max_processes` becomes a pids
+//! cgroup when running as root (root ignores `RLIMIT_NPROC`; see the `cgroup`
+//! module) and `RLIMIT_NPROC` otherwise, which counts every process of the
+//! user, not only the run's.
+//!
+//! Dropping a [`RunningChild`] without waiting SIGKILLs the run and reaps
 //! the leader.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 
+use crate::cgroup::PidsCgroup;
 use crate::executor::{Executor, RunHandle};
 use crate::logs::{spawn_reader, StreamReport};
-use crate::process::{group_alive, group_rss_kb, signal_group, wait_group_gone, KILL_SETTLE};
+use crate::process::{RunScope, KILL_SETTLE};
 use crate::{ExecError, RunOutcome, RunRequest};
 
 /// How often [`RunningChild::wait`] checks for exit, timeout and cancel, once a run has
@@ -50,14 +82,39 @@ const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// Size of the in-memory stdout tail returned in [`RunOutcome::stdout_tail`].
 pub const STDOUT_TAIL_BYTES: usize = 64 * 1024;
 
-/// Runs commands as local child process groups. Stateless.
+/// The environment variable that marks every process of one local run.
+pub const RUN_TOKEN_VAR: &str = "PICIDAE_RUN_TOKEN";
+
+/// Resource limits a local run gets (see the module docs for how each is enforced). A
+/// limit of 0 counts as none.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Virtual memory of each process of the run, in MiB (`RLIMIT_AS`).
+    pub memory_mb: Option<u64>,
+    /// Processes and threads of the run at once.
+    pub max_processes: Option<u64>,
+}
+
+/// Runs commands as local child process trees, each with the same [`Limits`].
 #[derive(Debug, Default, Clone, Copy)]
-pub struct LocalExecutor;
+pub struct LocalExecutor {
+    limits: Limits,
+}
 
 impl LocalExecutor {
-    /// Creates a local executor.
+    /// Creates a local executor without limits.
     pub fn new() -> Self {
-        LocalExecutor
+        LocalExecutor::default()
+    }
+
+    /// Creates a local executor that applies `limits` to every run.
+    pub fn with_limits(limits: Limits) -> Self {
+        LocalExecutor { limits }
+    }
+
+    /// The limits this executor applies.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Validates `req`, opens its log files and starts the child. Returns as
@@ -67,15 +124,81 @@ impl LocalExecutor {
         let stdout_file = open_log(&req.stdout_path)?;
         let stderr_file = open_log(&req.stderr_path)?;
 
+        let token = new_token();
+        let token_var = format!("{RUN_TOKEN_VAR}={token}");
+        let memory_bytes = self
+            .limits
+            .memory_mb
+            .filter(|mb| *mb > 0)
+            .map(|mb| mb.saturating_mul(1024 * 1024));
+        let max_processes = self.limits.max_processes.filter(|n| *n > 0);
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let cgroup = match max_processes {
+            Some(n) if root => Some(PidsCgroup::create(&token, n)?),
+            _ => None,
+        };
+        let nproc = max_processes.filter(|_| !root);
+        let cgroup_procs = match &cgroup {
+            Some(cg) => Some(
+                CString::new(cg.procs().as_os_str().as_bytes())
+                    .map_err(|_| ExecError::InvalidRequest("cgroup path contains NUL".into()))?,
+            ),
+            None => None,
+        };
+
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(&req.command)
             .current_dir(&req.cwd)
             .envs(req.env.iter().map(|(k, v)| (k, v)))
+            .env(RUN_TOKEN_VAR, &token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .stderr(Stdio::piped());
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe system calls (setsid, prctl, setrlimit, open, write, close) on
+        // values prepared before the fork; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if let Some(bytes) = memory_bytes {
+                    let lim = libc::rlimit {
+                        rlim_cur: bytes as libc::rlim_t,
+                        rlim_max: bytes as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &lim) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                if let Some(n) = nproc {
+                    let lim = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NPROC, &lim) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                if let Some(path) = &cgroup_procs {
+                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                    if n != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
 
         let started_at_unix_ms = now_unix_ms();
         let start = Instant::now();
@@ -95,6 +218,8 @@ impl LocalExecutor {
 
         let mut running = RunningChild {
             pid,
+            scope: RunScope::new(pid, &token_var, cgroup.as_ref().map(|c| c.procs())),
+            cgroup,
             start,
             started_at_unix_ms,
             timeout: req.timeout,
@@ -170,10 +295,29 @@ fn now_unix_ms() -> i64 {
     }
 }
 
+/// A token no other run of any coordinator has: pid, time and a counter.
+fn new_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// A spawned, not yet reaped run. Obtain with [`LocalExecutor::spawn`].
 #[derive(Debug)]
 pub struct RunningChild {
     pid: i32,
+    /// Finds the run's processes (see the module docs).
+    scope: RunScope,
+    /// The run's pids cgroup, removed after the run (declared after `scope`, dropped after
+    /// the processes are killed in `Drop`).
+    cgroup: Option<PidsCgroup>,
     start: Instant,
     started_at_unix_ms: i64,
     timeout: Duration,
@@ -229,7 +373,7 @@ impl RunningChild {
             }
             let now = Instant::now();
             if now >= next_sample {
-                sample_into(&mut peak_sampled, self.pid);
+                sample_into(&mut peak_sampled, &mut self.scope);
                 next_sample = now + RSS_SAMPLE_INTERVAL;
             }
             if cancel.load(Ordering::SeqCst) {
@@ -248,16 +392,20 @@ impl RunningChild {
             pause = (pause * 2).min(POLL_INTERVAL);
         }
 
-        // The leader is an unreaped zombie (or about to be killed): its pgid
-        // cannot be recycled yet, so killing the group is safe. This also
-        // removes stray background children of a normally exiting run.
-        signal_group(self.pid, libc::SIGKILL);
-        let reaped = self.reap()?;
+        // The leader is an unreaped zombie (or about to be killed): its pid, the
+        // run's pgid and sid, cannot be recycled yet, so killing by them is safe.
+        // This also removes stray background children (daemons included) of a
+        // normally exiting run.
         let wall = self.start.elapsed();
-        let finished_at_unix_ms = now_unix_ms();
-        if !wait_group_gone(self.pid, KILL_SETTLE) {
-            tracing::warn!(pgid = self.pid, "process group still alive after SIGKILL");
+        if !self.scope.kill_all(KILL_SETTLE) {
+            tracing::warn!(
+                pgid = self.pid,
+                "processes of the run still alive after SIGKILL"
+            );
         }
+        let reaped = self.reap()?;
+        let finished_at_unix_ms = now_unix_ms();
+        self.cgroup = None;
 
         let (stdout, stderr) = self.join_readers();
 
@@ -330,16 +478,16 @@ impl RunningChild {
     /// no live group member remains, or `grace` elapses. The caller sends
     /// SIGKILL afterwards.
     fn terminate(&mut self, peak: &mut Option<u64>) -> Result<(), ExecError> {
-        signal_group(self.pid, libc::SIGTERM);
-        signal_group(self.pid, libc::SIGCONT);
+        self.scope.signal(libc::SIGTERM);
+        self.scope.signal(libc::SIGCONT);
         let deadline = Instant::now() + self.grace;
         let mut next_sample = Instant::now() + RSS_SAMPLE_INTERVAL;
         while Instant::now() < deadline {
-            if self.leader_exited()? && !group_alive(self.pid) {
+            if self.leader_exited()? && !self.scope.alive() {
                 break;
             }
             if Instant::now() >= next_sample {
-                sample_into(peak, self.pid);
+                sample_into(peak, &mut self.scope);
                 next_sample = Instant::now() + RSS_SAMPLE_INTERVAL;
             }
             thread::sleep(POLL_INTERVAL);
@@ -410,7 +558,7 @@ impl RunningChild {
 impl Drop for RunningChild {
     fn drop(&mut self) {
         if !self.reaped {
-            signal_group(self.pid, libc::SIGKILL);
+            self.scope.kill_all(KILL_SETTLE);
             if let Err(err) = self.reap() {
                 tracing::warn!(pid = self.pid, error = %err, "failed to reap dropped run");
             }
@@ -431,8 +579,8 @@ impl RunHandle for RunningChild {
     }
 }
 
-fn sample_into(peak: &mut Option<u64>, pgid: i32) {
-    if let Some(rss) = group_rss_kb(pgid) {
+fn sample_into(peak: &mut Option<u64>, scope: &mut RunScope) {
+    if let Some(rss) = scope.sample() {
         *peak = Some(peak.map_or(rss, |p| p.max(rss)));
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use picidae_exec::{kill_group, process_alive, ExecError, Executor, LocalExecutor, RunRequest};
+use picidae_exec::{
+    kill_group, process_alive, ExecError, Executor, Limits, LocalExecutor, RunRequest,
+};
 use tempfile::TempDir;
 
 fn request(dir: &Path, command: &str) -> RunRequest {
@@ -359,4 +361,80 @@ fn kill_group_cleans_up_an_orphaned_group() {
     kill_group(1, Duration::ZERO);
     kill_group(-5, Duration::ZERO);
     assert!(!process_alive(-1));
+}
+
+#[test]
+fn daemons_that_leave_the_session_do_not_outlive_the_run() {
+    let dir = TempDir::new().unwrap();
+    // Three ways out: setsid directly; setsid in a child that exits at once (the daemon is
+    // re-parented to init); setsid with an emptied environment while the run still lives.
+    let req = request(
+        dir.path(),
+        "setsid sh -c 'echo $$ > d1.pid; exec sleep 100' & \
+         setsid sh -c 'sleep 100 & echo $! > d2.pid' & \
+         env -i setsid sleep 100 & echo $! > d3.pid; sleep 0.5; echo done",
+    );
+    let out = LocalExecutor::new()
+        .spawn(&req)
+        .unwrap()
+        .wait(&never())
+        .unwrap();
+    assert!(out.succeeded(), "{out:?}");
+    for f in ["d1.pid", "d2.pid", "d3.pid"] {
+        let pid = read_pid(&dir.path().join(f));
+        assert!(!process_alive(pid), "daemon {pid} ({f}) outlived the run");
+    }
+}
+
+#[test]
+fn memory_limit_stops_a_large_allocation() {
+    let dir = TempDir::new().unwrap();
+    let mut req = request(
+        dir.path(),
+        "python3 -c 'b = bytearray(1024 * 1024 * 1024); print(len(b))'",
+    );
+    req.timeout = Duration::from_secs(30);
+    let ex = LocalExecutor::with_limits(Limits {
+        memory_mb: Some(200),
+        max_processes: None,
+    });
+    let out = ex.spawn(&req).unwrap().wait(&never()).unwrap();
+    assert!(
+        !out.succeeded(),
+        "a 1 GiB allocation under a 200 MiB limit: {out:?}"
+    );
+    let err = fs::read_to_string(dir.path().join("logs/stderr.log")).unwrap();
+    assert!(err.contains("MemoryError"), "stderr: {err}");
+    // Without the limit the same allocation works.
+    let out = LocalExecutor::new()
+        .spawn(&req)
+        .unwrap()
+        .wait(&never())
+        .unwrap();
+    assert!(out.succeeded(), "{out:?}");
+}
+
+#[test]
+fn process_limit_contains_a_fork_bomb() {
+    let dir = TempDir::new().unwrap();
+    let mut req = request(
+        dir.path(),
+        "echo $$ > leader.pid; b() { b | b & }; b; sleep 1; exit 3",
+    );
+    req.timeout = Duration::from_secs(20);
+    let ex = LocalExecutor::with_limits(Limits {
+        memory_mb: None,
+        max_processes: Some(32),
+    });
+    let started = Instant::now();
+    let out = ex.spawn(&req).unwrap().wait(&never()).unwrap();
+    assert!(!out.succeeded(), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{out:?}");
+    let token_left = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path().join("cwd")).ok())
+        .filter(|cwd| cwd.starts_with(dir.path()))
+        .count();
+    assert_eq!(token_left, 0, "processes of the fork bomb survived");
 }

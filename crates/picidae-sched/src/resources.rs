@@ -230,6 +230,7 @@ mod tests {
             cpus,
             gpus,
             memory_mb: mem,
+            max_processes: None,
         }
     }
 

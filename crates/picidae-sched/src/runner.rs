@@ -2164,7 +2164,11 @@ impl RunCtx {
                 } else {
                     req
                 };
-                let child = LocalExecutor::new().spawn(&req)?;
+                let limits = picidae_exec::Limits {
+                    memory_mb: self.contract.run.resources.memory_mb,
+                    max_processes: self.contract.run.resources.max_processes,
+                };
+                let child = LocalExecutor::with_limits(limits).spawn(&req)?;
                 project.store.mark_run_started(
                     run_id,
                     child.pid() as i64,
@@ -2355,6 +2359,14 @@ impl RunCtx {
             RunStatus::TimedOut
         } else if o.signal.is_some() {
             RunStatus::Crashed
+        } else if let Some(sig) = o.exit_code.and_then(shell_crash_signal) {
+            // A shell between the harness and the program reports a child killed by signal N
+            // as exit status 128 + N (so does the sandbox).
+            r.error = Some(format!(
+                "crashed: killed by signal {sig} (exit status {})",
+                128 + sig
+            ));
+            RunStatus::Crashed
         } else if o.exit_code != Some(0) {
             RunStatus::Failed
         } else {
@@ -2376,11 +2388,69 @@ impl RunCtx {
                 r.status = Some(RunStatus::Invalid);
             }
         }
+        if let (Some(mb), Some(RunStatus::Failed | RunStatus::Crashed)) =
+            (self.contract.run.resources.memory_mb, r.status)
+        {
+            let stderr = std::fs::read(run_dir.join("stderr.log")).unwrap_or_default();
+            if out_of_memory(&String::from_utf8_lossy(&stderr)) || out_of_memory(&stdout) {
+                r.error = Some(format!(
+                    "out of memory: an allocation failed under the memory limit of {mb} MB \
+                     (run.resources.memory_mb)"
+                ));
+            }
+        }
         if r.status != Some(RunStatus::Succeeded) {
             r.primary_value = None;
         }
         r
     }
+}
+
+/// The crash signal (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGSYS)
+/// that exit status `code` reports when a shell's child died of it, if any.
+fn shell_crash_signal(code: i32) -> Option<i32> {
+    let sig = code.checked_sub(128)?;
+    [
+        libc_sig::ILL,
+        libc_sig::TRAP,
+        libc_sig::ABRT,
+        libc_sig::BUS,
+        libc_sig::FPE,
+        libc_sig::KILL,
+        libc_sig::SEGV,
+        libc_sig::SYS,
+    ]
+    .contains(&sig)
+    .then_some(sig)
+}
+
+/// Linux signal numbers (x86-64 and aarch64 agree on these).
+mod libc_sig {
+    pub const ILL: i32 = 4;
+    pub const TRAP: i32 = 5;
+    pub const ABRT: i32 = 6;
+    pub const BUS: i32 = 7;
+    pub const FPE: i32 = 8;
+    pub const KILL: i32 = 9;
+    pub const SEGV: i32 = 11;
+    pub const SYS: i32 = 31;
+}
+
+/// Whether a run's output says an allocation failed, as a run under `RLIMIT_AS` reports it
+/// (Python, C and C++ runtimes, the shell, CUDA-less numpy/torch allocators).
+fn out_of_memory(output: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "MemoryError",
+        "Cannot allocate memory",
+        "cannot allocate memory",
+        "out of memory",
+        "Out of memory",
+        "std::bad_alloc",
+        "memory exhausted",
+        "xmalloc: cannot allocate",
+        "failed to allocate",
+    ];
+    MARKERS.iter().any(|m| output.contains(m))
 }
 
 /// A program name as a remote directory name ([A-Za-z0-9._-]).

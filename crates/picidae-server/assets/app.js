@@ -653,7 +653,11 @@ function programView(root, name) {
       ? h('div', {}, h('strong', { text: 'Queued follow-ups (not yet given to an agent):' }),
         h('ul', { id: 'followup-list' }, d.followups.map((f) => h('li', {}, f.text, h('span', { class: 'muted', text: ' — ' + f.author })))))
       : h('div', { class: 'muted', text: 'No follow-ups queued.' }));
-    replace(chartBox, chartSvg(chart, d.frontier, name));
+    replace(chartBox, h('div', {}, chartSvg(chart, d.frontier, name),
+      chart.total_attempts > chart.attempts.length
+        ? h('div', { class: 'muted', id: 'chart-thinned', text: 'Showing ' + chart.attempts.length + ' of ' + chart.total_attempts +
+          ' attempts: the most recent, every kept one, and each stretch\'s best, worst and first failure.' })
+        : null));
     await updateTable();
   }
   return { update };

@@ -307,8 +307,84 @@ pub struct ChartData {
     pub metric: String,
     /// `minimize`, `maximize` or `null` when unknown.
     pub goal: Option<String>,
-    /// Oldest first.
+    /// Oldest first; at most `max_points` of them (see `total_attempts`).
     pub attempts: Vec<ChartAttempt>,
+    /// How many attempts the program has; more than `attempts.len()` when the chart was thinned.
+    pub total_attempts: usize,
+}
+
+/// Query of `GET /api/cockpit/programs/{name}/chart`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ChartQuery {
+    /// Most attempts to return (default 2000, at most 20000). Past it the chart is thinned:
+    /// the most recent attempts, the kept ones and, per stretch of the rest, its best, its
+    /// worst and a failure are kept, so the picture (frontier, spread, failures) survives.
+    #[param(value_type = Option<u64>, minimum = 10)]
+    max_points: Option<String>,
+}
+
+/// Default and largest `max_points` of a chart.
+const CHART_POINTS: usize = 2000;
+const CHART_POINTS_MAX: usize = 20_000;
+
+/// At most `max` of `attempts` (oldest first), chosen so that a plot of them looks like a plot
+/// of all: the last quarter of `max` attempts, the kept attempts (evenly thinned to a quarter
+/// if there are more), and from equal stretches of the rest each stretch's lowest and highest
+/// value and its first attempt without a value (a failure).
+pub fn thin_chart(attempts: Vec<ChartAttempt>, max: usize) -> Vec<ChartAttempt> {
+    let n = attempts.len();
+    if n <= max {
+        return attempts;
+    }
+    let quarter = (max / 4).max(1);
+    let mut keep = vec![false; n];
+    for k in keep.iter_mut().skip(n.saturating_sub(quarter)) {
+        *k = true;
+    }
+    let kept: Vec<usize> = (0..n).filter(|&i| attempts[i].status == "kept").collect();
+    let step = kept.len().div_ceil(quarter).max(1);
+    for &i in kept.iter().step_by(step) {
+        keep[i] = true;
+    }
+    // The last kept attempt is the frontier: always shown.
+    if let Some(&i) = kept.last() {
+        keep[i] = true;
+    }
+    let rest = n.saturating_sub(quarter);
+    let stretches = (max.saturating_sub(keep.iter().filter(|k| **k).count()) / 3).max(1);
+    let width = rest.div_ceil(stretches).max(1);
+    let mut start = 0;
+    while start < rest {
+        let end = (start + width).min(rest);
+        let mut lo: Option<usize> = None;
+        let mut hi: Option<usize> = None;
+        let mut failed: Option<usize> = None;
+        for i in start..end {
+            match attempts[i].value {
+                Some(v) => {
+                    if lo.is_none_or(|j| attempts[j].value.is_some_and(|w| v < w)) {
+                        lo = Some(i);
+                    }
+                    if hi.is_none_or(|j| attempts[j].value.is_some_and(|w| v > w)) {
+                        hi = Some(i);
+                    }
+                }
+                None => {
+                    failed.get_or_insert(i);
+                }
+            }
+        }
+        for i in [lo, hi, failed].into_iter().flatten() {
+            keep[i] = true;
+        }
+        start = end;
+    }
+    attempts
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(a, k)| k.then_some(a))
+        .collect()
 }
 
 /// The primary metric's name and goal, from the benchmark's contract.
@@ -328,7 +404,7 @@ fn metric_of(benchmark_dir: &str) -> (String, Option<String>) {
 /// Every attempt of a program and every run with its visible primary value, oldest first, with
 /// the metric's name and goal: the data of the progress chart.
 #[utoipa::path(get, path = "/api/cockpit/programs/{name}/chart", tag = "cockpit",
-    params(("name" = String, Path, description = "The program's name")),
+    params(("name" = String, Path, description = "The program's name"), ChartQuery),
     security((), ("bearer" = [])),
     responses((status = 200, body = ChartData), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
@@ -336,8 +412,21 @@ async fn chart(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
+    query: Result<Query<ChartQuery>, QueryRejection>,
 ) -> Result<Json<ChartData>, CockpitError> {
     let Path(name) = name?;
+    let Query(q) = query?;
+    let max_points = match q.max_points.as_deref() {
+        None => CHART_POINTS,
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) if (10..=CHART_POINTS_MAX).contains(&n) => n,
+            _ => {
+                return Err(CockpitError::BadRequest(format!(
+                    "max_points: must be an integer from 10 to {CHART_POINTS_MAX} (got {t:?})"
+                )))
+            }
+        },
+    };
     let data = read(&state, &headers, move |store, _| {
         let p = store.program(&name)?;
         let mut runs: BTreeMap<i64, Vec<ChartRun>> = BTreeMap::new();
@@ -386,11 +475,14 @@ async fn chart(
             })
             .collect();
         let (metric, goal) = metric_of(&p.benchmark_dir);
+        let attempts: Vec<ChartAttempt> = attempts;
+        let total_attempts = attempts.len();
         Ok(ChartData {
             program: p.name,
             metric,
             goal,
-            attempts,
+            attempts: thin_chart(attempts, max_points),
+            total_attempts,
         })
     })
     .await?;
@@ -573,6 +665,41 @@ pub fn router(state: ApiState) -> Router {
 
 #[cfg(test)]
 mod tests {
+
+    fn point(seq: i64, status: &str, value: Option<f64>) -> ChartAttempt {
+        ChartAttempt {
+            seq,
+            kind: "explore".into(),
+            status: status.into(),
+            hypothesis: String::new(),
+            value,
+            created_at: 0,
+            decided_at: None,
+            runs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_thinned_chart_keeps_the_frontier_the_extremes_and_the_failures() {
+        let attempts: Vec<ChartAttempt> = (0..100_000)
+            .map(|i| match i {
+                12_345 => point(i, "kept", Some(0.5)),
+                54_321 => point(i, "failed", None),
+                77_777 => point(i, "discarded", Some(99.0)),
+                _ => point(i, "discarded", Some(1.0 + (i % 10) as f64)),
+            })
+            .collect();
+        let thin = thin_chart(attempts, 2000);
+        assert!(thin.len() <= 2000, "{}", thin.len());
+        let seqs: Vec<i64> = thin.iter().map(|a| a.seq).collect();
+        for must in [12_345, 54_321, 77_777, 99_999] {
+            assert!(seqs.contains(&must), "lost {must}");
+        }
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order kept");
+        let small: Vec<ChartAttempt> = (0..50).map(|i| point(i, "kept", Some(1.0))).collect();
+        assert_eq!(thin_chart(small, 2000).len(), 50);
+    }
+
     use super::*;
 
     #[test]

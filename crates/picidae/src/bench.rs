@@ -27,6 +27,8 @@ pub enum BenchCmd {
     Dispatch(crate::bench_dispatch::DispatchArgs),
     /// Slot utilisation with a slow agent, beside a serial autoresearch-style loop.
     Utilisation(crate::bench_utilisation::UtilisationArgs),
+    /// Server time of the cockpit's heaviest requests on a program with many attempts.
+    Cockpit(crate::bench_cockpit::CockpitArgs),
     /// Sweep samplers compared at equal run budget: random search vs TPE on the example.
     Agents(crate::bench_agents::AgentsArgs),
 }
@@ -59,6 +61,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Memory(args) => crate::bench_memory::run(args),
         BenchCmd::Dispatch(args) => crate::bench_dispatch::run(args),
         BenchCmd::Utilisation(args) => crate::bench_utilisation::run(args),
+        BenchCmd::Cockpit(args) => crate::bench_cockpit::run(args),
         BenchCmd::Agents(args) => crate::bench_agents::run(args),
     }
 }

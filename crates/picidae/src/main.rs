@@ -4,6 +4,7 @@
 mod agents;
 mod bench;
 mod bench_agents;
+mod bench_cockpit;
 mod bench_dispatch;
 mod bench_memory;
 mod bench_utilisation;
