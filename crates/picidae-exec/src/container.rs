@@ -1558,7 +1558,7 @@ mod tests {
     fn request() -> RunRequest {
         RunRequest {
             command: "echo \"$X\" > out; exit 3".into(),
-            cwd: PathBuf::from("/work/run-1"),
+            cwd: PathBuf::from("/srv/bench/run-1"),
             env: vec![
                 ("X".into(), "it's \"quoted\" $HOME `id` a b".into()),
                 ("EMPTY".into(), String::new()),
@@ -1595,9 +1595,12 @@ mod tests {
         );
         assert!(pair(&args, "--network", "none"), "{args:?}");
         assert!(args.contains(&"--init".to_string()));
-        assert!(pair(&args, "-v", "/work/run-1:/work/run-1"), "{args:?}");
+        assert!(
+            pair(&args, "-v", "/srv/bench/run-1:/srv/bench/run-1"),
+            "{args:?}"
+        );
         assert!(pair(&args, "-v", "/logs/r1:/logs/r1"), "{args:?}");
-        assert!(pair(&args, "-w", "/work/run-1"));
+        assert!(pair(&args, "-w", "/srv/bench/run-1"));
         let n = args.len();
         assert_eq!(
             &args[n - 4..],
@@ -1676,26 +1679,29 @@ mod tests {
             assert!(matches!(err, ExecError::InvalidRequest(_)), "{bad}: {err}");
         }
         let clash = ContainerSpec {
-            readonly_mounts: vec![PathBuf::from("/work/run-1")],
+            readonly_mounts: vec![PathBuf::from("/srv/bench/run-1")],
             ..ContainerSpec::new("img")
         };
         assert!(run_args(RuntimeKind::Docker, &clash, "n", &request()).is_err());
         let mut req = request();
-        req.cwd = PathBuf::from("/work/a:b");
+        req.cwd = PathBuf::from("/srv/bench/a:b");
         assert!(run_args(RuntimeKind::Docker, &ContainerSpec::new("img"), "n", &req).is_err());
     }
 
     #[test]
     fn log_directories_inside_cwd_are_not_mounted_twice() {
         let mut req = request();
-        req.stdout_path = PathBuf::from("/work/run-1/logs/out");
+        req.stdout_path = PathBuf::from("/srv/bench/run-1/logs/out");
         req.stderr_path = PathBuf::from("/elsewhere/err");
         assert_eq!(
             writable_mounts(&req),
-            [PathBuf::from("/work/run-1"), PathBuf::from("/elsewhere")]
+            [
+                PathBuf::from("/srv/bench/run-1"),
+                PathBuf::from("/elsewhere")
+            ]
         );
         req.stderr_path = req.stdout_path.clone();
-        assert_eq!(writable_mounts(&req), [PathBuf::from("/work/run-1")]);
+        assert_eq!(writable_mounts(&req), [PathBuf::from("/srv/bench/run-1")]);
     }
 
     #[test]
