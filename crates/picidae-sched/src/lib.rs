@@ -18,6 +18,7 @@ pub mod hidden;
 pub mod program;
 pub mod project;
 pub mod resources;
+mod run;
 pub mod runner;
 pub mod slots;
 pub mod verify;

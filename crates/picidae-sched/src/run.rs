@@ -1,0 +1,630 @@
+//! Executing one run: [`RunCtx`] holds everything a run needs apart from a store connection
+//! and the repository (the contract, the executor, the slots and resources, the machine's
+//! fingerprint), so the runs of one attempt can execute on threads of their own. It owns the
+//! path from a queued run to its result: a slot, a placement, a checkout (kept between runs
+//! with `run.reuse_checkout`), the request with its environment, the executor (local, under
+//! the sandbox, Slurm, SSH or a container), and the classification of the outcome, including
+//! sandbox denials.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use picidae_core::metrics::{check_guards, parse_json_lines, parse_stdout};
+use picidae_core::{Assignment, Contract, RunStatus};
+use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
+use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
+use picidae_git::Repo;
+use picidae_store::{Attempt, RunResult};
+
+use crate::executors::ExecutorSpec;
+use crate::hidden::scrub;
+use crate::resources::ResourcePool;
+use crate::runner::{Events, LoopEvent};
+use crate::slots::SlotPool;
+use crate::{Project, SchedError};
+
+/// A run checkout kept between runs (`run.reuse_checkout`): its path, commit and benchmark
+/// directory.
+pub(crate) type KeptCheckout = Option<(PathBuf, String, PathBuf)>;
+
+/// Everything executing one run needs, apart from a store connection and the repository:
+/// cheap to clone, so runs of one program can execute on threads of their own (each with its
+/// own connection) while the loop waits for all of them.
+#[derive(Clone)]
+pub(crate) struct RunCtx {
+    pub(crate) program: String,
+    /// A short hash of the project's directory, to keep names on shared daemons apart.
+    pub(crate) project_tag: String,
+    pub(crate) base_commit: String,
+    pub(crate) contract: Contract,
+    pub(crate) executor: ExecutorSpec,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) lease_owner: String,
+    pub(crate) host: String,
+    pub(crate) fp_hash: String,
+    pub(crate) fp_json: String,
+    pub(crate) slots: Option<Arc<SlotPool>>,
+    pub(crate) resources: Option<Arc<ResourcePool>>,
+}
+
+impl RunCtx {
+    /// Environment variables carrying an attempt's environment parameters (defaults where the
+    /// attempt has no value).
+    pub(crate) fn env_param_vars(&self, attempt: &Attempt) -> Vec<(String, String)> {
+        let assigned: Option<Assignment> = attempt
+            .params
+            .as_ref()
+            .and_then(|p| serde_json::from_value(p.clone()).ok());
+        self.contract
+            .params
+            .iter()
+            .filter_map(|p| {
+                let var = p.env.clone()?;
+                let v = assigned
+                    .as_ref()
+                    .and_then(|a| a.get(&p.name).cloned())
+                    .or_else(|| p.default.clone())?;
+                Some((var, v))
+            })
+            .collect()
+    }
+
+    /// Execute one seed of an attempt in its own checkout. The run is recorded as started
+    /// before waiting; the returned result is not yet stored (the caller stores it, together
+    /// with the attempt's decision when it is the last one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn execute_run(
+        &self,
+        project: &mut Project,
+        repo: &Repo,
+        attempt: &Attempt,
+        seed: i64,
+        cancel: &AtomicBool,
+        events: Events<'_>,
+        run_checkout: Option<&mut KeptCheckout>,
+    ) -> Result<(i64, RunResult), SchedError> {
+        let run = project
+            .store
+            .insert_run(attempt.id, seed, self.executor.name())?;
+        let name = self.program.clone();
+        // Queued until a slot is free (fair share among programs); cancellable while waiting.
+        let pool = self.slots.clone();
+        let slot = match &pool {
+            Some(p) => match p.acquire(&name, &|| cancel.load(Ordering::SeqCst)) {
+                Some(g) => Some(g),
+                None => {
+                    let r = RunResult {
+                        status: Some(RunStatus::Cancelled),
+                        error: Some("cancelled while waiting for a slot".into()),
+                        ..Default::default()
+                    };
+                    return Ok((run.id, r));
+                }
+            },
+            None => None,
+        };
+        // Then until its GPUs, CPUs and memory are free on this machine.
+        let resources = self.resources.clone();
+        let placement = match &resources {
+            Some(r) => match r.acquire(&self.contract.run.resources, &|| {
+                cancel.load(Ordering::SeqCst)
+            }) {
+                Ok(Some(p)) => Some(p),
+                Ok(None) => {
+                    let r = RunResult {
+                        status: Some(RunStatus::Cancelled),
+                        error: Some("cancelled while waiting for resources".into()),
+                        ..Default::default()
+                    };
+                    return Ok((run.id, r));
+                }
+                Err(why) => {
+                    let r = RunResult {
+                        status: Some(RunStatus::Crashed),
+                        error: Some(format!("cannot be placed: {why}")),
+                        ..Default::default()
+                    };
+                    return Ok((run.id, r));
+                }
+            },
+            None => None,
+        };
+        let gpus: Vec<u32> = placement
+            .as_ref()
+            .map(|p| p.gpus.clone())
+            .unwrap_or_default();
+        let gpu_count = if placement.is_some() {
+            gpus.len()
+        } else {
+            self.contract.run.resources.gpus as usize
+        };
+        project
+            .store
+            .set_run_placement(run.id, &gpus, gpu_count, &self.lease_owner)?;
+        let cuda = placement.as_ref().map(|p| p.cuda_visible_devices());
+        let run_dir = project.run_dir(&name, run.id);
+        // A checkout is kept between runs only when asked for and when this run is the only
+        // one of its program in flight (parallel runs each get their own).
+        let reuse = self.contract.run.reuse_checkout && run_checkout.is_some();
+        let wt_path = if reuse {
+            project.worktree_dir(&name, "run")
+        } else {
+            project.worktree_dir(&name, &format!("run-{}", run.id))
+        };
+        let result = match self.start_and_wait(
+            project,
+            repo,
+            run_checkout,
+            attempt,
+            &run_dir,
+            &wt_path,
+            (run.id, seed),
+            cuda,
+            cancel,
+            events,
+        ) {
+            Ok(outcome) => self.classify(&outcome, &run_dir),
+            Err(e) => RunResult {
+                status: Some(RunStatus::Crashed),
+                error: Some(format!("could not run: {e}")),
+                ..Default::default()
+            },
+        };
+        drop(placement);
+        drop(slot);
+        if !reuse {
+            let _ = repo.remove_worktree(&wt_path);
+        }
+        Ok((run.id, result))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_and_wait(
+        &self,
+        project: &mut Project,
+        repo: &Repo,
+        run_checkout: Option<&mut KeptCheckout>,
+        attempt: &Attempt,
+        run_dir: &Path,
+        wt_path: &Path,
+        (run_id, seed): (i64, i64),
+        cuda_visible_devices: Option<String>,
+        cancel: &AtomicBool,
+        events: Events<'_>,
+    ) -> Result<RunOutcome, SchedError> {
+        let commit = attempt.commit.clone().ok_or_else(|| SchedError::Program {
+            program: self.program.clone(),
+            message: format!("attempt {} has no commit", attempt.seq),
+        })?;
+        let artifacts = run_dir.join("artifacts");
+        std::fs::create_dir_all(&artifacts).map_err(|e| SchedError::io(&artifacts, e))?;
+        let mut kept = run_checkout;
+        let bench_dir = match kept.as_deref() {
+            // The kept checkout already holds this commit.
+            Some(Some((path, c, bench))) if path == wt_path && *c == commit && bench.is_dir() => {
+                bench.clone()
+            }
+            _ => {
+                if let Some(k) = kept.as_mut() {
+                    **k = None;
+                }
+                let _ = repo.remove_worktree(wt_path);
+                let wt = repo.add_worktree(wt_path, &commit)?;
+                scrub(&self.contract, &wt.bench_dir())?;
+                if let Some(k) = kept {
+                    *k = Some((wt_path.to_path_buf(), commit.clone(), wt.bench_dir()));
+                }
+                wt.bench_dir()
+            }
+        };
+        let run = &self.contract.run;
+        let mut env = vec![
+            (run.seed_env.clone(), seed.to_string()),
+            (
+                "PICIDAE_METRICS".into(),
+                run_dir.join("metrics.jsonl").display().to_string(),
+            ),
+            ("PICIDAE_ARTIFACTS".into(), artifacts.display().to_string()),
+            ("PICIDAE_DATA".into(), self.data_dir.display().to_string()),
+            (
+                "PICIDAE_TIME_BUDGET".into(),
+                format!("{}", run.time_budget.as_secs_f64()),
+            ),
+            ("PICIDAE_RUN_ID".into(), run_id.to_string()),
+            ("PICIDAE_ATTEMPT".into(), attempt.seq.to_string()),
+            ("PICIDAE_PROGRAM".into(), self.program.clone()),
+        ];
+        if run.seed_env != "PICIDAE_SEED" {
+            env.push(("PICIDAE_SEED".into(), seed.to_string()));
+        }
+        env.extend(self.env_param_vars(attempt));
+        if let Some(devices) = cuda_visible_devices.clone() {
+            // The GPUs this run holds, and only those.
+            env.push(("PICIDAE_GPUS".into(), devices.clone()));
+            env.push(("CUDA_VISIBLE_DEVICES".into(), devices));
+        }
+        let req = RunRequest {
+            command: run.command.clone(),
+            cwd: bench_dir,
+            env,
+            time_budget: run.time_budget,
+            timeout: run.timeout,
+            grace: run.grace,
+            stdout_path: run_dir.join("stdout.log"),
+            stderr_path: run_dir.join("stderr.log"),
+            log_cap_bytes: run.log_cap_bytes,
+        };
+        let started = LoopEvent::RunStarted {
+            seq: attempt.seq,
+            run_id,
+            seed,
+        };
+        match self.executor.clone() {
+            ExecutorSpec::Local => {
+                let req = if self.contract.run.sandbox {
+                    self.sandbox_for(wt_path, run_dir)?.wrap(&req)?
+                } else {
+                    req
+                };
+                let limits = picidae_exec::Limits {
+                    memory_mb: self.contract.run.resources.memory_mb,
+                    max_processes: self.contract.run.resources.max_processes,
+                };
+                let child = LocalExecutor::with_limits(limits).spawn(&req)?;
+                project.store.mark_run_started(
+                    run_id,
+                    child.pid() as i64,
+                    child.pgid() as i64,
+                    &self.host,
+                    Some((&self.fp_hash, &self.fp_json)),
+                    &run_dir.display().to_string(),
+                )?;
+                events(&started);
+                Ok(child.wait(cancel)?)
+            }
+            spec @ ExecutorSpec::Slurm { .. } => {
+                let ex = spec.slurm().ok_or_else(|| self.no_executor())?;
+                let r = &self.contract.run.resources;
+                let job = ex.spawn_with(
+                    &req,
+                    &SlurmJobSpec {
+                        name: Some(format!("picidae-{}-{run_id}", self.program)),
+                        resources: SlurmResources {
+                            cpus: Some(r.cpus.max(1)),
+                            memory_mb: r.memory_mb,
+                            gpus: (r.gpus > 0).then_some(r.gpus),
+                        },
+                    },
+                )?;
+                let fp = (
+                    self.host.as_str(),
+                    self.fp_hash.as_str(),
+                    self.fp_json.as_str(),
+                );
+                let job: Box<dyn RunHandle> = Box::new(job);
+                self.wait_remote(project, (run_id, run_dir), job, fp, cancel, || {
+                    events(&started)
+                })
+            }
+            spec @ ExecutorSpec::Container { .. } => {
+                let readonly = if self.data_dir.is_dir() {
+                    vec![self.data_dir.clone()]
+                } else {
+                    Vec::new()
+                };
+                let gpus = cuda_visible_devices
+                    .filter(|d| !d.is_empty())
+                    .map(|d| format!("device={d}"))
+                    .or_else(|| (self.contract.run.resources.gpus > 0).then(|| "all".to_string()));
+                let ex = spec
+                    .container(&self.contract.run, gpus, readonly)
+                    .ok_or_else(|| self.no_executor())?;
+                // Inside the container its GPUs are numbered from 0: the host's indices
+                // would name the wrong devices.
+                let mut req = req;
+                req.env.retain(|(k, _)| k != "CUDA_VISIBLE_DEVICES");
+                // Unique on a daemon that several projects share.
+                let name = format!(
+                    "picidae-{}-{}-run-{run_id}",
+                    remote_safe(&self.program),
+                    self.project_tag
+                );
+                let job: Box<dyn RunHandle> = Box::new(ex.spawn_named(&name, &req)?);
+                let fp = (
+                    self.host.as_str(),
+                    self.fp_hash.as_str(),
+                    self.fp_json.as_str(),
+                );
+                self.wait_remote(project, (run_id, run_dir), job, fp, cancel, || {
+                    events(&started)
+                })
+            }
+            spec @ ExecutorSpec::Ssh { .. } => {
+                let ex = spec.ssh().ok_or_else(|| self.no_executor())??;
+                let name = format!("{}-run-{run_id}", remote_safe(&self.program));
+                let remote_dir = format!("{}/{name}", ex.remote_root());
+                let req = remote_request(req, &remote_dir);
+                let fp = ex.machine_fingerprint(Some(&self.base_commit))?;
+                let fp_json = serde_json::to_string(&fp).unwrap_or_default();
+                let job: Box<dyn RunHandle> = Box::new(ex.spawn_named(&name, &req)?);
+                let hash = fp.hash();
+                let outcome = self.wait_remote(
+                    project,
+                    (run_id, run_dir),
+                    job,
+                    (&fp.hostname, &hash, &fp_json),
+                    cancel,
+                    || events(&started),
+                )?;
+                fetch_remote_outputs(&ex, &remote_dir, run_dir);
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Record a remote run as started and wait for it. Its handle is stored before waiting,
+    /// so a restarted coordinator re-adopts it; `host` and the fingerprint are the machine
+    /// that runs it, where known.
+    pub(crate) fn wait_remote(
+        &self,
+        project: &mut Project,
+        (run_id, run_dir): (i64, &Path),
+        job: Box<dyn RunHandle>,
+        (host, fp_hash, fp_json): (&str, &str, &str),
+        cancel: &AtomicBool,
+        started: impl FnOnce(),
+    ) -> Result<RunOutcome, SchedError> {
+        project.store.set_run_executor_ref(run_id, &job.id())?;
+        project.store.mark_run_started(
+            run_id,
+            0,
+            0,
+            host,
+            Some((fp_hash, fp_json)),
+            &run_dir.display().to_string(),
+        )?;
+        started();
+        Ok(job.wait(cancel)?)
+    }
+
+    pub(crate) fn no_executor(&self) -> SchedError {
+        SchedError::Program {
+            program: self.program.clone(),
+            message: format!("executor {} is not usable", self.executor.label()),
+        }
+    }
+
+    /// The sandbox of one run: its checkout and run directory writable, the prepared data
+    /// read-only, GPUs' device nodes when it asks for GPUs; nothing else of the machine.
+    pub(crate) fn sandbox_for(
+        &self,
+        checkout: &Path,
+        run_dir: &Path,
+    ) -> Result<Sandbox, SchedError> {
+        if !Sandbox::available() {
+            return Err(SchedError::Program {
+                program: self.program.clone(),
+                message: "the contract asks for `run.sandbox` but bubblewrap (`bwrap`) is not available here; install it (Debian: bubblewrap)".into(),
+            });
+        }
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let readonly = if self.data_dir.is_dir() {
+            vec![canon(&self.data_dir)]
+        } else {
+            Vec::new()
+        };
+        Ok(Sandbox::new(SandboxSpec {
+            writable: vec![canon(checkout), canon(run_dir)],
+            readonly,
+            hidden: Vec::new(),
+            devices: if self.contract.run.resources.gpus > 0 {
+                picidae_exec::sandbox::nvidia_devices()
+            } else {
+                Vec::new()
+            },
+            network: self.contract.run.network.unwrap_or(true),
+        }))
+    }
+
+    /// Turn a process outcome and its outputs into a run result.
+    pub(crate) fn classify(&self, o: &RunOutcome, run_dir: &Path) -> RunResult {
+        let mut r = RunResult {
+            exit_code: o.exit_code.map(i64::from),
+            signal: o.signal.map(i64::from),
+            wall_secs: Some(o.wall_secs),
+            peak_rss_kb: o.peak_rss_kb.map(|k| k as i64),
+            over_budget: o.over_budget,
+            ..Default::default()
+        };
+        let stdout = if o.stdout_truncated {
+            o.stdout_tail.clone()
+        } else {
+            std::fs::read_to_string(run_dir.join("stdout.log"))
+                .unwrap_or_else(|_| o.stdout_tail.clone())
+        };
+        let specs = self.contract.metrics.values();
+        r.metrics = parse_stdout(&stdout, specs.clone());
+        if let Ok(text) = std::fs::read_to_string(run_dir.join("metrics.jsonl")) {
+            let (values, errors) = parse_json_lines(&text, specs.clone());
+            r.metrics.extend(values);
+            r.violations
+                .extend(errors.iter().map(|e| format!("metrics.jsonl {e}")));
+        }
+        r.primary_value = r
+            .metrics
+            .get(&self.contract.primary_metric)
+            .copied()
+            .filter(|v| v.is_finite());
+        r.status = Some(if o.cancelled {
+            RunStatus::Cancelled
+        } else if o.timed_out {
+            r.error = Some(format!(
+                "killed after the hard timeout of {:.1}s",
+                self.contract.run.timeout.as_secs_f64()
+            ));
+            RunStatus::TimedOut
+        } else if o.signal.is_some() {
+            RunStatus::Crashed
+        } else if let Some(sig) = o.exit_code.and_then(shell_crash_signal) {
+            // A shell between the harness and the program reports a child killed by signal N
+            // as exit status 128 + N (so does the sandbox).
+            r.error = Some(format!(
+                "crashed: killed by signal {sig} (exit status {})",
+                128 + sig
+            ));
+            RunStatus::Crashed
+        } else if o.exit_code != Some(0) {
+            RunStatus::Failed
+        } else {
+            let v = check_guards(&r.metrics, specs, &self.contract.primary_metric);
+            if v.is_empty() {
+                RunStatus::Succeeded
+            } else {
+                r.violations.extend(v.iter().map(|x| x.to_string()));
+                RunStatus::Invalid
+            }
+        });
+        // A run the sandbox denied something is invalid even if it exited cleanly: it tried to
+        // reach what the contract keeps from it.
+        if self.contract.run.sandbox && r.status != Some(RunStatus::Cancelled) {
+            let stderr = std::fs::read_to_string(run_dir.join("stderr.log")).unwrap_or_default();
+            if let Some(line) = sandbox_denial(&stderr).or_else(|| sandbox_denial(&stdout)) {
+                r.error = Some(format!("{SANDBOX_VIOLATION}: {line}"));
+                r.violations.push(format!("{SANDBOX_VIOLATION}: {line}"));
+                r.status = Some(RunStatus::Invalid);
+            }
+        }
+        if let (Some(mb), Some(RunStatus::Failed | RunStatus::Crashed)) =
+            (self.contract.run.resources.memory_mb, r.status)
+        {
+            let stderr = std::fs::read(run_dir.join("stderr.log")).unwrap_or_default();
+            if out_of_memory(&String::from_utf8_lossy(&stderr)) || out_of_memory(&stdout) {
+                r.error = Some(format!(
+                    "out of memory: an allocation failed under the memory limit of {mb} MB \
+                     (run.resources.memory_mb)"
+                ));
+            }
+        }
+        if r.status != Some(RunStatus::Succeeded) {
+            r.primary_value = None;
+        }
+        r
+    }
+}
+
+/// The crash signal (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGSYS)
+/// that exit status `code` reports when a shell's child died of it, if any.
+fn shell_crash_signal(code: i32) -> Option<i32> {
+    let sig = code.checked_sub(128)?;
+    [
+        libc_sig::ILL,
+        libc_sig::TRAP,
+        libc_sig::ABRT,
+        libc_sig::BUS,
+        libc_sig::FPE,
+        libc_sig::KILL,
+        libc_sig::SEGV,
+        libc_sig::SYS,
+    ]
+    .contains(&sig)
+    .then_some(sig)
+}
+
+/// Linux signal numbers (x86-64 and aarch64 agree on these).
+mod libc_sig {
+    pub const ILL: i32 = 4;
+    pub const TRAP: i32 = 5;
+    pub const ABRT: i32 = 6;
+    pub const BUS: i32 = 7;
+    pub const FPE: i32 = 8;
+    pub const KILL: i32 = 9;
+    pub const SEGV: i32 = 11;
+    pub const SYS: i32 = 31;
+}
+
+/// Whether a run's output says an allocation failed, as a run under `RLIMIT_AS` reports it
+/// (Python, C and C++ runtimes, the shell, CUDA-less numpy/torch allocators).
+fn out_of_memory(output: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "MemoryError",
+        "Cannot allocate memory",
+        "cannot allocate memory",
+        "out of memory",
+        "Out of memory",
+        "std::bad_alloc",
+        "memory exhausted",
+        "xmalloc: cannot allocate",
+        "failed to allocate",
+    ];
+    MARKERS.iter().any(|m| output.contains(m))
+}
+
+/// A program name as a remote directory name ([A-Za-z0-9._-]).
+pub(crate) fn remote_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The request as a remote host runs it: metrics and artifacts go under the remote run
+/// directory's `out/` (fetched back afterwards); the local data directory means nothing there.
+pub(crate) fn remote_request(mut req: RunRequest, remote_dir: &str) -> RunRequest {
+    let out = format!("{remote_dir}/out");
+    req.env.retain(|(k, _)| k != "PICIDAE_DATA");
+    for (k, v) in req.env.iter_mut() {
+        match k.as_str() {
+            "PICIDAE_METRICS" => *v = format!("{out}/metrics.jsonl"),
+            "PICIDAE_ARTIFACTS" => *v = format!("{out}/artifacts"),
+            _ => {}
+        }
+    }
+    req.command = format!(
+        "mkdir -p {} && {{ {}\n}}",
+        picidae_exec::shell::quote(&format!("{out}/artifacts")),
+        req.command
+    );
+    req
+}
+
+/// Copy a remote run's metrics and artifacts back into its local run directory. A failure is
+/// logged, not fatal: the run's outcome and logs are already home.
+pub(crate) fn fetch_remote_outputs(
+    ex: &picidae_exec::ssh::SshExecutor,
+    remote_dir: &str,
+    run_dir: &Path,
+) {
+    if let Err(e) = ex.fetch_dir(&format!("{remote_dir}/out"), run_dir) {
+        tracing::warn!("fetching {remote_dir}/out: {e}");
+    }
+}
+
+/// How a run's error starts when the sandbox stopped it.
+pub(crate) const SANDBOX_VIOLATION: &str = "sandbox violation";
+
+/// The line of a failed sandboxed run's output that shows the sandbox denying it something:
+/// a write outside its writable directories, a network connection, or a path that does not
+/// exist inside the sandbox (the benchmark's repository, hidden files, the store).
+pub(crate) fn sandbox_denial(output: &str) -> Option<String> {
+    const SIGNS: [&str; 5] = [
+        "Read-only file system",
+        "Network is unreachable",
+        "Temporary failure in name resolution",
+        "Operation not permitted",
+        "Permission denied",
+    ];
+    output
+        .lines()
+        .find(|l| {
+            SIGNS.iter().any(|s| l.contains(s))
+                || (l.contains("No such file or directory") && l.contains("/.picidae/"))
+                || (l.contains("No such file or directory") && l.contains("hidden"))
+        })
+        .map(|l| l.trim().chars().take(300).collect())
+}
