@@ -1,6 +1,8 @@
 // Picidae cockpit: a single-page app over the JSON API of `picidae serve`.
 //
-// Pages (hash routes): #/ overview, #/p/NAME program, #/p/NAME/a/SEQ attempt, #/findings.
+// Pages (hash routes): #/ overview, #/p/NAME program (progress chart with seed error bars,
+// metric-vs-parameter scatters for sweeps), #/p/NAME/a/SEQ attempt (runs with fingerprints,
+// logs, the agent's transcript, related attempts from memory), #/findings.
 // Live updates come from Server-Sent Events at /api/events (polling when a stream cannot be
 // had). Everything shown is built with DOM calls and textContent: text written by agents
 // (hypotheses, notes, diffs, logs) is never parsed as HTML.
@@ -411,7 +413,7 @@ function chartSvg(data, frontier, program) {
     svg('line', { class: 'axis', x1: m.l, x2: m.l + pw, y1: m.t + ph + band, y2: m.t + ph + band }),
     svg('line', { class: 'grid', x1: m.l, x2: m.l + pw, y1: m.t + ph + 2, y2: m.t + ph + 2, 'stroke-dasharray': '3 3' }),
     svg('text', { x: m.l - 8, y: bandY + 4, 'text-anchor': 'end' }, 'no value'),
-    svg('text', { class: 'label', x: m.l + pw / 2, y: H - 8, 'text-anchor': 'middle' }, 'attempt # (in order proposed)'),
+    svg('text', { class: 'label', x: m.l + pw / 2, y: H - 8, 'text-anchor': 'middle' }, 'attempt # (1 = first proposed; unit: one attempt)'),
     svg('text', {
       class: 'label', x: 16, y: m.t + ph / 2, 'text-anchor': 'middle',
       transform: `rotate(-90 16 ${m.t + ph / 2})`,
@@ -436,8 +438,22 @@ function chartSvg(data, frontier, program) {
   // Runs (small) under attempts (large).
   const runs = svg('g', {});
   const pts = svg('g', {});
+  const bars = svg('g', { class: 'seed-bars' });
   for (const a of at) {
     const ax = x(a.seq);
+    const vals = a.runs.map((r) => r.value).filter(Number.isFinite);
+    if (vals.length >= 2) {
+      // Verification seeds: a bar from the lowest to the highest seed's value, with caps.
+      const vlo = Math.min(...vals), vhi = Math.max(...vals);
+      const mean = vals.reduce((s, v) => s + v, 0) / vals.length;
+      const sd = Math.sqrt(vals.reduce((s, v) => s + (v - mean) * (v - mean), 0) / (vals.length - 1));
+      const cap = 4;
+      append(bars, svg('path', {
+        class: 'seed-bar', 'data-seq': a.seq,
+        d: `M${ax},${y(vhi)}V${y(vlo)}M${ax - cap},${y(vhi)}H${ax + cap}M${ax - cap},${y(vlo)}H${ax + cap}`,
+        stroke: '#6e7781', 'stroke-width': 1.2, fill: 'none',
+      }, svg('title', {}, `#${a.seq}: ${vals.length} seeds, ${data.metric} from ${fmt(vlo)} to ${fmt(vhi)} (mean ${fmt(mean)} ± ${fmt(sd)} sd)`)));
+    }
     a.runs.forEach((r, i) => {
       const kind = runMark(r.status);
       const jitter = (i - (a.runs.length - 1) / 2) * 3;
@@ -456,7 +472,7 @@ function chartSvg(data, frontier, program) {
     gpt.addEventListener('click', () => { location.hash = '#/p/' + enc(program) + '/a/' + a.seq; });
     append(pts, gpt);
   }
-  append(root, runs, pts);
+  append(root, bars, runs, pts);
 
   // Legend, above the plot.
   const legend = svg('g', { class: 'legend' });
@@ -472,6 +488,7 @@ function chartSvg(data, frontier, program) {
   item(markerFor('invalid', lx + 2, 14, 4), 'invalid run');
   item(markerFor('rejected', lx + 2, 14, 5), 'rejected/duplicate');
   item(svg('circle', { cx: lx + 2, cy: 14, r: 2.2, fill: '#6e7781' }), 'one seed');
+  item(svg('path', { d: `M${lx + 2},8V20M${lx - 2},8H${lx + 6}M${lx - 2},20H${lx + 6}`, stroke: '#6e7781', 'stroke-width': 1.2, fill: 'none' }), 'seeds min–max');
   item(svg('line', { x1: lx - 6, x2: lx + 6, y1: 14, y2: 14, stroke: '#8250df', 'stroke-width': 2 }), 'frontier');
   item(svg('line', { x1: lx - 6, x2: lx + 6, y1: 14, y2: 14, stroke: '#57606a', 'stroke-dasharray': '4 3' }), 'baseline');
   append(root, legend);
@@ -479,6 +496,77 @@ function chartSvg(data, frontier, program) {
     append(root, svg('text', { class: 'label', x: m.l + pw / 2, y: m.t + ph / 2, 'text-anchor': 'middle' }, 'no attempts yet'));
   }
   return root;
+}
+
+// ------------------------------------------------------------------ metric vs parameter
+
+// For a sweep: one small scatter per parameter, x = the parameter's value (log scale when all
+// values are positive and span more than two decades; categories in sorted order when not
+// numbers), y = the attempt's primary value. Empty when no attempt has parameters.
+function paramScatters(data, program) {
+  const withParams = data.attempts.filter((a) => a.params && typeof a.params === 'object' &&
+    !Array.isArray(a.params) && Number.isFinite(a.value));
+  const keys = [...new Set(withParams.flatMap((a) => Object.keys(a.params)))].sort();
+  return keys.map((key) => {
+    const pts = withParams.filter((a) => a.params[key] !== undefined && a.params[key] !== null)
+      .map((a) => ({ a, v: a.params[key] }));
+    const numeric = pts.every((p) => typeof p.v === 'number' && Number.isFinite(p.v));
+    const cats = numeric ? [] : [...new Set(pts.map((p) => JSON.stringify(p.v)))].sort();
+    const xs = numeric ? pts.map((p) => p.v) : pts.map((p) => cats.indexOf(JSON.stringify(p.v)));
+    const ys = pts.map((p) => p.a.value);
+    const W = 320, H = 230;
+    const m = { l: 58, r: 12, t: 26, b: 40 };
+    const pw = W - m.l - m.r, ph = H - m.t - m.b;
+    const pos = xs.filter((v) => v > 0);
+    const log = numeric && pos.length === xs.length && xs.length > 0 &&
+      Math.max(...xs) / Math.min(...xs) > 100;
+    const tx = (v) => (log ? Math.log10(v) : v);
+    let xlo = xs.length ? Math.min(...xs.map(tx)) : 0, xhi = xs.length ? Math.max(...xs.map(tx)) : 1;
+    if (!numeric) { xlo = -0.5; xhi = Math.max(0.5, cats.length - 0.5); }
+    if (xhi === xlo) { const d = Math.abs(xhi) * 0.1 || 1; xlo -= d; xhi += d; }
+    let ylo = ys.length ? Math.min(...ys) : 0, yhi = ys.length ? Math.max(...ys) : 1;
+    if (yhi === ylo) { const d = Math.abs(yhi) * 0.1 || 1; ylo -= d; yhi += d; }
+    const padX = numeric ? (xhi - xlo) * 0.05 : 0, padY = (yhi - ylo) * 0.08;
+    xlo -= padX; xhi += padX; ylo -= padY; yhi += padY;
+    const X = (v) => m.l + ((tx(v) - xlo) / (xhi - xlo)) * pw;
+    const Xi = (i) => m.l + ((i - xlo) / (xhi - xlo)) * pw;
+    const Y = (v) => m.t + ((yhi - v) / (yhi - ylo)) * ph;
+    const title = data.metric + ' vs ' + key;
+    const root = svg('svg', {
+      class: 'chart scatter', 'data-param': key, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title,
+    }, svg('title', {}, title));
+    const g = svg('g', {});
+    for (const v of ticks(ylo, yhi, 4)) {
+      append(g, svg('line', { class: 'grid', x1: m.l, x2: m.l + pw, y1: Y(v), y2: Y(v) }),
+        svg('text', { x: m.l - 6, y: Y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
+    }
+    let xticks;
+    if (!numeric) xticks = cats.map((c, i) => ({ at: Xi(i), label: c.replace(/^"|"$/g, '') }));
+    else if (log) {
+      xticks = [];
+      for (let e = Math.ceil(xlo); e <= Math.floor(xhi); e++) xticks.push({ at: X(Math.pow(10, e)), label: '1e' + e });
+    } else xticks = ticks(xlo, xhi, 4).map((v) => ({ at: X(v), label: fmt(v) }));
+    for (const t of xticks) {
+      append(g, svg('line', { class: 'axis', x1: t.at, x2: t.at, y1: m.t + ph, y2: m.t + ph + 4 }),
+        svg('text', { x: t.at, y: m.t + ph + 15, 'text-anchor': 'middle' }, t.label.slice(0, 12)));
+    }
+    append(g,
+      svg('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: m.t + ph }),
+      svg('line', { class: 'axis', x1: m.l, x2: m.l + pw, y1: m.t + ph, y2: m.t + ph }),
+      svg('text', { class: 'label', x: W / 2, y: 16, 'text-anchor': 'middle' }, title),
+      svg('text', { class: 'label', x: m.l + pw / 2, y: H - 6, 'text-anchor': 'middle' },
+        key + (log ? ' (log scale)' : numeric ? '' : ' (categories)')),
+      svg('text', { class: 'label', x: 12, y: m.t + ph / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${m.t + ph / 2})` }, data.metric));
+    append(root, g);
+    pts.forEach((p, i) => {
+      const px = numeric ? X(p.v) : Xi(xs[i]);
+      const el = svg('g', { class: 'pt', 'data-seq': p.a.seq }, markerFor(attemptMark(p.a.status), px, Y(p.a.value), 4),
+        svg('title', {}, `#${p.a.seq} ${p.a.status}: ${key} = ${JSON.stringify(p.v)}, ${data.metric} = ${fmt(p.a.value)}`));
+      el.addEventListener('click', () => { location.hash = '#/p/' + enc(program) + '/a/' + p.a.seq; });
+      append(root, el);
+    });
+    return root;
+  });
 }
 
 // ------------------------------------------------------------------ program page
@@ -573,11 +661,12 @@ function programView(root, name) {
   prev.addEventListener('click', () => { tq.offset = Math.max(0, tq.offset - PAGE); updateTable(); });
   next.addEventListener('click', () => { tq.offset += PAGE; updateTable(); });
   const chartBox = h('div', { id: 'chart-box' });
+  const paramBox = h('div', { id: 'param-box' });
 
   append(root, [
     h('p', {}, h('a', { href: '#/', text: 'Programs' }), ' › ' + name),
     head, steer,
-    h('h2', { text: 'Progress' }), chartBox,
+    h('h2', { text: 'Progress' }), chartBox, paramBox,
     h('h2', { text: 'Attempts' }),
     h('div', { class: 'controls' }, statusSel, orderSel, search, prev, next, pager),
     tableBox,
@@ -658,6 +747,13 @@ function programView(root, name) {
         ? h('div', { class: 'muted', id: 'chart-thinned', text: 'Showing ' + chart.attempts.length + ' of ' + chart.total_attempts +
           ' attempts: the most recent, every kept one, and each stretch\'s best, worst and first failure.' })
         : null));
+    const scatters = paramScatters(chart, name);
+    if (scatters.length) {
+      replace(paramBox, h('h2', { text: 'Metric vs parameter' }),
+        h('div', { class: 'scatters', id: 'param-scatters' }, scatters));
+    } else {
+      clear(paramBox);
+    }
     await updateTable();
   }
   return { update };
@@ -700,10 +796,54 @@ function evidenceView(f) {
 function attemptView(root, name, seq) {
   const body = h('div');
   const logBox = h('div', { id: 'log-box' });
+  const transcriptBox = h('section', { id: 'transcript-box' }, h('h2', { text: 'Agent transcript' }),
+    h('p', { class: 'muted', text: 'loading…' }));
+  const relatedBox = h('section', { id: 'related-box' }, h('h2', { text: 'Related attempts (memory)' }),
+    h('p', { class: 'muted', text: 'loading…' }));
   append(root, [
     h('p', {}, h('a', { href: '#/', text: 'Programs' }), ' › ', h('a', { href: '#/p/' + enc(name), text: name }), ' › #' + seq),
-    body, logBox,
+    body, logBox, transcriptBox, relatedBox,
   ]);
+  async function showTranscript() {
+    const head = h('h2', { text: 'Agent transcript' });
+    try {
+      const r = await fetch('/api/programs/' + enc(name) + '/attempts/' + seq + '/transcript?tail=65536',
+        { headers: authHeaders(), cache: 'no-store' });
+      if (r.status === 404) {
+        replace(transcriptBox, head, h('p', { class: 'muted', id: 'transcript-none', text: 'No transcript for this attempt (the agent kept none, or it is not written yet).' }));
+        return;
+      }
+      if (!r.ok) throw await errorOf(r);
+      const cut = r.headers.get('x-log-truncated') === 'true';
+      replace(transcriptBox, h('h2', { text: 'Agent transcript' + (cut ? ', last 64 KiB' : '') }),
+        h('pre', { class: 'wrap', id: 'transcript', text: (await r.text()) || '(empty)' }));
+    } catch (e) {
+      replace(transcriptBox, head, errorBox(e));
+    }
+  }
+  async function showRelated(a) {
+    const head = h('h2', { text: 'Related attempts (memory)' });
+    if (!a.hypothesis || !a.hypothesis.trim()) {
+      replace(relatedBox, head, h('p', { class: 'muted', text: 'No hypothesis to search with.' }));
+      return;
+    }
+    try {
+      const res = await getJSON('/api/memory/search?q=' + enc(a.hypothesis) + '&program=' + enc(name) + '&limit=6');
+      const hits = res.hits.filter((x) => !(x.program === name && x.seq === seq)).slice(0, 5);
+      replace(relatedBox, head, hits.length
+        ? h('table', { id: 'related' },
+          h('thead', {}, h('tr', {}, ['#', 'Status', 'Value', 'Hypothesis'].map((t) => h('th', { text: t })))),
+          h('tbody', {}, hits.map((x) => h('tr', { 'data-seq': x.seq },
+            h('td', { class: 'num' }, h('a', { href: '#/p/' + enc(x.program) + '/a/' + x.seq, text: '#' + x.seq })),
+            h('td', {}, badge(String(x.status))),
+            h('td', { class: 'num mono', text: fmt(x.value) }),
+            h('td', {}, h('a', { href: '#/p/' + enc(x.program) + '/a/' + x.seq, text: x.hypothesis || '(no hypothesis)' }))))))
+        : h('p', { class: 'muted', id: 'related-none', text: 'No other attempt like this one.' }));
+    } catch (e) {
+      replace(relatedBox, head, errorBox(e));
+    }
+  }
+  let extrasShown = false;
   async function showLog(run, stream) {
     replace(logBox, h('h2', { text: 'Run ' + run.id + ' (seed ' + run.seed + ') ' + stream }), h('p', { class: 'muted', text: 'loading…' }));
     try {
@@ -724,6 +864,11 @@ function attemptView(root, name, seq) {
       return;
     }
     const key = JSON.stringify([a.status, a.runs.map((r) => [r.status, r.primary_value]), a.finding && a.finding.state]);
+    if (!extrasShown) {
+      extrasShown = true;
+      showTranscript();
+      showRelated(a);
+    }
     if (key === lastKey) return;
     lastKey = key;
     const metricNames = [...new Set(a.runs.flatMap((r) => Object.keys(r.metrics)))].sort();
@@ -735,6 +880,7 @@ function attemptView(root, name, seq) {
       metricNames.map((k) => h('td', { class: 'num mono', text: fmt(r.metrics[k]) })),
       h('td', { class: 'num', text: r.wall_secs === null ? '–' : fmt(r.wall_secs) + ' s' }),
       h('td', { class: 'num', text: r.peak_rss_kb === null ? '–' : fmt(r.peak_rss_kb / 1024) + ' MB' }),
+      h('td', { class: 'mono fingerprint', title: r.fingerprint || 'not recorded', text: r.fingerprint ? r.fingerprint.slice(0, 12) : '–' }),
       h('td', {},
         h('button', { type: 'button', class: 'log-stdout', onclick: () => showLog(r, 'stdout'), text: 'stdout' }), ' ',
         h('button', { type: 'button', class: 'log-stderr', onclick: () => showLog(r, 'stderr'), text: 'stderr' }))));
@@ -755,7 +901,7 @@ function attemptView(root, name, seq) {
       h('h2', { text: 'Runs' }),
       a.runs.length
         ? h('table', { id: 'runs-table' },
-          h('thead', {}, h('tr', {}, ['Run', 'Seed', 'Status', 'Value', ...metricNames, 'Wall', 'Peak RSS', 'Logs'].map((t) => h('th', { text: t })))),
+          h('thead', {}, h('tr', {}, ['Run', 'Seed', 'Status', 'Value', ...metricNames, 'Wall', 'Peak RSS', 'Environment', 'Logs'].map((t) => h('th', { text: t })))),
           h('tbody', {}, runs))
         : h('p', { class: 'muted', text: 'No runs.' }),
       h('h2', { text: 'Finding' }),

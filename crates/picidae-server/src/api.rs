@@ -506,6 +506,8 @@ pub struct RunSummary {
     pub metrics: BTreeMap<String, f64>,
     pub wall_secs: Option<f64>,
     pub peak_rss_kb: Option<i64>,
+    /// Hash of the environment fingerprint it ran on.
+    pub fingerprint: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
@@ -1044,6 +1046,7 @@ async fn get_attempt(
                     metrics: r.metrics,
                     wall_secs: r.wall_secs,
                     peak_rss_kb: r.peak_rss_kb,
+                    fingerprint: r.fingerprint,
                     started_at: r.started_at,
                     finished_at: r.finished_at,
                 })

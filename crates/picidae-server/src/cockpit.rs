@@ -9,6 +9,7 @@
 //! | GET | `/api/cockpit/status` | read | slot and GPU utilisation (parsed from the coordinator's metrics) |
 //! | GET | `/api/cockpit/programs/{name}/chart` | read | every attempt and run with its visible primary value, the metric's name and goal |
 //! | GET | `/api/runs/{id}/log?stream=stdout\|stderr&tail=BYTES` | read | the end of a run's own log |
+//! | GET | `/api/programs/{name}/attempts/{seq}/transcript?tail=BYTES` | read | the end of the agent's transcript of an attempt |
 //!
 //! **Auth and CSRF.** The pages ask for a token (made with `picidae token create`) and keep it
 //! in `sessionStorage`; every mutation sends it as `Authorization: Bearer ...`. The server sets
@@ -19,6 +20,9 @@
 //! **Logs** are read only from the run's own directory, `<project>/.picidae/runs/<program>/<run
 //! id>/{stdout,stderr}.log`, derived from the run id in the store: the request names a run and
 //! a stream, never a path, and the resolved file must lie inside the runs directory.
+//! **Transcripts** likewise: `<project>/.picidae/attempts/<program>/<seq>/transcript.txt`,
+//! from a program the store knows and an attempt number, canonicalized to stay inside the
+//! attempts directory.
 //!
 //! **Hidden-evaluator numbers** are never read: only the `runs` and `attempts` tables' visible
 //! values are, as in [`crate::api`].
@@ -296,6 +300,9 @@ pub struct ChartAttempt {
     pub value: Option<f64>,
     pub created_at: i64,
     pub decided_at: Option<i64>,
+    /// The parameter assignment, for parameter sweeps (`null` otherwise).
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Value>,
     pub runs: Vec<ChartRun>,
 }
 
@@ -471,6 +478,7 @@ async fn chart(
                 value: a.primary_value,
                 created_at: a.created_at,
                 decided_at: a.decided_at,
+                params: a.params,
                 runs: runs.remove(&a.id).unwrap_or_default(),
             })
             .collect();
@@ -518,26 +526,91 @@ fn log_path(
             )))
         }
     };
-    // Program names are [A-Za-z0-9._-]; refuse anything that could leave the directory.
-    if program.is_empty()
-        || program == "."
-        || program == ".."
-        || !program
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
+    if !safe_name(program) {
         return Err(CockpitError::NotFound(format!(
             "run {id} has no log this server can show"
         )));
     }
     let path = runs_root.join(program).join(id.to_string()).join(file);
-    let not_found = || CockpitError::NotFound(format!("run {id} has no {stream} log (yet)"));
-    let real = std::fs::canonicalize(&path).map_err(|_| not_found())?;
-    let root = std::fs::canonicalize(runs_root).map_err(|_| not_found())?;
-    if !real.starts_with(&root) || !real.is_file() {
+    inside(runs_root, &path)
+        .ok_or_else(|| CockpitError::NotFound(format!("run {id} has no {stream} log (yet)")))
+}
+
+/// Program names are `[A-Za-z0-9._-]`, not `.` or `..`: nothing that could leave a directory.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `path`, canonicalized, when it is a file that lies inside `root` (links resolved).
+fn inside(root: &FsPath, path: &FsPath) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(path).ok()?;
+    let root = std::fs::canonicalize(root).ok()?;
+    (real.starts_with(&root) && real.is_file()).then_some(real)
+}
+
+/// The transcript of attempt `seq` of `program`, inside `attempts_root`
+/// (`<project>/.picidae/attempts`).
+fn transcript_path(
+    attempts_root: &FsPath,
+    program: &str,
+    seq: i64,
+) -> Result<PathBuf, CockpitError> {
+    let not_found =
+        || CockpitError::NotFound(format!("attempt #{seq} of {program} has no transcript"));
+    if !safe_name(program) || seq < 1 {
         return Err(not_found());
     }
-    Ok(real)
+    let path = attempts_root
+        .join(program)
+        .join(seq.to_string())
+        .join("transcript.txt");
+    inside(attempts_root, &path).ok_or_else(not_found)
+}
+
+/// A `tail` query: default 64 KiB, at most 4 MiB.
+fn tail_of(t: Option<&str>) -> Result<u64, CockpitError> {
+    match t.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(DEFAULT_LOG_TAIL),
+        Some(t) => Ok(t
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                CockpitError::BadRequest(format!("tail: {t:?} is not a positive number of bytes"))
+            })?
+            .min(MAX_LOG_TAIL)),
+    }
+}
+
+/// A text response with the log headers (`x-log-size`, `x-log-truncated`).
+fn text_reply(text: String, size: u64, cut: bool) -> Response {
+    let size = HeaderValue::from_str(&size.to_string()).unwrap_or(HeaderValue::from_static("0"));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        [
+            ("x-log-size", size),
+            (
+                "x-log-truncated",
+                HeaderValue::from_static(if cut { "true" } else { "false" }),
+            ),
+        ],
+        text,
+    )
+        .into_response()
 }
 
 /// The last `tail` bytes of `path` (cut to start at a line when it was cut at all), and the
@@ -593,17 +666,7 @@ async fn run_log(
         .filter(|s| !s.is_empty())
         .unwrap_or("stdout")
         .to_string();
-    let tail = match q.tail.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => DEFAULT_LOG_TAIL,
-        Some(t) => t
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                CockpitError::BadRequest(format!("tail: {t:?} is not a positive number of bytes"))
-            })?
-            .min(MAX_LOG_TAIL),
-    };
+    let tail = tail_of(q.tail.as_deref())?;
     let (text, size, cut) = read(&state, &headers, move |store, state| {
         let run = store.run(id)?;
         let program = store.program_by_id(run.program_id)?;
@@ -616,28 +679,57 @@ async fn run_log(
         read_tail(&path, tail)
     })
     .await?;
-    let size = HeaderValue::from_str(&size.to_string()).unwrap_or(HeaderValue::from_static("0"));
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            ),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
-        [
-            ("x-log-size", size),
-            (
-                "x-log-truncated",
-                HeaderValue::from_static(if cut { "true" } else { "false" }),
-            ),
-        ],
-        text,
-    )
-        .into_response())
+    Ok(text_reply(text, size, cut))
+}
+
+/// Query of `GET /api/programs/{name}/attempts/{seq}/transcript`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TranscriptQuery {
+    /// Bytes from the end (default 64 KiB, at most 4 MiB).
+    #[param(value_type = Option<u64>, minimum = 1)]
+    tail: Option<String>,
+}
+
+/// The end of the agent's transcript of an attempt (what a command agent printed), cut to
+/// start at a line (`x-log-truncated: true` when cut; `x-log-size` is the whole file's size).
+#[utoipa::path(get, path = "/api/programs/{name}/attempts/{seq}/transcript", tag = "attempts",
+    params(("name" = String, Path, description = "The program's name"),
+           ("seq" = i64, Path, description = "The attempt's number in its program"),
+           TranscriptQuery),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The transcript's tail", content_type = "text/plain",
+               body = String),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn transcript(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<TranscriptQuery>, QueryRejection>,
+) -> Result<Response, CockpitError> {
+    let Path((name, seq)) = path?;
+    let Query(q) = query?;
+    let seq: i64 = seq.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+        CockpitError::BadRequest(format!("seq: {seq:?} is not an attempt number"))
+    })?;
+    let tail = tail_of(q.tail.as_deref())?;
+    let (text, size, cut) = read(&state, &headers, move |store, state| {
+        // The directory comes from the program the store knows, never from the request's text.
+        let p = store.program(&name)?;
+        store
+            .attempt_by_seq(p.id, seq)?
+            .ok_or_else(|| CockpitError::NotFound(format!("no attempt #{seq} of {}", p.name)))?;
+        let root = state
+            .store_path
+            .parent()
+            .map(|d| d.join("attempts"))
+            .ok_or_else(|| CockpitError::NotFound(format!("attempt #{seq} has no transcript")))?;
+        let path = transcript_path(&root, &p.name, seq)?;
+        read_tail(&path, tail)
+    })
+    .await?;
+    Ok(text_reply(text, size, cut))
 }
 
 // ------------------------------------------------------------------ the router
@@ -649,6 +741,7 @@ pub fn routes(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(status))
         .routes(routes!(chart))
         .routes(routes!(run_log))
+        .routes(routes!(transcript))
         .with_state(state)
         .split_for_parts();
     let pages = Router::new()
@@ -675,6 +768,7 @@ mod tests {
             value,
             created_at: 0,
             decided_at: None,
+            params: None,
             runs: Vec::new(),
         }
     }
@@ -753,6 +847,35 @@ mod tests {
         ));
         assert!(matches!(
             log_path(&runs, "p", 9, "stderr"),
+            Err(CockpitError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn transcripts_stay_inside_the_attempts_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("attempts");
+        std::fs::create_dir_all(root.join("p").join("3")).unwrap();
+        std::fs::write(root.join("p/3/transcript.txt"), "said\n").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "no").unwrap();
+        assert!(transcript_path(&root, "p", 3).is_ok());
+        for (name, seq) in [("p", 4), ("p", 0), ("..", 3), ("p/../..", 3), ("", 3)] {
+            assert!(
+                matches!(
+                    transcript_path(&root, name, seq),
+                    Err(CockpitError::NotFound(_))
+                ),
+                "{name} {seq}"
+            );
+        }
+        std::fs::create_dir_all(root.join("p").join("5")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("secret.txt"),
+            root.join("p/5/transcript.txt"),
+        )
+        .unwrap();
+        assert!(matches!(
+            transcript_path(&root, "p", 5),
             Err(CockpitError::NotFound(_))
         ));
     }

@@ -614,6 +614,7 @@ async fn openapi_lists_every_route() {
         ("get", "/api/programs/{name}"),
         ("get", "/api/programs/{name}/attempts"),
         ("get", "/api/programs/{name}/attempts/{seq}"),
+        ("get", "/api/programs/{name}/attempts/{seq}/transcript"),
         ("get", "/api/runs/{id}"),
         ("get", "/api/runs/{id}/log"),
         ("get", "/api/cockpit/status"),

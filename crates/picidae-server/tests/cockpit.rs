@@ -1,6 +1,6 @@
 //! The cockpit's pages and helper endpoints over real HTTP: the compiled-in app, slot status,
-//! chart data, run logs (and their refusal of anything but a run's own files), and the text
-//! filter of the attempts list.
+//! chart data, run logs and agent transcripts (and their refusal of anything but a run's or an
+//! attempt's own files), and the text filter of the attempts list.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +48,8 @@ fn json_of(r: &Reply) -> Value {
 }
 
 /// A project directory with a store holding program `demo` (benchmark with a contract whose
-/// primary metric is `loss`), three attempts with one run each, and run 1's logs.
+/// primary metric is `loss`), three attempts with one run each (the first two with sweep
+/// parameters), run 1's logs and attempt 2's transcript.
 fn populate(root: &std::path::Path) -> (std::path::PathBuf, String) {
     let bench = root.join("bench");
     std::fs::create_dir_all(&bench).unwrap();
@@ -87,7 +88,7 @@ fn populate(root: &std::path::Path) -> (std::path::PathBuf, String) {
                 parent_commit: "base".into(),
                 hypothesis: hypothesis.into(),
                 proposer: "test".into(),
-                params: None,
+                params: (i < 2).then(|| json!({"lr": 0.1 / (i as f64 + 1.0), "opt": "adam"})),
             })
             .unwrap();
         store
@@ -128,6 +129,14 @@ fn populate(root: &std::path::Path) -> (std::path::PathBuf, String) {
     let long: String = (0..2000).map(|i| format!("step {i}\n")).collect();
     std::fs::write(logs.join("stdout.log"), long + "loss: 2.0\n").unwrap();
     std::fs::write(logs.join("stderr.log"), "warming up\n").unwrap();
+    let scratch = dir.join("attempts").join("demo").join("2");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let said: String = (0..500).map(|i| format!("thought {i}\n")).collect();
+    std::fs::write(
+        scratch.join("transcript.txt"),
+        said + "HYPOTHESIS: <b>halve</b> the learning rate\n",
+    )
+    .unwrap();
     std::fs::write(root.join("secret.txt"), "do not serve").unwrap();
     let (_, read) = store.create_token("viewer", true).unwrap();
     (db, read)
@@ -190,6 +199,9 @@ async fn the_app_status_chart_and_logs() {
     assert_eq!(attempts[2]["status"], "failed");
     assert_eq!(attempts[2]["runs"][0]["status"], "crashed");
     assert!(attempts[2]["runs"][0]["value"].is_null());
+    assert_eq!(attempts[0]["params"]["lr"], 0.1);
+    assert_eq!(attempts[1]["params"]["opt"], "adam");
+    assert!(attempts[2]["params"].is_null());
     let missing = get(addr, "/api/cockpit/programs/nope/chart", None).await;
     assert_eq!(missing.status, 404, "{}", missing.body);
 
@@ -217,6 +229,49 @@ async fn the_app_status_chart_and_logs() {
     // Run 2 exists but wrote no log; run 99 does not exist.
     assert_eq!(get(addr, "/api/runs/2/log", None).await.status, 404);
     assert_eq!(get(addr, "/api/runs/99/log", None).await.status, 404);
+
+    // Transcripts: the tail of attempt 2's, as text; none for attempt 1; nothing but the
+    // attempt's own file, whatever the path looks like.
+    let t = get(addr, "/api/programs/demo/attempts/2/transcript", None).await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert!(t.headers.contains("content-type: text/plain"));
+    assert!(t.headers.contains("x-content-type-options: nosniff"));
+    assert!(t.body.starts_with("thought 0\n"));
+    assert!(t
+        .body
+        .ends_with("HYPOTHESIS: <b>halve</b> the learning rate\n"));
+    let t = get(
+        addr,
+        "/api/programs/demo/attempts/2/transcript?tail=50",
+        None,
+    )
+    .await;
+    assert!(t.headers.contains("x-log-truncated: true"));
+    assert_eq!(t.body, "HYPOTHESIS: <b>halve</b> the learning rate\n");
+    for missing in [
+        "/api/programs/demo/attempts/1/transcript",
+        "/api/programs/demo/attempts/9/transcript",
+        "/api/programs/nope/attempts/2/transcript",
+        "/api/programs/..%2F..%2F..%2Fsecret.txt/attempts/2/transcript",
+        "/api/programs/../attempts/2/transcript",
+    ] {
+        let r = get(addr, missing, None).await;
+        assert_eq!(r.status, 404, "{missing}: {}", r.body);
+        assert!(!r.body.contains("do not serve"));
+    }
+    for bad in [
+        "/api/programs/demo/attempts/..%2F..%2F..%2Fsecret.txt/transcript",
+        "/api/programs/demo/attempts/0/transcript",
+        "/api/programs/demo/attempts/2/transcript?tail=0",
+    ] {
+        let r = get(addr, bad, None).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(!r.body.contains("do not serve"));
+    }
+
+    // Runs in an attempt carry their environment fingerprint (none recorded here).
+    let a = json_of(&get(addr, "/api/programs/demo/attempts/2", None).await);
+    assert!(a["runs"][0].get("fingerprint").is_some(), "{a}");
 
     // The attempts list's text filter, case-insensitive, with paging and order.
     let page = json_of(&get(addr, "/api/programs/demo/attempts?q=HALVE", None).await);
@@ -246,6 +301,7 @@ async fn cockpit_reads_follow_the_token_rule() {
         "/api/cockpit/status",
         "/api/cockpit/programs/demo/chart",
         "/api/runs/1/log",
+        "/api/programs/demo/attempts/2/transcript",
     ] {
         assert_eq!(get(addr, path, None).await.status, 401, "{path}");
         assert_eq!(

@@ -67,15 +67,47 @@ async function live(page) {
       titles: [...svg.querySelectorAll('g.pt title')].map((t) => t.textContent),
       text: [...svg.querySelectorAll('text')].map((t) => t.textContent).join('|'),
       frontier: !!svg.querySelector('#frontier-line'),
+      seedBars: svg.querySelectorAll('.seed-bar').length,
+      scatters: document.querySelectorAll('#param-scatters svg.scatter').length,
     };
   });
+  // Error bars wherever an attempt has two or more seeds with values; a scatter per parameter
+  // when attempts have parameters, none otherwise.
+  const want = await page.evaluate(async () => {
+    const d = await (await fetch('/api/cockpit/programs/a/chart')).json();
+    const multi = d.attempts.filter((a) => a.runs.filter((r) => Number.isFinite(r.value)).length >= 2).length;
+    const keys = new Set(d.attempts.filter((a) => a.params && Number.isFinite(a.value)).flatMap((a) => Object.keys(a.params)));
+    return { multi, params: keys.size };
+  });
+  if (want.multi > 0 && chart.seedBars === 0) fail('no seed error bars for ' + want.multi + ' multi-seed attempts');
+  if (want.multi > 0 && !chart.text.includes('seeds min–max')) fail('the legend does not say what the error bars are: ' + chart.text);
+  if (chart.scatters !== want.params) fail(`${chart.scatters} parameter scatters for ${want.params} parameters`);
   if (!chart.text.includes('score (lower is better)')) fail('no metric axis label: ' + chart.text);
   if (!chart.text.includes('attempt #')) fail('no x axis label: ' + chart.text);
   if (!chart.text.includes('frontier') || !chart.text.includes('kept')) fail('no legend: ' + chart.text);
   if (!chart.frontier) fail('no frontier line');
   if (!chart.titles.some((t) => t.includes('HYPOTHESIS') || t.includes('value'))) fail('no hypothesis on hover: ' + chart.titles);
   await shot(page, 'program');
-  console.log(`OK chart points ${chart.points}`);
+  // This program's agent sets no parameters; draw the scatters of a sweep's chart data with the
+  // page's own code: one per parameter, log x when values span decades, categories otherwise.
+  const sweep = await page.evaluate(() => paramScatters({
+    metric: 'score',
+    attempts: [
+      { seq: 1, status: 'kept', value: 3, params: { lr: 0.001, opt: 'adam' }, runs: [] },
+      { seq: 2, status: 'discarded', value: 2, params: { lr: 0.1, opt: 'sgd' }, runs: [] },
+      { seq: 3, status: 'kept', value: 1, params: { lr: 1, opt: 'adam' }, runs: [] },
+      { seq: 4, status: 'failed', value: null, params: { lr: 10, opt: 'sgd' }, runs: [] },
+    ],
+  }, 'a').map((el) => ({
+    param: el.getAttribute('data-param'),
+    points: el.querySelectorAll('g.pt').length,
+    text: [...el.querySelectorAll('text')].map((t) => t.textContent).join('|'),
+  })));
+  const [lr, opt] = sweep;
+  if (sweep.length !== 2 || lr.param !== 'lr' || opt.param !== 'opt') fail('sweep scatters: ' + JSON.stringify(sweep));
+  if (lr.points !== 3 || !lr.text.includes('score vs lr') || !lr.text.includes('lr (log scale)')) fail('lr scatter: ' + JSON.stringify(lr));
+  if (!opt.text.includes('opt (categories)') || !opt.text.includes('adam')) fail('opt scatter: ' + JSON.stringify(opt));
+  console.log(`OK chart points ${chart.points} seed bars ${chart.seedBars} scatters ${chart.scatters} (sweep ${sweep.length})`);
 
   // Filter the table by status; then open an attempt with its runs, diff and log.
   await page.selectOption('#status-filter', 'kept');
@@ -94,8 +126,16 @@ async function live(page) {
   if (!log.includes('score:')) fail('the stdout log does not show the score: ' + log);
   if (Number(seq) > 1 && !(await page.locator('#diff .add').count())) fail('no coloured diff');
   if (!(await page.locator('.evidence').count())) fail('no finding evidence');
+  // The environment fingerprint of each run, the agent's transcript, related attempts.
+  if (!(await page.locator('#runs-table td.fingerprint').count())) fail('no fingerprint column');
+  await page.waitForSelector('#transcript-box #transcript, #transcript-box #transcript-none', { timeout: TIMEOUT });
+  if (!(await page.locator('#transcript').count())) fail('no transcript for a command agent\'s attempt');
+  const said = await text(page, '#transcript');
+  if (!said.includes('HYPOTHESIS')) fail('the transcript does not show what the agent said: ' + said);
+  await page.waitForSelector('#related-box #related, #related-box #related-none', { timeout: TIMEOUT });
+  const related = await page.locator('#related tbody tr').count();
   await shot(page, 'attempt');
-  console.log(`OK attempt ${seq} log ${JSON.stringify(log.slice(0, 40))}`);
+  console.log(`OK attempt ${seq} log ${JSON.stringify(log.slice(0, 40))} transcript ${said.length} chars related ${related}`);
 
   await page.click('nav a[data-nav="findings"]');
   await page.waitForSelector('#findings-board .fcard', { timeout: TIMEOUT });
