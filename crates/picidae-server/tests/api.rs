@@ -799,3 +799,68 @@ async fn events_stream_run_and_attempt_changes() {
         .unwrap()
         .unwrap();
 }
+
+/// Every mutating operation the OpenAPI document lists (every method but GET) refuses a
+/// request without a token (401) and one with a read-only token (403), and changes nothing:
+/// a new mutating route without the token check fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutating_route_needs_a_write_token() {
+    let s = start(false).await;
+    let doc = get(s.addr, "/openapi.json").await.json();
+    let before = get(s.addr, "/api/programs/demo").await.body;
+    let mut checked = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let method = method.to_ascii_uppercase();
+            if !["POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                assert!(
+                    [
+                        "GET",
+                        "HEAD",
+                        "OPTIONS",
+                        "TRACE",
+                        "PARAMETERS",
+                        "SUMMARY",
+                        "DESCRIPTION",
+                        "SERVERS"
+                    ]
+                    .contains(&method.as_str()),
+                    "unexpected key {method} under {path}"
+                );
+                continue;
+            }
+            let mut url = path.clone();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "path" {
+                    let name = p["name"].as_str().unwrap();
+                    let value = if name == "name" { "demo" } else { "1" };
+                    url = url.replace(&format!("{{{name}}}"), value);
+                }
+            }
+            assert!(!url.contains('{'), "{method} {path}: unfilled parameter");
+            for (token, want) in [(None, 401), (Some(s.read.as_str()), 403)] {
+                let auth = token.map(|t| format!("Bearer {t}"));
+                let mut headers = vec![("Content-Type", "application/json")];
+                if let Some(a) = &auth {
+                    headers.push(("Authorization", a.as_str()));
+                }
+                let r = http(s.addr, &method, &url, &headers, Some("{}")).await;
+                assert_eq!(
+                    r.status,
+                    want,
+                    "{method} {url} with {}: {}",
+                    if token.is_some() {
+                        "a read-only token"
+                    } else {
+                        "no token"
+                    },
+                    r.body
+                );
+            }
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    assert!(checked.len() >= 5, "mutating routes found: {checked:?}");
+    assert_eq!(get(s.addr, "/api/programs/demo").await.body, before);
+    assert_eq!(program_status(&s.db), "active");
+}
