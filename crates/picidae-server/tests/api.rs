@@ -864,3 +864,37 @@ async fn every_mutating_route_needs_a_write_token() {
     assert_eq!(get(s.addr, "/api/programs/demo").await.body, before);
     assert_eq!(program_status(&s.db), "active");
 }
+
+/// Tokens live in one project's store: a token created in another project's store, even a
+/// write token, is unknown here (401), for writes and for reads that require a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_another_projects_store_is_refused() {
+    let here = start(true).await;
+    let other = start(true).await;
+    assert_ne!(here.write, other.write);
+    for token in [&other.write, &other.read] {
+        let r = post(here.addr, "/api/programs/demo/pause", Some(token), None).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        let auth = format!("Bearer {token}");
+        let r = http(
+            here.addr,
+            "GET",
+            "/api/programs",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    assert_eq!(program_status(&here.db), "active");
+    // The same token works on its own project's server.
+    let r = post(
+        other.addr,
+        "/api/programs/demo/pause",
+        Some(&other.write),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(program_status(&here.db), "active");
+}
