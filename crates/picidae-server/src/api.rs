@@ -512,43 +512,6 @@ pub struct RunSummary {
     pub finished_at: Option<i64>,
 }
 
-/// A finding's statistical evidence on the visible metric (hidden-evaluator results are never
-/// shown).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidenceView {
-    /// Signed gain on the primary metric (positive = better), candidate vs incumbent.
-    pub effect: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    pub confidence: Option<f64>,
-    pub p_value: Option<f64>,
-    pub q_value: Option<f64>,
-    /// Seeds the candidate ran.
-    pub n_seeds: Option<i64>,
-    /// Seeds of the incumbent it was compared with.
-    pub n_incumbent: Option<i64>,
-    /// Minimum effect the noise floor demands.
-    pub noise_floor: Option<f64>,
-    pub flags: Vec<String>,
-}
-
-impl From<VisibleEvidence> for EvidenceView {
-    fn from(e: VisibleEvidence) -> Self {
-        EvidenceView {
-            effect: e.effect,
-            ci_low: e.ci_low,
-            ci_high: e.ci_high,
-            confidence: e.confidence,
-            p_value: e.p_value,
-            q_value: e.q_value,
-            n_seeds: e.n_seeds,
-            n_incumbent: e.n_incumbent,
-            noise_floor: e.noise_floor,
-            flags: e.flags,
-        }
-    }
-}
-
 /// A finding with its visible evidence.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FindingSummary {
@@ -562,7 +525,7 @@ pub struct FindingSummary {
     /// `candidate`, `verifying`, `validated`, `refuted` or `retracted`.
     pub state: String,
     pub metric: String,
-    pub evidence: EvidenceView,
+    pub evidence: VisibleEvidence,
     /// The last state change's reason (numbers about the hidden metric withheld).
     pub note: Option<String>,
     pub created_at: i64,
@@ -579,7 +542,7 @@ impl From<FindingView> for FindingSummary {
             hypothesis: f.hypothesis,
             state: f.state.to_string(),
             metric: f.metric,
-            evidence: f.evidence.into(),
+            evidence: f.evidence,
             note: f.note,
             created_at: f.created_at,
             updated_at: f.updated_at,

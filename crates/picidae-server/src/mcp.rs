@@ -102,7 +102,9 @@ pub struct SearchAnswer {
 
 /// A finding's statistical evidence as agents may see it: the visible metric only. Built field
 /// by field from [`Evidence`], so a field added there is not shown until it is added here.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The HTTP API serves the same type (as the OpenAPI schema `EvidenceView`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = EvidenceView)]
 pub struct VisibleEvidence {
     /// Signed gain on the primary metric (positive = better), candidate vs incumbent.
     pub effect: Option<f64>,
