@@ -1194,11 +1194,28 @@ async fn set_active(
     name: Result<Path<String>, PathRejection>,
     active: bool,
 ) -> ApiResult<ProgramSummary> {
+    steer(ctx, headers, name, move |store, name| {
+        let p = program(store, name)?;
+        Ok(store.set_program_active(&p.name, active)?)
+    })
+    .await
+}
+
+/// A steering call: with a write token, `change` checks its body and changes the program named
+/// in the path; the answer is the program as it is then.
+async fn steer<F>(
+    ctx: Shared,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    change: F,
+) -> ApiResult<ProgramSummary>
+where
+    F: FnOnce(&mut Store, &str) -> Result<(), ApiError> + Send + 'static,
+{
     let Path(name) = name?;
     let p = ctx
         .write(&headers, move |store, _| {
-            let p = program(store, &name)?;
-            store.set_program_active(&p.name, active)?;
+            change(store, &name)?;
             summary(store, &store.program(&name)?)
         })
         .await?;
@@ -1219,22 +1236,18 @@ async fn set_weight(
     name: Result<Path<String>, PathRejection>,
     body: Result<Json<WeightBody>, JsonRejection>,
 ) -> ApiResult<ProgramSummary> {
-    let Path(name) = name?;
-    let p = ctx
-        .write(&headers, move |store, _| {
-            let Json(body) = body?;
-            if !(body.weight.is_finite() && body.weight > 0.0) {
-                return Err(ApiError::bad_request(format!(
-                    "weight: must be a finite number > 0 (got {})",
-                    body.weight
-                )));
-            }
-            let p = program(store, &name)?;
-            store.set_program_weight(&p.name, body.weight)?;
-            summary(store, &store.program(&name)?)
-        })
-        .await?;
-    Ok(Json(p))
+    steer(ctx, headers, name, move |store, name| {
+        let Json(body) = body?;
+        if !(body.weight.is_finite() && body.weight > 0.0) {
+            return Err(ApiError::bad_request(format!(
+                "weight: must be a finite number > 0 (got {})",
+                body.weight
+            )));
+        }
+        let p = program(store, name)?;
+        Ok(store.set_program_weight(&p.name, body.weight)?)
+    })
+    .await
 }
 
 /// Set (or, with `null`, clear) a program's run, GPU-hour and money budgets.
@@ -1251,25 +1264,21 @@ async fn set_budget(
     name: Result<Path<String>, PathRejection>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> ApiResult<ProgramSummary> {
-    let Path(name) = name?;
-    let p = ctx
-        .write(&headers, move |store, _| {
-            let Json(body) = body?;
-            let change = budget_of(&body)?;
-            let p = program(store, &name)?;
-            if let Some(max_runs) = change.max_runs {
-                store.set_program_max_runs(&p.name, max_runs)?;
-            }
-            store.set_program_cost_budget(
-                &p.name,
-                change.max_gpu_hours,
-                change.max_usd,
-                change.gpu_hour_usd,
-            )?;
-            summary(store, &store.program(&name)?)
-        })
-        .await?;
-    Ok(Json(p))
+    steer(ctx, headers, name, move |store, name| {
+        let Json(body) = body?;
+        let change = budget_of(&body)?;
+        let p = program(store, name)?;
+        if let Some(max_runs) = change.max_runs {
+            store.set_program_max_runs(&p.name, max_runs)?;
+        }
+        Ok(store.set_program_cost_budget(
+            &p.name,
+            change.max_gpu_hours,
+            change.max_usd,
+            change.gpu_hour_usd,
+        )?)
+    })
+    .await
 }
 
 /// Budget keys from a JSON object: at least one of them, nothing else; each a number >= 0
