@@ -88,7 +88,7 @@
 //! `--log-opt max-size=...` in [`ContainerSpec::extra_args`] to bound the
 //! runtime's own copy (a reattach then only recovers what it kept).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -100,7 +100,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::executor::{Executor, RunHandle};
-use crate::logs::{spawn_reader, StreamReport};
+use crate::logs::{append_log, spawn_reader, LogFiles, StreamReport};
 use crate::{ExecError, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
 
 /// Default time between two `inspect` polls of a running container.
@@ -869,7 +869,7 @@ impl ContainerExecutor {
     pub fn spawn_named(&self, name: &str, req: &RunRequest) -> Result<ContainerRun, ExecError> {
         req.validate()?;
         self.spec.validate()?;
-        let logs = LocalLogs::create(req)?;
+        let logs = LogFiles::create(req)?;
         let resolved = resolve_request(req)?;
         let mut spec = self.spec.clone();
         spec.readonly_mounts = self
@@ -960,7 +960,7 @@ impl ContainerExecutor {
                 "container {reference} was not started by picidae (no {RUN_LABEL} label)"
             )));
         }
-        let logs = LocalLogs::create(req)?;
+        let logs = LogFiles::create(req)?;
         let now_ms = now_unix_ms();
         let started_at_unix_ms = state.started_at_ns.map_or(now_ms, |ns| ns / 1_000_000);
         let elapsed =
@@ -1118,53 +1118,14 @@ fn resolve_request(req: &RunRequest) -> Result<RunRequest, ExecError> {
     })
 }
 
-/// The local log files of a container run.
-#[derive(Debug, Clone)]
-struct LocalLogs {
-    stdout_path: PathBuf,
-    stderr_path: PathBuf,
-    cap: u64,
-}
-
-impl LocalLogs {
-    /// Creates (truncates) both log files and their directories.
-    fn create(req: &RunRequest) -> Result<LocalLogs, ExecError> {
-        for path in [&req.stdout_path, &req.stderr_path] {
-            let wrap = |source| ExecError::LogFile {
-                path: path.clone(),
-                source,
-            };
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).map_err(wrap)?;
-            }
-            File::create(path).map_err(wrap)?;
-        }
-        Ok(LocalLogs {
-            stdout_path: req.stdout_path.clone(),
-            stderr_path: req.stderr_path.clone(),
-            cap: req.log_cap_bytes,
-        })
-    }
-
-    fn open(path: &Path) -> Result<File, ExecError> {
-        OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|source| ExecError::LogFile {
-                path: path.to_path_buf(),
-                source,
-            })
-    }
-
-    /// Appends a note line (not counted against the cap).
-    fn note(path: &Path, text: &str) {
-        let result = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()));
-        if let Err(err) = result {
-            tracing::warn!(path = %path.display(), error = %err, "cannot append note to log");
-        }
+/// Appends a note line to a log file (not counted against the cap).
+fn note_in_log(path: &Path, text: &str) {
+    let result = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(err) = result {
+        tracing::warn!(path = %path.display(), error = %err, "cannot append note to log");
     }
 }
 
@@ -1181,10 +1142,10 @@ impl LogFollower {
     fn start(
         runtime: &ContainerRuntime,
         container: &str,
-        logs: &LocalLogs,
+        logs: &LogFiles,
     ) -> Result<LogFollower, ExecError> {
-        let out_file = LocalLogs::open(&logs.stdout_path)?;
-        let err_file = LocalLogs::open(&logs.stderr_path)?;
+        let out_file = append_log(&logs.stdout_path)?;
+        let err_file = append_log(&logs.stderr_path)?;
         let mut cmd = runtime.command();
         cmd.args(["logs", "-f", "--", container])
             .stdout(Stdio::piped())
@@ -1366,7 +1327,7 @@ pub struct ContainerRun {
     timeout: Duration,
     grace: Duration,
     time_budget: Duration,
-    logs: LocalLogs,
+    logs: LogFiles,
 }
 
 impl ContainerRun {
@@ -1499,7 +1460,7 @@ impl ContainerRun {
                 .spec
                 .memory_mb
                 .map_or(String::new(), |mb| format!(" (memory limit {mb} MiB)"));
-            LocalLogs::note(
+            note_in_log(
                 &self.logs.stderr_path,
                 &format!("\n[picidae: container was OOM-killed{limit}]\n"),
             );

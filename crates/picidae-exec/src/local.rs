@@ -55,9 +55,7 @@
 //! Dropping a [`RunningChild`] without waiting SIGKILLs the run and reaps
 //! the leader.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,7 +68,7 @@ use std::os::unix::process::CommandExt;
 
 use crate::cgroup::PidsCgroup;
 use crate::executor::{Executor, RunHandle};
-use crate::logs::{spawn_reader, StreamReport};
+use crate::logs::{create_log, spawn_reader, StreamReport};
 use crate::process::{RunScope, KILL_SETTLE};
 use crate::{ExecError, RunOutcome, RunRequest};
 
@@ -121,8 +119,8 @@ impl LocalExecutor {
     /// soon as the child is running; call [`RunningChild::wait`] to drive it.
     pub fn spawn(&self, req: &RunRequest) -> Result<RunningChild, ExecError> {
         req.validate()?;
-        let stdout_file = open_log(&req.stdout_path)?;
-        let stderr_file = open_log(&req.stderr_path)?;
+        let stdout_file = create_log(&req.stdout_path)?;
+        let stderr_file = create_log(&req.stderr_path)?;
 
         let token = new_token();
         let token_var = format!("{RUN_TOKEN_VAR}={token}");
@@ -276,18 +274,6 @@ impl Executor for LocalExecutor {
 
 /// Truncates/creates a log file (and its parent directories), then reopens
 /// it in append mode so stdout and stderr may share one path.
-fn open_log(path: &Path) -> Result<File, ExecError> {
-    let wrap = |source| ExecError::LogFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(wrap)?;
-    }
-    File::create(path).map_err(wrap)?;
-    OpenOptions::new().append(true).open(path).map_err(wrap)
-}
-
 fn now_unix_ms() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),

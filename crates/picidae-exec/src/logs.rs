@@ -6,14 +6,17 @@
 //! never blocks on a full pipe. Optionally the last `tail_cap` bytes are kept
 //! in memory (used for stdout, whose final lines usually carry metrics).
 //!
+//! [`LogFiles`], [`create_log`] and [`append_log`] create and open a run's two log files the
+//! same way for every executor (local, SSH, container).
+//!
 //! Readers use `poll(2)` with a short timeout so they can be told to stop
 //! (via a shared flag) even if some process that escaped the run's process
 //! group still holds the write end of the pipe.
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -24,6 +27,53 @@ const READER_POLL_MS: i32 = 100;
 /// After the stop flag is raised, a reader drains at most this long.
 const STOP_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 const CHUNK: usize = 64 * 1024;
+
+/// Creates (truncates) the log file at `path` and its directory, and opens it for appending.
+pub(crate) fn create_log(path: &Path) -> Result<File, crate::ExecError> {
+    let wrap = |source| crate::ExecError::LogFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(wrap)?;
+    }
+    File::create(path).map_err(wrap)?;
+    append_log(path)
+}
+
+/// Opens an existing log file for appending.
+pub(crate) fn append_log(path: &Path) -> Result<File, crate::ExecError> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|source| crate::ExecError::LogFile {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The local log files of a run whose output arrives from elsewhere (a remote host, a
+/// container runtime), and their cap.
+#[derive(Debug, Clone)]
+pub(crate) struct LogFiles {
+    pub(crate) stdout_path: PathBuf,
+    pub(crate) stderr_path: PathBuf,
+    pub(crate) cap: u64,
+}
+
+impl LogFiles {
+    /// Creates (truncates) both log files and their directories, like the local executor.
+    pub(crate) fn create(req: &crate::RunRequest) -> Result<LogFiles, crate::ExecError> {
+        for path in [&req.stdout_path, &req.stderr_path] {
+            create_log(path)?;
+        }
+        Ok(LogFiles {
+            stdout_path: req.stdout_path.clone(),
+            stderr_path: req.stderr_path.clone(),
+            cap: req.log_cap_bytes,
+        })
+    }
+}
 
 /// The marker line appended once a log reaches its cap.
 pub(crate) fn truncation_marker(cap: u64) -> String {

@@ -59,7 +59,7 @@
 
 use std::collections::BTreeMap;
 use std::env;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -70,7 +70,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::executor::{Executor, RunHandle};
 use crate::fingerprint::MachineTexts;
-use crate::logs::LogSink;
+use crate::logs::{append_log, LogFiles, LogSink};
 use crate::shell::quote;
 use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
 
@@ -372,7 +372,7 @@ impl SshExecutor {
         }
         let inner = &self.inner;
         let dir = format!("{}/{}", inner.remote_root, name);
-        let logs = LocalLogs::create(req)?;
+        let logs = LogFiles::create(req)?;
 
         // 1. Run directory + wrapper; refuse a directory already launched.
         let prepare = format!(
@@ -496,7 +496,7 @@ impl SshExecutor {
             timeout: req.timeout,
             grace: req.grace,
             time_budget: req.time_budget,
-            logs: LocalLogs::create(req)?,
+            logs: LogFiles::create(req)?,
         })
     }
 
@@ -1113,50 +1113,16 @@ impl Drop for Inner {
     }
 }
 
-/// The local log files of a remote run, fed from fetched increments.
-#[derive(Debug)]
-struct LocalLogs {
-    stdout_path: PathBuf,
-    stderr_path: PathBuf,
-    cap: u64,
-}
-
-impl LocalLogs {
-    /// Creates (truncates) both log files, like the local executor.
-    fn create(req: &RunRequest) -> Result<LocalLogs, ExecError> {
-        for path in [&req.stdout_path, &req.stderr_path] {
-            let wrap = |source| ExecError::LogFile {
-                path: path.clone(),
-                source,
-            };
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).map_err(wrap)?;
-            }
-            File::create(path).map_err(wrap)?;
-        }
-        Ok(LocalLogs {
-            stdout_path: req.stdout_path.clone(),
-            stderr_path: req.stderr_path.clone(),
-            cap: req.log_cap_bytes,
-        })
-    }
-
-    fn open(&self) -> Result<(LogSink, LogSink), ExecError> {
-        let open = |path: &PathBuf, tail: usize| {
-            OpenOptions::new()
-                .append(true)
-                .open(path)
-                .map(|f| LogSink::new(f, path.clone(), self.cap, tail))
-                .map_err(|source| ExecError::LogFile {
-                    path: path.clone(),
-                    source,
-                })
-        };
-        Ok((
-            open(&self.stdout_path, STDOUT_TAIL_BYTES)?,
-            open(&self.stderr_path, 0)?,
-        ))
-    }
+/// Sinks onto a remote run's local log files, fed from fetched increments (the stdout one
+/// keeps the tail).
+fn open_sinks(logs: &LogFiles) -> Result<(LogSink, LogSink), ExecError> {
+    let open = |path: &PathBuf, tail: usize| {
+        append_log(path).map(|f| LogSink::new(f, path.clone(), logs.cap, tail))
+    };
+    Ok((
+        open(&logs.stdout_path, STDOUT_TAIL_BYTES)?,
+        open(&logs.stderr_path, 0)?,
+    ))
 }
 
 /// One stream being fetched: local sink plus remote read position.
@@ -1208,7 +1174,7 @@ pub struct SshRun {
     timeout: Duration,
     grace: Duration,
     time_budget: Duration,
-    logs: LocalLogs,
+    logs: LogFiles,
 }
 
 impl SshRun {
@@ -1232,7 +1198,7 @@ impl SshRun {
     /// unreachable past the reconnect limit; the run then keeps going
     /// remotely and can be [`SshExecutor::reattach`]ed.
     pub fn wait(self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
-        let (out_sink, err_sink) = self.logs.open()?;
+        let (out_sink, err_sink) = open_sinks(&self.logs)?;
         let mut out = Stream {
             sink: out_sink,
             offset: 0,
