@@ -10,13 +10,12 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{bin, text, value_contract, Env};
+use common::{bin, serve_address, text, value_contract, Env};
 
 /// The cargo target directory (the test binary's `picidae` lives in `<target>/<profile>/`).
 fn target_dir() -> PathBuf {
@@ -233,26 +232,7 @@ impl Serve {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let url = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("serve printed its address");
-            if let Some(rest) = line.split("http://").nth(1) {
-                break format!("http://{}", rest.split_whitespace().next().unwrap());
-            }
-        };
-        // Keep draining the coordinator's output.
-        std::thread::spawn(move || for _ in rx {});
+        let url = format!("http://{}", serve_address(&mut child));
         Serve {
             child: Some(child),
             url,

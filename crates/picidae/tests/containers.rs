@@ -10,7 +10,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{value_contract, Env};
 use picidae_core::RunStatus;
@@ -47,26 +46,6 @@ echo "score: $(cat value.txt)"
 /// The setup (run on the host) leaves data for the runs and a hidden file next to it.
 const SETUP_SH: &str =
     "echo input > \"$PICIDAE_DATA/input.txt\"\necho 42 > \"$PICIDAE_HIDDEN/answer.txt\"\n";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.invalid",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Files named `name` anywhere below `dir`.
 fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
@@ -109,11 +88,7 @@ fn docker_runs_the_contract_in_an_isolated_container() {
     let run_sh = RUN_SH
         .replace("BENCH", env.bench.to_str().unwrap())
         .replace("STORE", store.to_str().unwrap());
-    std::fs::write(env.bench.join("run.sh"), run_sh).unwrap();
-    git(
-        &env.bench,
-        &["commit", "-q", "-am", "run.sh reports its view"],
-    );
+    env.commit_file("run.sh", &run_sh, "run.sh reports its view");
 
     let executor = docker.executor_arg();
     assert!(

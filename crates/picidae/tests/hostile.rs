@@ -91,25 +91,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// Commit `agent.sh` (its text known only once the paths exist) into the benchmark, so a
 /// sandboxed agent finds it in its checkout.
 fn commit_agent(env: &Env, script: &str) {
-    std::fs::write(env.bench.join("agent.sh"), script).unwrap();
-    let git = |args: &[&str]| {
-        let st = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&env.bench)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
-    git(&["add", "agent.sh"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "agent",
-    ]);
+    env.commit_file("agent.sh", script, "agent");
 }
 
 fn attempts(store: &Store, program: &str) -> Vec<Attempt> {

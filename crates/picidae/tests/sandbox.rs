@@ -187,25 +187,7 @@ echo "HYPOTHESIS: lower the score"
         store = store.display(),
         evil = evil.display()
     );
-    std::fs::write(env.bench.join("agent.sh"), &agent).unwrap();
-    let git = |args: &[&str]| {
-        let st = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&env.bench)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
-    git(&["add", "agent.sh"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "agent",
-    ]);
+    env.commit_file("agent.sh", &agent, "agent");
     env.ok(&[
         "program",
         "create",

@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{bin, text, value_contract, Env, VALUE_RUN};
+use common::{bin, serve_address, text, value_contract, Env, VALUE_RUN};
 
 /// Runs the Schemathesis CLI through the interpreter, so no script needs to be on `PATH`.
 const CLI: &str = "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())";
@@ -62,29 +61,7 @@ fn generated_requests_get_no_server_error() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve printed its address");
-        if let Some(rest) = line.split("http://").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('/')
-                .to_string();
-        }
-    };
+    let addr = serve_address(&mut child);
 
     let report = env.path("schemathesis");
     let start = Instant::now();

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, pid_alive, read_pids, text, value_contract, Env};
+use common::{bin, pid_alive, read_pids, serve_address, text, value_contract, Env};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_git::{Identity, Repo};
 use picidae_store::{AttemptFilter, Store};
@@ -299,29 +299,11 @@ fn http(
 #[test]
 fn the_http_api_refuses_unauthenticated_mutations() {
     let _serial = serial();
-    use std::io::BufRead;
     let (env, _pids) = two_programs(0.05);
     env.ok(&["program", "pause", "a"]);
     env.ok(&["program", "pause", "b"]);
     let mut child = spawn_serve(&env, "1");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve printed its address");
-        if let Some(rest) = line.split("http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let addr = serve_address(&mut child);
     let (status, body) = http(&addr, "GET", "/api/programs", None, None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"a\""), "{body}");

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use picidae_git::{Identity, Repo};
 use picidae_store::Store;
@@ -74,6 +74,28 @@ impl Env {
 
     /// Write a command agent that takes its next action from a queue file: a number is written
     /// into value.txt; `OUT` writes a file outside the boundary; `NOTHING` changes nothing.
+    /// Write `text` to `file` in the benchmark and commit it (for files whose text is known
+    /// only once the test's paths exist).
+    #[allow(dead_code)]
+    pub fn commit_file(&self, file: &str, text: &str, message: &str) {
+        std::fs::write(self.bench.join(file), text).unwrap();
+        for args in [vec!["add", "--", file], vec!["commit", "-q", "-m", message]] {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&self.bench)
+                .args([
+                    "-c",
+                    "user.name=test",
+                    "-c",
+                    "user.email=test@example.invalid",
+                ])
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        }
+    }
+
     /// Create a program on `bench` whose agent is the command `agent` (a command line).
     #[allow(dead_code)]
     pub fn command_program(&self, name: &str, bench: &std::path::Path, agent: &str) {
@@ -278,5 +300,31 @@ impl Env {
         ];
         args.extend_from_slice(extra);
         self.ok(&args);
+    }
+}
+
+/// The `host:port` a `picidae serve` started with piped stdout prints it listens on. Its
+/// stdout is read (and, after the address, drained) by a thread, so the server never blocks.
+#[allow(dead_code)]
+pub fn serve_address(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("serve's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("serve printed its address");
+        if let Some(rest) = line.split("http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap_or_default();
+            return addr.trim_end_matches('/').to_string();
+        }
     }
 }
