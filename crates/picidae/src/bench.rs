@@ -15,7 +15,9 @@ use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_agent::sweep::Sampler;
 use picidae_agent::AgentSpec;
-use picidae_sched::{create_program, LoopEvent, LoopOptions, ProgramOptions, Project, Runner};
+use picidae_sched::{
+    create_program, LoopEvent, LoopOptions, LoopSummary, ProgramOptions, Project, Runner,
+};
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
@@ -85,6 +87,61 @@ struct Tally {
 }
 
 const POLICIES: [&str; 2] = ["picidae", "seeds=1"];
+
+/// Run program `prog` with its own agent until `budget` runs are spent, printing each
+/// decision under `label`.
+pub(crate) fn run_with_budget(
+    project: &mut Project,
+    prog: &str,
+    budget: u64,
+    label: &str,
+) -> Result<LoopSummary> {
+    let spec: AgentSpec = serde_json::from_value(project.store.program(prog)?.agent)?;
+    let mut agent = spec.build();
+    let opts = LoopOptions {
+        max_runs: Some(budget),
+        ..Default::default()
+    };
+    let mut runner = Runner::new(project, prog)?;
+    Ok(runner.run(agent.as_mut(), &opts, &mut |e| {
+        if let LoopEvent::Decided {
+            seq, status, value, ..
+        } = e
+        {
+            eprintln!(
+                "  {label:<6} #{seq:<3} {status:<9} {}",
+                value
+                    .map(|v| format!("{v:.5}"))
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+    })?)
+}
+
+/// A program on `bench` whose agent proposes nothing, seeds = 1: for measuring commits
+/// (`Runner::measure`) or holding synthetic attempts.
+pub(crate) fn idle_program(
+    project: &mut Project,
+    name: &str,
+    bench: &std::path::Path,
+) -> Result<picidae_store::Program> {
+    Ok(create_program(
+        project,
+        &ProgramOptions {
+            name: name.into(),
+            benchmark: bench.to_path_buf(),
+            program_md: None,
+            agent: AgentSpec::Command {
+                command: "true".into(),
+                timeout_secs: 1.0,
+            },
+            seeds: Some(1),
+            baseline_seeds: Some(1),
+            min_improvement: None,
+            alpha: None,
+        },
+    )?)
+}
 
 /// Where a bench keeps its projects: `dir` (created), or a temporary directory removed when
 /// the returned guard drops.
@@ -199,31 +256,11 @@ fn one_trial(
                 alpha: None,
             },
         )?;
-        let spec: AgentSpec = serde_json::from_value(project.store.program(&prog)?.agent)?;
-        let mut agent = spec.build();
-        let opts = LoopOptions {
-            max_runs: Some(args.budget),
-            ..Default::default()
-        };
         eprintln!(
             "bench integrity: sampler seed {seed}: running {name} with a budget of {} runs",
             args.budget
         );
-        let mut runner = Runner::new(&mut project, &prog)?;
-        let summary = runner.run(agent.as_mut(), &opts, &mut |e| {
-            if let LoopEvent::Decided {
-                seq, status, value, ..
-            } = e
-            {
-                eprintln!(
-                    "  {name} #{seq:<3} {status:<9} {}",
-                    value
-                        .map(|v| format!("{v:.5}"))
-                        .unwrap_or_else(|| "-".into())
-                );
-            }
-        })?;
-        drop(runner);
+        let summary = run_with_budget(&mut project, &prog, args.budget, name)?;
         let p = project.store.program(&prog)?;
         let run = PolicyRun {
             runs: project.store.run_count(Some(p.id))?,
@@ -237,22 +274,7 @@ fn one_trial(
         };
 
         // Ground truth: every frontier commit, on the same fresh seeds, hidden metric.
-        create_program(
-            &mut project,
-            &ProgramOptions {
-                name: "truth".into(),
-                benchmark: bench.clone(),
-                program_md: None,
-                agent: AgentSpec::Command {
-                    command: "true".into(),
-                    timeout_secs: 1.0,
-                },
-                seeds: Some(1),
-                baseline_seeds: Some(1),
-                min_improvement: None,
-                alpha: None,
-            },
-        )?;
+        idle_program(&mut project, "truth", &bench)?;
         let mut runner = Runner::new(&mut project, "truth")?;
         let goal = runner
             .contract()

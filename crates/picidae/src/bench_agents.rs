@@ -17,7 +17,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_agent::sweep::Sampler;
 use picidae_agent::AgentSpec;
 use picidae_core::Goal;
-use picidae_sched::{create_program, LoopEvent, LoopOptions, ProgramOptions, Project, Runner};
+use picidae_sched::{create_program, ProgramOptions, Project, Runner};
 
 #[derive(Args)]
 pub struct AgentsArgs {
@@ -211,31 +211,11 @@ fn one_loop(
             alpha: None,
         },
     )?;
-    let spec: AgentSpec = serde_json::from_value(project.store.program(&prog)?.agent)?;
-    let mut agent = spec.build();
-    let opts = LoopOptions {
-        max_runs: Some(args.budget),
-        ..Default::default()
-    };
     eprintln!(
         "bench agents: seed {seed}: sweep:{sampler} with a budget of {} runs",
         args.budget
     );
-    let mut runner = Runner::new(&mut project, &prog)?;
-    let summary = runner.run(agent.as_mut(), &opts, &mut |e| {
-        if let LoopEvent::Decided {
-            seq, status, value, ..
-        } = e
-        {
-            eprintln!(
-                "  {sampler:<6} #{seq:<3} {status:<9} {}",
-                value
-                    .map(|v| format!("{v:.5}"))
-                    .unwrap_or_else(|| "-".into())
-            );
-        }
-    })?;
-    drop(runner);
+    let summary = crate::bench::run_with_budget(&mut project, &prog, args.budget, &prog)?;
     let p = project.store.program(&prog)?;
     let runs = project.store.run_count(Some(p.id))?;
     let visible = p.frontier_value.unwrap_or(f64::NAN);
@@ -243,22 +223,7 @@ fn one_loop(
     let mut hidden_goal = Goal::Minimize;
     let mut hidden = None;
     if let (true, Some(commit)) = (args.truth_seeds > 0, p.frontier_commit.as_deref()) {
-        create_program(
-            &mut project,
-            &ProgramOptions {
-                name: "truth".into(),
-                benchmark: bench.clone(),
-                program_md: None,
-                agent: AgentSpec::Command {
-                    command: "true".into(),
-                    timeout_secs: 1.0,
-                },
-                seeds: Some(1),
-                baseline_seeds: Some(1),
-                min_improvement: None,
-                alpha: None,
-            },
-        )?;
+        crate::bench::idle_program(&mut project, "truth", &bench)?;
         let mut runner = Runner::new(&mut project, "truth")?;
         hidden_goal = runner
             .contract()

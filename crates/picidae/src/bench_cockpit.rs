@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use picidae_agent::AgentSpec;
-use picidae_sched::{create_program, ProgramOptions, Project};
+use picidae_sched::Project;
 use picidae_store::rusqlite::params;
 
 #[derive(Args)]
@@ -88,22 +87,7 @@ pub fn run(args: CockpitArgs) -> Result<()> {
     let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
     let bench = crate::example::write(&root)?;
     let mut project = Project::init(&root)?;
-    let program = create_program(
-        &mut project,
-        &ProgramOptions {
-            name: "big".into(),
-            benchmark: bench,
-            program_md: None,
-            agent: AgentSpec::Command {
-                command: "true".into(),
-                timeout_secs: 1.0,
-            },
-            seeds: Some(1),
-            baseline_seeds: Some(1),
-            min_improvement: None,
-            alpha: None,
-        },
-    )?;
+    let program = crate::bench::idle_program(&mut project, "big", &bench)?;
     eprintln!(
         "bench cockpit: adding {} attempts with one run each",
         args.attempts
