@@ -89,9 +89,9 @@
 //! runtime's own copy (a reattach then only recovers what it kept).
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -99,6 +99,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{now_unix_ms, run_limited, wait_limited, CallOutput};
 use crate::executor::{Executor, RunHandle};
 use crate::logs::{append_log, spawn_reader, LogFiles, StreamReport};
 use crate::{ExecError, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
@@ -692,90 +693,6 @@ fn normalize_container_ref(id: &str) -> Result<&str, ExecError> {
             "{id:?} is not a container id"
         )))
     }
-}
-
-fn now_unix_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    }
-}
-
-/// What a finished CLI call produced.
-struct CallOutput {
-    /// `None` when the call was killed at its time limit.
-    status: Option<ExitStatus>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl CallOutput {
-    fn code(&self) -> Option<i32> {
-        self.status.and_then(|s| s.code())
-    }
-
-    /// Why the call failed, for error messages: stderr on one line,
-    /// without the CLI's usage hints.
-    fn failure(&self) -> String {
-        let stderr = String::from_utf8_lossy(&self.stderr)
-            .lines()
-            .map(str::trim)
-            .filter(|l| {
-                !l.is_empty()
-                    && !l.ends_with("--help' for more information")
-                    && !l.ends_with("--help'.")
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        match (self.status, stderr.is_empty()) {
-            (None, _) => format!("timed out {stderr}").trim().to_string(),
-            (Some(s), true) => format!("exited with {s}"),
-            (Some(_), false) => stderr,
-        }
-    }
-}
-
-/// Reads a pipe to the end on a helper thread.
-fn drain<R: Read + Send + 'static>(src: Option<R>) -> JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut src) = src {
-            let _ = src.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
-/// Waits for `child` until `limit`, then kills it. `None`: killed.
-fn wait_limited(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
-
-/// Runs `cmd` collecting its output, killed after `limit`.
-fn run_limited(mut cmd: Command, limit: Duration) -> io::Result<CallOutput> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let status = wait_limited(&mut child, limit)?;
-    Ok(CallOutput {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
 }
 
 fn is_no_such_container(stderr: &[u8]) -> bool {

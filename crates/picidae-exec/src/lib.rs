@@ -20,6 +20,8 @@
 //!   local runs (filesystem view, network), applied before spawning.
 //! * [`ssh`] — [`SshExecutor`]: runs on a remote host over SSH (sync the
 //!   checkout, launch detached, poll, stream logs back, reattach).
+//! * `call` — helper processes (`ssh`, `tar`, a container CLI) run with a time limit and
+//!   their output collected; the executors' wall clock.
 //! * [`shell`] — POSIX shell quoting for generated command lines.
 //! * [`slurm`] — [`SlurmExecutor`]: submits runs as Slurm batch jobs, polls
 //!   job states in batches, enforces timeouts and cancellation with
@@ -30,6 +32,7 @@
 //!   coordinator restart.
 //! * [`error`] — [`ExecError`].
 
+mod call;
 mod cgroup;
 pub mod container;
 pub mod error;

@@ -66,6 +66,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 
+use crate::call::now_unix_ms;
 use crate::cgroup::PidsCgroup;
 use crate::executor::{Executor, RunHandle};
 use crate::logs::{create_log, spawn_reader, StreamReport};
@@ -269,15 +270,6 @@ impl Executor for LocalExecutor {
 
     fn spawn(&self, req: &RunRequest) -> Result<Box<dyn RunHandle>, ExecError> {
         LocalExecutor::spawn(self, req).map(|c| Box::new(c) as Box<dyn RunHandle>)
-    }
-}
-
-/// Truncates/creates a log file (and its parent directories), then reopens
-/// it in append mode so stdout and stderr may share one path.
-fn now_unix_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }
 

@@ -48,10 +48,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::now_unix_ms;
 use crate::executor::{Executor, RunHandle};
 use crate::local::STDOUT_TAIL_BYTES;
 use crate::logs::truncation_marker;
@@ -1284,13 +1285,6 @@ fn cap_log(path: &Path, cap: u64) -> Result<bool, ExecError> {
     file.write_all(truncation_marker(cap).as_bytes())
         .map_err(err)?;
     Ok(true)
-}
-
-fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -60,14 +60,14 @@
 use std::collections::BTreeMap;
 use std::env;
 use std::fs;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::call::{drain, finish_pipeline, now_unix_ms, run_limited, CallOutput};
 use crate::executor::{Executor, RunHandle};
 use crate::fingerprint::MachineTexts;
 use crate::logs::{append_log, LogFiles, LogSink};
@@ -196,37 +196,12 @@ enum CallError {
     Fatal(ExecError),
 }
 
-/// What a finished local `ssh`/`rsync`/`tar` process produced.
-struct CallOutput {
-    /// `None` when the process was killed at its time limit.
-    status: Option<ExitStatus>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl CallOutput {
-    fn code(&self) -> Option<i32> {
-        self.status.and_then(|s| s.code())
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).trim().to_string()
-    }
-}
-
 fn valid_remote_path(path: &str) -> bool {
     !path.is_empty()
         && path
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
         && !path.split('/').any(|c| c == "..")
-}
-
-fn now_unix_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    }
 }
 
 fn found_on_path(program: &str) -> bool {
@@ -239,66 +214,6 @@ fn found_on_path(program: &str) -> bool {
 fn rsync_installed() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
     *FOUND.get_or_init(|| found_on_path("rsync"))
-}
-
-/// Reads a pipe to the end on a helper thread.
-fn drain<R: Read + Send + 'static>(src: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut src) = src {
-            let _ = src.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
-/// Waits for `children` (a pipeline; the last one's output is returned)
-/// until `limit`, killing all of them when it is reached.
-fn finish_pipeline(
-    mut children: Vec<Child>,
-    limit: Duration,
-) -> Result<Vec<Option<ExitStatus>>, io::Error> {
-    let deadline = Instant::now() + limit;
-    let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
-    loop {
-        let mut pending = false;
-        for (child, status) in children.iter_mut().zip(statuses.iter_mut()) {
-            if status.is_none() {
-                *status = child.try_wait()?;
-                pending |= status.is_none();
-            }
-        }
-        if !pending {
-            return Ok(statuses);
-        }
-        if Instant::now() >= deadline {
-            for (child, status) in children.iter_mut().zip(statuses.iter()) {
-                if status.is_none() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-            return Ok(statuses);
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Runs `cmd` with stdin from `/dev/null`, collecting its output, killed
-/// after `limit`.
-fn run_limited(mut cmd: Command, limit: Duration) -> Result<CallOutput, io::Error> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let status = finish_pipeline(vec![child], limit)?.pop().flatten();
-    Ok(CallOutput {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
 }
 
 impl SshExecutor {
