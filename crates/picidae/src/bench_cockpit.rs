@@ -1,13 +1,28 @@
 //! `picidae bench cockpit`: how long the server takes to answer the cockpit's heaviest requests
-//! on a program with many attempts.
+//! on a program with many attempts, beside the same data in an MLflow tracking server.
 //!
 //! It writes the example benchmark into a fresh project, creates a program on it, and adds
 //! `--attempts` synthetic attempts with one finished run each, straight into the store (no
 //! runs are executed). Then it serves the HTTP API (the same server `picidae serve` runs) on a
-//! loopback port and times, over `--repeat` requests each, what the cockpit asks for: the
-//! program list, the first and a deep page of the attempts table, a filtered page (status and
-//! text), and the progress chart's data. Times are wall time at the client, loopback included.
+//! loopback port and times, over `--repeat` requests each after one untimed request, what the
+//! cockpit asks for: the program list, the first and a deep page of the attempts table, filtered
+//! pages (status, text, both), and the progress chart's data. Times are wall time at the client,
+//! loopback included.
+//!
+//! When `--python` can import `mlflow`, the same attempts are loaded into an MLflow tracking
+//! server (`mlflow server` on a SQLite file, one experiment per program, one run per attempt with
+//! the same metric value, status, parameters and tags, the hypothesis as the tag `hypothesis`),
+//! and the equivalent queries go to its search API (`POST /api/2.0/mlflow/runs/search`) from
+//! the same client: a page of 50, newest first, unfiltered and filtered on status and on a text
+//! in the hypothesis; and every point of the program, paged through at MLflow's largest page.
+//! Both sides must return the same attempts, or the bench fails. Loading is not compared: it
+//! goes in bulk through MLflow's own SQLAlchemy tables, which is faster than logging each run
+//! through the API. The server runs with one worker and its job runner off (it has nothing to do
+//! with search and would only compete for the cores).
 
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +32,7 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_sched::Project;
 use picidae_store::rusqlite::params;
+use serde::Deserialize;
 
 #[derive(Args)]
 pub struct CockpitArgs {
@@ -26,6 +42,15 @@ pub struct CockpitArgs {
     /// Requests timed per endpoint.
     #[arg(long, default_value_t = 20)]
     pub repeat: usize,
+    /// Requests timed per query on the MLflow side (paging through every run takes seconds).
+    #[arg(long, default_value_t = 5)]
+    pub peer_repeat: usize,
+    /// Skip the MLflow peer (reports Picidae alone).
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Python interpreter with MLflow installed (`pip install mlflow`).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
     /// Where to keep the project (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
@@ -49,16 +74,17 @@ fn fill(project: &Project, program_id: i64, n: u64) -> Result<()> {
             let at = 1_700_000_000_000i64 + k as i64 * 1000;
             conn.execute(
                 "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
-                    hypothesis, proposer, patch_hash, touched_json, primary_value, created_at,
-                    decided_at)
-                 VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, '[\"train.py\"]',
-                    ?7, ?8, ?8)",
+                    hypothesis, proposer, params_json, patch_hash, touched_json, primary_value,
+                    created_at, decided_at)
+                 VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, ?7,
+                    '[\"train.py\"]', ?8, ?9, ?9)",
                 params![
                     program_id,
                     k as i64 + 2,
                     status,
                     format!("{k:040x}"),
                     format!("lr {} and width {} for attempt {k}", k % 97, k % 13),
+                    format!("{{\"lr\":{},\"width\":{}}}", k % 97, k % 13),
                     format!("{k:064x}"),
                     value,
                     at
@@ -83,9 +109,99 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Times of one request, sorted, and the size of its last answer.
+struct Timing {
+    ms: Vec<f64>,
+    bytes: usize,
+}
+
+impl Timing {
+    fn p50(&self) -> f64 {
+        percentile(&self.ms, 0.5)
+    }
+    fn p99(&self) -> f64 {
+        percentile(&self.ms, 0.99)
+    }
+    fn max(&self) -> f64 {
+        self.ms[self.ms.len() - 1]
+    }
+}
+
+/// One untimed call, then `n` timed ones; `call` returns its own time (ms) and bytes.
+fn time_calls(n: usize, mut call: impl FnMut() -> Result<(f64, usize)>) -> Result<Timing> {
+    call()?;
+    let mut ms = Vec::with_capacity(n.max(1));
+    let mut bytes = 0;
+    for _ in 0..n.max(1) {
+        let (t, b) = call()?;
+        ms.push(t);
+        bytes = b;
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(Timing { ms, bytes })
+}
+
+/// `GET url`: wall time (ms) to the end of the body, and the body; an error status fails.
+fn get(agent: &ureq::Agent, url: &str) -> Result<(f64, Vec<u8>)> {
+    let t = Instant::now();
+    let mut resp = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !status.is_success() {
+        bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok((ms, body))
+}
+
+/// `POST url` with a JSON body, timed like [`get`].
+fn post_json(agent: &ureq::Agent, url: &str, body: &str) -> Result<(f64, Vec<u8>)> {
+    let t = Instant::now();
+    let mut resp = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let out = resp
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !status.is_success() {
+        bail!(
+            "POST {url} {body}: {status}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    Ok((ms, out))
+}
+
+/// The attempt numbers of a Picidae attempts page, in order.
+fn page_seqs(body: &[u8]) -> Result<Vec<i64>> {
+    let v: serde_json::Value = serde_json::from_slice(body)?;
+    v["attempts"]
+        .as_array()
+        .context("an attempts page without `attempts`")?
+        .iter()
+        .map(|a| a["seq"].as_i64().context("an attempt without `seq`"))
+        .collect()
+}
+
 pub fn run(args: CockpitArgs) -> Result<()> {
     let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
     let bench = crate::example::write(&root)?;
+    let metric = picidae_core::contract::Contract::load(&bench)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .primary_metric;
     let mut project = Project::init(&root)?;
     let program = crate::bench::idle_program(&mut project, "big", &bench)?;
     eprintln!(
@@ -108,6 +224,7 @@ pub fn run(args: CockpitArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
         let stop = stop.clone();
+        let db = db.clone();
         std::thread::spawn(move || -> Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -129,8 +246,20 @@ pub fn run(args: CockpitArgs) -> Result<()> {
             })
         })
     };
+    let result = measure(&args, &root, &db, &metric, &format!("http://{addr}"));
+    stop.store(true, Ordering::SeqCst);
+    let _ = server.join();
+    result
+}
+
+/// Requests to Picidae whose times the comparison with MLflow reuses.
+const FIRST_PAGE: usize = 1;
+const BOTH_FILTERS: usize = 5;
+const CHART: usize = 6;
+
+fn measure(args: &CockpitArgs, root: &Path, db: &Path, metric: &str, base: &str) -> Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(60)))
+        .timeout_global(Some(Duration::from_secs(600)))
         .http_status_as_error(false)
         .build()
         .into();
@@ -154,6 +283,11 @@ pub fn run(args: CockpitArgs) -> Result<()> {
             "/api/programs/big/attempts?q=width%205&limit=50&offset=0".into(),
         ),
         (
+            "attempts, status + text filter",
+            "/api/programs/big/attempts?status=failed&q=width%205&limit=50&offset=0&order=desc"
+                .into(),
+        ),
+        (
             "progress chart data",
             "/api/cockpit/programs/big/chart".into(),
         ),
@@ -169,47 +303,426 @@ pub fn run(args: CockpitArgs) -> Result<()> {
         "goal < 500 ms",
     ]);
     let mut worst: f64 = 0.0;
+    let mut timings = Vec::new();
+    let mut last_bodies = Vec::new();
     for (what, path) in &endpoints {
-        let url = format!("http://{addr}{path}");
-        let mut times = Vec::with_capacity(args.repeat);
-        let mut bytes = 0usize;
-        for _ in 0..args.repeat.max(1) {
-            let t = Instant::now();
-            let mut resp = agent
-                .get(&url)
-                .call()
-                .with_context(|| format!("GET {url}"))?;
-            let status = resp.status();
-            let body = resp.body_mut().read_to_vec()?;
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
-            if !status.is_success() {
-                bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
-            }
-            bytes = body.len();
-            times.push(ms);
-        }
-        times.sort_by(f64::total_cmp);
-        let (p50, p99, max) = (
-            percentile(&times, 0.5),
-            percentile(&times, 0.99),
-            times[times.len() - 1],
-        );
-        worst = worst.max(p99);
+        let url = format!("{base}{path}");
+        let mut last = Vec::new();
+        let timing = time_calls(args.repeat, || {
+            let (ms, body) = get(&agent, &url)?;
+            let n = body.len();
+            last = body;
+            Ok((ms, n))
+        })?;
+        worst = worst.max(timing.p99());
         table.add_row([
             what.to_string(),
-            bytes.to_string(),
-            format!("{p50:.1}"),
-            format!("{p99:.1}"),
-            format!("{max:.1}"),
-            if p99 < 500.0 { "met" } else { "not met" }.to_string(),
+            timing.bytes.to_string(),
+            format!("{:.1}", timing.p50()),
+            format!("{:.1}", timing.p99()),
+            format!("{:.1}", timing.max()),
+            if timing.p99() < 500.0 {
+                "met"
+            } else {
+                "not met"
+            }
+            .to_string(),
         ]);
+        timings.push(timing);
+        last_bodies.push(last);
     }
-    stop.store(true, Ordering::SeqCst);
-    let _ = server.join();
     println!("{table}");
     println!(
-        "slowest p99 {worst:.1} ms over {} attempts ({} requests each, loopback, one client)",
+        "slowest p99 {worst:.1} ms over {} attempts ({} requests each after one untimed, loopback, one client)",
         args.attempts, args.repeat
     );
+    if args.no_peer {
+        println!("MLflow column skipped: --no-peer");
+        return Ok(());
+    }
+    if let Some(why) = mlflow_missing(&args.python) {
+        println!(
+            "MLflow column skipped: `{} -c \"import mlflow\"` failed ({why}); install it with \
+             `pip install mlflow` to time the same queries against an MLflow server",
+            args.python
+        );
+        return Ok(());
+    }
+    let chart: serde_json::Value = serde_json::from_slice(&last_bodies[CHART])?;
+    let total = chart["total_attempts"].as_u64().unwrap_or(0);
+    let peer = Peer::start(args, &root.join("mlflow"), db, metric)?;
+    let search = format!("{}/api/2.0/mlflow/runs/search", peer.base);
+    let exp = peer
+        .experiments
+        .get("big")
+        .context("MLflow has no experiment for program big")?
+        .clone();
+    let page = |filter: &str| {
+        serde_json::json!({
+            "experiment_ids": [exp],
+            "filter": filter,
+            "order_by": ["attributes.start_time DESC"],
+            "max_results": 50,
+        })
+        .to_string()
+    };
+    let pairs: [(&str, usize, String); 2] = [
+        ("attempts page: newest 50", FIRST_PAGE, page("")),
+        (
+            "attempts page: status + text filter, newest 50",
+            BOTH_FILTERS,
+            page("attributes.status = 'FAILED' AND tags.hypothesis ILIKE '%width 5%'"),
+        ),
+    ];
+    let mut cmp = Table::new();
+    cmp.load_preset(UTF8_FULL_CONDENSED);
+    cmp.set_header([
+        "query",
+        "picidae p50 ms",
+        "picidae p99 ms",
+        "mlflow p50 ms",
+        "mlflow p99 ms",
+        "mlflow ÷ picidae p50",
+        "mlflow ÷ picidae p99",
+        "bytes picidae / mlflow",
+    ]);
+    let mut row = |what: &str, ours: &Timing, theirs: &Timing| {
+        cmp.add_row([
+            what.to_string(),
+            format!("{:.1}", ours.p50()),
+            format!("{:.1}", ours.p99()),
+            format!("{:.1}", theirs.p50()),
+            format!("{:.1}", theirs.p99()),
+            format!("{:.1}x", theirs.p50() / ours.p50()),
+            format!("{:.1}x", theirs.p99() / ours.p99()),
+            format!("{} / {}", ours.bytes, theirs.bytes),
+        ]);
+    };
+    for (what, ours, body) in &pairs {
+        eprintln!("bench cockpit: mlflow, {what}");
+        let mut seqs = Vec::new();
+        let theirs = time_calls(args.peer_repeat, || {
+            let (ms, out) = post_json(&agent, &search, body)?;
+            let n = out.len();
+            seqs = search_page(&out)?.seqs;
+            Ok((ms, n))
+        })?;
+        let want = page_seqs(&last_bodies[*ours])?;
+        if seqs != want {
+            bail!(
+                "{what}: MLflow returned attempts {seqs:?}, Picidae {want:?}: not the same query"
+            );
+        }
+        row(what, &timings[*ours], &theirs);
+    }
+    // The chart's data: every run of the experiment, at MLflow's largest page.
+    eprintln!("bench cockpit: mlflow, every run of the program");
+    let mut count = 0;
+    let theirs = time_calls(args.peer_repeat, || {
+        let (mut ms, mut bytes) = (0.0, 0);
+        let mut token: Option<String> = None;
+        count = 0;
+        loop {
+            let mut body = serde_json::json!({
+                "experiment_ids": [exp],
+                "max_results": MLFLOW_MAX_RESULTS,
+            });
+            if let Some(t) = &token {
+                body["page_token"] = t.clone().into();
+            }
+            let (t, out) = post_json(&agent, &search, &body.to_string())?;
+            // Only the requests count: reading a page for its token is the client's work.
+            ms += t;
+            bytes += out.len();
+            let page = search_page(&out)?;
+            count += page.seqs.len() as u64;
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok((ms, bytes))
+    })?;
+    if count != total {
+        bail!("MLflow returned {count} runs, Picidae's chart read {total} attempts");
+    }
+    row(
+        "chart data: every point of the program",
+        &timings[CHART],
+        &theirs,
+    );
+    drop(peer.server);
+    println!("{cmp}");
+    println!(
+        "mlflow {} (`mlflow server`, SQLite, one worker, job runner off): the same {} attempts as \
+         {} runs in {} experiment(s), metric {metric}, run status (kept and discarded FINISHED, \
+         failed FAILED, rejected KILLED), params lr and width, tags hypothesis and picidae.*; \
+         loaded in {:.1} s by bulk INSERTs through MLflow's own SQLAlchemy tables \
+         (SqlRun, SqlMetric, SqlLatestMetric, SqlParam, SqlTag; schema by its SqlAlchemyStore), \
+         not compared",
+        peer.version,
+        total,
+        peer.runs,
+        peer.experiments.len(),
+        peer.load_secs,
+    );
+    println!(
+        "POST /api/2.0/mlflow/runs/search: pages with order_by attributes.start_time DESC and \
+         max_results 50; every run with max_results {MLFLOW_MAX_RESULTS} (its largest) per page, \
+         the time being the sum of the pages' requests; Picidae's chart reads every attempt and \
+         returns at most 2,000 points; {} requests each after one untimed, the same client",
+        args.peer_repeat
+    );
     Ok(())
+}
+
+/// The largest `max_results` MLflow's search API accepts.
+const MLFLOW_MAX_RESULTS: u32 = 50_000;
+
+/// What of a `runs/search` answer the bench reads.
+#[derive(Deserialize)]
+struct SearchPage {
+    #[serde(default)]
+    runs: Vec<SearchRun>,
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchRun {
+    data: SearchData,
+}
+
+#[derive(Deserialize)]
+struct SearchData {
+    #[serde(default)]
+    tags: Vec<SearchTag>,
+}
+
+#[derive(Deserialize)]
+struct SearchTag {
+    key: String,
+    value: String,
+}
+
+/// A search answer's attempt numbers (tag `picidae.seq`) in order, and its next page.
+struct Seqs {
+    seqs: Vec<i64>,
+    next_page_token: Option<String>,
+}
+
+fn search_page(body: &[u8]) -> Result<Seqs> {
+    let page: SearchPage = serde_json::from_slice(body).context("reading a runs/search answer")?;
+    let seqs = page
+        .runs
+        .iter()
+        .map(|r| {
+            r.data
+                .tags
+                .iter()
+                .find(|t| t.key == "picidae.seq")
+                .and_then(|t| t.value.parse().ok())
+                .context("an MLflow run without the tag picidae.seq")
+        })
+        .collect::<Result<_>>()?;
+    Ok(Seqs {
+        seqs,
+        next_page_token: page.next_page_token,
+    })
+}
+
+/// Why `python -c "import mlflow"` fails, or `None` when it works.
+fn mlflow_missing(python: &str) -> Option<String> {
+    match Command::new(python)
+        .args(["-c", "import mlflow"])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Err(e) => Some(format!("{python}: {e}")),
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .trim()
+                .to_string(),
+        ),
+    }
+}
+
+/// Loads a Picidae store's programs and attempts into a fresh MLflow SQLite database: one
+/// experiment per program, one run per attempt. Bulk INSERTs through MLflow's own SQLAlchemy
+/// tables, after its `SqlAlchemyStore` has created the schema and the experiments; runs are
+/// committed 10,000 at a time. Prints the MLflow version, the runs, the experiments and the
+/// seconds it took, as JSON.
+const LOADER: &str = r#"
+import json, sqlite3, sys, time, uuid
+from sqlalchemy import insert
+import mlflow
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.store.tracking.dbmodels.models import (
+    SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag)
+
+source, db, artifacts, metric = sys.argv[1:5]
+STATUS = {"kept": "FINISHED", "discarded": "FINISHED", "failed": "FAILED",
+          "rejected": "KILLED", "duplicate": "KILLED", "running": "RUNNING"}
+t0 = time.perf_counter()
+store = SqlAlchemyStore("sqlite:///" + db, artifacts)
+src = sqlite3.connect(source)
+experiments, n = {}, 0
+for pid, name in src.execute("SELECT id, name FROM programs ORDER BY id").fetchall():
+    exp = store.create_experiment(name)
+    experiments[name] = exp
+    cur = src.execute(
+        "SELECT seq, kind, status, hypothesis, proposer, params_json, primary_value, commit_sha,"
+        " created_at, decided_at FROM attempts WHERE program_id = ? ORDER BY seq", (pid,))
+    while rows := cur.fetchmany(10000):
+        runs, metrics, params, tags = [], [], [], []
+        for seq, kind, status, hyp, proposer, params_json, value, commit, created, decided in rows:
+            rid = uuid.uuid4().hex
+            run_name = f"{name} #{seq}"
+            runs.append(dict(run_uuid=rid, name=run_name, source_type="LOCAL", source_name="",
+                             entry_point_name="", user_id=proposer,
+                             status=STATUS.get(status, "SCHEDULED"), start_time=created,
+                             end_time=decided, source_version="", lifecycle_stage="active",
+                             artifact_uri=f"{artifacts}/{exp}/{rid}/artifacts",
+                             experiment_id=int(exp)))
+            if value is not None:
+                metrics.append(dict(key=metric, value=value, timestamp=decided or created,
+                                    step=0, is_nan=False, run_uuid=rid))
+            for k, v in (json.loads(params_json) if params_json else {}).items():
+                params.append(dict(key=k, value=v if isinstance(v, str) else json.dumps(v),
+                                   run_uuid=rid))
+            for k, v in (("mlflow.runName", run_name), ("mlflow.user", proposer),
+                         ("hypothesis", hyp), ("picidae.seq", str(seq)),
+                         ("picidae.status", status), ("picidae.kind", kind),
+                         ("picidae.commit", commit or "")):
+                tags.append(dict(key=k, value=v, run_uuid=rid))
+        with store.ManagedSessionMaker() as session:
+            session.execute(insert(SqlRun.__table__), runs)
+            if metrics:
+                session.execute(insert(SqlMetric.__table__), metrics)
+                session.execute(insert(SqlLatestMetric.__table__), metrics)
+            if params:
+                session.execute(insert(SqlParam.__table__), params)
+            session.execute(insert(SqlTag.__table__), tags)
+        n += len(runs)
+print(json.dumps({"version": mlflow.__version__, "runs": n, "experiments": experiments,
+                  "secs": time.perf_counter() - t0}))
+"#;
+
+/// A running MLflow tracking server holding the bench's attempts; killed (its whole process
+/// group) when dropped.
+struct Peer {
+    base: String,
+    version: String,
+    runs: u64,
+    experiments: std::collections::BTreeMap<String, String>,
+    load_secs: f64,
+    server: ServerProcess,
+}
+
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        picidae_exec::process::kill_group(self.0.id() as i32, Duration::from_secs(10));
+        let _ = self.0.wait();
+    }
+}
+
+impl Peer {
+    fn start(args: &CockpitArgs, dir: &Path, store: &Path, metric: &str) -> Result<Peer> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let db = dir.join("mlflow.db");
+        let artifacts = dir.join("artifacts");
+        let script = dir.join("load.py");
+        std::fs::write(&script, LOADER)?;
+        eprintln!("bench cockpit: mlflow, loading the same attempts");
+        let out = Command::new(&args.python)
+            .arg(&script)
+            .arg(store)
+            .arg(&db)
+            .arg(&artifacts)
+            .arg(metric)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", args.python))?;
+        if !out.status.success() {
+            bail!(
+                "loading the attempts into MLflow failed (pass --no-peer to skip it):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "reading the loader's output: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })?;
+        let experiments = v["experiments"]
+            .as_object()
+            .context("the loader named no experiments")?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        // A free loopback port for the server.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(&args.python)
+            .args(["-m", "mlflow", "server", "--backend-store-uri"])
+            .arg(format!("sqlite:///{}", db.display()))
+            .arg("--default-artifact-root")
+            .arg(&artifacts)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--workers", "1"])
+            .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {} -m mlflow server", args.python))?;
+        let mut server = ServerProcess(child);
+        let base = format!("http://127.0.0.1:{port}");
+        let probe: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let started = Instant::now();
+        loop {
+            if let Ok(resp) = probe.get(&format!("{base}/health")).call() {
+                if resp.status().is_success() {
+                    break;
+                }
+            }
+            let exited = server.0.try_wait()?;
+            if exited.is_some() || started.elapsed() > Duration::from_secs(180) {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let msg = lines[lines.len().saturating_sub(20)..].join("\n");
+                bail!(
+                    "the MLflow server {} (pass --no-peer to skip it):\n{msg}",
+                    match exited {
+                        Some(s) => format!("exited ({s})"),
+                        None => "did not answer /health within 180 s".into(),
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(Peer {
+            base,
+            version: v["version"].as_str().unwrap_or("?").to_string(),
+            runs: v["runs"].as_u64().unwrap_or(0),
+            experiments,
+            load_secs: v["secs"].as_f64().unwrap_or(f64::NAN),
+            server,
+        })
+    }
 }
