@@ -130,6 +130,11 @@ impl FindingState {
     }
 }
 
+/// Finding flag: the visible metric improves and the hidden one does not.
+pub const FLAG_OVERFIT: &str = "suspected-overfit";
+/// Finding flag: the evaluator failed (or lacks) calibration.
+pub const FLAG_UNCALIBRATED: &str = "evaluator-uncalibrated";
+
 impl RunStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(self, RunStatus::Queued | RunStatus::Running)

@@ -12,7 +12,10 @@
 //! Runs are placed on the machine's resources ([`ResourcePool`]): a run holds the GPUs, CPUs
 //! and memory its contract declares, and sees only its own GPUs. Every running run carries a
 //! lease (this process's name and a heartbeat renewed each poll); a restart recovers runs whose
-//! lease has expired, and leaves alone runs another live coordinator still renews.
+//! lease has expired, and leaves alone runs another live coordinator still renews. With each
+//! heartbeat the coordinator also reads the store for cancel requests of its runs in flight
+//! (made through the API, perhaps from another process) and stops those runs (see
+//! [`crate::cancels`]).
 //!
 //! Crash safety comes from the loops themselves: each takes its program's lock, and on start
 //! recovers what a dead coordinator left (kills orphaned runs, records them as cancelled,
@@ -31,7 +34,8 @@ use picidae_agent::AgentSpec;
 
 use crate::runner::lease_owner;
 use crate::{
-    LoopEvent, LoopOptions, LoopSummary, Project, ResourcePool, Runner, SchedError, SlotPool,
+    LoopEvent, LoopOptions, LoopSummary, Project, ResourcePool, RunCancels, Runner, SchedError,
+    SlotPool,
 };
 
 /// What the coordinator reports: a program's loop event, or a loop starting or ending.
@@ -87,6 +91,9 @@ pub fn serve(
     let root: PathBuf = root.to_path_buf();
     let mut project = Project::open(&root)?;
     let owner = lease_owner();
+    // The flags of every program's runs in flight: a person's cancel request in the store
+    // reaches its run through them (polled below, next to the heartbeat).
+    let cancels = Arc::new(RunCancels::new());
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut parked: HashMap<String, Parked> = HashMap::new();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, Result<LoopSummary, String>)>();
@@ -128,16 +135,35 @@ pub fn serve(
                             }
                         }
                         parked.remove(&p.name);
-                        let w = start(&root, &p.name, opts, pool.clone(), &events, &done_tx);
+                        let w = start(
+                            &root,
+                            &p.name,
+                            opts,
+                            (pool.clone(), cancels.clone()),
+                            &events,
+                            &done_tx,
+                        );
                         workers.insert(p.name.clone(), w);
                     }
                     None => {}
                 }
             }
         }
-        // Renew the leases of this process's running runs (see `LEASE_EXPIRY`).
+        // Renew the leases of this process's running runs (see `LEASE_EXPIRY`), and stop the
+        // runs a person asked to cancel (or every run, when everything is cancelled).
         if let Err(e) = project.store.heartbeat(&owner) {
             tracing::warn!("renewing run leases: {e}");
+        }
+        if opts.cancel.load(Ordering::SeqCst) {
+            cancels.cancel_all();
+        }
+        match cancels.poll(&project.store) {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::info!("run {id}: cancel requested; stopping it");
+                }
+            }
+            Err(e) => tracing::warn!("reading cancel requests: {e}"),
         }
         std::thread::sleep(opts.poll);
     }
@@ -147,7 +173,7 @@ fn start(
     root: &Path,
     program: &str,
     opts: &CoordinatorOptions,
-    pool: Arc<SlotPool>,
+    (pool, cancels): (Arc<SlotPool>, Arc<RunCancels>),
     events: &Sender<CoordinatorEvent>,
     done: &Sender<(String, Result<LoopSummary, String>)>,
 ) -> Worker {
@@ -182,7 +208,7 @@ fn start(
             &name,
             loop_stop.clone(),
             cancel,
-            (pool, resources),
+            (pool, resources, cancels),
             pipeline,
             &events,
         );
@@ -198,7 +224,7 @@ fn run_program(
     name: &str,
     stop: Arc<AtomicBool>,
     cancel: Arc<AtomicBool>,
-    (pool, resources): (Arc<SlotPool>, Option<Arc<ResourcePool>>),
+    (pool, resources, cancels): (Arc<SlotPool>, Option<Arc<ResourcePool>>, Arc<RunCancels>),
     pipeline: usize,
     events: &Sender<CoordinatorEvent>,
 ) -> Result<LoopSummary, SchedError> {
@@ -226,6 +252,7 @@ fn run_program(
         slots: Some(pool),
         resources,
         pipeline,
+        run_cancels: Some(cancels),
     };
     runner.run(agent.as_mut(), &opts, &mut |e| {
         let _ = events.send(CoordinatorEvent::Loop {

@@ -12,6 +12,7 @@
 //! if still alive, marks as crashed and runs again.
 
 pub mod agent_turn;
+pub mod cancels;
 pub mod coordinator;
 pub mod executors;
 pub mod hidden;
@@ -26,6 +27,7 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 
 pub use agent_turn::{next_turn, NextTurn};
+pub use cancels::RunCancels;
 pub use executors::ExecutorSpec;
 pub use program::{create_program, retract_finding, ProgramOptions};
 pub use project::Project;

@@ -17,6 +17,7 @@ use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, Sa
 use picidae_git::Repo;
 use picidae_store::{Attempt, RunResult};
 
+use crate::cancels::{RunCancels, CANCELLED_BY_USER};
 use crate::executors::ExecutorSpec;
 use crate::hidden::scrub;
 use crate::resources::ResourcePool;
@@ -46,6 +47,8 @@ pub(crate) struct RunCtx {
     pub(crate) fp_json: String,
     pub(crate) slots: Option<Arc<SlotPool>>,
     pub(crate) resources: Option<Arc<ResourcePool>>,
+    /// Where each run registers its cancel flag, so a person's request stops it alone.
+    pub(crate) cancels: Option<Arc<RunCancels>>,
 }
 
 impl RunCtx {
@@ -87,6 +90,66 @@ impl RunCtx {
         let run = project
             .store
             .insert_run(attempt.id, seed, self.executor.name())?;
+        // This run's own flag, set when a person cancels it (or the loop is cancelled); the
+        // loop's flag where nothing polls for single runs.
+        let registered = self.cancels.as_ref().map(|c| c.register(run.id));
+        let cancel: &AtomicBool = match &registered {
+            Some(r) => {
+                if cancel.load(Ordering::SeqCst) {
+                    r.flag.store(true, Ordering::SeqCst);
+                }
+                &r.flag
+            }
+            None => cancel,
+        };
+        let result = self.execute_registered(
+            project,
+            repo,
+            attempt,
+            (run.id, seed),
+            cancel,
+            events,
+            run_checkout,
+        )?;
+        drop(registered);
+        Ok((run.id, self.by_user(project, run.id, result)?))
+    }
+
+    /// A cancelled run's result says so when a person asked for it: its seed then counts as
+    /// done (see [`crate::cancels`]).
+    fn by_user(
+        &self,
+        project: &Project,
+        run_id: i64,
+        mut result: RunResult,
+    ) -> Result<RunResult, SchedError> {
+        if result.status == Some(RunStatus::Cancelled)
+            && !project.store.cancel_requested_runs(&[run_id])?.is_empty()
+        {
+            result.error = Some(match result.error.take() {
+                Some(e) if e.starts_with("cancelled while") => {
+                    format!(
+                        "{CANCELLED_BY_USER} ({})",
+                        e.trim_start_matches("cancelled ")
+                    )
+                }
+                _ => CANCELLED_BY_USER.to_string(),
+            });
+        }
+        Ok(result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute_registered(
+        &self,
+        project: &mut Project,
+        repo: &Repo,
+        attempt: &Attempt,
+        (run_id, seed): (i64, i64),
+        cancel: &AtomicBool,
+        events: Events<'_>,
+        run_checkout: Option<&mut KeptCheckout>,
+    ) -> Result<RunResult, SchedError> {
         let name = self.program.clone();
         // Queued until a slot is free (fair share among programs); cancellable while waiting.
         let pool = self.slots.clone();
@@ -99,7 +162,7 @@ impl RunCtx {
                         error: Some("cancelled while waiting for a slot".into()),
                         ..Default::default()
                     };
-                    return Ok((run.id, r));
+                    return Ok(r);
                 }
             },
             None => None,
@@ -117,7 +180,7 @@ impl RunCtx {
                         error: Some("cancelled while waiting for resources".into()),
                         ..Default::default()
                     };
-                    return Ok((run.id, r));
+                    return Ok(r);
                 }
                 Err(why) => {
                     let r = RunResult {
@@ -125,7 +188,7 @@ impl RunCtx {
                         error: Some(format!("cannot be placed: {why}")),
                         ..Default::default()
                     };
-                    return Ok((run.id, r));
+                    return Ok(r);
                 }
             },
             None => None,
@@ -141,16 +204,16 @@ impl RunCtx {
         };
         project
             .store
-            .set_run_placement(run.id, &gpus, gpu_count, &self.lease_owner)?;
+            .set_run_placement(run_id, &gpus, gpu_count, &self.lease_owner)?;
         let cuda = placement.as_ref().map(|p| p.cuda_visible_devices());
-        let run_dir = project.run_dir(&name, run.id);
+        let run_dir = project.run_dir(&name, run_id);
         // A checkout is kept between runs only when asked for and when this run is the only
         // one of its program in flight (parallel runs each get their own).
         let reuse = self.contract.run.reuse_checkout && run_checkout.is_some();
         let wt_path = if reuse {
             project.worktree_dir(&name, "run")
         } else {
-            project.worktree_dir(&name, &format!("run-{}", run.id))
+            project.worktree_dir(&name, &format!("run-{}", run_id))
         };
         let result = match self.start_and_wait(
             project,
@@ -159,7 +222,7 @@ impl RunCtx {
             attempt,
             &run_dir,
             &wt_path,
-            (run.id, seed),
+            (run_id, seed),
             cuda,
             cancel,
             events,
@@ -176,7 +239,7 @@ impl RunCtx {
         if !reuse {
             let _ = repo.remove_worktree(&wt_path);
         }
-        Ok((run.id, result))
+        Ok(result)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -32,6 +32,7 @@ use picidae_store::{
 use serde_json::json;
 use sha2::Digest;
 
+use crate::cancels::{RunCancels, Watch, CANCELLED_BY_USER, WATCH_POLL};
 use crate::executors::ExecutorSpec;
 use crate::hidden::{scrub, Evaluator};
 use crate::program::effective_policy;
@@ -67,6 +68,10 @@ pub struct LoopOptions {
     /// execute at once (0 or 1: one after another). Under a coordinator every run still
     /// holds a slot, so the slots bound this too.
     pub parallel: usize,
+    /// The flags of this loop's runs in flight, set when a person asks for a run to be
+    /// cancelled (see [`RunCancels`]) or when `cancel` is set; whoever passes them polls the
+    /// store for requests (the coordinator does). `None`: the loop polls on a thread of its own.
+    pub run_cancels: Option<Arc<RunCancels>>,
 }
 
 /// What the loop reports as it goes (for progress displays and logs).
@@ -220,6 +225,8 @@ pub struct Runner<'p> {
     executor: ExecutorSpec,
     /// The run checkout kept between runs (`run.reuse_checkout`) and the commit it holds.
     run_checkout: KeptCheckout,
+    /// The cancel flags of this loop's runs in flight (set while [`Runner::run`] runs).
+    cancels: Option<Arc<RunCancels>>,
     /// Held for the runner's lifetime: one loop per program at a time.
     _lock: Option<std::fs::File>,
 }
@@ -274,6 +281,7 @@ impl<'p> Runner<'p> {
             lease_owner: lease_owner(),
             executor,
             run_checkout: None,
+            cancels: None,
             _lock: lock,
         })
     }
@@ -297,6 +305,21 @@ impl<'p> Runner<'p> {
         let mut summary = LoopSummary::default();
         self.slots = opts.slots.clone();
         self.resources = opts.resources.clone();
+        // Cancel requests for single runs: polled by the coordinator when it passes the flags,
+        // otherwise by a thread of this loop's own (stopped when this function returns).
+        let _watch: Option<Watch> = match &opts.run_cancels {
+            Some(c) => {
+                self.cancels = Some(c.clone());
+                None
+            }
+            None => {
+                let c = Arc::new(RunCancels::new());
+                let store_path = self.project.dir().join(crate::project::STORE_FILE);
+                let w = c.watch(&store_path, opts.cancel.clone(), WATCH_POLL);
+                self.cancels = Some(c);
+                Some(w)
+            }
+        };
         let runs_at_start = self.project.store.run_count(Some(self.program.id))?;
         let resumed = self.recover(events)?;
         self.setup(events)?;
@@ -594,7 +617,13 @@ impl<'p> Runner<'p> {
             .filter(|(_, owner)| lease_holder_alive(owner))
             .map(|(id, _)| id)
             .collect();
-        for run in self.project.store.unfinished_runs(Some(pid))? {
+        let unfinished = self.project.store.unfinished_runs(Some(pid))?;
+        let ids: Vec<i64> = unfinished.iter().map(|r| r.id).collect();
+        // Runs a person asked to cancel are stopped and closed as cancelled by them: their
+        // seeds count as done and never run again.
+        let asked = self.project.store.cancel_requested_runs(&ids)?;
+        for run in unfinished {
+            let by_user = asked.contains(&run.id);
             if foreign.contains(&run.id) {
                 return Err(SchedError::Program {
                     program: self.program.name.clone(),
@@ -608,8 +637,11 @@ impl<'p> Runner<'p> {
             // A remote run outlives the coordinator on its executor: wait for it again rather
             // than run its seed twice.
             if run.status == RunStatus::Running && run.executor_ref.is_some() {
-                match self.readopt(&run) {
-                    Ok(result) => {
+                match self.readopt(&run, by_user) {
+                    Ok(mut result) => {
+                        if by_user && result.status == Some(RunStatus::Cancelled) {
+                            result.error = Some(CANCELLED_BY_USER.into());
+                        }
                         self.project.store.finish_run(run.id, &result)?;
                         runs_readopted += 1;
                         continue;
@@ -623,7 +655,9 @@ impl<'p> Runner<'p> {
                     picidae_exec::kill_group(pgid as i32, self.contract.run.grace);
                 }
             }
-            let error = if run.status == RunStatus::Running {
+            let error = if by_user {
+                "cancelled by user (recorded on recovery: the harness stopped before it could)"
+            } else if run.status == RunStatus::Running {
                 "interrupted: the harness stopped while this run was in flight; its seed is run again"
             } else {
                 "interrupted: the harness stopped before this run started"
@@ -1301,7 +1335,14 @@ impl<'p> Runner<'p> {
                     n_candidate: Some(results.len() as i64),
                     ..Default::default()
                 },
-                reason: format!("seed {} ended {}", bad.seed, bad.status),
+                reason: if bad.status == RunStatus::Cancelled {
+                    format!(
+                        "not verified: seed {} (run {}) was {CANCELLED_BY_USER}",
+                        bad.seed, bad.run_id
+                    )
+                } else {
+                    format!("seed {} ended {}", bad.seed, bad.status)
+                },
             }
         } else {
             self.judge_candidate(&finding, &results)?
@@ -1592,14 +1633,20 @@ impl<'p> Runner<'p> {
         events: Events<'_>,
     ) -> Result<Option<Vec<SeedResult>>, SchedError> {
         let range = first..first + n;
-        let mut results: Vec<SeedResult> = self
-            .project
-            .store
-            .runs_of_attempt(attempt.id)?
+        let runs = self.project.store.runs_of_attempt(attempt.id)?;
+        // A run a person cancelled counts as done (its seed is never run again); one cancelled
+        // because the harness stopped does not.
+        let cancelled: Vec<i64> = runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Cancelled)
+            .map(|r| r.id)
+            .collect();
+        let by_user = self.project.store.cancel_requested_runs(&cancelled)?;
+        let mut results: Vec<SeedResult> = runs
             .into_iter()
             .filter(|r| {
                 r.status.is_terminal()
-                    && r.status != RunStatus::Cancelled
+                    && (r.status != RunStatus::Cancelled || by_user.contains(&r.id))
                     && range.contains(&r.seed)
             })
             .map(|r| SeedResult {
@@ -1645,7 +1692,13 @@ impl<'p> Runner<'p> {
                 value: result.primary_value,
                 wall_secs: result.wall_secs.unwrap_or(0.0),
             });
-            if status == RunStatus::Cancelled {
+            if status == RunStatus::Cancelled
+                && self
+                    .project
+                    .store
+                    .cancel_requested_runs(&[run_id])?
+                    .is_empty()
+            {
                 return Ok(None);
             }
             results.push(SeedResult {
@@ -1669,10 +1722,20 @@ impl<'p> Runner<'p> {
         let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
         if values.len() < results.len() || mean.is_none() {
             let statuses: Vec<String> = results.iter().map(|r| r.status.to_string()).collect();
+            // Only a run a person cancelled reaches a decision as `cancelled`.
+            let note = match results.iter().find(|r| r.status == RunStatus::Cancelled) {
+                Some(r) => format!(
+                    "run {} (seed {}) {CANCELLED_BY_USER}; runs: {}",
+                    r.run_id,
+                    r.seed,
+                    statuses.join(", ")
+                ),
+                None => format!("runs: {}", statuses.join(", ")),
+            };
             return Decision {
                 status: AttemptStatus::Failed,
                 primary_value: mean,
-                note: Some(format!("runs: {}", statuses.join(", "))),
+                note: Some(note),
                 advance_frontier: false,
             };
         }
@@ -1740,6 +1803,7 @@ impl<'p> Runner<'p> {
             fp_json: self.fp_json.clone(),
             slots: self.slots.clone(),
             resources: self.resources.clone(),
+            cancels: self.cancels.clone(),
         }
     }
 
@@ -1820,7 +1884,8 @@ impl<'p> Runner<'p> {
     }
 
     /// Wait again for a remote run a dead coordinator started, and classify its outcome.
-    fn readopt(&mut self, run: &picidae_store::Run) -> Result<RunResult, SchedError> {
+    /// With `cancel`, the run is stopped through its executor (a person asked for it).
+    fn readopt(&mut self, run: &picidae_store::Run, cancel: bool) -> Result<RunResult, SchedError> {
         let handle = run.executor_ref.clone().unwrap_or_default();
         let run_dir = self.project.run_dir(&self.program.name, run.id);
         std::fs::create_dir_all(&run_dir).map_err(|e| SchedError::io(&run_dir, e))?;
@@ -1836,10 +1901,10 @@ impl<'p> Runner<'p> {
             stderr_path: run_dir.join("stderr.log"),
             log_cap_bytes: spec.log_cap_bytes,
         };
-        let never = AtomicBool::new(false);
+        let stop = AtomicBool::new(cancel);
         let outcome = if let Some(job) = handle.strip_prefix("slurm:") {
             let ex = self.executor.slurm().ok_or_else(|| self.no_executor())?;
-            ex.reattach_run(job, &req)?.wait(&never)?
+            ex.reattach_run(job, &req)?.wait(&stop)?
         } else if handle.starts_with("ssh:") {
             let ex = self.executor.ssh().ok_or_else(|| self.no_executor())??;
             // `ssh:<host>:<remote dir>`; the directory is absolute.
@@ -1847,7 +1912,7 @@ impl<'p> Runner<'p> {
                 .find(":/")
                 .map(|i| &handle[i + 1..])
                 .ok_or_else(|| self.no_executor())?;
-            let outcome = ex.reattach(dir, &req)?.wait(&never)?;
+            let outcome = ex.reattach(dir, &req)?.wait(&stop)?;
             fetch_remote_outputs(&ex, dir, &run_dir);
             outcome
         } else if let Some(id) = handle
@@ -1858,7 +1923,7 @@ impl<'p> Runner<'p> {
                 .executor
                 .container(&self.contract.run, None, Vec::new())
                 .ok_or_else(|| self.no_executor())?;
-            ex.reattach_run(id, &req)?.wait(&never)?
+            ex.reattach_run(id, &req)?.wait(&stop)?
         } else {
             return Err(self.no_executor());
         };

@@ -25,10 +25,9 @@ use picidae_core::Goal;
 use picidae_store::Evidence;
 use serde::{Deserialize, Serialize};
 
-/// Flag set when the visible metric improves and the hidden one does not.
-pub const FLAG_OVERFIT: &str = "suspected-overfit";
-/// Flag set when the evaluator failed (or lacks) calibration.
-pub const FLAG_UNCALIBRATED: &str = "evaluator-uncalibrated";
+/// The flags a judgement sets: the visible metric improves and the hidden one does not; the
+/// evaluator failed (or lacks) calibration.
+pub use picidae_core::domain::{FLAG_OVERFIT, FLAG_UNCALIBRATED};
 
 /// What the runner knows when it judges a candidate.
 #[derive(Debug, Clone)]

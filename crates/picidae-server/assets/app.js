@@ -1,8 +1,10 @@
 // Picidae cockpit: a single-page app over the JSON API of `picidae serve`.
 //
-// Pages (hash routes): #/ overview, #/p/NAME program (progress chart with seed error bars,
-// metric-vs-parameter scatters for sweeps), #/p/NAME/a/SEQ attempt (runs with fingerprints,
-// logs, the agent's transcript, related attempts from memory), #/findings.
+// Pages (hash routes): #/ overview, #/p/NAME program (progress chart with seed error bars, its x
+// axis by attempt, time of day or elapsed time; metric-vs-parameter scatters for sweeps),
+// #/p/NAME/a/SEQ attempt (runs with fingerprints, logs, a Cancel button while a run is queued or
+// running, artifacts to download, the agent's transcript, related attempts from memory),
+// #/findings (approve, retract, follow up; export a program's report).
 // Live updates come from Server-Sent Events at /api/events (polling when a stream cannot be
 // had). Everything shown is built with DOM calls and textContent: text written by agents
 // (hypotheses, notes, diffs, logs) is never parsed as HTML.
@@ -14,6 +16,7 @@
 'use strict';
 
 const TOKEN_KEY = 'picidae.token';
+const CHART_X_KEY = 'picidae.chart-x';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const PAGE = 25;
 
@@ -62,6 +65,43 @@ async function postJSON(path, body) {
 }
 
 const enc = encodeURIComponent;
+
+// Fetch `path` with the token and save the answer as a file named `name` (a link would not
+// carry the Authorization header when the server requires a token for reads).
+async function download(path, name) {
+  const r = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+  if (!r.ok) throw await errorOf(r);
+  const url = URL.createObjectURL(await r.blob());
+  const a = h('a', { href: url, download: name, hidden: true });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// A steering action from a page: says what it does in `msg`, refuses without a token, shows
+// the answer (or the error) and calls `after` when it succeeded.
+async function steerAction(msg, what, f, after) {
+  if (!token()) {
+    replace(msg, h('span', { class: 'error', text: 'Enter a write token above (picidae token create NAME) to ' + what + '.' }));
+    return;
+  }
+  replace(msg, h('span', { class: 'muted', text: what + '…' }));
+  try {
+    const done = await f();
+    replace(msg, h('span', { class: 'ok', text: done }));
+    if (after) after();
+  } catch (e) {
+    replace(msg, errorBox(e));
+  }
+}
+
+function bytes(n) {
+  if (n < 1024) return n + ' B';
+  if (n < 1024 * 1024) return fmt(n / 1024) + ' KiB';
+  if (n < 1024 * 1024 * 1024) return fmt(n / 1024 / 1024) + ' MiB';
+  return fmt(n / 1024 / 1024 / 1024) + ' GiB';
+}
 
 // h('div', {class: 'x', onclick: f}, child, 'text', ...)
 function h(tag, attrs, ...children) {
@@ -365,34 +405,122 @@ function runMark(status) {
   return 'running';
 }
 
-// The progress chart: x = attempt number, y = the primary metric. Every run is a small dot,
-// every attempt its mean; the kept frontier is a step line; attempts and runs without a value
-// sit in a band under the plot.
-function chartSvg(data, frontier, program) {
+// The x axis of the progress chart, in one of three modes: `attempt` (x = attempt number),
+// `clock` (x = wall-clock time, ticks in local time of day) or `elapsed` (x = time since the
+// program's first attempt, in s, min, h or days). An attempt sits where it was decided (while
+// undecided: where it was proposed), a run where it finished (or started), a frontier move
+// where it was made.
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
+  21600, 43200, 86400, 172800, 604800].map((s) => s * 1000);
+
+function pad2(n) {
+  return String(n).padStart(2, '0');
+}
+
+function attemptTime(a) {
+  if (a.decided_at) return a.decided_at;
+  const ends = a.runs.map((r) => r.finished_at || r.started_at).filter(Boolean);
+  return ends.length ? Math.max(...ends) : a.created_at;
+}
+
+function chartX(mode, data, frontier, left, width) {
+  const at = data.attempts;
+  if (mode !== 'clock' && mode !== 'elapsed') {
+    const maxSeq = Math.max(1, ...at.map((a) => a.seq));
+    const x = (seq) => left + ((seq - 0.5) / maxSeq) * width;
+    const tv = ticks(0.5, maxSeq + 0.5, Math.min(10, maxSeq)).filter((v) => Number.isInteger(v) && v >= 1);
+    return {
+      mode: 'attempt',
+      attempt: (a) => x(a.seq),
+      run: (a, r, i) => x(a.seq) + (i - (a.runs.length - 1) / 2) * 3,
+      frontier: (p) => x(p.seq),
+      end: x(maxSeq + 0.5),
+      ticks: tv.map((v) => ({ at: x(v), label: String(v) })),
+      label: 'attempt # (1 = first proposed; unit: one attempt)',
+      title: 'by attempt',
+    };
+  }
+  const times = [];
+  for (const a of at) {
+    times.push(a.created_at, attemptTime(a));
+    for (const r of a.runs) if (r.finished_at || r.started_at) times.push(r.finished_at || r.started_at);
+  }
+  for (const p of frontier.history) times.push(p.at);
+  const known = times.filter(Number.isFinite);
+  let t0 = known.length ? Math.min(...known) : Date.now();
+  let t1 = known.length ? Math.max(...known) : t0;
+  if (t1 - t0 < 10000) { t1 = t0 + 10000; }
+  const span = t1 - t0;
+  const lo = t0 - span * 0.02, hi = t1 + span * 0.02;
+  const x = (t) => left + ((t - lo) / (hi - lo)) * width;
+  const runTime = (a, r) => r.finished_at || r.started_at || attemptTime(a);
+  const base = {
+    attempt: (a) => x(attemptTime(a)),
+    run: (a, r) => x(runTime(a, r)),
+    frontier: (p) => x(p.at),
+    end: x(hi),
+  };
+  if (mode === 'elapsed') {
+    const [unit, name] = span < 120e3 ? [1e3, 's'] : span < 2 * 3600e3 ? [60e3, 'min']
+      : span < 48 * 3600e3 ? [3600e3, 'h'] : [86400e3, 'days'];
+    const tv = ticks(Math.max(0, (lo - t0) / unit), (hi - t0) / unit, 8).filter((v) => v >= 0);
+    return Object.assign(base, {
+      mode: 'elapsed',
+      ticks: tv.map((v) => ({ at: x(t0 + v * unit), label: fmt(v) })),
+      label: 'elapsed time since the first attempt (' + name + ')',
+      title: 'over elapsed time',
+    });
+  }
+  const step = TIME_STEPS.find((s) => span / s <= 8) || 604800e3;
+  const offset = new Date(t0).getTimezoneOffset() * 60e3;
+  const tv = [];
+  for (let t = Math.ceil((lo - offset) / step) * step + offset; t <= hi; t += step) tv.push(t);
+  const days = new Date(t0).toDateString() !== new Date(t1).toDateString();
+  const label = (t) => {
+    const d = new Date(t);
+    let s = pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+    if (step < 60e3) s += ':' + pad2(d.getSeconds());
+    if (days) s = pad2(d.getMonth() + 1) + '-' + pad2(d.getDate()) + ' ' + s;
+    return s;
+  };
+  const first = new Date(t0);
+  return Object.assign(base, {
+    mode: 'clock',
+    ticks: tv.map((t) => ({ at: x(t), label: label(t) })),
+    label: 'time of day (local, ' + (days ? 'MM-DD ' : '') + 'HH:MM' + (step < 60e3 ? ':SS' : '') +
+      '), from ' + first.getFullYear() + '-' + pad2(first.getMonth() + 1) + '-' + pad2(first.getDate()),
+    title: 'over wall-clock time',
+  });
+}
+
+// The progress chart: x = attempt number or time (see chartX), y = the primary metric. Every
+// run is a small dot, every attempt its mean; the kept frontier is a step line; attempts and
+// runs without a value sit in a band under the plot.
+function chartSvg(data, frontier, program, xMode) {
   const W = 900, H = 380;
   const m = { l: 72, r: 16, t: 40, b: 46 };
   const band = 26;
   const pw = W - m.l - m.r, ph = H - m.t - m.b - band;
   const at = data.attempts;
-  const maxSeq = Math.max(1, ...at.map((a) => a.seq));
+  const X = chartX(xMode, data, frontier, m.l, pw);
   const values = [];
   for (const a of at) {
     if (Number.isFinite(a.value)) values.push(a.value);
     for (const r of a.runs) if (Number.isFinite(r.value)) values.push(r.value);
   }
   for (const p of frontier.history) values.push(p.value);
+  const what = 'Progress of ' + program + ': ' + data.metric + ' ' + X.title;
   const root = svg('svg', {
     class: 'chart', id: 'progress-chart', viewBox: `0 0 ${W} ${H}`, role: 'img',
-    'aria-label': 'Progress of ' + program + ': ' + data.metric + ' by attempt',
+    'aria-label': what, 'data-x': X.mode,
   });
-  append(root, svg('title', {}, 'Progress of ' + program + ': ' + data.metric + ' by attempt'));
+  append(root, svg('title', {}, what));
   let lo = values.length ? Math.min(...values) : 0;
   let hi = values.length ? Math.max(...values) : 1;
   if (hi === lo) { const d = Math.abs(hi) * 0.1 || 1; lo -= d; hi += d; }
   const padY = (hi - lo) * 0.06;
   lo -= padY; hi += padY;
   const yt = ticks(lo, hi, 6);
-  const x = (seq) => m.l + ((seq - 0.5) / maxSeq) * pw;
   const y = (v) => m.t + ((hi - v) / (hi - lo)) * ph;
   const bandY = m.t + ph + band / 2 + 2;
 
@@ -403,17 +531,17 @@ function chartSvg(data, frontier, program) {
       svg('line', { class: 'axis', x1: m.l - 5, x2: m.l, y1: y(v), y2: y(v) }),
       svg('text', { x: m.l - 8, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
   }
-  const xt = ticks(0.5, maxSeq + 0.5, Math.min(10, maxSeq)).filter((v) => Number.isInteger(v) && v >= 1);
-  for (const v of xt) {
-    append(g, svg('line', { class: 'axis', x1: x(v), x2: x(v), y1: m.t + ph + band, y2: m.t + ph + band + 5 }),
-      svg('text', { x: x(v), y: m.t + ph + band + 18, 'text-anchor': 'middle' }, String(v)));
+  const xTicks = svg('g', { class: 'x-ticks' });
+  for (const t of X.ticks) {
+    append(xTicks, svg('line', { class: 'axis', x1: t.at, x2: t.at, y1: m.t + ph + band, y2: m.t + ph + band + 5 }),
+      svg('text', { x: t.at, y: m.t + ph + band + 18, 'text-anchor': 'middle' }, t.label));
   }
-  append(g,
+  append(g, xTicks,
     svg('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: m.t + ph + band }),
     svg('line', { class: 'axis', x1: m.l, x2: m.l + pw, y1: m.t + ph + band, y2: m.t + ph + band }),
     svg('line', { class: 'grid', x1: m.l, x2: m.l + pw, y1: m.t + ph + 2, y2: m.t + ph + 2, 'stroke-dasharray': '3 3' }),
     svg('text', { x: m.l - 8, y: bandY + 4, 'text-anchor': 'end' }, 'no value'),
-    svg('text', { class: 'label', x: m.l + pw / 2, y: H - 8, 'text-anchor': 'middle' }, 'attempt # (1 = first proposed; unit: one attempt)'),
+    svg('text', { class: 'label x-label', x: m.l + pw / 2, y: H - 8, 'text-anchor': 'middle' }, X.label),
     svg('text', {
       class: 'label', x: 16, y: m.t + ph / 2, 'text-anchor': 'middle',
       transform: `rotate(-90 16 ${m.t + ph / 2})`,
@@ -421,16 +549,16 @@ function chartSvg(data, frontier, program) {
   append(root, g);
 
   // Baseline and the kept frontier as a step line.
-  const hist = frontier.history.slice().sort((a, b) => a.seq - b.seq);
+  const hist = frontier.history.slice().sort((a, b) => X.frontier(a) - X.frontier(b));
   if (frontier.baseline) {
     const by = y(frontier.baseline.value);
     append(root, svg('line', { x1: m.l, x2: m.l + pw, y1: by, y2: by, stroke: '#57606a', 'stroke-dasharray': '6 4', 'stroke-width': 1 },
       svg('title', {}, 'baseline ' + data.metric + ' = ' + fmt(frontier.baseline.value))));
   }
   if (hist.length) {
-    let d = `M${x(hist[0].seq)},${y(hist[0].value)}`;
-    for (const p of hist.slice(1)) d += `H${x(p.seq)}V${y(p.value)}`;
-    d += `H${x(maxSeq + 0.5)}`;
+    let d = `M${X.frontier(hist[0])},${y(hist[0].value)}`;
+    for (const p of hist.slice(1)) d += `H${X.frontier(p)}V${y(p.value)}`;
+    d += `H${X.end}`;
     append(root, svg('path', { id: 'frontier-line', d, fill: 'none', stroke: '#8250df', 'stroke-width': 2 },
       svg('title', {}, 'kept frontier: best ' + data.metric + ' so far')));
   }
@@ -440,7 +568,7 @@ function chartSvg(data, frontier, program) {
   const pts = svg('g', {});
   const bars = svg('g', { class: 'seed-bars' });
   for (const a of at) {
-    const ax = x(a.seq);
+    const ax = X.attempt(a);
     const vals = a.runs.map((r) => r.value).filter(Number.isFinite);
     if (vals.length >= 2) {
       // Verification seeds: a bar from the lowest to the highest seed's value, with caps.
@@ -456,19 +584,24 @@ function chartSvg(data, frontier, program) {
     }
     a.runs.forEach((r, i) => {
       const kind = runMark(r.status);
-      const jitter = (i - (a.runs.length - 1) / 2) * 3;
+      const rx = X.run(a, r, i);
       const ry = Number.isFinite(r.value) ? y(r.value) : bandY;
       const el = kind === 'run'
-        ? svg('circle', { cx: ax + jitter, cy: ry, r: 2.2, fill: '#6e7781', opacity: 0.6 })
-        : markerFor(kind === 'running' ? 'running' : kind, ax + jitter, ry, 3);
-      append(el, svg('title', {}, `#${a.seq} run ${r.id} seed ${r.seed}: ${r.status}, ${data.metric} = ${fmt(r.value)}`));
+        ? svg('circle', { cx: rx, cy: ry, r: 2.2, fill: '#6e7781', opacity: 0.6 })
+        : markerFor(kind === 'running' ? 'running' : kind, rx, ry, 3);
+      append(el, svg('title', {}, `#${a.seq} run ${r.id} seed ${r.seed}: ${r.status}, ${data.metric} = ${fmt(r.value)}` +
+        (r.finished_at ? ', finished ' + when(r.finished_at) : '')));
       append(runs, el);
     });
     const kind = attemptMark(a.status);
     const ay = Number.isFinite(a.value) ? y(a.value) : bandY;
-    const gpt = svg('g', { class: 'pt', 'data-seq': a.seq, 'data-status': a.status },
+    const gpt = svg('g', {
+      class: 'pt', 'data-seq': a.seq, 'data-status': a.status, 'data-x': ax.toFixed(1),
+      'data-t': X.mode === 'attempt' ? null : attemptTime(a),
+    },
       markerFor(kind, ax, ay, 5),
-      svg('title', {}, `#${a.seq} ${a.status} (${a.kind}) — ${data.metric} = ${fmt(a.value)}\n${a.hypothesis}`));
+      svg('title', {}, `#${a.seq} ${a.status} (${a.kind}) — ${data.metric} = ${fmt(a.value)}, ` +
+        (a.decided_at ? 'decided ' + when(a.decided_at) : 'proposed ' + when(a.created_at)) + `\n${a.hypothesis}`));
     gpt.addEventListener('click', () => { location.hash = '#/p/' + enc(program) + '/a/' + a.seq; });
     append(pts, gpt);
   }
@@ -662,11 +795,35 @@ function programView(root, name) {
   next.addEventListener('click', () => { tq.offset += PAGE; updateTable(); });
   const chartBox = h('div', { id: 'chart-box' });
   const paramBox = h('div', { id: 'param-box' });
+  // The chart's x axis: attempt number, time of day or elapsed time (kept for this tab).
+  let xMode = sessionStorage.getItem(CHART_X_KEY) || 'attempt';
+  let lastChart = null;
+  const xButtons = [['attempt', 'attempt #'], ['clock', 'time of day'], ['elapsed', 'elapsed time']].map(
+    ([mode, text]) => h('button', { type: 'button', id: 'chart-x-' + mode, 'data-x': mode, text }));
+  const showChart = () => {
+    for (const b of xButtons) b.classList.toggle('active', b.dataset.x === xMode);
+    if (!lastChart) return;
+    const [chart, frontier] = lastChart;
+    replace(chartBox, h('div', {}, chartSvg(chart, frontier, name, xMode),
+      chart.total_attempts > chart.attempts.length
+        ? h('div', { class: 'muted', id: 'chart-thinned', text: 'Showing ' + chart.attempts.length + ' of ' + chart.total_attempts +
+          ' attempts: the most recent, every kept one, and each stretch\'s best, worst and first failure.' })
+        : null));
+  };
+  for (const b of xButtons) {
+    b.addEventListener('click', () => {
+      xMode = b.dataset.x;
+      sessionStorage.setItem(CHART_X_KEY, xMode);
+      showChart();
+    });
+  }
 
   append(root, [
     h('p', {}, h('a', { href: '#/', text: 'Programs' }), ' › ' + name),
     head, steer,
-    h('h2', { text: 'Progress' }), chartBox, paramBox,
+    h('h2', { text: 'Progress' }),
+    h('div', { class: 'controls seg', id: 'chart-x' }, h('span', { class: 'muted', text: 'x axis:' }), xButtons),
+    chartBox, paramBox,
     h('h2', { text: 'Attempts' }),
     h('div', { class: 'controls' }, statusSel, orderSel, search, prev, next, pager),
     tableBox,
@@ -742,11 +899,8 @@ function programView(root, name) {
       ? h('div', {}, h('strong', { text: 'Queued follow-ups (not yet given to an agent):' }),
         h('ul', { id: 'followup-list' }, d.followups.map((f) => h('li', {}, f.text, h('span', { class: 'muted', text: ' — ' + f.author })))))
       : h('div', { class: 'muted', text: 'No follow-ups queued.' }));
-    replace(chartBox, h('div', {}, chartSvg(chart, d.frontier, name),
-      chart.total_attempts > chart.attempts.length
-        ? h('div', { class: 'muted', id: 'chart-thinned', text: 'Showing ' + chart.attempts.length + ' of ' + chart.total_attempts +
-          ' attempts: the most recent, every kept one, and each stretch\'s best, worst and first failure.' })
-        : null));
+    lastChart = [chart, d.frontier];
+    showChart();
     const scatters = paramScatters(chart, name);
     if (scatters.length) {
       replace(paramBox, h('h2', { text: 'Metric vs parameter' }),
@@ -800,10 +954,66 @@ function attemptView(root, name, seq) {
     h('p', { class: 'muted', text: 'loading…' }));
   const relatedBox = h('section', { id: 'related-box' }, h('h2', { text: 'Related attempts (memory)' }),
     h('p', { class: 'muted', text: 'loading…' }));
+  const msg = h('div', { class: 'msg', id: 'attempt-msg' });
+  const artifactsBox = h('section', { id: 'artifacts-box' }, h('h2', { text: 'Artifacts' }),
+    h('p', { class: 'muted', text: 'loading…' }));
   append(root, [
     h('p', {}, h('a', { href: '#/', text: 'Programs' }), ' › ', h('a', { href: '#/p/' + enc(name), text: name }), ' › #' + seq),
-    body, logBox, transcriptBox, relatedBox,
+    msg, body, artifactsBox, logBox, transcriptBox, relatedBox,
   ]);
+  function cancelRun(r) {
+    if (!token()) {
+      steerAction(msg, 'cancel a run', async () => '');
+      return;
+    }
+    if (!window.confirm('Cancel run ' + r.id + ' (seed ' + r.seed + ')? It is stopped, recorded as cancelled, and its attempt is decided without it.')) return;
+    steerAction(msg, 'cancel run ' + r.id, async () => {
+      const c = await postJSON('/api/runs/' + r.id + '/cancel');
+      return 'cancel of run ' + c.run_id + ' requested; its coordinator stops it within a second or so';
+    }, () => { lastKey = null; update(); });
+  }
+  // The files each run wrote under $PICIDAE_ARTIFACTS, with download links.
+  async function showArtifacts(runs) {
+    const head = h('h2', { text: 'Artifacts' });
+    if (!runs.length) {
+      replace(artifactsBox, head, h('p', { class: 'muted', text: 'No runs, so no artifacts.' }));
+      return;
+    }
+    try {
+      const lists = await Promise.all(runs.map((r) => getJSON('/api/runs/' + r.id + '/artifacts')));
+      const declared = lists.length ? lists[0].declared : [];
+      const rows = [];
+      lists.forEach((l, i) => {
+        for (const f of l.artifacts) {
+          const url = '/api/runs/' + l.run_id + '/artifacts/' + enc(f.name);
+          const base = f.name.split('/').pop();
+          rows.push(h('tr', { 'data-run': l.run_id, 'data-artifact': f.name },
+            h('td', { class: 'num', text: String(l.run_id) }),
+            h('td', { class: 'num', text: String(runs[i].seed) }),
+            h('td', {}, h('a', {
+              href: url, class: 'artifact', download: base, text: f.name,
+              onclick: (ev) => {
+                ev.preventDefault();
+                download(url, base).catch((e) => replace(msg, errorBox(e)));
+              },
+            })),
+            h('td', { class: 'num', text: bytes(f.size) })));
+        }
+        if (l.truncated) {
+          rows.push(h('tr', {}, h('td', { colspan: 4, class: 'muted', text: 'run ' + l.run_id + ': more files than listed' })));
+        }
+      });
+      replace(artifactsBox, head,
+        declared.length ? h('p', { class: 'muted', text: 'The contract declares: ' + declared.join(', ') }) : null,
+        rows.length
+          ? h('table', { id: 'artifacts' },
+            h('thead', {}, h('tr', {}, ['Run', 'Seed', 'File', 'Size'].map((t) => h('th', { text: t })))),
+            h('tbody', {}, rows))
+          : h('p', { class: 'muted', id: 'artifacts-none', text: 'The runs wrote no artifacts.' }));
+    } catch (e) {
+      replace(artifactsBox, head, errorBox(e));
+    }
+  }
   async function showTranscript() {
     const head = h('h2', { text: 'Agent transcript' });
     try {
@@ -863,7 +1073,7 @@ function attemptView(root, name, seq) {
       replace(body, errorBox(e));
       return;
     }
-    const key = JSON.stringify([a.status, a.runs.map((r) => [r.status, r.primary_value]), a.finding && a.finding.state]);
+    const key = JSON.stringify([a.status, a.runs.map((r) => [r.id, r.status, r.primary_value, r.cancel_requested]), a.finding && a.finding.state]);
     if (!extrasShown) {
       extrasShown = true;
       showTranscript();
@@ -871,6 +1081,7 @@ function attemptView(root, name, seq) {
     }
     if (key === lastKey) return;
     lastKey = key;
+    showArtifacts(a.runs);
     const metricNames = [...new Set(a.runs.flatMap((r) => Object.keys(r.metrics)))].sort();
     const runs = a.runs.map((r) => h('tr', { 'data-run': r.id },
       h('td', { class: 'num', text: String(r.id) }),
@@ -883,7 +1094,12 @@ function attemptView(root, name, seq) {
       h('td', { class: 'mono fingerprint', title: r.fingerprint || 'not recorded', text: r.fingerprint ? r.fingerprint.slice(0, 12) : '–' }),
       h('td', {},
         h('button', { type: 'button', class: 'log-stdout', onclick: () => showLog(r, 'stdout'), text: 'stdout' }), ' ',
-        h('button', { type: 'button', class: 'log-stderr', onclick: () => showLog(r, 'stderr'), text: 'stderr' }))));
+        h('button', { type: 'button', class: 'log-stderr', onclick: () => showLog(r, 'stderr'), text: 'stderr' })),
+      h('td', {}, r.status === 'queued' || r.status === 'running'
+        ? (r.cancel_requested
+          ? h('span', { class: 'muted cancel-requested', text: 'cancel requested' })
+          : h('button', { type: 'button', class: 'cancel-run danger', 'data-run': r.id, onclick: () => cancelRun(r), text: 'Cancel' }))
+        : (r.status === 'cancelled' && r.cancel_requested ? h('span', { class: 'muted', text: 'cancelled by user' }) : null))));
     replace(body,
       h('h1', {}, '#' + a.seq + ' ', badge(a.status), ' ', h('span', { class: 'muted', text: a.kind })),
       h('h2', { text: 'Hypothesis' }),
@@ -901,7 +1117,7 @@ function attemptView(root, name, seq) {
       h('h2', { text: 'Runs' }),
       a.runs.length
         ? h('table', { id: 'runs-table' },
-          h('thead', {}, h('tr', {}, ['Run', 'Seed', 'Status', 'Value', ...metricNames, 'Wall', 'Peak RSS', 'Environment', 'Logs'].map((t) => h('th', { text: t })))),
+          h('thead', {}, h('tr', {}, ['Run', 'Seed', 'Status', 'Value', ...metricNames, 'Wall', 'Peak RSS', 'Environment', 'Logs', ''].map((t) => h('th', { text: t })))),
           h('tbody', {}, runs))
         : h('p', { class: 'muted', text: 'No runs.' }),
       h('h2', { text: 'Finding' }),
@@ -922,11 +1138,96 @@ const STATES = ['candidate', 'verifying', 'validated', 'refuted', 'retracted'];
 function findingsView(root, program) {
   const sel = h('select', { id: 'findings-program' }, h('option', { value: '', text: 'all programs' }));
   const board = h('div', { class: 'board', id: 'findings-board' });
+  const msg = h('div', { class: 'msg', id: 'findings-msg' });
+  const exportBtn = h('button', { type: 'button', id: 'export-report', text: 'Export report' });
+  let programs = [];
+  // While an action's form is open, live updates wait (they would redraw it away).
+  let editing = false;
   sel.addEventListener('change', () => {
     location.hash = '#/findings' + (sel.value ? '?program=' + enc(sel.value) : '');
   });
-  append(root, [h('h1', { text: 'Findings' }), h('div', { class: 'controls' }, sel), board]);
+  exportBtn.addEventListener('click', async () => {
+    const p = program || (programs.length === 1 ? programs[0] : '');
+    if (!p) {
+      replace(msg, h('span', { class: 'error', text: 'Choose a program to export its report.' }));
+      return;
+    }
+    try {
+      await download('/api/programs/' + enc(p) + '/report', p + '-report.md');
+      replace(msg, h('span', { class: 'ok', text: 'report of ' + p + ' downloaded (' + p + '-report.md)' }));
+    } catch (e) {
+      replace(msg, errorBox(e));
+    }
+  });
+  append(root, [h('h1', { text: 'Findings' }), h('div', { class: 'controls' }, sel, exportBtn), msg, board]);
+
+  const done = () => { editing = false; update(); };
+  // An inline form under a card: a text (required for a retraction) and a confirm button.
+  function openForm(card, f, kind) {
+    // One form at a time.
+    for (const other of board.querySelectorAll('.action-slot')) clear(other);
+    const slot = card.querySelector('.action-slot');
+    const spec = {
+      approve: { placeholder: 'note (optional): why it holds, what to do with it', button: 'Approve' },
+      retract: { placeholder: 'reason (required): why it no longer stands', button: 'Retract' },
+      followup: { placeholder: 'idea for the agent (optional; the finding is named either way)', button: 'Queue follow-up' },
+    }[kind];
+    const text = kind === 'followup'
+      ? h('textarea', { class: 'action-text', placeholder: spec.placeholder })
+      : h('input', { class: 'action-text', type: 'text', placeholder: spec.placeholder });
+    const cancel = h('button', { type: 'button', class: 'action-cancel', text: 'Cancel' });
+    cancel.addEventListener('click', () => { clear(slot); editing = false; });
+    const form = h('form', { class: 'action-form', 'data-action': kind },
+      text, h('button', { type: 'submit', class: 'primary action-confirm', text: spec.button }), cancel);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const value = text.value.trim();
+      const base = '/api/findings/' + f.id;
+      if (kind === 'retract' && !value) {
+        replace(msg, h('span', { class: 'error', text: 'Say why finding ' + f.id + ' no longer stands.' }));
+        return;
+      }
+      steerAction(msg, kind + ' finding ' + f.id, async () => {
+        if (kind === 'approve') {
+          await postJSON(base + '/approve', value ? { note: value } : {});
+          return 'finding ' + f.id + ' approved';
+        }
+        if (kind === 'retract') {
+          const r = await postJSON(base + '/retract', { reason: value });
+          return 'finding ' + f.id + ' retracted' +
+            (r.frontier_moved_to ? '; the frontier moved back to ' + r.frontier_moved_to.slice(0, 12) : '') +
+            (r.warning ? ' (' + r.warning + ')' : '');
+        }
+        const q = await postJSON(base + '/followup', value ? { text: value } : {});
+        return 'queued follow-up ' + q.id + ' in ' + q.program + ' for the next agent turn';
+      }, done);
+    });
+    editing = true;
+    replace(slot, form);
+    text.focus();
+  }
+
+  function card(f) {
+    const el = h('div', { class: 'fcard', 'data-finding': f.id, 'data-state': f.state, 'data-approved': f.approvals.length ? 'yes' : 'no' });
+    const button = (kind, text) => h('button', { type: 'button', class: kind, text, onclick: () => openForm(el, f, kind) });
+    append(el,
+      h('div', {}, h('a', { href: '#/p/' + enc(f.program) + '/a/' + f.attempt_seq, text: f.program + ' #' + f.attempt_seq }),
+        h('span', { class: 'muted', text: ' vs #' + f.incumbent_seq })),
+      h('div', { class: 'hyp', text: f.hypothesis }),
+      f.approvals.length
+        ? h('div', { class: 'approved ok' }, f.approvals.map((a) => h('div', { text: '✔ ' + a.reason + ' (' + when(a.at) + ')' })))
+        : null,
+      evidenceView(f),
+      h('div', { class: 'actions' },
+        f.state === 'validated' ? button('approve', 'Approve') : null,
+        f.state === 'validated' ? button('retract', 'Retract') : null,
+        button('followup', 'Follow-up')),
+      h('div', { class: 'action-slot' }));
+    return el;
+  }
+
   async function update() {
+    if (editing) return;
     let list, progs;
     try {
       [list, progs] = await Promise.all([
@@ -937,17 +1238,17 @@ function findingsView(root, program) {
       replace(board, errorBox(e));
       return;
     }
+    if (editing) return;
+    programs = progs.programs.map((p) => p.name);
+    exportBtn.disabled = !program && programs.length !== 1;
+    exportBtn.title = exportBtn.disabled ? 'choose a program first' : 'download the Markdown report of ' + (program || programs[0]);
     replace(sel, h('option', { value: '', text: 'all programs' }),
       progs.programs.map((p) => h('option', { value: p.name, text: p.name, selected: p.name === program })));
     replace(board, STATES.map((s) => {
       const fs = list.findings.filter((f) => f.state === s);
       return h('div', { class: 'column', 'data-state': s },
         h('h2', {}, badge(s), ' ' + fs.length),
-        fs.map((f) => h('div', { class: 'fcard', 'data-finding': f.id },
-          h('div', {}, h('a', { href: '#/p/' + enc(f.program) + '/a/' + f.attempt_seq, text: f.program + ' #' + f.attempt_seq }),
-            h('span', { class: 'muted', text: ' vs #' + f.incumbent_seq })),
-          h('div', { class: 'hyp', text: f.hypothesis }),
-          evidenceView(f))));
+        fs.map(card));
     }));
   }
   return { update };

@@ -18,6 +18,11 @@
 //! | POST | `/api/programs/{name}/weight` | write | `{"weight": 2.0}`: fair-share weight (> 0) |
 //! | POST | `/api/programs/{name}/budget` | write | any of `{"max_runs": 500, "max_gpu_hours": 2.5, "max_usd": 40, "gpu_hour_usd": 2.1}`; `null` clears a budget |
 //! | POST | `/api/programs/{name}/followups` | write | `{"text": "..."}`: an idea for the next agent turn |
+//! | GET | `/api/programs/{name}/report` | read | the program's Markdown research report (hidden-evaluator numbers withheld) |
+//! | POST | `/api/findings/{id}/approve` | write | `{"note": "..."}` (optional): a person's sign-off on a validated finding (409 otherwise) |
+//! | POST | `/api/findings/{id}/retract` | write | `{"reason": "..."}`: retract a validated finding (409 otherwise); the frontier moves back if it held it |
+//! | POST | `/api/findings/{id}/followup` | write | `{"text": "..."}` (optional): a follow-up idea for the finding's program that names the finding |
+//! | POST | `/api/runs/{id}/cancel` | write | ask for a queued or running run to be stopped (202; 409 when it has finished) |
 //! | GET | `/metrics` | none | Prometheus text |
 //! | GET | `/openapi.json` | none | OpenAPI 3.1 document of all of the above |
 //!
@@ -38,7 +43,15 @@
 //!
 //! **Errors** are `{"error": "..."}` with a status that says what kind: 400 bad input (the
 //! message names the field), 401 missing or invalid token, 403 read-only token on a mutation,
-//! 404 unknown program, attempt or run, 415 a body that is not JSON, 503 too many event streams.
+//! 404 unknown program, attempt, run or finding, 409 an action the target's state does not allow
+//! (approving or retracting a finding that is not validated, cancelling a finished run), 415 a
+//! body that is not JSON, 503 too many event streams.
+//!
+//! **Cancelling a run** records the request in the store (`runs.cancel_requested_at`), because
+//! the coordinator running it may be another process: it reads requests with its lease
+//! heartbeat (every 300 ms under `picidae serve`) and stops the run through its executor. The
+//! run is recorded `cancelled` ("cancelled by user") once, its attempt is decided (failed, or its
+//! finding refuted), and its seed is never run again, by the loop or by crash recovery.
 //!
 //! **Hidden-evaluator numbers never leave this module**, as in [`crate::mcp`]: evidence is copied
 //! field by field through [`crate::mcp::VisibleEvidence`] (no `hidden_effect`, no
@@ -266,6 +279,9 @@ impl ApiError {
     fn not_found(message: String) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
+    fn conflict(message: String) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
     fn internal(message: String) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
@@ -304,6 +320,7 @@ impl From<StoreError> for ApiError {
             | StoreError::NoSuchAttempt(_)
             | StoreError::NoSuchRun(_)
             | StoreError::NoSuchFinding(_) => ApiError::not_found(e.to_string()),
+            StoreError::BadTransition { .. } => ApiError::conflict(e.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -510,6 +527,9 @@ pub struct RunSummary {
     pub fingerprint: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Whether a person asked for it to be cancelled (`POST /api/runs/{id}/cancel`).
+    #[serde(default)]
+    pub cancel_requested: bool,
 }
 
 /// A finding with its visible evidence.
@@ -530,6 +550,18 @@ pub struct FindingSummary {
     pub note: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// People's sign-offs on the finding (`POST /api/findings/{id}/approve`), oldest first.
+    #[serde(default)]
+    pub approvals: Vec<ApprovalView>,
+}
+
+/// A person's approval of a validated finding.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    /// `approved by <token name>`, then the note if one was given.
+    pub reason: String,
+    /// When (ms since the Unix epoch).
+    pub at: i64,
 }
 
 impl From<FindingView> for FindingSummary {
@@ -546,8 +578,29 @@ impl From<FindingView> for FindingSummary {
             note: f.note,
             created_at: f.created_at,
             updated_at: f.updated_at,
+            approvals: Vec::new(),
         }
     }
+}
+
+/// A finding's approvals, from its events.
+fn approvals(store: &Store, finding_id: i64) -> Result<Vec<ApprovalView>, ApiError> {
+    Ok(store
+        .finding_events(finding_id)?
+        .into_iter()
+        .filter(|e| e.to == Store::APPROVED)
+        .map(|e| ApprovalView {
+            reason: mcp::redact_hidden(&e.reason),
+            at: e.at,
+        })
+        .collect())
+}
+
+/// A finding as the API shows it, with its approvals.
+fn finding_summary(store: &Store, view: FindingView) -> Result<FindingSummary, ApiError> {
+    let mut f = FindingSummary::from(view);
+    f.approvals = approvals(store, f.id)?;
+    Ok(f)
 }
 
 /// `GET /api/programs/{name}/attempts/{seq}`.
@@ -596,6 +649,9 @@ pub struct RunDetail {
     pub queued_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Whether a person asked for it to be cancelled (`POST /api/runs/{id}/cancel`).
+    #[serde(default)]
+    pub cancel_requested: bool,
 }
 
 /// `GET /api/findings`.
@@ -998,10 +1054,13 @@ async fn get_attempt(
             let a = store
                 .attempt_by_seq(p.id, seq)?
                 .ok_or_else(|| ApiError::not_found(format!("no attempt #{seq}")))?;
-            let runs = store
-                .runs_of_attempt(a.id)?
+            let runs = store.runs_of_attempt(a.id)?;
+            let asked =
+                store.cancel_requested_runs(&runs.iter().map(|r| r.id).collect::<Vec<_>>())?;
+            let runs = runs
                 .into_iter()
                 .map(|r| RunSummary {
+                    cancel_requested: asked.contains(&r.id),
                     id: r.id,
                     seed: r.seed,
                     status: r.status.to_string(),
@@ -1021,7 +1080,7 @@ async fn get_attempt(
                 touched: v.touched,
                 rejection: v.rejection,
                 runs,
-                finding: v.finding.map(FindingSummary::from),
+                finding: v.finding.map(|f| finding_summary(store, f)).transpose()?,
                 diff: v.diff,
                 diff_truncated: v.diff_truncated,
                 diff_error: v.diff_error,
@@ -1050,7 +1109,9 @@ async fn get_run(
             let r = store.run(id)?;
             let a = store.attempt(r.attempt_id)?;
             let p = store.program_by_id(r.program_id)?;
+            let cancel_requested = !store.cancel_requested_runs(&[r.id])?.is_empty();
             Ok(RunDetail {
+                cancel_requested,
                 id: r.id,
                 program: p.name,
                 attempt_seq: a.seq,
@@ -1102,15 +1163,20 @@ async fn list_findings(
         program: q.program.filter(|s| !s.trim().is_empty()),
         state: q.state.filter(|s| !s.trim().is_empty()),
     };
-    let answer = ctx
+    let list = ctx
         .read(&headers, move |store| {
-            Ok(mcp::list_findings(store, &params)?)
+            let answer = mcp::list_findings(store, &params)?;
+            Ok(FindingList {
+                count: answer.count,
+                findings: answer
+                    .findings
+                    .into_iter()
+                    .map(|f| finding_summary(store, f))
+                    .collect::<Result<_, _>>()?,
+            })
         })
         .await?;
-    Ok(Json(FindingList {
-        count: answer.count,
-        findings: answer.findings.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(list))
 }
 
 /// Query of `GET /api/memory/search`.
@@ -1380,6 +1446,333 @@ async fn add_followup(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(f)))
+}
+
+// ------------------------------------------------------------------ findings and runs
+
+/// The program's Markdown research report: summary, validated findings with their evidence
+/// and approvals, suspicions, refuted ideas (what `picidae report` prints, with the hidden
+/// evaluator's numbers withheld).
+#[utoipa::path(get, path = "/api/programs/{name}/report", tag = "findings",
+    params(("name" = String, Path, description = "The program's name")),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The report, as a Markdown file",
+               content_type = "text/markdown", body = String),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn program_report(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(name) = name?;
+    let (file, text) = ctx
+        .read(&headers, move |store| {
+            let text = crate::report::markdown(store, &name, crate::report::Hidden::Withhold)?;
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Ok((format!("{safe}-report.md"), text))
+        })
+        .await?;
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/markdown; charset=utf-8"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// Body of `POST /api/findings/{id}/approve`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// Why the finding is approved, or what to do with it (optional, at most 10000
+    /// characters).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Body of `POST /api/findings/{id}/retract`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetractBody {
+    /// Why the finding no longer stands (non-empty, at most 10000 characters).
+    pub reason: String,
+}
+
+/// Body of `POST /api/findings/{id}/followup`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindingFollowupBody {
+    /// The idea for the agent (optional: without it the follow-up asks the agent to build on
+    /// the finding); the finding it follows is named either way.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// `POST /api/findings/{id}/retract`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RetractAnswer {
+    pub finding: FindingSummary,
+    /// The commit the program's frontier moved back to, when the finding held the frontier.
+    pub frontier_moved_to: Option<String>,
+    /// Set when the frontier moved in the store but its git ref could not be moved (the
+    /// program's loop sets the ref from the store when it next starts).
+    pub warning: Option<String>,
+}
+
+/// `POST /api/runs/{id}/cancel`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CancelAnswer {
+    pub run_id: i64,
+    pub program: String,
+    pub attempt_seq: i64,
+    /// The run's status when the request was recorded (`queued` or `running`); it becomes
+    /// `cancelled` once its coordinator has stopped it.
+    pub status: String,
+    /// When the cancel was first asked for (ms since the Unix epoch).
+    pub cancel_requested_at: i64,
+}
+
+/// A finding id from the path.
+fn finding_id(id: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let Path(id) = id?;
+    int_param("id", Some(&id), 1, i64::MAX)?
+        .ok_or_else(|| ApiError::bad_request("id: missing".into()))
+}
+
+/// Optional text of a body: trimmed, `None` when empty, at most [`MAX_FOLLOWUP_CHARS`].
+fn text_field(field: &str, text: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let chars = text.chars().count();
+    if chars > MAX_FOLLOWUP_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "{field}: {chars} characters is too long (at most {MAX_FOLLOWUP_CHARS})"
+        )));
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The finding `id` as the API shows it.
+fn finding_by_id(store: &Store, id: i64) -> Result<FindingSummary, ApiError> {
+    let f = store.finding(id)?;
+    let program = store.program_by_id(f.program_id)?.name;
+    let view = mcp::list_findings(
+        store,
+        &mcp::FindingsParams {
+            program: Some(program),
+            state: None,
+        },
+    )?
+    .findings
+    .into_iter()
+    .find(|v| v.id == id)
+    .ok_or(StoreError::NoSuchFinding(id))?;
+    finding_summary(store, view)
+}
+
+/// 409 unless the finding is validated: approving and retracting need a validated finding.
+fn must_be_validated(store: &Store, id: i64, action: &str) -> Result<(), ApiError> {
+    let f = store.finding(id)?;
+    if f.state != picidae_core::domain::FindingState::Validated {
+        return Err(ApiError::conflict(format!(
+            "finding {id} is {}: only a validated finding can be {action}",
+            f.state
+        )));
+    }
+    Ok(())
+}
+
+/// A person's sign-off on a validated finding, recorded as a finding event (`approved`, with
+/// the token's name and the note); the finding stays validated. 409 for any other state.
+#[utoipa::path(post, path = "/api/findings/{id}/approve", tag = "steering",
+    params(("id" = i64, Path, description = "The finding's id")),
+    request_body(content = ApproveBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 200, body = FindingSummary), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 415, body = ErrorBody)))]
+async fn approve_finding(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<ApproveBody>, JsonRejection>,
+) -> ApiResult<FindingSummary> {
+    let f = ctx
+        .write(&headers, move |store, token| {
+            let id = finding_id(id)?;
+            let Json(body) = body?;
+            let note = text_field("note", body.note.as_deref())?;
+            must_be_validated(store, id, "approved")?;
+            store.approve_finding(id, &token.name, note.as_deref())?;
+            finding_by_id(store, id)
+        })
+        .await?;
+    Ok(Json(f))
+}
+
+/// Retract a validated finding, as `picidae findings retract` does: the finding moves to
+/// `retracted`, and if its attempt holds the frontier, the frontier (store and git ref) moves
+/// back to the latest earlier entry that still stands. 409 unless the finding is validated.
+#[utoipa::path(post, path = "/api/findings/{id}/retract", tag = "steering",
+    params(("id" = i64, Path, description = "The finding's id")),
+    request_body(content = RetractBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 200, body = RetractAnswer), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 415, body = ErrorBody)))]
+async fn retract_finding(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<RetractBody>, JsonRejection>,
+) -> ApiResult<RetractAnswer> {
+    let answer = ctx
+        .write(&headers, move |store, token| {
+            let id = finding_id(id)?;
+            let Json(body) = body?;
+            let reason = text_field("reason", Some(&body.reason))?.ok_or_else(|| {
+                ApiError::bad_request("reason: say why the finding no longer stands".into())
+            })?;
+            must_be_validated(store, id, "retracted")?;
+            let program = store.program_by_id(store.finding(id)?.program_id)?;
+            let moved =
+                store.retract_finding(id, &format!("retracted by {}: {reason}", token.name))?;
+            // The store is the source of truth; the frontier ref follows it (as in
+            // `picidae_sched::retract_finding`), and the loop re-syncs it on its next start.
+            let warning = moved.as_ref().and_then(|commit| {
+                let r = format!("refs/picidae/{}/frontier", program.name);
+                picidae_git::Repo::open(&program.benchmark_dir)
+                    .and_then(|repo| repo.update_ref(&r, commit, None))
+                    .err()
+                    .map(|e| {
+                        format!(
+                            "the frontier moved back to {commit} in the store, but {r} could not \
+                             be moved ({e}); the program's loop sets it when it next starts"
+                        )
+                    })
+            });
+            Ok(RetractAnswer {
+                finding: finding_by_id(store, id)?,
+                frontier_moved_to: moved,
+                warning,
+            })
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// Queue a follow-up idea in the finding's program that names the finding (its attempt, state
+/// and hypothesis), for the next agent turn; its author is the token's name.
+#[utoipa::path(post, path = "/api/findings/{id}/followup", tag = "steering",
+    params(("id" = i64, Path, description = "The finding's id")),
+    request_body(content = FindingFollowupBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 201, body = FollowupView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 415, body = ErrorBody)))]
+async fn finding_followup(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<FindingFollowupBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<FollowupView>), ApiError> {
+    let f = ctx
+        .write(&headers, move |store, token| {
+            let id = finding_id(id)?;
+            let Json(body) = body?;
+            let idea = text_field("text", body.text.as_deref())?;
+            let finding = store.finding(id)?;
+            let p = store.program_by_id(finding.program_id)?;
+            let a = store.attempt(finding.attempt_id)?;
+            let mut hypothesis: String = a.hypothesis.trim().chars().take(300).collect();
+            if hypothesis.len() < a.hypothesis.trim().len() {
+                hypothesis.push('…');
+            }
+            let about = format!(
+                "finding {id} (attempt #{}, {}: \"{hypothesis}\")",
+                a.seq, finding.state
+            );
+            let text = match idea {
+                Some(idea) => format!("{idea}\n\n(A follow-up of {about}.)"),
+                None => format!("Follow up on {about}: build on it, or test what it leaves open."),
+            };
+            let f = store.add_followup(&p.name, &text, &token.name)?;
+            Ok(FollowupView {
+                id: f.id,
+                program: p.name,
+                text: f.text,
+                author: f.author,
+                created_at: f.created_at,
+            })
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(f)))
+}
+
+/// Ask for a queued or running run to be stopped. The request is recorded in the store; the
+/// coordinator running the run (perhaps another process) notices it within about a second and
+/// stops the run through its executor. The run is then recorded `cancelled` ("cancelled by
+/// user"), its attempt is decided without it (failed; a finding under verification is
+/// refuted), and its seed is never run again. 409 when the run has already finished.
+#[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "steering",
+    params(("id" = i64, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses((status = 202, body = CancelAnswer), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel_run(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(StatusCode, Json<CancelAnswer>), ApiError> {
+    let answer = ctx
+        .write(&headers, move |store, _| {
+            let Path(id) = id?;
+            let id = int_param("id", Some(&id), 1, i64::MAX)?
+                .ok_or_else(|| ApiError::bad_request("id: missing".into()))?;
+            let Some(at) = store.request_run_cancel(id)? else {
+                let r = store.run(id)?;
+                return Err(ApiError::conflict(format!(
+                    "run {id} has already finished ({}); there is nothing to cancel",
+                    r.status
+                )));
+            };
+            let r = store.run(id)?;
+            let a = store.attempt(r.attempt_id)?;
+            let p = store.program_by_id(r.program_id)?;
+            Ok(CancelAnswer {
+                run_id: id,
+                program: p.name,
+                attempt_seq: a.seq,
+                status: r.status.to_string(),
+                cancel_requested_at: at,
+            })
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 // ------------------------------------------------------------------ metrics
@@ -1774,7 +2167,7 @@ async fn events(State(ctx): State<Shared>, headers: HeaderMap) -> Result<Respons
         (name = "attempts", description = "Attempts and their runs"),
         (name = "findings", description = "Findings with visible evidence"),
         (name = "memory", description = "Search what was tried"),
-        (name = "steering", description = "Change a program (write token)"),
+        (name = "steering", description = "Change a program, a finding or a run (write token)"),
         (name = "events", description = "Live changes"),
         (name = "cockpit", description = "What the web UI needs besides the above"),
     )
@@ -1824,6 +2217,11 @@ fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(set_weight))
         .routes(routes!(set_budget))
         .routes(routes!(add_followup))
+        .routes(routes!(program_report))
+        .routes(routes!(approve_finding))
+        .routes(routes!(retract_finding))
+        .routes(routes!(finding_followup))
+        .routes(routes!(cancel_run))
         .routes(routes!(metrics))
         .with_state(ctx.clone())
         .split_for_parts();

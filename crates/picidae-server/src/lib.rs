@@ -7,13 +7,16 @@
 //!   tokens, Prometheus metrics, Server-Sent Events and an OpenAPI document.
 //! - [`cockpit`]: the web UI `picidae serve` serves next to the API, for a person who steers
 //!   programs (compiled-in HTML, CSS and JavaScript; no build step).
+//! - [`report`]: the Markdown research report of a program, shared by `picidae findings report`
+//!   and the API.
 //!
-//! Everything either returns is visible evidence only: hidden-evaluator results are never read,
-//! let alone returned.
+//! Everything the servers return is visible evidence only: hidden-evaluator results are never
+//! returned (the report shows them only when the CLI asks it to).
 
 pub mod api;
 pub mod cockpit;
 pub mod mcp;
+pub mod report;
 
 pub use mcp::{serve_stdio, MemoryServer};
 

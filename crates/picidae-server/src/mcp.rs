@@ -429,7 +429,7 @@ pub fn frontier(store: &Store, p: &FrontierParams) -> Result<FrontierView> {
 /// The patch `commit` introduces, without the contract's hidden files (gold cases and the
 /// like, which agents never see in their checkouts). When the contract cannot be read, which
 /// files are hidden is unknown, so the diff is withheld.
-fn attempt_patch(benchmark_dir: &str, commit: &str) -> Result<String, String> {
+pub(crate) fn attempt_patch(benchmark_dir: &str, commit: &str) -> Result<String, String> {
     let contract = picidae_core::Contract::load(std::path::Path::new(benchmark_dir))
         .map_err(|e| format!("diff withheld: the benchmark's contract is unreadable: {e}"))?;
     let repo = picidae_git::Repo::open(benchmark_dir).map_err(|e| e.to_string())?;

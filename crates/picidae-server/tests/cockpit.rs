@@ -56,7 +56,8 @@ fn populate(root: &std::path::Path) -> (std::path::PathBuf, String) {
     std::fs::write(
         bench.join("picidae.toml"),
         "[benchmark]\nname = \"demo\"\n[boundary]\neditable = [\"a.txt\"]\n[run]\ncommand = \
-         \"true\"\ntime_budget = 5\ntimeout = 5\n[metrics.loss]\ngoal = \"minimize\"\n",
+         \"true\"\ntime_budget = 5\ntimeout = 5\nartifacts = [\"model.json\"]\n\
+         [metrics.loss]\ngoal = \"minimize\"\n",
     )
     .unwrap();
     let dir = root.join(".picidae");
@@ -129,6 +130,12 @@ fn populate(root: &std::path::Path) -> (std::path::PathBuf, String) {
     let long: String = (0..2000).map(|i| format!("step {i}\n")).collect();
     std::fs::write(logs.join("stdout.log"), long + "loss: 2.0\n").unwrap();
     std::fs::write(logs.join("stderr.log"), "warming up\n").unwrap();
+    // Run 1's artifacts: a file, a nested one, and a link out of the directory.
+    let arts = logs.join("artifacts");
+    std::fs::create_dir_all(arts.join("ckpt")).unwrap();
+    std::fs::write(arts.join("model.json"), "{\"w\": [1, 2]}").unwrap();
+    std::fs::write(arts.join("ckpt").join("step 10.bin"), [7u8; 300]).unwrap();
+    std::os::unix::fs::symlink(root.join("secret.txt"), arts.join("escape.txt")).unwrap();
     let scratch = dir.join("attempts").join("demo").join("2");
     std::fs::create_dir_all(&scratch).unwrap();
     let said: String = (0..500).map(|i| format!("thought {i}\n")).collect();
@@ -198,6 +205,16 @@ async fn the_app_status_chart_and_logs() {
     assert_eq!(attempts[1]["hypothesis"], "Halve the learning rate");
     assert_eq!(attempts[2]["status"], "failed");
     assert_eq!(attempts[2]["runs"][0]["status"], "crashed");
+    // Times for the chart's time axis: every run started and finished, every attempt decided.
+    for a in attempts {
+        assert!(a["created_at"].as_i64().unwrap() > 0, "{a}");
+        assert!(a["decided_at"].as_i64().unwrap() >= a["created_at"].as_i64().unwrap());
+        let r = &a["runs"][0];
+        assert!(
+            r["started_at"].as_i64().unwrap() <= r["finished_at"].as_i64().unwrap(),
+            "{r}"
+        );
+    }
     assert!(attempts[2]["runs"][0]["value"].is_null());
     assert_eq!(attempts[0]["params"]["lr"], 0.1);
     assert_eq!(attempts[1]["params"]["opt"], "adam");
@@ -269,6 +286,53 @@ async fn the_app_status_chart_and_logs() {
         assert!(!r.body.contains("do not serve"));
     }
 
+    // Artifacts: listed with sizes (links not followed) next to what the contract declares;
+    // each served as a download; nothing outside the run's artifacts directory.
+    let list = get(addr, "/api/runs/1/artifacts", None).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let list = json_of(&list);
+    assert_eq!(list["declared"], json!(["model.json"]));
+    assert_eq!(
+        list["artifacts"],
+        json!([{"name": "ckpt/step 10.bin", "size": 300}, {"name": "model.json", "size": 13}])
+    );
+    assert_eq!(list["truncated"], false);
+    let f = get(addr, "/api/runs/1/artifacts/model.json", None).await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert_eq!(f.body, "{\"w\": [1, 2]}");
+    assert!(f.headers.contains("content-type: application/octet-stream"));
+    assert!(f.headers.contains("attachment; filename=\"model.json\""));
+    assert!(f.headers.contains("x-content-type-options: nosniff"));
+    let f = get(addr, "/api/runs/1/artifacts/ckpt%2Fstep%2010.bin", None).await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert_eq!(f.body.len(), 300);
+    let none = json_of(&get(addr, "/api/runs/2/artifacts", None).await);
+    assert_eq!(none["artifacts"], json!([]));
+    for bad in [
+        "/api/runs/1/artifacts/..%2Fstdout.log",
+        "/api/runs/1/artifacts/%2e%2e%2F%2e%2e%2F%2e%2e%2F%2e%2e%2F%2e%2e%2Fsecret.txt",
+        "/api/runs/1/artifacts/ckpt%2F..%2F..%2Fstderr.log",
+        "/api/runs/1/artifacts/%2Fetc%2Fpasswd",
+        "/api/runs/1/artifacts/..",
+        "/api/runs/x/artifacts",
+    ] {
+        let r = get(addr, bad, None).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(!r.body.contains("do not serve") && !r.body.contains("warming"));
+    }
+    for missing in [
+        "/api/runs/1/artifacts/escape.txt",
+        "/api/runs/1/artifacts/ckpt",
+        "/api/runs/1/artifacts/nope.bin",
+        "/api/runs/1/artifacts/../../secret.txt",
+        "/api/runs/99/artifacts",
+        "/api/runs/99/artifacts/model.json",
+    ] {
+        let r = get(addr, missing, None).await;
+        assert_eq!(r.status, 404, "{missing}: {}", r.body);
+        assert!(!r.body.contains("do not serve"));
+    }
+
     // Runs in an attempt carry their environment fingerprint (none recorded here).
     let a = json_of(&get(addr, "/api/programs/demo/attempts/2", None).await);
     assert!(a["runs"][0].get("fingerprint").is_some(), "{a}");
@@ -302,6 +366,9 @@ async fn cockpit_reads_follow_the_token_rule() {
         "/api/cockpit/programs/demo/chart",
         "/api/runs/1/log",
         "/api/programs/demo/attempts/2/transcript",
+        "/api/runs/1/artifacts",
+        "/api/runs/1/artifacts/model.json",
+        "/api/programs/demo/report",
     ] {
         assert_eq!(get(addr, path, None).await.status, 401, "{path}");
         assert_eq!(

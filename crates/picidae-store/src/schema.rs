@@ -224,6 +224,14 @@ ALTER TABLE programs ADD COLUMN executor_json TEXT;
 ALTER TABLE runs ADD COLUMN executor_ref TEXT;
 "#,
         ),
+        M::up(
+            r#"
+-- A person's request to cancel a run (ms since the epoch), made through the API, which may be
+-- another process than the coordinator running it: the coordinator polls for it and stops the
+-- run, and recovery never runs a cancelled seed again.
+ALTER TABLE runs ADD COLUMN cancel_requested_at INTEGER;
+"#,
+        ),
     ])
 }
 

@@ -1,7 +1,9 @@
 //! Steering state a human changes while programs run: pause/resume, fair-share weight, run
 //! budget and money/GPU-hour budgets with what was spent, run placement and leases (heartbeats),
-//! follow-up ideas for the next agent turn, and the API tokens that authorise changes.
-//! The scheduler reads this state between attempts; nothing here talks to a running loop.
+//! requests to cancel a run, follow-up ideas for the next agent turn, a person's approval of a
+//! validated finding, and the API tokens that authorise changes.
+//! The scheduler reads this state (between attempts, and cancel requests while runs are in
+//! flight); nothing here talks to a running loop.
 
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,10 @@ pub struct Spend {
 }
 
 impl Store {
+    /// The `to` of the [`crate::FindingEvent`] that records a person's approval of a validated
+    /// finding ([`Store::approve_finding`]); not a state: the finding stays `validated`.
+    pub const APPROVED: &'static str = "approved";
+
     fn program_id(&self, name: &str) -> Result<i64> {
         self.conn
             .query_row("SELECT id FROM programs WHERE name = ?1", [name], |r| {
@@ -230,6 +236,92 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(ids)
+    }
+
+    /// Ask for a queued or running run to be cancelled: the coordinator running it polls for
+    /// requests ([`Store::cancel_requested_runs`]) and stops it. Returns when the request was
+    /// recorded (the first request's time when it was asked for before), or `None` when the run
+    /// has already finished and there is nothing to cancel.
+    pub fn request_run_cancel(&mut self, run_id: i64) -> Result<Option<i64>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (status, asked): (String, Option<i64>) = tx
+            .query_row(
+                "SELECT status, cancel_requested_at FROM runs WHERE id = ?1",
+                [run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(StoreError::NoSuchRun(run_id))?;
+        if !matches!(status.as_str(), "queued" | "running") {
+            return Ok(None);
+        }
+        let at = match asked {
+            Some(at) => at,
+            None => {
+                let now = now_ms();
+                tx.execute(
+                    "UPDATE runs SET cancel_requested_at = ?2 WHERE id = ?1",
+                    params![run_id, now],
+                )?;
+                now
+            }
+        };
+        tx.commit()?;
+        Ok(Some(at))
+    }
+
+    /// Which of `run_ids` a person asked to cancel (whatever their status now), in id order.
+    pub fn cancel_requested_runs(&self, run_ids: &[i64]) -> Result<Vec<i64>> {
+        if run_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = run_ids.iter().map(|id| id.to_string()).collect();
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id FROM runs WHERE id IN ({}) AND cancel_requested_at IS NOT NULL ORDER BY id",
+            list.join(",")
+        ))?;
+        let ids = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    /// Record a person's sign-off on a validated finding: a `finding_events` row from
+    /// `validated` to `approved` whose reason names `author` (and the note, if any). The
+    /// finding's state stays `validated` (it can still be retracted). Fails with
+    /// [`StoreError::BadTransition`] unless the finding is validated. Returns the event's time.
+    pub fn approve_finding(&mut self, id: i64, author: &str, note: Option<&str>) -> Result<i64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let state: String = tx
+            .query_row("SELECT state FROM findings WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or(StoreError::NoSuchFinding(id))?;
+        if state != "validated" {
+            return Err(StoreError::BadTransition {
+                id,
+                from: state,
+                to: Self::APPROVED.to_string(),
+            });
+        }
+        let mut reason = format!("approved by {author}");
+        if let Some(note) = note.map(str::trim).filter(|n| !n.is_empty()) {
+            reason.push_str(": ");
+            reason.push_str(note);
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO finding_events (finding_id, from_state, to_state, reason, at)
+             VALUES (?1, 'validated', ?2, ?3, ?4)",
+            params![id, Self::APPROVED, reason, now],
+        )?;
+        tx.commit()?;
+        Ok(now)
     }
 
     /// Queue an idea for the program's next agent turn.

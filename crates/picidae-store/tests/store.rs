@@ -171,7 +171,7 @@ fn data_survives_reopen_and_unfinished_runs_are_listed() {
     }
     let s = Store::open(&path).unwrap();
     s.integrity_check().unwrap();
-    assert_eq!(s.schema_version().unwrap(), 6);
+    assert_eq!(s.schema_version().unwrap(), 7);
     let p = s.program("p").unwrap();
     let unfinished = s.unfinished_runs(Some(p.id)).unwrap();
     assert_eq!(unfinished.len(), 1);

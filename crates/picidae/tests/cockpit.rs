@@ -1,6 +1,9 @@
 //! The cockpit in a real headless Chromium against `picidae serve` running a real small program:
-//! the overview follows runs live, a follow-up typed in the UI reaches the agent, and pausing
-//! from the UI stops dispatch.
+//! the overview follows runs live (and the program page's chart switches its x axis between
+//! attempts, time of day and elapsed time; the attempt page downloads a run's artifacts), a
+//! follow-up typed in the UI reaches the agent, pausing from the UI stops dispatch, a finding is
+//! approved, retracted and followed up from the findings board (and the report exported), and
+//! a running run is cancelled from its attempt's page.
 //!
 //! The browser is driven by `tests/cockpit/driver.js` with `playwright-core`, installed with npm
 //! into `<target>/cockpit-node` the first time. Screenshots go to `<target>/cockpit-screenshots`.
@@ -16,6 +19,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{bin, serve_address, text, value_contract, Env};
+use picidae_core::RunStatus;
 
 /// The cargo target directory (the test binary's `picidae` lives in `<target>/<profile>/`).
 fn target_dir() -> PathBuf {
@@ -182,7 +186,8 @@ fn drive(b: &Browser, scenario: &str, url: &str, envs: &[(&str, &str)]) -> Strin
 fn one_program(secs: f64, seeds: u32) -> Env {
     let run = format!(
         "sleep {secs}\nawk -v v=\"$(cat value.txt)\" -v s=\"$PICIDAE_SEED\" \
-         'BEGIN {{ printf \"score: %.3f\\n\", v + (s % 3) * 0.1 }}'\necho done >&2\n"
+         'BEGIN {{ printf \"score: %.3f\\n\", v + (s % 3) * 0.1 }}'\necho done >&2\n\
+         cat value.txt > \"$PICIDAE_ARTIFACTS/model.txt\"\n"
     );
     let mut contract = value_contract("sh run.sh", 30.0);
     if seeds > 1 {
@@ -307,6 +312,8 @@ fn the_overview_follows_runs_live() {
     let out = drive(b, "live", &serve.url, &[]);
     assert!(out.contains("OK live runs"), "{out}");
     assert!(out.contains("OK chart points"), "{out}");
+    assert!(out.contains("OK chart axes"), "{out}");
+    assert!(out.contains("OK artifact model.txt"), "{out}");
     assert!(out.contains("OK attempt"), "{out}");
     assert!(out.contains("OK findings"), "{out}");
 }
@@ -418,4 +425,168 @@ fn pausing_from_the_ui_stops_dispatch() {
     assert_eq!(runs(&env), frozen_runs, "a run started after the pause");
     assert_eq!(running(&env), 0, "a run is still going after the pause");
     drop(serve);
+}
+
+/// The number after `prefix` in the driver's output.
+fn number_after(out: &str, prefix: &str) -> i64 {
+    let at = out
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+        + prefix.len();
+    out[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {prefix:?} in {out}"))
+}
+
+#[test]
+fn a_finding_is_approved_retracted_and_followed_up_from_the_board() {
+    let _serial = serial();
+    let Some(b) = browser() else { return };
+    let env = one_program(0.3, 3);
+    let token = write_token(&env, "cockpit-reviewer");
+    let serve = Serve::start(&env);
+    wait_until(
+        Duration::from_secs(120),
+        || {
+            !env.store()
+                .findings(None, Some(picidae_core::domain::FindingState::Validated))
+                .unwrap()
+                .is_empty()
+        },
+        "a validated finding",
+    );
+    let out = drive(
+        b,
+        "findings",
+        &serve.url,
+        &[
+            ("COCKPIT_TOKEN", &token),
+            ("COCKPIT_TEXT", "reproduced by hand"),
+        ],
+    );
+    let id = number_after(&out, "OK approved ");
+    assert_eq!(number_after(&out, "OK retracted "), id, "{out}");
+    assert!(out.contains("OK queued follow-up"), "{out}");
+    assert!(out.contains("OK report"), "{out}");
+    drop(serve);
+    // All of it in the store, authored by the token the page sent.
+    let store = env.store();
+    assert_eq!(
+        store.finding(id).unwrap().state,
+        picidae_core::domain::FindingState::Retracted
+    );
+    let events = store.finding_events(id).unwrap();
+    let approved: Vec<_> = events.iter().filter(|e| e.to == "approved").collect();
+    assert_eq!(approved.len(), 1, "{events:?}");
+    assert_eq!(
+        approved[0].reason,
+        "approved by cockpit-reviewer: reproduced by hand"
+    );
+    assert_eq!(approved[0].from.as_deref(), Some("validated"));
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.to.as_str(), last.reason.as_str()),
+        (
+            "retracted",
+            "retracted by cockpit-reviewer: the gain came from a warm cache"
+        )
+    );
+    let (author, text): (String, String) = store
+        .connection()
+        .query_row(
+            "SELECT author, text FROM followups WHERE text LIKE '%without the cache%'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(author, "cockpit-reviewer");
+    assert!(text.contains(&format!("finding {id} (attempt #")), "{text}");
+}
+
+#[test]
+fn a_running_run_is_cancelled_from_its_attempt_page() {
+    let _serial = serial();
+    let Some(b) = browser() else { return };
+    // Attempt #2 (value 999) runs for a minute; its shell and its sleep record their pids.
+    let pids = tempfile::tempdir().unwrap().keep().join("pids");
+    let run = format!(
+        "echo $$ >> '{p}'\nif [ \"$(cat value.txt)\" = 999 ]; then sleep 60 & echo $! >> '{p}'; \
+         wait; fi\necho \"score: $(cat value.txt)\"\n",
+        p = pids.display()
+    );
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 120.0)),
+        ("run.sh", &run),
+        ("value.txt", "1000\n"),
+    ]);
+    let cmd = env.down_agent("down.sh");
+    env.command_program("a", &env.bench.clone(), &cmd);
+    let token = write_token(&env, "cockpit-canceller");
+    let serve = Serve::start(&env);
+    let attempt_runs = |env: &Env| {
+        let s = env.store();
+        let p = s.program("a").unwrap();
+        s.attempt_by_seq(p.id, 2)
+            .unwrap()
+            .map(|a| (a.clone(), s.runs_of_attempt(a.id).unwrap()))
+    };
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            attempt_runs(&env)
+                .is_some_and(|(_, r)| r.len() == 1 && r[0].status == RunStatus::Running)
+                && common::read_pids(&pids).len() >= 3
+        },
+        "attempt #2's run to start",
+    );
+    let procs: Vec<i32> = common::read_pids(&pids)[1..3].to_vec();
+    assert!(procs.iter().all(|p| common::pid_alive(*p)), "{procs:?}");
+    let started = Instant::now();
+    let out = drive(
+        b,
+        "cancel",
+        &serve.url,
+        &[("COCKPIT_TOKEN", &token), ("COCKPIT_SEQ", "2")],
+    );
+    let run_id = number_after(&out, "OK cancelled run ");
+    println!("cancelled from the page in {:?}", started.elapsed());
+    // The run's processes are gone, and it is recorded cancelled by the user, once.
+    wait_until(
+        Duration::from_secs(5),
+        || procs.iter().all(|p| !common::pid_alive(*p)),
+        "the run's processes to end",
+    );
+    wait_until(
+        Duration::from_secs(30),
+        || attempt_runs(&env).is_some_and(|(a, _)| a.status.is_final()),
+        "attempt #2 to be decided",
+    );
+    drop(serve);
+    let (a, runs) = attempt_runs(&env).unwrap();
+    assert_eq!(runs.len(), 1, "the cancelled seed ran again: {runs:?}");
+    assert_eq!(runs[0].id, run_id);
+    assert_eq!(runs[0].status, RunStatus::Cancelled);
+    assert_eq!(runs[0].error.as_deref(), Some("cancelled by user"));
+    assert_eq!(a.status, picidae_core::AttemptStatus::Failed);
+    assert!(
+        a.note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cancelled by user"),
+        "{:?}",
+        a.note
+    );
+    let cancelled: i64 = env
+        .store()
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM runs WHERE status = 'cancelled'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cancelled, 1, "only the one run was stopped");
 }

@@ -508,3 +508,196 @@ fn the_cli_steers_through_a_running_coordinator_and_the_store_without_one() {
     assert!(!said.contains("through the coordinator"), "{said}");
     assert_eq!(env.store().program("a").unwrap().status, "active");
 }
+
+/// Program `a` whose explored attempt #2 (value 999) runs for a minute (its shell and its
+/// `sleep` record their pids) while every other run is quick.
+fn one_slow_attempt() -> (Env, std::path::PathBuf) {
+    let pids = tempfile::tempdir().unwrap().keep().join("pids");
+    let run = format!(
+        "echo $$ >> '{p}'\nif [ \"$(cat value.txt)\" = 999 ]; then sleep 60 & echo $! >> '{p}'; wait; fi\n\
+         echo \"score: $(cat value.txt)\"\n",
+        p = pids.display()
+    );
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 120.0)),
+        ("run.sh", &run),
+        ("value.txt", "1000\n"),
+    ]);
+    let cmd = env.down_agent("down.sh");
+    env.command_program("a", &env.bench.clone(), &cmd);
+    (env, pids)
+}
+
+/// The run of attempt `seq` of program `a`, once it is running.
+fn running_run_of(env: &Env, seq: i64) -> picidae_store::Run {
+    let mut found = None;
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            let s = env.store();
+            let p = s.program("a").unwrap();
+            found = s
+                .attempt_by_seq(p.id, seq)
+                .unwrap()
+                .and_then(|a| s.runs_of_attempt(a.id).unwrap().into_iter().next())
+                .filter(|r| r.status == RunStatus::Running);
+            found.is_some()
+        },
+        "the slow run to start",
+    );
+    found.unwrap()
+}
+
+/// The pids the slow run recorded (its shell and its `sleep`), once both are written.
+fn slow_pids(pids: &std::path::Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            // Baseline: one pid; the slow run: its shell, then its sleep.
+            out = read_pids(pids);
+            out.len() >= 3
+        },
+        "the slow run's pids",
+    );
+    out[out.len() - 2..].to_vec()
+}
+
+/// A cancel request written to the store by another process (this test, as the API would)
+/// stops the run within about a second through the executor: its processes are gone, it is
+/// recorded `cancelled` by the user once, its attempt is decided failed, its seed never runs
+/// again, and the loop carries on with the next attempt.
+#[test]
+fn a_run_cancelled_through_the_store_stops_at_once_and_is_not_run_again() {
+    let _serial = serial();
+    let (env, pids) = one_slow_attempt();
+    let child = spawn_serve(&env, "1");
+    let run = running_run_of(&env, 2);
+    let procs = slow_pids(&pids);
+    assert!(procs.iter().all(|p| pid_alive(*p)), "{procs:?}");
+    let asked = Instant::now();
+    assert!(env.store().request_run_cancel(run.id).unwrap().is_some());
+    wait_until(
+        Duration::from_secs(10),
+        || env.store().run(run.id).unwrap().status == RunStatus::Cancelled,
+        "the run to be recorded cancelled",
+    );
+    let took = asked.elapsed();
+    println!("run {} cancelled {took:?} after the request", run.id);
+    assert!(took < Duration::from_secs(3), "the cancel took {took:?}");
+    wait_until(
+        Duration::from_secs(5),
+        || procs.iter().all(|p| !pid_alive(*p)),
+        "the run's processes to end",
+    );
+    let r = env.store().run(run.id).unwrap();
+    assert_eq!(r.error.as_deref(), Some("cancelled by user"), "{r:?}");
+    // The loop goes on: attempt #3 is decided after it.
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            let s = env.store();
+            let p = s.program("a").unwrap();
+            s.attempt_by_seq(p.id, 3)
+                .unwrap()
+                .is_some_and(|a| a.status.is_final())
+        },
+        "the next attempt",
+    );
+    let out = interrupt(child);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = env.store();
+    let p = s.program("a").unwrap();
+    let a = s.attempt_by_seq(p.id, 2).unwrap().unwrap();
+    assert_eq!(a.status, AttemptStatus::Failed);
+    let note = a.note.unwrap_or_default();
+    assert!(
+        note.contains(&format!("run {} (seed 0) cancelled by user", run.id)),
+        "{note}"
+    );
+    let runs = s.runs_of_attempt(a.id).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    // Exactly one cancelled run in the whole program: nothing else was stopped.
+    let cancelled = runs_all(&s, "a")
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Cancelled)
+        .count();
+    assert_eq!(cancelled, 1);
+    // A restart (crash recovery included) leaves the decided attempt and its run alone.
+    let before = attempts_of(&s, "a");
+    let child = spawn_serve(&env, "1");
+    wait_until(
+        Duration::from_secs(60),
+        || attempts_of(&env.store(), "a") >= before + 2,
+        "progress after the restart",
+    );
+    let out = interrupt(child);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = env.store();
+    assert_eq!(s.runs_of_attempt(a.id).unwrap().len(), 1);
+    assert_eq!(s.attempt(a.id).unwrap().status, AttemptStatus::Failed);
+}
+
+/// A cancel requested while no coordinator runs (it was killed with the run in flight) is
+/// honoured by recovery: the orphaned run is killed and closed as cancelled by the user, its
+/// seed is not run again, and its attempt is decided failed.
+#[test]
+fn recovery_honours_a_cancel_requested_while_the_coordinator_was_down() {
+    let _serial = serial();
+    let (env, pids) = one_slow_attempt();
+    let mut child = spawn_serve(&env, "1");
+    let run = running_run_of(&env, 2);
+    let procs = slow_pids(&pids);
+    child.kill().unwrap();
+    let _ = child.wait();
+    // The run's process group outlives the coordinator.
+    assert!(procs.iter().all(|p| pid_alive(*p)), "{procs:?}");
+    assert!(env.store().request_run_cancel(run.id).unwrap().is_some());
+    let child = spawn_serve(&env, "1");
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            let s = env.store();
+            let p = s.program("a").unwrap();
+            s.attempt_by_seq(p.id, 2)
+                .unwrap()
+                .is_some_and(|a| a.status.is_final())
+                && s.attempt_by_seq(p.id, 3).unwrap().is_some()
+        },
+        "attempt #2 decided and the loop going on",
+    );
+    let out = interrupt(child);
+    assert!(out.status.success(), "{}", text(&out));
+    for p in &procs {
+        assert!(!pid_alive(*p), "run process {p} survived");
+    }
+    let s = env.store();
+    let p = s.program("a").unwrap();
+    let a = s.attempt_by_seq(p.id, 2).unwrap().unwrap();
+    assert_eq!(a.status, AttemptStatus::Failed, "{:?}", a.note);
+    let runs = s.runs_of_attempt(a.id).unwrap();
+    assert_eq!(runs.len(), 1, "the cancelled seed ran again: {runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Cancelled);
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("cancelled by user")),
+        "{:?}",
+        runs[0].error
+    );
+}
+
+fn runs_all(store: &Store, program: &str) -> Vec<picidae_store::Run> {
+    runs(store, program)
+}
+
+fn attempts_of(store: &Store, program: &str) -> i64 {
+    let p = store.program(program).unwrap();
+    store
+        .attempt_counts(p.id)
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum()
+}

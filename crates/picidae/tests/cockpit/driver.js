@@ -3,8 +3,9 @@
 //
 //   node driver.js SCENARIO BASE_URL SHOT_DIR
 //
-// with COCKPIT_CHROMIUM (the browser), COCKPIT_TOKEN (a write token) and COCKPIT_TEXT (the
-// follow-up text) in the environment. Prints `SHOT <path>` for every screenshot and `OK ...`
+// with COCKPIT_CHROMIUM (the browser), COCKPIT_TOKEN (a write token), COCKPIT_TEXT (the
+// follow-up or approval text) and COCKPIT_SEQ (the attempt whose run to cancel) in the
+// environment. Prints `SHOT <path>` for every screenshot and `OK ...`
 // lines the Rust test checks; exits non-zero (with the page's console) on any failure.
 'use strict';
 
@@ -109,6 +110,46 @@ async function live(page) {
   if (!opt.text.includes('opt (categories)') || !opt.text.includes('adam')) fail('opt scatter: ' + JSON.stringify(opt));
   console.log(`OK chart points ${chart.points} seed bars ${chart.seedBars} scatters ${chart.scatters} (sweep ${sweep.length})`);
 
+  // The x axis: attempt number, time of day, elapsed time; labelled with units, and in time
+  // the points keep the order in which the attempts were decided.
+  const axis = async (mode) => {
+    await page.click('#chart-x-' + mode);
+    await page.waitForSelector(`#progress-chart[data-x="${mode}"] g.pt`, { timeout: TIMEOUT });
+    return page.evaluate(() => {
+      const svg = document.getElementById('progress-chart');
+      return {
+        label: svg.querySelector('.x-label').textContent,
+        ticks: [...svg.querySelectorAll('.x-ticks text')].map((t) => t.textContent),
+        xs: [...svg.querySelectorAll('g.pt')].map((g) => [Number(g.dataset.seq), Number(g.dataset.x), Number(g.dataset.t)]),
+      };
+    });
+  };
+  const clock = await axis('clock');
+  if (!clock.label.startsWith('time of day (local, ')) fail('no time-of-day axis label: ' + clock.label);
+  if (!clock.ticks.length || !clock.ticks.every((t) => /^(\d\d-\d\d )?\d\d:\d\d(:\d\d)?$/.test(t))) fail('clock ticks: ' + clock.ticks);
+  // Attempts sit in the order of their times (when decided; not their numbers' order: a
+  // candidate's verification can end after later proposals were rejected), and the times are
+  // the attempts' own.
+  const timed = clock.xs.slice().sort((a, b) => a[2] - b[2]);
+  if (timed.length < 2 || !timed.every((p, i) => p[2] > 1.5e12 && (i === 0 || p[1] >= timed[i - 1][1] - 0.01))) {
+    fail('attempts out of time order: ' + JSON.stringify(timed));
+  }
+  const decided = await page.evaluate(async () => {
+    const d = await (await fetch('/api/cockpit/programs/a/chart')).json();
+    return Object.fromEntries(d.attempts.map((a) => [a.seq, [a.created_at, a.decided_at]]));
+  });
+  for (const [seq, , t] of clock.xs) {
+    const [created, done] = decided[seq];
+    if (t !== done && (t < created || (done && t > done))) fail(`attempt ${seq} at ${t}, proposed ${created}, decided ${done}`);
+  }
+  await shot(page, 'chart-clock');
+  const elapsed = await axis('elapsed');
+  if (!/^elapsed time since the first attempt \((s|min|h|days)\)$/.test(elapsed.label)) fail('no elapsed axis label: ' + elapsed.label);
+  if (!elapsed.ticks.length || !elapsed.ticks.every((t) => Number.isFinite(Number(t)))) fail('elapsed ticks: ' + elapsed.ticks);
+  const byAttempt = await axis('attempt');
+  if (!byAttempt.label.startsWith('attempt #')) fail('no attempt axis label: ' + byAttempt.label);
+  console.log(`OK chart axes clock "${clock.label}" [${clock.ticks.join(' ')}] elapsed "${elapsed.label}"`);
+
   // Filter the table by status; then open an attempt with its runs, diff and log.
   await page.selectOption('#status-filter', 'kept');
   await page.waitForFunction(() => {
@@ -132,6 +173,16 @@ async function live(page) {
   if (!(await page.locator('#transcript').count())) fail('no transcript for a command agent\'s attempt');
   const said = await text(page, '#transcript');
   if (!said.includes('HYPOTHESIS')) fail('the transcript does not show what the agent said: ' + said);
+  // The run's artifacts, listed and downloaded through the API.
+  await page.waitForSelector('#artifacts a.artifact', { timeout: TIMEOUT });
+  const artifact = await page.locator('#artifacts a.artifact').first().textContent();
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: TIMEOUT }),
+    page.locator('#artifacts a.artifact').first().click(),
+  ]);
+  const saved = require('fs').readFileSync(await dl.path(), 'utf8');
+  if (!/^\d+\n$/.test(saved)) fail(`artifact ${artifact} downloaded as ${JSON.stringify(saved)}`);
+  console.log(`OK artifact ${artifact} ${JSON.stringify(saved.trim())}`);
   await page.waitForSelector('#related-box #related, #related-box #related-none', { timeout: TIMEOUT });
   const related = await page.locator('#related tbody tr').count();
   await shot(page, 'attempt');
@@ -184,7 +235,73 @@ async function pause(page) {
   await shot(page, 'paused');
 }
 
-const SCENARIOS = { live, followup, pause };
+// The findings board: approve a validated finding, retract it (a reason is required), queue a
+// follow-up naming it, and export the program's report, all through the API with the token.
+async function findings(page) {
+  await page.goto(base + '/#/findings?program=a');
+  const validated = '.column[data-state="validated"] .fcard';
+  await page.waitForSelector(validated, { timeout: TIMEOUT });
+  await useToken(page);
+  const id = await page.locator(validated).first().getAttribute('data-finding');
+  const card = `.fcard[data-finding="${id}"]`;
+  await page.click(`${card} button.approve`);
+  await page.fill(`${card} .action-form input.action-text`, process.env.COCKPIT_TEXT || 'checked');
+  await page.click(`${card} .action-form button.action-confirm`);
+  await page.waitForSelector(`${card}[data-approved="yes"]`, { timeout: TIMEOUT });
+  const approved = await text(page, `${card} .approved`);
+  if (!approved.includes('approved by')) fail('the card does not show the approval: ' + approved);
+  console.log(`OK approved ${id}: ${approved}`);
+  await shot(page, 'approved');
+
+  // Retract: refused without a reason, then done with one.
+  await page.click(`${card} button.retract`);
+  await page.click(`${card} .action-form button.action-confirm`);
+  await page.waitForFunction(() => document.getElementById('findings-msg').textContent.includes('Say why'), null, { timeout: TIMEOUT });
+  await page.fill(`${card} .action-form input.action-text`, 'the gain came from a warm cache');
+  await page.click(`${card} .action-form button.action-confirm`);
+  await page.waitForSelector(`.column[data-state="retracted"] ${card}`, { timeout: TIMEOUT });
+  console.log(`OK retracted ${id}: ${await text(page, '#findings-msg')}`);
+  await shot(page, 'retracted');
+
+  await page.click(`${card} button.followup`);
+  await page.fill(`${card} .action-form textarea.action-text`, 'try the same change without the cache');
+  await page.click(`${card} .action-form button.action-confirm`);
+  await page.waitForFunction(() => document.getElementById('findings-msg').textContent.includes('queued follow-up'), null, { timeout: TIMEOUT });
+  console.log(`OK ${await text(page, '#findings-msg')}`);
+
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: TIMEOUT }),
+    page.click('#export-report'),
+  ]);
+  const report = require('fs').readFileSync(await dl.path(), 'utf8');
+  if (dl.suggestedFilename() !== 'a-report.md') fail('report file name ' + dl.suggestedFilename());
+  if (!report.startsWith('# Research report: a\n')) fail('not the report: ' + report.slice(0, 200));
+  if (!report.includes('## Retracted') || !report.includes('the gain came from a warm cache')) fail('the report does not list the retraction: ' + report);
+  console.log(`OK report ${report.length} chars`);
+}
+
+// Cancel the running run of attempt COCKPIT_SEQ from its page.
+async function cancel(page) {
+  const seq = process.env.COCKPIT_SEQ || fail('COCKPIT_SEQ is not set');
+  await page.goto(base + '/#/p/a/a/' + seq);
+  await page.waitForSelector('#runs-table button.cancel-run', { timeout: TIMEOUT });
+  await useToken(page);
+  const run = await page.locator('#runs-table button.cancel-run').first().getAttribute('data-run');
+  page.once('dialog', (d) => d.accept());
+  await page.click(`#runs-table button.cancel-run[data-run="${run}"]`);
+  await page.waitForFunction(() => document.getElementById('attempt-msg').textContent.includes('cancel of run'), null, { timeout: TIMEOUT });
+  console.log(`OK requested ${await text(page, '#attempt-msg')}`);
+  // Live: the run's row turns cancelled without a reload.
+  await page.waitForFunction((r) => {
+    const row = document.querySelector(`#runs-table tr[data-run="${r}"]`);
+    return row && row.textContent.includes('cancelled by user');
+  }, run, { timeout: TIMEOUT });
+  if (await page.locator('#runs-table button.cancel-run').count()) fail('a Cancel button is still shown');
+  await shot(page, 'cancelled');
+  console.log(`OK cancelled run ${run}`);
+}
+
+const SCENARIOS = { live, followup, pause, findings, cancel };
 
 (async () => {
   const run = SCENARIOS[scenario] || fail('unknown scenario ' + scenario);
