@@ -6,7 +6,8 @@
 //! own table, never joined into anything an agent is shown.
 
 use picidae_core::domain::FindingState;
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use crate::db::{Db, DbResult, OptionalExtension, Row};
+use crate::params;
 use serde::{Deserialize, Serialize};
 
 use crate::{conv_err, decide_in, now_ms, Decision, Result, Store, StoreError};
@@ -97,7 +98,7 @@ pub struct Calibration {
 const FINDING_COLS: &str = "id, program_id, attempt_id, incumbent_attempt_id, state, metric, \
     fingerprint, evidence_json, note, created_at, updated_at";
 
-fn finding_from_row(r: &Row) -> rusqlite::Result<Finding> {
+fn finding_from_row(r: &Row) -> DbResult<Finding> {
     let state: String = r.get(4)?;
     let evidence: String = r.get(7)?;
     Ok(Finding {
@@ -116,7 +117,7 @@ fn finding_from_row(r: &Row) -> rusqlite::Result<Finding> {
 }
 
 fn move_in(
-    tx: &Transaction,
+    tx: &Db,
     id: i64,
     to: FindingState,
     evidence: Option<&Evidence>,
@@ -173,13 +174,11 @@ impl Store {
         fingerprint: Option<&str>,
     ) -> Result<Finding> {
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
+        let tx = self.db.begin()?;
+        let id: i64 = tx.query_row(
             "INSERT INTO findings (program_id, attempt_id, incumbent_attempt_id, state, metric,
                                    fingerprint, evidence_json, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'candidate', ?4, ?5, ?6, ?7, ?7)",
+             VALUES (?1, ?2, ?3, 'candidate', ?4, ?5, ?6, ?7, ?7) RETURNING id",
             params![
                 program_id,
                 attempt_id,
@@ -188,9 +187,8 @@ impl Store {
                 fingerprint,
                 serde_json::to_string(&Evidence::default()).unwrap_or_default(),
                 now
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
+            ], |r| r.get(0),)?;
+        
         tx.execute(
             "INSERT INTO finding_events (finding_id, from_state, to_state, reason, at)
              VALUES (?1, NULL, 'candidate', 'beat the frontier on its first seed', ?2)",
@@ -208,9 +206,7 @@ impl Store {
         evidence: Option<&Evidence>,
         reason: &str,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         move_in(&tx, id, to, evidence, reason)?;
         tx.commit()?;
         Ok(())
@@ -226,9 +222,7 @@ impl Store {
         attempt_id: i64,
         decision: &Decision,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         move_in(&tx, id, to, Some(evidence), reason)?;
         decide_in(&tx, attempt_id, decision)?;
         tx.commit()?;
@@ -239,9 +233,7 @@ impl Store {
     /// to the latest earlier frontier entry whose finding was not retracted. Returns the new
     /// frontier commit when it moved.
     pub fn retract_finding(&mut self, id: i64, reason: &str) -> Result<Option<String>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         move_in(&tx, id, FindingState::Retracted, None, reason)?;
         let (program_id, attempt_id): (i64, i64) = tx.query_row(
             "SELECT program_id, attempt_id FROM findings WHERE id = ?1",
@@ -286,7 +278,7 @@ impl Store {
     }
 
     pub fn finding(&self, id: i64) -> Result<Finding> {
-        self.conn
+        self.db
             .query_row(
                 &format!("SELECT {FINDING_COLS} FROM findings WHERE id = ?1"),
                 [id],
@@ -298,7 +290,7 @@ impl Store {
 
     pub fn finding_for_attempt(&self, attempt_id: i64) -> Result<Option<Finding>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 &format!(
                     "SELECT {FINDING_COLS} FROM findings WHERE attempt_id = ?1
@@ -315,25 +307,21 @@ impl Store {
         program_id: Option<i64>,
         state: Option<FindingState>,
     ) -> Result<Vec<Finding>> {
-        let mut st = self.conn.prepare(&format!(
+        let rows = self.db.query_map(&format!(
             "SELECT {FINDING_COLS} FROM findings
-             WHERE (?1 IS NULL OR program_id = ?1) AND (?2 IS NULL OR state = ?2)
+             WHERE (program_id = ?1 OR ?1 IS NULL) AND (state = ?2 OR ?2 IS NULL)
              ORDER BY id"
-        ))?;
-        let rows = st.query_map(
+        ), 
             params![program_id, state.map(|s| s.as_str())],
             finding_from_row,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     /// The state changes of a finding, oldest first.
     pub fn finding_events(&self, id: i64) -> Result<Vec<FindingEvent>> {
-        let mut st = self.conn.prepare(
-            "SELECT from_state, to_state, reason, at FROM finding_events
-             WHERE finding_id = ?1 ORDER BY id",
-        )?;
-        let rows = st.query_map([id], |r| {
+        let rows = self.db.query_map("SELECT from_state, to_state, reason, at FROM finding_events
+             WHERE finding_id = ?1 ORDER BY id", [id], |r| {
             Ok(FindingEvent {
                 from: r.get(0)?,
                 to: r.get(1)?,
@@ -341,7 +329,7 @@ impl Store {
                 at: r.get(3)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     /// The multiple-testing family of a program, for Benjamini–Hochberg: the p-values of its
@@ -355,7 +343,7 @@ impl Store {
             }
             out.push(f.evidence.p_value.unwrap_or(1.0));
         }
-        let screened: i64 = self.conn.query_row(
+        let screened: i64 = self.db.query_row(
             "SELECT COUNT(*) FROM attempts a
              WHERE a.program_id = ?1 AND a.kind = 'explore' AND a.status = 'discarded'
                AND NOT EXISTS (SELECT 1 FROM findings f WHERE f.attempt_id = a.id)",
@@ -369,7 +357,7 @@ impl Store {
     // ------------------------------------------------------------ noise floors
 
     pub fn set_noise_floor(&mut self, f: &NoiseFloor) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO noise_floors (program_id, fingerprint, attempt_id, n, mean, std, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (program_id, fingerprint) DO UPDATE SET
@@ -390,7 +378,7 @@ impl Store {
 
     pub fn noise_floor(&self, program_id: i64, fingerprint: &str) -> Result<Option<NoiseFloor>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT program_id, fingerprint, attempt_id, n, mean, std, created_at
                  FROM noise_floors WHERE program_id = ?1 AND fingerprint = ?2",
@@ -413,7 +401,7 @@ impl Store {
     // ------------------------------------------------------------ hidden results
 
     pub fn set_hidden_result(&mut self, h: &HiddenResult) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT OR REPLACE INTO hidden_results (run_id, ok, metrics_json, error, evaluated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -429,7 +417,7 @@ impl Store {
 
     pub fn hidden_result(&self, run_id: i64) -> Result<Option<HiddenResult>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT run_id, ok, metrics_json, error, evaluated_at FROM hidden_results
                  WHERE run_id = ?1",
@@ -451,10 +439,10 @@ impl Store {
     // ------------------------------------------------------------ calibrations
 
     pub fn insert_calibration(&mut self, c: &Calibration) -> Result<i64> {
-        self.conn.execute(
+        let new_id: i64 = self.db.query_row(
             "INSERT INTO calibrations (program_id, commit_sha, passed, rank_correlation,
                                        max_error, details_json, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             params![
                 c.program_id,
                 c.commit_sha,
@@ -463,14 +451,13 @@ impl Store {
                 c.max_error,
                 c.details.to_string(),
                 c.created_at
-            ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+            ], |r| r.get(0),)?;
+        Ok(new_id)
     }
 
     pub fn latest_calibration(&self, program_id: i64) -> Result<Option<Calibration>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT id, program_id, commit_sha, passed, rank_correlation, max_error,
                         details_json, created_at

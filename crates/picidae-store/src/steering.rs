@@ -3,7 +3,8 @@
 //! follow-up ideas for the next agent turn, and the API tokens that authorise changes.
 //! The scheduler reads this state between attempts; nothing here talks to a running loop.
 
-use rusqlite::{params, OptionalExtension};
+use crate::db::OptionalExtension;
+use crate::params;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -47,7 +48,7 @@ pub struct Spend {
 
 impl Store {
     fn program_id(&self, name: &str) -> Result<i64> {
-        self.conn
+        self.db
             .query_row("SELECT id FROM programs WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
@@ -58,7 +59,7 @@ impl Store {
     /// Pause (`active = false`) or resume a program.
     pub fn set_program_active(&mut self, name: &str, active: bool) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET status = ?2 WHERE id = ?1",
             params![id, if active { "active" } else { "paused" }],
         )?;
@@ -67,7 +68,7 @@ impl Store {
 
     pub fn set_program_weight(&mut self, name: &str, weight: f64) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET weight = ?2 WHERE id = ?1",
             params![id, weight],
         )?;
@@ -77,7 +78,7 @@ impl Store {
     /// Set (or clear, with `None`) a program's run budget.
     pub fn set_program_max_runs(&mut self, name: &str, max_runs: Option<i64>) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET max_runs = ?2 WHERE id = ?1",
             params![id, max_runs],
         )?;
@@ -94,9 +95,7 @@ impl Store {
         gpu_hour_usd: Option<f64>,
     ) -> Result<()> {
         let id = self.program_id(name)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         if let Some(v) = max_gpu_hours {
             tx.execute(
                 "UPDATE programs SET max_gpu_hours = ?2 WHERE id = ?1",
@@ -123,20 +122,20 @@ impl Store {
     /// now), agent cost and tokens, and the total in money at its GPU-hour price.
     pub fn program_spend(&self, program_id: i64) -> Result<Spend> {
         let now = crate::now_ms();
-        let (runs, gpu_ms): (i64, f64) = self.conn.query_row(
+        let (runs, gpu_ms): (i64, f64) = self.db.query_row(
             "SELECT COUNT(*), COALESCE(SUM(r.gpu_count *
                     (COALESCE(r.finished_at, ?2) - COALESCE(r.started_at, ?2))), 0)
              FROM runs r JOIN attempts a ON a.id = r.attempt_id WHERE a.program_id = ?1",
             params![program_id, now],
-            |r| Ok((r.get(0)?, r.get::<_, Option<f64>>(1)?.unwrap_or(0.0))),
+            |r| Ok((r.get(0)?, r.get::<Option<f64>>(1)?.unwrap_or(0.0))),
         )?;
-        let (agent_usd, agent_tokens): (f64, i64) = self.conn.query_row(
+        let (agent_usd, agent_tokens): (f64, i64) = self.db.query_row(
             "SELECT COALESCE(SUM(agent_cost_usd), 0), COALESCE(SUM(agent_tokens), 0)
              FROM attempts WHERE program_id = ?1",
             [program_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let price: f64 = self.conn.query_row(
+        let price: f64 = self.db.query_row(
             "SELECT gpu_hour_usd FROM programs WHERE id = ?1",
             [program_id],
             |r| r.get(0),
@@ -158,7 +157,7 @@ impl Store {
         cost_usd: Option<f64>,
         tokens: Option<i64>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE attempts SET agent_cost_usd = ?2, agent_tokens = ?3 WHERE id = ?1",
             params![attempt_id, cost_usd, tokens],
         )?;
@@ -175,7 +174,7 @@ impl Store {
         owner: &str,
     ) -> Result<()> {
         let list: Vec<String> = gpus.iter().map(|g| g.to_string()).collect();
-        self.conn.execute(
+        self.db.execute(
             "UPDATE runs SET gpus = ?2, gpu_count = ?3, lease_owner = ?4, heartbeat_at = ?5
              WHERE id = ?1",
             params![
@@ -192,7 +191,7 @@ impl Store {
     /// Set where a program's runs execute (see the scheduler's executor configuration).
     pub fn set_program_executor(&mut self, name: &str, executor: &serde_json::Value) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET executor_json = ?2 WHERE id = ?1",
             params![id, executor.to_string()],
         )?;
@@ -201,7 +200,7 @@ impl Store {
 
     /// Record a run's handle on a remote executor, before waiting on it.
     pub fn set_run_executor_ref(&mut self, run_id: i64, executor_ref: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE runs SET executor_ref = ?2 WHERE id = ?1",
             params![run_id, executor_ref],
         )?;
@@ -210,7 +209,7 @@ impl Store {
 
     /// Renew the leases of every running run `owner` holds. Returns how many were renewed.
     pub fn heartbeat(&mut self, owner: &str) -> Result<usize> {
-        Ok(self.conn.execute(
+        Ok(self.db.execute(
             "UPDATE runs SET heartbeat_at = ?2 WHERE lease_owner = ?1 AND status = 'running'",
             params![owner, crate::now_ms()],
         )?)
@@ -220,26 +219,21 @@ impl Store {
     /// elsewhere and must not be recovered here.
     /// Returns (run id, lease owner) pairs.
     pub fn live_foreign_leases(&self, owner: &str, fresh_ms: i64) -> Result<Vec<(i64, String)>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.query_map(
             "SELECT id, lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL
                AND lease_owner != ?1 AND heartbeat_at >= ?2 ORDER BY id",
-        )?;
-        let ids = stmt
-            .query_map(params![owner, crate::now_ms() - fresh_ms], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(ids)
+            params![owner, crate::now_ms() - fresh_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
     }
 
     /// Queue an idea for the program's next agent turn.
     pub fn add_followup(&mut self, name: &str, text: &str, author: &str) -> Result<Followup> {
         let id = self.program_id(name)?;
-        self.conn.execute(
-            "INSERT INTO followups (program_id, text, author, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, text, author, now_ms()],
-        )?;
-        let fid = self.conn.last_insert_rowid();
+        let fid: i64 = self.db.query_row(
+            "INSERT INTO followups (program_id, text, author, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            params![id, text, author, now_ms()], |r| r.get(0),)?;
+        
         Ok(Followup {
             id: fid,
             program_id: id,
@@ -252,11 +246,11 @@ impl Store {
 
     /// Follow-ups not yet given to an agent, oldest first.
     pub fn open_followups(&self, program_id: i64) -> Result<Vec<Followup>> {
-        let mut st = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, program_id, text, author, created_at, consumed_by FROM followups
              WHERE program_id = ?1 AND consumed_at IS NULL ORDER BY id",
-        )?;
-        let rows = st.query_map([program_id], |r| {
+            [program_id],
+            |r| {
             Ok(Followup {
                 id: r.get(0)?,
                 program_id: r.get(1)?,
@@ -266,14 +260,12 @@ impl Store {
                 consumed_by: r.get(5)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     /// Mark follow-ups as given to the agent that proposed `attempt_id`.
     pub fn consume_followups(&mut self, ids: &[i64], attempt_id: i64) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         for id in ids {
             tx.execute(
                 "UPDATE followups SET consumed_by = ?2, consumed_at = ?3
@@ -290,11 +282,10 @@ impl Store {
         // ThreadRng is a CSPRNG seeded from the operating system.
         let bytes: [u8; 24] = rand::random();
         let secret = format!("pcd_{}", hex::encode(bytes));
-        self.conn.execute(
-            "INSERT INTO tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, token_hash(&secret), read_only, now_ms()],
-        )?;
-        let id = self.conn.last_insert_rowid();
+        let id: i64 = self.db.query_row(
+            "INSERT INTO tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            params![name, token_hash(&secret), read_only, now_ms()], |r| r.get(0),)?;
+        
         Ok((
             Token {
                 id,
@@ -310,7 +301,7 @@ impl Store {
     /// The token a secret belongs to, if it exists and is not revoked.
     pub fn check_token(&self, secret: &str) -> Result<Option<Token>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT id, name, read_only, created_at FROM tokens
                  WHERE hash = ?1 AND revoked_at IS NULL",
@@ -329,7 +320,7 @@ impl Store {
     }
 
     pub fn revoke_token(&mut self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, now_ms()],
         )?;
@@ -337,10 +328,10 @@ impl Store {
     }
 
     pub fn tokens(&self) -> Result<Vec<Token>> {
-        let mut st = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, name, read_only, created_at, revoked_at IS NOT NULL FROM tokens ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| {
+            (),
+            |r| {
             Ok(Token {
                 id: r.get(0)?,
                 name: r.get(1)?,
@@ -349,6 +340,6 @@ impl Store {
                 revoked: r.get(4)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 }
