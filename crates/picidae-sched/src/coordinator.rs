@@ -14,6 +14,15 @@
 //! lease (this process's name and a heartbeat renewed each poll); a restart recovers runs whose
 //! lease has expired, and leaves alone runs another live coordinator still renews.
 //!
+//! Team mode: several coordinators (on one project directory and one PostgreSQL store) share
+//! the programs. A coordinator drives only the programs whose lease it holds in the store
+//! ([`picidae_store::Store::claim_program`], a compare-and-set taken with `FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL), renews those leases with its run leases each poll, and gives a
+//! program back when its loop ends. A lease not renewed for [`lease_expiry`] (or held by a dead
+//! process on this host) is free: another coordinator takes the program over and its loop's
+//! recovery closes what the dead one left. A coordinator that finds it lost a lease (it stalled
+//! past the expiry) stops that program's loop.
+//!
 //! Crash safety comes from the loops themselves: each takes its program's lock, and on start
 //! recovers what a dead coordinator left (kills orphaned runs, records them as cancelled,
 //! resumes undecided attempts), so a `kill -9` of `picidae serve` loses no attempt and counts
@@ -29,7 +38,7 @@ use std::time::Duration;
 
 use picidae_agent::AgentSpec;
 
-use crate::runner::lease_owner;
+use crate::runner::{lease_expiry, lease_holder_alive, lease_owner};
 use crate::{
     LoopEvent, LoopOptions, LoopSummary, Project, ResourcePool, Runner, SchedError, SlotPool,
 };
@@ -66,6 +75,7 @@ pub struct CoordinatorOptions {
 
 struct Worker {
     handle: JoinHandle<()>,
+    program_id: i64,
     /// Set to stop this program's loop only.
     stop: Arc<AtomicBool>,
 }
@@ -95,6 +105,9 @@ pub fn serve(
         while let Ok((name, summary)) = done_rx.try_recv() {
             if let Some(w) = workers.remove(&name) {
                 let _ = w.handle.join();
+                if let Err(e) = project.store.release_program(w.program_id, &owner) {
+                    tracing::warn!("giving back the lease of {name}: {e}");
+                }
             }
             let budget = project.store.program(&name).ok().and_then(|p| p.max_runs);
             let reason = match &summary {
@@ -127,17 +140,32 @@ pub fn serve(
                                 continue;
                             }
                         }
+                        if !claim(&mut project, p.id, &owner)? {
+                            continue; // another live coordinator drives it
+                        }
                         parked.remove(&p.name);
-                        let w = start(&root, &p.name, opts, pool.clone(), &events, &done_tx);
+                        let mut w = start(&root, &p.name, opts, pool.clone(), &events, &done_tx);
+                        w.program_id = p.id;
                         workers.insert(p.name.clone(), w);
                     }
                     None => {}
                 }
             }
         }
-        // Renew the leases of this process's running runs (see `LEASE_EXPIRY`).
+        // Renew the leases of this process's running runs and programs (see `lease_expiry`).
         if let Err(e) = project.store.heartbeat(&owner) {
             tracing::warn!("renewing run leases: {e}");
+        }
+        match project.store.renew_program_leases(&owner) {
+            Ok(held) => {
+                for (name, w) in &workers {
+                    if !held.contains(&w.program_id) {
+                        tracing::warn!("lost the lease of {name} to another coordinator; stopping");
+                        w.stop.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("renewing program leases: {e}"),
         }
         std::thread::sleep(opts.poll);
     }
@@ -190,7 +218,25 @@ fn start(
         let _ = watcher.join();
         let _ = done.send((name, result.map_err(|e| e.to_string())));
     });
-    Worker { handle, stop }
+    Worker {
+        handle,
+        program_id: 0,
+        stop,
+    }
+}
+
+/// Take a program's lease if no live coordinator holds it.
+fn claim(project: &mut Project, program_id: i64, owner: &str) -> Result<bool, SchedError> {
+    let lease = project.store.program_lease(program_id)?;
+    let free = match &lease {
+        None => true,
+        Some((o, _)) if o == owner => true,
+        Some((o, at)) => {
+            let age = picidae_store::now_ms() - at;
+            age > lease_expiry().as_millis() as i64 || !lease_holder_alive(o)
+        }
+    };
+    Ok(free && project.store.claim_program(program_id, owner, lease.as_ref())?)
 }
 
 fn run_program(

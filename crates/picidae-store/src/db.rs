@@ -22,6 +22,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 /// The advisory-lock key every PostgreSQL write transaction takes ("PICI" in ASCII).
 const PG_WRITE_LOCK: i64 = 0x5049_4349;
 
+/// Prepared statements kept per PostgreSQL connection.
+const PG_STATEMENT_CACHE: usize = 256;
+
 /// Errors of the SQL layer.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -438,6 +441,17 @@ impl Db {
         Ok(Tx { db: self, done: false })
     }
 
+    /// Start a read-only transaction: every query in it sees one snapshot of the database.
+    pub fn begin_read(&self) -> DbResult<Tx<'_>> {
+        match &self.conn {
+            Conn::Sqlite(c) => c.execute_batch("BEGIN DEFERRED")?,
+            Conn::Postgres { client, .. } => client
+                .borrow_mut()
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?,
+        }
+        Ok(Tx { db: self, done: false })
+    }
+
     fn pg_statement(&self, sql: &str) -> DbResult<postgres::Statement> {
         let Conn::Postgres { client, statements } = &self.conn else {
             unreachable!("pg_statement on SQLite")
@@ -446,7 +460,12 @@ impl Db {
             return Ok(st.clone());
         }
         let st = client.borrow_mut().prepare(&pg_placeholders(sql))?;
-        statements.borrow_mut().insert(sql.to_string(), st.clone());
+        let mut statements = statements.borrow_mut();
+        // Queries built with literal id lists differ each time: keep the cache bounded.
+        if statements.len() >= PG_STATEMENT_CACHE {
+            statements.clear();
+        }
+        statements.insert(sql.to_string(), st.clone());
         Ok(st)
     }
 }

@@ -402,8 +402,11 @@ impl Store {
 
     pub fn set_hidden_result(&mut self, h: &HiddenResult) -> Result<()> {
         self.db.execute(
-            "INSERT OR REPLACE INTO hidden_results (run_id, ok, metrics_json, error, evaluated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO hidden_results (run_id, ok, metrics_json, error, evaluated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (run_id) DO UPDATE SET ok = excluded.ok,
+                 metrics_json = excluded.metrics_json, error = excluded.error,
+                 evaluated_at = excluded.evaluated_at",
             params![
                 h.run_id,
                 h.ok,

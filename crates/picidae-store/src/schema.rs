@@ -261,11 +261,20 @@ ALTER TABLE runs ADD COLUMN executor_ref TEXT;
 "#,
         postgres: None,
     },
+    Migration {
+        sqlite: r#"
+-- Team mode: the coordinator that drives a program, and when it last said so. Several
+-- coordinators on one database each drive the programs they hold.
+ALTER TABLE programs ADD COLUMN lease_owner TEXT;
+ALTER TABLE programs ADD COLUMN lease_at INTEGER;
+"#,
+        postgres: None,
+    },
 ];
 
 /// Migration 3 on PostgreSQL: the same dedup keys, and the memory's full-text index as a
 /// weighted `tsvector` (hypothesis A; files, symbols and parameters B; diff and notes C; the
-/// program token unweighted) over one row per attempt.
+/// program token D, which ranking weighs 0) over one row per attempt.
 const MEMORY_POSTGRES: &str = r#"
 ALTER TABLE attempts ADD COLUMN norm_hash TEXT;
 ALTER TABLE attempts ADD COLUMN params_hash TEXT;
@@ -273,6 +282,14 @@ ALTER TABLE attempts ADD COLUMN duplicate_of BIGINT REFERENCES attempts(id);
 CREATE INDEX attempts_by_parent_patch ON attempts (parent_commit, patch_hash);
 CREATE INDEX attempts_by_parent_norm ON attempts (parent_commit, norm_hash);
 CREATE INDEX attempts_by_params_hash ON attempts (params_hash);
+
+-- Tokens are split on anything not alphanumeric, as SQLite's unicode61 does, and stemmed by
+-- Snowball's English stemmer with no stop words (FTS5's porter tokenizer drops none either).
+CREATE TEXT SEARCH DICTIONARY picidae_stem (TEMPLATE = snowball, Language = english);
+CREATE TEXT SEARCH CONFIGURATION picidae (COPY = english);
+ALTER TEXT SEARCH CONFIGURATION picidae
+    ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
+    WITH picidae_stem;
 
 CREATE TABLE memory_fts (
     attempt_id BIGINT PRIMARY KEY,
@@ -284,12 +301,12 @@ CREATE TABLE memory_fts (
     notes      TEXT NOT NULL DEFAULT '',
     program    TEXT NOT NULL DEFAULT '',
     doc tsvector GENERATED ALWAYS AS (
-        setweight(to_tsvector('english', hypothesis), 'A') ||
-        setweight(to_tsvector('english', files), 'B') ||
-        setweight(to_tsvector('english', symbols), 'B') ||
-        setweight(to_tsvector('english', params), 'B') ||
-        setweight(to_tsvector('english', left(diff, 200000)), 'C') ||
-        setweight(to_tsvector('english', notes), 'C') ||
+        setweight(to_tsvector('picidae', regexp_replace(hypothesis, '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+        setweight(to_tsvector('picidae', regexp_replace(files, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+        setweight(to_tsvector('picidae', regexp_replace(symbols, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+        setweight(to_tsvector('picidae', regexp_replace(params, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+        setweight(to_tsvector('picidae', regexp_replace(left(diff, 200000), '[^[:alnum:]]+', ' ', 'g')), 'C') ||
+        setweight(to_tsvector('picidae', regexp_replace(notes, '[^[:alnum:]]+', ' ', 'g')), 'C') ||
         setweight(to_tsvector('simple', program), 'D')
     ) STORED
 );

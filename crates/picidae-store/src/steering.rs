@@ -215,6 +215,79 @@ impl Store {
         )?)
     }
 
+    /// Renew the leases of the programs `owner` drives; returns the ids it still holds (a
+    /// coordinator that stalled past the expiry may have lost some to another).
+    pub fn renew_program_leases(&mut self, owner: &str) -> Result<Vec<i64>> {
+        self.db.execute(
+            "UPDATE programs SET lease_at = ?2 WHERE lease_owner = ?1",
+            params![owner, crate::now_ms()],
+        )?;
+        Ok(self.db.query_map(
+            "SELECT id FROM programs WHERE lease_owner = ?1 ORDER BY id",
+            [owner],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Who holds a program's lease, and when it was last renewed.
+    pub fn program_lease(&self, program_id: i64) -> Result<Option<(String, i64)>> {
+        let row: Option<(Option<String>, Option<i64>)> = self
+            .db
+            .query_row(
+                "SELECT lease_owner, lease_at FROM programs WHERE id = ?1",
+                [program_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Err(StoreError::NoSuchProgram(format!("#{program_id}"))),
+            Some((Some(owner), at)) => Ok(Some((owner, at.unwrap_or(0)))),
+            Some((None, _)) => Ok(None),
+        }
+    }
+
+    /// Take the lease of a program for `owner`: granted when the program is free, already
+    /// `owner`'s, or still held by exactly the lease `seen` (which the caller judged dead: not
+    /// renewed for the expiry, or its process gone). A compare-and-set, so of coordinators
+    /// racing for one program exactly one wins; on PostgreSQL the row is taken with `FOR UPDATE
+    /// SKIP LOCKED`, so a coordinator never waits on another's claim.
+    pub fn claim_program(
+        &mut self,
+        program_id: i64,
+        owner: &str,
+        seen: Option<&(String, i64)>,
+    ) -> Result<bool> {
+        let lock = match self.db.backend() {
+            crate::Backend::Sqlite => "",
+            crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let (seen_owner, seen_at) = match seen {
+            Some((o, at)) => (Some(o.as_str()), Some(*at)),
+            None => (None, None),
+        };
+        let n = self.db.execute(
+            &format!(
+                "UPDATE programs SET lease_owner = ?1, lease_at = ?2 WHERE id IN (
+                     SELECT id FROM programs WHERE id = ?3 AND (
+                         lease_owner IS NULL OR lease_owner = ?1
+                         OR (lease_owner = ?4 AND COALESCE(lease_at, 0) = ?5))
+                     {lock})"
+            ),
+            params![owner, crate::now_ms(), program_id, seen_owner, seen_at],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Give a program's lease back (its loop ended here).
+    pub fn release_program(&mut self, program_id: i64, owner: &str) -> Result<()> {
+        self.db.execute(
+            "UPDATE programs SET lease_owner = NULL, lease_at = NULL
+             WHERE id = ?1 AND lease_owner = ?2",
+            params![program_id, owner],
+        )?;
+        Ok(())
+    }
+
     /// Running runs whose lease another coordinator renewed within `fresh_ms`: they are alive
     /// elsewhere and must not be recovered here.
     /// Returns (run id, lease owner) pairs.

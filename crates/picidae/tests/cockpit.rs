@@ -334,7 +334,7 @@ fn a_followup_entered_in_the_ui_reaches_the_agent() {
     // In the store, authored by the token the UI sent (the API, not a side door) ...
     let author: String = env
         .store()
-        .connection()
+        .db()
         .query_row(
             "SELECT author FROM followups WHERE text = ?1",
             [idea],
@@ -364,7 +364,7 @@ fn a_followup_entered_in_the_ui_reaches_the_agent() {
     );
     let consumed: Option<i64> = env
         .store()
-        .connection()
+        .db()
         .query_row(
             "SELECT consumed_by FROM followups WHERE text = ?1",
             [idea],
@@ -394,16 +394,16 @@ fn pausing_from_the_ui_stops_dispatch() {
     std::thread::sleep(Duration::from_millis(2500));
     let runs = |env: &Env| -> i64 {
         env.store()
-            .connection()
-            .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+            .db()
+            .query_row("SELECT COUNT(*) FROM runs", (), |r| r.get(0))
             .unwrap()
     };
     let running = |env: &Env| -> i64 {
         env.store()
-            .connection()
+            .db()
             .query_row(
                 "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
-                [],
+                (),
                 |r| r.get(0),
             )
             .unwrap()
