@@ -393,7 +393,8 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
                 })?;
         let mut selective = Vec::new();
         for w in &words {
-            if doc_count(store, w, total / 5 + 1).unwrap_or(0) * 5 <= total {
+            // In a small memory every word is "common"; the cut only helps in a large one.
+            if total < MIN_COMMON_CUT || doc_count(store, w, total / 5 + 1)? * 5 <= total {
                 selective.push(w.clone());
             }
         }
@@ -419,19 +420,8 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
         .collect()
 }
 
-/// The Porter stem FTS5 stores for a word (the vocabulary is stemmed).
-fn stem(word: &str) -> String {
-    // Good enough for the frequency check: the common English suffixes the Porter stemmer
-    // removes first. An unmatched stem only means the word is kept.
-    for suffix in ["ing", "es", "ed", "s"] {
-        if let Some(s) = word.strip_suffix(suffix) {
-            if s.len() >= 3 {
-                return s.to_string();
-            }
-        }
-    }
-    word.to_string()
-}
+/// Below this many attempts no word is left out of an any-word search as too common.
+const MIN_COMMON_CUT: i64 = 200;
 
 /// How many of the most recent matches are ranked. FTS5 yields matches in rowid order lazily,
 /// so this bounds the work of a query whatever the size of the memory; bm25 then orders the
@@ -463,22 +453,21 @@ fn ranked(store: &Store, q: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
     Ok(out)
 }
 
-/// How many indexed attempts contain `word`, counting no further than `cap`.
+/// How many indexed attempts contain `word` (as the engine stems it), counting no further
+/// than `cap`.
 fn doc_count(store: &Store, word: &str, cap: i64) -> Result<i64> {
-    Ok(match store.backend() {
-        // FTS5's vocabulary table holds the count (of the stemmed word).
-        Backend::Sqlite => store.db().query_row(
-            "SELECT COALESCE(SUM(doc), 0) FROM memory_vocab WHERE term = ?1",
-            [stem(word)],
-            |r| r.get(0),
-        )?,
-        Backend::Postgres => store.db().query_row(
+    let backend = store.backend();
+    let q = text_query(backend, &[word.to_string()], true).unwrap_or_default();
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT ?2)"
+        }
+        Backend::Postgres => {
             "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts
-             WHERE doc @@ to_tsquery('picidae', ?1) LIMIT ?2) m",
-            params![word, cap],
-            |r| r.get(0),
-        )?,
-    })
+             WHERE doc @@ to_tsquery('picidae', ?1) LIMIT ?2) m"
+        }
+    };
+    Ok(store.db().query_row(sql, params![q, cap], |r| r.get(0))?)
 }
 
 /// The column holding the attempt id in `memory_fts`.
