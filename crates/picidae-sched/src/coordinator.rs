@@ -99,6 +99,10 @@ pub fn serve(
     let owner = lease_owner();
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut parked: HashMap<String, Parked> = HashMap::new();
+    // Say we are here, and give coordinators starting with us a poll to do the same, so the
+    // first to look does not take every program.
+    project.store.coordinator_heartbeat(&owner, opts.slots)?;
+    std::thread::sleep(opts.poll);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, Result<LoopSummary, String>)>();
     loop {
         // Loops that ended since the last look.
@@ -123,10 +127,14 @@ pub fn serve(
         let stopping = opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst);
         if stopping {
             if workers.is_empty() {
+                let _ = project.store.remove_coordinator(&owner);
                 return Ok(());
             }
         } else {
-            for p in project.store.programs()? {
+            let programs = project.store.programs()?;
+            let share = fair_share(&project, &programs, &owner);
+            let mut claimed_now = 0;
+            for p in programs {
                 pool.set_weight(&p.name, p.weight);
                 let active = p.status == "active";
                 match workers.get(&p.name) {
@@ -140,9 +148,14 @@ pub fn serve(
                                 continue;
                             }
                         }
+                        // Several coordinators: take one program per poll, up to a fair share.
+                        if share.is_some_and(|n| workers.len() >= n || claimed_now > 0) {
+                            continue;
+                        }
                         if !claim(&mut project, p.id, &owner)? {
                             continue; // another live coordinator drives it
                         }
+                        claimed_now += 1;
                         parked.remove(&p.name);
                         let mut w = start(&root, &p.name, opts, pool.clone(), &events, &done_tx);
                         w.program_id = p.id;
@@ -153,6 +166,9 @@ pub fn serve(
             }
         }
         // Renew the leases of this process's running runs and programs (see `lease_expiry`).
+        if let Err(e) = project.store.coordinator_heartbeat(&owner, opts.slots) {
+            tracing::warn!("coordinator heartbeat: {e}");
+        }
         if let Err(e) = project.store.heartbeat(&owner) {
             tracing::warn!("renewing run leases: {e}");
         }
@@ -223,6 +239,28 @@ fn start(
         program_id: 0,
         stop,
     }
+}
+
+/// How many programs this coordinator should drive when others share the store: the active
+/// programs over the live coordinators, rounded up. `None` when it is alone (it takes all).
+fn fair_share(
+    project: &Project,
+    programs: &[picidae_store::Program],
+    owner: &str,
+) -> Option<usize> {
+    let live = project
+        .store
+        .live_coordinators(lease_expiry().as_millis() as i64)
+        .ok()?
+        .into_iter()
+        .filter(|(name, _)| name == owner || lease_holder_alive(name))
+        .count()
+        .max(1);
+    if live == 1 {
+        return None;
+    }
+    let active = programs.iter().filter(|p| p.status == "active").count();
+    Some(active.div_ceil(live).max(1))
 }
 
 /// Take a program's lease if no live coordinator holds it.

@@ -32,6 +32,7 @@ pub const TABLES: &[&str] = &[
     "calibrations",
     "followups",
     "tokens",
+    "coordinators",
 ];
 
 const MIGRATIONS: &[Migration] = &[
@@ -267,6 +268,13 @@ ALTER TABLE runs ADD COLUMN executor_ref TEXT;
 -- coordinators on one database each drive the programs they hold.
 ALTER TABLE programs ADD COLUMN lease_owner TEXT;
 ALTER TABLE programs ADD COLUMN lease_at INTEGER;
+-- The coordinators working on this store, so each can take its fair share of the programs.
+CREATE TABLE coordinators (
+    name         TEXT PRIMARY KEY,
+    slots        INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+);
 "#,
         postgres: None,
     },

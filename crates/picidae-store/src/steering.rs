@@ -215,6 +215,35 @@ impl Store {
         )?)
     }
 
+    /// Say that the coordinator `name` (with `slots` run slots) is alive.
+    pub fn coordinator_heartbeat(&mut self, name: &str, slots: usize) -> Result<()> {
+        let now = crate::now_ms();
+        self.db.execute(
+            "INSERT INTO coordinators (name, slots, started_at, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE SET slots = excluded.slots,
+                 heartbeat_at = excluded.heartbeat_at",
+            params![name, slots as i64, now],
+        )?;
+        Ok(())
+    }
+
+    /// Coordinators that said they were alive within `fresh_ms`: (name, slots).
+    pub fn live_coordinators(&self, fresh_ms: i64) -> Result<Vec<(String, i64)>> {
+        Ok(self.db.query_map(
+            "SELECT name, slots FROM coordinators WHERE heartbeat_at >= ?1 ORDER BY name",
+            [crate::now_ms() - fresh_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Forget a coordinator that stopped.
+    pub fn remove_coordinator(&mut self, name: &str) -> Result<()> {
+        self.db
+            .execute("DELETE FROM coordinators WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
     /// Renew the leases of the programs `owner` drives; returns the ids it still holds (a
     /// coordinator that stalled past the expiry may have lost some to another).
     pub fn renew_program_leases(&mut self, owner: &str) -> Result<Vec<i64>> {

@@ -217,6 +217,51 @@ fn steering_state_and_tokens(t: &TestStore) {
     assert!(!stored.contains(&secret[4..]));
 }
 
+fn program_leases_are_exclusive(t: &TestStore) {
+    let mut s = t.open();
+    let p = program(&mut s, "p");
+    assert!(s.claim_program(p.id, "a:1", None).unwrap());
+    assert!(s.claim_program(p.id, "a:1", None).unwrap(), "a holder may claim again");
+    assert!(!s.claim_program(p.id, "b:2", None).unwrap(), "held by a");
+    let seen = s.program_lease(p.id).unwrap().unwrap();
+    assert_eq!(seen.0, "a:1");
+    // Judged dead, the lease goes to exactly one of several racing claimants.
+    let winners: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let seen = seen.clone();
+                let location = t.location.clone();
+                scope.spawn(move || {
+                    let mut mine = Store::open_location(&location).unwrap();
+                    mine.claim_program(p.id, &format!("c:{i}"), Some(&seen))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(winners.iter().filter(|w| **w).count(), 1, "{winners:?}");
+    let holder = s.program_lease(p.id).unwrap().unwrap().0;
+    assert!(holder.starts_with("c:"), "{holder}");
+    // The old holder learns it lost the program; the new one keeps it; release frees it.
+    assert!(s.renew_program_leases("a:1").unwrap().is_empty());
+    assert_eq!(s.renew_program_leases(&holder).unwrap(), vec![p.id]);
+    s.release_program(p.id, "a:1").unwrap();
+    assert!(s.program_lease(p.id).unwrap().is_some(), "only the holder releases");
+    s.release_program(p.id, &holder).unwrap();
+    assert!(s.program_lease(p.id).unwrap().is_none());
+    // Coordinators announce themselves and are forgotten when they stop.
+    s.coordinator_heartbeat("c:0", 2).unwrap();
+    s.coordinator_heartbeat("c:1", 4).unwrap();
+    s.coordinator_heartbeat("c:1", 4).unwrap();
+    assert_eq!(
+        s.live_coordinators(60_000).unwrap(),
+        vec![("c:0".to_string(), 2), ("c:1".to_string(), 4)]
+    );
+    s.remove_coordinator("c:0").unwrap();
+    assert_eq!(s.live_coordinators(60_000).unwrap().len(), 1);
+}
+
 /// Each test of the suite, once per backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -244,4 +289,5 @@ on_both_backends!(
     failed_decide_rolls_back_the_run_result,
     data_survives_reopen_and_unfinished_runs_are_listed,
     steering_state_and_tokens,
+    program_leases_are_exclusive,
 );
