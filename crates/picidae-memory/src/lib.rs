@@ -1,9 +1,12 @@
 //! Picidae's memory: every attempt of every program, queryable before compute is spent.
 //!
 //! - **Index**: each attempt's hypothesis, diff, touched files and symbols, parameter assignment
-//!   and notes go into SQLite's FTS5 (`memory_fts`, rowid = attempt id, Porter stemming), inside
-//!   the store's own database: no second system to keep in sync, transactional with the attempt,
-//!   and fast enough at 1M attempts (see `picidae bench memory`). Outcomes (status, visible
+//!   and notes go into the store's own database: SQLite's FTS5 (`memory_fts`, rowid = attempt
+//!   id, Porter stemming, bm25), or on PostgreSQL a weighted `tsvector` with a GIN index
+//!   (Snowball stemming, `ts_rank`), split into words the same way. No second system to keep
+//!   in sync, transactional with the attempt, and fast enough at 1M attempts (see `picidae
+//!   bench memory`). Both engines find the same attempts for a query; their rank formulas
+//!   differ, so the order of equally good matches may too. Outcomes (status, visible
 //!   value, finding effect ± CI) are joined in at query time, so answers are always current.
 //! - **Dedup**: three keys are checked before an attempt runs — the exact patch on the same
 //!   parent, the normalized patch (whitespace- and comment-insensitive) on the same parent, and
@@ -18,7 +21,8 @@ use std::collections::BTreeMap;
 
 use picidae_core::domain::FindingState;
 use picidae_core::{Assignment, AttemptStatus};
-use picidae_store::rusqlite::{self, params, OptionalExtension};
+use picidae_store::db::{DbError, OptionalExtension};
+use picidae_store::{params, Backend};
 use picidae_store::{Attempt, Store};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -28,7 +32,7 @@ pub use normalize::{normalize_patch, touched_symbols};
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error("memory index: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error(transparent)]
     Store(#[from] picidae_store::StoreError),
     #[error("empty query: give some words to search for")]
@@ -123,11 +127,14 @@ pub fn index_attempt(store: &Store, a: &Attempt, diff: &str) -> Result<()> {
         })
         .unwrap_or_default();
     let symbols = touched_symbols(diff).join(" ");
-    let conn = store.connection();
-    conn.execute("DELETE FROM memory_fts WHERE rowid = ?1", [a.id])?;
+    let conn = store.db();
+    let key = row_key(store);
+    conn.execute(&format!("DELETE FROM memory_fts WHERE {key} = ?1"), [a.id])?;
     conn.execute(
-        "INSERT INTO memory_fts (rowid, hypothesis, diff, files, symbols, params, notes, program)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &format!(
+            "INSERT INTO memory_fts ({key}, hypothesis, diff, files, symbols, params, notes, program)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ),
         params![
             a.id,
             a.hypothesis,
@@ -149,7 +156,7 @@ pub fn set_keys(
     patch: &str,
     params: Option<&Assignment>,
 ) -> Result<()> {
-    store.connection().execute(
+    store.db().execute(
         "UPDATE attempts SET norm_hash = ?2, params_hash = ?3 WHERE id = ?1",
         params![attempt_id, norm_hash(patch), params.map(params_hash)],
     )?;
@@ -182,7 +189,7 @@ pub fn find_duplicate(
     } else {
         (sha(patch), norm_hash(patch))
     };
-    let conn = store.connection();
+    let conn = store.db();
     // Decided attempts, and those already queued or running: an idea in flight is taken.
     let decided = "a.status IN ('kept', 'discarded', 'failed', 'duplicate', 'queued', 'running')";
     let same_bench = "a.program_id IN (SELECT id FROM programs WHERE benchmark_dir = ?1)";
@@ -206,7 +213,7 @@ pub fn find_duplicate(
         (
             "same-parameters",
             format!(
-                "SELECT a.id FROM attempts a WHERE {same_bench} AND ?2 = ?2
+                "SELECT a.id FROM attempts a WHERE {same_bench} AND CAST(?2 AS TEXT) = CAST(?2 AS TEXT)
                  AND a.params_hash = ?3 AND a.id != ?4 AND {decided} ORDER BY a.id LIMIT 1"
             ),
             params.map(params_hash).unwrap_or_default(),
@@ -229,7 +236,7 @@ pub fn find_duplicate(
                 .query_row(
                     "SELECT duplicate_of FROM attempts WHERE id = ?1",
                     [id],
-                    |r| r.get::<_, Option<i64>>(0),
+                    |r| r.get::<Option<i64>>(0),
                 )
                 .optional()?
                 .flatten()
@@ -250,7 +257,7 @@ pub fn find_duplicate(
 
 /// Mark an attempt as a duplicate of another.
 pub fn mark_duplicate(store: &Store, attempt_id: i64, of: i64) -> Result<()> {
-    store.connection().execute(
+    store.db().execute(
         "UPDATE attempts SET duplicate_of = ?2 WHERE id = ?1",
         params![attempt_id, of],
     )?;
@@ -269,7 +276,7 @@ fn hit_for(store: &Store, attempt_id: i64, rank: f64) -> Result<Hit> {
         seeds: f.evidence.n_candidate,
     });
     let duplicate_of: Option<i64> = store
-        .connection()
+        .db()
         .query_row(
             "SELECT duplicate_of FROM attempts WHERE id = ?1",
             [a.id],
@@ -325,6 +332,26 @@ pub fn fts_query(words: &[String], op: &str) -> Option<String> {
     })
 }
 
+/// The full-text query for `words` (all of them, or any) in the backend's syntax: FTS5's
+/// expression on SQLite, a `tsquery` on PostgreSQL. [`query_words`] keeps only letters, digits
+/// and `_`, so no word carries query syntax.
+pub fn text_query(backend: Backend, words: &[String], all: bool) -> Option<String> {
+    match backend {
+        Backend::Sqlite => fts_query(words, if all { "AND" } else { "OR" }),
+        Backend::Postgres => (!words.is_empty()).then(|| {
+            words
+                .iter()
+                .map(|w| {
+                    // `_` splits a word into parts on both engines; all parts must match.
+                    let parts: Vec<&str> = w.split('_').filter(|p| !p.is_empty()).collect();
+                    format!("({})", parts.join(" & "))
+                })
+                .collect::<Vec<_>>()
+                .join(if all { " & " } else { " | " })
+        }),
+    }
+}
+
 /// Search attempts by text, best first.
 ///
 /// All words must match first; when that finds fewer than `limit` attempts, any word may match,
@@ -338,17 +365,21 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
     }
     let program_id = program.map(|p| store.program(p)).transpose()?.map(|p| p.id);
     let programs: i64 = store
-        .connection()
-        .query_row("SELECT COUNT(*) FROM programs", [], |r| r.get(0))?;
+        .db()
+        .query_row("SELECT COUNT(*) FROM programs", (), |r| r.get(0))?;
     // With one program there is nothing to filter; otherwise the program is a token of the
-    // index, intersected inside FTS5.
+    // index, intersected inside the full-text engine.
+    let backend = store.backend();
     let scope = |q: String| match program_id {
-        Some(id) if programs > 1 => format!("program:{} AND ({q})", program_token(id)),
+        Some(id) if programs > 1 => match backend {
+            Backend::Sqlite => format!("program:{} AND ({q})", program_token(id)),
+            Backend::Postgres => format!("{} & ({q})", program_token(id)),
+        },
         _ => q,
     };
     let mut found = ranked(
         store,
-        &scope(fts_query(&words, "AND").unwrap_or_default()),
+        &scope(text_query(backend, &words, true).unwrap_or_default()),
         limit,
     )?;
     if found.len() < limit && words.len() > 1 {
@@ -356,21 +387,14 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
         // (COUNT(*) would read the whole index).
         let total: i64 =
             store
-                .connection()
-                .query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", [], |r| {
+                .db()
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", (), |r| {
                     r.get(0)
                 })?;
         let mut selective = Vec::new();
         for w in &words {
-            let docs: i64 = store
-                .connection()
-                .query_row(
-                    "SELECT COALESCE(SUM(doc), 0) FROM memory_vocab WHERE term = ?1",
-                    [stem(w)],
-                    |r| r.get(0),
-                )
-                .unwrap_or(0);
-            if docs * 5 <= total {
+            // In a small memory every word is "common"; the cut only helps in a large one.
+            if total < MIN_COMMON_CUT || doc_count(store, w, total / 5 + 1)? * 5 <= total {
                 selective.push(w.clone());
             }
         }
@@ -379,7 +403,7 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
         }
         for (id, r) in ranked(
             store,
-            &scope(fts_query(&selective, "OR").unwrap_or_default()),
+            &scope(text_query(backend, &selective, false).unwrap_or_default()),
             limit,
         )? {
             if found.len() >= limit {
@@ -396,19 +420,8 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
         .collect()
 }
 
-/// The Porter stem FTS5 stores for a word (the vocabulary is stemmed).
-fn stem(word: &str) -> String {
-    // Good enough for the frequency check: the common English suffixes the Porter stemmer
-    // removes first. An unmatched stem only means the word is kept.
-    for suffix in ["ing", "es", "ed", "s"] {
-        if let Some(s) = word.strip_suffix(suffix) {
-            if s.len() >= 3 {
-                return s.to_string();
-            }
-        }
-    }
-    word.to_string()
-}
+/// Below this many attempts no word is left out of an any-word search as too common.
+const MIN_COMMON_CUT: i64 = 200;
 
 /// How many of the most recent matches are ranked. FTS5 yields matches in rowid order lazily,
 /// so this bounds the work of a query whatever the size of the memory; bm25 then orders the
@@ -416,25 +429,64 @@ fn stem(word: &str) -> String {
 pub const RANK_WINDOW: usize = 400;
 
 fn ranked(store: &Store, q: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
-    let mut st = store.connection().prepare_cached(
-        "SELECT rowid, rank FROM memory_fts WHERE memory_fts MATCH ?1
-         ORDER BY rowid DESC LIMIT ?2",
-    )?;
     let window = RANK_WINDOW.max(limit * 4);
-    let rows = st.query_map(params![q, window as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let mut out: Vec<(i64, f64)> = rows.collect::<Result<_, _>>()?;
+    // FTS5's rank is bm25 with the column weights set in the schema (lower is better); on
+    // PostgreSQL ts_rank with weights D=0 (the program token), C=0.2, B=0.4, A=1, negated so
+    // lower is better there too.
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "SELECT rowid, rank FROM memory_fts WHERE memory_fts MATCH ?1
+             ORDER BY rowid DESC LIMIT ?2"
+        }
+        Backend::Postgres => {
+            "SELECT attempt_id, -ts_rank('{0, 0.2, 0.4, 1.0}', doc, q)
+             FROM memory_fts, to_tsquery('picidae', ?1) q WHERE doc @@ q
+             ORDER BY attempt_id DESC LIMIT ?2"
+        }
+    };
+    let mut out: Vec<(i64, f64)> = store.db().query_map(sql, params![q, window as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     out.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
     out.truncate(limit);
     Ok(out)
+}
+
+/// How many indexed attempts contain `word` (as the engine stems it), counting no further
+/// than `cap`.
+fn doc_count(store: &Store, word: &str, cap: i64) -> Result<i64> {
+    let backend = store.backend();
+    let q = text_query(backend, &[word.to_string()], true).unwrap_or_default();
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT ?2)"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts
+             WHERE doc @@ to_tsquery('picidae', ?1) LIMIT ?2) m"
+        }
+    };
+    Ok(store.db().query_row(sql, params![q, cap], |r| r.get(0))?)
+}
+
+/// The column holding the attempt id in `memory_fts`.
+fn row_key(store: &Store) -> &'static str {
+    match store.backend() {
+        Backend::Sqlite => "rowid",
+        Backend::Postgres => "attempt_id",
+    }
 }
 
 /// Attempts like a given one: sharing words of its hypothesis, its files, symbols and
 /// parameters.
 pub fn similar(store: &Store, attempt_id: i64, limit: usize) -> Result<Vec<Hit>> {
     let row: Option<(String, String, String, String)> = store
-        .connection()
+        .db()
         .query_row(
-            "SELECT hypothesis, files, symbols, params FROM memory_fts WHERE rowid = ?1",
+            &format!(
+                "SELECT hypothesis, files, symbols, params FROM memory_fts WHERE {} = ?1",
+                row_key(store)
+            ),
             [attempt_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
@@ -508,15 +560,16 @@ pub fn summary(store: &Store, text: &str, program: Option<&str>, limit: usize) -
     Ok(lines.join("\n"))
 }
 
-/// Index size in bytes (the FTS5 shadow tables), for benchmarks.
+/// Index size in bytes (FTS5's shadow tables, or the PostgreSQL table with its indexes), for
+/// benchmarks.
 pub fn index_bytes(store: &Store) -> Result<i64> {
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'memory_fts%'",
+        Backend::Postgres => "SELECT pg_total_relation_size('memory_fts')",
+    };
     let n: Option<i64> = store
-        .connection()
-        .query_row(
-            "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'memory_fts%'",
-            [],
-            |r| r.get(0),
-        )
+        .db()
+        .query_row(sql, (), |r| r.get(0))
         .optional()
         .unwrap_or(None)
         .flatten();
@@ -557,14 +610,12 @@ pub fn program_brief(store: &Store, program: &str, limit: usize) -> Result<Strin
             lines.push(format!("- {}", hit_for(store, f.attempt_id, 0.0)?.line()));
         }
     }
-    let failed: Vec<i64> = {
-        let mut st = store.connection().prepare_cached(
-            "SELECT id FROM attempts WHERE program_id = ?1 AND status IN ('failed', 'duplicate')
-             ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![p.id, limit as i64], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let failed: Vec<i64> = store.db().query_map(
+        "SELECT id FROM attempts WHERE program_id = ?1 AND status IN ('failed', 'duplicate')
+         ORDER BY id DESC LIMIT ?2",
+        params![p.id, limit as i64],
+        |r| r.get(0),
+    )?;
     if !failed.is_empty() {
         lines.push("Recently failed or duplicated:".to_string());
         for id in failed {

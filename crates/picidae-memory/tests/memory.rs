@@ -1,8 +1,10 @@
-//! The memory against a real store: search by shared key terms, similar attempts, summaries,
-//! and the three dedup keys.
+//! The memory against a real store, on both backends (a SQLite file and a PostgreSQL
+//! database): search by shared key terms, similar attempts, summaries, the three dedup keys,
+//! and the same answers from both engines for the same memory.
 
 use picidae_core::{Assignment, AttemptKind, AttemptStatus};
 use picidae_memory::{find_duplicate, index_attempt, search, set_keys, similar, summary};
+use picidae_store::testing::TestStore;
 use picidae_store::{Decision, NewAttempt, NewProgram, Store};
 
 struct Fixture {
@@ -12,8 +14,8 @@ struct Fixture {
 
 const PARENT: &str = "1111111111111111111111111111111111111111";
 
-fn fixture() -> Fixture {
-    let mut store = Store::open_in_memory().unwrap();
+fn fixture(t: &TestStore) -> Fixture {
+    let mut store = t.open();
     let p = store
         .create_program(&NewProgram {
             name: "p".into(),
@@ -87,9 +89,8 @@ fn patch(line: &str) -> String {
     format!("--- a/train.py\n+++ b/train.py\n@@ -3,1 +3,1 @@ def train():\n-{line}_OLD\n+{line}\n")
 }
 
-#[test]
-fn search_finds_an_attempt_by_a_paraphrase_sharing_key_terms() {
-    let mut f = fixture();
+fn search_finds_an_attempt_by_a_paraphrase_sharing_key_terms(t: &TestStore) {
+    let mut f = fixture(t);
     let warm = f.add(
         "add a linear learning-rate warmup over the first 500 steps",
         &patch("WARMUP_STEPS = 500"),
@@ -141,9 +142,8 @@ fn search_finds_an_attempt_by_a_paraphrase_sharing_key_terms() {
     assert!(search(&f.store, " ? ", None, 5).is_err());
 }
 
-#[test]
-fn dedup_by_exact_patch_normalized_patch_and_parameters() {
-    let mut f = fixture();
+fn dedup_by_exact_patch_normalized_patch_and_parameters(t: &TestStore) {
+    let mut f = fixture(t);
     let base = patch("LR = 0.03");
     let first = f.add("lr 0.01 → 0.03", &base, None, AttemptStatus::Discarded, 1.0);
     fn dup(f: &Fixture, p: &str, params: Option<&Assignment>) -> Option<picidae_memory::Duplicate> {
@@ -190,3 +190,112 @@ fn dedup_by_exact_patch_normalized_patch_and_parameters() {
     a.insert("batch".into(), "64".into());
     assert!(dup(&f, &patch("LR = 0.1 ; other layout"), Some(&a)).is_none());
 }
+
+const TOPICS: &[&str] = &[
+    "learning rate warmup",
+    "cosine decay schedule",
+    "hidden width",
+    "dropout regularisation",
+    "batch size",
+    "weight decay",
+    "adamw optimizer",
+    "gradient clipping",
+    "label smoothing",
+    "residual connections",
+];
+
+/// One memory, built the same way in each store: (seq, hypothesis) pairs come back by seq, so
+/// the two engines' answers can be compared.
+fn corpus(f: &mut Fixture) {
+    for i in 0..80usize {
+        let topic = TOPICS[i % TOPICS.len()];
+        let other = TOPICS[(i * 7 + 3) % TOPICS.len()];
+        let hypothesis = match i % 4 {
+            0 => format!("try {topic} with {other}"),
+            1 => format!("increase the {topic}"),
+            2 => format!("reduce {topic} and tune {other}"),
+            _ => format!("{topic} ablation number {i}"),
+        };
+        let line = format!("{}_{i} = {}", topic.replace(' ', "_").to_uppercase(), i % 5);
+        let status = if i % 3 == 0 {
+            AttemptStatus::Kept
+        } else {
+            AttemptStatus::Discarded
+        };
+        f.add(
+            &hypothesis,
+            &patch(&line),
+            None,
+            status,
+            1.0 - i as f64 / 100.0,
+        );
+    }
+}
+
+fn answers(f: &Fixture, query: &str) -> Vec<i64> {
+    let mut seqs: Vec<i64> = search(&f.store, query, None, 100)
+        .unwrap()
+        .iter()
+        .map(|h| h.seq)
+        .collect();
+    seqs.sort();
+    seqs
+}
+
+#[test]
+fn postgres_finds_what_sqlite_finds() {
+    let Some(pg) = TestStore::postgres() else {
+        return;
+    };
+    let lite = TestStore::sqlite();
+    let (mut a, mut b) = (fixture(&lite), fixture(&pg));
+    corpus(&mut a);
+    corpus(&mut b);
+    let queries = [
+        "warm up the learning rates",
+        "cosine decay",
+        "hidden width ablation",
+        "dropout",
+        "adamw optimizer with weight decay",
+        "gradient clipping and label smoothing",
+        "LEARNING_RATE_WARMUP_10",
+        "residual",
+        "quantum annealing",
+    ];
+    let mut nonempty = 0;
+    for q in queries {
+        let (x, y) = (answers(&a, q), answers(&b, q));
+        assert_eq!(x, y, "query {q:?}: SQLite found {x:?}, PostgreSQL {y:?}");
+        nonempty += usize::from(!x.is_empty());
+    }
+    assert!(nonempty >= 7, "the queries must find something");
+    assert!(answers(&a, "quantum annealing").is_empty());
+    // The best match agrees where one attempt stands out.
+    let top = |f: &Fixture| search(&f.store, "LEARNING_RATE_WARMUP_10", None, 1).unwrap()[0].seq;
+    assert_eq!(top(&a), top(&b));
+}
+
+/// The suite above, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&picidae_store::testing::TestStore::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(t) = picidae_store::testing::TestStore::postgres() {
+                    super::$name(&t);
+                }
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    search_finds_an_attempt_by_a_paraphrase_sharing_key_terms,
+    dedup_by_exact_patch_normalized_patch_and_parameters,
+);

@@ -17,6 +17,15 @@
 //! (made through the API, perhaps from another process) and stops those runs (see
 //! [`crate::cancels`]).
 //!
+//! Team mode: several coordinators (on one project directory and one PostgreSQL store) share
+//! the programs. A coordinator drives only the programs whose lease it holds in the store
+//! ([`picidae_store::Store::claim_program`], a compare-and-set taken with `FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL), renews those leases with its run leases each poll, and gives a
+//! program back when its loop ends. A lease not renewed for [`lease_expiry`] (or held by a dead
+//! process on this host) is free: another coordinator takes the program over and its loop's
+//! recovery closes what the dead one left. A coordinator that finds it lost a lease (it stalled
+//! past the expiry) stops that program's loop.
+//!
 //! Crash safety comes from the loops themselves: each takes its program's lock, and on start
 //! recovers what a dead coordinator left (kills orphaned runs, records them as cancelled,
 //! resumes undecided attempts), so a `kill -9` of `picidae serve` loses no attempt and counts
@@ -32,7 +41,7 @@ use std::time::Duration;
 
 use picidae_agent::AgentSpec;
 
-use crate::runner::lease_owner;
+use crate::runner::{lease_expiry, lease_holder_alive, lease_owner};
 use crate::{
     LoopEvent, LoopOptions, LoopSummary, Project, ResourcePool, RunCancels, Runner, SchedError,
     SlotPool,
@@ -70,6 +79,7 @@ pub struct CoordinatorOptions {
 
 struct Worker {
     handle: JoinHandle<()>,
+    program_id: i64,
     /// Set to stop this program's loop only.
     stop: Arc<AtomicBool>,
 }
@@ -96,12 +106,19 @@ pub fn serve(
     let cancels = Arc::new(RunCancels::new());
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut parked: HashMap<String, Parked> = HashMap::new();
+    // Say we are here, and give coordinators starting with us a poll to do the same, so the
+    // first to look does not take every program.
+    project.store.coordinator_heartbeat(&owner, opts.slots)?;
+    std::thread::sleep(opts.poll);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, Result<LoopSummary, String>)>();
     loop {
         // Loops that ended since the last look.
         while let Ok((name, summary)) = done_rx.try_recv() {
             if let Some(w) = workers.remove(&name) {
                 let _ = w.handle.join();
+                if let Err(e) = project.store.release_program(w.program_id, &owner) {
+                    tracing::warn!("giving back the lease of {name}: {e}");
+                }
             }
             let budget = project.store.program(&name).ok().and_then(|p| p.max_runs);
             let reason = match &summary {
@@ -117,10 +134,14 @@ pub fn serve(
         let stopping = opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst);
         if stopping {
             if workers.is_empty() {
+                let _ = project.store.remove_coordinator(&owner);
                 return Ok(());
             }
         } else {
-            for p in project.store.programs()? {
+            let programs = project.store.programs()?;
+            let share = fair_share(&project, &programs, &owner);
+            let mut claimed_now = 0;
+            for p in programs {
                 pool.set_weight(&p.name, p.weight);
                 let active = p.status == "active";
                 match workers.get(&p.name) {
@@ -134,8 +155,16 @@ pub fn serve(
                                 continue;
                             }
                         }
+                        // Several coordinators: take one program per poll, up to a fair share.
+                        if share.is_some_and(|n| workers.len() >= n || claimed_now > 0) {
+                            continue;
+                        }
+                        if !claim(&mut project, p.id, &owner)? {
+                            continue; // another live coordinator drives it
+                        }
+                        claimed_now += 1;
                         parked.remove(&p.name);
-                        let w = start(
+                        let mut w = start(
                             &root,
                             &p.name,
                             opts,
@@ -143,16 +172,32 @@ pub fn serve(
                             &events,
                             &done_tx,
                         );
+                        w.program_id = p.id;
                         workers.insert(p.name.clone(), w);
                     }
                     None => {}
                 }
             }
         }
-        // Renew the leases of this process's running runs (see `LEASE_EXPIRY`), and stop the
-        // runs a person asked to cancel (or every run, when everything is cancelled).
+        // Renew the leases of this process's running runs and programs (see `lease_expiry`),
+        // and stop the runs a person asked to cancel (or every run, when everything is
+        // cancelled).
+        if let Err(e) = project.store.coordinator_heartbeat(&owner, opts.slots) {
+            tracing::warn!("coordinator heartbeat: {e}");
+        }
         if let Err(e) = project.store.heartbeat(&owner) {
             tracing::warn!("renewing run leases: {e}");
+        }
+        match project.store.renew_program_leases(&owner) {
+            Ok(held) => {
+                for (name, w) in &workers {
+                    if !held.contains(&w.program_id) {
+                        tracing::warn!("lost the lease of {name} to another coordinator; stopping");
+                        w.stop.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("renewing program leases: {e}"),
         }
         if opts.cancel.load(Ordering::SeqCst) {
             cancels.cancel_all();
@@ -216,7 +261,50 @@ fn start(
         let _ = watcher.join();
         let _ = done.send((name, result.map_err(|e| e.to_string())));
     });
-    Worker { handle, stop }
+    Worker {
+        handle,
+        program_id: 0,
+        stop,
+    }
+}
+
+/// How many programs this coordinator should drive when others share the store: the active
+/// programs over the live coordinators, rounded up. `None` when it is alone (it takes all).
+fn fair_share(
+    project: &Project,
+    programs: &[picidae_store::Program],
+    owner: &str,
+) -> Option<usize> {
+    let live = project
+        .store
+        .live_coordinators(lease_expiry().as_millis() as i64)
+        .ok()?
+        .into_iter()
+        .filter(|(name, _)| name == owner || lease_holder_alive(name))
+        .count()
+        .max(1);
+    if live == 1 {
+        return None;
+    }
+    let active = programs.iter().filter(|p| p.status == "active").count();
+    Some(active.div_ceil(live).max(1))
+}
+
+/// Take a program's lease if no live coordinator holds it.
+fn claim(project: &mut Project, program_id: i64, owner: &str) -> Result<bool, SchedError> {
+    let lease = project.store.program_lease(program_id)?;
+    let free = match &lease {
+        None => true,
+        Some((o, _)) if o == owner => true,
+        Some((o, at)) => {
+            let age = picidae_store::now_ms() - at;
+            age > lease_expiry().as_millis() as i64 || !lease_holder_alive(o)
+        }
+    };
+    Ok(free
+        && project
+            .store
+            .claim_program(program_id, owner, lease.as_ref())?)
 }
 
 fn run_program(

@@ -40,6 +40,8 @@ pub use slots::SlotPool;
 pub enum SchedError {
     #[error("no Picidae project at {0} (run `picidae init` there first)")]
     NoProject(PathBuf),
+    #[error("project store: {0}")]
+    ProjectStore(String),
     #[error(transparent)]
     Store(#[from] picidae_store::StoreError),
     #[error(transparent)]

@@ -2,7 +2,8 @@
 //! behind.
 //!
 //! Layout (all under `.picidae/`):
-//! - `store.sqlite` — the source of truth;
+//! - `store.sqlite` — the source of truth, or `store.url` (mode 0600) naming the PostgreSQL
+//!   database that holds it instead (team mode: several coordinators share one database);
 //! - `runs/<program>/<run id>/` — `stdout.log`, `stderr.log`, `metrics.jsonl`, `artifacts/`;
 //! - `attempts/<program>/<seq>/` — the agent's prompt, context and transcript;
 //! - `worktrees/<program>/` — checkouts for the agent and for each running run (removed after);
@@ -16,6 +17,7 @@ use crate::SchedError;
 
 pub const PROJECT_DIR: &str = ".picidae";
 pub const STORE_FILE: &str = "store.sqlite";
+pub const STORE_URL_FILE: &str = "store.url";
 
 pub struct Project {
     root: PathBuf,
@@ -25,8 +27,42 @@ pub struct Project {
 impl Project {
     /// Create `.picidae/` under `root` (idempotent) and open its store.
     pub fn init(root: &Path) -> Result<Project, SchedError> {
+        Project::init_with_store(root, None)
+    }
+
+    /// Create `.picidae/` under `root` with its store in the PostgreSQL database at `url`
+    /// (when given; else the embedded SQLite file), and open it. A project already bound to
+    /// another store is refused rather than silently switched.
+    pub fn init_with_store(root: &Path, url: Option<&str>) -> Result<Project, SchedError> {
         let dir = root.join(PROJECT_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| SchedError::io(&dir, e))?;
+        if let Some(url) = url {
+            if !picidae_store::is_postgres_url(url) {
+                return Err(SchedError::Store(picidae_store::StoreError::BadLocation(
+                    url.to_string(),
+                )));
+            }
+            let file = dir.join(STORE_URL_FILE);
+            let existing = std::fs::read_to_string(&file).ok();
+            match existing.as_deref().map(str::trim) {
+                Some(e) if e == url => {}
+                Some(e) => {
+                    return Err(SchedError::ProjectStore(format!(
+                        "{} already names the store {}; remove it first to move the project",
+                        file.display(),
+                        picidae_store::redact_url(e)
+                    )))
+                }
+                None if dir.join(STORE_FILE).exists() => {
+                    return Err(SchedError::ProjectStore(format!(
+                        "{} already holds this project's store; use `picidae migrate \
+                         sqlite-to-postgres` to move it",
+                        dir.join(STORE_FILE).display()
+                    )))
+                }
+                None => write_private(&file, &format!("{url}\n"))?,
+            }
+        }
         Project::open(root)
     }
 
@@ -37,8 +73,14 @@ impl Project {
             return Err(SchedError::NoProject(root.to_path_buf()));
         }
         let root = std::fs::canonicalize(root).map_err(|e| SchedError::io(root, e))?;
-        let store = Store::open(&dir.join(STORE_FILE))?;
+        let store = Store::open_location(&store_location(&dir)?)?;
         Ok(Project { root, store })
+    }
+
+    /// Where this project's store is: the PostgreSQL URL, or the SQLite file's path.
+    pub fn store_location(&self) -> String {
+        store_location(&self.dir())
+            .unwrap_or_else(|_| self.dir().join(STORE_FILE).display().to_string())
     }
 
     /// Find the nearest directory at or above `start` that holds `.picidae/`.
@@ -83,4 +125,30 @@ impl Project {
     pub fn cache_dir(&self, program: &str, fingerprint: &str) -> PathBuf {
         self.dir().join("cache").join(program).join(fingerprint)
     }
+}
+
+/// The store location of the project directory `dir` (its `.picidae/`).
+pub fn store_location(dir: &Path) -> Result<String, SchedError> {
+    let url_file = dir.join(STORE_URL_FILE);
+    match std::fs::read_to_string(&url_file) {
+        Ok(url) => Ok(url.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(dir.join(STORE_FILE).display().to_string())
+        }
+        Err(e) => Err(SchedError::io(&url_file, e)),
+    }
+}
+
+/// Write `text` to `path`, readable by its owner only (it may hold a password).
+fn write_private(path: &Path, text: &str) -> Result<(), SchedError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| SchedError::io(path, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| SchedError::io(path, e))
 }

@@ -612,7 +612,7 @@ impl<'p> Runner<'p> {
         let foreign: Vec<i64> = self
             .project
             .store
-            .live_foreign_leases(&self.lease_owner, LEASE_EXPIRY.as_millis() as i64)?
+            .live_foreign_leases(&self.lease_owner, lease_expiry().as_millis() as i64)?
             .into_iter()
             .filter(|(_, owner)| lease_holder_alive(owner))
             .map(|(id, _)| id)
@@ -630,7 +630,7 @@ impl<'p> Runner<'p> {
                     message: format!(
                         "run {} is held by another live coordinator (its lease was renewed within {} s); not recovering it",
                         run.id,
-                        LEASE_EXPIRY.as_secs()
+                        lease_expiry().as_secs()
                     ),
                 });
             }
@@ -1971,7 +1971,7 @@ pub fn lease_owner() -> String {
 
 /// Whether the coordinator named `owner` (see [`lease_owner`]) may still be alive: always for
 /// another host (only its heartbeat can tell), and for this host when its process lives.
-fn lease_holder_alive(owner: &str) -> bool {
+pub(crate) fn lease_holder_alive(owner: &str) -> bool {
     let me = lease_owner();
     let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
     match owner.rsplit_once(':') {
@@ -1983,8 +1983,19 @@ fn lease_holder_alive(owner: &str) -> bool {
     }
 }
 
-/// A lease not renewed for this long belongs to a dead coordinator; its runs are recovered.
-pub const LEASE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(30);
+/// A lease not renewed for this long belongs to a dead coordinator; its runs are recovered
+/// and its programs taken over: 30 s, or `PICIDAE_LEASE_EXPIRY_SECS`.
+pub fn lease_expiry() -> std::time::Duration {
+    static EXPIRY: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *EXPIRY.get_or_init(|| {
+        let secs = std::env::var("PICIDAE_LEASE_EXPIRY_SECS")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(30);
+        std::time::Duration::from_secs(secs)
+    })
+}
 
 fn lock_program(project: &Project, program: &str) -> Result<std::fs::File, SchedError> {
     let dir = project.dir().join("locks");

@@ -58,7 +58,7 @@
 //! `hidden_agrees`), notes go through [`crate::mcp::redact_hidden`], and the `hidden_results`
 //! table is never read.
 //!
-//! **Store access.** rusqlite connections are not `Sync`, so every handler runs its queries in
+//! **Store access.** Store connections are not `Sync`, so every handler runs its queries in
 //! `spawn_blocking` on a connection taken from a small pool (opened on demand, at most
 //! [`POOL_SIZE`] kept). In WAL mode each query sees what the scheduler has committed.
 //!
@@ -115,8 +115,11 @@ const EVENT_BATCH: i64 = 1000;
 /// What the API needs from `picidae serve`.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The store's database file.
+    /// The store's SQLite file, or where it would be: the project's files (run logs, attempt
+    /// transcripts) are found beside it.
     pub store_path: PathBuf,
+    /// The PostgreSQL URL holding the store instead of `store_path`, in team mode.
+    pub store_url: Option<String>,
     /// When the server started (for `/api/health` and `picidae_uptime_seconds`).
     pub started: Instant,
     /// Extra Prometheus lines from the coordinator (slot utilisation and the like), appended to
@@ -131,9 +134,20 @@ impl ApiState {
     pub fn new(store_path: impl Into<PathBuf>) -> ApiState {
         ApiState {
             store_path: store_path.into(),
+            store_url: None,
             started: Instant::now(),
             metrics: Arc::new(String::new),
             read_requires_token: false,
+        }
+    }
+}
+
+impl ApiState {
+    /// Open a connection to the store.
+    pub fn open_store(&self) -> Result<Store, StoreError> {
+        match &self.store_url {
+            Some(url) => Store::connect(url),
+            None => Store::open(&self.store_path),
         }
     }
 }
@@ -170,7 +184,7 @@ impl Ctx {
             let pooled = ctx.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut store = match pooled {
                 Some(s) => s,
-                None => Store::open(&ctx.state.store_path).map_err(ApiError::from)?,
+                None => ctx.state.open_store().map_err(ApiError::from)?,
             };
             let r = f(&mut store);
             let mut pool = ctx.pool.lock().unwrap_or_else(|e| e.into_inner());
@@ -1816,13 +1830,16 @@ fn label(v: &str) -> String {
 }
 
 fn store_metrics(store: &Store) -> Result<String, StoreError> {
-    let conn = store.connection();
+    let conn = store.db();
     let mut out = String::new();
     out.push_str("# HELP picidae_programs Programs by status.\n# TYPE picidae_programs gauge\n");
-    let mut st = conn.prepare("SELECT status, COUNT(*) FROM programs GROUP BY status")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = conn.query_map(
+        "SELECT status, COUNT(*) FROM programs GROUP BY status",
+        (),
+        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
+    )?;
     for row in rows {
-        let (status, n) = row?;
+        let (status, n) = row;
         out.push_str(&format!(
             "picidae_programs{{status=\"{}\"}} {n}\n",
             label(&status)
@@ -1833,21 +1850,18 @@ fn store_metrics(store: &Store) -> Result<String, StoreError> {
             "# HELP picidae_{table} {what} by program and status.\n\
              # TYPE picidae_{table} gauge\n"
         ));
-        let mut st = conn.prepare(&format!(
-            "SELECT p.name, t.status, t.n FROM
+        let rows = conn.query_map(
+            &format!(
+                "SELECT p.name, t.status, t.n FROM
                (SELECT program_id, status, COUNT(*) AS n FROM {table}
                 GROUP BY program_id, status) t
              JOIN programs p ON p.id = t.program_id ORDER BY p.name, t.status"
-        ))?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
+            ),
+            (),
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
+        )?;
         for row in rows {
-            let (program, status, n) = row?;
+            let (program, status, n) = row;
             out.push_str(&format!(
                 "picidae_{table}{{program=\"{}\",status=\"{}\"}} {n}\n",
                 label(&program),
@@ -1887,38 +1901,41 @@ fn id_list(ids: impl Iterator<Item = i64>) -> String {
 impl Watcher {
     /// Start from the store as it is now: only later changes are reported.
     fn start(store: &Store) -> Result<Watcher, StoreError> {
-        let conn = store.connection();
-        let tx = conn.unchecked_transaction()?;
+        let conn = store.db();
+        let tx = conn.begin_read()?;
         let mut w = Watcher {
-            max_run: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM runs", [], |r| r.get(0))?,
-            max_attempt: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", [], |r| {
+            max_run: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM runs", (), |r| r.get(0))?,
+            max_attempt: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", (), |r| {
                 r.get(0)
             })?,
-            max_finding: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM findings", [], |r| {
+            max_finding: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM findings", (), |r| {
                 r.get(0)
             })?,
             ..Watcher::default()
         };
         {
-            let mut st =
-                tx.prepare("SELECT id, status FROM runs WHERE status IN ('queued', 'running')")?;
-            for row in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
-                let (id, status) = row?;
+            for row in tx.query_map(
+                "SELECT id, status FROM runs WHERE status IN ('queued', 'running')",
+                (),
+                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+            )? {
+                let (id, status) = row;
                 w.open_runs.insert(id, status);
             }
-            let mut st = tx.prepare(
+            for row in tx.query_map(
                 "SELECT id, status, decided_at FROM attempts WHERE decided_at IS NULL
                  OR id IN (SELECT attempt_id FROM findings
                            WHERE state IN ('candidate', 'verifying'))",
-            )?;
-            for row in st.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                ))
-            })? {
-                let (id, status, decided) = row?;
+                (),
+                |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<Option<i64>>(2)?,
+                    ))
+                },
+            )? {
+                let (id, status, decided) = row;
                 w.open_attempts.insert(id, decided.map(|d| (status, d)));
             }
         }
@@ -1928,14 +1945,14 @@ impl Watcher {
 
     /// What changed since the last poll, read in one snapshot.
     fn poll(&mut self, store: &Store) -> Result<Vec<Outgoing>, StoreError> {
-        let conn = store.connection();
-        let tx = conn.unchecked_transaction()?;
+        let conn = store.db();
+        let tx = conn.begin_read()?;
         let mut out = Vec::new();
 
         // Open rows and new rows are read apart, so a pile of stale open rows cannot crowd new
         // ones out of the batch.
         let open = id_list(self.open_runs.keys().copied());
-        let mut rows = run_rows(&tx, &format!("r.id IN ({open})"), 0)?;
+        let mut rows = run_rows(&tx, &format!("r.id IN ({open}) AND r.id > ?1"), 0)?;
         rows.extend(run_rows(&tx, "r.id > ?1", self.max_run)?);
         for (id, program, seq, seed, status, value) in rows {
             if self.open_runs.get(&id) != Some(&status) {
@@ -1960,7 +1977,7 @@ impl Watcher {
         }
 
         let open = id_list(self.open_attempts.keys().copied());
-        let mut rows = attempt_rows(&tx, &format!("a.id IN ({open})"), 0)?;
+        let mut rows = attempt_rows(&tx, &format!("a.id IN ({open}) AND a.id > ?1"), 0)?;
         rows.extend(attempt_rows(&tx, "a.id > ?1", self.max_attempt)?);
         for (id, program, seq, status, value, decided_at, open_finding) in rows {
             let now = decided_at.map(|d| (status.clone(), d));
@@ -1985,20 +2002,21 @@ impl Watcher {
         // An attempt whose finding opened after it was seen may be decided again when the
         // finding concludes: watch it from now on.
         {
-            let mut st = tx.prepare(
+            let rows = tx.query_map(
                 "SELECT f.id, a.id, a.status, a.decided_at FROM findings f
                  JOIN attempts a ON a.id = f.attempt_id WHERE f.id > ?1 ORDER BY f.id",
+                [self.max_finding],
+                |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        r.get::<i64>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<Option<i64>>(3)?,
+                    ))
+                },
             )?;
-            let rows = st.query_map([self.max_finding], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                ))
-            })?;
             for row in rows {
-                let (fid, aid, status, decided_at) = row?;
+                let (fid, aid, status, decided_at) = row;
                 self.max_finding = self.max_finding.max(fid);
                 if aid <= self.max_attempt {
                     self.open_attempts
@@ -2015,59 +2033,60 @@ impl Watcher {
 type RunRow = (i64, String, i64, i64, String, Option<f64>);
 type AttemptRow = (i64, String, i64, String, Option<f64>, Option<i64>, bool);
 
-/// Runs matching `cond` (which may use `?1` = `after`), oldest first, at most a batch. (SQLite
-/// counts parameters up to the highest index, `?2`, so binding `?1` is fine when `cond` leaves it
-/// out.)
-fn run_rows(
-    tx: &picidae_store::rusqlite::Transaction,
-    cond: &str,
-    after: i64,
-) -> Result<Vec<RunRow>, StoreError> {
-    let mut st = tx.prepare(&format!(
-        "SELECT r.id, p.name, a.seq, r.seed, r.status, r.primary_value
+/// Runs matching `cond` (which must use `?1` = `after`: PostgreSQL cannot type an unused
+/// parameter), oldest first, at most a batch.
+fn run_rows(tx: &picidae_store::db::Db, cond: &str, after: i64) -> Result<Vec<RunRow>, StoreError> {
+    let rows = tx.query_map(
+        &format!(
+            "SELECT r.id, p.name, a.seq, r.seed, r.status, r.primary_value
          FROM runs r JOIN attempts a ON a.id = r.attempt_id
                      JOIN programs p ON p.id = r.program_id
          WHERE {cond} ORDER BY r.id LIMIT ?2"
-    ))?;
-    let rows = st.query_map([after, EVENT_BATCH], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-        ))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        ),
+        [after, EVENT_BATCH],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        },
+    )?;
+    Ok(rows)
 }
 
-/// Attempts matching `cond` (which may use `?1` = `after`), oldest first, at most a batch, each
+/// Attempts matching `cond` (which must use `?1` = `after`), oldest first, at most a batch, each
 /// with whether it has a finding still open.
 fn attempt_rows(
-    tx: &picidae_store::rusqlite::Transaction,
+    tx: &picidae_store::db::Db,
     cond: &str,
     after: i64,
 ) -> Result<Vec<AttemptRow>, StoreError> {
-    let mut st = tx.prepare(&format!(
-        "SELECT a.id, p.name, a.seq, a.status, a.primary_value, a.decided_at,
+    let rows = tx.query_map(
+        &format!(
+            "SELECT a.id, p.name, a.seq, a.status, a.primary_value, a.decided_at,
                 EXISTS (SELECT 1 FROM findings f WHERE f.attempt_id = a.id
                         AND f.state IN ('candidate', 'verifying'))
          FROM attempts a JOIN programs p ON p.id = a.program_id
          WHERE {cond} ORDER BY a.id LIMIT ?2"
-    ))?;
-    let rows = st.query_map([after, EVENT_BATCH], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        ),
+        [after, EVENT_BATCH],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        },
+    )?;
+    Ok(rows)
 }
 
 struct EventStream {
@@ -2096,9 +2115,9 @@ async fn events(State(ctx): State<Shared>, headers: HeaderMap) -> Result<Respons
     })?;
     // Authorise on a pooled connection, then give the stream a connection of its own.
     ctx.read(&headers, |_| Ok(())).await?;
-    let path = ctx.state.store_path.clone();
+    let state = ctx.state.clone();
     let (store, watcher) = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&path)?;
+        let store = state.open_store()?;
         let watcher = Watcher::start(&store)?;
         Ok::<_, StoreError>((store, watcher))
     })

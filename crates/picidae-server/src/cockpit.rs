@@ -174,7 +174,7 @@ where
     };
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let store = Store::open(&state.store_path)?;
+        let store = state.open_store()?;
         if let Some(secret) = secret {
             store
                 .check_token(&secret)?
@@ -447,30 +447,29 @@ async fn chart(
         let p = store.program(&name)?;
         let mut runs: BTreeMap<i64, Vec<ChartRun>> = BTreeMap::new();
         {
-            let conn = store.connection();
-            let mut st = conn
-                .prepare(
+            let conn = store.db();
+            let rows = conn
+                .query_map(
                     "SELECT attempt_id, id, seed, status, primary_value, started_at, \
                      finished_at FROM runs WHERE program_id = ?1 ORDER BY id",
+                    [p.id],
+                    |r| {
+                        Ok((
+                            r.get::<i64>(0)?,
+                            ChartRun {
+                                id: r.get(1)?,
+                                seed: r.get(2)?,
+                                status: r.get(3)?,
+                                value: r.get(4)?,
+                                started_at: r.get(5)?,
+                                finished_at: r.get(6)?,
+                            },
+                        ))
+                    },
                 )
                 .map_err(StoreError::from)?;
-            let rows = st
-                .query_map([p.id], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        ChartRun {
-                            id: r.get(1)?,
-                            seed: r.get(2)?,
-                            status: r.get(3)?,
-                            value: r.get(4)?,
-                            started_at: r.get(5)?,
-                            finished_at: r.get(6)?,
-                        },
-                    ))
-                })
-                .map_err(StoreError::from)?;
             for row in rows {
-                let (attempt, run) = row.map_err(StoreError::from)?;
+                let (attempt, run) = row;
                 runs.entry(attempt).or_default().push(run);
             }
         }

@@ -129,6 +129,7 @@ async fn start(read_requires_token: bool) -> Server {
     let addr = listener.local_addr().unwrap();
     let state = ApiState {
         store_path: db.clone(),
+        store_url: None,
         started: Instant::now(),
         metrics: Arc::new(|| "picidae_slots_busy 3\n".to_string()),
         read_requires_token,

@@ -155,6 +155,7 @@ async fn start(root: &std::path::Path, read_requires_token: bool) -> (SocketAddr
     let addr = listener.local_addr().unwrap();
     let state = ApiState {
         store_path: db,
+        store_url: None,
         started: Instant::now(),
         metrics: Arc::new(|| {
             "picidae_slots_capacity 4\npicidae_slots_in_use 1\n\

@@ -5,8 +5,9 @@
 //! ([`FindingState::can_move_to`]) and logged in `finding_events`. Hidden results live in their
 //! own table, never joined into anything an agent is shown.
 
+use crate::db::{Db, DbResult, OptionalExtension, Row};
+use crate::params;
 use picidae_core::domain::FindingState;
-use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::{conv_err, decide_in, now_ms, Decision, Result, Store, StoreError};
@@ -97,7 +98,7 @@ pub struct Calibration {
 const FINDING_COLS: &str = "id, program_id, attempt_id, incumbent_attempt_id, state, metric, \
     fingerprint, evidence_json, note, created_at, updated_at";
 
-fn finding_from_row(r: &Row) -> rusqlite::Result<Finding> {
+fn finding_from_row(r: &Row) -> DbResult<Finding> {
     let state: String = r.get(4)?;
     let evidence: String = r.get(7)?;
     Ok(Finding {
@@ -116,7 +117,7 @@ fn finding_from_row(r: &Row) -> rusqlite::Result<Finding> {
 }
 
 fn move_in(
-    tx: &Transaction,
+    tx: &Db,
     id: i64,
     to: FindingState,
     evidence: Option<&Evidence>,
@@ -173,13 +174,11 @@ impl Store {
         fingerprint: Option<&str>,
     ) -> Result<Finding> {
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
+        let tx = self.db.begin()?;
+        let id: i64 = tx.query_row(
             "INSERT INTO findings (program_id, attempt_id, incumbent_attempt_id, state, metric,
                                    fingerprint, evidence_json, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'candidate', ?4, ?5, ?6, ?7, ?7)",
+             VALUES (?1, ?2, ?3, 'candidate', ?4, ?5, ?6, ?7, ?7) RETURNING id",
             params![
                 program_id,
                 attempt_id,
@@ -189,8 +188,9 @@ impl Store {
                 serde_json::to_string(&Evidence::default()).unwrap_or_default(),
                 now
             ],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
+
         tx.execute(
             "INSERT INTO finding_events (finding_id, from_state, to_state, reason, at)
              VALUES (?1, NULL, 'candidate', 'beat the frontier on its first seed', ?2)",
@@ -208,9 +208,7 @@ impl Store {
         evidence: Option<&Evidence>,
         reason: &str,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         move_in(&tx, id, to, evidence, reason)?;
         tx.commit()?;
         Ok(())
@@ -226,9 +224,7 @@ impl Store {
         attempt_id: i64,
         decision: &Decision,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         move_in(&tx, id, to, Some(evidence), reason)?;
         decide_in(&tx, attempt_id, decision)?;
         tx.commit()?;
@@ -239,9 +235,7 @@ impl Store {
     /// to the latest earlier frontier entry whose finding was not retracted. Returns the new
     /// frontier commit when it moved.
     pub fn retract_finding(&mut self, id: i64, reason: &str) -> Result<Option<String>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         move_in(&tx, id, FindingState::Retracted, None, reason)?;
         let (program_id, attempt_id): (i64, i64) = tx.query_row(
             "SELECT program_id, attempt_id FROM findings WHERE id = ?1",
@@ -286,7 +280,7 @@ impl Store {
     }
 
     pub fn finding(&self, id: i64) -> Result<Finding> {
-        self.conn
+        self.db
             .query_row(
                 &format!("SELECT {FINDING_COLS} FROM findings WHERE id = ?1"),
                 [id],
@@ -298,7 +292,7 @@ impl Store {
 
     pub fn finding_for_attempt(&self, attempt_id: i64) -> Result<Option<Finding>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 &format!(
                     "SELECT {FINDING_COLS} FROM findings WHERE attempt_id = ?1
@@ -315,33 +309,34 @@ impl Store {
         program_id: Option<i64>,
         state: Option<FindingState>,
     ) -> Result<Vec<Finding>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {FINDING_COLS} FROM findings
-             WHERE (?1 IS NULL OR program_id = ?1) AND (?2 IS NULL OR state = ?2)
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {FINDING_COLS} FROM findings
+             WHERE (program_id = ?1 OR ?1 IS NULL) AND (state = ?2 OR ?2 IS NULL)
              ORDER BY id"
-        ))?;
-        let rows = st.query_map(
+            ),
             params![program_id, state.map(|s| s.as_str())],
             finding_from_row,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     /// The state changes of a finding, oldest first.
     pub fn finding_events(&self, id: i64) -> Result<Vec<FindingEvent>> {
-        let mut st = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT from_state, to_state, reason, at FROM finding_events
              WHERE finding_id = ?1 ORDER BY id",
+            [id],
+            |r| {
+                Ok(FindingEvent {
+                    from: r.get(0)?,
+                    to: r.get(1)?,
+                    reason: r.get(2)?,
+                    at: r.get(3)?,
+                })
+            },
         )?;
-        let rows = st.query_map([id], |r| {
-            Ok(FindingEvent {
-                from: r.get(0)?,
-                to: r.get(1)?,
-                reason: r.get(2)?,
-                at: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     /// The multiple-testing family of a program, for Benjamini–Hochberg: the p-values of its
@@ -355,7 +350,7 @@ impl Store {
             }
             out.push(f.evidence.p_value.unwrap_or(1.0));
         }
-        let screened: i64 = self.conn.query_row(
+        let screened: i64 = self.db.query_row(
             "SELECT COUNT(*) FROM attempts a
              WHERE a.program_id = ?1 AND a.kind = 'explore' AND a.status = 'discarded'
                AND NOT EXISTS (SELECT 1 FROM findings f WHERE f.attempt_id = a.id)",
@@ -369,7 +364,7 @@ impl Store {
     // ------------------------------------------------------------ noise floors
 
     pub fn set_noise_floor(&mut self, f: &NoiseFloor) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO noise_floors (program_id, fingerprint, attempt_id, n, mean, std, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (program_id, fingerprint) DO UPDATE SET
@@ -390,7 +385,7 @@ impl Store {
 
     pub fn noise_floor(&self, program_id: i64, fingerprint: &str) -> Result<Option<NoiseFloor>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT program_id, fingerprint, attempt_id, n, mean, std, created_at
                  FROM noise_floors WHERE program_id = ?1 AND fingerprint = ?2",
@@ -413,9 +408,12 @@ impl Store {
     // ------------------------------------------------------------ hidden results
 
     pub fn set_hidden_result(&mut self, h: &HiddenResult) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO hidden_results (run_id, ok, metrics_json, error, evaluated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+        self.db.execute(
+            "INSERT INTO hidden_results (run_id, ok, metrics_json, error, evaluated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (run_id) DO UPDATE SET ok = excluded.ok,
+                 metrics_json = excluded.metrics_json, error = excluded.error,
+                 evaluated_at = excluded.evaluated_at",
             params![
                 h.run_id,
                 h.ok,
@@ -429,7 +427,7 @@ impl Store {
 
     pub fn hidden_result(&self, run_id: i64) -> Result<Option<HiddenResult>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT run_id, ok, metrics_json, error, evaluated_at FROM hidden_results
                  WHERE run_id = ?1",
@@ -451,10 +449,10 @@ impl Store {
     // ------------------------------------------------------------ calibrations
 
     pub fn insert_calibration(&mut self, c: &Calibration) -> Result<i64> {
-        self.conn.execute(
+        let new_id: i64 = self.db.query_row(
             "INSERT INTO calibrations (program_id, commit_sha, passed, rank_correlation,
                                        max_error, details_json, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             params![
                 c.program_id,
                 c.commit_sha,
@@ -464,13 +462,14 @@ impl Store {
                 c.details.to_string(),
                 c.created_at
             ],
+            |r| r.get(0),
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(new_id)
     }
 
     pub fn latest_calibration(&self, program_id: i64) -> Result<Option<Calibration>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT id, program_id, commit_sha, passed, rank_correlation, max_error,
                         details_json, created_at

@@ -16,9 +16,12 @@
 //! to write would fail at once when another connection wrote first, where an immediate one
 //! waits for the busy timeout.
 
+pub mod db;
 mod findings;
 mod schema;
 mod steering;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use steering::{Followup, Spend, Token};
 
@@ -26,19 +29,23 @@ pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, N
 
 use std::path::Path;
 
+use db::{Db, DbError, DbResult, OptionalExtension, Row};
 use picidae_core::{AttemptKind, AttemptStatus, MetricValues, RunStatus};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
-pub use rusqlite;
+pub use db::Backend;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] DbError),
+    #[error("cannot open the store at {location}: {source}")]
+    Open { location: String, source: DbError },
     #[error("schema migration failed: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
+    Migration(String),
+    #[error("{0:?} is not a store location: give a SQLite file path or a postgres:// URL")]
+    BadLocation(String),
     #[error("no program named {0:?}")]
     NoSuchProgram(String),
     #[error("a program named {0:?} already exists")]
@@ -228,47 +235,111 @@ pub struct AttemptFilter {
     pub offset: Option<i64>,
 }
 
-/// The store handle: one SQLite connection.
+/// The store handle: one connection to SQLite or PostgreSQL.
 pub struct Store {
-    conn: Connection,
+    db: Db,
+}
+
+/// The schema version this build creates (the number of migrations it knows).
+pub fn latest_schema() -> i64 {
+    schema::latest()
+}
+
+/// Whether `location` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
 impl Store {
-    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    /// Open (creating if needed) the SQLite database at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrations().to_latest(&mut conn)?;
-        Ok(Store { conn })
+        let open_err = |source: DbError| StoreError::Open {
+            location: path.display().to_string(),
+            source,
+        };
+        let conn = rusqlite::Connection::open(path).map_err(|e| open_err(e.into()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| open_err(e.into()))?;
+        for (k, v) in [
+            ("journal_mode", "WAL"),
+            ("synchronous", "NORMAL"),
+            ("foreign_keys", "ON"),
+        ] {
+            conn.pragma_update(None, k, v)
+                .map_err(|e| open_err(e.into()))?;
+        }
+        Self::ready(Db::sqlite(conn))
     }
 
-    /// An in-memory store for tests.
-    pub fn open_in_memory() -> Result<Store> {
-        let mut conn = Connection::open_in_memory()?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrations().to_latest(&mut conn)?;
-        Ok(Store { conn })
+    /// Connect to the PostgreSQL database at `url` (`postgres://user@host:port/db`) and bring
+    /// its schema up to date. Several coordinators may do this at once.
+    pub fn connect(url: &str) -> Result<Store> {
+        let client =
+            postgres::Client::connect(url, postgres::NoTls).map_err(|e| StoreError::Open {
+                location: redact_url(url),
+                source: e.into(),
+            })?;
+        Self::ready(Db::postgres(client))
     }
 
-    /// Schema version (SQLite `user_version`).
-    pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
-    }
-
-    /// Run SQLite's integrity check; `Ok(())` when the database is sound.
-    pub fn integrity_check(&self) -> Result<()> {
-        let s: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if s == "ok" {
-            Ok(())
+    /// Open a store by location: a `postgres://` URL, or else a SQLite file path.
+    pub fn open_location(location: &str) -> Result<Store> {
+        if is_postgres_url(location) {
+            Self::connect(location)
+        } else if location.is_empty() {
+            Err(StoreError::BadLocation(location.to_string()))
         } else {
-            Err(StoreError::Corrupt(s))
+            Self::open(Path::new(location))
+        }
+    }
+
+    /// An in-memory SQLite store for tests.
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = rusqlite::Connection::open_in_memory().map_err(DbError::from)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(DbError::from)?;
+        Self::ready(Db::sqlite(conn))
+    }
+
+    fn ready(db: Db) -> Result<Store> {
+        schema::migrate(&db)?;
+        Ok(Store { db })
+    }
+
+    /// Which engine holds this store.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Schema version: the number of migrations applied.
+    pub fn schema_version(&self) -> Result<i64> {
+        schema::version(&self.db)
+    }
+
+    /// Check the database's own consistency: SQLite's integrity check, or on PostgreSQL that
+    /// every table the schema names is present and readable.
+    pub fn integrity_check(&self) -> Result<()> {
+        match self.db.backend() {
+            Backend::Sqlite => {
+                let s: String = self
+                    .db
+                    .query_row("PRAGMA integrity_check", (), |r| r.get(0))?;
+                if s == "ok" {
+                    Ok(())
+                } else {
+                    Err(StoreError::Corrupt(s))
+                }
+            }
+            Backend::Postgres => {
+                for table in schema::TABLES {
+                    self.db
+                        .query_row(&format!("SELECT COUNT(*) FROM {table}"), (), |r| {
+                            r.get::<i64>(0)
+                        })
+                        .map_err(|e| StoreError::Corrupt(format!("table {table}: {e}")))?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -276,7 +347,7 @@ impl Store {
 
     pub fn create_program(&mut self, p: &NewProgram) -> Result<Program> {
         let exists: Option<i64> = self
-            .conn
+            .db
             .query_row("SELECT id FROM programs WHERE name = ?1", [&p.name], |r| {
                 r.get(0)
             })
@@ -284,7 +355,7 @@ impl Store {
         if exists.is_some() {
             return Err(StoreError::ProgramExists(p.name.clone()));
         }
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO programs (name, benchmark_dir, program_md, agent_json, policy_json,
                                    base_commit, status, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7)",
@@ -302,7 +373,7 @@ impl Store {
     }
 
     pub fn program(&self, name: &str) -> Result<Program> {
-        self.conn
+        self.db
             .query_row(
                 &format!("SELECT {PROGRAM_COLS} FROM programs WHERE name = ?1"),
                 [name],
@@ -313,7 +384,7 @@ impl Store {
     }
 
     pub fn program_by_id(&self, id: i64) -> Result<Program> {
-        self.conn
+        self.db
             .query_row(
                 &format!("SELECT {PROGRAM_COLS} FROM programs WHERE id = ?1"),
                 [id],
@@ -324,29 +395,27 @@ impl Store {
     }
 
     pub fn programs(&self) -> Result<Vec<Program>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {PROGRAM_COLS} FROM programs ORDER BY id"))?;
-        let rows = st.query_map([], program_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(self.db.query_map(
+            &format!("SELECT {PROGRAM_COLS} FROM programs ORDER BY id"),
+            (),
+            program_from_row,
+        )?)
     }
 
     // ---------------------------------------------------------------- attempts
 
     /// Record a new attempt (status `proposed`) with the next sequence number of its program.
     pub fn insert_attempt(&mut self, a: &NewAttempt) -> Result<Attempt> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         let seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE program_id = ?1",
             [a.program_id],
             |r| r.get(0),
         )?;
-        tx.execute(
+        let id: i64 = tx.query_row(
             "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, hypothesis,
                                    proposer, params_json, created_at)
-             VALUES (?1, ?2, ?3, 'proposed', ?4, ?5, ?6, ?7, ?8)",
+             VALUES (?1, ?2, ?3, 'proposed', ?4, ?5, ?6, ?7, ?8) RETURNING id",
             params![
                 a.program_id,
                 seq,
@@ -357,8 +426,9 @@ impl Store {
                 a.params.as_ref().map(|p| p.to_string()),
                 now_ms()
             ],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
+
         tx.commit()?;
         self.attempt(id)
     }
@@ -372,7 +442,7 @@ impl Store {
         touched: &[String],
         hypothesis: Option<&str>,
     ) -> Result<()> {
-        let n = self.conn.execute(
+        let n = self.db.execute(
             "UPDATE attempts SET commit_sha = ?2, patch_hash = ?3, touched_json = ?4,
                     hypothesis = COALESCE(?5, hypothesis)
              WHERE id = ?1",
@@ -392,7 +462,7 @@ impl Store {
 
     /// Record the parameter assignment an agent wrote.
     pub fn set_attempt_params(&mut self, id: i64, params: &serde_json::Value) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE attempts SET params_json = ?2 WHERE id = ?1",
             params![id, params.to_string()],
         )?;
@@ -403,9 +473,7 @@ impl Store {
     /// value and memory, all in one transaction: an import is all or nothing. Imported attempts
     /// never move the frontier.
     pub fn insert_imported(&mut self, program_id: i64, rows: &[ImportedAttempt]) -> Result<usize> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         let mut seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM attempts WHERE program_id = ?1",
             [program_id],
@@ -414,11 +482,11 @@ impl Store {
         let now = now_ms();
         for row in rows {
             seq += 1;
-            tx.execute(
+            let attempt_id: i64 = tx.query_row(
                 "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
                                        hypothesis, proposer, primary_value, note, created_at,
                                        decided_at)
-                 VALUES (?1, ?2, 'imported', ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                 VALUES (?1, ?2, 'imported', ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING id",
                 params![
                     program_id,
                     seq,
@@ -430,8 +498,9 @@ impl Store {
                     format!("imported from {}", row.source),
                     now
                 ],
+                |r| r.get(0),
             )?;
-            let attempt_id = tx.last_insert_rowid();
+
             let run_status = if row.status == AttemptStatus::Failed {
                 RunStatus::Crashed
             } else {
@@ -457,7 +526,7 @@ impl Store {
 
     /// Mark a proposed attempt `queued`: checked, committed, and ready to run.
     pub fn queue_attempt(&mut self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE attempts SET status = 'queued' WHERE id = ?1 AND status = 'proposed'",
             [id],
         )?;
@@ -466,13 +535,13 @@ impl Store {
 
     /// The oldest queued attempt of a program, and how many are queued.
     pub fn queued_attempts(&self, program_id: i64) -> Result<(Option<Attempt>, i64)> {
-        let n: i64 = self.conn.query_row(
+        let n: i64 = self.db.query_row(
             "SELECT COUNT(*) FROM attempts WHERE program_id = ?1 AND status = 'queued'",
             [program_id],
             |r| r.get(0),
         )?;
         let first = self
-            .conn
+            .db
             .query_row(
                 &format!(
                     "SELECT {ATTEMPT_COLS} FROM attempts
@@ -487,7 +556,7 @@ impl Store {
 
     /// Mark an attempt `running` (its runs are being executed).
     pub fn start_attempt(&mut self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE attempts SET status = 'running' WHERE id = ?1 AND status IN ('proposed', 'queued')",
             [id],
         )?;
@@ -502,7 +571,7 @@ impl Store {
         why: &serde_json::Value,
         note: &str,
     ) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE attempts SET status = ?2, rejection_json = ?3, note = ?4, decided_at = ?5
              WHERE id = ?1",
             params![id, status.as_str(), why.to_string(), note, now_ms()],
@@ -512,16 +581,14 @@ impl Store {
 
     /// Decide an attempt and, if asked, advance its program's frontier, in one transaction.
     pub fn decide_attempt(&mut self, id: i64, d: &Decision) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         decide_in(&tx, id, d)?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn attempt(&self, id: i64) -> Result<Attempt> {
-        self.conn
+        self.db
             .query_row(
                 &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE id = ?1"),
                 [id],
@@ -533,7 +600,7 @@ impl Store {
 
     pub fn attempt_by_seq(&self, program_id: i64, seq: i64) -> Result<Option<Attempt>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE program_id = ?1 AND seq = ?2"),
                 [program_id, seq],
@@ -543,44 +610,46 @@ impl Store {
     }
 
     pub fn attempts(&self, f: &AttemptFilter) -> Result<Vec<Attempt>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {ATTEMPT_COLS} FROM attempts
-             WHERE (?1 IS NULL OR program_id = ?1) AND (?2 IS NULL OR status = ?2)
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {ATTEMPT_COLS} FROM attempts
+             WHERE (program_id = ?1 OR ?1 IS NULL) AND (status = ?2 OR ?2 IS NULL)
              ORDER BY program_id, seq LIMIT ?3 OFFSET ?4"
-        ))?;
-        let rows = st.query_map(
+            ),
             params![
                 f.program_id,
                 f.status.map(|s| s.as_str()),
-                f.limit.unwrap_or(-1),
+                f.limit.unwrap_or(i64::MAX),
                 f.offset.unwrap_or(0)
             ],
             attempt_from_row,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     /// Attempts of a program that were started but never decided (the harness stopped).
     pub fn undecided_attempts(&self, program_id: i64) -> Result<Vec<Attempt>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {ATTEMPT_COLS} FROM attempts
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {ATTEMPT_COLS} FROM attempts
              WHERE program_id = ?1 AND status IN ('proposed', 'queued', 'running') ORDER BY seq"
-        ))?;
-        let rows = st.query_map([program_id], attempt_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            ),
+            [program_id],
+            attempt_from_row,
+        )?;
+        Ok(rows)
     }
 
     /// Count attempts by status for a program.
     pub fn attempt_counts(&self, program_id: i64) -> Result<Vec<(AttemptStatus, i64)>> {
-        let mut st = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT status, COUNT(*) FROM attempts WHERE program_id = ?1 GROUP BY status",
+            [program_id],
+            |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
         )?;
-        let rows = st.query_map([program_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
         let mut out = Vec::new();
         for row in rows {
-            let (s, n) = row?;
+            let (s, n) = row;
             out.push((parse_state(&s)?, n));
         }
         Ok(out)
@@ -591,7 +660,7 @@ impl Store {
     /// Queue a run of an attempt with a seed.
     pub fn insert_run(&mut self, attempt_id: i64, seed: i64, executor: &str) -> Result<Run> {
         let program_id: i64 = self
-            .conn
+            .db
             .query_row(
                 "SELECT program_id FROM attempts WHERE id = ?1",
                 [attempt_id],
@@ -599,12 +668,13 @@ impl Store {
             )
             .optional()?
             .ok_or(StoreError::NoSuchAttempt(attempt_id))?;
-        self.conn.execute(
+        let new_id: i64 = self.db.query_row(
             "INSERT INTO runs (attempt_id, program_id, seed, status, executor, queued_at)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5) RETURNING id",
             params![attempt_id, program_id, seed, executor, now_ms()],
+            |r| r.get(0),
         )?;
-        self.run(self.conn.last_insert_rowid())
+        self.run(new_id)
     }
 
     /// Record that a run's process has started (its pid lets a restarted harness find it).
@@ -617,12 +687,10 @@ impl Store {
         fingerprint: Option<(&str, &str)>,
         log_dir: &str,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         if let Some((hash, json)) = fingerprint {
             tx.execute(
-                "INSERT OR IGNORE INTO fingerprints (hash, json) VALUES (?1, ?2)",
+                "INSERT INTO fingerprints (hash, json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![hash, json],
             )?;
         }
@@ -650,9 +718,7 @@ impl Store {
     /// Record a run's result. Fails if the run was already finished, so a result is never
     /// counted twice.
     pub fn finish_run(&mut self, id: i64, r: &RunResult) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         finish_in(&tx, id, r)?;
         tx.commit()?;
         Ok(())
@@ -666,9 +732,7 @@ impl Store {
         attempt_id: i64,
         d: &Decision,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         finish_in(&tx, run_id, r)?;
         decide_in(&tx, attempt_id, d)?;
         tx.commit()?;
@@ -676,7 +740,7 @@ impl Store {
     }
 
     pub fn run(&self, id: i64) -> Result<Run> {
-        self.conn
+        self.db
             .query_row(
                 &format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"),
                 [id],
@@ -687,27 +751,31 @@ impl Store {
     }
 
     pub fn runs_of_attempt(&self, attempt_id: i64) -> Result<Vec<Run>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {RUN_COLS} FROM runs WHERE attempt_id = ?1 ORDER BY id"
-        ))?;
-        let rows = st.query_map([attempt_id], run_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = self.db.query_map(
+            &format!("SELECT {RUN_COLS} FROM runs WHERE attempt_id = ?1 ORDER BY id"),
+            [attempt_id],
+            run_from_row,
+        )?;
+        Ok(rows)
     }
 
     /// Runs that are queued or running: after a restart these must be re-adopted or closed.
     pub fn unfinished_runs(&self, program_id: Option<i64>) -> Result<Vec<Run>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {RUN_COLS} FROM runs
-             WHERE status IN ('queued', 'running') AND (?1 IS NULL OR program_id = ?1)
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {RUN_COLS} FROM runs
+             WHERE status IN ('queued', 'running') AND (program_id = ?1 OR ?1 IS NULL)
              ORDER BY id"
-        ))?;
-        let rows = st.query_map([program_id], run_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            ),
+            [program_id],
+            run_from_row,
+        )?;
+        Ok(rows)
     }
 
     pub fn run_count(&self, program_id: Option<i64>) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR program_id = ?1)",
+        Ok(self.db.query_row(
+            "SELECT COUNT(*) FROM runs WHERE (program_id = ?1 OR ?1 IS NULL)",
             [program_id],
             |r| r.get(0),
         )?)
@@ -715,7 +783,7 @@ impl Store {
 
     pub fn fingerprint_json(&self, hash: &str) -> Result<Option<String>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT json FROM fingerprints WHERE hash = ?1",
                 [hash],
@@ -733,47 +801,50 @@ impl Store {
             .map(|c| format!("a.{}", c.trim()))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {cols}, p.name,
+        let n = ATTEMPT_COLS.split(", ").count();
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {cols}, p.name,
                     (SELECT COUNT(*) FROM runs r WHERE r.attempt_id = a.id),
                     (SELECT MAX(peak_rss_kb) FROM runs r WHERE r.attempt_id = a.id),
                     (SELECT SUM(wall_secs) FROM runs r WHERE r.attempt_id = a.id)
              FROM attempts a JOIN programs p ON p.id = a.program_id
-             WHERE (?1 IS NULL OR a.program_id = ?1)
+             WHERE (a.program_id = ?1 OR ?1 IS NULL)
              ORDER BY a.program_id, a.seq"
-        ))?;
-        let n = ATTEMPT_COLS.split(", ").count();
-        let rows = st.query_map([program_id], |r| {
-            Ok(ResultRow {
-                attempt: attempt_from_row(r)?,
-                program: r.get(n)?,
-                runs: r.get(n + 1)?,
-                peak_rss_kb: r.get(n + 2)?,
-                wall_secs: r.get(n + 3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            ),
+            [program_id],
+            |r| {
+                Ok(ResultRow {
+                    attempt: attempt_from_row(r)?,
+                    program: r.get(n)?,
+                    runs: r.get(n + 1)?,
+                    peak_rss_kb: r.get(n + 2)?,
+                    wall_secs: r.get(n + 3)?,
+                })
+            },
+        )?;
+        Ok(rows)
     }
 
     /// The frontier's history: (attempt id, commit, value, time), oldest first.
     pub fn frontier_history(&self, program_id: i64) -> Result<Vec<(i64, String, f64, i64)>> {
-        let mut st = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT attempt_id, commit_sha, value, decided_at FROM frontier_history
              WHERE program_id = ?1 ORDER BY id",
+            [program_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let rows = st.query_map([program_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
-    /// Direct access for crates that add their own tables (memory, findings) via migrations.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// The connection, for crates that query the store's tables themselves (memory, the
+    /// cockpit's pages). Their SQL must run on both backends (see [`db`]).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 }
 
-fn finish_in(tx: &Transaction, id: i64, r: &RunResult) -> Result<()> {
+fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
     let status: Option<String> = tx
         .query_row("SELECT status FROM runs WHERE id = ?1", [id], |row| {
             row.get(0)
@@ -840,7 +911,7 @@ fn metrics_from_json(s: &str) -> MetricValues {
         .collect()
 }
 
-fn decide_in(tx: &Transaction, id: i64, d: &Decision) -> Result<()> {
+fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
     let (program_id, commit): (i64, Option<String>) = tx
         .query_row(
             "SELECT program_id, commit_sha FROM attempts WHERE id = ?1",
@@ -888,11 +959,14 @@ fn parse_state<T: std::str::FromStr<Err = picidae_core::domain::UnknownState>>(
         .map_err(|e: picidae_core::domain::UnknownState| StoreError::Corrupt(e.to_string()))
 }
 
-fn conv_err(col: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+fn conv_err(col: usize, e: impl std::fmt::Display) -> DbError {
+    DbError::Conversion {
+        col,
+        msg: e.to_string(),
+    }
 }
 
-fn json_col(r: &Row, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+fn json_col(r: &Row, i: usize) -> DbResult<Option<serde_json::Value>> {
     let s: Option<String> = r.get(i)?;
     s.map(|s| serde_json::from_str(&s).map_err(|e| conv_err(i, e)))
         .transpose()
@@ -902,7 +976,7 @@ const PROGRAM_COLS: &str = "id, name, benchmark_dir, program_md, agent_json, pol
     base_commit, frontier_attempt_id, frontier_commit, frontier_value, status, created_at, \
     weight, max_runs, max_gpu_hours, max_usd, gpu_hour_usd, executor_json";
 
-fn program_from_row(r: &Row) -> rusqlite::Result<Program> {
+fn program_from_row(r: &Row) -> DbResult<Program> {
     Ok(Program {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -929,7 +1003,7 @@ const ATTEMPT_COLS: &str = "id, program_id, seq, kind, status, parent_commit, co
     hypothesis, proposer, params_json, patch_hash, touched_json, rejection_json, primary_value, \
     note, created_at, decided_at";
 
-fn attempt_from_row(r: &Row) -> rusqlite::Result<Attempt> {
+fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
     let kind: String = r.get(3)?;
     let status: String = r.get(4)?;
     let touched: Option<String> = r.get(11)?;
@@ -962,7 +1036,7 @@ const RUN_COLS: &str = "id, attempt_id, program_id, seed, status, executor, pid,
     violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at, \
     executor_ref";
 
-fn run_from_row(r: &Row) -> rusqlite::Result<Run> {
+fn run_from_row(r: &Row) -> DbResult<Run> {
     let status: String = r.get(4)?;
     let metrics: Option<String> = r.get(14)?;
     let violations: Option<String> = r.get(16)?;
@@ -980,7 +1054,7 @@ fn run_from_row(r: &Row) -> rusqlite::Result<Run> {
         signal: r.get(10)?,
         wall_secs: r.get(11)?,
         peak_rss_kb: r.get(12)?,
-        over_budget: r.get::<_, Option<bool>>(13)?.unwrap_or(false),
+        over_budget: r.get::<Option<bool>>(13)?.unwrap_or(false),
         metrics: metrics
             .as_deref()
             .map(metrics_from_json)
@@ -998,4 +1072,18 @@ fn run_from_row(r: &Row) -> rusqlite::Result<Run> {
         finished_at: r.get(22)?,
         executor_ref: r.get(23)?,
     })
+}
+
+/// `url` with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }

@@ -1,11 +1,43 @@
-//! The SQLite schema, as numbered migrations. Never edit a released migration: add a new one.
+//! The schema, as numbered migrations for both backends. Never edit a released migration:
+//! add a new one.
+//!
+//! Each migration is written once in SQLite's dialect; [`postgres_sql`] translates its column
+//! types for PostgreSQL (`INTEGER PRIMARY KEY` becomes an identity column, `INTEGER` `BIGINT`,
+//! `REAL` `DOUBLE PRECISION`). Where the engines differ beyond types (the memory's full-text
+//! index: FTS5 on SQLite, a weighted `tsvector` with a GIN index on PostgreSQL) a migration
+//! gives both texts. The version is SQLite's `user_version`, or the one row of
+//! `picidae_schema` on PostgreSQL; both count applied migrations, so a store has the same
+//! version on either engine.
 
-use rusqlite_migration::{Migrations, M};
+use crate::db::{Backend, Db};
+use crate::{Result, StoreError};
 
-pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(
-            r#"
+/// One migration: its SQLite text, and its PostgreSQL text where that is not a translation.
+struct Migration {
+    sqlite: &'static str,
+    postgres: Option<&'static str>,
+}
+
+/// Every table the store owns (for integrity checks and `migrate`), parents before children.
+pub const TABLES: &[&str] = &[
+    "programs",
+    "attempts",
+    "fingerprints",
+    "runs",
+    "frontier_history",
+    "findings",
+    "finding_events",
+    "noise_floors",
+    "hidden_results",
+    "calibrations",
+    "followups",
+    "tokens",
+    "coordinators",
+];
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sqlite: r#"
 CREATE TABLE programs (
     id                  INTEGER PRIMARY KEY,
     name                TEXT NOT NULL UNIQUE,
@@ -87,9 +119,10 @@ CREATE TABLE frontier_history (
 );
 CREATE INDEX frontier_by_program ON frontier_history (program_id, id);
 "#,
-        ),
-        M::up(
-            r#"
+        postgres: None,
+    },
+    Migration {
+        sqlite: r#"
 CREATE TABLE findings (
     id                   INTEGER PRIMARY KEY,
     program_id           INTEGER NOT NULL REFERENCES programs(id),
@@ -147,9 +180,10 @@ CREATE TABLE calibrations (
     created_at       INTEGER NOT NULL
 );
 "#,
-        ),
-        M::up(
-            r#"
+        postgres: None,
+    },
+    Migration {
+        sqlite: r#"
 -- Memory: dedup keys and a full-text index over every attempt.
 ALTER TABLE attempts ADD COLUMN norm_hash TEXT;
 ALTER TABLE attempts ADD COLUMN params_hash TEXT;
@@ -169,9 +203,10 @@ INSERT INTO memory_fts (memory_fts, rank) VALUES ('rank', 'bm25(3.0, 1.0, 2.0, 2
 -- Term statistics, to leave out words too common to discriminate.
 CREATE VIRTUAL TABLE memory_vocab USING fts5vocab(memory_fts, 'row');
 "#,
-        ),
-        M::up(
-            r#"
+        postgres: Some(MEMORY_POSTGRES),
+    },
+    Migration {
+        sqlite: r#"
 -- Steering: fair-share weight, run budget, follow-up ideas, API tokens.
 ALTER TABLE programs ADD COLUMN weight REAL NOT NULL DEFAULT 1.0;
 ALTER TABLE programs ADD COLUMN max_runs INTEGER;
@@ -197,9 +232,10 @@ CREATE TABLE tokens (
     revoked_at INTEGER
 );
 "#,
-        ),
-        M::up(
-            r#"
+        postgres: None,
+    },
+    Migration {
+        sqlite: r#"
 -- Budgets beyond run counts: GPU-hours and money (GPU time at a price, plus what agents report).
 ALTER TABLE programs ADD COLUMN max_gpu_hours REAL;
 ALTER TABLE programs ADD COLUMN max_usd REAL;
@@ -215,30 +251,179 @@ CREATE INDEX runs_lease ON runs (lease_owner, status);
 ALTER TABLE attempts ADD COLUMN agent_cost_usd REAL;
 ALTER TABLE attempts ADD COLUMN agent_tokens INTEGER;
 "#,
-        ),
-        M::up(
-            r#"
+        postgres: None,
+    },
+    Migration {
+        sqlite: r#"
 -- Where a program's runs execute (local, Slurm, an SSH host), and each run's handle there
 -- (a Slurm job id, a remote run directory), so a restarted coordinator can re-adopt it.
 ALTER TABLE programs ADD COLUMN executor_json TEXT;
 ALTER TABLE runs ADD COLUMN executor_ref TEXT;
 "#,
-        ),
-        M::up(
-            r#"
+        postgres: None,
+    },
+    Migration {
+        sqlite: r#"
 -- A person's request to cancel a run (ms since the epoch), made through the API, which may be
 -- another process than the coordinator running it: the coordinator polls for it and stops the
 -- run, and recovery never runs a cancelled seed again.
 ALTER TABLE runs ADD COLUMN cancel_requested_at INTEGER;
 "#,
-        ),
-    ])
+        postgres: None,
+    },
+    Migration {
+        sqlite: r#"
+-- Team mode: the coordinator that drives a program, and when it last said so. Several
+-- coordinators on one database each drive the programs they hold.
+ALTER TABLE programs ADD COLUMN lease_owner TEXT;
+ALTER TABLE programs ADD COLUMN lease_at INTEGER;
+-- The coordinators working on this store, so each can take its fair share of the programs.
+CREATE TABLE coordinators (
+    name         TEXT PRIMARY KEY,
+    slots        INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+);
+"#,
+        postgres: None,
+    },
+];
+
+/// Migration 3 on PostgreSQL: the same dedup keys, and the memory's full-text index as a
+/// weighted `tsvector` (hypothesis A; files, symbols and parameters B; diff and notes C; the
+/// program token D, which ranking weighs 0) over one row per attempt.
+const MEMORY_POSTGRES: &str = r#"
+ALTER TABLE attempts ADD COLUMN norm_hash TEXT;
+ALTER TABLE attempts ADD COLUMN params_hash TEXT;
+ALTER TABLE attempts ADD COLUMN duplicate_of BIGINT REFERENCES attempts(id);
+CREATE INDEX attempts_by_parent_patch ON attempts (parent_commit, patch_hash);
+CREATE INDEX attempts_by_parent_norm ON attempts (parent_commit, norm_hash);
+CREATE INDEX attempts_by_params_hash ON attempts (params_hash);
+
+-- Tokens are split on anything not alphanumeric, as SQLite's unicode61 does, and stemmed by
+-- Snowball's English stemmer with no stop words (FTS5's porter tokenizer drops none either).
+CREATE TEXT SEARCH DICTIONARY picidae_stem (TEMPLATE = snowball, Language = english);
+CREATE TEXT SEARCH CONFIGURATION picidae (COPY = english);
+ALTER TEXT SEARCH CONFIGURATION picidae
+    ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
+    WITH picidae_stem;
+
+CREATE TABLE memory_fts (
+    attempt_id BIGINT PRIMARY KEY,
+    hypothesis TEXT NOT NULL DEFAULT '',
+    diff       TEXT NOT NULL DEFAULT '',
+    files      TEXT NOT NULL DEFAULT '',
+    symbols    TEXT NOT NULL DEFAULT '',
+    params     TEXT NOT NULL DEFAULT '',
+    notes      TEXT NOT NULL DEFAULT '',
+    program    TEXT NOT NULL DEFAULT '',
+    doc tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector('picidae', regexp_replace(hypothesis, '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+        setweight(to_tsvector('picidae', regexp_replace(files, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+        setweight(to_tsvector('picidae', regexp_replace(symbols, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+        setweight(to_tsvector('picidae', regexp_replace(params, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+        setweight(to_tsvector('picidae', regexp_replace(left(diff, 200000), '[^[:alnum:]]+', ' ', 'g')), 'C') ||
+        setweight(to_tsvector('picidae', regexp_replace(notes, '[^[:alnum:]]+', ' ', 'g')), 'C') ||
+        setweight(to_tsvector('simple', program), 'D')
+    ) STORED
+);
+CREATE INDEX memory_fts_doc ON memory_fts USING GIN (doc);
+"#;
+
+/// A migration's text for PostgreSQL.
+pub(crate) fn postgres_sql(sqlite: &str) -> String {
+    sqlite
+        .replace(
+            "INTEGER PRIMARY KEY",
+            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        )
+        .replace("INTEGER", "BIGINT")
+        .replace("REAL", "DOUBLE PRECISION")
+}
+
+/// The number of migrations this build knows.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// The number of migrations applied to `db`.
+pub(crate) fn version(db: &Db) -> Result<i64> {
+    Ok(match db.backend() {
+        Backend::Sqlite => db.query_row("PRAGMA user_version", (), |r| r.get(0))?,
+        Backend::Postgres => {
+            db.query_row("SELECT version FROM picidae_schema", (), |r| r.get(0))?
+        }
+    })
+}
+
+/// Bring `db` up to the latest schema. Each migration and its version bump commit together,
+/// under the write lock, so coordinators starting at once apply each migration exactly once.
+pub(crate) fn migrate(db: &Db) -> Result<()> {
+    if db.backend() == Backend::Postgres {
+        let tx = db.begin()?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS picidae_schema (version BIGINT NOT NULL);
+             INSERT INTO picidae_schema (version)
+             SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM picidae_schema);",
+        )?;
+        tx.commit()?;
+    }
+    loop {
+        let tx = db.begin()?;
+        let v = version(&tx)?;
+        if v > latest() {
+            return Err(StoreError::Migration(format!(
+                "the store is at schema version {v}, newer than this build's {}; \
+                 upgrade Picidae",
+                latest()
+            )));
+        }
+        let Some(m) = MIGRATIONS.get(v as usize) else {
+            return Ok(());
+        };
+        let sql = match db.backend() {
+            Backend::Sqlite => m.sqlite.to_string(),
+            Backend::Postgres => m
+                .postgres
+                .map(str::to_string)
+                .unwrap_or_else(|| postgres_sql(m.sqlite)),
+        };
+        tx.execute_batch(&sql)
+            .map_err(|e| StoreError::Migration(format!("migration {}: {e}", v + 1)))?;
+        match db.backend() {
+            Backend::Sqlite => tx.execute_batch(&format!("PRAGMA user_version = {}", v + 1))?,
+            Backend::Postgres => {
+                tx.execute("UPDATE picidae_schema SET version = ?1", [v + 1])?;
+            }
+        }
+        tx.commit()?;
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn migrations_are_valid() {
-        super::migrations().validate().unwrap();
+    fn translation_keeps_sqlite_types_apart() {
+        let pg = postgres_sql("id INTEGER PRIMARY KEY, n INTEGER NOT NULL, x REAL");
+        assert_eq!(
+            pg,
+            "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT NOT NULL, \
+             x DOUBLE PRECISION"
+        );
+    }
+
+    #[test]
+    fn every_table_is_created() {
+        let store = crate::Store::open_in_memory().unwrap();
+        for t in TABLES {
+            let n: i64 = store
+                .db()
+                .query_row(&format!("SELECT COUNT(*) FROM {t}"), (), |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{t}");
+        }
+        assert_eq!(store.schema_version().unwrap(), latest());
     }
 }

@@ -5,7 +5,8 @@
 //! The scheduler reads this state (between attempts, and cancel requests while runs are in
 //! flight); nothing here talks to a running loop.
 
-use rusqlite::{params, OptionalExtension};
+use crate::db::OptionalExtension;
+use crate::params;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -53,7 +54,7 @@ impl Store {
     pub const APPROVED: &'static str = "approved";
 
     fn program_id(&self, name: &str) -> Result<i64> {
-        self.conn
+        self.db
             .query_row("SELECT id FROM programs WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
@@ -64,7 +65,7 @@ impl Store {
     /// Pause (`active = false`) or resume a program.
     pub fn set_program_active(&mut self, name: &str, active: bool) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET status = ?2 WHERE id = ?1",
             params![id, if active { "active" } else { "paused" }],
         )?;
@@ -73,7 +74,7 @@ impl Store {
 
     pub fn set_program_weight(&mut self, name: &str, weight: f64) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET weight = ?2 WHERE id = ?1",
             params![id, weight],
         )?;
@@ -83,7 +84,7 @@ impl Store {
     /// Set (or clear, with `None`) a program's run budget.
     pub fn set_program_max_runs(&mut self, name: &str, max_runs: Option<i64>) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET max_runs = ?2 WHERE id = ?1",
             params![id, max_runs],
         )?;
@@ -100,9 +101,7 @@ impl Store {
         gpu_hour_usd: Option<f64>,
     ) -> Result<()> {
         let id = self.program_id(name)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         if let Some(v) = max_gpu_hours {
             tx.execute(
                 "UPDATE programs SET max_gpu_hours = ?2 WHERE id = ?1",
@@ -129,20 +128,20 @@ impl Store {
     /// now), agent cost and tokens, and the total in money at its GPU-hour price.
     pub fn program_spend(&self, program_id: i64) -> Result<Spend> {
         let now = crate::now_ms();
-        let (runs, gpu_ms): (i64, f64) = self.conn.query_row(
+        let (runs, gpu_ms): (i64, f64) = self.db.query_row(
             "SELECT COUNT(*), COALESCE(SUM(r.gpu_count *
                     (COALESCE(r.finished_at, ?2) - COALESCE(r.started_at, ?2))), 0)
              FROM runs r JOIN attempts a ON a.id = r.attempt_id WHERE a.program_id = ?1",
             params![program_id, now],
-            |r| Ok((r.get(0)?, r.get::<_, Option<f64>>(1)?.unwrap_or(0.0))),
+            |r| Ok((r.get(0)?, r.get::<Option<f64>>(1)?.unwrap_or(0.0))),
         )?;
-        let (agent_usd, agent_tokens): (f64, i64) = self.conn.query_row(
+        let (agent_usd, agent_tokens): (f64, i64) = self.db.query_row(
             "SELECT COALESCE(SUM(agent_cost_usd), 0), COALESCE(SUM(agent_tokens), 0)
              FROM attempts WHERE program_id = ?1",
             [program_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let price: f64 = self.conn.query_row(
+        let price: f64 = self.db.query_row(
             "SELECT gpu_hour_usd FROM programs WHERE id = ?1",
             [program_id],
             |r| r.get(0),
@@ -164,7 +163,7 @@ impl Store {
         cost_usd: Option<f64>,
         tokens: Option<i64>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE attempts SET agent_cost_usd = ?2, agent_tokens = ?3 WHERE id = ?1",
             params![attempt_id, cost_usd, tokens],
         )?;
@@ -181,7 +180,7 @@ impl Store {
         owner: &str,
     ) -> Result<()> {
         let list: Vec<String> = gpus.iter().map(|g| g.to_string()).collect();
-        self.conn.execute(
+        self.db.execute(
             "UPDATE runs SET gpus = ?2, gpu_count = ?3, lease_owner = ?4, heartbeat_at = ?5
              WHERE id = ?1",
             params![
@@ -198,7 +197,7 @@ impl Store {
     /// Set where a program's runs execute (see the scheduler's executor configuration).
     pub fn set_program_executor(&mut self, name: &str, executor: &serde_json::Value) -> Result<()> {
         let id = self.program_id(name)?;
-        self.conn.execute(
+        self.db.execute(
             "UPDATE programs SET executor_json = ?2 WHERE id = ?1",
             params![id, executor.to_string()],
         )?;
@@ -207,7 +206,7 @@ impl Store {
 
     /// Record a run's handle on a remote executor, before waiting on it.
     pub fn set_run_executor_ref(&mut self, run_id: i64, executor_ref: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE runs SET executor_ref = ?2 WHERE id = ?1",
             params![run_id, executor_ref],
         )?;
@@ -216,26 +215,124 @@ impl Store {
 
     /// Renew the leases of every running run `owner` holds. Returns how many were renewed.
     pub fn heartbeat(&mut self, owner: &str) -> Result<usize> {
-        Ok(self.conn.execute(
+        Ok(self.db.execute(
             "UPDATE runs SET heartbeat_at = ?2 WHERE lease_owner = ?1 AND status = 'running'",
             params![owner, crate::now_ms()],
         )?)
+    }
+
+    /// Say that the coordinator `name` (with `slots` run slots) is alive.
+    pub fn coordinator_heartbeat(&mut self, name: &str, slots: usize) -> Result<()> {
+        let now = crate::now_ms();
+        self.db.execute(
+            "INSERT INTO coordinators (name, slots, started_at, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE SET slots = excluded.slots,
+                 heartbeat_at = excluded.heartbeat_at",
+            params![name, slots as i64, now],
+        )?;
+        Ok(())
+    }
+
+    /// Coordinators that said they were alive within `fresh_ms`: (name, slots).
+    pub fn live_coordinators(&self, fresh_ms: i64) -> Result<Vec<(String, i64)>> {
+        Ok(self.db.query_map(
+            "SELECT name, slots FROM coordinators WHERE heartbeat_at >= ?1 ORDER BY name",
+            [crate::now_ms() - fresh_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Forget a coordinator that stopped.
+    pub fn remove_coordinator(&mut self, name: &str) -> Result<()> {
+        self.db
+            .execute("DELETE FROM coordinators WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    /// Renew the leases of the programs `owner` drives; returns the ids it still holds (a
+    /// coordinator that stalled past the expiry may have lost some to another).
+    pub fn renew_program_leases(&mut self, owner: &str) -> Result<Vec<i64>> {
+        self.db.execute(
+            "UPDATE programs SET lease_at = ?2 WHERE lease_owner = ?1",
+            params![owner, crate::now_ms()],
+        )?;
+        Ok(self.db.query_map(
+            "SELECT id FROM programs WHERE lease_owner = ?1 ORDER BY id",
+            [owner],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Who holds a program's lease, and when it was last renewed.
+    pub fn program_lease(&self, program_id: i64) -> Result<Option<(String, i64)>> {
+        let row: Option<(Option<String>, Option<i64>)> = self
+            .db
+            .query_row(
+                "SELECT lease_owner, lease_at FROM programs WHERE id = ?1",
+                [program_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Err(StoreError::NoSuchProgram(format!("#{program_id}"))),
+            Some((Some(owner), at)) => Ok(Some((owner, at.unwrap_or(0)))),
+            Some((None, _)) => Ok(None),
+        }
+    }
+
+    /// Take the lease of a program for `owner`: granted when the program is free, already
+    /// `owner`'s, or still held by exactly the lease `seen` (which the caller judged dead: not
+    /// renewed for the expiry, or its process gone). A compare-and-set, so of coordinators
+    /// racing for one program exactly one wins; on PostgreSQL the row is taken with `FOR UPDATE
+    /// SKIP LOCKED`, so a coordinator never waits on another's claim.
+    pub fn claim_program(
+        &mut self,
+        program_id: i64,
+        owner: &str,
+        seen: Option<&(String, i64)>,
+    ) -> Result<bool> {
+        let lock = match self.db.backend() {
+            crate::Backend::Sqlite => "",
+            crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let (seen_owner, seen_at) = match seen {
+            Some((o, at)) => (Some(o.as_str()), Some(*at)),
+            None => (None, None),
+        };
+        let n = self.db.execute(
+            &format!(
+                "UPDATE programs SET lease_owner = ?1, lease_at = ?2 WHERE id IN (
+                     SELECT id FROM programs WHERE id = ?3 AND (
+                         lease_owner IS NULL OR lease_owner = ?1
+                         OR (lease_owner = ?4 AND COALESCE(lease_at, 0) = ?5))
+                     {lock})"
+            ),
+            params![owner, crate::now_ms(), program_id, seen_owner, seen_at],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Give a program's lease back (its loop ended here).
+    pub fn release_program(&mut self, program_id: i64, owner: &str) -> Result<()> {
+        self.db.execute(
+            "UPDATE programs SET lease_owner = NULL, lease_at = NULL
+             WHERE id = ?1 AND lease_owner = ?2",
+            params![program_id, owner],
+        )?;
+        Ok(())
     }
 
     /// Running runs whose lease another coordinator renewed within `fresh_ms`: they are alive
     /// elsewhere and must not be recovered here.
     /// Returns (run id, lease owner) pairs.
     pub fn live_foreign_leases(&self, owner: &str, fresh_ms: i64) -> Result<Vec<(i64, String)>> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.query_map(
             "SELECT id, lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL
                AND lease_owner != ?1 AND heartbeat_at >= ?2 ORDER BY id",
-        )?;
-        let ids = stmt
-            .query_map(params![owner, crate::now_ms() - fresh_ms], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(ids)
+            params![owner, crate::now_ms() - fresh_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
     }
 
     /// Ask for a queued or running run to be cancelled: the coordinator running it polls for
@@ -243,9 +340,7 @@ impl Store {
     /// recorded (the first request's time when it was asked for before), or `None` when the run
     /// has already finished and there is nothing to cancel.
     pub fn request_run_cancel(&mut self, run_id: i64) -> Result<Option<i64>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         let (status, asked): (String, Option<i64>) = tx
             .query_row(
                 "SELECT status, cancel_requested_at FROM runs WHERE id = ?1",
@@ -278,14 +373,14 @@ impl Store {
             return Ok(Vec::new());
         }
         let list: Vec<String> = run_ids.iter().map(|id| id.to_string()).collect();
-        let mut st = self.conn.prepare(&format!(
-            "SELECT id FROM runs WHERE id IN ({}) AND cancel_requested_at IS NOT NULL ORDER BY id",
-            list.join(",")
-        ))?;
-        let ids = st
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
+        Ok(self.db.query_map(
+            &format!(
+                "SELECT id FROM runs WHERE id IN ({}) AND cancel_requested_at IS NOT NULL ORDER BY id",
+                list.join(",")
+            ),
+            (),
+            |r| r.get(0),
+        )?)
     }
 
     /// Record a person's sign-off on a validated finding: a `finding_events` row from
@@ -293,9 +388,7 @@ impl Store {
     /// finding's state stays `validated` (it can still be retracted). Fails with
     /// [`StoreError::BadTransition`] unless the finding is validated. Returns the event's time.
     pub fn approve_finding(&mut self, id: i64, author: &str, note: Option<&str>) -> Result<i64> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         let state: String = tx
             .query_row("SELECT state FROM findings WHERE id = ?1", [id], |r| {
                 r.get(0)
@@ -327,11 +420,10 @@ impl Store {
     /// Queue an idea for the program's next agent turn.
     pub fn add_followup(&mut self, name: &str, text: &str, author: &str) -> Result<Followup> {
         let id = self.program_id(name)?;
-        self.conn.execute(
-            "INSERT INTO followups (program_id, text, author, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, text, author, now_ms()],
-        )?;
-        let fid = self.conn.last_insert_rowid();
+        let fid: i64 = self.db.query_row(
+            "INSERT INTO followups (program_id, text, author, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            params![id, text, author, now_ms()], |r| r.get(0),)?;
+
         Ok(Followup {
             id: fid,
             program_id: id,
@@ -344,28 +436,27 @@ impl Store {
 
     /// Follow-ups not yet given to an agent, oldest first.
     pub fn open_followups(&self, program_id: i64) -> Result<Vec<Followup>> {
-        let mut st = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, program_id, text, author, created_at, consumed_by FROM followups
              WHERE program_id = ?1 AND consumed_at IS NULL ORDER BY id",
+            [program_id],
+            |r| {
+                Ok(Followup {
+                    id: r.get(0)?,
+                    program_id: r.get(1)?,
+                    text: r.get(2)?,
+                    author: r.get(3)?,
+                    created_at: r.get(4)?,
+                    consumed_by: r.get(5)?,
+                })
+            },
         )?;
-        let rows = st.query_map([program_id], |r| {
-            Ok(Followup {
-                id: r.get(0)?,
-                program_id: r.get(1)?,
-                text: r.get(2)?,
-                author: r.get(3)?,
-                created_at: r.get(4)?,
-                consumed_by: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 
     /// Mark follow-ups as given to the agent that proposed `attempt_id`.
     pub fn consume_followups(&mut self, ids: &[i64], attempt_id: i64) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.begin()?;
         for id in ids {
             tx.execute(
                 "UPDATE followups SET consumed_by = ?2, consumed_at = ?3
@@ -382,11 +473,10 @@ impl Store {
         // ThreadRng is a CSPRNG seeded from the operating system.
         let bytes: [u8; 24] = rand::random();
         let secret = format!("pcd_{}", hex::encode(bytes));
-        self.conn.execute(
-            "INSERT INTO tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, token_hash(&secret), read_only, now_ms()],
-        )?;
-        let id = self.conn.last_insert_rowid();
+        let id: i64 = self.db.query_row(
+            "INSERT INTO tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            params![name, token_hash(&secret), read_only, now_ms()], |r| r.get(0),)?;
+
         Ok((
             Token {
                 id,
@@ -402,7 +492,7 @@ impl Store {
     /// The token a secret belongs to, if it exists and is not revoked.
     pub fn check_token(&self, secret: &str) -> Result<Option<Token>> {
         Ok(self
-            .conn
+            .db
             .query_row(
                 "SELECT id, name, read_only, created_at FROM tokens
                  WHERE hash = ?1 AND revoked_at IS NULL",
@@ -421,7 +511,7 @@ impl Store {
     }
 
     pub fn revoke_token(&mut self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, now_ms()],
         )?;
@@ -429,10 +519,10 @@ impl Store {
     }
 
     pub fn tokens(&self) -> Result<Vec<Token>> {
-        let mut st = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, name, read_only, created_at, revoked_at IS NOT NULL FROM tokens ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| {
+            (),
+            |r| {
             Ok(Token {
                 id: r.get(0)?,
                 name: r.get(1)?,
@@ -441,6 +531,6 @@ impl Store {
                 revoked: r.get(4)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows)
     }
 }

@@ -1,7 +1,9 @@
-//! The store against a real SQLite file: lifecycle, atomic decisions, no double counting, and
-//! durability across reopen.
+//! The store suite, run on both backends: a real SQLite file and a real PostgreSQL database
+//! (a private server started by the `testing` fixture). Lifecycle, atomic decisions, no double
+//! counting, durability across reopen, steering and tokens.
 
 use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
+use picidae_store::testing::TestStore;
 use picidae_store::{Decision, NewAttempt, NewProgram, RunResult, Store, StoreError};
 
 fn program(store: &mut Store, name: &str) -> picidae_store::Program {
@@ -34,9 +36,8 @@ fn attempt(store: &mut Store, program_id: i64, commit: &str) -> picidae_store::A
     a
 }
 
-#[test]
-fn program_names_are_unique() {
-    let mut s = Store::open_in_memory().unwrap();
+fn program_names_are_unique(t: &TestStore) {
+    let mut s = t.open();
     program(&mut s, "p");
     let err = s
         .create_program(&NewProgram {
@@ -55,9 +56,8 @@ fn program_names_are_unique() {
     ));
 }
 
-#[test]
-fn sequence_numbers_are_dense_per_program() {
-    let mut s = Store::open_in_memory().unwrap();
+fn sequence_numbers_are_dense_per_program(t: &TestStore) {
+    let mut s = t.open();
     let p1 = program(&mut s, "one");
     let p2 = program(&mut s, "two");
     let a = attempt(&mut s, p1.id, "c1");
@@ -66,9 +66,8 @@ fn sequence_numbers_are_dense_per_program() {
     assert_eq!((a.seq, b.seq, c.seq), (1, 2, 1));
 }
 
-#[test]
-fn decision_advances_frontier_atomically_and_runs_finish_once() {
-    let mut s = Store::open_in_memory().unwrap();
+fn decision_advances_frontier_atomically_and_runs_finish_once(t: &TestStore) {
+    let mut s = t.open();
     let p = program(&mut s, "p");
     let a = attempt(&mut s, p.id, "c1");
     let run = s.insert_run(a.id, 0, "local").unwrap();
@@ -114,9 +113,8 @@ fn decision_advances_frontier_atomically_and_runs_finish_once() {
     assert_eq!(s.run_count(Some(p.id)).unwrap(), 1);
 }
 
-#[test]
-fn failed_decide_rolls_back_the_run_result() {
-    let mut s = Store::open_in_memory().unwrap();
+fn failed_decide_rolls_back_the_run_result(t: &TestStore) {
+    let mut s = t.open();
     let p = program(&mut s, "p");
     // attempt without commit cannot advance the frontier
     let a = s
@@ -148,12 +146,9 @@ fn failed_decide_rolls_back_the_run_result() {
     assert_eq!(s.attempt(a.id).unwrap().status, AttemptStatus::Proposed);
 }
 
-#[test]
-fn data_survives_reopen_and_unfinished_runs_are_listed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.sqlite");
+fn data_survives_reopen_and_unfinished_runs_are_listed(t: &TestStore) {
     {
-        let mut s = Store::open(&path).unwrap();
+        let mut s = t.open();
         let p = program(&mut s, "p");
         let a = attempt(&mut s, p.id, "c1");
         let r1 = s.insert_run(a.id, 0, "local").unwrap();
@@ -169,9 +164,10 @@ fn data_survives_reopen_and_unfinished_runs_are_listed() {
         let r2 = s.insert_run(a.id, 1, "local").unwrap();
         s.mark_run_started(r2.id, 99, 99, "h", None, "/l").unwrap();
     }
-    let s = Store::open(&path).unwrap();
+    let s = t.open();
     s.integrity_check().unwrap();
-    assert_eq!(s.schema_version().unwrap(), 7);
+    assert_eq!(s.schema_version().unwrap(), 8);
+    assert_eq!(picidae_store::latest_schema(), 8);
     let p = s.program("p").unwrap();
     let unfinished = s.unfinished_runs(Some(p.id)).unwrap();
     assert_eq!(unfinished.len(), 1);
@@ -184,9 +180,8 @@ fn data_survives_reopen_and_unfinished_runs_are_listed() {
     assert_eq!(rows[0].runs, 2);
 }
 
-#[test]
-fn steering_state_and_tokens() {
-    let mut s = Store::open_in_memory().unwrap();
+fn steering_state_and_tokens(t: &TestStore) {
+    let mut s = t.open();
     let p = program(&mut s, "p");
     assert_eq!(
         (p.status.as_str(), p.weight, p.max_runs),
@@ -217,8 +212,89 @@ fn steering_state_and_tokens() {
     assert!(s.check_token(&secret).unwrap().is_none());
     // Only the hash is stored.
     let stored: String = s
-        .connection()
-        .query_row("SELECT hash FROM tokens", [], |r| r.get(0))
+        .db()
+        .query_row("SELECT hash FROM tokens", (), |r| r.get(0))
         .unwrap();
     assert!(!stored.contains(&secret[4..]));
 }
+
+fn program_leases_are_exclusive(t: &TestStore) {
+    let mut s = t.open();
+    let p = program(&mut s, "p");
+    assert!(s.claim_program(p.id, "a:1", None).unwrap());
+    assert!(
+        s.claim_program(p.id, "a:1", None).unwrap(),
+        "a holder may claim again"
+    );
+    assert!(!s.claim_program(p.id, "b:2", None).unwrap(), "held by a");
+    let seen = s.program_lease(p.id).unwrap().unwrap();
+    assert_eq!(seen.0, "a:1");
+    // Judged dead, the lease goes to exactly one of several racing claimants.
+    let winners: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let seen = seen.clone();
+                let location = t.location.clone();
+                scope.spawn(move || {
+                    let mut mine = Store::open_location(&location).unwrap();
+                    mine.claim_program(p.id, &format!("c:{i}"), Some(&seen))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(winners.iter().filter(|w| **w).count(), 1, "{winners:?}");
+    let holder = s.program_lease(p.id).unwrap().unwrap().0;
+    assert!(holder.starts_with("c:"), "{holder}");
+    // The old holder learns it lost the program; the new one keeps it; release frees it.
+    assert!(s.renew_program_leases("a:1").unwrap().is_empty());
+    assert_eq!(s.renew_program_leases(&holder).unwrap(), vec![p.id]);
+    s.release_program(p.id, "a:1").unwrap();
+    assert!(
+        s.program_lease(p.id).unwrap().is_some(),
+        "only the holder releases"
+    );
+    s.release_program(p.id, &holder).unwrap();
+    assert!(s.program_lease(p.id).unwrap().is_none());
+    // Coordinators announce themselves and are forgotten when they stop.
+    s.coordinator_heartbeat("c:0", 2).unwrap();
+    s.coordinator_heartbeat("c:1", 4).unwrap();
+    s.coordinator_heartbeat("c:1", 4).unwrap();
+    assert_eq!(
+        s.live_coordinators(60_000).unwrap(),
+        vec![("c:0".to_string(), 2), ("c:1".to_string(), 4)]
+    );
+    s.remove_coordinator("c:0").unwrap();
+    assert_eq!(s.live_coordinators(60_000).unwrap().len(), 1);
+}
+
+/// Each test of the suite, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&picidae_store::testing::TestStore::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(t) = picidae_store::testing::TestStore::postgres() {
+                    super::$name(&t);
+                }
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    program_names_are_unique,
+    sequence_numbers_are_dense_per_program,
+    decision_advances_frontier_atomically_and_runs_finish_once,
+    failed_decide_rolls_back_the_run_result,
+    data_survives_reopen_and_unfinished_runs_are_listed,
+    steering_state_and_tokens,
+    program_leases_are_exclusive,
+);

@@ -31,7 +31,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_sched::Project;
-use picidae_store::rusqlite::params;
+use picidae_store::params;
 use serde::Deserialize;
 
 #[derive(Args)]
@@ -58,7 +58,7 @@ pub struct CockpitArgs {
 
 /// Insert `n` attempts with one succeeded run each, in transactions of 10,000.
 fn fill(project: &Project, program_id: i64, n: u64) -> Result<()> {
-    let conn = project.store.connection();
+    let conn = project.store.db();
     let mut i = 0u64;
     while i < n {
         let end = (i + 10_000).min(n);
@@ -72,12 +72,12 @@ fn fill(project: &Project, program_id: i64, n: u64) -> Result<()> {
             };
             let value = 0.05 + ((k * 7919) % 1000) as f64 / 10_000.0;
             let at = 1_700_000_000_000i64 + k as i64 * 1000;
-            conn.execute(
+            let attempt_id: i64 = conn.query_row(
                 "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
                     hypothesis, proposer, params_json, patch_hash, touched_json, primary_value,
                     created_at, decided_at)
                  VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, ?7,
-                    '[\"train.py\"]', ?8, ?9, ?9)",
+                    '[\"train.py\"]', ?8, ?9, ?9) RETURNING id",
                 params![
                     program_id,
                     k as i64 + 2,
@@ -89,8 +89,9 @@ fn fill(project: &Project, program_id: i64, n: u64) -> Result<()> {
                     value,
                     at
                 ],
+                |r| r.get(0),
             )?;
-            let attempt_id = conn.last_insert_rowid();
+
             conn.execute(
                 "INSERT INTO runs (attempt_id, program_id, seed, status, executor, primary_value,
                     wall_secs, queued_at, started_at, finished_at)

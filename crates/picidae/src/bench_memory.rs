@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_core::{AttemptKind, AttemptStatus};
-use picidae_store::rusqlite::params;
+use picidae_store::params;
 use picidae_store::{Attempt, NewProgram, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -78,7 +78,7 @@ fn synth(rng: &mut StdRng, i: u64) -> (String, String, String) {
 
 /// Fill `store` with `n` attempts (one transaction per 10k), indexed like real ones.
 fn fill(store: &Store, program_id: i64, from: u64, to: u64, rng: &mut StdRng) -> Result<()> {
-    let conn = store.connection();
+    let conn = store.db();
     let mut i = from;
     while i < to {
         let end = (i + 10_000).min(to);
@@ -86,10 +86,10 @@ fn fill(store: &Store, program_id: i64, from: u64, to: u64, rng: &mut StdRng) ->
         for k in i..end {
             let (hyp, patch, file) = synth(rng, k);
             let status = if k % 7 == 0 { "kept" } else { "discarded" };
-            conn.execute(
+            let id: i64 = conn.query_row(
                 "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
                     hypothesis, proposer, patch_hash, touched_json, primary_value, created_at)
-                 VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, ?7, ?8, 0)",
+                 VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, ?7, ?8, 0) RETURNING id",
                 params![
                     program_id,
                     k as i64 + 1,
@@ -99,9 +99,8 @@ fn fill(store: &Store, program_id: i64, from: u64, to: u64, rng: &mut StdRng) ->
                     format!("{k:064x}"),
                     format!("[\"{file}\"]"),
                     1.0 + (k % 1000) as f64 / 1000.0
-                ],
-            )?;
-            let id = conn.last_insert_rowid();
+                ], |r| r.get(0),)?;
+
             let a = Attempt {
                 id,
                 program_id,
@@ -188,7 +187,7 @@ pub fn run(args: MemoryArgs) -> Result<()> {
         fill(&store, p.id, have, n, &mut rng)?;
         have = n;
         let fill_s = started.elapsed().as_secs_f64();
-        store.connection().execute_batch("PRAGMA optimize")?;
+        store.db().execute_batch("PRAGMA optimize")?;
         let index = picidae_memory::index_bytes(&store)? as f64 / 1024.0 / 1024.0;
         let mut qrng = StdRng::seed_from_u64(n);
         let mut search_ms = Vec::new();
@@ -197,11 +196,11 @@ pub fn run(args: MemoryArgs) -> Result<()> {
         // The peer: every hypothesis in memory, scanned for the phrase (what grepping a
         // results.tsv or `git log` amounts to).
         let all: Vec<String> = {
-            let mut st = store
-                .connection()
-                .prepare("SELECT hypothesis FROM attempts WHERE program_id = ?1")?;
-            let rows = st.query_map([p.id], |r| r.get::<_, String>(0))?;
-            rows.collect::<Result<_, _>>()?
+            store.db().query_map(
+                "SELECT hypothesis FROM attempts WHERE program_id = ?1",
+                [p.id],
+                |r| r.get::<String>(0),
+            )?
         };
         for q in 0..args.queries {
             let topic = TOPICS[qrng.random_range(0..TOPICS.len())];

@@ -56,6 +56,11 @@ enum Command {
         /// Directory to create the project in.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Keep the store in this PostgreSQL database (`postgres://user@host:port/db`) instead
+        /// of the embedded SQLite file: several coordinators, on one machine or many, can then
+        /// share its programs. Written to `.picidae/store.url` (readable by its owner only).
+        #[arg(long, value_name = "URL", env = "PICIDAE_STORE")]
+        store: Option<String>,
     },
     /// Validate a benchmark's picidae.toml and summarise it.
     Check {
@@ -410,11 +415,16 @@ fn open_project(cli_project: &Option<PathBuf>) -> Result<Project> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Init { dir } => {
+        Command::Init { dir, store } => {
             let dir = cli.project.clone().unwrap_or(dir);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let p = Project::init(&dir)?;
-            println!("initialised Picidae project in {}", p.dir().display());
+            let p = Project::init_with_store(&dir, store.as_deref())?;
+            println!(
+                "initialised Picidae project in {} (store: {} {})",
+                p.dir().display(),
+                p.store.backend().as_str(),
+                picidae_store::redact_url(&p.store_location())
+            );
         }
         Command::Check { benchmark } => return check(&benchmark),
         Command::Program(ProgramCmd::Create(args)) => {

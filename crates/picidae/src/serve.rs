@@ -30,6 +30,10 @@ fn start_api(
         "picidae serve: HTTP API on http://{addr} (the cockpit at /, OpenAPI at /openapi.json)"
     );
     let mut state = picidae_server::api::ApiState::new(root.join(".picidae").join("store.sqlite"));
+    let location = picidae_sched::project::store_location(&root.join(".picidae"))?;
+    if picidae_store::is_postgres_url(&location) {
+        state.store_url = Some(location);
+    }
     let capacity = pool.capacity();
     state.metrics = Arc::new(move || {
         let in_use = pool.in_use();

@@ -341,7 +341,7 @@ fn a_followup_entered_in_the_ui_reaches_the_agent() {
     // In the store, authored by the token the UI sent (the API, not a side door) ...
     let author: String = env
         .store()
-        .connection()
+        .db()
         .query_row(
             "SELECT author FROM followups WHERE text = ?1",
             [idea],
@@ -371,7 +371,7 @@ fn a_followup_entered_in_the_ui_reaches_the_agent() {
     );
     let consumed: Option<i64> = env
         .store()
-        .connection()
+        .db()
         .query_row(
             "SELECT consumed_by FROM followups WHERE text = ?1",
             [idea],
@@ -401,16 +401,16 @@ fn pausing_from_the_ui_stops_dispatch() {
     std::thread::sleep(Duration::from_millis(2500));
     let runs = |env: &Env| -> i64 {
         env.store()
-            .connection()
-            .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+            .db()
+            .query_row("SELECT COUNT(*) FROM runs", (), |r| r.get(0))
             .unwrap()
     };
     let running = |env: &Env| -> i64 {
         env.store()
-            .connection()
+            .db()
             .query_row(
                 "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
-                [],
+                (),
                 |r| r.get(0),
             )
             .unwrap()
@@ -495,10 +495,10 @@ fn a_finding_is_approved_retracted_and_followed_up_from_the_board() {
         )
     );
     let (author, text): (String, String) = store
-        .connection()
+        .db()
         .query_row(
             "SELECT author, text FROM followups WHERE text LIKE '%without the cache%'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
@@ -581,10 +581,10 @@ fn a_running_run_is_cancelled_from_its_attempt_page() {
     );
     let cancelled: i64 = env
         .store()
-        .connection()
+        .db()
         .query_row(
             "SELECT COUNT(*) FROM runs WHERE status = 'cancelled'",
-            [],
+            (),
             |r| r.get(0),
         )
         .unwrap();

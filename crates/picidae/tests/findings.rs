@@ -267,8 +267,8 @@ fn a_new_environment_gets_its_own_noise_floor_before_any_comparison() {
         // Pretend everything so far was measured on another machine.
         let store = env.store();
         store
-            .connection()
-            .execute("UPDATE noise_floors SET fingerprint = 'elsewhere'", [])
+            .db()
+            .execute("UPDATE noise_floors SET fingerprint = 'elsewhere'", ())
             .unwrap();
     }
     let out = env.ok(&["run", "p", "-n", "1", "--plain"]);

@@ -33,17 +33,14 @@ fn costly_agent(env: &Env, cost: f64) -> String {
 /// (start, end, gpus) of every finished run of the project.
 fn placements(env: &Env) -> Vec<(i64, i64, String, String)> {
     let store = env.store();
-    let conn = store.connection();
-    let mut stmt = conn
-        .prepare(
-            "SELECT started_at, finished_at, COALESCE(gpus, ''), COALESCE(log_dir, '')
-             FROM runs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
+    let conn = store.db();
+    conn.query_map(
+        "SELECT started_at, finished_at, COALESCE(gpus, ''), COALESCE(log_dir, '')
+         FROM runs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
+        (),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .unwrap()
 }
 
 #[test]

@@ -24,6 +24,11 @@ pub fn bin() -> Command {
 impl Env {
     /// A project plus a benchmark repository holding `files`.
     pub fn new(files: &[(&str, &str)]) -> Env {
+        Env::with_store(files, None)
+    }
+
+    /// Like [`new`](Env::new), with the store in the PostgreSQL database at `url` when given.
+    pub fn with_store(files: &[(&str, &str)], url: Option<&str>) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let project = tmp.path().join("project");
         let bench = tmp.path().join("bench");
@@ -34,7 +39,12 @@ impl Env {
             std::fs::write(p, text).unwrap();
         }
         Repo::init(&bench, "benchmark", Identity::default()).unwrap();
-        let out = bin().arg("init").arg(&project).output().unwrap();
+        let mut init = bin();
+        init.arg("init").arg(&project);
+        if let Some(url) = url {
+            init.args(["--store", url]);
+        }
+        let out = init.output().unwrap();
         assert!(out.status.success(), "{}", text(&out));
         Env {
             tmp,
@@ -69,7 +79,9 @@ impl Env {
     }
 
     pub fn store(&self) -> Store {
-        Store::open(&self.project.join(".picidae/store.sqlite")).unwrap()
+        let location =
+            picidae_sched::project::store_location(&self.project.join(".picidae")).unwrap();
+        Store::open_location(&location).unwrap()
     }
 
     /// Write a command agent that takes its next action from a queue file: a number is written

@@ -1,0 +1,277 @@
+//! Test fixtures for both backends (enabled by the `testing` feature; never part of a release
+//! build).
+//!
+//! [`postgres_url`] gives each caller a fresh, empty database on a private PostgreSQL server
+//! that the first call starts for the test binary: `initdb` into a temporary directory (as the
+//! `postgres` account when run by root), then `postgres` on 127.0.0.1 and a private socket
+//! directory with `fsync=off`. The server gets SIGINT (a fast shutdown) when the test binary
+//! exits. With `PICIDAE_TEST_POSTGRES=postgres://…` set, that server is used instead and no
+//! private one is started.
+//!
+//! Tests skip (printing why) when no server can be had, unless `PICIDAE_REQUIRE_POSTGRES=1`, in
+//! which case they fail. Needs (Debian): `postgresql`.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::Store;
+
+/// Where a test store lives: a SQLite file in a temporary directory, or a fresh PostgreSQL
+/// database.
+pub struct TestStore {
+    pub location: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    pub fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        TestStore {
+            location: dir.path().join("store.db").display().to_string(),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (after printing why) when there is no server.
+    pub fn postgres() -> Option<TestStore> {
+        postgres_url().map(|location| TestStore {
+            location,
+            _dir: None,
+        })
+    }
+
+    /// Open (or reopen) the store.
+    pub fn open(&self) -> Store {
+        Store::open_location(&self.location).expect("open the test store")
+    }
+}
+
+/// The base URL of the test server (its `postgres` database), starting it if needed.
+fn server() -> Result<&'static str, String> {
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| match std::env::var("PICIDAE_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => Ok(url),
+            _ => start_private(),
+        })
+        .as_deref()
+        .map_err(|e| e.clone())
+}
+
+/// A URL to a new, empty database on the test server; `None` (after printing why) when
+/// PostgreSQL is not available, or a panic when `PICIDAE_REQUIRE_POSTGRES=1`.
+pub fn postgres_url() -> Option<String> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let base = match server() {
+        Ok(b) => b,
+        Err(reason) => {
+            if std::env::var("PICIDAE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("PICIDAE_REQUIRE_POSTGRES=1 but {reason}");
+            }
+            println!("SKIPPED: {reason}");
+            return None;
+        }
+    };
+    let name = format!(
+        "t{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let mut client = postgres::Client::connect(base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect to the test server: {e}"));
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    Some(with_database(base, &name))
+}
+
+/// `url` with its database name replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+fn find_bin(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .collect();
+    dirs.sort();
+    dirs.reverse();
+    if let Some(p) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The account the server runs as: `postgres` when we are root (the server refuses root).
+fn server_account() -> Result<Option<(u32, u32)>, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = std::ffi::CString::new("postgres").expect("no NUL");
+    // SAFETY: getpwnam returns null or a pointer to a static record, read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err("running as root and there is no postgres account".into());
+    }
+    // SAFETY: pw is non-null, checked above.
+    Ok(Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) }))
+}
+
+fn as_account(cmd: &mut Command, account: Option<(u32, u32)>, die_with_parent: bool) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some((uid, gid)) = account {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // Set after the credential change, which would clear it.
+            if die_with_parent {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+            }
+            Ok(())
+        });
+    }
+}
+
+fn chown(path: &Path, account: Option<(u32, u32)>) -> Result<(), String> {
+    if let Some((uid, gid)) = account {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn start_private() -> Result<String, String> {
+    let initdb = find_bin("initdb").ok_or("PostgreSQL's initdb is not installed")?;
+    let postgres = find_bin("postgres").ok_or("PostgreSQL's server binary is not installed")?;
+    let account = server_account()?;
+    // Kept for the life of the test binary: the server's data and socket live here.
+    let dir = tempfile::Builder::new()
+        .prefix("picidae-pg")
+        .tempdir()
+        .map_err(|e| e.to_string())?
+        .keep();
+    let data = dir.join("data");
+    std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+    chown(&dir, account)?;
+    chown(&data, account)?;
+    let mut init = Command::new(&initdb);
+    init.args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        "-D",
+    ])
+    .arg(&data)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    as_account(&mut init, account, false);
+    let out = init.output().map_err(|e| format!("initdb: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
+    chown(&dir.join("server.log"), account)?;
+    let mut cmd = Command::new(&postgres);
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(&dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=400",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log);
+    as_account(&mut cmd, account, true);
+    // The parent-death signal follows the thread that forked the server, so fork it from a
+    // thread that lives as long as the test binary.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let spawned = cmd.spawn().map_err(|e| format!("start postgres: {e}"));
+        let ok = spawned.is_ok();
+        let _ = tx.send(spawned.map(|_| ()));
+        if ok {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    rx.recv().map_err(|e| e.to_string())??;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match postgres::Client::connect(&url, postgres::NoTls) {
+            Ok(_) => return Ok(url),
+            Err(e) if Instant::now() > deadline => {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                return Err(format!("postgres did not start: {e}\n{log}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_replace_the_path() {
+        assert_eq!(
+            super::with_database("postgres://u@h:5/postgres", "t1"),
+            "postgres://u@h:5/t1"
+        );
+        assert_eq!(
+            super::with_database("postgres://u@h:5?sslmode=disable", "t1"),
+            "postgres://u@h:5/t1?sslmode=disable"
+        );
+    }
+}
