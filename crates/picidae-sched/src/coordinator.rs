@@ -155,8 +155,9 @@ pub fn serve(
                                 continue;
                             }
                         }
-                        // Several coordinators: take one program per poll, up to a fair share.
-                        if share.is_some_and(|n| workers.len() >= n || claimed_now > 0) {
+                        // One program per poll (so coordinators starting together each see
+                        // the others before the programs are gone), up to a fair share.
+                        if claimed_now > 0 || share.is_some_and(|n| workers.len() >= n) {
                             continue;
                         }
                         if !claim(&mut project, p.id, &owner)? {

@@ -66,6 +66,13 @@ impl Project {
         Project::open(root)
     }
 
+    /// Point the project under `root` at the PostgreSQL database `url`, which already holds a
+    /// verified copy of its SQLite store (see `picidae migrate sqlite-to-postgres`).
+    pub fn init_with_store_after_migration(root: &Path, url: &str) -> Result<(), SchedError> {
+        let file = root.join(PROJECT_DIR).join(STORE_URL_FILE);
+        write_private(&file, &format!("{url}\n"))
+    }
+
     /// Open the project whose `.picidae/` is directly under `root`.
     pub fn open(root: &Path) -> Result<Project, SchedError> {
         let dir = root.join(PROJECT_DIR);

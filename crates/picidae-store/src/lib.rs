@@ -18,6 +18,7 @@
 
 pub mod db;
 mod findings;
+pub mod migrate;
 mod schema;
 mod steering;
 #[cfg(feature = "testing")]
@@ -1072,6 +1073,23 @@ fn run_from_row(r: &Row) -> DbResult<Run> {
         finished_at: r.get(22)?,
         executor_ref: r.get(23)?,
     })
+}
+
+/// The PostgreSQL URL `url` with its database name replaced by `db`.
+pub fn url_with_database(url: &str, db: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
 }
 
 /// `url` with any password replaced, for messages.

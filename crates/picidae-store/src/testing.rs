@@ -96,19 +96,7 @@ pub fn postgres_url() -> Option<String> {
 
 /// `url` with its database name replaced by `db`.
 pub fn with_database(url: &str, db: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
+    crate::url_with_database(url, db)
 }
 
 fn find_bin(name: &str) -> Option<PathBuf> {

@@ -33,6 +33,8 @@ pub enum BenchCmd {
     Cockpit(crate::bench_cockpit::CockpitArgs),
     /// Sweep samplers compared at equal run budget: random search vs TPE on the example.
     Agents(crate::bench_agents::AgentsArgs),
+    /// Attempt writes and metric points per second on SQLite and PostgreSQL, beside MLflow.
+    Store(crate::bench_store::StoreArgs),
 }
 
 #[derive(Args)]
@@ -65,6 +67,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Utilisation(args) => crate::bench_utilisation::run(args),
         BenchCmd::Cockpit(args) => crate::bench_cockpit::run(args),
         BenchCmd::Agents(args) => crate::bench_agents::run(args),
+        BenchCmd::Store(args) => crate::bench_store::run(args),
     }
 }
 

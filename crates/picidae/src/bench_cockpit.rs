@@ -20,9 +20,8 @@
 //! through the API. The server runs with one worker and its job runner off (it has nothing to do
 //! with search and would only compete for the cores).
 
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +31,8 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_sched::Project;
 use picidae_store::params;
+
+use crate::bench_mlflow::{mlflow_missing, MlflowServer};
 use serde::Deserialize;
 
 #[derive(Args)]
@@ -531,26 +532,6 @@ fn search_page(body: &[u8]) -> Result<Seqs> {
     })
 }
 
-/// Why `python -c "import mlflow"` fails, or `None` when it works.
-fn mlflow_missing(python: &str) -> Option<String> {
-    match Command::new(python)
-        .args(["-c", "import mlflow"])
-        .stdin(Stdio::null())
-        .output()
-    {
-        Err(e) => Some(format!("{python}: {e}")),
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .unwrap_or("no output")
-                .trim()
-                .to_string(),
-        ),
-    }
-}
-
 /// Loads a Picidae store's programs and attempts into a fresh MLflow SQLite database: one
 /// experiment per program, one run per attempt. Bulk INSERTs through MLflow's own SQLAlchemy
 /// tables, after its `SqlAlchemyStore` has created the schema and the experiments; runs are
@@ -620,16 +601,7 @@ struct Peer {
     runs: u64,
     experiments: std::collections::BTreeMap<String, String>,
     load_secs: f64,
-    server: ServerProcess,
-}
-
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        picidae_exec::process::kill_group(self.0.id() as i32, Duration::from_secs(10));
-        let _ = self.0.wait();
-    }
+    server: MlflowServer,
 }
 
 impl Peer {
@@ -667,56 +639,8 @@ impl Peer {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect();
-        // A free loopback port for the server.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log_path = dir.join("server.log");
-        let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(&args.python)
-            .args(["-m", "mlflow", "server", "--backend-store-uri"])
-            .arg(format!("sqlite:///{}", db.display()))
-            .arg("--default-artifact-root")
-            .arg(&artifacts)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--workers", "1"])
-            .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {} -m mlflow server", args.python))?;
-        let mut server = ServerProcess(child);
-        let base = format!("http://127.0.0.1:{port}");
-        let probe: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let started = Instant::now();
-        loop {
-            if let Ok(resp) = probe.get(&format!("{base}/health")).call() {
-                if resp.status().is_success() {
-                    break;
-                }
-            }
-            let exited = server.0.try_wait()?;
-            if exited.is_some() || started.elapsed() > Duration::from_secs(180) {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let lines: Vec<&str> = log.lines().collect();
-                let msg = lines[lines.len().saturating_sub(20)..].join("\n");
-                bail!(
-                    "the MLflow server {} (pass --no-peer to skip it):\n{msg}",
-                    match exited {
-                        Some(s) => format!("exited ({s})"),
-                        None => "did not answer /health within 180 s".into(),
-                    }
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let server = MlflowServer::start(&args.python, dir, &db, &artifacts)?;
+        let base = server.base.clone();
         Ok(Peer {
             base,
             version: v["version"].as_str().unwrap_or("?").to_string(),

@@ -7,6 +7,8 @@ mod bench_agents;
 mod bench_cockpit;
 mod bench_dispatch;
 mod bench_memory;
+mod bench_mlflow;
+mod bench_store;
 mod bench_utilisation;
 mod client;
 mod demo;
@@ -14,6 +16,7 @@ mod example;
 mod findings;
 mod import;
 mod memory;
+mod migrate;
 mod progress;
 mod results;
 mod serve;
@@ -51,7 +54,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a project (a `.picidae/` directory with an embedded SQLite store).
+    /// Create a project (a `.picidae/` directory with an embedded SQLite store, or with
+    /// `--store` a PostgreSQL one).
     Init {
         /// Directory to create the project in.
         #[arg(default_value = ".")]
@@ -158,6 +162,9 @@ enum Command {
     /// Measure Picidae against its peers, side by side.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Move the project's store to another backend.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCmd),
     /// Serve Picidae's memory to coding agents over MCP (stdio) until the client disconnects.
     ///
     /// Tools: search_memory, get_attempt, list_findings, frontier. Register it with an agent,
@@ -741,6 +748,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Agent(cmd) => agents::run(&open_project(&cli.project)?, cmd)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Bench(cmd) => bench::run(cmd)?,
+        Command::Migrate(cmd) => migrate::run(open_project(&cli.project)?, cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,7 +26,10 @@ fn spawn_serve(env: &Env, i: usize) -> Child {
         .arg("--project")
         .arg(&env.project)
         .args(["serve", "--slots", "1", "--no-api"])
-        .env("PICIDAE_LEASE_EXPIRY_SECS", "3")
+        // Short enough for a test, long enough that a coordinator starved of CPU on a busy
+        // machine does not lose its programs; the killed one's are freed at once anyway, its
+        // process being gone.
+        .env("PICIDAE_LEASE_EXPIRY_SECS", "15")
         .stdout(out)
         .stderr(Stdio::piped())
         .spawn()
@@ -113,7 +116,19 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
         env.ok(&["program", "set", p, "--max-runs", &RUNS_EACH.to_string()]);
     }
 
+    // The programs wait, paused, until all three coordinators have said they are here.
+    for p in PROGRAMS {
+        env.ok(&["program", "pause", p]);
+    }
     let mut coordinators: Vec<Child> = (0..3).map(|i| spawn_serve(&env, i)).collect();
+    wait_until(
+        Duration::from_secs(30),
+        || env.store().live_coordinators(15_000).unwrap().len() == 3,
+        "three coordinators to register",
+    );
+    for p in PROGRAMS {
+        env.ok(&["program", "resume", p]);
+    }
     let names: Vec<String> = coordinators
         .iter()
         .map(|c| {
