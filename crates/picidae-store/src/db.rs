@@ -432,11 +432,11 @@ impl Db {
         match &self.conn {
             Conn::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Conn::Postgres(pg) => {
+                // One round trip: the transaction and its lock.
                 let mut client = pg.client.borrow_mut();
-                client.batch_execute("BEGIN")?;
-                if let Err(e) =
-                    client.execute("SELECT pg_advisory_xact_lock($1)", &[&PG_WRITE_LOCK])
-                {
+                if let Err(e) = client.batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"
+                )) {
                     let _ = client.batch_execute("ROLLBACK");
                     return Err(e.into());
                 }

@@ -407,19 +407,19 @@ impl Store {
 
     /// Record a new attempt (status `proposed`) with the next sequence number of its program.
     pub fn insert_attempt(&mut self, a: &NewAttempt) -> Result<Attempt> {
+        // The next sequence number is read inside the insert, under the write lock.
         let tx = self.db.begin()?;
-        let seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE program_id = ?1",
-            [a.program_id],
-            |r| r.get(0),
-        )?;
-        let id: i64 = tx.query_row(
-            "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, hypothesis,
-                                   proposer, params_json, created_at)
-             VALUES (?1, ?2, ?3, 'proposed', ?4, ?5, ?6, ?7, ?8) RETURNING id",
+        let attempt = tx.query_row(
+            &format!(
+                "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, hypothesis,
+                                       proposer, params_json, created_at)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts
+                              WHERE program_id = ?1),
+                         ?2, 'proposed', ?3, ?4, ?5, ?6, ?7)
+                 RETURNING {ATTEMPT_COLS}"
+            ),
             params![
                 a.program_id,
-                seq,
                 a.kind.as_str(),
                 a.parent_commit,
                 a.hypothesis,
@@ -427,11 +427,10 @@ impl Store {
                 a.params.as_ref().map(|p| p.to_string()),
                 now_ms()
             ],
-            |r| r.get(0),
+            attempt_from_row,
         )?;
-
         tx.commit()?;
-        self.attempt(id)
+        Ok(attempt)
     }
 
     /// Record the git commit that holds the attempt's change.
@@ -660,22 +659,23 @@ impl Store {
 
     /// Queue a run of an attempt with a seed.
     pub fn insert_run(&mut self, attempt_id: i64, seed: i64, executor: &str) -> Result<Run> {
-        let program_id: i64 = self
-            .db
-            .query_row(
-                "SELECT program_id FROM attempts WHERE id = ?1",
-                [attempt_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or(StoreError::NoSuchAttempt(attempt_id))?;
-        let new_id: i64 = self.db.query_row(
-            "INSERT INTO runs (attempt_id, program_id, seed, status, executor, queued_at)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5) RETURNING id",
-            params![attempt_id, program_id, seed, executor, now_ms()],
-            |r| r.get(0),
-        )?;
-        self.run(new_id)
+        let inserted = self.db.query_row(
+            &format!(
+                "INSERT INTO runs (attempt_id, program_id, seed, status, executor, queued_at)
+                 VALUES (?1, (SELECT program_id FROM attempts WHERE id = ?1), ?2, 'queued', ?3, ?4)
+                 RETURNING {RUN_COLS}"
+            ),
+            params![attempt_id, seed, executor, now_ms()],
+            run_from_row,
+        );
+        match inserted {
+            Ok(run) => Ok(run),
+            // A missing attempt fails the insert (no program, no parent row): say which.
+            Err(e) => match self.attempt(attempt_id) {
+                Err(StoreError::NoSuchAttempt(id)) => Err(StoreError::NoSuchAttempt(id)),
+                _ => Err(e.into()),
+            },
+        }
     }
 
     /// Record that a run's process has started (its pid lets a restarted harness find it).
@@ -688,14 +688,16 @@ impl Store {
         fingerprint: Option<(&str, &str)>,
         log_dir: &str,
     ) -> Result<()> {
-        let tx = self.db.begin()?;
+        // Two statements, no transaction: the fingerprint row is idempotent and written
+        // first, so the run never names a missing one, and a failed update leaves only a
+        // fingerprint that other runs may share.
         if let Some((hash, json)) = fingerprint {
-            tx.execute(
+            self.db.execute(
                 "INSERT INTO fingerprints (hash, json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![hash, json],
             )?;
         }
-        let n = tx.execute(
+        let n = self.db.execute(
             "UPDATE runs SET status = 'running', pid = ?2, pgid = ?3, host = ?4,
                     fingerprint = ?5, log_dir = ?6, started_at = ?7
              WHERE id = ?1 AND status = 'queued'",
@@ -712,7 +714,6 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NoSuchRun(id));
         }
-        tx.commit()?;
         Ok(())
     }
 
@@ -846,24 +847,12 @@ impl Store {
 }
 
 fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
-    let status: Option<String> = tx
-        .query_row("SELECT status FROM runs WHERE id = ?1", [id], |row| {
-            row.get(0)
-        })
-        .optional()?;
-    match status.as_deref() {
-        None => return Err(StoreError::NoSuchRun(id)),
-        Some(s) if parse_state::<RunStatus>(s)?.is_terminal() => {
-            return Err(StoreError::RunAlreadyFinished(id))
-        }
-        _ => {}
-    }
     let st = r.status.unwrap_or(RunStatus::Succeeded);
-    tx.execute(
+    let n = tx.execute(
         "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, wall_secs = ?5,
                 peak_rss_kb = ?6, over_budget = ?7, metrics_json = ?8, primary_value = ?9,
                 violations_json = ?10, error = ?11, finished_at = ?12
-         WHERE id = ?1",
+         WHERE id = ?1 AND status IN ('queued', 'running')",
         params![
             id,
             st.as_str(),
@@ -879,7 +868,22 @@ fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
             now_ms()
         ],
     )?;
-    Ok(())
+    if n == 1 {
+        return Ok(());
+    }
+    // Nothing changed: the run is missing, or finished already (never counted twice).
+    let status: Option<String> = tx
+        .query_row("SELECT status FROM runs WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    match status {
+        None => Err(StoreError::NoSuchRun(id)),
+        Some(s) => {
+            parse_state::<RunStatus>(&s)?;
+            Err(StoreError::RunAlreadyFinished(id))
+        }
+    }
 }
 
 /// JSON cannot hold NaN or infinities; store them as strings so nothing reported is lost.
@@ -913,21 +917,17 @@ fn metrics_from_json(s: &str) -> MetricValues {
 }
 
 fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
+    let now = now_ms();
     let (program_id, commit): (i64, Option<String>) = tx
         .query_row(
-            "SELECT program_id, commit_sha FROM attempts WHERE id = ?1",
-            [id],
+            "UPDATE attempts SET status = ?2, primary_value = ?3, note = COALESCE(?4, note),
+                    decided_at = ?5
+             WHERE id = ?1 RETURNING program_id, commit_sha",
+            params![id, d.status.as_str(), d.primary_value, d.note, now],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?
         .ok_or(StoreError::NoSuchAttempt(id))?;
-    let now = now_ms();
-    tx.execute(
-        "UPDATE attempts SET status = ?2, primary_value = ?3, note = COALESCE(?4, note),
-                decided_at = ?5
-         WHERE id = ?1",
-        params![id, d.status.as_str(), d.primary_value, d.note, now],
-    )?;
     if d.advance_frontier {
         let commit = commit.ok_or_else(|| {
             StoreError::Corrupt(format!(

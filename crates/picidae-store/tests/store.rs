@@ -269,6 +269,146 @@ fn program_leases_are_exclusive(t: &TestStore) {
     assert_eq!(s.live_coordinators(60_000).unwrap().len(), 1);
 }
 
+fn findings_evidence_and_spend(t: &TestStore) {
+    use picidae_core::domain::FindingState;
+    use picidae_store::{Calibration, Evidence, HiddenResult, NoiseFloor};
+    let mut s = t.open();
+    let p = program(&mut s, "p");
+    let base = attempt(&mut s, p.id, "c0");
+    let cand = attempt(&mut s, p.id, "c1");
+    s.decide_attempt(
+        base.id,
+        &Decision {
+            status: AttemptStatus::Kept,
+            primary_value: Some(0.5),
+            note: None,
+            advance_frontier: true,
+        },
+    )
+    .unwrap();
+    let f = s
+        .create_finding(p.id, cand.id, base.id, "val_loss", Some("fp"))
+        .unwrap();
+    assert_eq!(f.state, FindingState::Candidate);
+    let evidence = Evidence {
+        effect: Some(0.02),
+        ci_low: Some(0.01),
+        ci_high: Some(0.03),
+        p_value: Some(0.004),
+        n_candidate: Some(3),
+        hidden_agrees: Some(true),
+        flags: vec!["checked".into()],
+        ..Default::default()
+    };
+    s.move_finding(f.id, FindingState::Verifying, Some(&evidence), "3 seeds")
+        .unwrap();
+    s.conclude_finding(
+        f.id,
+        FindingState::Validated,
+        &evidence,
+        "significant",
+        cand.id,
+        &Decision {
+            status: AttemptStatus::Kept,
+            primary_value: Some(0.4),
+            note: None,
+            advance_frontier: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.program("p").unwrap().frontier_commit.as_deref(),
+        Some("c1")
+    );
+    let stored = s.finding(f.id).unwrap();
+    assert_eq!(stored.state, FindingState::Validated);
+    assert_eq!(stored.evidence.p_value, Some(0.004));
+    assert_eq!(stored.evidence.flags, vec!["checked".to_string()]);
+    s.approve_finding(f.id, "alice", Some("looks right"))
+        .unwrap();
+    let events = s.finding_events(f.id).unwrap();
+    // created, verifying, validated, approved
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events[3].reason.contains("alice"));
+    assert_eq!(
+        s.findings(Some(p.id), Some(FindingState::Validated))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.testing_family(p.id, None).unwrap(), vec![0.004]);
+
+    // Upserts: the second write wins, nothing is duplicated.
+    for (n, mean) in [(3, 0.5), (5, 0.45)] {
+        s.set_noise_floor(&NoiseFloor {
+            program_id: p.id,
+            fingerprint: "fp".into(),
+            attempt_id: base.id,
+            n,
+            mean,
+            std: 0.01,
+            created_at: 1,
+        })
+        .unwrap();
+    }
+    assert_eq!(s.noise_floor(p.id, "fp").unwrap().unwrap().n, 5);
+    let run = s.insert_run(cand.id, 7, "local").unwrap();
+    for ok in [false, true] {
+        let mut metrics = picidae_core::MetricValues::new();
+        metrics.insert("test_loss".into(), 0.25);
+        s.set_hidden_result(&HiddenResult {
+            run_id: run.id,
+            ok,
+            metrics,
+            error: None,
+            evaluated_at: 2,
+        })
+        .unwrap();
+    }
+    let h = s.hidden_result(run.id).unwrap().unwrap();
+    assert!(h.ok && h.metrics["test_loss"] == 0.25);
+    s.insert_calibration(&Calibration {
+        id: 0,
+        program_id: p.id,
+        commit_sha: "c0".into(),
+        passed: true,
+        rank_correlation: Some(0.9),
+        max_error: Some(0.1),
+        details: serde_json::json!({"cases": 2}),
+        created_at: 3,
+    })
+    .unwrap();
+    assert!(s.latest_calibration(p.id).unwrap().unwrap().passed);
+
+    // Spend: GPU time of the runs at the program's price, plus what agents reported.
+    s.set_run_placement(run.id, &[0, 1], 2, "c:1").unwrap();
+    s.mark_run_started(run.id, 1, 1, "h", None, "/l").unwrap();
+    s.finish_run(run.id, &RunResult::default()).unwrap();
+    s.set_attempt_agent_cost(cand.id, Some(0.5), Some(1200))
+        .unwrap();
+    s.set_program_cost_budget("p", None, Some(Some(10.0)), Some(2.0))
+        .unwrap();
+    let spend = s.program_spend(p.id).unwrap();
+    assert_eq!((spend.runs, spend.agent_tokens), (1, 1200));
+    assert!(spend.agent_usd == 0.5 && spend.usd >= 0.5, "{spend:?}");
+    // Retraction moves the frontier back.
+    s.retract_finding(f.id, "did not replicate").unwrap();
+    assert_eq!(s.finding(f.id).unwrap().state, FindingState::Retracted);
+    assert_ne!(
+        s.program("p").unwrap().frontier_commit.as_deref(),
+        Some("c1")
+    );
+    // A cancel request is recorded once, and not for a finished run.
+    let r2 = s.insert_run(cand.id, 8, "local").unwrap();
+    let first = s.request_run_cancel(r2.id).unwrap().unwrap();
+    assert_eq!(s.request_run_cancel(r2.id).unwrap(), Some(first));
+    assert_eq!(
+        s.cancel_requested_runs(&[run.id, r2.id]).unwrap(),
+        vec![r2.id]
+    );
+    assert_eq!(s.request_run_cancel(run.id).unwrap(), None);
+}
+
 /// Each test of the suite, once per backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -297,4 +437,5 @@ on_both_backends!(
     data_survives_reopen_and_unfinished_runs_are_listed,
     steering_state_and_tokens,
     program_leases_are_exclusive,
+    findings_evidence_and_spend,
 );

@@ -218,8 +218,11 @@ pub fn run(args: StoreArgs) -> Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())?;
+        // MLflow's client prints a line per run; the writer's answer is the last line.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().rfind(|l| l.starts_with('{')).unwrap_or("");
+        let v: serde_json::Value = serde_json::from_str(last)
+            .with_context(|| format!("reading the MLflow writer's answer: {stdout}"))?;
         let secs = v["secs"]
             .as_f64()
             .context("no time from the MLflow writer")?;
