@@ -78,8 +78,8 @@ fn attempt(store: &mut Store, program_id: i64, hypothesis: &str, value: f64, kee
     a.id
 }
 
-fn populate(db: &Path) -> (String, String) {
-    let mut store = Store::open(db).unwrap();
+fn populate(location: &str) -> (String, String) {
+    let mut store = Store::open_location(location).unwrap();
     let p = store
         .create_program(&NewProgram {
             name: "demo".into(),
@@ -122,14 +122,21 @@ fn populate(db: &Path) -> (String, String) {
 }
 
 async fn start(read_requires_token: bool) -> Server {
+    start_on(read_requires_token, None).await
+}
+
+/// A server on a SQLite store, or on the PostgreSQL database `url`.
+async fn start_on(read_requires_token: bool, url: Option<String>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("picidae.db");
-    let (write, read) = populate(&db);
+    // The store's PostgreSQL client blocks: keep it off the runtime's worker.
+    let location = url.clone().unwrap_or_else(|| db.display().to_string());
+    let (write, read) = tokio::task::block_in_place(|| populate(&location));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = ApiState {
         store_path: db.clone(),
-        store_url: None,
+        store_url: url,
         started: Instant::now(),
         metrics: Arc::new(|| "picidae_slots_busy 3\n".to_string()),
         read_requires_token,
@@ -1259,5 +1266,98 @@ async fn a_cancel_request_is_recorded_for_the_coordinator() {
             .await
             .status,
         400
+    );
+}
+
+/// `v` without what differs between two stores holding the same data: times.
+fn timeless(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !(k.as_str() == "at"
+                        || k.ends_with("_at")
+                        || k.ends_with("_ms")
+                        || k.contains("uptime"))
+                })
+                .map(|(k, v)| (k.clone(), timeless(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(timeless).collect()),
+        v => v.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_the_same_on_postgres() {
+    let Some(url) = tokio::task::block_in_place(picidae_store::testing::postgres_url) else {
+        return;
+    };
+    let lite = start(false).await;
+    let pg = start_on(false, Some(url.clone())).await;
+    let reads = [
+        "/api/programs",
+        "/api/programs/demo",
+        "/api/programs/demo/attempts",
+        "/api/programs/demo/attempts?limit=2&offset=1&order=desc",
+        "/api/programs/demo/attempts?status=kept",
+        "/api/programs/demo/attempts?q=cache",
+        "/api/programs/demo/attempts/3",
+        "/api/runs/3",
+        "/api/findings",
+        "/api/findings?state=verifying",
+        "/api/memory/search?q=loop",
+        "/api/cockpit/status",
+        "/api/cockpit/programs/demo/chart",
+    ];
+    for path in reads {
+        let (a, b) = (get(lite.addr, path).await, get(pg.addr, path).await);
+        assert_eq!(
+            (a.status, b.status),
+            (200, 200),
+            "{path}: {} / {}",
+            a.body,
+            b.body
+        );
+        assert_eq!(
+            timeless(&a.json()),
+            timeless(&b.json()),
+            "{path} differs between SQLite and PostgreSQL"
+        );
+    }
+    // Hidden-evaluator numbers stay out on PostgreSQL too.
+    assert!(!get(pg.addr, "/api/findings")
+        .await
+        .body
+        .contains("0.987654"));
+    // Steering writes through the API land in PostgreSQL.
+    let r = post(pg.addr, "/api/programs/demo/pause", Some(&pg.write), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post(
+        pg.addr,
+        "/api/programs/demo/followups",
+        Some(&pg.write),
+        Some(json!({"text": "try a wider cache"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (status, followups) = tokio::task::block_in_place(|| {
+        let store = Store::connect(&url).unwrap();
+        let p = store.program("demo").unwrap();
+        (p.status.clone(), store.open_followups(p.id).unwrap().len())
+    });
+    assert_eq!((status.as_str(), followups), ("paused", 1));
+    let r = post(pg.addr, "/api/programs/demo/pause", Some(&pg.read), None).await;
+    assert_eq!(
+        r.status, 403,
+        "a read-only token is refused on PostgreSQL too"
+    );
+    // Metrics read the same tables.
+    let m = get(pg.addr, "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(
+        m.body.contains("picidae_programs{status=\"paused\"} 1"),
+        "{}",
+        m.body
     );
 }

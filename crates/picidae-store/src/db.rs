@@ -292,8 +292,25 @@ enum Conn {
 }
 
 struct PgConn {
-    client: RefCell<postgres::Client>,
+    client: RefCell<std::mem::ManuallyDrop<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // SAFETY: the client is taken once, here, and never used again.
+        let client = unsafe { std::mem::ManuallyDrop::take(self.client.get_mut()) };
+        // Closing the connection blocks on the client's own runtime, which is not allowed on
+        // a thread that drives async tasks (a store dropped inside an async server): close
+        // it from a thread of its own there.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("picidae-pg-close".into())
+                .spawn(move || drop(client));
+        } else {
+            drop(client);
+        }
+    }
 }
 
 /// A connection to the store's database.
@@ -312,7 +329,7 @@ impl Db {
     pub fn postgres(client: postgres::Client) -> Db {
         Db {
             conn: Conn::Postgres(Box::new(PgConn {
-                client: RefCell::new(client),
+                client: RefCell::new(std::mem::ManuallyDrop::new(client)),
                 statements: RefCell::new(HashMap::new()),
             })),
         }
