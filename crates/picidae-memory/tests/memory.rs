@@ -275,27 +275,7 @@ fn postgres_finds_what_sqlite_finds() {
     assert_eq!(top(&a), top(&b));
 }
 
-/// The suite above, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(&picidae_store::testing::TestStore::sqlite());
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                if let Some(t) = picidae_store::testing::TestStore::postgres() {
-                    super::$name(&t);
-                }
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+picidae_store::on_both_backends!(
     search_finds_an_attempt_by_a_paraphrase_sharing_key_terms,
     dedup_by_exact_patch_normalized_patch_and_parameters,
 );

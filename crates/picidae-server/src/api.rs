@@ -472,6 +472,18 @@ pub struct FollowupView {
     pub created_at: i64,
 }
 
+impl FollowupView {
+    fn of(program: String, f: picidae_store::Followup) -> FollowupView {
+        FollowupView {
+            id: f.id,
+            program,
+            text: f.text,
+            author: f.author,
+            created_at: f.created_at,
+        }
+    }
+}
+
 /// `GET /api/programs/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProgramDetail {
@@ -1450,13 +1462,7 @@ async fn add_followup(
             }
             let p = program(store, &name)?;
             let f = store.add_followup(&p.name, text, &token.name)?;
-            Ok(FollowupView {
-                id: f.id,
-                program: p.name,
-                text: f.text,
-                author: f.author,
-                created_at: f.created_at,
-            })
+            Ok(FollowupView::of(p.name, f))
         })
         .await?;
     Ok((StatusCode::CREATED, Json(f)))
@@ -1734,13 +1740,7 @@ async fn finding_followup(
                 None => format!("Follow up on {about}: build on it, or test what it leaves open."),
             };
             let f = store.add_followup(&p.name, &text, &token.name)?;
-            Ok(FollowupView {
-                id: f.id,
-                program: p.name,
-                text: f.text,
-                author: f.author,
-                created_at: f.created_at,
-            })
+            Ok(FollowupView::of(p.name, f))
         })
         .await?;
     Ok((StatusCode::CREATED, Json(f)))

@@ -28,17 +28,20 @@ pub enum Hidden {
 /// Lines of a validated finding's diff shown in the report.
 pub const DIFF_LINES: usize = 40;
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+/// A signed number with `digits` decimals, or `-`.
+pub fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|v| format!("{v:+.digits$}"))
         .unwrap_or_else(|| "-".into())
 }
 
-fn plain(v: Option<f64>, digits: usize) -> String {
+/// A number with `digits` decimals, or `-`.
+pub fn plain(v: Option<f64>, digits: usize) -> String {
     v.map(|v| format!("{v:.digits$}"))
         .unwrap_or_else(|| "-".into())
 }
 
-fn ci(f: &Finding) -> String {
+/// A finding's confidence interval, or `-`.
+pub fn ci(f: &Finding) -> String {
     match (f.evidence.ci_low, f.evidence.ci_high) {
         (Some(l), Some(h)) => format!("[{l:+.5}, {h:+.5}]"),
         _ => "-".into(),

@@ -51,6 +51,28 @@ impl TestStore {
     }
 }
 
+/// Define each of the named test functions (taking `&TestStore`) once per backend: as tests
+/// in a module `sqlite` and in a module `postgres` (which skips when no server can be had).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&$crate::testing::TestStore::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(t) = $crate::testing::TestStore::postgres() {
+                    super::$name(&t);
+                }
+            })*
+        }
+    };
+}
+
 /// The base URL of the test server (its `postgres` database), starting it if needed.
 fn server() -> Result<&'static str, String> {
     static SERVER: OnceLock<Result<String, String>> = OnceLock::new();

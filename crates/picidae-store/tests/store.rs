@@ -409,27 +409,7 @@ fn findings_evidence_and_spend(t: &TestStore) {
     assert_eq!(s.request_run_cancel(run.id).unwrap(), None);
 }
 
-/// Each test of the suite, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(&picidae_store::testing::TestStore::sqlite());
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                if let Some(t) = picidae_store::testing::TestStore::postgres() {
-                    super::$name(&t);
-                }
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+picidae_store::on_both_backends!(
     program_names_are_unique,
     sequence_numbers_are_dense_per_program,
     decision_advances_frontier_atomically_and_runs_finish_once,

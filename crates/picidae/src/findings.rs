@@ -4,24 +4,7 @@ use anyhow::Result;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_core::domain::FindingState;
 use picidae_sched::{retract_finding, Project, Runner};
-use picidae_store::Finding;
-
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map(|v| format!("{v:+.digits$}"))
-        .unwrap_or_else(|| "-".into())
-}
-
-fn plain(v: Option<f64>, digits: usize) -> String {
-    v.map(|v| format!("{v:.digits$}"))
-        .unwrap_or_else(|| "-".into())
-}
-
-fn ci(f: &Finding) -> String {
-    match (f.evidence.ci_low, f.evidence.ci_high) {
-        (Some(l), Some(h)) => format!("[{l:+.5}, {h:+.5}]"),
-        _ => "-".into(),
-    }
-}
+use picidae_server::report::{ci, opt, plain};
 
 pub fn list(
     project: &Project,
