@@ -77,6 +77,10 @@ pub struct CoordinatorOptions {
     pub resources: Option<Arc<ResourcePool>>,
 }
 
+/// A loop that ended: its program, its summary, and whether it could not start because
+/// another process holds the program's lock.
+type Done = (String, Result<LoopSummary, String>, bool);
+
 struct Worker {
     handle: JoinHandle<()>,
     program_id: i64,
@@ -110,10 +114,10 @@ pub fn serve(
     // first to look does not take every program.
     project.store.coordinator_heartbeat(&owner, opts.slots)?;
     std::thread::sleep(opts.poll);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, Result<LoopSummary, String>)>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
     loop {
         // Loops that ended since the last look.
-        while let Ok((name, summary)) = done_rx.try_recv() {
+        while let Ok((name, summary, busy)) = done_rx.try_recv() {
             if let Some(w) = workers.remove(&name) {
                 let _ = w.handle.join();
                 if let Err(e) = project.store.release_program(w.program_id, &owner) {
@@ -125,7 +129,11 @@ pub fn serve(
                 Ok(s) => s.stopped.clone().unwrap_or_else(|| "finished".into()),
                 Err(e) => e.clone(),
             };
-            parked.insert(name.clone(), Parked::Ended { budget, reason });
+            // A program whose lock another process still holds (a coordinator that stalled
+            // past its lease and has not yet noticed) is tried again next poll, not parked.
+            if !busy {
+                parked.insert(name.clone(), Parked::Ended { budget, reason });
+            }
             let _ = events.send(CoordinatorEvent::Ended {
                 program: name,
                 summary,
@@ -221,7 +229,7 @@ fn start(
     opts: &CoordinatorOptions,
     (pool, cancels): (Arc<SlotPool>, Arc<RunCancels>),
     events: &Sender<CoordinatorEvent>,
-    done: &Sender<(String, Result<LoopSummary, String>)>,
+    done: &Sender<Done>,
 ) -> Worker {
     let stop = Arc::new(AtomicBool::new(false));
     let (root, name) = (root.to_path_buf(), program.to_string());
@@ -260,7 +268,8 @@ fn start(
         );
         loop_stop.store(true, Ordering::SeqCst);
         let _ = watcher.join();
-        let _ = done.send((name, result.map_err(|e| e.to_string())));
+        let busy = matches!(result, Err(SchedError::Busy(_)));
+        let _ = done.send((name, result.map_err(|e| e.to_string()), busy));
     });
     Worker {
         handle,

@@ -1,15 +1,21 @@
-//! Team mode: three `picidae serve` coordinators share one project and one real PostgreSQL
-//! store (a private server started by the store's `testing` fixture). Each takes a fair share
-//! of the programs through leases in the store; one is killed with SIGKILL while its run is in
-//! flight, and the others take its program over. In the end every attempt is accounted for
-//! exactly once: every attempt decided, each program spent its run budget, no seed of an
-//! attempt counted twice, every run executed exactly once (the interrupted one closed as
-//! cancelled and its seed run again), and nothing left running.
+//! Team mode: `picidae serve` coordinators share one project and one real PostgreSQL store (a
+//! private server started by the store's `testing` fixture). Each takes a fair share of the
+//! programs through leases in the store.
+//!
+//! - Three coordinators, one killed with SIGKILL while its run is in flight: another takes its
+//!   program over at once (the holder's process is gone).
+//! - Two coordinators, one stopped with SIGSTOP (alive, silent) while its run is in flight: its
+//!   lease expires and the other takes the program over, and when the stalled one wakes it
+//!   finds the lease gone and lets go.
+//!
+//! In the end every attempt is accounted for exactly once: every attempt decided, each program
+//! spent its run budget, no seed of an attempt counted twice, every run executed exactly once
+//! (an interrupted one closed as cancelled and its seed run again), and nothing left running.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,19 +23,15 @@ use common::{bin, pid_alive, text, value_contract, Env};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_store::{AttemptFilter, Store};
 
-const PROGRAMS: [&str; 3] = ["alpha", "beta", "gamma"];
 const RUNS_EACH: usize = 12;
 
-fn spawn_serve(env: &Env, i: usize) -> Child {
+fn spawn_serve(env: &Env, i: usize, expiry_secs: u32) -> Child {
     let out = std::fs::File::create(env.path(&format!("coordinator-{i}.log"))).unwrap();
     bin()
         .arg("--project")
         .arg(&env.project)
         .args(["serve", "--slots", "1", "--no-api"])
-        // Short enough for a test, long enough that a coordinator starved of CPU on a busy
-        // machine does not lose its programs; the killed one's are freed at once anyway, its
-        // process being gone.
-        .env("PICIDAE_LEASE_EXPIRY_SECS", "15")
+        .env("PICIDAE_LEASE_EXPIRY_SECS", expiry_secs.to_string())
         .stdout(out)
         .stderr(Stdio::piped())
         .spawn()
@@ -77,13 +79,11 @@ fn lease_owner(store: &Store, program: &str) -> Option<String> {
     store.program_lease(id).unwrap().map(|(o, _)| o)
 }
 
-#[test]
-fn three_coordinators_share_programs_and_survive_one_killed() {
-    let Some(url) = picidae_store::testing::postgres_url() else {
-        return;
-    };
+/// A project on `url` whose programs each lower `value.txt` by their own step per attempt, and
+/// the file where every run execution records its run id and pid.
+fn team_env(url: &str, programs: &[&str]) -> (Env, PathBuf) {
     let log = tempfile::tempdir().unwrap().keep().join("executions");
-    // Each execution records its run id and pid, then takes long enough to be killed in flight.
+    // Each execution records its run id and pid, then takes long enough to be caught in flight.
     let run = format!(
         "echo \"$PICIDAE_RUN_ID $$\" >> '{log}'\nsleep 0.4\necho \"score: $(cat value.txt)\"\n",
         log = log.display()
@@ -94,13 +94,13 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
             ("run.sh", &run),
             ("value.txt", "100000\n"),
         ],
-        Some(&url),
+        Some(url),
     );
     assert!(
         !env.project.join(".picidae/store.sqlite").exists(),
         "the project must not fall back to SQLite"
     );
-    for (k, p) in PROGRAMS.iter().enumerate() {
+    for (k, p) in programs.iter().enumerate() {
         // Each program takes its own steps, so the memory sees no program repeat another's
         // patch (programs on one benchmark share it).
         let agent = env.path(&format!("down-{p}.sh"));
@@ -115,70 +115,71 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
         env.command_program(p, &env.bench.clone(), &format!("sh {}", agent.display()));
         env.ok(&["program", "set", p, "--max-runs", &RUNS_EACH.to_string()]);
     }
+    (env, log)
+}
 
-    // The programs wait, paused, until all three coordinators have said they are here.
-    for p in PROGRAMS {
+/// Start `n` coordinators and let each take one program: the programs wait, paused, until
+/// all have said they are here. Returns them with their lease names.
+fn start_team(
+    env: &Env,
+    programs: &[&str],
+    n: usize,
+    expiry_secs: u32,
+) -> (Vec<Child>, Vec<String>) {
+    for p in programs {
         env.ok(&["program", "pause", p]);
     }
-    let mut coordinators: Vec<Child> = (0..3).map(|i| spawn_serve(&env, i)).collect();
+    let coordinators: Vec<Child> = (0..n).map(|i| spawn_serve(env, i, expiry_secs)).collect();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let names = coordinators
+        .iter()
+        .map(|c| format!("{}:{}", host.trim(), c.id()))
+        .collect();
     wait_until(
         Duration::from_secs(30),
-        || env.store().live_coordinators(15_000).unwrap().len() == 3,
-        "three coordinators to register",
+        || env.store().live_coordinators(60_000).unwrap().len() == n,
+        "the coordinators to register",
     );
-    for p in PROGRAMS {
+    for p in programs {
         env.ok(&["program", "resume", p]);
     }
-    let names: Vec<String> = coordinators
-        .iter()
-        .map(|c| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-            format!("{}:{}", host.trim(), c.id())
-        })
-        .collect();
-
-    // Fair share: each coordinator drives one program.
     wait_until(
         Duration::from_secs(30),
         || {
             let store = env.store();
             let owners: BTreeSet<Option<String>> =
-                PROGRAMS.iter().map(|p| lease_owner(&store, p)).collect();
-            owners.len() == 3 && owners.iter().all(|o| o.is_some())
+                programs.iter().map(|p| lease_owner(&store, p)).collect();
+            owners.len() == programs.len() && owners.iter().all(|o| o.is_some())
         },
         "each coordinator to take one program",
     );
+    (coordinators, names)
+}
 
-    // Kill the owner of gamma while one of gamma's runs is in flight.
-    let victim_name = lease_owner(&env.store(), "gamma").unwrap();
-    let victim = names.iter().position(|n| *n == victim_name).unwrap();
+/// Wait until a run of `program` is in flight.
+fn wait_for_a_run(env: &Env, program: &str) {
     wait_until(
         Duration::from_secs(30),
         || {
             let store = env.store();
-            let g = store.program("gamma").unwrap().id;
+            let id = store.program(program).unwrap().id;
             store
-                .unfinished_runs(Some(g))
+                .unfinished_runs(Some(id))
                 .unwrap()
                 .iter()
                 .any(|r| r.status == RunStatus::Running)
         },
-        "a run of gamma to be in flight",
+        "a run to be in flight",
     );
-    coordinators[victim].kill().unwrap(); // SIGKILL
-    let _ = coordinators[victim].wait();
-    let killed_at = Instant::now();
+}
 
-    // Another coordinator takes gamma over and every program spends its budget.
-    wait_until(
-        Duration::from_secs(30),
-        || lease_owner(&env.store(), "gamma").is_some_and(|o| o != victim_name),
-        "a live coordinator to take gamma over",
-    );
-    let takeover = killed_at.elapsed();
+/// Wait until every program spent its budget (dumping the coordinators' logs if not), then
+/// stop the coordinators still alive with Ctrl-C; each must exit cleanly.
+fn finish(env: &Env, programs: &[&str], coordinators: Vec<Child>, dead: Option<usize>) {
+    let mut coordinators = coordinators;
     let spent = || {
         let store = env.store();
-        PROGRAMS.iter().all(|p| {
+        programs.iter().all(|p| {
             let id = store.program(p).unwrap().id;
             store.run_count(Some(id)).unwrap() >= RUNS_EACH as i64
                 && store.unfinished_runs(Some(id)).unwrap().is_empty()
@@ -188,7 +189,7 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
     while !spent() {
         if start.elapsed() > Duration::from_secs(120) {
             let store = env.store();
-            let state: Vec<String> = PROGRAMS
+            let state: Vec<String> = programs
                 .iter()
                 .map(|p| {
                     let pr = store.program(p).unwrap();
@@ -211,25 +212,29 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    for (i, c) in coordinators.iter_mut().enumerate() {
-        if i != victim {
+    for (i, c) in coordinators.iter().enumerate() {
+        if Some(i) != dead {
             unsafe {
                 libc::kill(c.id() as i32, libc::SIGINT);
             }
         }
     }
     for (i, c) in coordinators.into_iter().enumerate() {
-        if i != victim {
+        if Some(i) != dead {
             let out = c.wait_with_output().unwrap();
             assert!(out.status.success(), "coordinator {i}: {}", text(&out));
         }
     }
+}
 
+/// Check that every attempt is accounted for exactly once; returns the cancelled runs by
+/// program.
+fn accounting(env: &Env, programs: &[&str], log: &Path) -> BTreeMap<String, usize> {
     let store = env.store();
     store.integrity_check().unwrap();
-    let mut cancelled = 0;
+    let mut cancelled = BTreeMap::new();
     let mut total_runs = 0;
-    for p in PROGRAMS {
+    for p in programs {
         let id = store.program(p).unwrap().id;
         let attempts = store
             .attempts(&AttemptFilter {
@@ -266,8 +271,7 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
                 r.status
             );
             if r.status == RunStatus::Cancelled {
-                assert_eq!(p, "gamma", "only the killed coordinator's run is cancelled");
-                cancelled += 1;
+                *cancelled.entry(p.to_string()).or_default() += 1;
             } else {
                 *results.entry((r.attempt_id, r.seed)).or_default() += 1;
             }
@@ -276,23 +280,97 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
             results.values().all(|n| *n == 1),
             "{p}: a seed counted twice: {results:?}"
         );
-        // Each program's runs were leased by coordinators, and gamma's by two of them.
-        let owners: BTreeSet<String> = runs.iter().filter_map(|r| r.host.clone()).collect();
-        assert!(!owners.is_empty());
     }
-    // The run the kill interrupted was closed once, as cancelled.
-    assert_eq!(cancelled, 1, "exactly the interrupted run is cancelled");
     // No run id was executed twice, and no run process outlived its coordinator.
-    let execs = executions(&log);
+    let execs = executions(log);
     let mut seen = BTreeSet::new();
     for (run, pid) in &execs {
         assert!(seen.insert(*run), "run {run} was executed twice: {execs:?}");
         assert!(!pid_alive(*pid), "run process {pid} is still alive");
     }
     assert_eq!(execs.len(), total_runs, "every run executed exactly once");
+    cancelled
+}
+
+#[test]
+fn three_coordinators_share_programs_and_survive_one_killed() {
+    const PROGRAMS: [&str; 3] = ["alpha", "beta", "gamma"];
+    let Some(url) = picidae_store::testing::postgres_url() else {
+        return;
+    };
+    let (env, log) = team_env(&url, &PROGRAMS);
+    // Long enough that a coordinator starved of CPU on a busy machine keeps its programs; the
+    // killed one's are freed at once anyway, its process being gone.
+    let (mut coordinators, names) = start_team(&env, &PROGRAMS, 3, 15);
+
+    // Kill the owner of gamma while one of gamma's runs is in flight.
+    let victim_name = lease_owner(&env.store(), "gamma").unwrap();
+    let victim = names.iter().position(|n| *n == victim_name).unwrap();
+    wait_for_a_run(&env, "gamma");
+    coordinators[victim].kill().unwrap(); // SIGKILL
+    let _ = coordinators[victim].wait();
+    let killed_at = Instant::now();
+
+    // Another coordinator takes gamma over and every program spends its budget.
+    wait_until(
+        Duration::from_secs(30),
+        || lease_owner(&env.store(), "gamma").is_some_and(|o| o != victim_name),
+        "a live coordinator to take gamma over",
+    );
+    let takeover = killed_at.elapsed();
+    finish(&env, &PROGRAMS, coordinators, Some(victim));
+    let cancelled = accounting(&env, &PROGRAMS, &log);
+    // The run the kill interrupted was closed once, as cancelled, and nothing else was.
+    assert_eq!(
+        cancelled,
+        BTreeMap::from([("gamma".to_string(), 1)]),
+        "exactly the interrupted run is cancelled"
+    );
     println!(
-        "team: 3 coordinators, {} runs, gamma taken over {:.1} s after the kill, {cancelled} run cancelled and redone",
-        execs.len(),
+        "team: 3 coordinators, gamma taken over {:.1} s after the kill, 1 run cancelled and redone",
+        takeover.as_secs_f64()
+    );
+}
+
+#[test]
+fn a_stalled_coordinators_lease_expires_and_its_program_moves() {
+    const PROGRAMS: [&str; 2] = ["alpha", "beta"];
+    let Some(url) = picidae_store::testing::postgres_url() else {
+        return;
+    };
+    let (env, log) = team_env(&url, &PROGRAMS);
+    let (coordinators, names) = start_team(&env, &PROGRAMS, 2, 3);
+
+    // Stop the owner of beta (alive, but silent) while one of beta's runs is in flight.
+    let victim_name = lease_owner(&env.store(), "beta").unwrap();
+    let victim = names.iter().position(|n| *n == victim_name).unwrap();
+    let taker_name = names[1 - victim].clone();
+    wait_for_a_run(&env, "beta");
+    let pid = coordinators[victim].id() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    let stopped_at = Instant::now();
+    // Its lease expires (3 s) and the other coordinator takes beta.
+    wait_until(
+        Duration::from_secs(30),
+        || lease_owner(&env.store(), "beta").as_deref() == Some(taker_name.as_str()),
+        "the live coordinator to take beta over",
+    );
+    let takeover = stopped_at.elapsed();
+    assert!(
+        takeover >= Duration::from_secs(2),
+        "taken after {takeover:?}: before the lease could expire"
+    );
+    unsafe {
+        libc::kill(pid, libc::SIGCONT);
+    }
+    finish(&env, &PROGRAMS, coordinators, None);
+    accounting(&env, &PROGRAMS, &log);
+    // The woken coordinator let beta go: it is no longer beta's holder.
+    assert_ne!(lease_owner(&env.store(), "beta"), Some(victim_name));
+    println!(
+        "team: beta taken over {:.1} s after its coordinator stalled",
         takeover.as_secs_f64()
     );
 }
