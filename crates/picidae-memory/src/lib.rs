@@ -453,20 +453,42 @@ fn ranked(store: &Store, q: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
 }
 
 /// How many indexed attempts contain `word` (as the engine stems it), counting no further
-/// than `cap`.
+/// than `cap`. SQLite counts the matches; PostgreSQL answers from its planner's statistics of
+/// the index (the frequent lexemes of the column, kept by `ANALYZE`), which costs a plan
+/// rather than a visit to every matching row.
 fn doc_count(store: &Store, word: &str, cap: i64) -> Result<i64> {
     let backend = store.backend();
     let q = text_query(backend, &[word.to_string()], true).unwrap_or_default();
-    let sql = match backend {
-        Backend::Sqlite => {
-            "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT ?2)"
-        }
+    match backend {
+        Backend::Sqlite => Ok(store.db().query_row(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT ?2)",
+            params![q, cap],
+            |r| r.get(0),
+        )?),
         Backend::Postgres => {
-            "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts
-             WHERE doc @@ to_tsquery('picidae', ?1) LIMIT ?2) m"
+            // The query is built from `query_words`: letters, digits, `_`, and the operators
+            // added here, never a quote, so it can stand in the plan's text.
+            if !q
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | ' ' | '&' | '|' | '(' | ')'))
+            {
+                return Ok(0);
+            }
+            let plan: String = store.db().query_row(
+                &format!(
+                    "EXPLAIN (FORMAT JSON) SELECT 1 FROM memory_fts
+                     WHERE doc @@ to_tsquery('picidae', '{q}')"
+                ),
+                (),
+                |r| r.get(0),
+            )?;
+            let rows = serde_json::from_str::<serde_json::Value>(&plan)
+                .ok()
+                .and_then(|v| v[0]["Plan"]["Plan Rows"].as_f64())
+                .unwrap_or(0.0);
+            Ok((rows as i64).min(cap))
         }
-    };
-    Ok(store.db().query_row(sql, params![q, cap], |r| r.get(0))?)
+    }
 }
 
 /// The column holding the attempt id in `memory_fts`.

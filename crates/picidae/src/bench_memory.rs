@@ -1,6 +1,7 @@
 //! `picidae bench memory`: query latency, index size and dedup cost of the memory at 10k, 100k
 //! and 1M synthetic attempts, side by side with the peer an autoresearch loop has — scanning
-//! its whole log (results.tsv / git log) for a phrase on every question.
+//! its whole log (results.tsv / git log) for a phrase on every question. On SQLite by default,
+//! or on PostgreSQL with `--postgres`.
 
 use std::time::Instant;
 
@@ -24,6 +25,10 @@ pub struct MemoryArgs {
     /// Where to put the stores (default: a temporary directory, removed afterwards).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Measure on PostgreSQL instead: a fresh database is created on this server
+    /// (`postgres://user@host:port/db`) and dropped afterwards.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 const TOPICS: &[&str] = &[
@@ -153,9 +158,29 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    let path = dir.join("memory-bench.sqlite");
-    let _ = std::fs::remove_file(&path);
-    let mut store = Store::open(&path)?;
+    let pg_db = format!("picidae_memory_bench_{}", std::process::id());
+    let mut store = match &args.postgres {
+        Some(url) => {
+            let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
+            admin.batch_execute(&format!("CREATE DATABASE {pg_db}"))?;
+            Store::connect(&picidae_store::url_with_database(url, &pg_db))?
+        }
+        None => {
+            let path = dir.join("memory-bench.sqlite");
+            let _ = std::fs::remove_file(&path);
+            Store::open(&path)?
+        }
+    };
+    let result = measure(&args, &mut store);
+    drop(store);
+    if let Some(url) = &args.postgres {
+        let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {pg_db}"))?;
+    }
+    result
+}
+
+fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
     let p = store.create_program(&NewProgram {
         name: "synthetic".into(),
         benchmark_dir: "/synthetic".into(),
@@ -184,11 +209,14 @@ pub fn run(args: MemoryArgs) -> Result<()> {
     for &n in &sizes {
         let started = Instant::now();
         eprintln!("bench memory: filling to {n} attempts");
-        fill(&store, p.id, have, n, &mut rng)?;
+        fill(store, p.id, have, n, &mut rng)?;
         have = n;
         let fill_s = started.elapsed().as_secs_f64();
-        store.db().execute_batch("PRAGMA optimize")?;
-        let index = picidae_memory::index_bytes(&store)? as f64 / 1024.0 / 1024.0;
+        store.db().execute_batch(match store.backend() {
+            picidae_store::Backend::Sqlite => "PRAGMA optimize",
+            picidae_store::Backend::Postgres => "ANALYZE",
+        })?;
+        let index = picidae_memory::index_bytes(store)? as f64 / 1024.0 / 1024.0;
         let mut qrng = StdRng::seed_from_u64(n);
         let mut search_ms = Vec::new();
         let mut dedup_ms = Vec::new();
@@ -207,7 +235,7 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             let verb = VERBS[qrng.random_range(0..VERBS.len())];
             let query = format!("{verb} the {topic}");
             let s = Instant::now();
-            let hits = picidae_memory::search(&store, &query, Some("synthetic"), 10)?;
+            let hits = picidae_memory::search(store, &query, Some("synthetic"), 10)?;
             search_ms.push(s.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(hits);
             let (_, patch, _) = synth(&mut qrng, n + q as u64);
@@ -215,7 +243,7 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             assignment.insert("lr".into(), format!("{:.4}", qrng.random_range(0.0..1.0)));
             let s = Instant::now();
             let d = picidae_memory::find_duplicate(
-                &store,
+                store,
                 "/synthetic",
                 -1,
                 "p",
