@@ -131,6 +131,24 @@ pub fn retract(project: &mut Project, id: i64, reason: &str) -> Result<()> {
     Ok(())
 }
 
+/// Record a person's approval of a validated finding; the author is the user running the CLI.
+pub fn approve(project: &mut Project, id: i64, note: Option<&str>) -> Result<()> {
+    let author = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "cli".into());
+    match project.store.approve_finding(id, &author, note) {
+        Ok(_) => {
+            println!("finding {id} approved by {author}");
+            Ok(())
+        }
+        Err(picidae_store::StoreError::BadTransition { from, .. }) => {
+            anyhow::bail!("finding {id} is {from}: only a validated finding can be approved")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn calibrate(project: &mut Project, program: &str, json: bool) -> Result<bool> {
     let mut runner = Runner::new(project, program)?;
     runner.prepare(&mut |_| {})?;

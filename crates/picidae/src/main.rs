@@ -95,6 +95,12 @@ enum Command {
         #[arg(long)]
         plain: bool,
     },
+    /// Stop a queued or running run: the request is recorded in the store and the loop or
+    /// coordinator running it stops it within about a second; its seed is not run again.
+    Cancel {
+        /// The run's id (see `picidae show` or the cockpit).
+        run: i64,
+    },
     /// Print the results table.
     Results {
         #[arg(long, short)]
@@ -187,6 +193,13 @@ enum FindingsCmd {
         id: i64,
         #[arg(long)]
         reason: String,
+    },
+    /// Sign off a validated finding (recorded in its history; it stays validated).
+    Approve {
+        id: i64,
+        /// What the approval rests on, kept with it.
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 
@@ -695,6 +708,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Some(FindingsCmd::Retract { id, reason }) => {
                 findings::retract(&mut open_project(&cli.project)?, id, &reason)?;
             }
+            Some(FindingsCmd::Approve { id, note }) => {
+                findings::approve(&mut open_project(&cli.project)?, id, note.as_deref())?;
+            }
         },
         Command::Memory(cmd) => {
             let project = open_project(&cli.project)?;
@@ -748,6 +764,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Agent(cmd) => agents::run(&open_project(&cli.project)?, cmd)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Bench(cmd) => bench::run(cmd)?,
+        Command::Cancel { run } => {
+            let mut project = open_project(&cli.project)?;
+            match project.store.request_run_cancel(run)? {
+                Some(_) => println!(
+                    "cancel requested for run {run}: the loop running it stops it within about a second"
+                ),
+                None => anyhow::bail!("run {run} has already finished; there is nothing to cancel"),
+            }
+        }
         Command::Migrate(cmd) => migrate::run(open_project(&cli.project)?, cmd)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -107,6 +107,24 @@ fn validated_findings_match_the_true_improvements() {
     let json: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
 
+    // A person's approval goes into the finding's history; the finding stays validated.
+    let out = env.ok(&[
+        "findings",
+        "approve",
+        &f.id.to_string(),
+        "--note",
+        "checked the diff",
+    ]);
+    assert!(out.contains("approved"), "{out}");
+    let events = store.finding_events(f.id).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.to == "approved" && e.reason.contains("checked the diff")),
+        "{events:?}"
+    );
+    assert_eq!(store.finding(f.id).unwrap().state, FindingState::Validated);
+
     // Retracting the frontier's finding moves the frontier back to the previous one.
     let before = store.program("p").unwrap();
     drop(store);
@@ -131,6 +149,14 @@ fn validated_findings_match_the_true_improvements() {
     // A refuted finding cannot be validated later, and a retracted one cannot come back.
     let again = env.picidae(&["findings", "retract", &f.id.to_string(), "--reason", "x"]);
     assert!(!again.status.success());
+    // Nor can a retracted finding be approved.
+    let approve = env.picidae(&["findings", "approve", &f.id.to_string()]);
+    assert!(!approve.status.success());
+    assert!(
+        text(&approve).contains("only a validated finding"),
+        "{}",
+        text(&approve)
+    );
 }
 
 /// Count attempts that moved the frontier although their true effect is zero.

@@ -575,8 +575,10 @@ fn a_run_cancelled_through_the_store_stops_at_once_and_is_not_run_again() {
     let run = running_run_of(&env, 2);
     let procs = slow_pids(&pids);
     assert!(procs.iter().all(|p| pid_alive(*p)), "{procs:?}");
+    // Another process asks: `picidae cancel`, which writes the request to the store.
     let asked = Instant::now();
-    assert!(env.store().request_run_cancel(run.id).unwrap().is_some());
+    let out = env.ok(&["cancel", &run.id.to_string()]);
+    assert!(out.contains("cancel requested"), "{out}");
     wait_until(
         Duration::from_secs(10),
         || env.store().run(run.id).unwrap().status == RunStatus::Cancelled,
@@ -623,6 +625,14 @@ fn a_run_cancelled_through_the_store_stops_at_once_and_is_not_run_again() {
         .filter(|r| r.status == RunStatus::Cancelled)
         .count();
     assert_eq!(cancelled, 1);
+    // A finished run cannot be cancelled, and saying so is an error.
+    let again = env.picidae(&["cancel", &run.id.to_string()]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("already finished"),
+        "{}",
+        text(&again)
+    );
     // A restart (crash recovery included) leaves the decided attempt and its run alone.
     let before = attempts_of(&s, "a");
     let child = spawn_serve(&env, "1");
