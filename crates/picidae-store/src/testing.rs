@@ -181,10 +181,44 @@ fn chown(path: &Path, account: Option<(u32, u32)>) -> Result<(), String> {
     Ok(())
 }
 
+/// Remove the directories of earlier test binaries' servers that are no longer running (their
+/// `postmaster.pid` names a dead process, or is gone) and are older than ten minutes.
+fn remove_stale_servers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("picidae-pg"));
+        // A directory younger than a few minutes may belong to a server still starting.
+        let old_enough = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if !is_ours || !old_enough || !path.join("data").is_dir() {
+            continue;
+        }
+        let pid = std::fs::read_to_string(path.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
+        if !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 fn start_private() -> Result<String, String> {
     let initdb = find_bin("initdb").ok_or("PostgreSQL's initdb is not installed")?;
     let postgres = find_bin("postgres").ok_or("PostgreSQL's server binary is not installed")?;
     let account = server_account()?;
+    remove_stale_servers();
     // Kept for the life of the test binary: the server's data and socket live here.
     let dir = tempfile::Builder::new()
         .prefix("picidae-pg")
