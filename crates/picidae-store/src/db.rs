@@ -505,9 +505,15 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
+    /// Commit. A commit that fails (SQLite busy past its timeout, a lost server) rolls the
+    /// transaction back, so the connection is never left inside it.
     pub fn commit(mut self) -> DbResult<()> {
         self.done = true;
-        self.db.execute_batch("COMMIT")
+        let r = self.db.execute_batch("COMMIT");
+        if r.is_err() {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+        r
     }
 }
 
