@@ -294,22 +294,31 @@ enum Conn {
 struct PgConn {
     client: RefCell<std::mem::ManuallyDrop<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
+    /// Where to connect again when the server closed the connection.
+    url: String,
+    /// Inside a transaction a lost connection is an error, never silently replaced.
+    in_tx: std::cell::Cell<bool>,
+}
+
+/// Drop a client off any async worker thread (see [`PgConn`]'s `Drop`).
+fn close_client(client: postgres::Client) {
+    // Closing the connection blocks on the client's own runtime, which is not allowed on
+    // a thread that drives async tasks (a store dropped inside an async server): close
+    // it from a thread of its own there.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let _ = std::thread::Builder::new()
+            .name("picidae-pg-close".into())
+            .spawn(move || drop(client));
+    } else {
+        drop(client);
+    }
 }
 
 impl Drop for PgConn {
     fn drop(&mut self) {
         // SAFETY: the client is taken once, here, and never used again.
         let client = unsafe { std::mem::ManuallyDrop::take(self.client.get_mut()) };
-        // Closing the connection blocks on the client's own runtime, which is not allowed on
-        // a thread that drives async tasks (a store dropped inside an async server): close
-        // it from a thread of its own there.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let _ = std::thread::Builder::new()
-                .name("picidae-pg-close".into())
-                .spawn(move || drop(client));
-        } else {
-            drop(client);
-        }
+        close_client(client);
     }
 }
 
@@ -326,12 +335,41 @@ impl Db {
         }
     }
 
-    pub fn postgres(client: postgres::Client) -> Db {
+    /// A PostgreSQL connection; `url` is used to connect again should the server close it.
+    pub fn postgres(client: postgres::Client, url: &str) -> Db {
         Db {
             conn: Conn::Postgres(Box::new(PgConn {
                 client: RefCell::new(std::mem::ManuallyDrop::new(client)),
                 statements: RefCell::new(HashMap::new()),
+                url: url.to_string(),
+                in_tx: std::cell::Cell::new(false),
             })),
+        }
+    }
+
+    /// On PostgreSQL, outside a transaction: if the server closed the connection (a restart,
+    /// a terminated backend), connect again, so one failed call is all a lost connection
+    /// costs a long-lived coordinator.
+    fn pg_ready(&self) -> DbResult<()> {
+        let Conn::Postgres(pg) = &self.conn else {
+            return Ok(());
+        };
+        if pg.in_tx.get() || !pg.client.borrow().is_closed() {
+            return Ok(());
+        }
+        let fresh = postgres::Client::connect(&pg.url, postgres::NoTls)?;
+        let mut slot = pg.client.borrow_mut();
+        // SAFETY: the old client is taken out and replaced at once.
+        let old = unsafe { std::mem::ManuallyDrop::take(&mut *slot) };
+        *slot = std::mem::ManuallyDrop::new(fresh);
+        pg.statements.borrow_mut().clear();
+        close_client(old);
+        Ok(())
+    }
+
+    fn set_in_tx(&self, on: bool) {
+        if let Conn::Postgres(pg) = &self.conn {
+            pg.in_tx.set(on);
         }
     }
 
@@ -352,6 +390,7 @@ impl Db {
 
     /// Run several statements with no parameters (schema changes).
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
+        self.pg_ready()?;
         match &self.conn {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(pg) => Ok(pg.client.borrow_mut().batch_execute(sql)?),
@@ -360,6 +399,7 @@ impl Db {
 
     /// Run one statement; the number of rows it changed.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> DbResult<usize> {
+        self.pg_ready()?;
         let values = params.values();
         match &self.conn {
             Conn::Sqlite(c) => {
@@ -381,6 +421,7 @@ impl Db {
         P: Params,
         F: FnMut(&Row) -> DbResult<T>,
     {
+        self.pg_ready()?;
         let values = params.values();
         match &self.conn {
             Conn::Sqlite(c) => {
@@ -446,6 +487,7 @@ impl Db {
     /// Start a write transaction, serialised with every other writer of the database.
     /// It rolls back when dropped without [`Tx::commit`].
     pub fn begin(&self) -> DbResult<Tx<'_>> {
+        self.pg_ready()?;
         match &self.conn {
             Conn::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Conn::Postgres(pg) => {
@@ -459,6 +501,7 @@ impl Db {
                 }
             }
         }
+        self.set_in_tx(true);
         Ok(Tx {
             db: self,
             done: false,
@@ -467,6 +510,7 @@ impl Db {
 
     /// Start a read-only transaction: every query in it sees one snapshot of the database.
     pub fn begin_read(&self) -> DbResult<Tx<'_>> {
+        self.pg_ready()?;
         match &self.conn {
             Conn::Sqlite(c) => c.execute_batch("BEGIN DEFERRED")?,
             Conn::Postgres(pg) => pg
@@ -474,6 +518,7 @@ impl Db {
                 .borrow_mut()
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?,
         }
+        self.set_in_tx(true);
         Ok(Tx {
             db: self,
             done: false,
@@ -513,6 +558,7 @@ impl Tx<'_> {
         if r.is_err() {
             let _ = self.db.execute_batch("ROLLBACK");
         }
+        self.db.set_in_tx(false);
         r
     }
 }
@@ -528,6 +574,7 @@ impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if !self.done {
             let _ = self.db.execute_batch("ROLLBACK");
+            self.db.set_in_tx(false);
         }
     }
 }

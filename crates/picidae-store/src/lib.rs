@@ -280,7 +280,7 @@ impl Store {
                 location: redact_url(url),
                 source: e.into(),
             })?;
-        Self::ready(Db::postgres(client))
+        Self::ready(Db::postgres(client, url))
     }
 
     /// Open a store by location: a `postgres://` URL, or else a SQLite file path.

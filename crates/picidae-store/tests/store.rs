@@ -409,6 +409,42 @@ fn findings_evidence_and_spend(t: &TestStore) {
     assert_eq!(s.request_run_cancel(run.id).unwrap(), None);
 }
 
+/// A connection the server closes (a restart, a terminated backend) costs one failed call:
+/// the next one connects again.
+#[test]
+fn a_lost_postgres_connection_is_replaced() {
+    let Some(t) = TestStore::postgres() else {
+        return;
+    };
+    let s = t.open();
+    let pid: i32 = s
+        .db()
+        .query_row("SELECT pg_backend_pid()", (), |r| r.get(0))
+        .unwrap();
+    let other = t.open();
+    let killed: bool = other
+        .db()
+        .query_row("SELECT pg_terminate_backend(?1)", [pid], |r| r.get(0))
+        .unwrap();
+    assert!(killed);
+    // The first call finds the connection gone; the next ones work on a new one.
+    let _ = s.programs();
+    let mut worked = false;
+    for _ in 0..50 {
+        if s.programs().is_ok() {
+            worked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(worked, "the store connected again");
+    let new_pid: i32 = s
+        .db()
+        .query_row("SELECT pg_backend_pid()", (), |r| r.get(0))
+        .unwrap();
+    assert_ne!(pid, new_pid);
+}
+
 picidae_store::on_both_backends!(
     program_names_are_unique,
     sequence_numbers_are_dense_per_program,

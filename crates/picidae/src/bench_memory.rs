@@ -278,8 +278,12 @@ fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
         ]);
     }
     println!("{t}");
+    let engine = match store.backend() {
+        picidae_store::Backend::Sqlite => "SQLite FTS5 bm25",
+        picidae_store::Backend::Postgres => "PostgreSQL tsvector/GIN ts_rank",
+    };
     println!(
-        "(search: FTS5 bm25 top 10 with outcomes; dedup: exact + normalized + parameter keys per proposal; peer: substring scan of all hypotheses, the autoresearch way; goal p99 < 20 ms at 1M)"
+        "(search: {engine} top 10 with outcomes; dedup: exact + normalized + parameter keys per proposal; peer: substring scan of all hypotheses, the autoresearch way; goal p99 < 20 ms at 1M)"
     );
     Ok(())
 }
