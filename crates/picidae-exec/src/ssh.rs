@@ -64,7 +64,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::call::{drain, finish_pipeline, now_unix_ms, run_limited, CallOutput};
@@ -186,6 +186,13 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct SshExecutor {
     inner: Arc<Inner>,
+}
+
+/// Which end of a `tar` pipeline ([`Inner::tar_pipe`]) is the `ssh` call.
+#[derive(Clone, Copy)]
+enum SshEnd {
+    Producer,
+    Consumer,
 }
 
 /// Why one remote call did not give an answer.
@@ -751,13 +758,18 @@ impl Inner {
         cmd
     }
 
-    /// Runs `script` with `/bin/sh` on the remote host.
-    fn remote(&self, script: &str, limit: Duration) -> Result<CallOutput, CallError> {
+    /// `ssh … -- <destination> "/bin/sh -c <script>"`.
+    fn remote_command(&self, script: &str) -> Command {
         let mut cmd = self.ssh_command();
         cmd.arg("--")
             .arg(self.target.destination())
             .arg(format!("/bin/sh -c {}", quote(script)));
-        let out = run_limited(cmd, limit).map_err(|source| {
+        cmd
+    }
+
+    /// Runs `script` with `/bin/sh` on the remote host.
+    fn remote(&self, script: &str, limit: Duration) -> Result<CallOutput, CallError> {
+        let out = run_limited(self.remote_command(script), limit).map_err(|source| {
             CallError::Fatal(ExecError::Spawn {
                 command: "ssh".into(),
                 source,
@@ -870,64 +882,18 @@ impl Inner {
 
     /// `tar -c local | ssh "rm -rf dest; mkdir -p dest; tar -x -C dest"`.
     fn tar_push(&self, local: &Path, dest: &str) -> Result<(), CallError> {
-        let spawn_err = |command: &str| {
-            let command = command.to_string();
-            move |source| CallError::Fatal(ExecError::Spawn { command, source })
-        };
         let mut tar = Command::new("tar");
         tar.arg("-C").arg(local).arg("-cf").arg("-");
         for pat in &self.settings.sync_excludes {
             tar.arg(format!("--exclude={pat}"));
         }
-        tar.arg(".")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut tar_child = tar.spawn().map_err(spawn_err("tar"))?;
-        let tar_out = tar_child
-            .stdout
-            .take()
-            .ok_or_else(|| CallError::Fatal(self.ssh_error("tar produced no pipe".into())))?;
-        let tar_err = drain(tar_child.stderr.take());
+        tar.arg(".");
         let script = format!(
             "rm -rf {d} && mkdir -p {d} && tar -x -C {d} -f -",
             d = quote(dest)
         );
-        let mut ssh = self.ssh_command();
-        ssh.arg("--")
-            .arg(self.target.destination())
-            .arg(format!("/bin/sh -c {}", quote(&script)))
-            .stdin(Stdio::from(tar_out))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut ssh_child = match ssh.spawn() {
-            Ok(c) => c,
-            Err(source) => {
-                let _ = tar_child.kill();
-                let _ = tar_child.wait();
-                return Err(spawn_err("ssh")(source));
-            }
-        };
-        let ssh_err = drain(ssh_child.stderr.take());
-        let statuses = finish_pipeline(vec![tar_child, ssh_child], self.settings.transfer_limit)
-            .map_err(spawn_err("tar | ssh"))?;
-        let tar_err = String::from_utf8_lossy(&tar_err.join().unwrap_or_default()).into_owned();
-        let ssh_err = String::from_utf8_lossy(&ssh_err.join().unwrap_or_default()).into_owned();
-        match (
-            statuses[0].and_then(|s| s.code()),
-            statuses[1].and_then(|s| s.code()),
-        ) {
-            (Some(0), Some(0)) => Ok(()),
-            (_, None) | (_, Some(SSH_CONNECTION_FAILED)) => {
-                Err(CallError::Transient(ssh_err.trim().to_string()))
-            }
-            _ => Err(CallError::Fatal(self.ssh_error(format!(
-                "copying {} failed: {} {}",
-                local.display(),
-                tar_err.trim(),
-                ssh_err.trim()
-            )))),
-        }
+        let what = format!("copying {}", local.display());
+        self.tar_pipe(tar, self.remote_command(&script), SshEnd::Consumer, &what)
     }
 
     /// Copies the remote directory `remote` into the existing `local` dir.
@@ -953,60 +919,71 @@ impl Inner {
 
     /// `ssh "tar -c -C remote ." | tar -x -C local`.
     fn tar_pull(&self, remote: &str, local: &Path) -> Result<(), CallError> {
-        let spawn_err = |command: &str| {
-            let command = command.to_string();
-            move |source| CallError::Fatal(ExecError::Spawn { command, source })
-        };
-        let mut ssh = self.ssh_command();
-        ssh.arg("--")
-            .arg(self.target.destination())
-            .arg(format!(
-                "/bin/sh -c {}",
-                quote(&format!("tar -c -C {} -f - .", quote(remote)))
-            ))
+        let ssh = self.remote_command(&format!("tar -c -C {} -f - .", quote(remote)));
+        let mut tar = Command::new("tar");
+        tar.arg("-x").arg("-C").arg(local).arg("-f").arg("-");
+        let what = format!("fetching {remote}");
+        self.tar_pipe(ssh, tar, SshEnd::Producer, &what)
+    }
+
+    /// Runs `producer | consumer` (one end `ssh`, as `ssh_end` says, the other a local
+    /// `tar`), both killed after `transfer_limit`. Ok when both exit 0; transient when the
+    /// `ssh` end was killed or lost its connection; otherwise fatal, "`what` failed:" with
+    /// both ends' stderr in pipeline order.
+    fn tar_pipe(
+        &self,
+        mut producer: Command,
+        mut consumer: Command,
+        ssh_end: SshEnd,
+        what: &str,
+    ) -> Result<(), CallError> {
+        let name = |cmd: &Command| cmd.get_program().to_string_lossy().into_owned();
+        let (producer_name, consumer_name) = (name(&producer), name(&consumer));
+        let spawn_err =
+            |command: String| move |source| CallError::Fatal(ExecError::Spawn { command, source });
+        producer
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut ssh_child = ssh.spawn().map_err(spawn_err("ssh"))?;
-        let ssh_out = ssh_child
-            .stdout
-            .take()
-            .ok_or_else(|| CallError::Fatal(self.ssh_error("ssh produced no pipe".into())))?;
-        let ssh_err = drain(ssh_child.stderr.take());
-        let mut tar = Command::new("tar");
-        tar.arg("-x")
-            .arg("-C")
-            .arg(local)
-            .arg("-f")
-            .arg("-")
-            .stdin(Stdio::from(ssh_out))
+        let mut producer_child = producer.spawn().map_err(spawn_err(producer_name.clone()))?;
+        let pipe = producer_child.stdout.take().ok_or_else(|| {
+            CallError::Fatal(self.ssh_error(format!("{producer_name} produced no pipe")))
+        })?;
+        let producer_err = drain(producer_child.stderr.take());
+        consumer
+            .stdin(Stdio::from(pipe))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut tar_child = match tar.spawn() {
+        let mut consumer_child = match consumer.spawn() {
             Ok(c) => c,
             Err(source) => {
-                let _ = ssh_child.kill();
-                let _ = ssh_child.wait();
-                return Err(spawn_err("tar")(source));
+                let _ = producer_child.kill();
+                let _ = producer_child.wait();
+                return Err(spawn_err(consumer_name)(source));
             }
         };
-        let tar_err = drain(tar_child.stderr.take());
-        let statuses = finish_pipeline(vec![ssh_child, tar_child], self.settings.transfer_limit)
-            .map_err(spawn_err("ssh | tar"))?;
-        let tar_err = String::from_utf8_lossy(&tar_err.join().unwrap_or_default()).into_owned();
-        let ssh_err = String::from_utf8_lossy(&ssh_err.join().unwrap_or_default()).into_owned();
-        match (
-            statuses[0].and_then(|s| s.code()),
-            statuses[1].and_then(|s| s.code()),
-        ) {
-            (Some(0), Some(0)) => Ok(()),
-            (None, _) | (Some(SSH_CONNECTION_FAILED), _) => {
-                Err(CallError::Transient(ssh_err.trim().to_string()))
-            }
+        let consumer_err = drain(consumer_child.stderr.take());
+        let statuses = finish_pipeline(
+            vec![producer_child, consumer_child],
+            self.settings.transfer_limit,
+        )
+        .map_err(spawn_err(format!("{producer_name} | {consumer_name}")))?;
+        let text = |h: JoinHandle<Vec<u8>>| {
+            String::from_utf8_lossy(&h.join().unwrap_or_default())
+                .trim()
+                .to_string()
+        };
+        let (producer_err, consumer_err) = (text(producer_err), text(consumer_err));
+        let codes = [0, 1].map(|i| statuses[i].and_then(|s| s.code()));
+        let (ssh_code, ssh_err) = match ssh_end {
+            SshEnd::Producer => (codes[0], producer_err.as_str()),
+            SshEnd::Consumer => (codes[1], consumer_err.as_str()),
+        };
+        match (codes, ssh_code) {
+            ([Some(0), Some(0)], _) => Ok(()),
+            (_, None | Some(SSH_CONNECTION_FAILED)) => Err(CallError::Transient(ssh_err.into())),
             _ => Err(CallError::Fatal(self.ssh_error(format!(
-                "fetching {remote} failed: {} {}",
-                ssh_err.trim(),
-                tar_err.trim()
+                "{what} failed: {producer_err} {consumer_err}"
             )))),
         }
     }
