@@ -5,7 +5,9 @@
 //! - [`agent_turn`] reads what an agent is given for a turn (frontier values, memory brief) from
 //!   the store, and builds the next turn's context without running anything.
 //! - [`runner`] is the keep/revert loop: baseline, propose, boundary check, commit, run each
-//!   seed in its own checkout, decide, advance the frontier; and recovery after a crash.
+//!   seed in its own checkout, decide, advance the frontier.
+//! - `recover` (private) is the loop's recovery after a crash: closing or re-adopting the runs a
+//!   dead loop left, resuming undecided attempts, honouring cancel requests made meanwhile.
 //!
 //! The store is the source of truth: every step is recorded before the next begins, so a
 //! `kill -9` at any instant loses at most the run in flight, which the next start finds, kills
@@ -18,6 +20,7 @@ pub mod executors;
 pub mod hidden;
 pub mod program;
 pub mod project;
+mod recover;
 pub mod resources;
 mod run;
 pub mod runner;

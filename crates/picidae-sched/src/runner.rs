@@ -1,4 +1,4 @@
-//! The keep/revert loop of one program, and its recovery after a crash.
+//! The keep/revert loop of one program. Its recovery after a crash is in `recover.rs`.
 //!
 //! One iteration: record a new attempt → the agent edits its own checkout of the frontier →
 //! the harness lists what changed and checks it against the boundary (a violation is committed
@@ -9,9 +9,9 @@
 //!
 //! Stopping: `stop` lets the attempt in flight finish and be decided; `cancel` kills the run in
 //! flight (recorded as cancelled) and leaves its attempt undecided, to be resumed on the next
-//! start. Recovery on start: runs left `running` by a dead harness are killed if still alive and
-//! recorded as cancelled; undecided attempts with a commit are resumed (missing seeds run), those
-//! without one are recorded as failed.
+//! start. Recovery on start (`recover.rs`): runs left `running` by a dead harness are killed if
+//! still alive and recorded as cancelled; undecided attempts with a commit are resumed (missing
+//! seeds run), those without one are recorded as failed.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +37,7 @@ use crate::executors::ExecutorSpec;
 use crate::hidden::{scrub, Evaluator};
 use crate::program::effective_policy;
 use crate::resources::ResourcePool;
-use crate::run::{fetch_remote_outputs, KeptCheckout, RunCtx, SANDBOX_VIOLATION};
+use crate::run::{KeptCheckout, RunCtx, SANDBOX_VIOLATION};
 use crate::slots::SlotPool;
 use crate::verify::{judge, HiddenSamples, JudgeInput, Judgement};
 use crate::{attempt_ref, program_ref, Project, SchedError};
@@ -205,14 +205,14 @@ enum Finish {
 
 /// The loop for one program.
 pub struct Runner<'p> {
-    project: &'p mut Project,
-    program: Program,
-    contract: Contract,
-    repo: Repo,
+    pub(crate) project: &'p mut Project,
+    pub(crate) program: Program,
+    pub(crate) contract: Contract,
+    pub(crate) repo: Repo,
     policy: PolicySpec,
     fp_hash: String,
     fp_json: String,
-    host: String,
+    pub(crate) host: String,
     data_dir: PathBuf,
     history: Vec<HistoryEntry>,
     /// Shared slots for this invocation, if any.
@@ -220,9 +220,9 @@ pub struct Runner<'p> {
     /// Shared machine resources for this invocation, if any.
     resources: Option<Arc<ResourcePool>>,
     /// This process's name on the leases of the runs it starts.
-    lease_owner: String,
+    pub(crate) lease_owner: String,
     /// Where the program's runs execute.
-    executor: ExecutorSpec,
+    pub(crate) executor: ExecutorSpec,
     /// The run checkout kept between runs (`run.reuse_checkout`) and the commit it holds.
     run_checkout: KeptCheckout,
     /// The cancel flags of this loop's runs in flight (set while [`Runner::run`] runs).
@@ -598,126 +598,6 @@ impl<'p> Runner<'p> {
 
     fn interrupted(&self, opts: &LoopOptions) -> bool {
         opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst)
-    }
-
-    // ------------------------------------------------------------------ recovery
-
-    /// Close what a dead harness left open; return the attempts to resume.
-    fn recover(&mut self, events: Events<'_>) -> Result<Vec<Attempt>, SchedError> {
-        let pid = self.program.id;
-        let mut runs_interrupted = 0;
-        let mut runs_readopted = 0;
-        // A run whose lease another coordinator still renews is alive there: leave it alone.
-        // A lease of a dead process on this host is dead however fresh its heartbeat.
-        let foreign: Vec<i64> = self
-            .project
-            .store
-            .live_foreign_leases(&self.lease_owner, lease_expiry().as_millis() as i64)?
-            .into_iter()
-            .filter(|(_, owner)| lease_holder_alive(owner))
-            .map(|(id, _)| id)
-            .collect();
-        let unfinished = self.project.store.unfinished_runs(Some(pid))?;
-        let ids: Vec<i64> = unfinished.iter().map(|r| r.id).collect();
-        // Runs a person asked to cancel are stopped and closed as cancelled by them: their
-        // seeds count as done and never run again.
-        let asked = self.project.store.cancel_requested_runs(&ids)?;
-        for run in unfinished {
-            let by_user = asked.contains(&run.id);
-            if foreign.contains(&run.id) {
-                return Err(SchedError::Program {
-                    program: self.program.name.clone(),
-                    message: format!(
-                        "run {} is held by another live coordinator (its lease was renewed within {} s); not recovering it",
-                        run.id,
-                        lease_expiry().as_secs()
-                    ),
-                });
-            }
-            // A remote run outlives the coordinator on its executor: wait for it again rather
-            // than run its seed twice.
-            if run.status == RunStatus::Running && run.executor_ref.is_some() {
-                match self.readopt(&run, by_user) {
-                    Ok(mut result) => {
-                        if by_user && result.status == Some(RunStatus::Cancelled) {
-                            result.error = Some(CANCELLED_BY_USER.into());
-                        }
-                        self.project.store.finish_run(run.id, &result)?;
-                        runs_readopted += 1;
-                        continue;
-                    }
-                    Err(e) => tracing::warn!("run {} could not be re-adopted: {e}", run.id),
-                }
-            }
-            if run.status == RunStatus::Running && run.host.as_deref() == Some(self.host.as_str()) {
-                if let Some(pgid) = run.pgid {
-                    // The group outlives the harness (it has its own process group): end it.
-                    picidae_exec::kill_group(pgid as i32, self.contract.run.grace);
-                }
-            }
-            let error = if by_user {
-                "cancelled by user (recorded on recovery: the harness stopped before it could)"
-            } else if run.status == RunStatus::Running {
-                "interrupted: the harness stopped while this run was in flight; its seed is run again"
-            } else {
-                "interrupted: the harness stopped before this run started"
-            };
-            self.project.store.finish_run(
-                run.id,
-                &RunResult {
-                    status: Some(RunStatus::Cancelled),
-                    error: Some(error.into()),
-                    ..Default::default()
-                },
-            )?;
-            runs_interrupted += 1;
-        }
-        let mut resume = Vec::new();
-        let mut failed = 0;
-        for a in self.project.store.undecided_attempts(pid)? {
-            if a.kind == AttemptKind::Measure {
-                self.project.store.reject_attempt(
-                    a.id,
-                    AttemptStatus::Failed,
-                    &json!({"interrupted": "measurement interrupted"}),
-                    "interrupted measurement",
-                )?;
-                failed += 1;
-            } else if a.commit.is_some() {
-                resume.push(a);
-            } else {
-                self.project.store.reject_attempt(
-                    a.id,
-                    AttemptStatus::Failed,
-                    &json!({"interrupted": "the harness stopped before the change was committed"}),
-                    "interrupted before commit",
-                )?;
-                failed += 1;
-            }
-        }
-        // The store is the source of truth for the frontier; bring the git ref in line with it.
-        if let Some(commit) = &self.program.frontier_commit {
-            self.repo
-                .update_ref(&program_ref(&self.program.name, "frontier"), commit, None)?;
-        }
-        let wt_root = self.project.worktree_dir(&self.program.name, "");
-        if wt_root.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&wt_root) {
-                for e in entries.flatten() {
-                    let _ = self.repo.remove_worktree(e.path());
-                }
-            }
-        }
-        self.repo.prune_worktrees()?;
-        if runs_interrupted + runs_readopted + resume.len() + failed > 0 {
-            events(&LoopEvent::Recovered {
-                runs_interrupted,
-                runs_readopted,
-                attempts_resumed: resume.len(),
-                attempts_failed: failed,
-            });
-        }
-        Ok(resume)
     }
 
     // ------------------------------------------------------------------ setup
@@ -1789,7 +1669,7 @@ impl<'p> Runner<'p> {
     }
 
     /// What a run of this program needs, for executing it here or on a thread.
-    fn run_ctx(&self) -> RunCtx {
+    pub(crate) fn run_ctx(&self) -> RunCtx {
         RunCtx {
             program: self.program.name.clone(),
             project_tag: patch_hash(&self.project.root().display().to_string())[..8].to_string(),
@@ -1825,10 +1705,6 @@ impl<'p> Runner<'p> {
             events,
             Some(&mut self.run_checkout),
         )
-    }
-
-    fn classify(&self, o: &RunOutcome, run_dir: &Path) -> RunResult {
-        self.run_ctx().classify(o, run_dir)
     }
 
     /// Execute several seeds of an attempt at once, each on a thread with its own store
@@ -1877,58 +1753,6 @@ impl<'p> Runner<'p> {
                 })
                 .collect()
         })
-    }
-
-    fn no_executor(&self) -> SchedError {
-        self.run_ctx().no_executor()
-    }
-
-    /// Wait again for a remote run a dead coordinator started, and classify its outcome.
-    /// With `cancel`, the run is stopped through its executor (a person asked for it).
-    fn readopt(&mut self, run: &picidae_store::Run, cancel: bool) -> Result<RunResult, SchedError> {
-        let handle = run.executor_ref.clone().unwrap_or_default();
-        let run_dir = self.project.run_dir(&self.program.name, run.id);
-        std::fs::create_dir_all(&run_dir).map_err(|e| SchedError::io(&run_dir, e))?;
-        let spec = &self.contract.run;
-        let req = RunRequest {
-            command: spec.command.clone(),
-            cwd: run_dir.clone(),
-            env: Vec::new(),
-            time_budget: spec.time_budget,
-            timeout: spec.timeout,
-            grace: spec.grace,
-            stdout_path: run_dir.join("stdout.log"),
-            stderr_path: run_dir.join("stderr.log"),
-            log_cap_bytes: spec.log_cap_bytes,
-        };
-        let stop = AtomicBool::new(cancel);
-        let outcome = if let Some(job) = handle.strip_prefix("slurm:") {
-            let ex = self.executor.slurm().ok_or_else(|| self.no_executor())?;
-            ex.reattach_run(job, &req)?.wait(&stop)?
-        } else if handle.starts_with("ssh:") {
-            let ex = self.executor.ssh().ok_or_else(|| self.no_executor())??;
-            // `ssh:<host>:<remote dir>`; the directory is absolute.
-            let dir = handle
-                .find(":/")
-                .map(|i| &handle[i + 1..])
-                .ok_or_else(|| self.no_executor())?;
-            let outcome = ex.reattach(dir, &req)?.wait(&stop)?;
-            fetch_remote_outputs(&ex, dir, &run_dir);
-            outcome
-        } else if let Some(id) = handle
-            .strip_prefix("docker:")
-            .or_else(|| handle.strip_prefix("podman:"))
-        {
-            let ex = self
-                .executor
-                .container(&self.contract.run, None, Vec::new())
-                .ok_or_else(|| self.no_executor())?;
-            ex.reattach_run(id, &req)?.wait(&stop)?
-        } else {
-            return Err(self.no_executor());
-        };
-        tracing::info!("re-adopted run {} ({handle})", run.id);
-        Ok(self.classify(&outcome, &run_dir))
     }
 
     /// Reject an attempt whose run was stopped by the sandbox: it tried to reach what the
