@@ -236,6 +236,23 @@ async fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: Option<Va
     http(addr, "POST", path, &headers, body.as_deref()).await
 }
 
+/// A new attempt of `demo`, started, as the scheduler records one before its runs.
+fn started_attempt(store: &mut Store, hypothesis: &str) -> picidae_store::Attempt {
+    let pid = store.program("demo").unwrap().id;
+    let a = store
+        .insert_attempt(&NewAttempt {
+            program_id: pid,
+            kind: AttemptKind::Explore,
+            parent_commit: "c3".into(),
+            hypothesis: hypothesis.into(),
+            proposer: "test".into(),
+            params: None,
+        })
+        .unwrap();
+    store.start_attempt(a.id).unwrap();
+    a
+}
+
 fn program_status(db: &Path) -> String {
     Store::open(db).unwrap().program("demo").unwrap().status
 }
@@ -714,18 +731,7 @@ async fn events_stream_run_and_attempt_changes() {
     let db = s.db.clone();
     let (run_id, attempt_id) = tokio::task::spawn_blocking(move || {
         let mut store = Store::open(&db).unwrap();
-        let pid = store.program("demo").unwrap().id;
-        let a = store
-            .insert_attempt(&NewAttempt {
-                program_id: pid,
-                kind: AttemptKind::Explore,
-                parent_commit: "c3".into(),
-                hypothesis: "prefetch".into(),
-                proposer: "test".into(),
-                params: None,
-            })
-            .unwrap();
-        store.start_attempt(a.id).unwrap();
+        let a = started_attempt(&mut store, "prefetch");
         let run = store.insert_run(a.id, 7, "local").unwrap();
         (run.id, a.id)
     })
@@ -1172,18 +1178,7 @@ async fn a_cancel_request_is_recorded_for_the_coordinator() {
     let s = start(false).await;
     let (running, queued, finished) = {
         let mut store = Store::open(&s.db).unwrap();
-        let pid = store.program("demo").unwrap().id;
-        let a = store
-            .insert_attempt(&NewAttempt {
-                program_id: pid,
-                kind: AttemptKind::Explore,
-                parent_commit: "c3".into(),
-                hypothesis: "prefetch".into(),
-                proposer: "test".into(),
-                params: None,
-            })
-            .unwrap();
-        store.start_attempt(a.id).unwrap();
+        let a = started_attempt(&mut store, "prefetch");
         let running = store.insert_run(a.id, 0, "local").unwrap().id;
         store
             .mark_run_started(running, 1, 1, "host", None, "/tmp/log")
