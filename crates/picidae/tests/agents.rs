@@ -93,6 +93,25 @@ impl Agents {
         self.ok(&args);
     }
 
+    /// Create the program with `agent`, run one attempt, and return it: the run's output must
+    /// say how it went (`1 kept`, `1 rejected`, …), and the attempt must end in `status` with
+    /// the agent's `hypothesis`.
+    fn one_attempt(
+        &self,
+        agent: &str,
+        said: &str,
+        status: AttemptStatus,
+        hypothesis: &str,
+    ) -> picidae_store::Attempt {
+        self.create(agent, &[]);
+        let out = self.ok(&["run", "p", "-n", "1", "--plain"]);
+        assert!(out.contains(said), "{out}");
+        let last = self.attempts().pop().unwrap();
+        assert_eq!(last.status, status, "{out}");
+        assert_eq!(last.hypothesis, hypothesis);
+        last
+    }
+
     fn attempts(&self) -> Vec<Attempt> {
         let store = self.env.store();
         let p = store.program("p").unwrap();
@@ -195,12 +214,12 @@ JSONL
 "#
         ),
     );
-    a.create("codex", &[]);
-    let out = a.ok(&["run", "p", "-n", "1", "--plain"]);
-    assert!(out.contains("1 kept"), "{out}");
-    let last = a.attempts().pop().unwrap();
-    assert_eq!(last.status, AttemptStatus::Kept);
-    assert_eq!(last.hypothesis, "four is smaller than ten");
+    let last = a.one_attempt(
+        "codex",
+        "1 kept",
+        AttemptStatus::Kept,
+        "four is smaller than ten",
+    );
     assert_eq!(last.primary_value, Some(4.0));
     let store = a.env.store();
     let spend = store.program_spend(store.program("p").unwrap().id).unwrap();
@@ -258,12 +277,12 @@ OUT
 "#
         ),
     );
-    a.create("aider", &[]);
-    let out = a.ok(&["run", "p", "-n", "1", "--plain"]);
-    assert!(out.contains("1 kept"), "{out}");
-    let last = a.attempts().pop().unwrap();
-    assert_eq!(last.status, AttemptStatus::Kept);
-    assert_eq!(last.hypothesis, "three is smaller than ten");
+    a.one_attempt(
+        "aider",
+        "1 kept",
+        AttemptStatus::Kept,
+        "three is smaller than ten",
+    );
     // Aider's history files went to the scratch directory, not into the checkout (where they
     // would have been changes outside the boundary).
     assert!(a.attempt_dir(2).join("aider.chat.history.md").is_file());
@@ -357,12 +376,12 @@ fn an_edit_outside_the_boundary_is_rejected_without_a_run() {
         "codex",
         "cat > /dev/null\necho 1 > value.txt\necho 'score: 0' > run.sh\necho '{\"type\":\"item.completed\",\"item\":{\"id\":\"item_0\",\"type\":\"agent_message\",\"text\":\"HYPOTHESIS: rewrite the scorer\"}}'\n",
     );
-    a.create("codex", &[]);
-    let out = a.ok(&["run", "p", "-n", "1", "--plain"]);
-    assert!(out.contains("1 rejected"), "{out}");
-    let last = a.attempts().pop().unwrap();
-    assert_eq!(last.status, AttemptStatus::Rejected);
-    assert_eq!(last.hypothesis, "rewrite the scorer");
+    let last = a.one_attempt(
+        "codex",
+        "1 rejected",
+        AttemptStatus::Rejected,
+        "rewrite the scorer",
+    );
     assert!(
         last.note.as_deref().unwrap_or("").contains("run.sh"),
         "{:?}",
