@@ -1501,20 +1501,8 @@ async fn program_report(
             Ok((format!("{safe}-report.md"), text))
         })
         .await?;
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
-        .unwrap_or(HeaderValue::from_static("attachment"));
     Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/markdown; charset=utf-8"),
-            ),
-            (header::CONTENT_DISPOSITION, disposition),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
+        crate::cockpit::download_headers("text/markdown; charset=utf-8", &file),
         text,
     )
         .into_response())

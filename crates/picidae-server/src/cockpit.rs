@@ -596,6 +596,21 @@ fn tail_of(t: Option<&str>) -> Result<u64, CockpitError> {
     }
 }
 
+/// Headers of a file download (the report, a run's artifact): its type, saved as `file`
+/// rather than shown, and never sniffed into something the browser would render.
+pub(crate) fn download_headers(content_type: &'static str, file: &str) -> HeaderMap {
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    HeaderMap::from_iter([
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CONTENT_DISPOSITION, disposition),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+    ])
+}
+
 /// A text response with the log headers (`x-log-size`, `x-log-truncated`).
 fn text_reply(text: String, size: u64, cut: bool) -> Response {
     let size = HeaderValue::from_str(&size.to_string()).unwrap_or(HeaderValue::from_static("0"));
@@ -966,28 +981,13 @@ async fn run_artifact(
             Err(e) => Some((Err(e), None)),
         }
     });
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{base}\""))
-        .unwrap_or(HeaderValue::from_static("attachment"));
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            ),
-            (header::CONTENT_DISPOSITION, disposition),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("sandbox; default-src 'none'"),
-            ),
-            (header::CONTENT_LENGTH, HeaderValue::from(size)),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
+    let mut headers = download_headers("application/octet-stream", &base);
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
 }
 
 // ------------------------------------------------------------------ the router
