@@ -21,7 +21,6 @@
 //! with search and would only compete for the cores).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,11 +144,27 @@ fn time_calls(n: usize, mut call: impl FnMut() -> Result<(f64, usize)>) -> Resul
 
 /// `GET url`: wall time (ms) to the end of the body, and the body; an error status fails.
 fn get(agent: &ureq::Agent, url: &str) -> Result<(f64, Vec<u8>)> {
+    timed(&format!("GET {url}"), || agent.get(url).call())
+}
+
+/// `POST url` with a JSON body, timed like [`get`].
+fn post_json(agent: &ureq::Agent, url: &str, body: &str) -> Result<(f64, Vec<u8>)> {
+    timed(&format!("POST {url} {body}"), || {
+        agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+    })
+}
+
+/// Time a request from its start to the end of its body (ms); an error status fails with
+/// `what` and the body.
+fn timed(
+    what: &str,
+    request: impl FnOnce() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(f64, Vec<u8>)> {
     let t = Instant::now();
-    let mut resp = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("GET {url}"))?;
+    let mut resp = request().with_context(|| what.to_string())?;
     let status = resp.status();
     let body = resp
         .body_mut()
@@ -158,33 +173,9 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<(f64, Vec<u8>)> {
         .read_to_vec()?;
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     if !status.is_success() {
-        bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+        bail!("{what}: {status}: {}", String::from_utf8_lossy(&body));
     }
     Ok((ms, body))
-}
-
-/// `POST url` with a JSON body, timed like [`get`].
-fn post_json(agent: &ureq::Agent, url: &str, body: &str) -> Result<(f64, Vec<u8>)> {
-    let t = Instant::now();
-    let mut resp = agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .send(body)
-        .with_context(|| format!("POST {url}"))?;
-    let status = resp.status();
-    let out = resp
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_vec()?;
-    let ms = t.elapsed().as_secs_f64() * 1000.0;
-    if !status.is_success() {
-        bail!(
-            "POST {url} {body}: {status}: {}",
-            String::from_utf8_lossy(&out)
-        );
-    }
-    Ok((ms, out))
 }
 
 /// The attempt numbers of a Picidae attempts page, in order.
@@ -609,30 +600,20 @@ impl Peer {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let db = dir.join("mlflow.db");
         let artifacts = dir.join("artifacts");
-        let script = dir.join("load.py");
-        std::fs::write(&script, LOADER)?;
         eprintln!("bench cockpit: mlflow, loading the same attempts");
-        let out = Command::new(&args.python)
-            .arg(&script)
-            .arg(store)
-            .arg(&db)
-            .arg(&artifacts)
-            .arg(metric)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {}", args.python))?;
-        if !out.status.success() {
-            bail!(
-                "loading the attempts into MLflow failed (pass --no-peer to skip it):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-            format!(
-                "reading the loader's output: {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })?;
+        let v = crate::bench::python_peer(
+            &args.python,
+            dir,
+            "load.py",
+            LOADER,
+            &[
+                store.as_os_str(),
+                db.as_os_str(),
+                artifacts.as_os_str(),
+                metric.as_ref(),
+            ],
+            "loading the attempts into MLflow failed (pass --no-peer to skip it)",
+        )?;
         let experiments = v["experiments"]
             .as_object()
             .context("the loader named no experiments")?

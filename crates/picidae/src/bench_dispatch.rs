@@ -9,7 +9,6 @@
 //! overhead is wall time per attempt minus the mean wall time of the subprocess itself.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -221,28 +220,19 @@ fn picidae_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
 
 fn optuna_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let script = dir.join("peer.py");
-    std::fs::write(&script, PEER)?;
     eprintln!("bench dispatch: optuna, {} trials", args.runs);
-    let out = Command::new(&args.python)
-        .arg(&script)
-        .arg(args.runs.to_string())
-        .arg(dir.join("optuna.db"))
-        .arg(OBJECTIVE)
-        .output()
-        .with_context(|| format!("running {}", args.python))?;
-    if !out.status.success() {
-        bail!(
-            "the Optuna peer failed (install it with `pip install optuna`, or pass --no-peer):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!(
-            "reading the peer's output: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
+    let v = crate::bench::python_peer(
+        &args.python,
+        dir,
+        "peer.py",
+        PEER,
+        &[
+            args.runs.to_string().as_ref(),
+            dir.join("optuna.db").as_os_str(),
+            OBJECTIVE.as_ref(),
+        ],
+        "the Optuna peer failed (install it with `pip install optuna`, or pass --no-peer)",
+    )?;
     let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     Ok(Side {
         name: format!("optuna {} (sqlite)", v["version"].as_str().unwrap_or("?")),

@@ -11,7 +11,6 @@
 //! use it). Both sides run one writer on loopback; the ratio is Picidae's rate over MLflow's.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -202,27 +201,18 @@ pub fn run(args: StoreArgs) -> Result<()> {
             &dir.join("mlflow.db"),
             &dir.join("artifacts"),
         )?;
-        let script = dir.join("write.py");
-        std::fs::write(&script, MLFLOW_WRITER)?;
-        let out = Command::new(&args.python)
-            .arg(&script)
-            .arg(&server.base)
-            .arg(args.peer_attempts.to_string())
-            .arg(k.to_string())
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {}", args.python))?;
-        if !out.status.success() {
-            bail!(
-                "logging to MLflow failed (pass --no-peer to skip it):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        // MLflow's client prints a line per run; the writer's answer is the last line.
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let last = stdout.lines().rfind(|l| l.starts_with('{')).unwrap_or("");
-        let v: serde_json::Value = serde_json::from_str(last)
-            .with_context(|| format!("reading the MLflow writer's answer: {stdout}"))?;
+        let v = crate::bench::python_peer(
+            &args.python,
+            &dir,
+            "write.py",
+            MLFLOW_WRITER,
+            &[
+                server.base.as_ref(),
+                args.peer_attempts.to_string().as_ref(),
+                k.to_string().as_ref(),
+            ],
+            "logging to MLflow failed (pass --no-peer to skip it)",
+        )?;
         let secs = v["secs"]
             .as_f64()
             .context("no time from the MLflow writer")?;
