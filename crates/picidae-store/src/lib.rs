@@ -1105,3 +1105,18 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_replace_the_path() {
+        assert_eq!(
+            super::url_with_database("postgres://u@h:5/postgres", "t1"),
+            "postgres://u@h:5/t1"
+        );
+        assert_eq!(
+            super::url_with_database("postgres://u@h:5?sslmode=disable", "t1"),
+            "postgres://u@h:5/t1?sslmode=disable"
+        );
+    }
+}

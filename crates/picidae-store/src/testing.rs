@@ -113,12 +113,7 @@ pub fn postgres_url() -> Option<String> {
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    Some(with_database(base, &name))
-}
-
-/// `url` with its database name replaced by `db`.
-pub fn with_database(url: &str, db: &str) -> String {
-    crate::url_with_database(url, db)
+    Some(crate::url_with_database(base, &name))
 }
 
 fn find_bin(name: &str) -> Option<PathBuf> {
@@ -302,20 +297,5 @@ fn start_private() -> Result<String, String> {
             }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_names_replace_the_path() {
-        assert_eq!(
-            super::with_database("postgres://u@h:5/postgres", "t1"),
-            "postgres://u@h:5/t1"
-        );
-        assert_eq!(
-            super::with_database("postgres://u@h:5?sslmode=disable", "t1"),
-            "postgres://u@h:5/t1?sslmode=disable"
-        );
     }
 }

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{bin, serve_address, text, value_contract, Env};
+use common::{bin, serial, serve_address, text, value_contract, wait_until, Env};
 use picidae_core::RunStatus;
 
 /// The cargo target directory (the test binary's `picidae` lives in `<target>/<profile>/`).
@@ -261,20 +261,6 @@ impl Drop for Serve {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// These tests keep both cores busy (a coordinator and a browser): one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, pid_alive, read_pids, text, value_contract, Env};
+use common::{bin, pid_alive, read_pids, text, value_contract, wait_until, Env};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_store::{Attempt, AttemptFilter, Run, Store};
 
@@ -117,14 +117,6 @@ fn check_quiescent(store_path: &Path, when: &str) -> (Vec<Attempt>, Vec<Run>) {
         }
     }
     (attempts, runs)
-}
-
-fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 #[test]

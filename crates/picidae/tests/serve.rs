@@ -6,7 +6,9 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, pid_alive, read_pids, serve_address, text, value_contract, Env};
+use common::{
+    bin, pid_alive, read_pids, serial, serve_address, text, value_contract, wait_until, Env,
+};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_git::{Identity, Repo};
 use picidae_store::{AttemptFilter, Store};
@@ -69,20 +71,6 @@ fn runs(store: &Store, program: &str) -> Vec<picidae_store::Run> {
         out.extend(store.runs_of_attempt(a.id).unwrap());
     }
     out
-}
-
-/// These tests each keep both cores busy for seconds and measure time shares: one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

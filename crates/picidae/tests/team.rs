@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, pid_alive, text, value_contract, Env};
+use common::{bin, pid_alive, text, value_contract, wait_until, Env};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_store::{AttemptFilter, Store};
 
@@ -38,14 +38,6 @@ fn spawn_serve(env: &Env, i: usize, expiry_secs: u32) -> Child {
         .unwrap()
 }
 
-fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Executions recorded by the run script: (run id, pid) per line.
 fn executions(log: &Path) -> Vec<(i64, i32)> {
     std::fs::read_to_string(log)
@@ -58,20 +50,16 @@ fn executions(log: &Path) -> Vec<(i64, i32)> {
         .collect()
 }
 
-trait StderrOf {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl StderrOf for Child {
-    fn wait_with_output_ref(&mut self) -> String {
-        use std::io::Read;
-        let _ = self.wait();
-        let mut s = String::new();
-        if let Some(mut e) = self.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
+/// Kill a coordinator and return what it wrote to stderr.
+fn kill_for_stderr(child: &mut Child) -> String {
+    use std::io::Read;
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut s = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut s);
     }
+    s
 }
 
 fn lease_owner(store: &Store, program: &str) -> Option<String> {
@@ -203,8 +191,7 @@ fn finish(env: &Env, programs: &[&str], coordinators: Vec<Child>, dead: Option<u
                 })
                 .collect();
             for (i, c) in coordinators.iter_mut().enumerate() {
-                let _ = c.kill();
-                let out = c.wait_with_output_ref();
+                let out = kill_for_stderr(c);
                 let log = std::fs::read_to_string(env.path(&format!("coordinator-{i}.log")));
                 eprintln!("coordinator {i}: {out}\n{}", log.unwrap_or_default());
             }

@@ -340,3 +340,19 @@ pub fn serve_address(child: &mut Child) -> String {
         }
     }
 }
+
+/// Poll `f` until it holds; fail naming `what` after `deadline`.
+pub fn wait_until(deadline: std::time::Duration, mut f: impl FnMut() -> bool, what: &str) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// Tests that keep both cores busy (a coordinator, a browser) and measure time shares: one
+/// at a time within a test binary.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
