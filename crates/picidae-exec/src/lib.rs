@@ -43,6 +43,7 @@ mod logs;
 pub mod outcome;
 pub mod process;
 pub mod request;
+pub mod safe_fs;
 pub mod sandbox;
 pub mod shell;
 pub mod slurm;
