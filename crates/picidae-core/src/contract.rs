@@ -122,6 +122,10 @@ pub struct BoundarySpec {
     /// nothing else of the machine (the benchmark's repository, hidden files, the store).
     #[serde(default)]
     pub sandbox_agents: bool,
+    /// The contract does not say `sandbox_agents`: the harness picks (on, with a `[hidden]`
+    /// evaluator, where bubblewrap works).
+    #[serde(default)]
+    pub sandbox_agents_unset: bool,
 }
 
 impl BoundarySpec {
@@ -164,6 +168,10 @@ pub struct RunSpec {
     /// hidden files, the store, other programs) absent.
     #[serde(default)]
     pub sandbox: bool,
+    /// The contract does not say `sandbox`: the harness picks (on, with a `[hidden]`
+    /// evaluator, where bubblewrap works).
+    #[serde(default)]
+    pub sandbox_unset: bool,
     /// Whether a run may use the network: a sandboxed run keeps it unless this is false, a
     /// container run gets it only when this is true; a plain local run always has it.
     #[serde(default)]
@@ -229,8 +237,10 @@ pub struct HiddenSpec {
     /// deleted from every agent and run checkout.
     pub files: Vec<String>,
     pub metrics: Vec<String>,
-    /// Relative tolerance when checking the hidden metric agrees with the visible one.
-    pub tolerance: f64,
+    /// How far the hidden relative gain may fall short of the visible relative gain
+    /// (`None`: the direction alone is checked). Never loosens the direction: the hidden
+    /// metric must improve.
+    pub tolerance: Option<f64>,
     /// Goal of the hidden metrics (default: the primary metric's goal).
     pub goal: Goal,
     /// Gold cases must rank like their known scores at least this well (Spearman).
@@ -304,8 +314,7 @@ struct RawSetup {
 #[serde(deny_unknown_fields)]
 struct RawBoundary {
     editable: Spanned<Vec<Spanned<String>>>,
-    #[serde(default)]
-    sandbox_agents: bool,
+    sandbox_agents: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -322,8 +331,7 @@ struct RawRun {
     resources: Option<RawResources>,
     #[serde(default)]
     reuse_checkout: bool,
-    #[serde(default)]
-    sandbox: bool,
+    sandbox: Option<bool>,
     network: Option<Spanned<bool>>,
 }
 
@@ -620,11 +628,14 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
             BoundarySpec {
                 editable: vec![],
                 sandbox_agents: false,
+                sandbox_agents_unset: true,
             }
         }
         Some(b) => {
             let b = b.into_inner();
             let sandbox_agents = b.sandbox_agents;
+            let sandbox_agents_unset = sandbox_agents.is_none();
+            let sandbox_agents = sandbox_agents.unwrap_or(false);
             let span = b.editable.span();
             let globs = b.editable.into_inner();
             if globs.is_empty() {
@@ -662,6 +673,7 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
             BoundarySpec {
                 editable,
                 sandbox_agents,
+                sandbox_agents_unset,
             }
         }
     };
@@ -768,7 +780,8 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     log_cap_bytes: log_cap as u64,
                     resources,
                     reuse_checkout: r.reuse_checkout,
-                    sandbox: r.sandbox,
+                    sandbox: r.sandbox.unwrap_or(false),
+                    sandbox_unset: r.sandbox.is_none(),
                     network: r.network.as_ref().map(|n| *n.get_ref()),
                 }),
                 _ => None,
@@ -1113,10 +1126,10 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
                     "hidden.tolerance",
                     "must be a finite number >= 0",
                 ));
-                0.0
+                None
             }
-            Some(t) => *t.get_ref(),
-            None => 0.0,
+            Some(t) => Some(*t.get_ref()),
+            None => None,
         };
         for m in &h.metrics {
             if metrics.contains_key(m.get_ref()) {

@@ -207,6 +207,7 @@ mod tests {
         let b = Boundary::new(&BoundarySpec {
             editable: vec!["train.py".into(), "models/*.py".into()],
             sandbox_agents: false,
+            sandbox_agents_unset: false,
         })
         .unwrap();
         assert!(b.check_one("train.py", false).is_none());

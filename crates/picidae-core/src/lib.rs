@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod domain;
+pub mod metric_lines;
 pub mod metrics;
 pub mod params;
 pub mod results_tsv;

@@ -2,8 +2,9 @@
 //!
 //! A run reports metrics either as lines on stdout (`name: value` or pi-autoresearch's
 //! `METRIC name=value`) or as JSON objects, one per line, in the file named by
-//! `$PICIDAE_METRICS`. The last value reported for a name wins. Guards turn NaN, infinities and
-//! out-of-range values into an invalid run, never a win.
+//! `$PICIDAE_METRICS`; [`crate::metric_lines`] defines exactly what a report is and when it is
+//! ambiguous. Guards turn NaN, infinities and out-of-range values into an invalid run, never
+//! a win.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -76,114 +77,7 @@ pub struct MetricSpec {
 /// Values read for one run.
 pub type MetricValues = BTreeMap<String, f64>;
 
-/// Parse one textual value; accepts `nan`, `inf`, `-inf` in any case so guards can see them.
-fn parse_value(s: &str) -> Option<f64> {
-    let s = s.trim().trim_end_matches(',');
-    let lower = s.to_ascii_lowercase();
-    match lower.as_str() {
-        "nan" | "+nan" | "-nan" => Some(f64::NAN),
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        _ => s.parse::<f64>().ok(),
-    }
-}
-
-/// Read the declared stdout metrics from a run's output. Unknown names are ignored; for a name
-/// reported several times the last value wins.
-pub fn parse_stdout<'a>(
-    text: &str,
-    specs: impl IntoIterator<Item = &'a MetricSpec>,
-) -> MetricValues {
-    let wanted: Vec<&str> = specs
-        .into_iter()
-        .filter(|s| s.source == MetricSource::Stdout)
-        .map(|s| s.name.as_str())
-        .collect();
-    let mut out = MetricValues::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let (name, value) = if let Some(rest) = line.strip_prefix("METRIC ") {
-            match rest.split_once('=') {
-                Some((n, v)) => (n.trim(), v),
-                None => continue,
-            }
-        } else if let Some((n, v)) = line.split_once(':') {
-            (n.trim(), v)
-        } else {
-            continue;
-        };
-        if !wanted.contains(&name) {
-            continue;
-        }
-        // Allow trailing units or comments after whitespace: `val_loss: 0.91 (best)`.
-        let first = value.split_whitespace().next().unwrap_or("");
-        if let Some(v) = parse_value(first) {
-            out.insert(name.to_string(), v);
-        }
-    }
-    out
-}
-
-/// Why a JSON metrics line could not be used.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("metrics file line {line}: {message}")]
-pub struct MetricsLineError {
-    pub line: usize,
-    pub message: String,
-}
-
-/// Read declared JSON-sourced metrics from JSON-lines text. Lines that are not JSON objects are
-/// reported (with their line number) but do not stop the rest being read.
-pub fn parse_json_lines<'a>(
-    text: &str,
-    specs: impl IntoIterator<Item = &'a MetricSpec>,
-) -> (MetricValues, Vec<MetricsLineError>) {
-    let wanted: Vec<&str> = specs
-        .into_iter()
-        .filter(|s| s.source == MetricSource::Json)
-        .map(|s| s.name.as_str())
-        .collect();
-    let mut out = MetricValues::new();
-    let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(serde_json::Value::Object(map)) => {
-                for (k, v) in map {
-                    if !wanted.contains(&k.as_str()) {
-                        continue;
-                    }
-                    let value = match &v {
-                        serde_json::Value::Number(n) => n.as_f64(),
-                        serde_json::Value::String(s) => parse_value(s),
-                        serde_json::Value::Null => Some(f64::NAN),
-                        _ => None,
-                    };
-                    match value {
-                        Some(x) => {
-                            out.insert(k, x);
-                        }
-                        None => errors.push(MetricsLineError {
-                            line: i + 1,
-                            message: format!("field {k:?}: not a number: {v}"),
-                        }),
-                    }
-                }
-            }
-            Ok(_) => errors.push(MetricsLineError {
-                line: i + 1,
-                message: "expected a JSON object".into(),
-            }),
-            Err(e) => errors.push(MetricsLineError {
-                line: i + 1,
-                message: e.to_string(),
-            }),
-        }
-    }
-    (out, errors)
-}
+pub use crate::metric_lines::{parse_json_lines, parse_stdout, MetricsLineError};
 
 /// Why a run's metrics make it invalid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,43 +177,19 @@ mod tests {
     }
 
     #[test]
-    fn stdout_forms_and_last_wins() {
-        let specs = [
-            spec("val_loss", MetricSource::Stdout),
-            spec("acc", MetricSource::Stdout),
-        ];
-        let v = parse_stdout(
-            "step 1\nval_loss: 2.5\nMETRIC acc=0.75\nval_loss: 1.25 (final)\nother: 3\n",
-            &specs,
-        );
-        assert_eq!(v.get("val_loss"), Some(&1.25));
-        assert_eq!(v.get("acc"), Some(&0.75));
-        assert!(!v.contains_key("other"));
-    }
-
-    #[test]
     fn nan_and_range_are_violations() {
         let specs = [spec("val_loss", MetricSource::Stdout)];
-        let v = parse_stdout("val_loss: nan\n", &specs);
+        let (v, _) = parse_stdout("val_loss: nan\n", &specs);
         assert!(v["val_loss"].is_nan());
         let g = check_guards(&v, &specs, "val_loss");
         assert!(matches!(g[0], Violation::NotFinite { .. }));
-        let v = parse_stdout("val_loss: -1\n", &specs);
+        let (v, _) = parse_stdout("val_loss: -1\n", &specs);
         assert!(matches!(
             check_guards(&v, &specs, "val_loss")[0],
             Violation::BelowMin { .. }
         ));
         let g = check_guards(&MetricValues::new(), &specs, "val_loss");
         assert!(matches!(g[0], Violation::Missing { .. }));
-    }
-
-    #[test]
-    fn json_lines_with_bad_line_reported() {
-        let specs = [spec("loss", MetricSource::Json)];
-        let (v, errs) = parse_json_lines("{\"loss\": 3}\nnot json\n{\"loss\": 2.5}\n", &specs);
-        assert_eq!(v["loss"], 2.5);
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].line, 2);
     }
 
     #[test]

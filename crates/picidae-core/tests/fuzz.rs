@@ -170,7 +170,7 @@ proptest! {
     fn stdout_metrics_never_panic_and_guards_drop_non_finite(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let specs = specs();
         let text = String::from_utf8_lossy(&bytes);
-        let values = parse_stdout(&text, specs.iter());
+        let (values, _) = parse_stdout(&text, specs.iter());
         for name in values.keys() {
             prop_assert!(specs.iter().any(|s| &s.name == name));
         }
@@ -191,7 +191,7 @@ proptest! {
     ) {
         let specs = specs();
         let line = if form == 0 { format!("{name}: {value}") } else { format!("METRIC {name}={value}") };
-        let values = parse_stdout(&line, specs.iter());
+        let (values, _) = parse_stdout(&line, specs.iter());
         let violations = check_guards(&values, specs.iter(), "val_loss");
         if let Some(v) = values.get("val_loss") {
             if !v.is_finite() || *v > 1000.0 {

@@ -13,9 +13,13 @@
 //! 4. the evaluator passed calibration on the contract's gold cases, when there are any (if it
 //!    did not, neither its verdict nor the candidate's can be trusted: the finding is held in
 //!    `verifying`, flagged `evaluator-uncalibrated`);
-//! 5. the hidden evaluator, run on the candidate's and the incumbent's artifacts, agrees in
-//!    direction (within `hidden.tolerance`, relative); a visible gain with a hidden loss is
-//!    refuted and flagged `suspected-overfit`.
+//! 5. the hidden evaluator, run on the candidate's and the incumbent's artifacts, agrees:
+//!    its mean over the candidate's runs is strictly better than over the incumbent's (a
+//!    hidden gain of zero is no agreement, whatever the tolerance), and, when
+//!    `hidden.tolerance` is set, its relative gain falls short of the visible relative gain
+//!    by at most that much; otherwise the finding is refuted and flagged
+//!    `suspected-overfit`. The tolerance loosens the size of the agreement, never its
+//!    direction ([`hidden_agrees`]).
 //!
 //! [`judge`] is the pure decision; the runner gathers its inputs.
 
@@ -51,7 +55,28 @@ pub struct HiddenSamples<'a> {
     pub goal: Goal,
     pub candidate: &'a [f64],
     pub incumbent: &'a [f64],
-    pub tolerance: f64,
+    pub tolerance: Option<f64>,
+}
+
+/// Whether the hidden evaluator agrees with a visible gain: `hidden_gain` (positive is
+/// better) must be above zero; with a tolerance, the hidden relative gain (against
+/// `hidden_incumbent`) must also reach the visible relative gain minus the tolerance. A
+/// relative gain is undefined against an incumbent of zero; the size is then not checked.
+pub fn hidden_agrees(
+    hidden_gain: f64,
+    hidden_incumbent: f64,
+    visible_rel_gain: Option<f64>,
+    tolerance: Option<f64>,
+) -> bool {
+    if !(hidden_gain.is_finite() && hidden_gain > 0.0) {
+        return false;
+    }
+    match (tolerance, visible_rel_gain) {
+        (Some(t), Some(v)) if hidden_incumbent != 0.0 && hidden_incumbent.is_finite() => {
+            hidden_gain / hidden_incumbent.abs() >= v - t
+        }
+        _ => true,
+    }
 }
 
 /// The outcome of judging a candidate.
@@ -154,7 +179,9 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
             (Some(c), Some(i)) => {
                 let gain = h.goal.gain(c, i);
                 ev.hidden_effect = Some(gain);
-                let agrees = gain > -h.tolerance * i.abs();
+                let visible_incumbent = mean(input.incumbent).filter(|m| *m != 0.0);
+                let visible_rel = visible_incumbent.map(|m| cmp.effect / m.abs());
+                let agrees = hidden_agrees(gain, i, visible_rel, h.tolerance);
                 ev.hidden_agrees = Some(agrees);
                 if !agrees {
                     ev.flags.push(FLAG_OVERFIT.into());
@@ -251,7 +278,7 @@ mod tests {
             goal: Goal::Minimize,
             candidate: &[1.2, 1.2],
             incumbent: &[1.0, 1.0],
-            tolerance: 0.0,
+            tolerance: None,
         });
         let j = judge(&inp, &policy());
         assert!(!j.validated);
@@ -262,6 +289,32 @@ mod tests {
         inp.calibrated = Some(false);
         let j = judge(&inp, &policy());
         assert!(!j.validated && j.blocked);
+    }
+
+    #[test]
+    fn a_tolerance_never_turns_no_hidden_gain_into_agreement() {
+        for t in [None, Some(0.0), Some(0.05), Some(10.0)] {
+            assert!(!hidden_agrees(0.0, 1.0, Some(0.1), t), "zero gain, {t:?}");
+            assert!(!hidden_agrees(-0.01, 1.0, Some(0.1), t), "a loss, {t:?}");
+            assert!(!hidden_agrees(f64::NAN, 1.0, Some(0.1), t), "NaN, {t:?}");
+        }
+        // The size: a 10% visible gain, a 6% hidden one.
+        assert!(hidden_agrees(0.06, 1.0, Some(0.10), None));
+        assert!(hidden_agrees(0.06, 1.0, Some(0.10), Some(0.05)));
+        assert!(!hidden_agrees(0.04, 1.0, Some(0.10), Some(0.05)));
+        assert!(hidden_agrees(0.04, 0.0, Some(0.10), Some(0.05)));
+
+        // Through judge: identical hidden means refute the finding with any tolerance.
+        let mut inp = input(&GOOD, &BASE);
+        inp.hidden = Some(HiddenSamples {
+            goal: Goal::Minimize,
+            candidate: &[1.0, 1.0],
+            incumbent: &[1.0, 1.0],
+            tolerance: Some(0.05),
+        });
+        let j = judge(&inp, &policy());
+        assert!(!j.validated, "{}", j.reason);
+        assert_eq!(j.evidence.hidden_agrees, Some(false));
     }
 
     #[test]
