@@ -3,7 +3,8 @@
 //! The prompt ([`crate::prompt::render_prompt`]) arrives on the command's stdin and in the file
 //! `$PICIDAE_PROMPT_FILE`; the same context as JSON is in `$PICIDAE_CONTEXT_FILE`, program.md in
 //! `$PICIDAE_PROGRAM_MD`, and `$PICIDAE_SCRATCH` is a directory outside the checkout for the
-//! command's own files. Where the project is known, `$PICIDAE_MCP_CONFIG` names an MCP client
+//! command's own files (`scratch/` inside the attempt directory; the only part of it the command
+//! may write). Where the project is known, `$PICIDAE_MCP_CONFIG` names an MCP client
 //! configuration (`{"mcpServers": {"picidae": ...}}`) that starts the memory server. A command
 //! line may contain `{editable_files}`, replaced by the shell-quoted paths of the existing files
 //! the boundary lets the agent change.
@@ -16,18 +17,30 @@
 //! own command line and parser.
 //!
 //! It runs as a job like any other: own process group, hard timeout, captured transcript
-//! (`agent.stdout`, `agent.stderr` and `transcript.txt` in the scratch directory, kept whether
+//! (`agent.stdout`, `agent.stderr` and `transcript.txt` in the attempt directory, kept whether
 //! the command succeeded, failed or was killed).
+//!
+//! The attempt directory belongs to the harness. It is made afresh for each turn (whatever was
+//! there, links included, is removed without being followed), its files are created with
+//! `O_EXCL | O_NOFOLLOW`, the captured output is read back with `O_NOFOLLOW`, and the transcript
+//! is renamed into place ([`picidae_exec::safe_fs`]): a link an agent planted there is refused
+//! or replaced, never written or read through. Inside the agent sandbox the directory is
+//! read-only and only `scratch/` is writable.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use picidae_exec::{LocalExecutor, RunRequest, Sandbox, SandboxSpec};
+use picidae_exec::{safe_fs, LocalExecutor, RunRequest, Sandbox, SandboxSpec};
 use serde_json::json;
 
 use crate::prompt::{render_prompt, HYPOTHESIS_TAG};
 use crate::{Agent, AgentContext, AgentCost, AgentError, Proposal};
+
+/// The agent's captured output and the transcript made of it, in the attempt directory.
+pub const AGENT_STDOUT: &str = "agent.stdout";
+pub const AGENT_STDERR: &str = "agent.stderr";
+pub const TRANSCRIPT: &str = "transcript.txt";
 
 /// Earlier attempts written into an agent's context file.
 pub const CONTEXT_HISTORY: usize = 50;
@@ -78,8 +91,8 @@ pub struct CommandAgent {
 
 impl CommandAgent {
     /// `req` under bubblewrap (`boundary.sandbox_agents`): the checkout and the scratch
-    /// directory writable, the agent CLIs' own configuration under `$HOME` writable (they keep
-    /// logins and sessions there), the directory of the required binary read-only, the
+    /// directory writable, the attempt directory around the scratch directory read-only, the
+    /// agent CLIs' own configuration under `$HOME` writable (they keep logins and sessions there), the directory of the required binary read-only, the
     /// network kept (agents call their model's API); the benchmark's repository, its hidden
     /// files, the store and other programs' data do not exist inside.
     fn sandboxed(
@@ -94,6 +107,9 @@ impl CommandAgent {
         }
         let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let mut writable = vec![canon(ctx.workspace), canon(ctx.scratch)];
+        // The attempt directory (prompt, context, logs, transcript) is readable, not writable:
+        // its scratch directory, bound writable below it, is the agent's.
+        let mut readonly = vec![canon(ctx.attempt_dir)];
         if let Some(home) = std::env::var_os("HOME") {
             for d in AGENT_HOME_STATE {
                 let p = Path::new(&home).join(d);
@@ -102,7 +118,6 @@ impl CommandAgent {
                 }
             }
         }
-        let mut readonly = Vec::new();
         if let Some(bin) = self.requires.as_ref().and_then(|r| find_on_path(&r.binary)) {
             if let Some(dir) = canon(&bin).parent() {
                 if !picidae_exec::sandbox::SYSTEM_DIRS
@@ -355,14 +370,20 @@ impl Agent for CommandAgent {
 
     fn propose(&mut self, ctx: &AgentContext<'_>) -> Result<Proposal, AgentError> {
         self.preflight()?;
-        let io = |path: &Path, source| AgentError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(ctx.scratch).map_err(|e| io(ctx.scratch, e))?;
-        let prompt_file = ctx.scratch.join("prompt.md");
-        std::fs::write(&prompt_file, render_prompt(ctx)).map_err(|e| io(&prompt_file, e))?;
-        let context_file = ctx.scratch.join("context.json");
+        let dir = ctx.attempt_dir;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| AgentError::Io {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        // Whatever an earlier agent left at this attempt's directory (links included) is
+        // removed, not followed; the harness's files are then created, never overwritten.
+        safe_fs::recreate_dir(dir)?;
+        safe_fs::create_dir_fresh(ctx.scratch)?;
+        let prompt_file = dir.join("prompt.md");
+        safe_fs::write_new(dir, "prompt.md", render_prompt(ctx).as_bytes())?;
+        let context_file = dir.join("context.json");
         let hidden: &[String] = ctx
             .contract
             .hidden
@@ -390,9 +411,9 @@ impl Agent for CommandAgent {
             "memory": ctx.memory,
             "followups": ctx.followups,
         });
-        std::fs::write(&context_file, context.to_string()).map_err(|e| io(&context_file, e))?;
-        let program_md = ctx.scratch.join("program.md");
-        std::fs::write(&program_md, ctx.program_md).map_err(|e| io(&program_md, e))?;
+        safe_fs::write_new(dir, "context.json", context.to_string().as_bytes())?;
+        let program_md = dir.join("program.md");
+        safe_fs::write_new(dir, "program.md", ctx.program_md.as_bytes())?;
 
         let mut env = vec![
             ("PICIDAE_PROGRAM".to_string(), ctx.program.to_string()),
@@ -412,13 +433,19 @@ impl Agent for CommandAgent {
             ("PICIDAE_ATTEMPT".into(), ctx.attempt_seq.to_string()),
         ];
         if let Some(project) = ctx.project_dir {
-            let path = ctx.scratch.join("mcp.json");
-            std::fs::write(&path, mcp_config(project).to_string()).map_err(|e| io(&path, e))?;
-            env.push(("PICIDAE_MCP_CONFIG".into(), path.display().to_string()));
+            safe_fs::write_new(dir, "mcp.json", mcp_config(project).to_string().as_bytes())?;
+            env.push((
+                "PICIDAE_MCP_CONFIG".into(),
+                dir.join("mcp.json").display().to_string(),
+            ));
         }
 
-        let stdout_path = ctx.scratch.join("agent.stdout");
-        let stderr_path = ctx.scratch.join("agent.stderr");
+        // The executor opens the logs by path; they are created here first, in the directory
+        // just made, so nothing planted is there when it does.
+        for name in [AGENT_STDOUT, AGENT_STDERR] {
+            safe_fs::write_new(dir, name, b"")?;
+        }
+        let log_cap_bytes = 4 * 1024 * 1024;
         let req = RunRequest {
             command: format!(
                 "( {}\n) < \"$PICIDAE_PROMPT_FILE\"",
@@ -429,9 +456,9 @@ impl Agent for CommandAgent {
             time_budget: self.timeout,
             timeout: self.timeout,
             grace: Duration::from_secs(2),
-            stdout_path: stdout_path.clone(),
-            stderr_path: stderr_path.clone(),
-            log_cap_bytes: 4 * 1024 * 1024,
+            stdout_path: dir.join(AGENT_STDOUT),
+            stderr_path: dir.join(AGENT_STDERR),
+            log_cap_bytes,
         };
         let req = if ctx.contract.boundary.sandbox_agents {
             self.sandboxed(ctx, &req)?
@@ -440,12 +467,28 @@ impl Agent for CommandAgent {
         };
         let cancel = AtomicBool::new(false);
         let outcome = LocalExecutor::new().spawn(&req)?.wait(&cancel)?;
-        let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        let transcript = format!("--- stdout ---\n{stdout}--- stderr ---\n{stderr}");
+        // Read back without following a link (an agent outside the sandbox can reach this
+        // directory), and no more than the executor writes.
+        let read = |name: &str| match safe_fs::read_nofollow(dir, name, log_cap_bytes + 4096) {
+            Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(e) if e.is_not_found() => Ok(String::new()),
+            Err(e) => Err(e),
+        };
+        let (stdout, stderr) = (read(AGENT_STDOUT), read(AGENT_STDERR));
+        let shown = |r: &Result<String, safe_fs::SafeFsError>| match r {
+            Ok(s) => s.clone(),
+            Err(e) => format!("[picidae: {e}]\n"),
+        };
+        let transcript = format!(
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            shown(&stdout),
+            shown(&stderr)
+        );
         // Kept whatever happens next, so a failed or killed turn can be read afterwards.
-        let transcript_file = ctx.scratch.join("transcript.txt");
-        std::fs::write(&transcript_file, &transcript).map_err(|e| io(&transcript_file, e))?;
+        // Renamed into place: a link planted at the name is replaced, its target untouched.
+        safe_fs::replace_file(dir, TRANSCRIPT, transcript.as_bytes())?;
+        let stdout = stdout?;
+        let stderr = stderr?;
         if outcome.timed_out {
             return Err(AgentError::TimedOut(outcome.wall_secs));
         }
@@ -549,6 +592,7 @@ mod tests {
             frontier_params: None,
             history: &[],
             attempt_seq: 1,
+            attempt_dir: dir.path(),
             scratch: dir.path(),
             memory: "",
             followups: &[],

@@ -24,6 +24,9 @@ use std::time::Duration;
 use picidae_core::{Assignment, AttemptStatus, Contract};
 use serde::{Deserialize, Serialize};
 
+/// The agent's writable scratch directory inside its attempt directory.
+pub const SCRATCH_DIR: &str = "scratch";
+
 /// Errors an agent can report. None of them loses the attempt: the harness records it as a
 /// failed proposal with this message.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,9 @@ pub enum AgentError {
     },
     #[error(transparent)]
     Param(#[from] picidae_core::params::ParamError),
+    /// A file the harness writes or reads where the agent could have planted a link.
+    #[error(transparent)]
+    Unsafe(#[from] picidae_exec::safe_fs::SafeFsError),
     #[error("agent command failed to start: {0}")]
     Spawn(#[from] picidae_exec::ExecError),
     #[error("agent command timed out after {0:.1}s")]
@@ -83,7 +89,12 @@ pub struct AgentContext<'a> {
     pub history: &'a [HistoryEntry],
     /// Sequence number the attempt will get.
     pub attempt_seq: i64,
-    /// Where the agent may write its transcript and scratch files (outside the checkout).
+    /// The attempt's own directory (`.picidae/attempts/<program>/<seq>/`), owned by the harness:
+    /// the prompt, context, captured output and transcript are written there, never through a
+    /// path the agent chose. The agent may read it, not write it (inside the agent sandbox).
+    pub attempt_dir: &'a Path,
+    /// The agent's own scratch directory, [`SCRATCH_DIR`] inside `attempt_dir` (outside the
+    /// checkout), writable by the agent. The harness never writes or reads anything there.
     pub scratch: &'a Path,
     /// The memory's brief for this program (validated findings, refuted ideas, how to ask).
     pub memory: &'a str,

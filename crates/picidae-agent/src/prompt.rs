@@ -197,6 +197,7 @@ files = ["gold"]
             frontier_params: Some(&params),
             history: &history,
             attempt_seq: 26,
+            attempt_dir: Path::new("/nonexistent"),
             scratch: Path::new("/nonexistent/scratch"),
             memory: "Validated (build on these):\n- #3 lr 0.01",
             followups: &followups,

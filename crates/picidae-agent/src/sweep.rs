@@ -11,9 +11,11 @@
 //! proposes an assignment already in the history or the one currently written.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use picidae_core::params::describe_change;
 use picidae_core::{Assignment, Goal, ParamSpec};
+use picidae_exec::safe_fs;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -149,11 +151,16 @@ impl SweepAgent {
     }
 }
 
+/// The largest parameter file the sweep reads.
+const MAX_PARAM_FILE: u64 = 16 * 1024 * 1024;
+
+/// A parameter file of the checkout, read without following a link: a checkout holds whatever
+/// earlier attempts committed, links included ([`safe_fs::read_beneath`]).
 fn read_file(ctx: &AgentContext<'_>, file: &str) -> Result<String, AgentError> {
-    let path = ctx.workspace.join(file);
-    std::fs::read_to_string(&path).map_err(|source| AgentError::Io {
-        path: path.display().to_string(),
-        source,
+    let bytes = safe_fs::read_beneath(ctx.workspace, Path::new(file), MAX_PARAM_FILE)?;
+    String::from_utf8(bytes).map_err(|_| AgentError::Io {
+        path: ctx.workspace.join(file).display().to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
     })
 }
 
@@ -176,7 +183,8 @@ pub fn current_assignment(ctx: &AgentContext<'_>) -> Result<Assignment, AgentErr
     Ok(out)
 }
 
-/// Write an assignment into the workspace's files, one read and one write per file.
+/// Write an assignment into the workspace's files, one read and one write per file, each opened
+/// below the workspace without following links.
 pub fn write_assignment(ctx: &AgentContext<'_>, a: &Assignment) -> Result<(), AgentError> {
     let mut by_file: BTreeMap<&str, Vec<&ParamSpec>> = BTreeMap::new();
     for p in ctx.contract.params.iter().filter(|p| !p.is_env()) {
@@ -189,11 +197,9 @@ pub fn write_assignment(ctx: &AgentContext<'_>, a: &Assignment) -> Result<(), Ag
                 text = p.write(&text, v)?;
             }
         }
-        let path = ctx.workspace.join(file);
-        std::fs::write(&path, text).map_err(|source| AgentError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        // Never through a link: a committed `params.yaml -> /anywhere`, or a linked directory
+        // on the way, is refused rather than followed out of the checkout.
+        safe_fs::write_beneath(ctx.workspace, Path::new(file), text.as_bytes())?;
     }
     Ok(())
 }
@@ -494,5 +500,71 @@ mod tests {
             assert_eq!(s.as_str().parse::<Sampler>().unwrap(), *s);
         }
         assert!("cma".parse::<Sampler>().is_err());
+    }
+
+    /// A sweep of `conf/params.txt` in `workspace`, one turn.
+    fn propose_in(workspace: &std::path::Path) -> Result<Proposal, AgentError> {
+        let contract = picidae_core::Contract::parse(
+            "[benchmark]\nname = \"d\"\n[boundary]\neditable = [\"conf/params.txt\"]\n\
+             [run]\ncommand = \"true\"\ntime_budget = 1\ntimeout = 1\n\
+             [metrics.m]\ngoal = \"minimize\"\n\
+             [[param]]\nname = \"x\"\nfile = \"conf/params.txt\"\npattern = '^x = (\\S+)$'\n\
+             min = 0.0\nmax = 1.0\n",
+            std::path::Path::new("picidae.toml"),
+        )
+        .unwrap();
+        let ctx = AgentContext {
+            program: "p",
+            program_md: "",
+            contract: &contract,
+            workspace,
+            frontier_value: None,
+            frontier_metrics: &[],
+            frontier_params: None,
+            history: &[],
+            attempt_seq: 2,
+            attempt_dir: workspace,
+            scratch: workspace,
+            memory: "",
+            followups: &[],
+            project_dir: None,
+        };
+        SweepAgent::new(Sampler::Random, 1).propose(&ctx)
+    }
+
+    #[test]
+    fn parameter_files_are_written_in_place_never_through_a_link() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let target = outside.join("params.txt");
+        std::fs::write(&target, "x = 0.5\n").unwrap();
+
+        let plain = tmp.path().join("plain");
+        std::fs::create_dir_all(plain.join("conf")).unwrap();
+        std::fs::write(plain.join("conf/params.txt"), "x = 0.5\n").unwrap();
+        let p = propose_in(&plain).unwrap();
+        let x = &p.params.unwrap()["x"];
+        assert_eq!(
+            std::fs::read_to_string(plain.join("conf/params.txt")).unwrap(),
+            format!("x = {x}\n")
+        );
+
+        // The file a link out of the checkout, or the directory on the way one.
+        let linked_file = tmp.path().join("linked-file");
+        std::fs::create_dir_all(linked_file.join("conf")).unwrap();
+        symlink(&target, linked_file.join("conf/params.txt")).unwrap();
+        let linked_dir = tmp.path().join("linked-dir");
+        std::fs::create_dir(&linked_dir).unwrap();
+        symlink(&outside, linked_dir.join("conf")).unwrap();
+        for (ws, link) in [(&linked_file, "conf/params.txt"), (&linked_dir, "conf")] {
+            let e = propose_in(ws).unwrap_err();
+            assert!(matches!(e, AgentError::Unsafe(_)), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains("through a symlink"), "{msg}");
+            assert!(msg.contains(&format!("/{link}")), "{msg}");
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "x = 0.5\n");
     }
 }

@@ -88,6 +88,8 @@ pub struct NextTurn {
     /// The sequence number the next attempt would get.
     pub attempt_seq: i64,
     /// Where that attempt's prompt, context and transcript would be written.
+    pub attempt_dir: PathBuf,
+    /// The agent's scratch directory inside it.
     pub scratch: PathBuf,
     /// The benchmark directory (the agent would get its own checkout of the frontier).
     pub workspace: PathBuf,
@@ -106,6 +108,7 @@ impl NextTurn {
             frontier_params: self.frontier_params.as_ref(),
             history: &self.history,
             attempt_seq: self.attempt_seq,
+            attempt_dir: &self.attempt_dir,
             scratch: &self.scratch,
             memory: &self.memory,
             followups: &self.followups,
@@ -146,7 +149,10 @@ pub fn next_turn(
         memory: memory_brief(store, &program.name)?,
         frontier_params: frontier_params(store, &program, &contract)?,
         frontier_metrics: frontier_metrics(store, &program, &contract)?,
-        scratch: project.attempt_dir(&program.name, attempt_seq),
+        attempt_dir: project.attempt_dir(&program.name, attempt_seq),
+        scratch: project
+            .attempt_dir(&program.name, attempt_seq)
+            .join(picidae_agent::SCRATCH_DIR),
         workspace: PathBuf::from(&program.benchmark_dir),
         project_dir: project.root().to_path_buf(),
         attempt_seq,

@@ -763,7 +763,8 @@ impl<'p> Runner<'p> {
             Some(w) => w.bench_dir(),
             None => PathBuf::from(&self.program.benchmark_dir),
         };
-        let scratch = self.project.attempt_dir(&name, attempt.seq);
+        let attempt_dir = self.project.attempt_dir(&name, attempt.seq);
+        let scratch = attempt_dir.join(picidae_agent::SCRATCH_DIR);
         let memory = crate::agent_turn::memory_brief(&self.project.store, &name)?;
         let frontier_metrics = crate::agent_turn::frontier_metrics(
             &self.project.store,
@@ -787,6 +788,7 @@ impl<'p> Runner<'p> {
                 frontier_params: frontier_params.as_ref(),
                 history: &self.history,
                 attempt_seq: attempt.seq,
+                attempt_dir: &attempt_dir,
                 scratch: &scratch,
                 memory: &memory,
                 followups: &ideas,
@@ -835,11 +837,8 @@ impl<'p> Runner<'p> {
                 proposal.cost.tokens,
             )?;
         }
-        if let Some(t) = &proposal.transcript {
-            let path = scratch.join("transcript.txt");
-            std::fs::create_dir_all(&scratch).map_err(|e| SchedError::io(&scratch, e))?;
-            std::fs::write(&path, t).map_err(|e| SchedError::io(&path, e))?;
-        }
+        // The agent's transcript is already in the attempt directory: the command agent writes
+        // it there itself (without following links), whether the turn succeeded or not.
         events(&LoopEvent::Proposed {
             seq: attempt.seq,
             hypothesis: proposal.hypothesis.clone(),

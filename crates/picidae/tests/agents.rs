@@ -285,7 +285,10 @@ OUT
     );
     // Aider's history files went to the scratch directory, not into the checkout (where they
     // would have been changes outside the boundary).
-    assert!(a.attempt_dir(2).join("aider.chat.history.md").is_file());
+    assert!(a
+        .attempt_dir(2)
+        .join("scratch/aider.chat.history.md")
+        .is_file());
     let store = a.env.store();
     let spend = store.program_spend(store.program("p").unwrap().id).unwrap();
     assert!((spend.agent_usd - 0.0075).abs() < 1e-9, "{spend:?}");
