@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cmd::{check_rev, Git};
+use crate::cmd::{check_rev, Git, Pinned};
 use crate::error::{GitError, Result};
 use crate::worktree::Worktree;
 use crate::Identity;
@@ -23,6 +23,9 @@ fn repo_lock() -> std::sync::MutexGuard<'static, ()> {
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
+    /// The main checkout's git directory, common directory and work tree (`root`), as
+    /// discovered once by [`Repo::open`].
+    pin: Pinned,
     prefix: PathBuf,
     /// `prefix` with `/` separators and no trailing slash ("" at the root).
     prefix_str: String,
@@ -45,7 +48,7 @@ impl Repo {
             return Err(not_a_work_tree("no such directory".into()));
         }
         let identity = Identity::default();
-        let inside = Git::new(path, &identity)
+        let inside = Git::discover(path, &identity)
             .args(["rev-parse", "--is-inside-work-tree"])
             .run_text()
             .map_err(|e| match e {
@@ -57,19 +60,37 @@ impl Repo {
                 "inside a git directory, not a work tree".into(),
             ));
         }
-        let out = Git::new(path, &identity)
-            .args(["rev-parse", "--show-toplevel", "--show-prefix"])
+        let out = Git::discover(path, &identity)
+            .args([
+                "rev-parse",
+                "--path-format=absolute",
+                "--show-toplevel",
+                "--git-dir",
+                "--git-common-dir",
+                "--show-prefix",
+            ])
             .run()?;
         let out = String::from_utf8(out)
             .map_err(|_| GitError::Parse("work tree path is not UTF-8".into()))?;
         let mut lines = out.split('\n');
-        let root = lines
-            .next()
-            .filter(|l| !l.is_empty())
-            .ok_or_else(|| GitError::Parse(format!("rev-parse --show-toplevel: {out:?}")))?;
+        let mut next_path = |what: &str| {
+            lines
+                .next()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| GitError::Parse(format!("rev-parse {what}: {out:?}")))
+        };
+        let root = next_path("--show-toplevel")?;
+        let git_dir = next_path("--git-dir")?;
+        let common_dir = next_path("--git-common-dir")?;
         let prefix_str = lines.next().unwrap_or("").trim_end_matches('/').to_owned();
         Ok(Repo {
-            root: PathBuf::from(root),
+            pin: Pinned {
+                git_dir,
+                common_dir,
+                work_tree: root.clone(),
+            },
+            root,
             prefix: PathBuf::from(&prefix_str),
             prefix_str,
             identity,
@@ -88,11 +109,17 @@ impl Repo {
                 path.display()
             )));
         }
-        Git::new(path, &identity)
+        Git::discover(path, &identity)
             .args(["init", "--quiet", "--initial-branch=main"])
             .run()?;
-        Git::new(path, &identity).args(["add", "-A"]).run()?;
-        commit_from_stdin(path, &identity, initial_message)?;
+        let root = absolute(path)?;
+        let pin = Pinned {
+            git_dir: root.join(".git"),
+            common_dir: root.join(".git"),
+            work_tree: root,
+        };
+        Git::new(&pin, &identity).args(["add", "-A"]).run()?;
+        commit_from_stdin(&pin, &identity, initial_message)?;
         Ok(Repo::open(path)?.with_identity(identity))
     }
 
@@ -124,7 +151,7 @@ impl Repo {
     }
 
     fn git(&self) -> Git<'_> {
-        Git::new(&self.root, &self.identity)
+        Git::new(&self.pin, &self.identity)
     }
 
     /// Full sha of the main checkout's `HEAD` commit.
@@ -258,16 +285,42 @@ impl Repo {
             .arg(&path)
             .arg(commit)
             .run()?;
-        Ok(self.worktree(path))
+        let wt = self.worktree(&path);
+        if wt.pin().is_none() {
+            return Err(GitError::Parse(format!(
+                "git worktree add registered no worktree at {}",
+                path.display()
+            )));
+        }
+        Ok(wt)
     }
 
     /// A handle on an existing worktree of this repository rooted at `path`
-    /// (for instance one created before a restart). Not validated.
+    /// (for instance one created before a restart), or on the main checkout when `path`
+    /// is [`Repo::root`].
+    ///
+    /// Its git directory is looked up from the repository's side, never from `path`: the
+    /// worktree whose `<common dir>/worktrees/<name>/gitdir` names `path/.git`. When no
+    /// registered worktree lives at `path` the handle is still returned, and every
+    /// operation on it fails with [`GitError::NotAWorkTree`].
     pub fn worktree(&self, path: impl AsRef<Path>) -> Worktree {
         let path = path.as_ref();
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let pin = if same_dir(&path, &self.root) {
+            Some(Pinned {
+                work_tree: path.clone(),
+                ..self.pin.clone()
+            })
+        } else {
+            linked_git_dir(&self.pin.common_dir, &path).map(|git_dir| Pinned {
+                git_dir,
+                common_dir: self.pin.common_dir.clone(),
+                work_tree: path.clone(),
+            })
+        };
         Worktree::new(
             path,
+            pin,
             self.prefix.clone(),
             self.prefix_str.clone(),
             self.identity.clone(),
@@ -399,8 +452,8 @@ impl Repo {
 }
 
 /// `git commit` of whatever is staged in `dir`, even if nothing, message on stdin.
-pub(crate) fn commit_from_stdin(dir: &Path, identity: &Identity, message: &str) -> Result<()> {
-    Git::new(dir, identity)
+pub(crate) fn commit_from_stdin(pin: &Pinned, identity: &Identity, message: &str) -> Result<()> {
+    Git::new(pin, identity)
         .args([
             "commit",
             "--quiet",
@@ -426,6 +479,52 @@ fn check_ref_name(repo: &Repo, name: &str) -> Result<()> {
         .run_allowing(1)?
         .map(|_| ())
         .ok_or_else(bad)
+}
+
+/// The git directory (`<common>/worktrees/<name>`) of the linked worktree whose work tree
+/// is `path`, read from the `gitdir` files git keeps there (git names a worktree after its
+/// directory and adds a number on collisions, so the name alone is not enough). `None`
+/// when no registered worktree, or more than one, lives at `path`.
+fn linked_git_dir(common_dir: &Path, path: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(common_dir.join("worktrees")).ok()?;
+    let canonical = path.canonicalize().ok();
+    // (admin dir, the work tree its gitdir file names)
+    let mut registered = Vec::new();
+    for entry in entries.flatten() {
+        let admin = entry.path();
+        let Ok(text) = std::fs::read(admin.join("gitdir")) else {
+            continue;
+        };
+        let text = text.trim_ascii_end();
+        let dot_git =
+            admin.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(text));
+        if dot_git.file_name() != Some(std::ffi::OsStr::new(".git")) {
+            continue;
+        }
+        if let Some(top) = dot_git.parent() {
+            registered.push((admin.clone(), top.to_path_buf()));
+        }
+    }
+    let only = |found: Vec<PathBuf>| match <[PathBuf; 1]>::try_from(found) {
+        Ok([one]) => Some(one),
+        Err(_) => None,
+    };
+    let exact: Vec<PathBuf> = registered
+        .iter()
+        .filter(|(_, top)| top == path || Some(top) == canonical.as_ref())
+        .map(|(admin, _)| admin.clone())
+        .collect();
+    if !exact.is_empty() {
+        return only(exact);
+    }
+    let canonical = canonical?;
+    only(
+        registered
+            .into_iter()
+            .filter(|(_, top)| top.canonicalize().ok().as_ref() == Some(&canonical))
+            .map(|(admin, _)| admin)
+            .collect(),
+    )
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cmd::Git;
+use crate::cmd::{Git, Pinned};
 use crate::error::{GitError, Result};
 use crate::repo::commit_from_stdin;
 use crate::status::{parse_porcelain_v1_z, to_changes, Change};
@@ -28,6 +28,9 @@ pub(crate) const PATCH_OPTS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Worktree {
     path: PathBuf,
+    /// Its git directory and work tree as the repository registered them; `None` when no
+    /// registered worktree lives at `path` (every operation then fails).
+    pin: Option<Pinned>,
     prefix: PathBuf,
     prefix_str: String,
     identity: Identity,
@@ -36,12 +39,14 @@ pub struct Worktree {
 impl Worktree {
     pub(crate) fn new(
         path: PathBuf,
+        pin: Option<Pinned>,
         prefix: PathBuf,
         prefix_str: String,
         identity: Identity,
     ) -> Self {
         Worktree {
             path,
+            pin,
             prefix,
             prefix_str,
             identity,
@@ -65,13 +70,24 @@ impl Worktree {
         self.path.join(&self.prefix)
     }
 
-    fn git(&self) -> Git<'_> {
-        Git::new(&self.path, &self.identity)
+    pub(crate) fn pin(&self) -> Option<&Pinned> {
+        self.pin.as_ref()
+    }
+
+    fn pinned(&self) -> Result<&Pinned> {
+        self.pin.as_ref().ok_or_else(|| GitError::NotAWorkTree {
+            path: self.path.clone(),
+            detail: "no registered worktree of the repository lives here".into(),
+        })
+    }
+
+    fn git(&self) -> Result<Git<'_>> {
+        Ok(Git::new(self.pinned()?, &self.identity))
     }
 
     /// Full sha of this checkout's `HEAD`.
     pub fn head_commit(&self) -> Result<String> {
-        self.git()
+        self.git()?
             .args(["rev-parse", "--verify", "HEAD^{commit}"])
             .run_text()
     }
@@ -83,15 +99,20 @@ impl Worktree {
     /// look like `../other/file` and have `outside_prefix` set.
     ///
     /// Non-UTF-8 file names are converted lossily.
+    ///
+    /// Gitlinks (submodules) are left out: git would have to run inside them, under their own
+    /// configuration, to compare them, and [`Worktree::commit_all`] never records a change to
+    /// one either. A nested repository that is not yet a gitlink is listed (`dir/`), like any
+    /// untracked path.
     pub fn changed_paths(&self) -> Result<Vec<Change>> {
         let out = self
-            .git()
+            .git()?
             .args([
                 "status",
                 "--porcelain=v1",
                 "-z",
                 "--untracked-files=all",
-                "--ignore-submodules=none",
+                "--ignore-submodules=all",
             ])
             .run()?;
         Ok(to_changes(parse_porcelain_v1_z(&out)?, &self.prefix_str))
@@ -104,16 +125,13 @@ impl Worktree {
     /// The checkout's own index is left alone: the changes are staged into a
     /// temporary copy of it. Non-UTF-8 text content is converted lossily.
     pub fn diff_against_head(&self) -> Result<String> {
-        let index = self.git_path("index")?;
+        let index = self.pinned()?.git_dir.join("index");
         let tmp = TempIndex::new(&index)?;
-        self.git()
-            .env("GIT_INDEX_FILE", &tmp.path)
-            .args(["add", "-A"])
-            .run()?;
+        self.stage_all(Some(&tmp.path))?;
         let out = self
-            .git()
+            .git()?
             .env("GIT_INDEX_FILE", &tmp.path)
-            .args(["diff", "--cached"])
+            .args(["diff", "--cached", "--ignore-submodules=all"])
             .args(PATCH_OPTS)
             .args(["HEAD", "--"])
             .run()?;
@@ -123,10 +141,54 @@ impl Worktree {
     /// Stages everything (new files, edits, deletions; not ignored files) and
     /// commits it on the detached `HEAD`, even when nothing changed, so every
     /// attempt has a commit. Returns the new commit's sha.
+    ///
+    /// Gitlinks already in the index keep their recorded commit: `git add` would run
+    /// `git status` inside each populated submodule (under that repository's own config) to
+    /// see whether it changed. An untracked nested repository is added as a new gitlink.
     pub fn commit_all(&self, message: &str) -> Result<String> {
-        self.git().args(["add", "-A"]).run()?;
-        commit_from_stdin(&self.path, &self.identity, message)?;
+        self.stage_all(None)?;
+        commit_from_stdin(self.pinned()?, &self.identity, message)?;
         self.head_commit()
+    }
+
+    /// `git add -A` into `index` (default: the checkout's own), except for the gitlinks
+    /// the index already holds (see [`Worktree::commit_all`]).
+    fn stage_all(&self, index: Option<&Path>) -> Result<()> {
+        fn with_index<'g>(git: Git<'g>, index: Option<&Path>) -> Git<'g> {
+            match index {
+                Some(i) => git.env("GIT_INDEX_FILE", i),
+                None => git,
+            }
+        }
+        let listing = with_index(self.git()?, index)
+            .args(["ls-files", "--stage", "-z"])
+            .run()?;
+        // `<mode> <object> <stage>\t<path>`; a gitlink's mode is 160000.
+        let mut excluded = Vec::new();
+        for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+            if let Some(path) = entry.strip_prefix(b"160000 ") {
+                let tab = path.iter().position(|b| *b == b'\t').ok_or_else(|| {
+                    GitError::Parse(format!(
+                        "ls-files entry {:?}",
+                        String::from_utf8_lossy(entry)
+                    ))
+                })?;
+                excluded.extend_from_slice(b":(top,literal,exclude)");
+                excluded.extend_from_slice(&path[tab + 1..]);
+                excluded.push(0);
+            }
+        }
+        let add = with_index(self.git()?, index).args(["add", "-A"]);
+        if excluded.is_empty() {
+            add.run()?;
+        } else {
+            let mut specs = b":/\0".to_vec();
+            specs.extend_from_slice(&excluded);
+            add.args(["--pathspec-from-file=-", "--pathspec-file-nul"])
+                .stdin(specs)
+                .run()?;
+        }
+        Ok(())
     }
 
     /// Discards every change: `git reset --hard HEAD` then `git clean -ffd`.
@@ -135,10 +197,10 @@ impl Worktree {
     /// environments, downloaded data, caches) survive so the next run need not
     /// rebuild them. Untracked nested repositories are removed (`-ff`).
     pub fn reset_clean(&self) -> Result<()> {
-        self.git()
+        self.git()?
             .args(["reset", "--quiet", "--hard", "HEAD"])
             .run()?;
-        self.git().args(["clean", "-ffd", "--quiet"]).run()?;
+        self.git()?.args(["clean", "-ffd", "--quiet"]).run()?;
         Ok(())
     }
 
@@ -149,28 +211,19 @@ impl Worktree {
             let full = self.prefix.join(p);
             let spec = format!("HEAD:{}", full.to_string_lossy().replace('\\', "/"));
             let exists = self
-                .git()
+                .git()?
                 .args(["cat-file", "-e"])
                 .arg(&spec)
                 .run_allowing(128)?
                 .is_some();
             if exists {
-                self.git()
+                self.git()?
                     .args(["checkout", "--quiet", "HEAD", "--"])
                     .arg(&full)
                     .run()?;
             }
         }
         Ok(())
-    }
-
-    /// `git rev-parse --git-path name`, made absolute.
-    fn git_path(&self, name: &str) -> Result<PathBuf> {
-        let p = self
-            .git()
-            .args(["rev-parse", "--git-path", name])
-            .run_text()?;
-        Ok(self.path.join(p))
     }
 }
 
