@@ -17,19 +17,29 @@
 //!
 //! # Why the git command line and not libgit2
 //!
-//! * It is the real git: the same object format, config, attributes, filters
-//!   and (sparse, LFS, sha256 ...) behaviour the user's own tools see.
+//! * It is the real git: the same object format, repository config, attributes,
+//!   filters and (sparse, LFS, sha256 ...) behaviour the user's own tools see.
 //! * `git worktree` is fully supported; libgit2's worktree support is partial.
 //! * No C library to build or link, so the workspace stays pure Rust.
 //!
 //! # Hardening
 //!
-//! Every invocation runs as
-//! `git -c core.hooksPath=/dev/null -c commit.gpgsign=false -c core.autocrlf=false
-//! -c advice.detachedHead=false ... --no-pager <args>` with
-//! `GIT_TERMINAL_PROMPT=0`, the caller's [`Identity`] as author and committer
-//! (so it works with no global git config at all), and the inherited
-//! repository-selecting variables (`GIT_DIR`, `GIT_INDEX_FILE`, ...) removed.
+//! Agents and runs are hostile. Every invocation is pinned to the repository's own git
+//! directory and work tree (`GIT_DIR`, `GIT_COMMON_DIR`, `GIT_WORK_TREE`; a worktree's git
+//! directory is looked up from the repository's registrations, never from the checkout's
+//! `.git`), reads no global, XDG or system config or attributes (`HOME` is pointed at
+//! nothing for git), honours no replace refs or grafts, never runs git inside a nested
+//! repository or submodule, and runs no hooks, fsmonitor, pager, editor, signing or
+//! textconv/external diff. It commits as the caller's [`Identity`] (so it works with no
+//! global git config at all), with the inherited repository-selecting variables
+//! (`GIT_DIR`, `GIT_INDEX_FILE`, ...) removed. The details, and why, are in `cmd.rs`.
+//!
+//! What this means for a benchmark: only the repository's own config applies. Filters the
+//! user installed globally (`git lfs install` writes `~/.gitconfig`) do not run; install
+//! them in the repository (`git lfs install --local`). Per-user ignore files and
+//! `safe.directory` entries are not read either. Submodules are never entered, and their
+//! recorded commits are never changed by an attempt.
+//!
 //! Failures are [`GitError`] values carrying git's arguments, exit status and
 //! stderr; nothing here panics on git's behalf.
 
