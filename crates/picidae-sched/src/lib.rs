@@ -6,6 +6,8 @@
 //!   the store, and builds the next turn's context without running anything.
 //! - [`runner`] is the keep/revert loop: baseline, propose, boundary check, commit, run each
 //!   seed in its own checkout, decide, advance the frontier.
+//! - [`fsck`] checks a program's store records against each other and its git refs, restores
+//!   refs from the store, and keeps a loop from starting on a store in doubt.
 //! - `recover` (private) is the loop's recovery after a crash: closing or re-adopting the runs a
 //!   dead loop left, resuming undecided attempts, honouring cancel requests made meanwhile.
 //!
@@ -17,6 +19,7 @@ pub mod agent_turn;
 pub mod cancels;
 pub mod coordinator;
 pub mod executors;
+pub mod fsck;
 pub mod hidden;
 pub mod program;
 pub mod project;
@@ -32,6 +35,7 @@ use std::path::{Path, PathBuf};
 pub use agent_turn::{next_turn, NextTurn};
 pub use cancels::RunCancels;
 pub use executors::ExecutorSpec;
+pub use fsck::{fsck, fsck_project, Check, Problem, Repair, Report, Subject};
 pub use program::{create_program, retract_finding, ProgramOptions};
 pub use project::Project;
 pub use resources::{Capacity, ResourcePool};
@@ -71,6 +75,11 @@ pub enum SchedError {
     SetupFailed { status: String, log: PathBuf },
     #[error("baseline failed: {reason}; see {log}")]
     BaselineFailed { reason: String, log: PathBuf },
+    #[error("{}", fsck::refusal(.program, .problems))]
+    Inconsistent {
+        program: String,
+        problems: Vec<fsck::Problem>,
+    },
 }
 
 impl SchedError {

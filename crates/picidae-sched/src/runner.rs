@@ -302,6 +302,7 @@ impl<'p> Runner<'p> {
         opts: &LoopOptions,
         events: Events<'_>,
     ) -> Result<LoopSummary, SchedError> {
+        crate::fsck::before_start(&self.project.store, &self.repo, &self.program.name)?;
         let mut summary = LoopSummary::default();
         self.slots = opts.slots.clone();
         self.resources = opts.resources.clone();

@@ -14,6 +14,7 @@ mod client;
 mod demo;
 mod example;
 mod findings;
+mod fsck;
 mod import;
 mod memory;
 mod migrate;
@@ -131,6 +132,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check programs' store records against each other and against their git refs (attempt,
+    /// frontier and base refs, commits, decisions, runs, findings, frontier); `--repair`
+    /// restores refs from the store.
+    Fsck(fsck::FsckArgs),
     /// Query what was tried and what happened.
     #[command(subcommand)]
     Memory(MemoryCmd),
@@ -712,6 +717,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 findings::approve(&mut open_project(&cli.project)?, id, note.as_deref())?;
             }
         },
+        Command::Fsck(args) => return fsck::run(&open_project(&cli.project)?, &args),
         Command::Memory(cmd) => {
             let project = open_project(&cli.project)?;
             match cmd {
