@@ -398,6 +398,52 @@ impl Repo {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// The paths of every file `commit` holds (blobs and links; submodules excluded),
+    /// repository-relative with `/` separators.
+    pub fn tracked_files(&self, commit: &str) -> Result<Vec<String>> {
+        check_rev(commit)?;
+        let out = self
+            .git()
+            .args([
+                "ls-tree",
+                "-r",
+                "-z",
+                "--full-tree",
+                "--format=%(objecttype) %(path)",
+            ])
+            .arg(commit)
+            .arg("--")
+            .run()?;
+        let mut files = Vec::new();
+        for entry in out.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+            let entry = String::from_utf8(entry.to_vec())
+                .map_err(|_| GitError::Parse("a tracked path is not UTF-8".into()))?;
+            if let Some(path) = entry.strip_prefix("blob ") {
+                files.push(path.to_owned());
+            }
+        }
+        Ok(files)
+    }
+
+    /// The bytes of the file at `path` (repository-relative) in `commit`, or `None` when
+    /// `commit` has no such file.
+    pub fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        check_rev(commit)?;
+        if path.is_empty() || path.contains(['\0', '\n']) || path.starts_with('/') {
+            return Err(GitError::InvalidArgument(format!(
+                "not a usable path: {path:?}"
+            )));
+        }
+        let spec = format!("{commit}:{path}");
+        let kind = self.git().args(["cat-file", "-t"]).arg(&spec).output()?;
+        if !kind.status.success() || String::from_utf8_lossy(&kind.stdout).trim() != "blob" {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.git().args(["cat-file", "blob"]).arg(&spec).run()?,
+        ))
+    }
+
     /// The full message of `commit`, without trailing newlines.
     pub fn commit_message(&self, commit: &str) -> Result<String> {
         check_rev(commit)?;

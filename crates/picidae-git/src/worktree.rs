@@ -144,7 +144,8 @@ impl Worktree {
     ///
     /// Gitlinks already in the index keep their recorded commit: `git add` would run
     /// `git status` inside each populated submodule (under that repository's own config) to
-    /// see whether it changed. An untracked nested repository is added as a new gitlink.
+    /// see whether it changed. An untracked nested repository is left out (it stays a change
+    /// in [`Worktree::changed_paths`]).
     pub fn commit_all(&self, message: &str) -> Result<String> {
         self.stage_all(None)?;
         commit_from_stdin(self.pinned()?, &self.identity, message)?;
@@ -175,6 +176,26 @@ impl Worktree {
                 })?;
                 excluded.extend_from_slice(b":(top,literal,exclude)");
                 excluded.extend_from_slice(&path[tab + 1..]);
+                excluded.push(0);
+            }
+        }
+        // An untracked nested repository is left out: git would record only its HEAD (whose
+        // objects this repository lacks), or fail when it has none. It still shows in
+        // `changed_paths`, so the boundary check sees it.
+        let untracked = with_index(self.git()?, index)
+            .args([
+                "ls-files",
+                "--others",
+                "--exclude-standard",
+                "--directory",
+                "-z",
+            ])
+            .run()?;
+        for entry in untracked.split(|b| *b == 0).filter(|e| e.ends_with(b"/")) {
+            let rel = String::from_utf8_lossy(entry).into_owned();
+            for nested in nested_repositories(&self.path.join(&rel), &rel) {
+                excluded.extend_from_slice(b":(top,literal,exclude)");
+                excluded.extend_from_slice(nested.trim_end_matches('/').as_bytes());
                 excluded.push(0);
             }
         }
@@ -268,4 +289,33 @@ impl Drop for TempIndex {
         lock.push(".lock");
         let _ = std::fs::remove_file(lock);
     }
+}
+
+/// The directories at or below `dir` (shown as `rel`, repository-relative with a trailing
+/// `/`) that hold a `.git` entry, walked without following links and bounded in size.
+fn nested_repositories(dir: &Path, rel: &str) -> Vec<String> {
+    const MAX_ENTRIES: usize = 100_000;
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), rel.to_string())];
+    let mut seen = 0;
+    while let Some((d, r)) = stack.pop() {
+        if std::fs::symlink_metadata(d.join(".git")).is_ok() {
+            found.push(r);
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return found;
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                stack.push((e.path(), format!("{r}{name}/")));
+            }
+        }
+    }
+    found
 }
