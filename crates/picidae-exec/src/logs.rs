@@ -16,6 +16,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ const STOP_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 const CHUNK: usize = 64 * 1024;
 
 /// Creates (truncates) the log file at `path` and its directory, and opens it for appending.
+/// A link found at `path` (planted by a run or an agent) is removed, never followed.
 pub(crate) fn create_log(path: &Path) -> Result<File, crate::ExecError> {
     let wrap = |source| crate::ExecError::LogFile {
         path: path.to_path_buf(),
@@ -37,14 +39,24 @@ pub(crate) fn create_log(path: &Path) -> Result<File, crate::ExecError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(wrap)?;
     }
-    File::create(path).map_err(wrap)?;
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::remove_file(path).map_err(wrap)?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(wrap)?;
     append_log(path)
 }
 
-/// Opens an existing log file for appending.
+/// Opens an existing log file for appending, never through a link.
 pub(crate) fn append_log(path: &Path) -> Result<File, crate::ExecError> {
     OpenOptions::new()
         .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|source| crate::ExecError::LogFile {
             path: path.to_path_buf(),

@@ -3,7 +3,7 @@
 //! [`AgentContext`] of the next turn, built the way [`crate::Runner`] builds it, without taking
 //! the program's lock, making a checkout or running anything.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use picidae_agent::{AgentContext, HistoryEntry};
 use picidae_core::{Assignment, Contract, RunStatus};
@@ -126,7 +126,8 @@ pub fn next_turn(
 ) -> Result<NextTurn, SchedError> {
     let store = &project.store;
     let program = store.program(program)?;
-    let contract = Contract::load(Path::new(&program.benchmark_dir))?;
+    let repo = picidae_git::Repo::open(&program.benchmark_dir)?;
+    let (contract, _) = crate::contract_source::program_contract(&repo, &program)?;
     let history: Vec<HistoryEntry> = store
         .attempts(&AttemptFilter {
             program_id: Some(program.id),

@@ -340,6 +340,9 @@ fn run_program(
         message: e.to_string(),
     })?;
     let mut runner = Runner::new(&mut project, name)?;
+    for notice in runner.notices() {
+        tracing::warn!(program = name, "{notice}");
+    }
     let opts = LoopOptions {
         max_attempts: None,
         max_runs: None,

@@ -42,10 +42,9 @@ mod store;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
 
 use picidae_core::domain::FindingState;
-use picidae_core::{AttemptKind, AttemptStatus, Contract, RunStatus};
+use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
 use picidae_git::Repo;
 use picidae_store::{Program, Store, StoreError};
 use serde::Serialize;
@@ -466,9 +465,11 @@ fn check(
     repair: bool,
 ) -> Result<Report, SchedError> {
     let program = store.program(name)?;
-    let primary = Contract::load(Path::new(&program.benchmark_dir))
+    // The program's own contract (its base commit's), as the loop reads it.
+    let primary = repo
         .ok()
-        .map(|c| c.primary_metric);
+        .and_then(|r| crate::contract_source::program_contract(r, &program).ok())
+        .map(|(c, _)| c.primary_metric);
     let snap = load(store, name, primary.as_deref())?;
     let mut c = Checker {
         snap: &snap,

@@ -45,6 +45,17 @@ pub fn scrub(contract: &Contract, bench_dir: &Path) -> Result<(), SchedError> {
     Ok(())
 }
 
+/// Remove a file or directory tree if it exists (never following a link).
+fn remove_any(path: &Path) -> Result<(), SchedError> {
+    let r = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+    };
+    r.map_err(|e| SchedError::io(path, e))
+}
+
 /// Runs the contract's hidden evaluator.
 pub struct Evaluator<'a> {
     pub repo: &'a Repo,
@@ -72,6 +83,26 @@ impl Evaluator<'_> {
                 Some("no [hidden] evaluator".into()),
             ));
         };
+        // The evaluator reads a snapshot of the artifacts' regular files, never the run's own
+        // directory, where a link would resolve beside the hidden files.
+        let snap = self.work_dir.join(format!("artifacts-{label}"));
+        remove_any(&snap)?;
+        std::fs::create_dir_all(self.work_dir).map_err(|e| SchedError::io(self.work_dir, e))?;
+        if let Err(refused) = crate::artifacts::snapshot(artifacts, &snap) {
+            let _ = remove_any(&snap);
+            return Ok((false, MetricValues::new(), Some(refused.to_string())));
+        }
+        let result = self.evaluate_snapshot(spec, &snap, label);
+        let _ = remove_any(&snap);
+        result
+    }
+
+    fn evaluate_snapshot(
+        &self,
+        spec: &picidae_core::contract::HiddenSpec,
+        artifacts: &Path,
+        label: &str,
+    ) -> Result<(bool, MetricValues, Option<String>), SchedError> {
         let wt_path = self.work_dir.join(format!("checkout-{label}"));
         let _ = self.repo.remove_worktree(&wt_path);
         let wt = self.repo.add_worktree(&wt_path, self.commit)?;
@@ -112,7 +143,14 @@ impl Evaluator<'_> {
                 max: None,
             })
             .collect();
-        let metrics = parse_stdout(&text, &specs);
+        let (metrics, ambiguous) = parse_stdout(&text, &specs);
+        if let Some(e) = ambiguous.first() {
+            return Ok((
+                false,
+                MetricValues::new(),
+                Some(format!("ambiguous hidden metric report: {e}")),
+            ));
+        }
         if !outcome.succeeded() {
             return Ok((
                 false,

@@ -16,13 +16,16 @@
 //! if still alive, marks as crashed and runs again.
 
 pub mod agent_turn;
+pub mod artifacts;
 pub mod cancels;
+pub mod contract_source;
 pub mod coordinator;
 pub mod executors;
 pub mod fsck;
 pub mod hidden;
 pub mod program;
 pub mod project;
+pub(crate) mod readonly;
 mod recover;
 pub mod resources;
 mod run;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use picidae_core::metrics::{check_guards, parse_json_lines, parse_stdout};
-use picidae_core::{Assignment, Contract, RunStatus};
+use picidae_core::{Assignment, Boundary, Contract, RunStatus};
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
 use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
 use picidae_git::Repo;
@@ -215,10 +215,11 @@ impl RunCtx {
         } else {
             project.worktree_dir(&name, &format!("run-{}", run_id))
         };
+        let mut run_checkout = run_checkout;
         let result = match self.start_and_wait(
             project,
             repo,
-            run_checkout,
+            run_checkout.as_deref_mut(),
             attempt,
             &run_dir,
             &wt_path,
@@ -227,7 +228,17 @@ impl RunCtx {
             cancel,
             events,
         ) {
-            Ok(outcome) => self.classify(&outcome, &run_dir),
+            Ok(outcome) => {
+                let mut r = self.classify(&outcome, &run_dir);
+                if self.check_checkout(repo, &wt_path, &mut r) {
+                    // A tampered checkout is never reused.
+                    if let Some(k) = run_checkout {
+                        *k = None;
+                    }
+                    let _ = repo.remove_worktree(&wt_path);
+                }
+                r
+            }
             Err(e) => RunResult {
                 status: Some(RunStatus::Crashed),
                 error: Some(format!("could not run: {e}")),
@@ -326,7 +337,9 @@ impl RunCtx {
         match self.executor.clone() {
             ExecutorSpec::Local => {
                 let req = if self.contract.run.sandbox {
-                    self.sandbox_for(wt_path, run_dir)?.wrap(&req)?
+                    let tracked = repo.tracked_files(&commit)?;
+                    self.sandbox_for(wt_path, run_dir, &tracked, repo.prefix())?
+                        .wrap(&req)?
                 } else {
                     req
                 };
@@ -451,6 +464,41 @@ impl RunCtx {
         Ok(job.wait(cancel)?)
     }
 
+    /// After a run whose checkout is on this machine: a tracked, non-editable file that no
+    /// longer matches the commit makes the run invalid ([`crate::readonly`]). Returns whether
+    /// the checkout was tampered with.
+    fn check_checkout(&self, repo: &Repo, wt_path: &Path, r: &mut RunResult) -> bool {
+        if matches!(self.executor, ExecutorSpec::Ssh { .. }) || !wt_path.is_dir() {
+            return false;
+        }
+        let Ok(boundary) = Boundary::new(&self.contract.boundary) else {
+            return false;
+        };
+        let changes = match repo.worktree(wt_path).changed_paths() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("checking run checkout {}: {e}", wt_path.display());
+                return false;
+            }
+        };
+        let hidden = self.contract.hidden.as_ref().map(|h| h.files.as_slice());
+        let changed = crate::readonly::rewritten(&changes, &boundary, hidden.unwrap_or(&[]));
+        if changed.is_empty() {
+            return false;
+        }
+        let why = format!(
+            "{REWROTE_PROTECTED}: {} (not editable; changed while the run executed)",
+            changed.join(", ")
+        );
+        if r.status != Some(RunStatus::Cancelled) {
+            r.status = Some(RunStatus::Invalid);
+            r.primary_value = None;
+        }
+        r.violations.push(why.clone());
+        r.error = Some(why);
+        true
+    }
+
     pub(crate) fn no_executor(&self) -> SchedError {
         SchedError::Program {
             program: self.program.clone(),
@@ -458,12 +506,16 @@ impl RunCtx {
         }
     }
 
-    /// The sandbox of one run: its checkout and run directory writable, the prepared data
-    /// read-only, GPUs' device nodes when it asks for GPUs; nothing else of the machine.
+    /// The sandbox of one run: its checkout writable except the commit's non-editable files
+    /// ([`crate::readonly`]), its run directory read-only except `artifacts/` and the metrics
+    /// file (the logs there are the harness's), the prepared data read-only, GPUs' device
+    /// nodes when it asks for GPUs; nothing else of the machine.
     pub(crate) fn sandbox_for(
         &self,
         checkout: &Path,
         run_dir: &Path,
+        tracked: &[String],
+        prefix: &Path,
     ) -> Result<Sandbox, SchedError> {
         if !Sandbox::available() {
             return Err(SchedError::Program {
@@ -472,13 +524,35 @@ impl RunCtx {
             });
         }
         let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let readonly = if self.data_dir.is_dir() {
+        let mut readonly = if self.data_dir.is_dir() {
             vec![canon(&self.data_dir)]
         } else {
             Vec::new()
         };
+        let boundary = Boundary::new(&self.contract.boundary).map_err(|e| SchedError::Program {
+            program: self.program.clone(),
+            message: format!("boundary.editable: {e}"),
+        })?;
+        let hidden = self.contract.hidden.as_ref().map(|h| h.files.as_slice());
+        let checkout = canon(checkout);
+        for rel in
+            crate::readonly::protected_binds(tracked, prefix, &boundary, hidden.unwrap_or(&[]))
+        {
+            let p = checkout.join(rel);
+            // A committed link is left as it is (binding would expose its target); the check
+            // after the run sees it replaced.
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_symlink()) {
+                readonly.push(p);
+            }
+        }
+        let run_dir = canon(run_dir);
+        let metrics = run_dir.join("metrics.jsonl");
+        if std::fs::symlink_metadata(&metrics).is_err() {
+            std::fs::File::create(&metrics).map_err(|e| SchedError::io(&metrics, e))?;
+        }
+        readonly.push(run_dir.clone());
         Ok(Sandbox::new(SandboxSpec {
-            writable: vec![canon(checkout), canon(run_dir)],
+            writable: vec![checkout, run_dir.join("artifacts"), metrics],
             readonly,
             hidden: Vec::new(),
             devices: if self.contract.run.resources.gpus > 0 {
@@ -503,16 +577,24 @@ impl RunCtx {
         let stdout = if o.stdout_truncated {
             o.stdout_tail.clone()
         } else {
-            std::fs::read_to_string(run_dir.join("stdout.log"))
-                .unwrap_or_else(|_| o.stdout_tail.clone())
+            read_output(run_dir, "stdout.log").unwrap_or_else(|| o.stdout_tail.clone())
         };
         let specs = self.contract.metrics.values();
-        r.metrics = parse_stdout(&stdout, specs.clone());
-        if let Ok(text) = std::fs::read_to_string(run_dir.join("metrics.jsonl")) {
+        let (values, ambiguous) = parse_stdout(&stdout, specs.clone());
+        r.metrics = values;
+        // A report the run's own output makes ambiguous is not believed: the run is invalid.
+        let mut ambiguous: Vec<String> = ambiguous
+            .iter()
+            .map(|e| format!("ambiguous metric report: stdout {e}"))
+            .collect();
+        if let Some(text) = read_output(run_dir, "metrics.jsonl") {
             let (values, errors) = parse_json_lines(&text, specs.clone());
             r.metrics.extend(values);
-            r.violations
-                .extend(errors.iter().map(|e| format!("metrics.jsonl {e}")));
+            ambiguous.extend(
+                errors
+                    .iter()
+                    .map(|e| format!("ambiguous metric report: metrics.jsonl {e}")),
+            );
         }
         r.primary_value = r
             .metrics
@@ -541,28 +623,42 @@ impl RunCtx {
             RunStatus::Failed
         } else {
             let v = check_guards(&r.metrics, specs, &self.contract.primary_metric);
-            if v.is_empty() {
+            if v.is_empty() && ambiguous.is_empty() {
                 RunStatus::Succeeded
             } else {
+                r.violations.extend(ambiguous.iter().cloned());
                 r.violations.extend(v.iter().map(|x| x.to_string()));
+                if r.error.is_none() {
+                    r.error = r.violations.first().cloned();
+                }
                 RunStatus::Invalid
             }
         });
         // A run the sandbox denied something is invalid even if it exited cleanly: it tried to
         // reach what the contract keeps from it.
         if self.contract.run.sandbox && r.status != Some(RunStatus::Cancelled) {
-            let stderr = std::fs::read_to_string(run_dir.join("stderr.log")).unwrap_or_default();
+            let stderr = read_output(run_dir, "stderr.log").unwrap_or_default();
             if let Some(line) = sandbox_denial(&stderr).or_else(|| sandbox_denial(&stdout)) {
                 r.error = Some(format!("{SANDBOX_VIOLATION}: {line}"));
                 r.violations.push(format!("{SANDBOX_VIOLATION}: {line}"));
                 r.status = Some(RunStatus::Invalid);
             }
         }
+        // What a run leaves for the hidden evaluator must be plain files: a link would resolve
+        // outside the run's view when the evaluator reads it.
+        if self.contract.hidden.is_some() && r.status == Some(RunStatus::Succeeded) {
+            if let Err(refused) = crate::artifacts::scan(&run_dir.join("artifacts")) {
+                let why = format!("invalid artifacts: {refused}");
+                r.violations.push(why.clone());
+                r.error = Some(why);
+                r.status = Some(RunStatus::Invalid);
+            }
+        }
         if let (Some(mb), Some(RunStatus::Failed | RunStatus::Crashed)) =
             (self.contract.run.resources.memory_mb, r.status)
         {
-            let stderr = std::fs::read(run_dir.join("stderr.log")).unwrap_or_default();
-            if out_of_memory(&String::from_utf8_lossy(&stderr)) || out_of_memory(&stdout) {
+            let stderr = read_output(run_dir, "stderr.log").unwrap_or_default();
+            if out_of_memory(&stderr) || out_of_memory(&stdout) {
                 r.error = Some(format!(
                     "out of memory: an allocation failed under the memory limit of {mb} MB \
                      (run.resources.memory_mb)"
@@ -574,6 +670,17 @@ impl RunCtx {
         }
         r
     }
+}
+
+/// The most of one output file the harness reads back.
+const OUTPUT_READ_CAP: u64 = 256 * 1024 * 1024;
+
+/// A file the run left in its run directory, read without following a link (a run could
+/// replace its log by a link to a file it cannot see); `None` when absent or refused.
+fn read_output(run_dir: &Path, name: &str) -> Option<String> {
+    picidae_exec::safe_fs::read_nofollow(run_dir, name, OUTPUT_READ_CAP)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// The crash signal (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGSYS)
@@ -667,6 +774,9 @@ pub(crate) fn fetch_remote_outputs(
         tracing::warn!("fetching {remote_dir}/out: {e}");
     }
 }
+
+/// How a run's error starts when it changed a non-editable file of its checkout.
+pub(crate) const REWROTE_PROTECTED: &str = "rewrote non-editable files";
 
 /// How a run's error starts when the sandbox stopped it.
 pub(crate) const SANDBOX_VIOLATION: &str = "sandbox violation";

@@ -33,11 +33,12 @@ use serde_json::json;
 use sha2::Digest;
 
 use crate::cancels::{RunCancels, Watch, CANCELLED_BY_USER, WATCH_POLL};
+use crate::contract_source::{exposure, program_contract};
 use crate::executors::ExecutorSpec;
 use crate::hidden::{scrub, Evaluator};
 use crate::program::effective_policy;
 use crate::resources::ResourcePool;
-use crate::run::{KeptCheckout, RunCtx, SANDBOX_VIOLATION};
+use crate::run::{KeptCheckout, RunCtx, REWROTE_PROTECTED, SANDBOX_VIOLATION};
 use crate::slots::SlotPool;
 use crate::verify::{judge, HiddenSamples, JudgeInput, Judgement};
 use crate::{attempt_ref, program_ref, Project, SchedError};
@@ -227,6 +228,8 @@ pub struct Runner<'p> {
     run_checkout: KeptCheckout,
     /// The cancel flags of this loop's runs in flight (set while [`Runner::run`] runs).
     cancels: Option<Arc<RunCancels>>,
+    /// See [`Runner::notices`].
+    notices: Vec<String>,
     /// Held for the runner's lifetime: one loop per program at a time.
     _lock: Option<std::fs::File>,
 }
@@ -252,14 +255,18 @@ impl<'p> Runner<'p> {
         } else {
             None
         };
-        let contract = Contract::load(Path::new(&program.benchmark_dir))?;
+        let repo = Repo::open(&program.benchmark_dir)?;
+        let (contract, contract_notice) = program_contract(&repo, &program)?;
         let executor = ExecutorSpec::from_stored(&program.executor).map_err(|message| {
             SchedError::Program {
                 program: program.name.clone(),
                 message,
             }
         })?;
-        let repo = Repo::open(&program.benchmark_dir)?;
+        let notices: Vec<String> = contract_notice
+            .into_iter()
+            .chain(exposure(&contract))
+            .collect();
         let policy = effective_policy(&contract, &program.policy);
         let fp = Fingerprint::collect(Some(&program.base_commit))?;
         let fp_hash = fp.hash();
@@ -282,12 +289,19 @@ impl<'p> Runner<'p> {
             executor,
             run_checkout: None,
             cancels: None,
+            notices,
             _lock: lock,
         })
     }
 
     pub fn contract(&self) -> &Contract {
         &self.contract
+    }
+
+    /// What a person should know before this loop runs: a working-tree contract that is not
+    /// the program's, and what agents and runs can read without a sandbox.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     pub fn policy(&self) -> &PolicySpec {
@@ -924,7 +938,6 @@ impl<'p> Runner<'p> {
             }
         }
         // Commit every proposal, rejected or not, so its diff is never lost.
-        let patch = wt.diff_against_head()?;
         let message = format!(
             "{}\n\nPicidae-Program: {}\nPicidae-Attempt: {}\nPicidae-Proposer: {}\n",
             one_line(&proposal.hypothesis),
@@ -932,8 +945,31 @@ impl<'p> Runner<'p> {
             attempt.seq,
             agent.name()
         );
-        let commit = wt.commit_all(&message)?;
+        // A checkout git cannot commit (an embedded repository without a commit, say) is the
+        // agent's failure, recorded as such; the loop goes on.
+        let committed = wt
+            .diff_against_head()
+            .and_then(|patch| wt.commit_all(&message).map(|c| (patch, c)));
         let _ = self.repo.remove_worktree(&wt_path);
+        let (patch, commit) = match committed {
+            Ok(pc) => pc,
+            Err(e) => {
+                let reason = format!("the proposal could not be committed: {e}");
+                self.project.store.reject_attempt(
+                    attempt.id,
+                    AttemptStatus::Failed,
+                    &json!({ "commit_error": e.to_string() }),
+                    &reason,
+                )?;
+                self.push_history(attempt.id)?;
+                events(&LoopEvent::Rejected {
+                    seq: attempt.seq,
+                    status: AttemptStatus::Failed,
+                    reason,
+                });
+                return Ok(Proposed::Decided(AttemptStatus::Failed));
+            }
+        };
         self.repo
             .update_ref(&attempt_ref(&name, attempt.seq), &commit, None)?;
         // A code change keeps the frontier's environment parameters (its runs need them).
@@ -1755,28 +1791,34 @@ impl<'p> Runner<'p> {
         })
     }
 
-    /// Reject an attempt whose run was stopped by the sandbox: it tried to reach what the
-    /// contract keeps from it (a boundary violation), whatever its metrics would have been.
+    /// Reject an attempt whose run was stopped by the sandbox, or changed a non-editable file
+    /// of its checkout while it ran: it reached for what the contract keeps from it (a
+    /// boundary violation), whatever its metrics would have been.
     fn flag_sandbox_violation(&mut self, attempt: &Attempt) -> Result<bool, SchedError> {
-        if !self.contract.run.sandbox {
-            return Ok(false);
-        }
         let evidence: Vec<String> = self
             .project
             .store
             .runs_of_attempt(attempt.id)?
             .into_iter()
             .filter_map(|r| r.error)
-            .filter(|e| e.starts_with(SANDBOX_VIOLATION))
+            .filter(|e| {
+                (self.contract.run.sandbox && e.starts_with(SANDBOX_VIOLATION))
+                    || e.starts_with(REWROTE_PROTECTED)
+            })
             .collect();
         if evidence.is_empty() {
             return Ok(false);
         }
         let note = evidence[0].clone();
+        let kind = if note.starts_with(REWROTE_PROTECTED) {
+            "run-time write"
+        } else {
+            "sandbox"
+        };
         self.project.store.reject_attempt(
             attempt.id,
             AttemptStatus::Rejected,
-            &json!({ "boundary": "sandbox", "evidence": evidence }),
+            &json!({ "boundary": kind, "evidence": evidence }),
             &note,
         )?;
         Ok(true)

@@ -794,7 +794,8 @@ fn skipped_note(skipped: usize) -> String {
 
 fn check(benchmark: &Path) -> Result<ExitCode> {
     match Contract::load(benchmark) {
-        Ok(c) => {
+        Ok(mut c) => {
+            picidae_sched::contract_source::apply_sandbox_defaults(&mut c);
             println!("{}: ok", c.name);
             println!(
                 "  run:      {} (budget {:.1}s, timeout {:.1}s, grace {:.1}s)",
@@ -826,6 +827,15 @@ fn check(benchmark: &Path) -> Result<ExitCode> {
             );
             if let Some(h) = &c.hidden {
                 println!("  hidden:   {} → {}", h.command, h.metrics.join(", "));
+            }
+            let on = |b: bool| if b { "sandboxed" } else { "not sandboxed" };
+            println!(
+                "  sandbox:  runs {}, command agents {}",
+                on(c.run.sandbox),
+                on(c.boundary.sandbox_agents)
+            );
+            if let Some(exposed) = picidae_sched::contract_source::exposure(&c) {
+                println!("  warning:  {exposed}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -877,6 +887,9 @@ pub(crate) fn run_loop(
     let mut agent = spec.build();
     agent.preflight()?;
     let mut runner = Runner::new(project, program)?;
+    for notice in runner.notices() {
+        eprintln!("picidae: {notice}");
+    }
     let primary = runner.contract().primary_metric.clone();
     let mut display = progress::Display::new(max_attempts, &primary, plain);
     let summary = runner.run(agent.as_mut(), &opts, &mut |e| display.event(e));

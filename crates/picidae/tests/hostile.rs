@@ -57,22 +57,6 @@ baseline_seeds = 1
     )
 }
 
-fn bwrap_works() -> bool {
-    let ok = std::process::Command::new("bwrap")
-        .args(["--ro-bind", "/", "/", "true"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("PICIDAE_REQUIRE_SANDBOX").as_deref() != Ok("1"),
-            "PICIDAE_REQUIRE_SANDBOX=1 but bwrap does not work here"
-        );
-        eprintln!("skipping the sandbox cases: bwrap (bubblewrap) does not work here");
-    }
-    ok
-}
-
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -409,7 +393,7 @@ fn hostile_tables(db: &Path) -> i64 {
 fn hostile_proposals_are_refused_and_never_win() {
     let mut rows = Vec::new();
     without_sandbox(&mut rows);
-    let sandboxed = bwrap_works();
+    let sandboxed = common::bwrap_works();
     if sandboxed {
         with_sandbox(&mut rows);
     } else {

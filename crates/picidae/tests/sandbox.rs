@@ -8,22 +8,6 @@ use common::Env;
 use picidae_core::AttemptStatus;
 use picidae_store::AttemptFilter;
 
-fn bwrap_works() -> bool {
-    let ok = std::process::Command::new("bwrap")
-        .args(["--ro-bind", "/", "/", "true"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("PICIDAE_REQUIRE_SANDBOX").as_deref() != Ok("1"),
-            "PICIDAE_REQUIRE_SANDBOX=1 but bwrap does not work here"
-        );
-        eprintln!("skipping: bwrap (bubblewrap) is not available");
-    }
-    ok
-}
-
 const CONTRACT: &str = r#"[benchmark]
 name = "sandboxed"
 
@@ -48,7 +32,7 @@ baseline_seeds = 1
 
 #[test]
 fn a_run_reaching_outside_the_sandbox_is_denied_and_rejected() {
-    if !bwrap_works() {
+    if !common::bwrap_works() {
         return;
     }
     let env = Env::new(&[
@@ -157,7 +141,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// not exist for it.
 #[test]
 fn a_sandboxed_agent_edits_its_checkout_and_reaches_nothing_else() {
-    if !bwrap_works() {
+    if !common::bwrap_works() {
         return;
     }
     let contract = CONTRACT

@@ -228,6 +228,9 @@ name = "truth"
 
 [boundary]
 editable = ["value.txt"]
+# The scripted agents live outside the benchmark, where a sandboxed agent cannot see them;
+# runs keep the default (sandboxed where bubblewrap works, as there is a hidden evaluator).
+sandbox_agents = false
 
 [run]
 command = "sh run.sh"
@@ -355,4 +358,22 @@ pub fn wait_until(deadline: std::time::Duration, mut f: impl FnMut() -> bool, wh
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether bubblewrap can make a sandbox here. When it cannot, sandbox cases are skipped,
+/// unless `PICIDAE_REQUIRE_SANDBOX=1` (CI), where that is a failure.
+pub fn bwrap_works() -> bool {
+    let ok = Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("PICIDAE_REQUIRE_SANDBOX").as_deref() != Ok("1"),
+            "PICIDAE_REQUIRE_SANDBOX=1 but bwrap does not work here"
+        );
+        eprintln!("skipping the sandbox cases: bwrap (bubblewrap) does not work here");
+    }
+    ok
 }
