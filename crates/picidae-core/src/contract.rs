@@ -16,6 +16,8 @@ use toml::Spanned;
 use crate::metrics::{Goal, MetricSource, MetricSpec};
 use crate::params::{ParamDomain, ParamSpec};
 
+mod schema;
+
 /// The file name of a contract inside a benchmark directory.
 pub const CONTRACT_FILE: &str = "picidae.toml";
 
@@ -136,6 +138,23 @@ impl BoundarySpec {
             b.add(Glob::new(g)?);
         }
         b.build()
+    }
+
+    /// The editable globs that match none of `files` (paths relative to the benchmark
+    /// directory, `/`-separated): most likely a typo, since an agent could change nothing
+    /// through them but files it creates.
+    pub fn unmatched_globs<S: AsRef<str>>(&self, files: &[S]) -> Vec<&str> {
+        self.editable
+            .iter()
+            .filter(|g| match Glob::new(g) {
+                Ok(glob) => {
+                    let m = glob.compile_matcher();
+                    !files.iter().any(|f| m.is_match(f.as_ref()))
+                }
+                Err(_) => false,
+            })
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -287,8 +306,7 @@ struct Raw {
     setup: Option<RawSetup>,
     boundary: Option<Spanned<RawBoundary>>,
     run: Option<Spanned<RawRun>>,
-    #[serde(default)]
-    metrics: BTreeMap<String, Spanned<RawMetric>>,
+    metrics: Option<Spanned<BTreeMap<String, Spanned<RawMetric>>>>,
     #[serde(default)]
     param: Vec<Spanned<RawParam>>,
     policy: Option<RawPolicy>,
@@ -487,7 +505,9 @@ impl Locator<'_> {
 }
 
 impl Contract {
-    /// Load `picidae.toml` from a benchmark directory (or a direct path to the file).
+    /// Load `picidae.toml` from a benchmark directory (or a direct path to the file). Without a
+    /// `[benchmark] name`, the benchmark is named after its directory (resolved, so `.` names
+    /// the current directory).
     pub fn load(path: &Path) -> Result<Contract, ContractError> {
         let file = if path.is_dir() {
             path.join(CONTRACT_FILE)
@@ -498,26 +518,79 @@ impl Contract {
             path: file.clone(),
             source,
         })?;
-        Contract::parse(&text, &file)
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir_name = std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+        parse_named(&text, &file, dir_name)
     }
 
-    /// Parse and validate contract text; `file` is only used in error messages.
+    /// Parse and validate contract text; `file` is only used in error messages (and, without a
+    /// `[benchmark] name`, for the name).
     pub fn parse(text: &str, file: &Path) -> Result<Contract, ContractError> {
-        let loc = Locator { file, text };
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let field = if e.span().is_some() {
-                loc.field_at(offset)
-            } else {
-                "(top level)".into()
-            };
-            ContractError::Invalid(vec![loc.issue(offset, &field, e.message().trim())])
-        })?;
-        validate(raw, &loc)
+        let dir_name = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        parse_named(text, file, dir_name)
     }
 
     pub fn primary(&self) -> &MetricSpec {
         &self.metrics[&self.primary_metric]
+    }
+}
+
+/// Parse in one pass: the document's shape first (unknown fields, wrong types: every one of
+/// them), then the semantic checks on what remains, leaving out what they would say again
+/// about a field already reported.
+fn parse_named(
+    text: &str,
+    file: &Path,
+    dir_name: Option<String>,
+) -> Result<Contract, ContractError> {
+    let loc = Locator { file, text };
+    let located = |e: &toml::de::Error| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let field = if e.span().is_some() {
+            loc.field_at(offset)
+        } else {
+            "(top level)".into()
+        };
+        loc.issue(offset, &field, e.message().trim())
+    };
+    let mut root =
+        toml::de::DeTable::parse(text).map_err(|e| ContractError::Invalid(vec![located(&e)]))?;
+    let mut shape = Vec::new();
+    schema::check(&mut root, &loc, &mut shape);
+    let raw = match Raw::deserialize(toml::de::Deserializer::from(root)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            shape.push(located(&e));
+            shape.sort_by_key(|i| (i.line, i.column));
+            return Err(ContractError::Invalid(shape));
+        }
+    };
+    match validate(raw, &loc, dir_name) {
+        Ok(contract) if shape.is_empty() => Ok(contract),
+        Ok(_) => {
+            shape.sort_by_key(|i| (i.line, i.column));
+            Err(ContractError::Invalid(shape))
+        }
+        Err(ContractError::Invalid(semantic)) => {
+            let mut all = Vec::with_capacity(shape.len() + semantic.len());
+            all.extend(
+                semantic
+                    .into_iter()
+                    .filter(|i| !shape.iter().any(|s| schema::related(&s.field, &i.field))),
+            );
+            all.append(&mut shape);
+            all.sort_by_key(|i| (i.line, i.column));
+            Err(ContractError::Invalid(all))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -589,18 +662,13 @@ fn non_negative(
     }
 }
 
-fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
+fn validate(raw: Raw, loc: &Locator, dir_name: Option<String>) -> Result<Contract, ContractError> {
     let mut issues = Vec::new();
     let name = raw
         .benchmark
         .as_ref()
         .and_then(|b| b.name.clone())
-        .or_else(|| {
-            loc.file
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-        })
+        .or(dir_name)
         .unwrap_or_else(|| "benchmark".into());
     let description = raw
         .benchmark
@@ -792,7 +860,15 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
     // metrics
     let mut metrics = BTreeMap::new();
     let mut primaries = Vec::new();
-    for (name, m) in raw.metrics {
+    // Where the metrics are declared: the first `[metrics...]` line.
+    let metrics_at = raw.metrics.as_ref().map(|m| {
+        m.get_ref()
+            .values()
+            .map(|v| v.span().start)
+            .min()
+            .unwrap_or(m.span().start)
+    });
+    for (name, m) in raw.metrics.map(Spanned::into_inner).unwrap_or_default() {
         let at = m.span().start;
         let m = m.into_inner();
         let field = format!("metrics.{name}");
@@ -828,7 +904,7 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
     }
     let primary_metric = if metrics.is_empty() {
         issues.push(loc.issue(
-            0,
+            metrics_at.unwrap_or(0),
             "metrics",
             "no metrics declared: add a table like [metrics.val_loss] with goal = \"minimize\"",
         ));
@@ -850,7 +926,7 @@ fn validate(raw: Raw, loc: &Locator) -> Result<Contract, ContractError> {
         metrics.keys().next().cloned().unwrap_or_default()
     } else {
         issues.push(loc.issue(
-            0,
+            metrics_at.unwrap_or(0),
             "metrics",
             "several metrics but none is marked `primary = true`",
         ));

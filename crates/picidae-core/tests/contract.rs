@@ -208,3 +208,114 @@ fn environment_parameters_need_a_default_and_exclude_files() {
     let i = single_issue(&format!("{GOOD}{neither}"));
     assert_eq!(i.field, "param[2].file", "{i}");
 }
+
+#[test]
+fn every_shape_and_semantic_mistake_is_reported_in_one_pass() {
+    let text = GOOD
+        .replace("grace = 1.5", "grace = 1.5\ntimout = 3")
+        .replace("seeds = 3", "seeds = \"three\"")
+        .replace("goal = \"maximize\"", "goal = \"bigger\"")
+        .replace("\"lib/*.py\"", "\"lib/[.py\"");
+    let err = parse(&text).unwrap_err();
+    let got: Vec<(&str, usize)> = err
+        .issues()
+        .iter()
+        .map(|i| (i.field.as_str(), i.line))
+        .collect();
+    for want in [
+        ("boundary.editable", 8),
+        ("run.timout", 15),
+        ("metrics.acc.goal", 23),
+        ("policy.seeds", 41),
+    ] {
+        assert!(got.contains(&want), "{want:?} missing from {got:?}:\n{err}");
+    }
+    assert_eq!(got.len(), 4, "{err}");
+    let timout = &err.issues()[1];
+    assert!(
+        timout.message.contains("did you mean `timeout`"),
+        "{timout}"
+    );
+    assert_eq!(timout.column, 1, "{timout}");
+    let seeds = err
+        .issues()
+        .iter()
+        .find(|i| i.field == "policy.seeds")
+        .unwrap();
+    assert!(seeds.message.contains("integer"), "{seeds}");
+    assert_eq!(seeds.column, 9, "{seeds}");
+}
+
+#[test]
+fn a_wrongly_typed_required_field_is_reported_once() {
+    let text = GOOD.replace("command = \"python3 train.py\"", "command = 3");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.issues().len(), 1, "{err}");
+    let i = &err.issues()[0];
+    assert_eq!((i.field.as_str(), i.line), ("run.command", 11), "{i}");
+    assert!(i.message.contains("string"), "{i}");
+
+    let text = GOOD.replace("time_budget = \"5s\"\n", "");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.issues().len(), 1, "{err}");
+    let i = &err.issues()[0];
+    assert_eq!((i.field.as_str(), i.line), ("run.time_budget", 10), "{i}");
+    assert!(i.message.contains("missing"), "{i}");
+}
+
+#[test]
+fn wrong_elements_and_wrong_tables_are_named() {
+    let text = GOOD
+        .replace("\"lib/*.py\"", "3")
+        .replace("[[param]]\nname = \"width\"", "[[param]]\nname = 4")
+        .replace("min = 0.0\n", "min = \"zero\"\n");
+    let err = parse(&text).unwrap_err();
+    let got: Vec<(&str, usize)> = err
+        .issues()
+        .iter()
+        .map(|i| (i.field.as_str(), i.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("boundary.editable[1]", 8),
+            ("metrics.val_loss.min", 19),
+            ("param[1].name", 34)
+        ],
+        "{err}"
+    );
+
+    let width = "[[param]]\nname = \"width\"\nfile = \"train.py\"\npattern = '^WIDTH = (\\S+)$'\nchoices = [4, 8, 16]\n";
+    assert!(GOOD.contains(width));
+    let text = GOOD.replace(width, "").replace("[[param]]", "[param]");
+    let err = parse(&text).unwrap_err();
+    assert!(
+        err.issues()
+            .iter()
+            .any(|i| i.field == "param" && i.message.contains("[[param]]")),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_primary_metric_is_located_at_the_metrics() {
+    let text = GOOD.replace("primary = true\n", "");
+    let err = parse(&text).unwrap_err();
+    let i = &err.issues()[0];
+    assert_eq!((i.field.as_str(), i.line), ("metrics", 16), "{i}");
+}
+
+#[test]
+fn an_integer_beyond_64_bits_does_not_stop_the_other_checks() {
+    let text = GOOD
+        .replace("timeout = 20", "timeout = 99999999999999999999")
+        .replace("seeds = 3", "seeds = 0");
+    let err = parse(&text).unwrap_err();
+    let got: Vec<(&str, usize)> = err
+        .issues()
+        .iter()
+        .map(|i| (i.field.as_str(), i.line))
+        .collect();
+    assert_eq!(got, [("run.timeout", 13), ("policy.seeds", 40)], "{err}");
+    assert!(err.issues()[0].message.contains("out of range"), "{err}");
+}

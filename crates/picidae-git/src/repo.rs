@@ -583,3 +583,61 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+impl Repo {
+    /// The repository's common git directory (`git rev-parse --git-common-dir`), shared by
+    /// all its worktrees.
+    pub fn common_dir(&self) -> &Path {
+        &self.pin.common_dir
+    }
+
+    /// Keeps the directory `dir`, inside this work tree, out of every status and commit by
+    /// listing it in the repository's own `info/exclude` (never in a tracked `.gitignore`).
+    /// Returns false, changing nothing, when it is listed already, or when `dir` is not
+    /// strictly inside the work tree.
+    pub fn exclude_dir(&self, dir: &Path) -> Result<bool> {
+        let dir = dir.canonicalize().map_err(|e| GitError::io(dir, e))?;
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|e| GitError::io(&self.root, e))?;
+        let Ok(rel) = dir.strip_prefix(&root) else {
+            return Ok(false);
+        };
+        if rel.as_os_str().is_empty() {
+            return Ok(false);
+        }
+        let mut pattern = String::from("/");
+        for (i, part) in rel.components().enumerate() {
+            if i > 0 {
+                pattern.push('/');
+            }
+            for c in part.as_os_str().to_string_lossy().chars() {
+                if matches!(c, '\\' | '*' | '?' | '[' | ']' | '!' | '#') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+        }
+        pattern.push('/');
+        let info = self.pin.common_dir.join("info");
+        let file = info.join("exclude");
+        let existing = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(GitError::io(&file, e)),
+        };
+        if existing.lines().any(|l| l.trim_end() == pattern) {
+            return Ok(false);
+        }
+        std::fs::create_dir_all(&info).map_err(|e| GitError::io(&info, e))?;
+        let mut text = existing;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&pattern);
+        text.push('\n');
+        std::fs::write(&file, text).map_err(|e| GitError::io(&file, e))?;
+        Ok(true)
+    }
+}

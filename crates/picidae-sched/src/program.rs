@@ -81,12 +81,26 @@ pub fn create_program(project: &mut Project, opts: &ProgramOptions) -> Result<Pr
         }
     }
     let head = repo.head_commit()?;
-    // Uncommitted changes inside the benchmark directory would not be part of any commit.
+    // Uncommitted changes inside the benchmark directory would not be part of any commit. The
+    // project's own directory, when it lies inside the benchmark, is never one of them.
+    let project_dir = std::fs::canonicalize(project.dir()).ok().and_then(|d| {
+        d.strip_prefix(&bench)
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned())
+    });
+    let in_project = |path: &str| {
+        project_dir.as_deref().is_some_and(|p| {
+            !p.is_empty()
+                && path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    };
     let dirty = {
         let wt = repo.worktree(repo.root());
         wt.changed_paths()?
             .into_iter()
-            .filter(|c| !c.outside_prefix)
+            .filter(|c| !c.outside_prefix && !in_project(&c.path))
             .map(|c| c.path)
             .collect::<Vec<_>>()
     };

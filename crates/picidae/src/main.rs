@@ -450,6 +450,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 p.store.backend().as_str(),
                 picidae_store::redact_url(&p.store_location())
             );
+            exclude_project_dir(&p.dir());
         }
         Command::Check { benchmark } => return check(&benchmark),
         Command::Program(ProgramCmd::Create(args)) => {
@@ -508,6 +509,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             project
                 .store
                 .set_program_executor(&p.name, &serde_json::to_value(&executor)?)?;
+            if args.program_md.is_none() && p.program_md.trim().is_empty() {
+                eprintln!(
+                    "warning: no program.md in {}: the agent gets no direction beyond the contract \
+                     (add one, or pass --program-md FILE)",
+                    p.benchmark_dir
+                );
+            }
             println!(
                 "created program {} on {} at {} (runs: {})",
                 p.name,
@@ -837,6 +845,17 @@ fn check(benchmark: &Path) -> Result<ExitCode> {
             if let Some(exposed) = picidae_sched::contract_source::exposure(&c) {
                 println!("  warning:  {exposed}");
             }
+            let dir = if benchmark.is_dir() {
+                benchmark
+            } else {
+                benchmark.parent().unwrap_or(Path::new("."))
+            };
+            let files = benchmark_files(dir);
+            for glob in c.boundary.unmatched_globs(&files) {
+                println!(
+                    "  warning:  boundary.editable glob {glob:?} matches no file of the benchmark"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -848,6 +867,57 @@ fn check(benchmark: &Path) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// A project directory inside a git work tree (often the benchmark's own repository) is never
+/// a change of that repository: it goes into the repository's `info/exclude`.
+fn exclude_project_dir(dir: &Path) {
+    let Ok(repo) = picidae_git::Repo::open(dir) else {
+        return;
+    };
+    match repo.exclude_dir(dir) {
+        Ok(true) => println!(
+            "added {} to {}",
+            dir.display(),
+            repo.common_dir().join("info").join("exclude").display()
+        ),
+        Ok(false) => {}
+        Err(e) => eprintln!(
+            "warning: could not exclude {} from the git repository at {}: {e}",
+            dir.display(),
+            repo.root().display()
+        ),
+    }
+}
+
+/// The files under a benchmark directory, relative to it and `/`-separated; git's and
+/// Picidae's own directories left out, links not followed.
+fn benchmark_files(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    if name != ".git" && name != picidae_sched::project::PROJECT_DIR {
+                        pending.push((entry.path(), rel));
+                    }
+                }
+                Ok(_) => files.push(rel),
+                Err(_) => {}
+            }
+        }
+    }
+    files
 }
 
 /// Run a program's loop with a progress display and Ctrl-C handling.
