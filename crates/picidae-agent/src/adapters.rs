@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::command::{
-    parse_hypothesis, parse_text, shell_quote, tagged_hypothesis, AgentOutput, CommandAgent,
-    OutputParser, EDITABLE_FILES,
+    parse_hypothesis, parse_text, says_done, shell_quote, tagged_hypothesis, AgentOutput,
+    CommandAgent, OutputParser, EDITABLE_FILES,
 };
 use crate::AgentCost;
 
@@ -227,6 +227,7 @@ pub fn parse_claude(stdout: &str) -> AgentOutput {
     AgentOutput {
         hypothesis,
         cost: AgentCost { usd, tokens },
+        done: says_done(result),
     }
 }
 
@@ -283,6 +284,7 @@ pub fn parse_codex(stdout: &str) -> AgentOutput {
     AgentOutput {
         hypothesis,
         cost: AgentCost { usd: None, tokens },
+        done: messages.last().is_some_and(|m| says_done(m)),
     }
 }
 
@@ -343,6 +345,7 @@ pub fn parse_aider(stdout: &str) -> AgentOutput {
     }
     AgentOutput {
         hypothesis: tagged_hypothesis(stdout).or_else(|| aider_prose(stdout)),
+        done: says_done(stdout),
         cost: AgentCost {
             usd: session.or(messages),
             tokens,
@@ -461,6 +464,17 @@ mod tests {
             Some("(claude ended with error_max_turns and no message)")
         );
         assert_eq!((out.cost.usd, out.cost.tokens), (Some(1.25), Some(150)));
+    }
+
+    #[test]
+    fn each_adapter_reads_done_from_the_model_reply() {
+        let claude = r#"{"type":"result","subtype":"success","result":"Every idea is tried.\nPICIDAE: DONE","usage":{}}"#;
+        assert!(parse_claude(claude).done);
+        assert!(!parse_claude(r#"{"type":"result","result":"HYPOTHESIS: x"}"#).done);
+        let codex = r#"{"type":"item.completed","item":{"id":"i","type":"agent_message","text":"Nothing left.\n\n**PICIDAE: DONE**"}}"#;
+        assert!(parse_codex(codex).done);
+        assert!(!parse_codex(CODEX_JSONL).done);
+        assert!(parse_aider("Nothing left to try.\nPICIDAE: DONE\n").done);
     }
 
     #[test]

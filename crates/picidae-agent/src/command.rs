@@ -51,11 +51,17 @@ pub const EDITABLE_FILES: &str = "{editable_files}";
 /// At most this many files replace [`EDITABLE_FILES`].
 pub const MAX_EDITABLE_FILES: usize = 200;
 
+/// The line (alone on its line; Markdown emphasis around it is allowed) by which a command
+/// says it has nothing left to propose: its turn proposes nothing, and the loop ends cleanly.
+pub const DONE_LINE: &str = "PICIDAE: DONE";
+
 /// What a command's output says about its turn.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AgentOutput {
     pub hypothesis: Option<String>,
     pub cost: AgentCost,
+    /// The command printed [`DONE_LINE`].
+    pub done: bool,
 }
 
 /// Reads a command's stdout. Pure, so each format is tested on captured samples.
@@ -189,7 +195,19 @@ pub fn parse_text(stdout: &str) -> AgentOutput {
     AgentOutput {
         hypothesis: parse_hypothesis(stdout),
         cost: parse_cost(stdout),
+        done: says_done(stdout),
     }
+}
+
+/// Whether `text` has a line that is [`DONE_LINE`] (surrounding spaces and Markdown emphasis
+/// aside). Mentioning it inside a sentence does not count.
+pub fn says_done(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.trim()
+            .trim_matches(['*', '_', '`', '#', '>', '-', ' '])
+            .trim()
+            == DONE_LINE
+    })
 }
 
 /// The cost a command reported: the last `COST_USD:` and `TOKENS:` lines (unparsable or
@@ -492,6 +510,10 @@ impl Agent for CommandAgent {
         if outcome.timed_out {
             return Err(AgentError::TimedOut(outcome.wall_secs));
         }
+        let parsed = (self.parse)(&stdout);
+        if parsed.done {
+            return Err(AgentError::Done);
+        }
         if !outcome.succeeded() {
             let how = match (outcome.exit_code, outcome.signal) {
                 (Some(c), _) => format!("exit code {c}"),
@@ -501,7 +523,6 @@ impl Agent for CommandAgent {
             let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
             return Err(AgentError::Exited(format!("{how}; stderr: {tail}")));
         }
-        let parsed = (self.parse)(&stdout);
         Ok(Proposal {
             hypothesis: parsed
                 .hypothesis
@@ -519,7 +540,8 @@ mod tests {
     use std::time::Duration;
 
     use super::{
-        editable_files, parse_cost, parse_hypothesis, shell_quote, tagged_hypothesis, CommandAgent,
+        editable_files, parse_cost, parse_hypothesis, parse_text, says_done, shell_quote,
+        tagged_hypothesis, CommandAgent,
     };
     use crate::{Agent, AgentContext};
 
@@ -542,6 +564,18 @@ mod tests {
             Some("first line")
         );
         assert_eq!(parse_hypothesis(""), None);
+    }
+
+    #[test]
+    fn done_is_a_line_of_its_own() {
+        assert!(says_done("looked around\nPICIDAE: DONE\n"));
+        assert!(says_done("  **PICIDAE: DONE**  "));
+        assert!(says_done("`PICIDAE: DONE`"));
+        assert!(!says_done("print `PICIDAE: DONE` when nothing is left"));
+        assert!(!says_done("PICIDAE: DONE?"));
+        assert!(!says_done("HYPOTHESIS: wider layer\n"));
+        assert!(parse_text("PICIDAE: DONE\n").done);
+        assert!(!parse_text("HYPOTHESIS: x\n").done);
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub enum AgentError {
     Exited(String),
     #[error("the sweep space is exhausted: no untried assignment found")]
     Exhausted,
+    /// The agent said it has nothing left to propose (a [`command::DONE_LINE`] line); the loop
+    /// ends as it does when a sweep is exhausted.
+    #[error("the agent said it has nothing more to propose")]
+    Done,
     #[error(
         "`{binary}` was not found on PATH. The {product} agent runs your own `{binary}` CLI \
          with your own API key or login (Picidae includes no LLM access): install it, sign in, \

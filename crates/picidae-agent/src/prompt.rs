@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use crate::command::DONE_LINE;
 use crate::AgentContext;
 
 /// Recent attempts listed in the prompt (the memory answers questions about older ones).
@@ -28,18 +29,36 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
         .map(|h| h.metrics.as_slice())
         .unwrap_or(&[]);
     let mut p = String::new();
-    p.push_str(ctx.program_md.trim());
-    p.push_str("\n\n## Rules (enforced by the harness)\n");
+    if ctx.program_md.trim().is_empty() {
+        let _ = writeln!(
+            p,
+            "(This program has no program.md: no direction was written for it. Improve the \
+             primary metric, {}, within the rules below.)",
+            primary.name
+        );
+    } else {
+        p.push_str(ctx.program_md.trim());
+        p.push('\n');
+    }
+    p.push_str("\n## Rules (enforced by the harness)\n");
     p.push_str(
-        "- Your working directory is your own checkout of the current frontier. Edit files there; \
-         do not commit, and do not run the experiment: Picidae commits your change, runs it and \
-         keeps it only if the primary metric improves.\n",
+        "- Your working directory is your own checkout of the current frontier. Edit files there, \
+         and do not run the experiment: Picidae records your change, runs it and keeps it only if \
+         the primary metric improves. You may commit your edits or leave them uncommitted: your \
+         change is everything between the frontier and your files when you finish, either way.\n",
     );
     let _ = writeln!(
         p,
-        "- You may change only files matching: {}. A change to any other file is rejected without \
-         a run.",
+        "- You may change only files matching: {}. An edit or deletion of any other file is \
+         rejected without a run. New files that match none of these are ignored (not part of \
+         your change).",
         c.boundary.editable.join(", ")
+    );
+    let _ = writeln!(
+        p,
+        "- Keep notes and temporary files in your scratch directory, {} ($PICIDAE_SCRATCH, \
+         outside the checkout); it is never part of your change.",
+        ctx.scratch.display()
     );
     let _ = writeln!(
         p,
@@ -115,8 +134,10 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
     p.push_str("\n## Your answer\n");
     let _ = writeln!(
         p,
-        "Make one focused change to test one idea. When you are done, end your reply with exactly \
-         one line:\n{HYPOTHESIS_TAG} <what you changed, and why you expect it to improve {}>",
+        "Make one focused change to test one idea. If there is nothing left worth trying, change \
+         nothing and reply with the line `{DONE_LINE}` instead: the program then stops. When you \
+         are done, end your reply with exactly one line:\n{HYPOTHESIS_TAG} <what you changed, and \
+         why you expect it to improve {}>",
         primary.name
     );
     p
@@ -234,9 +255,55 @@ files = ["gold"]
         assert!(p.contains("## What memory says\nValidated"), "{p}");
         assert!(p.contains("`picidae --project /projects/demo mcp`"), "{p}");
         assert!(
+            p.contains("You may commit your edits or leave them uncommitted"),
+            "{p}"
+        );
+        assert!(
+            p.contains("/nonexistent/scratch ($PICIDAE_SCRATCH, outside the checkout)"),
+            "{p}"
+        );
+        assert!(
+            p.contains("New files that match none of these are ignored"),
+            "{p}"
+        );
+        assert!(
+            p.contains("reply with the line `PICIDAE: DONE` instead"),
+            "{p}"
+        );
+        assert!(
+            !crate::command::says_done(&p),
+            "the prompt must not itself read as done"
+        );
+        assert!(
             p.trim_end().ends_with(
                 "HYPOTHESIS: <what you changed, and why you expect it to improve val_bpb>"
             ),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn a_missing_program_md_is_said_rather_than_left_blank() {
+        let contract = Contract::parse(CONTRACT, Path::new("picidae.toml")).unwrap();
+        let ctx = AgentContext {
+            program: "p",
+            program_md: "  \n",
+            contract: &contract,
+            workspace: Path::new("/nonexistent"),
+            frontier_value: None,
+            frontier_metrics: &[],
+            frontier_params: None,
+            history: &[],
+            attempt_seq: 1,
+            attempt_dir: Path::new("/nonexistent"),
+            scratch: Path::new("/nonexistent/scratch"),
+            memory: "",
+            followups: &[],
+            project_dir: None,
+        };
+        let p = render_prompt(&ctx);
+        assert!(
+            p.starts_with("(This program has no program.md: no direction was written for it. Improve the primary metric, val_bpb, within the rules below.)\n\n## Rules"),
             "{p}"
         );
     }

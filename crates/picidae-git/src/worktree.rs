@@ -225,6 +225,85 @@ impl Worktree {
         Ok(())
     }
 
+    /// Points `HEAD` (detached) at `base` and leaves the index and the files as they are, as
+    /// `git reset --soft <base>` does; a branch the checkout may have been switched to is left
+    /// where it is. Afterwards [`Worktree::changed_paths`], [`Worktree::diff_against_head`] and
+    /// [`Worktree::commit_all`] see everything between `base` and the checkout's files: commits
+    /// made in the checkout since `base`, whatever their ancestry, plus what is not committed.
+    pub fn reset_soft(&self, base: &str) -> Result<()> {
+        let spec = format!("{base}^{{commit}}");
+        let base = self
+            .git()?
+            .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .arg(&spec)
+            .run_text()?;
+        self.git()?
+            .args([
+                "update-ref",
+                "--no-deref",
+                "-m",
+                "picidae: back to the start",
+                "HEAD",
+            ])
+            .arg(&base)
+            .run()?;
+        Ok(())
+    }
+
+    /// Removes `paths` (relative to the benchmark directory, as [`Worktree::changed_paths`]
+    /// gives them) from the index and from the checkout: `git rm --cached` then
+    /// `git clean -ffd`, so links are removed, never followed. Meant for new paths (absent from
+    /// `HEAD`); a path `HEAD` has would be left as a staged deletion.
+    pub fn discard_paths(&self, paths: &[String]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut specs = Vec::new();
+        for p in paths {
+            specs.extend_from_slice(b":(top,literal)");
+            specs.extend_from_slice(self.repo_relative(p).as_bytes());
+            specs.push(0);
+        }
+        self.git()?
+            .args([
+                "rm",
+                "--cached",
+                "-r",
+                "-q",
+                "--ignore-unmatch",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+            ])
+            .stdin(specs.clone())
+            .run()?;
+        // `git clean` takes no pathspec file: the paths go on its command line.
+        let mut clean = self.git()?.args(["clean", "-ffdq", "--"]);
+        for spec in specs.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+            clean = clean.arg(String::from_utf8_lossy(spec).into_owned());
+        }
+        clean.run()?;
+        Ok(())
+    }
+
+    /// `path` (relative to the benchmark directory, `../` allowed) relative to the top level.
+    fn repo_relative(&self, path: &str) -> String {
+        let mut parts: Vec<&str> = self
+            .prefix_str
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        for c in path.trim_end_matches('/').split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                c => parts.push(c),
+            }
+        }
+        parts.join("/")
+    }
+
     /// Put back the committed version of `paths` (relative to the benchmark directory), e.g.
     /// files the harness removed from this checkout on purpose. Paths not in `HEAD` are skipped.
     pub fn restore(&self, paths: &[String]) -> Result<()> {

@@ -232,6 +232,34 @@ pub struct Runner<'p> {
     notices: Vec<String>,
     /// Held for the runner's lifetime: one loop per program at a time.
     _lock: Option<std::fs::File>,
+    /// Agent turns that failed in a row (reset by any turn that returns).
+    agent_failures: u32,
+    /// Why this runner paused the program (after [`AGENT_FAILURE_LIMIT`] failed turns).
+    paused_because: Option<String>,
+}
+
+/// After this many agent turns in a row fail, the loop pauses the program.
+pub const AGENT_FAILURE_LIMIT: u32 = 5;
+
+/// The delay after the first failed agent turn (doubled after each further one, at most
+/// [`AGENT_BACKOFF_MAX`]); `PICIDAE_AGENT_BACKOFF_MS` overrides it.
+pub const AGENT_BACKOFF_BASE: Duration = Duration::from_secs(2);
+
+/// The longest delay between failed agent turns.
+pub const AGENT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// How long to wait before the next agent turn after `failures` failed turns in a row.
+pub fn agent_backoff(failures: u32) -> Duration {
+    let base = std::env::var("PICIDAE_AGENT_BACKOFF_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(AGENT_BACKOFF_BASE);
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32 << (failures - 1).min(16);
+    base.saturating_mul(factor).min(AGENT_BACKOFF_MAX.max(base))
 }
 
 pub(crate) type Events<'e> = &'e mut dyn FnMut(&LoopEvent);
@@ -291,6 +319,8 @@ impl<'p> Runner<'p> {
             cancels: None,
             notices,
             _lock: lock,
+            agent_failures: 0,
+            paused_because: None,
         })
     }
 
@@ -370,7 +400,7 @@ impl<'p> Runner<'p> {
                 }
             }
             if let Some(why) = self.should_stop(opts, runs_at_start)? {
-                summary.stopped = Some(why);
+                summary.stopped = Some(self.paused_because.take().unwrap_or(why));
                 break;
             }
             match self.explore_one(agent, opts, events)? {
@@ -492,6 +522,15 @@ impl<'p> Runner<'p> {
                             Proposed::Ready(_) => made += 1,
                             Proposed::Decided(_) => {
                                 made += 1;
+                                if let Some(why) = p.paused_because.take() {
+                                    return Ok(Some(why));
+                                }
+                                let stopping = || {
+                                    halt.load(Ordering::SeqCst)
+                                        || opts.stop.load(Ordering::SeqCst)
+                                        || opts.cancel.load(Ordering::SeqCst)
+                                };
+                                p.wait_after_agent_failure(&stopping);
                                 // Rejected or a duplicate: the agent saw the same frontier and
                                 // queue it will see now. Wait for one of them to change before
                                 // asking again, rather than flooding the store.
@@ -562,7 +601,8 @@ impl<'p> Runner<'p> {
             drain(&rx, summary, events);
             loop_result?;
             if let Some(why) = proposer_result? {
-                if summary.stopped.is_none() {
+                // The proposer's own pause says why, where the loop saw only "paused".
+                if summary.stopped.is_none() || summary.stopped.as_deref() == Some("paused") {
                     summary.stopped = Some(why);
                 }
             }
@@ -741,9 +781,54 @@ impl<'p> Runner<'p> {
     ) -> Result<Option<Finish>, SchedError> {
         Ok(match self.propose(agent, events)? {
             Proposed::Exhausted => None,
-            Proposed::Decided(status) => Some(Finish::Decided(status)),
+            Proposed::Decided(status) => {
+                let stopping =
+                    || opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst);
+                self.wait_after_agent_failure(&stopping);
+                Some(Finish::Decided(status))
+            }
             Proposed::Ready(attempt) => Some(self.run_attempt(&attempt, opts, events)?),
         })
+    }
+
+    /// After a failed agent turn (while the program is not paused), wait [`agent_backoff`]
+    /// before the next one, or until `stopping` says to stop.
+    fn wait_after_agent_failure(&self, stopping: &dyn Fn() -> bool) {
+        if self.agent_failures == 0 || self.paused_because.is_some() {
+            return;
+        }
+        let until = Instant::now() + agent_backoff(self.agent_failures);
+        while !stopping() {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Record `attempt` as failed before it was committed (`why` is its rejection JSON), and
+    /// tell the history and `events`.
+    fn fail_proposal(
+        &mut self,
+        attempt: &Attempt,
+        why: serde_json::Value,
+        reason: String,
+        events: Events<'_>,
+    ) -> Result<Proposed, SchedError> {
+        let _ = self
+            .repo
+            .remove_worktree(self.project.worktree_dir(&self.program.name, "agent"));
+        self.project
+            .store
+            .reject_attempt(attempt.id, AttemptStatus::Failed, &why, &reason)?;
+        self.push_history(attempt.id)?;
+        events(&LoopEvent::Rejected {
+            seq: attempt.seq,
+            status: AttemptStatus::Failed,
+            reason,
+        });
+        Ok(Proposed::Decided(AttemptStatus::Failed))
     }
 
     /// Ask the agent for a change on the current frontier, check it against the boundary,
@@ -812,25 +897,48 @@ impl<'p> Runner<'p> {
             agent.propose(&ctx)
         };
         let proposal = match proposal {
-            Ok(p) => p,
-            Err(AgentError::Exhausted) => {
+            Ok(p) => {
+                self.agent_failures = 0;
+                p
+            }
+            Err(e @ (AgentError::Exhausted | AgentError::Done)) => {
+                self.agent_failures = 0;
                 let _ = self.repo.remove_worktree(&wt_path);
+                let (code, note) = match e {
+                    AgentError::Done => ("done", "the agent said it has nothing more to propose"),
+                    _ => ("exhausted", "the agent had nothing new to propose"),
+                };
                 self.project.store.reject_attempt(
                     attempt.id,
                     AttemptStatus::Failed,
-                    &json!({"agent_error": "exhausted"}),
-                    "the agent had nothing new to propose",
+                    &json!({ "agent_error": code }),
+                    note,
                 )?;
                 return Ok(Proposed::Exhausted);
             }
             Err(e) => {
                 let _ = self.repo.remove_worktree(&wt_path);
                 let reason = e.to_string();
+                self.agent_failures += 1;
+                let mut note = format!("agent failed: {reason}");
+                if self.agent_failures >= AGENT_FAILURE_LIMIT {
+                    // Failing again at once would only fail again: the program waits for a
+                    // person (`picidae program resume`), and says why.
+                    self.project.store.set_program_active(&name, false)?;
+                    let why = format!(
+                        "paused after {} agent failures in a row; the last: {}",
+                        self.agent_failures,
+                        one_line(&reason)
+                    );
+                    note = format!("{note} ({why})");
+                    self.paused_because = Some(why);
+                    self.agent_failures = 0;
+                }
                 self.project.store.reject_attempt(
                     attempt.id,
                     AttemptStatus::Failed,
                     &json!({"agent_error": reason}),
-                    &format!("agent failed: {reason}"),
+                    &note,
                 )?;
                 self.push_history(attempt.id)?;
                 events(&LoopEvent::Rejected {
@@ -858,6 +966,42 @@ impl<'p> Runner<'p> {
             seq: attempt.seq,
             hypothesis: proposal.hypothesis.clone(),
         });
+        // What a reader of the attempt should know about how its change was taken.
+        let mut notes: Vec<String> = Vec::new();
+        // An agent may commit its edit, or even move its checkout to another history: its
+        // change is everything between the frontier and its files when it finished, committed
+        // or not. The checkout goes back to the frontier with those files (and the index) kept,
+        // so the one commit made below has the frontier as its parent.
+        if let Some(wt) = &wt {
+            let moved = wt.head_commit().and_then(|head| {
+                if head == frontier {
+                    return Ok(None);
+                }
+                let descends = self.repo.is_ancestor(&frontier, &head).unwrap_or(false);
+                wt.reset_soft(&frontier).map(|()| Some((head, descends)))
+            });
+            match moved {
+                Ok(None) => {}
+                Ok(Some((head, true))) => notes.push(format!(
+                    "the agent committed in its checkout (up to {}); its commits and uncommitted \
+                     edits were taken as one change",
+                    &head[..head.len().min(12)]
+                )),
+                Ok(Some((head, false))) => notes.push(format!(
+                    "the agent moved its checkout to {}, which does not descend from the \
+                     frontier; its change is its final files against the frontier",
+                    &head[..head.len().min(12)]
+                )),
+                Err(e) => {
+                    return self.fail_proposal(
+                        &attempt,
+                        json!({ "checkout_error": e.to_string() }),
+                        format!("the agent's checkout could not be read: {e}"),
+                        events,
+                    );
+                }
+            }
+        }
         // The hidden files were removed from the agent's view; put them back so their absence
         // is not mistaken for the agent's change (any edit of them is still refused below).
         if let (Some(h), Some(wt)) = (&self.contract.hidden, &wt) {
@@ -865,10 +1009,47 @@ impl<'p> Runner<'p> {
                 tracing::warn!("restoring hidden files in the agent checkout: {e}");
             }
         }
-        let changes = match &wt {
+        let boundary = Boundary::new(&self.contract.boundary).map_err(|e| SchedError::Program {
+            program: name.clone(),
+            message: format!("boundary: {e}"),
+        })?;
+        let mut changes = match &wt {
             Some(wt) => wt.changed_paths()?,
             None => Vec::new(),
         };
+        // New files outside the boundary (scratch output, logs, caches) are not the agent's
+        // change: they are removed from the checkout before the commit, so they are neither
+        // committed nor seen by any run, and do not reject the attempt. Edits and deletions of
+        // existing files outside the boundary still do.
+        let (stray, kept): (Vec<_>, Vec<_>) = changes.into_iter().partition(|c| {
+            c.kind == ChangeKind::Added && boundary.check_one(&c.path, c.outside_prefix).is_some()
+        });
+        changes = kept;
+        if let (false, Some(wt)) = (stray.is_empty(), &wt) {
+            let paths: Vec<String> = stray.iter().map(|c| c.path.clone()).collect();
+            if let Err(e) = wt.discard_paths(&paths) {
+                return self.fail_proposal(
+                    &attempt,
+                    json!({ "checkout_error": e.to_string() }),
+                    format!("new files outside the boundary could not be left out: {e}"),
+                    events,
+                );
+            }
+            const SHOWN: usize = 10;
+            let mut list = paths
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if paths.len() > SHOWN {
+                list.push_str(&format!(" and {} more", paths.len() - SHOWN));
+            }
+            notes.push(format!(
+                "ignored new files outside the boundary (not committed, never run): {list}"
+            ));
+        }
+        let notes = notes.join("; ");
         let env_changed = proposal
             .params
             .as_ref()
@@ -891,6 +1072,9 @@ impl<'p> Runner<'p> {
                 &[],
                 Some(&proposal.hypothesis),
             )?;
+            if !notes.is_empty() {
+                self.project.store.set_attempt_note(attempt.id, &notes)?;
+            }
             let attempt = self.project.store.attempt(attempt.id)?;
             if self.memory_gate(&attempt, "", Some(&params), events)? {
                 return Ok(Proposed::Decided(AttemptStatus::Duplicate));
@@ -910,11 +1094,16 @@ impl<'p> Runner<'p> {
                 &[],
                 Some(&proposal.hypothesis),
             )?;
+            let note = if notes.is_empty() {
+                "the agent changed nothing".to_string()
+            } else {
+                format!("the agent changed nothing ({notes})")
+            };
             self.project.store.reject_attempt(
                 attempt.id,
                 AttemptStatus::Rejected,
                 &json!({"no_change": true}),
-                "the agent changed nothing",
+                &note,
             )?;
             self.push_history(attempt.id)?;
             events(&LoopEvent::Rejected {
@@ -924,10 +1113,6 @@ impl<'p> Runner<'p> {
             });
             return Ok(Proposed::Decided(AttemptStatus::Rejected));
         };
-        let boundary = Boundary::new(&self.contract.boundary).map_err(|e| SchedError::Program {
-            program: name.clone(),
-            message: format!("boundary: {e}"),
-        })?;
         let mut touched = Vec::new();
         let mut violations = Vec::new();
         for c in &changes {
@@ -988,7 +1173,10 @@ impl<'p> Runner<'p> {
             let a = self.project.store.attempt(attempt.id)?;
             picidae_memory::index_attempt(&self.project.store, &a, &patch)?;
             let paths: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
-            let note = format!("edit outside the boundary: {}", paths.join(", "));
+            let mut note = format!("edit outside the boundary: {}", paths.join(", "));
+            if !notes.is_empty() {
+                note = format!("{note}; {notes}");
+            }
             self.project.store.reject_attempt(
                 attempt.id,
                 AttemptStatus::Rejected,
@@ -1002,6 +1190,9 @@ impl<'p> Runner<'p> {
                 reason: note,
             });
             return Ok(Proposed::Decided(AttemptStatus::Rejected));
+        }
+        if !notes.is_empty() {
+            self.project.store.set_attempt_note(attempt.id, &notes)?;
         }
         let attempt = self.project.store.attempt(attempt.id)?;
         if self.memory_gate(&attempt, &patch, proposal.params.as_ref(), events)? {

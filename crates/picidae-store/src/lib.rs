@@ -433,6 +433,19 @@ impl Store {
         Ok(attempt)
     }
 
+    /// Set the attempt's note (what the harness wants a reader of the attempt to know, e.g.
+    /// files it left out of the change). A later decision's note is appended to it.
+    pub fn set_attempt_note(&mut self, id: i64, note: &str) -> Result<()> {
+        let n = self.db.execute(
+            "UPDATE attempts SET note = ?2 WHERE id = ?1",
+            params![id, note],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchAttempt(id));
+        }
+        Ok(())
+    }
+
     /// Record the git commit that holds the attempt's change.
     pub fn set_attempt_commit(
         &mut self,
@@ -920,7 +933,10 @@ fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
     let now = now_ms();
     let (program_id, commit): (i64, Option<String>) = tx
         .query_row(
-            "UPDATE attempts SET status = ?2, primary_value = ?3, note = COALESCE(?4, note),
+            "UPDATE attempts SET status = ?2, primary_value = ?3,
+                    note = CASE WHEN CAST(?4 AS TEXT) IS NULL THEN note
+                                WHEN note IS NULL OR note = '' THEN CAST(?4 AS TEXT)
+                                ELSE note || '; ' || CAST(?4 AS TEXT) END,
                     decided_at = ?5
              WHERE id = ?1 RETURNING program_id, commit_sha",
             params![id, d.status.as_str(), d.primary_value, d.note, now],

@@ -482,12 +482,10 @@ echo "HYPOTHESIS: plant git configuration"
         let all = attempts(&store, "g");
         assert_eq!(all.len(), 2, "{all:#?}\n{log}");
         let a = &all[1];
-        // The checkout's `evil/` directory is outside the boundary: rejected, with the path.
-        assert_eq!(a.status, AttemptStatus::Rejected, "{a:#?}\n{log}");
-        assert!(
-            a.rejection.as_ref().unwrap().to_string().contains("evil"),
-            "{a:#?}"
-        );
+        // The checkout's new `evil/` repository is outside the boundary: left out of the
+        // proposal (not committed, not in any run's checkout), and named in its note.
+        assert_ne!(a.status, AttemptStatus::Rejected, "{a:#?}\n{log}");
+        assert!(a.note.as_deref().unwrap_or("").contains("evil"), "{a:#?}");
         // The proposal is a commit of the real repository, under its attempt ref.
         let commit = a.commit.clone().unwrap();
         assert_eq!(
@@ -497,6 +495,11 @@ echo "HYPOTHESIS: plant git configuration"
         assert_eq!(
             git(&env.bench, &["show", &format!("{commit}:value.txt")]),
             "5"
+        );
+        assert_eq!(
+            git(&env.bench, &["ls-tree", "--name-only", &commit, "evil"]),
+            "",
+            "the planted repository was committed"
         );
     }
 }

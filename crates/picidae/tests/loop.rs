@@ -126,15 +126,15 @@ fn an_edit_outside_the_boundary_is_rejected_and_costs_no_run() {
         "no compute spent"
     );
     let why = rejected.rejection.clone().unwrap().to_string();
-    assert!(why.contains("other.txt"), "{why}");
-    assert!(rejected.note.as_deref().unwrap().contains("other.txt"));
+    assert!(why.contains("run.sh"), "{why}");
+    assert!(rejected.note.as_deref().unwrap().contains("run.sh"));
     // The rejected change is still kept as evidence in git.
     let repo = Repo::open(&env.bench).unwrap();
     let patch = repo
         .show_patch(rejected.commit.as_deref().unwrap())
         .unwrap();
     assert!(
-        patch.contains("other.txt") && patch.contains("+hacked"),
+        patch.contains("run.sh") && patch.contains("+hacked"),
         "{patch}"
     );
 
@@ -403,4 +403,187 @@ fn environment_parameter_sweeps_commit_nothing_and_runs_see_their_values() {
         .filter_map(|a| a.primary_value)
         .fold(0.36f64, f64::min);
     assert_eq!(store.program("s").unwrap().frontier_value, Some(best));
+}
+
+/// `picidae run` with extra environment (a short agent backoff).
+fn run_with_env(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let mut c = common::bin();
+    c.arg("--project").arg(&env.project).args(args);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn an_agent_that_says_done_ends_the_loop_cleanly() {
+    for pipeline in ["0", "1"] {
+        let env = value_env("10\n");
+        env.queue_program("p", &["5", "DONE", "3"], &[]);
+        let out = env.picidae(&["run", "p", "-n", "5", "--plain", "--pipeline", pipeline]);
+        let log = text(&out);
+        assert!(out.status.success(), "{log}");
+        assert!(
+            log.contains("stopped: the agent has nothing more to propose"),
+            "{log}"
+        );
+        let store = env.store();
+        let p = store.program("p").unwrap();
+        assert_eq!(p.frontier_value, Some(5.0), "{log}");
+        assert_eq!(p.status, "active");
+        let done = store.attempt_by_seq(p.id, 3).unwrap().unwrap();
+        assert_eq!(
+            done.note.as_deref(),
+            Some("the agent said it has nothing more to propose")
+        );
+        assert!(store.runs_of_attempt(done.id).unwrap().is_empty());
+        // The turn after it was never asked for.
+        assert!(store.attempt_by_seq(p.id, 4).unwrap().is_none(), "{log}");
+        assert_eq!(
+            std::fs::read_to_string(env.path("queue.txt")).unwrap(),
+            "3\n"
+        );
+    }
+}
+
+#[test]
+fn repeated_agent_failures_back_off_then_pause_the_program() {
+    for pipeline in ["0", "1"] {
+        let env = value_env("10\n");
+        // Two failures, a success (which resets the count), then failures until the pause.
+        let mut queue = vec!["FAIL", "FAIL", "4"];
+        queue.extend(["FAIL"; 8]);
+        env.queue_program("p", &queue, &[]);
+        let started = std::time::Instant::now();
+        let out = run_with_env(
+            &env,
+            &["run", "p", "-n", "30", "--plain", "--pipeline", pipeline],
+            &[("PICIDAE_AGENT_BACKOFF_MS", "40")],
+        );
+        let elapsed = started.elapsed();
+        let log = text(&out);
+        assert!(out.status.success(), "{log}");
+        assert!(
+            log.contains(
+                "stopped: paused after 5 agent failures in a row; the last: agent command exited \
+                 with exit code 1; stderr: out of credit"
+            ),
+            "{log}"
+        );
+        // Waits of 40, 80, 160 and 320 ms before the pausing failure, twice 40 before.
+        assert!(
+            elapsed >= std::time::Duration::from_millis(680),
+            "{elapsed:?}"
+        );
+        let store = env.store();
+        let p = store.program("p").unwrap();
+        assert_eq!(p.status, "paused");
+        assert_eq!(p.frontier_value, Some(4.0));
+        // Baseline, two failures, the success, five failures; nothing after the pause.
+        let attempts = store
+            .attempts(&AttemptFilter {
+                program_id: Some(p.id),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(attempts.len(), 9, "{attempts:#?}");
+        let last = attempts.last().unwrap();
+        assert_eq!(last.status, AttemptStatus::Failed);
+        assert!(
+            last.note
+                .as_deref()
+                .unwrap()
+                .contains("(paused after 5 agent failures in a row"),
+            "{last:#?}"
+        );
+        // A paused program does not start until it is resumed.
+        let out = env.picidae(&["run", "p", "-n", "1", "--plain"]);
+        assert!(text(&out).contains("stopped: paused"), "{}", text(&out));
+        env.ok(&["program", "resume", "p"]);
+        assert_eq!(env.store().program("p").unwrap().status, "active");
+    }
+}
+
+#[test]
+fn the_agents_own_commits_are_its_change_on_top_of_the_frontier() {
+    let env = value_env("10\n");
+    env.queue_program("p", &["COMMIT 4", "COMMIT 3", "2"], &[]);
+    let out = env.ok(&["run", "p", "-n", "3", "--plain"]);
+    assert!(out.contains("3 kept"), "{out}");
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    assert_eq!(p.frontier_value, Some(2.0));
+    let repo = Repo::open(&env.bench).unwrap();
+    for seq in [2, 3, 4] {
+        let a = store.attempt_by_seq(p.id, seq).unwrap().unwrap();
+        assert_eq!(a.status, AttemptStatus::Kept, "{a:#?}");
+        let commit = a.commit.clone().unwrap();
+        // One commit of Picidae's, whose parent is the frontier the agent started from.
+        assert_eq!(
+            repo.resolve(&format!("{commit}^")).unwrap().as_deref(),
+            Some(a.parent_commit.as_str())
+        );
+        let message = repo.commit_message(&commit).unwrap();
+        assert!(
+            message.contains(&format!("Picidae-Attempt: {seq}")),
+            "{message}"
+        );
+        let note = a.note.clone().unwrap_or_default();
+        assert_eq!(
+            note.contains("the agent committed in its checkout"),
+            seq != 4,
+            "{note}"
+        );
+    }
+    let patch = repo
+        .show_patch(
+            &store
+                .attempt_by_seq(p.id, 3)
+                .unwrap()
+                .unwrap()
+                .commit
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(patch.contains("-4") && patch.contains("+3"), "{patch}");
+}
+
+#[test]
+fn new_files_outside_the_boundary_are_ignored_never_committed_or_run() {
+    // A run that finds a stray file scores 0: were it in the run's checkout, the attempt
+    // would win on it.
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
+        (
+            "run.sh",
+            "if [ -e notes.txt ] || [ -e tmp/run.log ]; then echo 'score: 0'; else echo \"score: $(cat value.txt)\"; fi\n",
+        ),
+        ("value.txt", "10\n"),
+    ]);
+    env.queue_program("p", &["STRAY 4", "OUT"], &[]);
+    let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
+    assert!(out.contains("1 kept, 0 discarded, 1 rejected"), "{out}");
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    assert_eq!(
+        p.frontier_value,
+        Some(4.0),
+        "the stray files never reached a run"
+    );
+    let a = store.attempt_by_seq(p.id, 2).unwrap().unwrap();
+    assert_eq!(a.status, AttemptStatus::Kept, "{a:#?}");
+    let note = a.note.clone().unwrap();
+    assert!(
+        note.contains("ignored new files outside the boundary")
+            && note.contains("notes.txt")
+            && note.contains("tmp/run.log"),
+        "{note}"
+    );
+    let repo = Repo::open(&env.bench).unwrap();
+    let files = repo.tracked_files(a.commit.as_deref().unwrap()).unwrap();
+    assert_eq!(files, ["picidae.toml", "run.sh", "value.txt"]);
+    // Editing a file outside the boundary is still a violation.
+    let out = store.attempt_by_seq(p.id, 3).unwrap().unwrap();
+    assert_eq!(out.status, AttemptStatus::Rejected);
+    assert!(out.note.as_deref().unwrap().contains("run.sh"), "{out:#?}");
 }

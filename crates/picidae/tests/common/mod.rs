@@ -85,7 +85,9 @@ impl Env {
     }
 
     /// Write a command agent that takes its next action from a queue file: a number is written
-    /// into value.txt; `OUT` writes a file outside the boundary; `NOTHING` changes nothing.
+    /// into value.txt; `OUT` edits run.sh (outside the boundary); `NOTHING` changes nothing;
+    /// `DONE` says it has nothing left; `FAIL` exits 1; `STRAY n` writes n and leaves new files
+    /// outside the boundary; `COMMIT n` writes n and commits it in the checkout.
     /// Write `text` to `file` in the benchmark and commit it (for files whose text is known
     /// only once the test's paths exist).
     #[allow(dead_code)]
@@ -152,8 +154,15 @@ sed -i 1d "$q"
 cat > /dev/null   # the prompt arrives on stdin
 ls -a >&2         # what the agent can see, into its transcript
 case "$n" in
-  OUT) echo hacked > other.txt; echo "HYPOTHESIS: touch a file outside the boundary" ;;
+  OUT) echo hacked >> run.sh; echo "HYPOTHESIS: edit a file outside the boundary" ;;
   NOTHING) echo "HYPOTHESIS: change nothing" ;;
+  DONE) echo "nothing left to try"; echo "PICIDAE: DONE" ;;
+  FAIL) echo "out of credit" >&2; exit 1 ;;
+  STRAY\ *) v=${{n#STRAY }}; echo "$v" > value.txt; echo scratch > notes.txt; mkdir -p tmp; echo log > tmp/run.log
+     echo "HYPOTHESIS: value $v, with scratch files left behind" ;;
+  COMMIT\ *) v=${{n#COMMIT }}; echo "$v" > value.txt
+     git add -A && git -c user.name=agent -c user.email=agent@example.invalid commit -q -m "value $v"
+     echo "HYPOTHESIS: value $v, committed" ;;
   *) echo "$n" > value.txt; echo "thinking about it"; echo "HYPOTHESIS: value $n" ;;
 esac
 "#,
