@@ -561,8 +561,15 @@ fn parse_named(
         };
         loc.issue(offset, &field, e.message().trim())
     };
-    let mut root =
-        toml::de::DeTable::parse(text).map_err(|e| ContractError::Invalid(vec![located(&e)]))?;
+    // Syntax errors: the first of each line, as far as the parser recovers; the shape and the
+    // meaning of a document that is not TOML are not checked.
+    let (mut root, errors) = toml::de::DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        let mut issues: Vec<ContractIssue> = errors.iter().map(located).collect();
+        issues.sort_by_key(|i| (i.line, i.column));
+        issues.dedup_by_key(|i| i.line);
+        return Err(ContractError::Invalid(issues));
+    }
     let mut shape = Vec::new();
     schema::check(&mut root, &loc, &mut shape);
     let raw = match Raw::deserialize(toml::de::Deserializer::from(root)) {

@@ -319,3 +319,13 @@ fn an_integer_beyond_64_bits_does_not_stop_the_other_checks() {
     assert_eq!(got, [("run.timeout", 13), ("policy.seeds", 40)], "{err}");
     assert!(err.issues()[0].message.contains("out of range"), "{err}");
 }
+
+#[test]
+fn several_syntax_errors_are_reported_together() {
+    let text = GOOD
+        .replace("timeout = 20", "timeout = = 20")
+        .replace("seeds = 3", "seeds = 3 3");
+    let err = parse(&text).unwrap_err();
+    let lines: Vec<usize> = err.issues().iter().map(|i| i.line).collect();
+    assert_eq!(lines, [13, 40], "{err}");
+}
