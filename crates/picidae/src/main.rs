@@ -845,10 +845,10 @@ fn check(benchmark: &Path) -> Result<ExitCode> {
             if let Some(exposed) = picidae_sched::contract_source::exposure(&c) {
                 println!("  warning:  {exposed}");
             }
-            let dir = if benchmark.is_dir() {
-                benchmark
-            } else {
-                benchmark.parent().unwrap_or(Path::new("."))
+            let dir = match benchmark.parent() {
+                _ if benchmark.is_dir() => benchmark,
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
             };
             let files = benchmark_files(dir);
             for glob in c.boundary.unmatched_globs(&files) {

@@ -102,6 +102,23 @@ goal = "minimize"
         text(&out)
     );
     assert!(!stdout.contains("\"src/*.py\" matches"), "{}", text(&out));
+
+    // Named by its file, in the current directory: the same.
+    let out = bin()
+        .arg("check")
+        .arg("picidae.toml")
+        .current_dir(&bench)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("nameless: ok"), "{}", text(&out));
+    assert_eq!(
+        stdout.matches("matches no file").count(),
+        1,
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
