@@ -49,8 +49,17 @@ pub struct TsvError {
 /// Format rows as a results.tsv file (header included). Tabs and newlines inside descriptions
 /// become spaces so every row stays one line of five columns.
 pub fn format(rows: &[TsvRow]) -> String {
-    let mut out = String::from(HEADER);
-    out.push('\n');
+    format_with_metric(rows, "val_bpb")
+}
+
+/// [`format`] with the second column named `metric` (the primary metric's name) instead of
+/// `val_bpb`. A metric name with a tab or newline would break the header; those become `_`.
+pub fn format_with_metric(rows: &[TsvRow], metric: &str) -> String {
+    let metric: String = metric
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    let mut out = format!("commit\t{metric}\tmemory_gb\tstatus\tdescription\n");
     for r in rows {
         let desc: String = r
             .description
@@ -149,6 +158,21 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<TsvRow>, TsvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_metric_column_is_named_and_still_parses() {
+        let rows = vec![TsvRow {
+            commit: "a1b2c3d".into(),
+            value: 0.5,
+            memory_gb: 1.0,
+            status: TsvStatus::Keep,
+            description: "x".into(),
+        }];
+        let text = format_with_metric(&rows, "val loss");
+        assert!(text.starts_with("commit\tval_loss\tmemory_gb\tstatus\tdescription\n"));
+        assert_eq!(parse(&text, "r.tsv").unwrap(), rows);
+        assert!(format(&rows).starts_with(HEADER));
+    }
 
     #[test]
     fn round_trip() {

@@ -409,6 +409,124 @@ fn findings_evidence_and_spend(t: &TestStore) {
     assert_eq!(s.request_run_cancel(run.id).unwrap(), None);
 }
 
+fn deleting_a_program_removes_its_rows_only(t: &TestStore) {
+    use picidae_store::{Calibration, HiddenResult, NoiseFloor};
+    let mut s = t.open();
+    let p = program(&mut s, "p");
+    let q = program(&mut s, "q");
+    let base = attempt(&mut s, p.id, "c0");
+    let cand = attempt(&mut s, p.id, "c1");
+    let other = attempt(&mut s, q.id, "c2");
+    s.decide_attempt(
+        base.id,
+        &Decision {
+            status: AttemptStatus::Kept,
+            primary_value: Some(0.5),
+            note: None,
+            advance_frontier: true,
+        },
+    )
+    .unwrap();
+    let f = s
+        .create_finding(p.id, cand.id, base.id, "val_loss", Some("fp"))
+        .unwrap();
+    s.set_noise_floor(&NoiseFloor {
+        program_id: p.id,
+        fingerprint: "fp".into(),
+        attempt_id: base.id,
+        n: 3,
+        mean: 0.5,
+        std: 0.01,
+        created_at: 1,
+    })
+    .unwrap();
+    let run = s.insert_run(cand.id, 1, "local").unwrap();
+    s.set_hidden_result(&HiddenResult {
+        run_id: run.id,
+        ok: true,
+        metrics: Default::default(),
+        error: None,
+        evaluated_at: 2,
+    })
+    .unwrap();
+    s.insert_calibration(&Calibration {
+        id: 0,
+        program_id: p.id,
+        commit_sha: "c0".into(),
+        passed: true,
+        rank_correlation: None,
+        max_error: None,
+        details: serde_json::json!({}),
+        created_at: 3,
+    })
+    .unwrap();
+    s.add_followup("p", "try a warmup", "alice").unwrap();
+    // Another program's attempt marked a duplicate of one of p's.
+    s.db()
+        .execute(
+            "UPDATE attempts SET duplicate_of = ?1 WHERE id = ?2",
+            [cand.id, other.id],
+        )
+        .unwrap();
+    let q_run = s.insert_run(other.id, 1, "local").unwrap();
+
+    // A running run refuses the deletion, and nothing is removed.
+    s.mark_run_started(run.id, 1, 1, "h", None, "/l").unwrap();
+    let err = s.delete_program("p").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ProgramRunning { program, runs } if program == "p" && runs == &vec![run.id]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("stop its loop"), "{err}");
+    assert_eq!(s.results(Some(p.id)).unwrap().len(), 2);
+    s.finish_run(run.id, &RunResult::default()).unwrap();
+
+    let gone = s.delete_program("p").unwrap();
+    assert_eq!(gone.program.id, p.id);
+    assert_eq!(gone.attempt_seqs, vec![1, 2]);
+    assert_eq!(gone.run_ids, vec![run.id]);
+    assert_eq!(gone.findings, 1);
+    assert!(matches!(s.program("p"), Err(StoreError::NoSuchProgram(_))));
+    assert!(matches!(s.finding(f.id), Err(StoreError::NoSuchFinding(_))));
+    for table in [
+        "attempts",
+        "runs",
+        "frontier_history",
+        "findings",
+        "noise_floors",
+        "calibrations",
+        "followups",
+    ] {
+        let n: i64 = s
+            .db()
+            .query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE program_id = ?1"),
+                [p.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0, "{table} still has rows of the deleted program");
+    }
+    assert!(s.hidden_result(run.id).unwrap().is_none());
+    // The other program is untouched, its duplicate mark dropped.
+    let kept = s.attempt(other.id).unwrap();
+    assert_eq!(kept.program_id, q.id);
+    assert_eq!(s.runs_of_attempt(other.id).unwrap()[0].id, q_run.id);
+    let dup: Option<i64> = s
+        .db()
+        .query_row(
+            "SELECT duplicate_of FROM attempts WHERE id = ?1",
+            [other.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dup, None);
+    assert!(matches!(
+        s.delete_program("p"),
+        Err(StoreError::NoSuchProgram(_))
+    ));
+}
+
 /// A connection the server closes (a restart, a terminated backend) costs one failed call:
 /// the next one connects again.
 #[test]
@@ -454,4 +572,5 @@ picidae_store::on_both_backends!(
     steering_state_and_tokens,
     program_leases_are_exclusive,
     findings_evidence_and_spend,
+    deleting_a_program_removes_its_rows_only,
 );

@@ -295,7 +295,7 @@ fn import_key(commit: &str, hypothesis: &str, status: AttemptStatus, value: Opti
 
 /// Insert `attempts` into `program`, skipping those already imported there. Returns
 /// (imported, skipped).
-fn insert_new(
+pub(crate) fn insert_new(
     project: &mut Project,
     program_id: i64,
     attempts: Vec<ImportedAttempt>,

@@ -11,6 +11,7 @@ mod bench_mlflow;
 mod bench_store;
 mod bench_utilisation;
 mod client;
+mod delete;
 mod demo;
 mod example;
 mod findings;
@@ -111,9 +112,19 @@ enum Command {
         /// Show only the last N attempts.
         #[arg(long)]
         last: Option<usize>,
+        /// Print hypotheses on one line each instead of wrapping them at 60 characters.
+        #[arg(long)]
+        full: bool,
     },
-    /// Show one attempt: hypothesis, runs, and its diff.
-    Show { program: String, seq: i64 },
+    /// Show one attempt: hypothesis, runs with every metric, and its diff.
+    Show {
+        program: String,
+        seq: i64,
+        /// The attempt, its runs, its finding and its diff as JSON, without hidden-evaluator
+        /// results or files (safe to hand to an agent).
+        #[arg(long)]
+        json: bool,
+    },
     /// Export results in other tools' formats.
     #[command(subcommand)]
     Export(ExportCmd),
@@ -296,6 +307,10 @@ enum ProgramCmd {
     },
     /// Queue an idea for the program's next agent turn.
     Followup { name: String, text: String },
+    /// Delete a program: its attempts, runs, findings and memory rows in the store, its run
+    /// and attempt files under `.picidae/`, and its `refs/picidae/NAME/` refs. Refused while
+    /// its loop runs.
+    Delete { name: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -341,8 +356,9 @@ struct CreateArgs {
     /// Direction for the agent (default: the benchmark's program.md).
     #[arg(long)]
     program_md: Option<PathBuf>,
-    /// Where runs execute: `local`, `slurm`, `slurm:PARTITION`, or
-    /// `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE]`.
+    /// Where runs execute: `local`; Slurm batch jobs: `slurm` or `slurm:PARTITION`; an SSH
+    /// host: `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE]`; a
+    /// container per run: `docker:IMAGE` or `podman:IMAGE` (`[?host=DAEMON_ADDRESS]`).
     #[arg(long, default_value = "local")]
     executor: String,
     /// Seeds per attempt (overrides the contract's policy).
@@ -368,6 +384,10 @@ enum ExportCmd {
         /// Output file (default: stdout).
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Name the metric column `val_bpb`, as autoresearch does, instead of after the
+        /// program's primary metric.
+        #[arg(long)]
+        autoresearch_header: bool,
     },
 }
 
@@ -548,6 +568,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Program(ProgramCmd::Followup { name, text }) => {
             serve::followup(&mut open_project(&cli.project)?, &name, &text)?;
         }
+        Command::Program(ProgramCmd::Delete { name }) => {
+            let d = delete::delete_program(&mut open_project(&cli.project)?, &name)?;
+            for w in &d.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "deleted program {name}: {} attempts, {} runs, {} findings, {} refs",
+                d.attempts, d.runs, d.findings, d.refs
+            );
+        }
         Command::Serve {
             slots,
             listen,
@@ -626,27 +656,47 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             program,
             json,
             last,
+            full,
         } => {
             let project = open_project(&cli.project)?;
-            results::print_results(&project, program.as_deref(), json, last)?;
+            results::print_results(&project, program.as_deref(), json, last, full)?;
         }
-        Command::Show { program, seq } => {
+        Command::Show { program, seq, json } => {
             let project = open_project(&cli.project)?;
-            results::show_attempt(&project, &program, seq)?;
+            if json {
+                results::show_attempt_json(&project, &program, seq)?;
+            } else {
+                results::show_attempt(&project, &program, seq)?;
+            }
         }
-        Command::Export(ExportCmd::ResultsTsv { program, output }) => {
+        Command::Export(ExportCmd::ResultsTsv {
+            program,
+            output,
+            autoresearch_header,
+        }) => {
             let project = open_project(&cli.project)?;
-            let text = results::export_tsv(&project, &program)?;
+            let export = results::export_tsv(&project, &program, autoresearch_header)?;
             match output {
-                Some(path) => std::fs::write(&path, text)
+                Some(path) => std::fs::write(&path, &export.text)
                     .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{text}"),
+                None => print!("{}", export.text),
+            }
+            if !export.unmeasured.is_empty() {
+                let seqs: Vec<String> = export.unmeasured.iter().map(|s| format!("#{s}")).collect();
+                eprintln!(
+                    "note: {} attempt(s) of {program} left out, with no measured value: {}",
+                    seqs.len(),
+                    seqs.join(", ")
+                );
             }
         }
         Command::Import(ImportCmd::ResultsTsv { file, program }) => {
             let mut project = open_project(&cli.project)?;
-            let n = results::import_tsv(&mut project, &program, &file)?;
-            println!("imported {n} attempts into {program}");
+            let (n, skipped) = results::import_tsv(&mut project, &program, &file)?;
+            println!(
+                "imported {n} attempts into {program}{}",
+                skipped_note(skipped)
+            );
         }
         Command::Import(ImportCmd::Autoresearch {
             program,

@@ -1,5 +1,6 @@
 //! Read-side commands: results table, program list, one attempt, results.tsv export/import.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -8,7 +9,7 @@ use picidae_core::results_tsv::{self, TsvRow, TsvStatus};
 use picidae_core::{AttemptKind, AttemptStatus};
 use picidae_git::Repo;
 use picidae_sched::Project;
-use picidae_store::ImportedAttempt;
+use picidae_store::{ImportedAttempt, Program, Run};
 
 fn fmt_opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.6}")).unwrap_or_else(|| "-".into())
@@ -68,11 +69,79 @@ pub fn list_programs(project: &Project, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Word-wrap `text` at `width` characters (a word longer than that is split), so a long
+/// hypothesis stays whole in a table cell.
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        loop {
+            let used = line.chars().count();
+            let len = word.chars().count();
+            if used > 0 && used + 1 + len <= width {
+                line.push(' ');
+                line.push_str(&word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+            }
+            if len <= width {
+                line = word;
+                break;
+            }
+            let head: String = word.chars().take(width).collect();
+            lines.push(head);
+            word = word.chars().skip(width).collect();
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// The mean of each metric over the runs that reported it, and whether any run went over its
+/// time budget.
+fn run_metrics(runs: &[Run]) -> (BTreeMap<String, f64>, bool) {
+    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for r in runs {
+        for (k, v) in &r.metrics {
+            let e = sums.entry(k.clone()).or_insert((0.0, 0));
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    let means = sums
+        .into_iter()
+        .map(|(k, (sum, n))| (k, sum / n as f64))
+        .collect();
+    (means, runs.iter().any(|r| r.over_budget))
+}
+
+fn fmt_metrics(m: &BTreeMap<String, f64>, skip: Option<&str>) -> String {
+    m.iter()
+        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .map(|(k, v)| format!("{k}={v:.6}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The primary metric's name from the program's contract (as committed in its base commit).
+fn primary_metric(p: &Program) -> Result<String> {
+    let repo = Repo::open(&p.benchmark_dir)
+        .with_context(|| format!("program {}: opening {}", p.name, p.benchmark_dir))?;
+    let (contract, _) = picidae_sched::contract_source::program_contract(&repo, p)?;
+    Ok(contract.primary_metric)
+}
+
 pub fn print_results(
     project: &Project,
     program: Option<&str>,
     json: bool,
     last: Option<usize>,
+    full: bool,
 ) -> Result<()> {
     let pid = program
         .map(|p| project.store.program(p))
@@ -83,9 +152,32 @@ pub fn print_results(
         let skip = rows.len().saturating_sub(n);
         rows.drain(..skip);
     }
+    let mut measured = Vec::with_capacity(rows.len());
+    for r in &rows {
+        measured.push(run_metrics(&project.store.runs_of_attempt(r.attempt.id)?));
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, (metrics, over)) in rows.iter().zip(&measured) {
+            let mut v = serde_json::to_value(r)?;
+            v["metrics"] = serde_json::to_value(metrics)?;
+            v["over_budget"] = serde_json::Value::Bool(*over);
+            out.push(v);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
+    }
+    // The primary metric of each program, to list the others beside it.
+    let mut primaries: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for r in &rows {
+        if !primaries.contains_key(&r.program) {
+            let name = project
+                .store
+                .program(&r.program)
+                .ok()
+                .and_then(|p| primary_metric(&p).ok());
+            primaries.insert(r.program.clone(), name);
+        }
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
@@ -95,25 +187,36 @@ pub fn print_results(
         "kind",
         "status",
         "value",
+        "other metrics",
         "runs",
         "wall s",
         "commit",
         "hypothesis",
     ]);
-    for r in &rows {
+    for (r, (metrics, over)) in rows.iter().zip(&measured) {
         let a = &r.attempt;
-        let mut hyp: String = a.hypothesis.chars().take(60).collect();
+        let mut hyp = a.hypothesis.clone();
         if let Some(note) = &a.note {
             if a.status != AttemptStatus::Kept && a.status != AttemptStatus::Discarded {
-                hyp = format!("{hyp} [{}]", note.chars().take(60).collect::<String>());
+                hyp = format!("{hyp} [{note}]");
             }
         }
+        if !full {
+            hyp = wrap(&hyp, 60);
+        }
+        let primary = primaries.get(&r.program).cloned().flatten();
+        let status = if *over {
+            format!("{}\nover budget", a.status)
+        } else {
+            a.status.to_string()
+        };
         t.add_row([
             r.program.clone(),
             a.seq.to_string(),
             a.kind.to_string(),
-            a.status.to_string(),
+            status,
             fmt_opt(a.primary_value),
+            fmt_metrics(metrics, primary.as_deref()),
             r.runs.to_string(),
             r.wall_secs
                 .map(|w| format!("{w:.1}"))
@@ -123,6 +226,49 @@ pub fn print_results(
         ]);
     }
     println!("{t}");
+    Ok(())
+}
+
+/// `picidae show --json`: the attempt as agents may see it (the MCP server's `get_attempt`:
+/// no hidden-evaluator numbers, hidden files left out of the diff), with each run's status,
+/// metrics, over-budget flag, violations and error.
+pub fn show_attempt_json(project: &Project, program: &str, seq: i64) -> Result<()> {
+    let view = picidae_server::mcp::get_attempt(
+        &project.store,
+        &picidae_server::mcp::AttemptParams {
+            program: program.to_string(),
+            seq,
+        },
+    )?;
+    let p = project.store.program(program)?;
+    let a = project
+        .store
+        .attempt_by_seq(p.id, seq)?
+        .with_context(|| format!("program {program} has no attempt #{seq}"))?;
+    let runs: Vec<serde_json::Value> = project
+        .store
+        .runs_of_attempt(a.id)?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "seed": r.seed,
+                "status": r.status,
+                "exit_code": r.exit_code,
+                "signal": r.signal,
+                "wall_secs": r.wall_secs,
+                "peak_rss_kb": r.peak_rss_kb,
+                "over_budget": r.over_budget,
+                "primary_value": r.primary_value,
+                "metrics": r.metrics,
+                "violations": r.violations,
+                "error": r.error.as_deref().map(picidae_server::mcp::redact_hidden),
+            })
+        })
+        .collect();
+    let mut v = serde_json::to_value(&view)?;
+    v["runs"] = serde_json::Value::Array(runs);
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
@@ -141,13 +287,24 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
     println!("parent:     {}", a.parent_commit);
     println!("commit:     {}", a.commit.as_deref().unwrap_or("-"));
     println!("value:      {}", fmt_opt(a.primary_value));
+    let runs = project.store.runs_of_attempt(a.id)?;
+    let (metrics, over) = run_metrics(&runs);
+    if !metrics.is_empty() {
+        println!(
+            "metrics:    {}",
+            fmt_metrics(&metrics, None).replace('\n', ", ")
+        );
+    }
+    if over {
+        println!("budget:     over its time budget");
+    }
     if let Some(n) = &a.note {
         println!("note:       {n}");
     }
     if let Some(r) = &a.rejection {
         println!("rejection:  {r}");
     }
-    for r in project.store.runs_of_attempt(a.id)? {
+    for r in &runs {
         println!(
             "run {} seed {} {} exit {} wall {} rss {} KiB value {} {}{}",
             r.id,
@@ -165,20 +322,60 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         );
+        if !r.metrics.is_empty() {
+            println!(
+                "    metrics: {}",
+                fmt_metrics(&r.metrics, None).replace('\n', ", ")
+            );
+        }
+        if r.over_budget {
+            println!("    over budget");
+        }
+        for v in &r.violations {
+            println!("    violation: {v}");
+        }
     }
-    if let (Some(c), AttemptKind::Explore) = (&a.commit, a.kind) {
-        let repo = Repo::open(&p.benchmark_dir)?;
-        if c != &a.parent_commit {
-            println!();
-            print!("{}", repo.show_patch(c)?);
+    // A baseline or re-measurement runs its parent unchanged; an imported attempt records only
+    // its commit, whose diff git still has (or not, when the commit was reset away).
+    if let Some(c) = &a.commit {
+        if c != &a.parent_commit && matches!(a.kind, AttemptKind::Explore | AttemptKind::Imported) {
+            let repo = Repo::open(&p.benchmark_dir)?;
+            match repo.show_patch(c) {
+                Ok(patch) => {
+                    println!();
+                    print!("{patch}");
+                }
+                Err(e) => println!("diff:       not readable from git ({e})"),
+            }
         }
     }
     Ok(())
 }
 
-pub fn export_tsv(project: &Project, program: &str) -> Result<String> {
+/// A results.tsv export: its text, and the attempts left out because they have no value.
+pub struct TsvExport {
+    pub text: String,
+    /// Kept or discarded attempts without a measured value (e.g. an imported commit without a
+    /// row): autoresearch's format has no way to say "not measured", and `0.000000 keep` would
+    /// read as the best result, so they are not written.
+    pub unmeasured: Vec<i64>,
+}
+
+/// `picidae export results-tsv`. The metric column is named after the program's primary
+/// metric, or `val_bpb` with `autoresearch_header`.
+pub fn export_tsv(
+    project: &Project,
+    program: &str,
+    autoresearch_header: bool,
+) -> Result<TsvExport> {
     let p = project.store.program(program)?;
+    let metric = if autoresearch_header {
+        "val_bpb".to_string()
+    } else {
+        primary_metric(&p)?
+    };
     let mut rows = Vec::new();
+    let mut unmeasured = Vec::new();
     for r in project.store.results(Some(p.id))? {
         let a = r.attempt;
         let status = match a.status {
@@ -187,6 +384,14 @@ pub fn export_tsv(project: &Project, program: &str) -> Result<String> {
             AttemptStatus::Failed if r.runs > 0 => TsvStatus::Crash,
             _ => continue,
         };
+        let value = match (status, a.primary_value) {
+            (TsvStatus::Crash, _) => 0.0,
+            (_, Some(v)) => v,
+            (_, None) => {
+                unmeasured.push(a.seq);
+                continue;
+            }
+        };
         rows.push(TsvRow {
             commit: a
                 .commit
@@ -194,11 +399,7 @@ pub fn export_tsv(project: &Project, program: &str) -> Result<String> {
                 .map(short)
                 .unwrap_or("0000000")
                 .to_string(),
-            value: if status == TsvStatus::Crash {
-                0.0
-            } else {
-                a.primary_value.unwrap_or(0.0)
-            },
+            value,
             memory_gb: r
                 .peak_rss_kb
                 .map(|k| k as f64 / 1024.0 / 1024.0)
@@ -207,10 +408,16 @@ pub fn export_tsv(project: &Project, program: &str) -> Result<String> {
             description: a.hypothesis,
         });
     }
-    Ok(results_tsv::format(&rows))
+    Ok(TsvExport {
+        text: results_tsv::format_with_metric(&rows, &metric),
+        unmeasured,
+    })
 }
 
-pub fn import_tsv(project: &mut Project, program: &str, file: &Path) -> Result<usize> {
+/// `picidae import results-tsv`: returns (imported, skipped as already imported). A row
+/// already imported into the program (same commit, description, status and value) is skipped,
+/// so importing a file twice adds nothing.
+pub fn import_tsv(project: &mut Project, program: &str, file: &Path) -> Result<(usize, usize)> {
     let p = project.store.program(program)?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -234,13 +441,5 @@ pub fn import_tsv(project: &mut Project, program: &str, file: &Path) -> Result<u
             source: format!("import:{source}"),
         })
         .collect();
-    let last = project
-        .store
-        .attempt_counts(p.id)?
-        .iter()
-        .map(|(_, n)| n)
-        .sum::<i64>();
-    let n = project.store.insert_imported(p.id, &imported)?;
-    crate::memory::reindex_program(project, p.id, Some(last))?;
-    Ok(n)
+    crate::import::insert_new(project, p.id, imported)
 }

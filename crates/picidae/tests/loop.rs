@@ -231,7 +231,8 @@ fn results_tsv_round_trips() {
     env.ok(&["run", "p", "-n", "4", "--plain"]);
     let first = env.ok(&["export", "results-tsv", "-p", "p"]);
     let lines: Vec<&str> = first.lines().collect();
-    assert_eq!(lines[0], "commit\tval_bpb\tmemory_gb\tstatus\tdescription");
+    // The metric column is named after the primary metric.
+    assert_eq!(lines[0], "commit\tscore\tmemory_gb\tstatus\tdescription");
     assert_eq!(
         lines.len(),
         5,
