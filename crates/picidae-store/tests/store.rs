@@ -469,6 +469,27 @@ fn deleting_a_program_removes_its_rows_only(t: &TestStore) {
         )
         .unwrap();
     let q_run = s.insert_run(other.id, 1, "local").unwrap();
+    // Memory rows of both programs (the full-text index is engine-specific).
+    let memory_insert = match s.backend() {
+        picidae_store::Backend::Sqlite => {
+            "INSERT INTO memory_fts (rowid, hypothesis, program) VALUES (?1, 'warmup', 'x')"
+        }
+        picidae_store::Backend::Postgres => {
+            "INSERT INTO memory_fts (attempt_id, hypothesis, program) VALUES (?1, 'warmup', 'x')"
+        }
+    };
+    for id in [base.id, cand.id, other.id] {
+        s.db().execute(memory_insert, [id]).unwrap();
+    }
+    let memory_rows = |s: &Store| -> Vec<i64> {
+        let sql = match s.backend() {
+            picidae_store::Backend::Sqlite => "SELECT rowid FROM memory_fts ORDER BY rowid",
+            picidae_store::Backend::Postgres => {
+                "SELECT attempt_id FROM memory_fts ORDER BY attempt_id"
+            }
+        };
+        s.db().query_map(sql, (), |r| r.get(0)).unwrap()
+    };
 
     // A running run refuses the deletion, and nothing is removed.
     s.mark_run_started(run.id, 1, 1, "h", None, "/l").unwrap();
@@ -508,6 +529,7 @@ fn deleting_a_program_removes_its_rows_only(t: &TestStore) {
         assert_eq!(n, 0, "{table} still has rows of the deleted program");
     }
     assert!(s.hidden_result(run.id).unwrap().is_none());
+    assert_eq!(memory_rows(&s), vec![other.id]);
     // The other program is untouched, its duplicate mark dropped.
     let kept = s.attempt(other.id).unwrap();
     assert_eq!(kept.program_id, q.id);

@@ -20,8 +20,8 @@ pub struct Deleted {
 
 /// Delete program `name`. Refused while its loop runs: the loop (`picidae run`, or a
 /// coordinator's runner) holds `.picidae/locks/<name>.lock`, which is taken here for the whole
-/// deletion so none can start meanwhile; the store refuses too while any of its runs is
-/// `running` (a loop on another machine sharing a PostgreSQL store).
+/// deletion so none can start meanwhile. A coordinator's fresh lease on the program, or any of
+/// its runs `running` (a loop on another machine sharing a PostgreSQL store), refuses it too.
 pub fn delete_program(project: &mut Project, name: &str) -> Result<Deleted> {
     let program = project.store.program(name)?;
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
@@ -44,6 +44,17 @@ pub fn delete_program(project: &mut Project, name: &str) -> Result<Deleted> {
         ),
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        }
+    }
+    // A coordinator elsewhere (team mode on a shared PostgreSQL store) drives the program
+    // while its lease is renewed: its loop may be between runs.
+    if let Some((owner, at)) = project.store.program_lease(program.id)? {
+        let age_ms = picidae_store::now_ms() - at;
+        if age_ms <= picidae_sched::runner::lease_expiry().as_millis() as i64 {
+            bail!(
+                "program {name} is driven by the coordinator {owner} (its lease was renewed {:.0}s ago); stop that `picidae serve` before deleting the program",
+                age_ms.max(0) as f64 / 1000.0
+            );
         }
     }
     let gone = project.store.delete_program(name)?;

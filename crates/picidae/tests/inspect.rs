@@ -295,6 +295,20 @@ fn program_delete_removes_the_program_its_files_and_refs() {
     assert!(env.store().program("p").is_ok());
     drop(lock);
 
+    // A coordinator elsewhere holding a fresh lease on the program: refused too.
+    let mut store = env.store();
+    let pid = store.program("p").unwrap().id;
+    assert!(store.claim_program(pid, "elsewhere:1", None).unwrap());
+    let refused = env.picidae(&["program", "delete", "p"]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("driven by the coordinator elsewhere:1"),
+        "{err}"
+    );
+    store.release_program(pid, "elsewhere:1").unwrap();
+    drop(store);
+
     let out = env.ok(&["program", "delete", "p"]);
     assert!(out.contains("deleted program p: 3 attempts"), "{out}");
     let store = env.store();
