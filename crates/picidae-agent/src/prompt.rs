@@ -44,9 +44,20 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
     p.push_str(
         "- Your working directory is your own checkout of the current frontier. Edit files there, \
          and do not run the experiment: Picidae records your change, runs it and keeps it only if \
-         the primary metric improves. You may commit your edits or leave them uncommitted: your \
-         change is everything between the frontier and your files when you finish, either way.\n",
+         the primary metric improves.",
     );
+    if c.boundary.sandbox_agents {
+        // Inside the agent sandbox the repository does not exist: git cannot commit.
+        p.push_str(
+            " Leave your edits uncommitted (git has no repository in your sandbox): your change \
+             is everything between the frontier and your files when you finish.\n",
+        );
+    } else {
+        p.push_str(
+            " You may commit your edits or leave them uncommitted: your change is everything \
+             between the frontier and your files when you finish, either way.\n",
+        );
+    }
     let _ = writeln!(
         p,
         "- You may change only files matching: {}. An edit or deletion of any other file is \
@@ -284,7 +295,8 @@ files = ["gold"]
 
     #[test]
     fn a_missing_program_md_is_said_rather_than_left_blank() {
-        let contract = Contract::parse(CONTRACT, Path::new("picidae.toml")).unwrap();
+        let mut contract = Contract::parse(CONTRACT, Path::new("picidae.toml")).unwrap();
+        contract.boundary.sandbox_agents = true;
         let ctx = AgentContext {
             program: "p",
             program_md: "  \n",
@@ -302,6 +314,7 @@ files = ["gold"]
             project_dir: None,
         };
         let p = render_prompt(&ctx);
+        assert!(p.contains("Leave your edits uncommitted"), "{p}");
         assert!(
             p.starts_with("(This program has no program.md: no direction was written for it. Improve the primary metric, val_bpb, within the rules below.)\n\n## Rules"),
             "{p}"

@@ -404,7 +404,14 @@ impl<'p> Runner<'p> {
                 break;
             }
             match self.explore_one(agent, opts, events)? {
-                Some(Finish::Decided(status)) => summary.count(status),
+                Some(Finish::Decided(status)) => {
+                    summary.count(status);
+                    // Paused by this turn: say why even when it was the last one allowed.
+                    if let Some(why) = self.paused_because.take() {
+                        summary.stopped = Some(why);
+                        break;
+                    }
+                }
                 Some(Finish::Interrupted) => {
                     summary.attempts += 1;
                     summary.stopped = Some("cancelled".into());

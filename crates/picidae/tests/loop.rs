@@ -588,3 +588,22 @@ fn new_files_outside_the_boundary_are_ignored_never_committed_or_run() {
     assert_eq!(out.status, AttemptStatus::Rejected);
     assert!(out.note.as_deref().unwrap().contains("run.sh"), "{out:#?}");
 }
+
+#[test]
+fn an_agent_committing_everything_does_not_commit_the_hidden_files_absence() {
+    // The hidden files are deleted from the agent's checkout; `git add -A && git commit`
+    // records their deletion, which is not the agent's change.
+    let env = Env::truth(common::GOOD_EVALUATOR, "seeds = 1\nbaseline_seeds = 2");
+    env.queue_program("p", &["COMMIT 5 5 committed"], &[]);
+    let out = env.picidae(&["run", "p", "-n", "1", "--plain"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let a = store.attempt_by_seq(p.id, 2).unwrap().unwrap();
+    assert_eq!(a.status, AttemptStatus::Kept, "{a:#?}\n{log}");
+    assert_eq!(a.touched, ["value.txt"], "{a:#?}");
+    let repo = Repo::open(&env.bench).unwrap();
+    let files = repo.tracked_files(a.commit.as_deref().unwrap()).unwrap();
+    assert!(files.iter().any(|f| f.starts_with("gold/")), "{files:?}");
+}
