@@ -255,6 +255,12 @@ pub fn agent_backoff(failures: u32) -> Duration {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_millis)
         .unwrap_or(AGENT_BACKOFF_BASE);
+    backoff_delay(base, failures)
+}
+
+/// `base` doubled for each failure after the first, at most [`AGENT_BACKOFF_MAX`] (or `base`
+/// when that is longer); nothing after no failure.
+fn backoff_delay(base: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return Duration::ZERO;
     }
@@ -2112,5 +2118,23 @@ pub(crate) fn history_entry(a: &Attempt) -> HistoryEntry {
             .as_ref()
             .and_then(|p| serde_json::from_value::<Assignment>(p.clone()).ok()),
         value: a.primary_value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{backoff_delay, AGENT_BACKOFF_MAX};
+
+    #[test]
+    fn agent_backoff_doubles_and_is_bounded() {
+        let base = Duration::from_secs(2);
+        let delays: Vec<u64> = (0..6).map(|n| backoff_delay(base, n).as_secs()).collect();
+        assert_eq!(delays, [0, 2, 4, 8, 16, 32]);
+        assert_eq!(backoff_delay(base, 7), AGENT_BACKOFF_MAX);
+        assert_eq!(backoff_delay(base, u32::MAX), AGENT_BACKOFF_MAX);
+        let long = Duration::from_secs(300);
+        assert_eq!(backoff_delay(long, 3), long);
     }
 }
