@@ -82,18 +82,73 @@ pub struct FindingSummary {
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
     pub seeds: Option<i64>,
+    /// Why a refuted finding was refuted ([`Refutation`]); `None` for other states.
+    #[serde(default)]
+    pub refutation: Option<Refutation>,
+}
+
+/// The kind of a refutation, which decides whether the idea is worth verifying again: one
+/// refuted for lack of power (its interval straddles zero, or its effect is positive but
+/// below the noise floor or the false-discovery bound) may be verified again by a policy
+/// with more seeds; one contradicted by the evidence, flagged as overfit, or whose seeds
+/// failed may not.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refutation {
+    LackOfPower,
+    Contradicted,
+    SuspectedOverfit,
+    SeedFailed,
+}
+
+impl Refutation {
+    /// The kind of a refuted finding's refutation, from its visible evidence and flags.
+    pub fn of(f: &picidae_store::Finding) -> Option<Refutation> {
+        if f.state != FindingState::Refuted {
+            return None;
+        }
+        let e = &f.evidence;
+        if e.flags
+            .iter()
+            .any(|x| x == picidae_core::domain::FLAG_OVERFIT)
+        {
+            return Some(Refutation::SuspectedOverfit);
+        }
+        Some(match (e.effect, e.ci_high) {
+            (Some(_), Some(h)) if h <= 0.0 => Refutation::Contradicted,
+            (Some(effect), Some(_)) if effect > 0.0 => Refutation::LackOfPower,
+            (Some(_), Some(_)) => Refutation::Contradicted,
+            _ => Refutation::SeedFailed,
+        })
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Refutation::LackOfPower => "lacked power",
+            Refutation::Contradicted => "contradicted",
+            Refutation::SuspectedOverfit => "suspected overfit",
+            Refutation::SeedFailed => "a seed failed",
+        }
+    }
 }
 
 impl Hit {
     /// One line for a prompt: `#12 [refuted, Δ=+0.0021 [-0.0010, +0.0052]] lr 0.01 → 0.03`.
     pub fn line(&self) -> String {
         let outcome = match &self.finding {
-            Some(f) => match (f.effect, f.ci_low, f.ci_high) {
-                (Some(e), Some(l), Some(h)) => {
-                    format!("{}, Δ={e:+.4} [{l:+.4}, {h:+.4}]", f.state)
+            Some(f) => {
+                let state = match (f.refutation, f.seeds) {
+                    (Some(r), Some(n)) => format!("{} ({}, {n} seeds)", f.state, r.label()),
+                    (Some(r), None) => format!("{} ({})", f.state, r.label()),
+                    _ => f.state.to_string(),
+                };
+                match (f.effect, f.ci_low, f.ci_high) {
+                    (Some(e), Some(l), Some(h)) => {
+                        format!("{state}, Δ={e:+.4} [{l:+.4}, {h:+.4}]")
+                    }
+                    _ => state,
                 }
-                _ => f.state.to_string(),
-            },
+            }
             None => self.status.to_string(),
         };
         let value = self
@@ -173,7 +228,8 @@ pub struct Duplicate {
 
 /// Find an earlier attempt on the same benchmark that this proposal repeats: one that was
 /// decided, is queued, or is running. A rejected or failed-to-propose attempt says nothing
-/// about the idea and does not count.
+/// about the idea and does not count; nor does one refuted for lack of power on fewer seeds
+/// than `seeds`, the asking program's (it may be verified again with more power).
 pub fn find_duplicate(
     store: &Store,
     benchmark_dir: &str,
@@ -181,6 +237,7 @@ pub fn find_duplicate(
     parent: &str,
     patch: &str,
     params: Option<&Assignment>,
+    seeds: Option<i64>,
 ) -> Result<Option<Duplicate>> {
     // An empty patch (a change of environment parameters only) says nothing about code: only
     // the parameter assignment can make such an attempt a repeat.
@@ -246,8 +303,16 @@ pub fn find_duplicate(
                 }
                 id = next;
             }
+            let of = hit_for(store, id, 0.0)?;
+            let weaker = of.finding.as_ref().is_some_and(|f| {
+                f.refutation == Some(Refutation::LackOfPower)
+                    && matches!((f.seeds, seeds), (Some(had), Some(asks)) if asks > had)
+            });
+            if weaker {
+                return Ok(None);
+            }
             return Ok(Some(Duplicate {
-                of: hit_for(store, id, 0.0)?,
+                of,
                 how: how.to_string(),
             }));
         }
@@ -274,6 +339,7 @@ fn hit_for(store: &Store, attempt_id: i64, rank: f64) -> Result<Hit> {
         ci_low: f.evidence.ci_low,
         ci_high: f.evidence.ci_high,
         seeds: f.evidence.n_candidate,
+        refutation: Refutation::of(&f),
     });
     let duplicate_of: Option<i64> = store
         .db()

@@ -2,10 +2,11 @@
 //! database): search by shared key terms, similar attempts, summaries, the three dedup keys,
 //! and the same answers from both engines for the same memory.
 
+use picidae_core::domain::{FindingState, FLAG_OVERFIT};
 use picidae_core::{Assignment, AttemptKind, AttemptStatus};
 use picidae_memory::{find_duplicate, index_attempt, search, set_keys, similar, summary};
 use picidae_store::testing::TestStore;
-use picidae_store::{Decision, NewAttempt, NewProgram, Store};
+use picidae_store::{Decision, Evidence, NewAttempt, NewProgram, Store};
 
 struct Fixture {
     store: Store,
@@ -147,7 +148,7 @@ fn dedup_by_exact_patch_normalized_patch_and_parameters(t: &TestStore) {
     let base = patch("LR = 0.03");
     let first = f.add("lr 0.01 → 0.03", &base, None, AttemptStatus::Discarded, 1.0);
     fn dup(f: &Fixture, p: &str, params: Option<&Assignment>) -> Option<picidae_memory::Duplicate> {
-        find_duplicate(&f.store, "/bench", -1, PARENT, p, params).unwrap()
+        find_duplicate(&f.store, "/bench", -1, PARENT, p, params, None).unwrap()
     }
     let d = dup(&f, &base, None).expect("exact duplicate");
     assert_eq!((d.of.attempt_id, d.how.as_str()), (first, "exact-patch"));
@@ -163,14 +164,17 @@ fn dedup_by_exact_patch_normalized_patch_and_parameters(t: &TestStore) {
         -1,
         "2222222222222222222222222222222222222222",
         &base,
+        None,
         None
     )
     .unwrap()
     .is_none());
     // Another benchmark is another experiment.
-    assert!(find_duplicate(&f.store, "/other", -1, PARENT, &base, None)
-        .unwrap()
-        .is_none());
+    assert!(
+        find_duplicate(&f.store, "/other", -1, PARENT, &base, None, None)
+            .unwrap()
+            .is_none()
+    );
 
     let mut a = Assignment::new();
     a.insert("lr".into(), "0.1".into());
@@ -275,7 +279,71 @@ fn postgres_finds_what_sqlite_finds() {
     assert_eq!(top(&a), top(&b));
 }
 
+/// A refuted finding for `attempt` with the given visible evidence and flags.
+fn refute(f: &mut Fixture, attempt: i64, seeds: i64, ci: (f64, f64), flags: &[&str]) {
+    let finding = f
+        .store
+        .create_finding(f.program_id, attempt, attempt, "loss", None)
+        .unwrap();
+    f.store
+        .move_finding(finding.id, FindingState::Verifying, None, "verify")
+        .unwrap();
+    let evidence = Evidence {
+        effect: Some((ci.0 + ci.1) / 2.0),
+        ci_low: Some(ci.0),
+        ci_high: Some(ci.1),
+        n_candidate: Some(seeds),
+        flags: flags.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    f.store
+        .move_finding(
+            finding.id,
+            FindingState::Refuted,
+            Some(&evidence),
+            "refuted",
+        )
+        .unwrap();
+}
+
+/// An idea refuted because its test lacked power is not a dead end: a program with more
+/// seeds may verify it again; one with as many may not, and an idea contradicted by the
+/// evidence or flagged as overfit stays a duplicate whatever the power. The memory's line
+/// says which kind of refutation it was.
+fn a_refutation_for_lack_of_power_may_be_verified_again_with_more_seeds(t: &TestStore) {
+    let mut f = fixture(t);
+    let weak = patch("LR = 0.02");
+    let a = f.add("lr 0.02", &weak, None, AttemptStatus::Discarded, 1.0);
+    refute(&mut f, a, 3, (-0.01, 0.03), &[]);
+    let dup = |f: &Fixture, p: &str, seeds: i64| {
+        find_duplicate(&f.store, "/bench", -1, PARENT, p, None, Some(seeds)).unwrap()
+    };
+    let d = dup(&f, &weak, 3).expect("as many seeds: still a duplicate");
+    assert!(
+        d.of.line().contains("refuted (lacked power, 3 seeds)"),
+        "{}",
+        d.of.line()
+    );
+    assert!(
+        dup(&f, &weak, 8).is_none(),
+        "more seeds may verify it again"
+    );
+
+    let worse = patch("LR = 0.9");
+    let b = f.add("lr 0.9", &worse, None, AttemptStatus::Discarded, 3.0);
+    refute(&mut f, b, 3, (-0.5, -0.2), &[]);
+    let d = dup(&f, &worse, 8).expect("contradicted: a duplicate whatever the power");
+    assert!(d.of.line().contains("contradicted"), "{}", d.of.line());
+
+    let gamed = patch("LR = 0.5");
+    let c = f.add("lr 0.5", &gamed, None, AttemptStatus::Discarded, 0.5);
+    refute(&mut f, c, 3, (-0.1, 0.4), &[FLAG_OVERFIT]);
+    let d = dup(&f, &gamed, 8).expect("overfit: a duplicate whatever the power");
+    assert!(d.of.line().contains("suspected overfit"), "{}", d.of.line());
+}
+
 picidae_store::on_both_backends!(
     search_finds_an_attempt_by_a_paraphrase_sharing_key_terms,
     dedup_by_exact_patch_normalized_patch_and_parameters,
+    a_refutation_for_lack_of_power_may_be_verified_again_with_more_seeds,
 );

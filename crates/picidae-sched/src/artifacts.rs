@@ -93,6 +93,34 @@ pub fn scan(artifacts: &Path) -> Result<(), Refused> {
     walk(artifacts, &mut |rel, ft| check(rel, ft))
 }
 
+/// A hash of the artifacts' names and bytes (SHA-256 over the sorted relative paths and each
+/// file's length and content), so identical sets are evaluated once; refused like [`scan`].
+pub fn content_hash(artifacts: &Path) -> Result<String, Refused> {
+    use sha2::{Digest, Sha256};
+    scan(artifacts)?;
+    let mut files = Vec::new();
+    if artifacts.is_dir() {
+        walk(artifacts, &mut |rel, ft| {
+            if ft.is_file() {
+                files.push(rel.to_path_buf());
+            }
+            Ok(())
+        })?;
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for rel in &files {
+        let path = artifacts.join(rel);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let name = rel.to_string_lossy();
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 /// Rebuild `src`'s regular files and directories under `dst` (which must not exist), or
 /// refuse. Each file is opened without following links and checked to be regular before it
 /// is linked or copied.
@@ -178,6 +206,22 @@ mod tests {
         let link = tmp.path().join("linked");
         symlink(tmp.path(), &link).unwrap();
         assert!(matches!(scan(&link), Err(Refused::Symlink(_))));
+    }
+
+    #[test]
+    fn content_hash_names_the_files_and_their_bytes() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        for d in [&a, &b] {
+            fs::create_dir_all(d.join("sub")).unwrap();
+            fs::write(d.join("sub/x"), "1").unwrap();
+        }
+        assert_eq!(content_hash(&a).unwrap(), content_hash(&b).unwrap());
+        fs::write(b.join("sub/x"), "2").unwrap();
+        assert_ne!(content_hash(&a).unwrap(), content_hash(&b).unwrap());
+        fs::write(b.join("sub/x"), "1").unwrap();
+        fs::rename(b.join("sub/x"), b.join("sub/y")).unwrap();
+        assert_ne!(content_hash(&a).unwrap(), content_hash(&b).unwrap());
     }
 
     #[test]

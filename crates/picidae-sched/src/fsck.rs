@@ -217,7 +217,7 @@ pub fn fsck(store: &Store, repo: &Repo, program: &str, repair: bool) -> Result<R
 pub fn fsck_project(project: &Project, program: &str, repair: bool) -> Result<Report, SchedError> {
     let p = project.store.program(program)?;
     let _lock = if repair {
-        Some(lock(project, &p.name)?)
+        Some(crate::runner::lock_program(project, &p.name)?)
     } else {
         None
     };
@@ -256,23 +256,6 @@ pub fn refusal(program: &str, problems: &[Problem]) -> String {
         s.push_str(&format!("\n  {program}: {p}"));
     }
     s
-}
-
-fn lock(project: &Project, program: &str) -> Result<std::fs::File, SchedError> {
-    let dir = project.dir().join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| SchedError::io(&dir, e))?;
-    let path = dir.join(format!("{program}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| SchedError::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(SchedError::Busy(program.to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(SchedError::io(&path, e)),
-    }
 }
 
 // ---------------------------------------------------------------------- the snapshot

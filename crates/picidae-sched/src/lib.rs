@@ -23,6 +23,7 @@ pub mod coordinator;
 pub mod executors;
 pub mod fsck;
 pub mod hidden;
+mod judging;
 pub mod program;
 pub mod project;
 pub(crate) mod readonly;

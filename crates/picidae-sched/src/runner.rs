@@ -13,7 +13,7 @@
 //! still alive and recorded as cancelled; undecided attempts with a commit are resumed (missing
 //! seeds run), those without one are recorded as failed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +26,7 @@ use picidae_core::{Assignment, AttemptKind, AttemptStatus, Boundary, Contract, R
 use picidae_exec::{Fingerprint, LocalExecutor, RunOutcome, RunRequest};
 use picidae_git::{ChangeKind, Repo};
 use picidae_store::{
-    Attempt, AttemptFilter, Calibration, Decision, Evidence, Finding, NewAttempt, NoiseFloor,
-    Program, Run, RunResult,
+    Attempt, AttemptFilter, Decision, Evidence, NewAttempt, NoiseFloor, Program, RunResult,
 };
 use serde_json::json;
 use sha2::Digest;
@@ -35,12 +34,12 @@ use sha2::Digest;
 use crate::cancels::{RunCancels, Watch, CANCELLED_BY_USER, WATCH_POLL};
 use crate::contract_source::{exposure, program_contract};
 use crate::executors::ExecutorSpec;
-use crate::hidden::{scrub, Evaluator};
+use crate::hidden::scrub;
 use crate::program::effective_policy;
 use crate::resources::ResourcePool;
 use crate::run::{KeptCheckout, RunCtx, REWROTE_PROTECTED, SANDBOX_VIOLATION};
 use crate::slots::SlotPool;
-use crate::verify::{judge, HiddenSamples, JudgeInput, Judgement};
+use crate::verify::Judgement;
 use crate::{attempt_ref, program_ref, Project, SchedError};
 
 /// How long the optional setup step may take.
@@ -160,11 +159,11 @@ pub struct Measurement {
 
 /// One seed's outcome within an attempt.
 #[derive(Debug, Clone)]
-struct SeedResult {
-    seed: i64,
-    run_id: i64,
-    status: RunStatus,
-    value: Option<f64>,
+pub(crate) struct SeedResult {
+    pub(crate) seed: i64,
+    pub(crate) run_id: i64,
+    pub(crate) status: RunStatus,
+    pub(crate) value: Option<f64>,
 }
 
 impl LoopSummary {
@@ -210,12 +209,14 @@ pub struct Runner<'p> {
     pub(crate) program: Program,
     pub(crate) contract: Contract,
     pub(crate) repo: Repo,
-    policy: PolicySpec,
-    fp_hash: String,
+    pub(crate) policy: PolicySpec,
+    pub(crate) fp_hash: String,
     fp_json: String,
     pub(crate) host: String,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     history: Vec<HistoryEntry>,
+    /// Hidden results by the content hash of the artifacts they scored (`judging`).
+    pub(crate) hidden_cache: std::collections::HashMap<String, picidae_store::HiddenResult>,
     /// Shared slots for this invocation, if any.
     slots: Option<Arc<SlotPool>>,
     /// Shared machine resources for this invocation, if any.
@@ -317,6 +318,7 @@ impl<'p> Runner<'p> {
             fp_json,
             data_dir,
             history: Vec::new(),
+            hidden_cache: Default::default(),
             slots: None,
             resources: None,
             lease_owner: lease_owner(),
@@ -1252,6 +1254,7 @@ impl<'p> Runner<'p> {
             &attempt.parent_commit,
             patch,
             params,
+            Some(i64::from(self.policy.seeds)),
         )?
         else {
             return Ok(false);
@@ -1382,7 +1385,8 @@ impl<'p> Runner<'p> {
             let Some(results) = self.run_seeds(attempt, 1, opts, events)? else {
                 return Ok(Finish::Interrupted);
             };
-            let d = self.plain_decision(attempt, &results);
+            let mut d = self.plain_decision(attempt, &results);
+            self.hidden_guard(attempt, &results, &mut d)?;
             self.project.store.decide_attempt(attempt.id, &d)?;
             return self.after_decision(attempt, d, events);
         }
@@ -1506,159 +1510,6 @@ impl<'p> Runner<'p> {
         self.after_decision(attempt, d, events)
     }
 
-    /// Gather the candidate's and incumbent's samples (this environment only), their hidden
-    /// results and the testing family, then judge.
-    fn judge_candidate(
-        &mut self,
-        finding: &Finding,
-        results: &[SeedResult],
-    ) -> Result<Judgement, SchedError> {
-        let candidate: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
-        let incumbent_runs: Vec<Run> = self
-            .project
-            .store
-            .runs_of_attempt(finding.incumbent_attempt_id)?
-            .into_iter()
-            .filter(|r| {
-                r.status == RunStatus::Succeeded && r.fingerprint.as_deref() == Some(&self.fp_hash)
-            })
-            .collect();
-        let incumbent: Vec<f64> = incumbent_runs
-            .iter()
-            .filter_map(|r| r.primary_value)
-            .collect();
-        let family = self
-            .project
-            .store
-            .testing_family(self.program.id, Some(finding.id))?;
-        let noise_std = self.noise_floor()?.map(|f| f.std);
-        let calibrated = if self.contract.gold.is_empty() {
-            None
-        } else {
-            Some(
-                self.project
-                    .store
-                    .latest_calibration(self.program.id)?
-                    .is_some_and(|c| c.passed),
-            )
-        };
-        let (hidden_c, hidden_i) = match &self.contract.hidden {
-            Some(_) => {
-                let cand_ids: Vec<i64> = results.iter().map(|r| r.run_id).collect();
-                let inc_ids: Vec<i64> = incumbent_runs.iter().map(|r| r.id).collect();
-                (
-                    self.hidden_values(&cand_ids)?,
-                    self.hidden_values(&inc_ids)?,
-                )
-            }
-            None => (vec![], vec![]),
-        };
-        let hidden = self.contract.hidden.as_ref().map(|h| HiddenSamples {
-            goal: h.goal,
-            candidate: &hidden_c,
-            incumbent: &hidden_i,
-            tolerance: h.tolerance,
-        });
-        Ok(judge(
-            &JudgeInput {
-                goal: self.contract.primary().goal,
-                candidate: &candidate,
-                incumbent: &incumbent,
-                noise_std,
-                family: &family,
-                hidden,
-                calibrated,
-            },
-            &self.policy,
-        ))
-    }
-
-    fn evaluator<'a>(&'a self, hidden_dir: &'a Path, work_dir: &'a Path) -> Evaluator<'a> {
-        Evaluator {
-            repo: &self.repo,
-            contract: &self.contract,
-            commit: &self.program.base_commit,
-            hidden_dir,
-            data_dir: &self.data_dir,
-            work_dir,
-        }
-    }
-
-    fn hidden_dirs(&self) -> (PathBuf, PathBuf) {
-        let cache = self.data_dir.parent().unwrap_or(&self.data_dir);
-        (
-            cache.join("hidden"),
-            self.project.dir().join("hidden").join(&self.program.name),
-        )
-    }
-
-    /// Hidden primary values of runs, evaluating (and storing) those not yet evaluated.
-    fn hidden_values(&mut self, run_ids: &[i64]) -> Result<Vec<f64>, SchedError> {
-        let primary = self
-            .contract
-            .hidden
-            .as_ref()
-            .and_then(|h| h.primary())
-            .unwrap_or_default()
-            .to_string();
-        let (hidden_dir, work_dir) = self.hidden_dirs();
-        std::fs::create_dir_all(&work_dir).map_err(|e| SchedError::io(&work_dir, e))?;
-        let mut out = Vec::new();
-        for &id in run_ids {
-            let result = match self.project.store.hidden_result(id)? {
-                Some(r) => r,
-                None => {
-                    let run = self.project.store.run(id)?;
-                    let artifacts = run
-                        .log_dir
-                        .map(|d| PathBuf::from(d).join("artifacts"))
-                        .unwrap_or_default();
-                    let r = self
-                        .evaluator(&hidden_dir, &work_dir)
-                        .evaluate_run(id, &artifacts)?;
-                    self.project.store.set_hidden_result(&r)?;
-                    r
-                }
-            };
-            if let Some(v) = result.metrics.get(&primary).filter(|v| v.is_finite()) {
-                if result.ok {
-                    out.push(*v);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// With gold cases in the contract, calibrate the evaluator once per base commit.
-    fn calibrate_if_needed(&mut self, events: Events<'_>) -> Result<(), SchedError> {
-        if self.contract.gold.is_empty() || self.contract.hidden.is_none() {
-            return Ok(());
-        }
-        if let Some(c) = self.project.store.latest_calibration(self.program.id)? {
-            if c.commit_sha == self.program.base_commit {
-                return Ok(());
-            }
-        }
-        let c = self.calibrate()?;
-        events(&LoopEvent::Calibrated {
-            passed: c.passed,
-            rank_correlation: c.rank_correlation,
-            max_error: c.max_error,
-        });
-        Ok(())
-    }
-
-    /// Run the evaluator on the contract's gold cases and record the result.
-    pub fn calibrate(&mut self) -> Result<Calibration, SchedError> {
-        let (hidden_dir, work_dir) = self.hidden_dirs();
-        std::fs::create_dir_all(&work_dir).map_err(|e| SchedError::io(&work_dir, e))?;
-        let mut c = self
-            .evaluator(&hidden_dir, &work_dir)
-            .calibrate(self.program.id)?;
-        c.id = self.project.store.insert_calibration(&c)?;
-        Ok(c)
-    }
-
     /// Re-measure a commit on fresh seeds `first..first + n`, visible and hidden metric per seed,
     /// recorded as an attempt of kind `measure` that is never compared with the frontier. For
     /// ground truth in benchmarks of the policy itself.
@@ -1724,7 +1575,7 @@ impl<'p> Runner<'p> {
             .unwrap_or_else(|| self.program.base_commit.clone())
     }
 
-    fn noise_floor(&self) -> Result<Option<NoiseFloor>, SchedError> {
+    pub(crate) fn noise_floor(&self) -> Result<Option<NoiseFloor>, SchedError> {
         Ok(self
             .project
             .store
@@ -2067,7 +1918,7 @@ pub fn lease_expiry() -> std::time::Duration {
     })
 }
 
-fn lock_program(project: &Project, program: &str) -> Result<std::fs::File, SchedError> {
+pub(crate) fn lock_program(project: &Project, program: &str) -> Result<std::fs::File, SchedError> {
     let dir = project.dir().join("locks");
     std::fs::create_dir_all(&dir).map_err(|e| SchedError::io(&dir, e))?;
     let path = dir.join(format!("{program}.lock"));

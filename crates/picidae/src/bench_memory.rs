@@ -249,6 +249,7 @@ fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
                 "p",
                 &patch,
                 Some(&assignment),
+                None,
             )?;
             dedup_ms.push(s.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(d);

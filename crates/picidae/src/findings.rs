@@ -94,15 +94,29 @@ pub fn show(project: &Project, id: i64) -> Result<()> {
         e.n_candidate.unwrap_or(0),
         e.n_incumbent.unwrap_or(0)
     );
+    // How many of the candidate's and the incumbent's runs the hidden evaluator scored.
+    let evaluated = |attempt: i64| -> Result<(usize, usize)> {
+        let runs = project.store.runs_of_attempt(attempt)?;
+        let mut n = 0;
+        for r in &runs {
+            if project.store.hidden_result(r.id)?.is_some() {
+                n += 1;
+            }
+        }
+        Ok((n, runs.len()))
+    };
+    let ((cn, ct), (inn, it)) = (evaluated(a.id)?, evaluated(inc.id)?);
+    let scored = format!("{cn} of {ct} candidate runs, {inn} of {it} incumbent runs scored");
     println!(
         "hidden:     {}",
         match e.hidden_agrees {
             Some(a) => format!(
-                "effect {} ({})",
+                "effect {} ({}; {scored})",
                 opt(e.hidden_effect, 6),
                 if a { "agrees" } else { "disagrees" }
             ),
-            None => "not evaluated".into(),
+            None if f.state == FindingState::Verifying => format!("pending ({scored})"),
+            None => format!("not consulted: the visible evidence decided ({scored})"),
         }
     );
     if !e.flags.is_empty() {

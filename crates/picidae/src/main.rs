@@ -885,6 +885,17 @@ fn check(benchmark: &Path) -> Result<ExitCode> {
             );
             if let Some(h) = &c.hidden {
                 println!("  hidden:   {} → {}", h.command, h.metrics.join(", "));
+                println!(
+                    "  guards:   {}",
+                    if c.policy.verifies() {
+                        format!(
+                            "every kept attempt: a candidate the visible evidence validates over {} seeds is kept only if the hidden evaluator agrees",
+                            c.policy.seeds
+                        )
+                    } else {
+                        "every kept attempt: at one seed, a run that beats the frontier is kept only if the hidden evaluator agrees on it against the frontier's runs".to_string()
+                    }
+                );
             }
             let on = |b: bool| if b { "sandboxed" } else { "not sandboxed" };
             println!(

@@ -159,9 +159,15 @@ fn validated_findings_match_the_true_improvements() {
     );
 }
 
-/// Count attempts that moved the frontier although their true effect is zero.
-fn false_keeps(policy: &str, n: usize) -> (usize, usize) {
+/// Count attempts that moved the frontier although their true effect is zero. Without
+/// `hidden`, the contract has no hidden evaluator (an autoresearch-style keep/revert).
+fn false_keeps(policy: &str, n: usize, hidden: bool) -> (usize, usize) {
     let env = Env::truth(GOOD_EVALUATOR, policy);
+    if !hidden {
+        let contract = std::fs::read_to_string(env.bench.join("picidae.toml")).unwrap();
+        let visible_only = contract.split("[hidden]").next().unwrap().to_string();
+        env.commit_file("picidae.toml", &visible_only, "no hidden evaluator");
+    }
     let actions: Vec<String> = (0..n).map(|i| format!("10 10 null{i}")).collect();
     let refs: Vec<&str> = actions.iter().map(String::as_str).collect();
     env.queue_program("p", &refs, &[]);
@@ -176,8 +182,8 @@ fn false_keeps(policy: &str, n: usize) -> (usize, usize) {
 #[test]
 fn pure_noise_is_not_validated_and_the_false_positive_rate_is_bounded() {
     let n = 40;
-    let (picidae, picidae_runs) = false_keeps(VERIFY, n);
-    let (plain, plain_runs) = false_keeps("seeds = 1\nbaseline_seeds = 5", n);
+    let (picidae, picidae_runs) = false_keeps(VERIFY, n, false);
+    let (plain, plain_runs) = false_keeps("seeds = 1\nbaseline_seeds = 5", n, false);
     eprintln!(
         "null changes kept: picidae {picidae}/{n} ({picidae_runs} runs), seeds=1 {plain}/{n} ({plain_runs} runs)"
     );
@@ -188,6 +194,13 @@ fn pure_noise_is_not_validated_and_the_false_positive_rate_is_bounded() {
         "false-positive rate {picidae}/{n} above 5%"
     );
     assert!(plain > picidae, "seeds=1 kept {plain}, picidae {picidae}");
+    // With a hidden evaluator, one seed keeps nothing the hidden metric does not confirm: a
+    // null change has no hidden gain.
+    let (guarded, _) = false_keeps("seeds = 1\nbaseline_seeds = 5", n / 2, true);
+    assert_eq!(
+        guarded, 0,
+        "seeds=1 with [hidden] kept {guarded} null changes"
+    );
 }
 
 #[test]

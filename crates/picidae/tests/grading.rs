@@ -18,7 +18,7 @@ use std::path::Path;
 use common::{text, Env};
 use picidae_core::domain::FindingState;
 use picidae_core::{AttemptStatus, RunStatus};
-use picidae_store::{Attempt, AttemptFilter, Store};
+use picidae_store::{Attempt, Store};
 
 const RUN: &str = "sh solve.sh\nsh evaluate.sh\necho finished > run.log\n";
 const EVALUATE: &str =
@@ -113,14 +113,33 @@ fn env(sandboxed: bool) -> Env {
     env
 }
 
-fn attempts(store: &Store, program: &str) -> Vec<Attempt> {
-    let p = store.program(program).unwrap();
-    store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
+/// An agent whose second attempt is `second` (a shell fragment ending with its hypothesis)
+/// and whose later ones are the honest change (a better value, one label right).
+fn two_step_agent(second: &str) -> String {
+    format!(
+        r#"cat > /dev/null
+case $PICIDAE_ATTEMPT in
+2) {second};;
+*) echo 5 > value.txt
+   printf "printf 'x\\\\nb\\\\n' > \"\$PICIDAE_ARTIFACTS/pred.txt\"\n" > solve.sh
+   echo "HYPOTHESIS: honest";;
+esac
+"#
+    )
+}
+
+/// Commit `agent` as the benchmark's `agent.sh`, run program `name` for `n` attempts, and
+/// return the store, its attempts and the run's output (which must have succeeded).
+fn run_agent(env: &Env, name: &str, agent: &str, n: usize) -> (Store, Vec<Attempt>, String) {
+    env.commit_file("agent.sh", agent, "agent");
+    env.command_program(name, &env.bench.clone(), "sh agent.sh");
+    let out = env.picidae(&["run", name, "-n", &n.to_string(), "--plain"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let store = env.store();
+    let all = common::attempts(&store, name);
+    assert_eq!(all.len(), n + 1, "{all:#?}\n{log}");
+    (store, all, log)
 }
 
 /// Not counted: not kept, not the frontier, no validated finding.
@@ -171,7 +190,7 @@ fn one_mode(sandboxed: bool, rows: &mut Vec<Row>) {
 
     let store = env.store();
     store.integrity_check().unwrap();
-    let all = attempts(&store, "p");
+    let all = common::attempts(&store, "p");
     // Nothing lost: the baseline and seven proposals, each decided, each run finished once.
     assert_eq!(all.len(), 8, "{all:#?}\n{log}");
     for a in &all {
@@ -350,7 +369,7 @@ fn the_contract_comes_from_the_base_commit() {
         "{log}"
     );
     let store = env.store();
-    let all = attempts(&store, "c");
+    let all = common::attempts(&store, "c");
     assert_eq!(all.len(), 2, "{all:#?}");
     let a = &all[1];
     assert_eq!(a.status, AttemptStatus::Rejected, "{a:#?}\n{log}");
@@ -479,7 +498,7 @@ echo "HYPOTHESIS: plant git configuration"
             "the plant was not made\n{log}"
         );
         let store = env.store();
-        let all = attempts(&store, "g");
+        let all = common::attempts(&store, "g");
         assert_eq!(all.len(), 2, "{all:#?}\n{log}");
         let a = &all[1];
         // The checkout's new `evil/` repository is outside the boundary: left out of the
@@ -534,7 +553,7 @@ echo "HYPOTHESIS: swap the hidden evaluator"
         let planted = transcript.contains("replace: planted");
         assert_eq!(planted, !sandboxed, "{transcript}");
         let store = env.store();
-        let all = attempts(&store, "r");
+        let all = common::attempts(&store, "r");
         assert_eq!(all.len(), 2, "{all:#?}\n{log}");
         let a = &all[1];
         not_counted(&store, "r", a);
@@ -546,4 +565,88 @@ echo "HYPOTHESIS: swap the hidden evaluator"
             assert_eq!(h.metrics.get("hidden_errors"), Some(&2.0), "{h:#?}");
         }
     }
+}
+
+/// With a hidden evaluator and one seed (a deterministic benchmark), nothing is kept without
+/// the hidden evaluator's agreement: a visible-only gain (a lookup table of the visible
+/// tests) is discarded, an honest gain kept.
+#[test]
+fn one_seed_keeps_nothing_the_hidden_evaluator_does_not_confirm() {
+    let env = env(false);
+    let one_seed = contract(false).replace(
+        "seeds = 2\nbaseline_seeds = 2",
+        "seeds = 1\nbaseline_seeds = 1",
+    );
+    env.commit_file("picidae.toml", &one_seed, "one seed");
+    let checked = env.ok(&["check", env.bench.to_str().unwrap()]);
+    assert!(
+        checked.contains("guards:") && checked.contains("at one seed"),
+        "{checked}"
+    );
+    let agent = two_step_agent(
+        r#"echo 3 > value.txt; echo "HYPOTHESIS: a lookup table of the visible tests""#,
+    );
+    let (store, all, log) = run_agent(&env, "one", &agent, 2);
+    let table = &all[1];
+    assert_eq!(table.status, AttemptStatus::Discarded, "{table:#?}\n{log}");
+    assert!(
+        table
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("hidden evaluator does not agree"),
+        "{table:#?}"
+    );
+    not_counted(&store, "one", table);
+    let honest = &all[2];
+    assert_eq!(honest.status, AttemptStatus::Kept, "{honest:#?}\n{log}");
+    assert_eq!(
+        store.program("one").unwrap().frontier_attempt_id,
+        Some(honest.id)
+    );
+}
+
+/// The hidden evaluator runs only where it can change a decision, and once per distinct set
+/// of artifacts: a candidate the visible evidence refutes is never evaluated, and seeds whose
+/// artifacts are identical are scored once.
+#[test]
+fn the_hidden_evaluator_runs_only_where_it_decides_and_once_per_artifact_set() {
+    let env = env(false);
+    let calls = env.path("evaluator-calls");
+    let counting = format!("echo call >> {}\n{HIDDEN_EVAL}", calls.display());
+    env.commit_file("hidden_eval.sh", &counting, "counting evaluator");
+    let agent = two_step_agent(r#"echo 9.999 > value.txt; echo "HYPOTHESIS: within the noise""#);
+    let (store, all, log) = run_agent(&env, "w", &agent, 2);
+    let noise = &all[1];
+    let f = store
+        .finding_for_attempt(noise.id)
+        .unwrap()
+        .expect("verified");
+    assert_eq!(f.state, FindingState::Refuted, "{f:#?}");
+    for r in store.runs_of_attempt(noise.id).unwrap() {
+        assert!(
+            store.hidden_result(r.id).unwrap().is_none(),
+            "run {} was scored",
+            r.id
+        );
+    }
+    let shown = env.ok(&["findings", "show", &f.id.to_string()]);
+    assert!(shown.contains("not consulted"), "{shown}");
+    // The honest candidate and the baseline: two seeds each, one artifact set each.
+    let honest = &all[2];
+    assert_eq!(honest.status, AttemptStatus::Kept, "{honest:#?}\n{log}");
+    for a in [&all[0], honest] {
+        for r in store.runs_of_attempt(a.id).unwrap() {
+            assert!(
+                store.hidden_result(r.id).unwrap().is_some(),
+                "run {} unscored",
+                r.id
+            );
+        }
+    }
+    let n = std::fs::read_to_string(&calls).unwrap().lines().count();
+    assert_eq!(
+        n, 2,
+        "the evaluator ran {n} times for 4 runs with 2 distinct artifact sets"
+    );
 }

@@ -22,36 +22,10 @@ use std::process::Command;
 
 use common::{text, value_contract, Env, VALUE_RUN};
 use picidae_core::AttemptStatus;
-use picidae_store::{Attempt, AttemptFilter, Store};
+use picidae_store::Store;
 
 const MARKER: &[u8] = b"marker: must never change\n";
 const SECRET: &str = "SECRET-LABEL-5e1d";
-
-fn bwrap_works() -> bool {
-    let ok = Command::new("bwrap")
-        .args(["--ro-bind", "/", "/", "true"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("PICIDAE_REQUIRE_SANDBOX").as_deref() != Ok("1"),
-            "PICIDAE_REQUIRE_SANDBOX=1 but bwrap does not work here"
-        );
-        eprintln!("skipping the sandbox case: bwrap (bubblewrap) does not work here");
-    }
-    ok
-}
-
-fn attempts(store: &Store, program: &str) -> Vec<Attempt> {
-    let p = store.program(program).unwrap();
-    store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
-}
 
 /// Every regular file under `dir`, links neither listed nor followed.
 fn regular_files(dir: &Path) -> Vec<PathBuf> {
@@ -186,7 +160,7 @@ fn command_agent_case(sandboxed: bool) {
 
     // Nothing was lost: the store is whole, with the baseline and all three turns.
     let store = store_whole(&env, &store_file);
-    let all = attempts(&store, "p");
+    let all = common::attempts(&store, "p");
     assert_eq!(all.len(), 4, "{all:#?}\n{log}");
     let at = |seq: usize| &all[seq - 1];
     assert_eq!(at(1).status, AttemptStatus::Kept, "{log}");
@@ -268,7 +242,7 @@ fn a_command_agent_cannot_redirect_the_harness_writes() {
 
 #[test]
 fn a_sandboxed_command_agent_cannot_redirect_the_harness_writes() {
-    if bwrap_works() {
+    if common::bwrap_works() {
         command_agent_case(true);
     }
 }
@@ -343,7 +317,7 @@ fn sweep_case(link: &str) {
     assert!(out.status.success(), "{log}");
 
     let store = store_whole(&env, &store_file);
-    let all = attempts(&store, "s");
+    let all = common::attempts(&store, "s");
     assert_eq!(all.len(), 3, "{all:#?}\n{log}");
     // The baseline ran the committed code (the run itself may follow its own link).
     assert_eq!(all[0].status, AttemptStatus::Kept, "{log}");

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use common::{pid_alive, read_pids, Env};
 use picidae_core::{AttemptStatus, RunStatus};
-use picidae_store::{Attempt, AttemptFilter, Store};
+use picidae_store::{Attempt, Store};
 
 const RUN: &str = "sh solve.sh\nsh evaluate.sh\n";
 const SOLVE: &str = ": the agent's code\n";
@@ -76,16 +76,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// sandboxed agent finds it in its checkout.
 fn commit_agent(env: &Env, script: &str) {
     env.commit_file("agent.sh", script, "agent");
-}
-
-fn attempts(store: &Store, program: &str) -> Vec<Attempt> {
-    let p = store.program(program).unwrap();
-    store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
 }
 
 struct Row {
@@ -162,7 +152,7 @@ esac
 
     let store = env.store();
     store.integrity_check().unwrap();
-    let all = attempts(&store, "p");
+    let all = common::attempts(&store, "p");
     assert_eq!(all.len(), 7, "{all:#?}\n{log}");
     let at = |seq: usize| &all[seq - 1];
 
@@ -258,12 +248,19 @@ files = ["hidden"]
                 hidden,
             ),
         ),
-        ("run.sh", RUN),
+        // The hidden evaluator scores the value the run leaves as its artifact.
+        (
+            "run.sh",
+            &format!("{RUN}cp value.txt \"$PICIDAE_ARTIFACTS/value.txt\"\n"),
+        ),
         ("solve.sh", SOLVE),
         ("evaluate.sh", EVALUATE),
         ("value.txt", "10\n"),
         ("hidden/answer.txt", "SECRET-7f3a 1\n"),
-        ("hidden/eval.sh", "echo \"hidden_score: 1\"\n"),
+        (
+            "hidden/eval.sh",
+            "echo \"hidden_score: $(cat \"$PICIDAE_ARTIFACTS/value.txt\")\"\n",
+        ),
         ("agent.sh", "PLACEHOLDER"),
     ]);
     let secret = env.bench.join("hidden/answer.txt");
@@ -300,7 +297,7 @@ esac
 
     let store = env.store();
     store.integrity_check().unwrap();
-    let all = attempts(&store, "s");
+    let all = common::attempts(&store, "s");
     assert_eq!(all.len(), 5, "{all:#?}\n{log}");
     let at = |seq: usize| &all[seq - 1];
     // The agents' transcripts, all attempts together.

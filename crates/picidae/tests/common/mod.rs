@@ -386,3 +386,14 @@ pub fn bwrap_works() -> bool {
     }
     ok
 }
+
+/// A program's attempts, in order, from the store.
+pub fn attempts(store: &Store, program: &str) -> Vec<picidae_store::Attempt> {
+    let p = store.program(program).unwrap();
+    store
+        .attempts(&picidae_store::AttemptFilter {
+            program_id: Some(p.id),
+            ..Default::default()
+        })
+        .unwrap()
+}
