@@ -643,9 +643,13 @@ function paramScatters(data, program) {
   return keys.map((key) => {
     const pts = withParams.filter((a) => a.params[key] !== undefined && a.params[key] !== null)
       .map((a) => ({ a, v: a.params[key] }));
-    const numeric = pts.every((p) => typeof p.v === 'number' && Number.isFinite(p.v));
+    // Values are stored as the text the sweep wrote (`"16"`, `"0.003"`): a number is a number
+    // whichever way it arrives.
+    const asNumber = (v) => (typeof v === 'number' ? v
+      : typeof v === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/.test(v) ? Number(v) : NaN);
+    const numeric = pts.length > 0 && pts.every((p) => Number.isFinite(asNumber(p.v)));
     const cats = numeric ? [] : [...new Set(pts.map((p) => JSON.stringify(p.v)))].sort();
-    const xs = numeric ? pts.map((p) => p.v) : pts.map((p) => cats.indexOf(JSON.stringify(p.v)));
+    const xs = numeric ? pts.map((p) => asNumber(p.v)) : pts.map((p) => cats.indexOf(JSON.stringify(p.v)));
     const ys = pts.map((p) => p.a.value);
     const W = 320, H = 230;
     const m = { l: 58, r: 12, t: 26, b: 40 };
@@ -692,7 +696,7 @@ function paramScatters(data, program) {
       svg('text', { class: 'label', x: 12, y: m.t + ph / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${m.t + ph / 2})` }, data.metric));
     append(root, g);
     pts.forEach((p, i) => {
-      const px = numeric ? X(p.v) : Xi(xs[i]);
+      const px = numeric ? X(xs[i]) : Xi(xs[i]);
       const el = svg('g', { class: 'pt', 'data-seq': p.a.seq }, markerFor(attemptMark(p.a.status), px, Y(p.a.value), 4),
         svg('title', {}, `#${p.a.seq} ${p.a.status}: ${key} = ${JSON.stringify(p.v)}, ${data.metric} = ${fmt(p.a.value)}`));
       el.addEventListener('click', () => { location.hash = '#/p/' + enc(program) + '/a/' + p.a.seq; });

@@ -91,21 +91,24 @@ async function live(page) {
   await shot(page, 'program');
   // This program's agent sets no parameters; draw the scatters of a sweep's chart data with the
   // page's own code: one per parameter, log x when values span decades, categories otherwise.
+  // Parameters arrive as the text the sweep wrote, as the store keeps them: numbers in text
+  // (an integer batch size too) are numbers.
   const sweep = await page.evaluate(() => paramScatters({
     metric: 'score',
     attempts: [
-      { seq: 1, status: 'kept', value: 3, params: { lr: 0.001, opt: 'adam' }, runs: [] },
-      { seq: 2, status: 'discarded', value: 2, params: { lr: 0.1, opt: 'sgd' }, runs: [] },
-      { seq: 3, status: 'kept', value: 1, params: { lr: 1, opt: 'adam' }, runs: [] },
-      { seq: 4, status: 'failed', value: null, params: { lr: 10, opt: 'sgd' }, runs: [] },
+      { seq: 1, status: 'kept', value: 3, params: { batch: '16', lr: '0.001', opt: 'adam' }, runs: [] },
+      { seq: 2, status: 'discarded', value: 2, params: { batch: '32', lr: '0.1', opt: 'sgd' }, runs: [] },
+      { seq: 3, status: 'kept', value: 1, params: { batch: '64', lr: '1', opt: 'adam' }, runs: [] },
+      { seq: 4, status: 'failed', value: null, params: { batch: '8', lr: '10', opt: 'sgd' }, runs: [] },
     ],
   }, 'a').map((el) => ({
     param: el.getAttribute('data-param'),
     points: el.querySelectorAll('g.pt').length,
     text: [...el.querySelectorAll('text')].map((t) => t.textContent).join('|'),
   })));
-  const [lr, opt] = sweep;
-  if (sweep.length !== 2 || lr.param !== 'lr' || opt.param !== 'opt') fail('sweep scatters: ' + JSON.stringify(sweep));
+  const [batch, lr, opt] = sweep;
+  if (sweep.length !== 3 || batch.param !== 'batch' || lr.param !== 'lr' || opt.param !== 'opt') fail('sweep scatters: ' + JSON.stringify(sweep));
+  if (batch.points !== 3 || batch.text.includes('(categories)') || batch.text.includes('(log scale)')) fail('batch scatter: ' + JSON.stringify(batch));
   if (lr.points !== 3 || !lr.text.includes('score vs lr') || !lr.text.includes('lr (log scale)')) fail('lr scatter: ' + JSON.stringify(lr));
   if (!opt.text.includes('opt (categories)') || !opt.text.includes('adam')) fail('opt scatter: ' + JSON.stringify(opt));
   console.log(`OK chart points ${chart.points} seed bars ${chart.seedBars} scatters ${chart.scatters} (sweep ${sweep.length})`);
