@@ -831,12 +831,26 @@ impl<'p> Runner<'p> {
         reason: String,
         events: Events<'_>,
     ) -> Result<Proposed, SchedError> {
+        let note = reason.clone();
+        self.fail_proposal_noted(attempt, why, &note, reason, events)
+    }
+
+    /// [`Runner::fail_proposal`] with a note of its own for the attempt (`reason` is what
+    /// `events` is told).
+    fn fail_proposal_noted(
+        &mut self,
+        attempt: &Attempt,
+        why: serde_json::Value,
+        note: &str,
+        reason: String,
+        events: Events<'_>,
+    ) -> Result<Proposed, SchedError> {
         let _ = self
             .repo
             .remove_worktree(self.project.worktree_dir(&self.program.name, "agent"));
         self.project
             .store
-            .reject_attempt(attempt.id, AttemptStatus::Failed, &why, &reason)?;
+            .reject_attempt(attempt.id, AttemptStatus::Failed, &why, note)?;
         self.push_history(attempt.id)?;
         events(&LoopEvent::Rejected {
             seq: attempt.seq,
@@ -949,19 +963,8 @@ impl<'p> Runner<'p> {
                     self.paused_because = Some(why);
                     self.agent_failures = 0;
                 }
-                self.project.store.reject_attempt(
-                    attempt.id,
-                    AttemptStatus::Failed,
-                    &json!({"agent_error": reason}),
-                    &note,
-                )?;
-                self.push_history(attempt.id)?;
-                events(&LoopEvent::Rejected {
-                    seq: attempt.seq,
-                    status: AttemptStatus::Failed,
-                    reason,
-                });
-                return Ok(Proposed::Decided(AttemptStatus::Failed));
+                let rejection = json!({"agent_error": reason});
+                return self.fail_proposal_noted(&attempt, rejection, &note, reason, events);
             }
         };
         if !followups.is_empty() {
@@ -1155,19 +1158,8 @@ impl<'p> Runner<'p> {
             Ok(pc) => pc,
             Err(e) => {
                 let reason = format!("the proposal could not be committed: {e}");
-                self.project.store.reject_attempt(
-                    attempt.id,
-                    AttemptStatus::Failed,
-                    &json!({ "commit_error": e.to_string() }),
-                    &reason,
-                )?;
-                self.push_history(attempt.id)?;
-                events(&LoopEvent::Rejected {
-                    seq: attempt.seq,
-                    status: AttemptStatus::Failed,
-                    reason,
-                });
-                return Ok(Proposed::Decided(AttemptStatus::Failed));
+                let rejection = json!({ "commit_error": e.to_string() });
+                return self.fail_proposal(&attempt, rejection, reason, events);
             }
         };
         self.repo
