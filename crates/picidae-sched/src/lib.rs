@@ -26,6 +26,7 @@ pub mod hidden;
 mod judging;
 pub mod program;
 pub mod project;
+mod propose;
 pub(crate) mod readonly;
 mod recover;
 pub mod resources;
