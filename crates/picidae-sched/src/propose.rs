@@ -68,14 +68,15 @@ impl Runner<'_> {
         events: Events<'_>,
     ) -> Result<Proposed, SchedError> {
         let note = reason.clone();
-        self.fail_proposal_noted(attempt, why, &note, reason, events)
+        self.settle_proposal(attempt, AttemptStatus::Failed, why, &note, reason, events)
     }
 
-    /// [`Runner::fail_proposal`] with a note of its own for the attempt (`reason` is what
-    /// `events` is told).
-    fn fail_proposal_noted(
+    /// Decide a proposal that never runs (`failed` or `rejected`, with its rejection JSON and
+    /// note), add it to the history and tell `events` (`reason`). The agent's checkout goes.
+    fn settle_proposal(
         &mut self,
         attempt: &Attempt,
+        status: AttemptStatus,
         why: serde_json::Value,
         note: &str,
         reason: String,
@@ -86,14 +87,14 @@ impl Runner<'_> {
             .remove_worktree(self.project.worktree_dir(&self.program.name, "agent"));
         self.project
             .store
-            .reject_attempt(attempt.id, AttemptStatus::Failed, &why, note)?;
+            .reject_attempt(attempt.id, status, &why, note)?;
         self.push_history(attempt.id)?;
         events(&LoopEvent::Rejected {
             seq: attempt.seq,
-            status: AttemptStatus::Failed,
+            status,
             reason,
         });
-        Ok(Proposed::Decided(AttemptStatus::Failed))
+        Ok(Proposed::Decided(status))
     }
 
     /// Ask the agent for a change on the current frontier, check it against the boundary,
@@ -200,7 +201,14 @@ impl Runner<'_> {
                     self.agent_failures = 0;
                 }
                 let rejection = json!({"agent_error": reason});
-                return self.fail_proposal_noted(&attempt, rejection, &note, reason, events);
+                return self.settle_proposal(
+                    &attempt,
+                    AttemptStatus::Failed,
+                    rejection,
+                    &note,
+                    reason,
+                    events,
+                );
             }
         };
         if !followups.is_empty() {
@@ -353,19 +361,14 @@ impl Runner<'_> {
             } else {
                 format!("the agent changed nothing ({notes})")
             };
-            self.project.store.reject_attempt(
-                attempt.id,
+            return self.settle_proposal(
+                &attempt,
                 AttemptStatus::Rejected,
-                &json!({"no_change": true}),
+                json!({"no_change": true}),
                 &note,
-            )?;
-            self.push_history(attempt.id)?;
-            events(&LoopEvent::Rejected {
-                seq: attempt.seq,
-                status: AttemptStatus::Rejected,
-                reason: "no change".into(),
-            });
-            return Ok(Proposed::Decided(AttemptStatus::Rejected));
+                "no change".into(),
+                events,
+            );
         };
         let mut touched = Vec::new();
         let mut violations = Vec::new();
@@ -420,19 +423,15 @@ impl Runner<'_> {
             if !notes.is_empty() {
                 note = format!("{note}; {notes}");
             }
-            self.project.store.reject_attempt(
-                attempt.id,
+            let reason = note.clone();
+            return self.settle_proposal(
+                &attempt,
                 AttemptStatus::Rejected,
-                &json!({ "boundary": violations }),
+                json!({ "boundary": violations }),
                 &note,
-            )?;
-            self.push_history(attempt.id)?;
-            events(&LoopEvent::Rejected {
-                seq: attempt.seq,
-                status: AttemptStatus::Rejected,
-                reason: note,
-            });
-            return Ok(Proposed::Decided(AttemptStatus::Rejected));
+                reason,
+                events,
+            );
         }
         if !notes.is_empty() {
             self.project.store.set_attempt_note(attempt.id, &notes)?;
