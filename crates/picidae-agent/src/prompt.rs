@@ -71,11 +71,17 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
          outside the checkout); it is never part of your change.",
         ctx.scratch.display()
     );
+    let measured = match &c.run.budget_metric {
+        Some(m) => format!(" of {m}, as the run reports it (start-up excluded)"),
+        None => String::new(),
+    };
     let _ = writeln!(
         p,
-        "- The run command is `{}` with a time budget of {:.0}s.",
+        "- The run command is `{}` with a time budget of {:.0}s{measured}; it is killed at {:.0}s \
+         of wall time.",
         c.run.command,
-        c.run.time_budget.as_secs_f64()
+        c.run.time_budget.as_secs_f64(),
+        c.run.timeout.as_secs_f64()
     );
     let _ = writeln!(p, "- Primary metric: {} ({}).", primary.name, primary.goal);
 

@@ -195,6 +195,12 @@ pub struct RunSpec {
     /// container run gets it only when this is true; a plain local run always has it.
     #[serde(default)]
     pub network: Option<bool>,
+    /// A declared metric in which the run reports the seconds its budget covers (its training
+    /// time, start-up excluded). When set, a run is over budget when that value exceeds
+    /// `time_budget`; a run that does not report it is judged on its wall time. The hard
+    /// `timeout` is always on the wall clock.
+    #[serde(default)]
+    pub budget_metric: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -351,6 +357,7 @@ struct RawRun {
     reuse_checkout: bool,
     sandbox: Option<bool>,
     network: Option<Spanned<bool>>,
+    budget_metric: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -754,6 +761,7 @@ fn validate(raw: Raw, loc: &Locator, dir_name: Option<String>) -> Result<Contrac
     };
 
     // run
+    let mut budget_metric_at = None;
     let run = match raw.run {
         None => {
             issues.push(loc.issue(
@@ -858,6 +866,10 @@ fn validate(raw: Raw, loc: &Locator, dir_name: Option<String>) -> Result<Contrac
                     sandbox: r.sandbox.unwrap_or(false),
                     sandbox_unset: r.sandbox.is_none(),
                     network: r.network.as_ref().map(|n| *n.get_ref()),
+                    budget_metric: r.budget_metric.map(|m| {
+                        budget_metric_at = Some((m.get_ref().clone(), m.span().start));
+                        m.into_inner()
+                    }),
                 }),
                 _ => None,
             }
@@ -939,6 +951,24 @@ fn validate(raw: Raw, loc: &Locator, dir_name: Option<String>) -> Result<Contrac
         ));
         String::new()
     };
+
+    if let Some((name, at)) = &budget_metric_at {
+        if !metrics.contains_key(name) {
+            issues.push(loc.issue(
+                *at,
+                "run.budget_metric",
+                format!(
+                    "{name:?} is not a declared metric: declare it (e.g. [metrics.{name}] with goal = \"minimize\") so runs can report it"
+                ),
+            ));
+        } else if *name == primary_metric {
+            issues.push(loc.issue(
+                *at,
+                "run.budget_metric",
+                "the budget metric must not be the primary metric",
+            ));
+        }
+    }
 
     // params
     let boundary_set = boundary.globset().ok();

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod metric_lines;
 pub mod metrics;
 pub mod params;
+pub mod program_md;
 pub mod results_tsv;
 pub mod stats;
 

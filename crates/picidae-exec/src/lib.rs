@@ -30,6 +30,7 @@
 //!   Podman container (same-path bind mounts, no network by default,
 //!   resource limits), through the runtime's CLI; reattaches after a
 //!   coordinator restart.
+//! * [`gpu`] — [`gpu::GpuProbe`]: a local run's peak GPU memory, sampled with `nvidia-smi`.
 //! * [`error`] — [`ExecError`].
 
 mod call;
@@ -38,6 +39,7 @@ pub mod container;
 pub mod error;
 pub mod executor;
 pub mod fingerprint;
+pub mod gpu;
 pub mod local;
 mod logs;
 pub mod outcome;

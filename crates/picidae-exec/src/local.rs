@@ -21,7 +21,9 @@
 //!    unreaped zombie (exit is detected with `waitid(WNOWAIT)`), so its pid,
 //!    which is the run's pgid and sid, cannot have been recycled.
 //! 4. The leader is reaped with `wait4`, whose `ru_maxrss` is combined with
-//!    periodic samples of the run's summed VmRSS into `peak_rss_kb`.
+//!    periodic samples of the run's summed VmRSS into `peak_rss_kb`. Where `nvidia-smi`
+//!    exists, the GPU memory of the run's processes is sampled too (`peak_gpu_mb`, see
+//!    the `gpu` module).
 //!
 //! Which processes are the run's: a process group alone does not hold a
 //! run, since `setsid` (a daemon) or `setpgid` leave it. The executor finds a
@@ -69,6 +71,7 @@ use std::os::unix::process::CommandExt;
 use crate::call::now_unix_ms;
 use crate::cgroup::PidsCgroup;
 use crate::executor::{Executor, RunHandle};
+use crate::gpu::GpuProbe;
 use crate::logs::{create_log, spawn_reader, StreamReport};
 use crate::process::{RunScope, KILL_SETTLE};
 use crate::{ExecError, RunOutcome, RunRequest};
@@ -338,6 +341,7 @@ impl RunningChild {
     pub fn wait(mut self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
         let deadline = self.start.checked_add(self.timeout);
         let mut peak_sampled: Option<u64> = None;
+        let mut gpu = GpuProbe::for_this_machine();
         let mut next_sample = Instant::now();
         let mut timed_out = false;
         let mut cancelled = false;
@@ -353,6 +357,9 @@ impl RunningChild {
             if now >= next_sample {
                 sample_into(&mut peak_sampled, &mut self.scope);
                 next_sample = now + RSS_SAMPLE_INTERVAL;
+            }
+            if let Some(g) = &mut gpu {
+                g.poll(|| self.scope.sampled_pids());
             }
             if cancel.load(Ordering::SeqCst) {
                 cancelled = true;
@@ -400,6 +407,7 @@ impl RunningChild {
             over_budget: wall > self.time_budget,
             wall_secs: wall.as_secs_f64(),
             peak_rss_kb,
+            peak_gpu_mb: gpu.as_ref().and_then(GpuProbe::peak_mb),
             stdout_truncated: stdout.truncated,
             stderr_truncated: stderr.truncated,
             stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),

@@ -22,6 +22,10 @@ pub struct RunOutcome {
     /// Peak resident memory in KiB: the max of the reaped child's
     /// `ru_maxrss` and sampled sums of VmRSS over the process group.
     pub peak_rss_kb: Option<u64>,
+    /// Peak GPU memory in MiB, summed over the run's processes, where the executor can
+    /// measure it (the local executor, with `nvidia-smi`; see the `gpu` module).
+    #[serde(default)]
+    pub peak_gpu_mb: Option<u64>,
     /// stdout exceeded `log_cap_bytes` and the log file was truncated.
     pub stdout_truncated: bool,
     /// stderr exceeded `log_cap_bytes` and the log file was truncated.

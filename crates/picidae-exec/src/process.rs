@@ -319,6 +319,11 @@ impl RunScope {
         any.then_some(total)
     }
 
+    /// The pids of the members at the last [`Self::sample`].
+    pub(crate) fn sampled_pids(&self) -> std::collections::HashSet<i32> {
+        self.known.iter().map(|(pid, _)| *pid).collect()
+    }
+
     /// Whether any member other than the leader itself is alive.
     pub(crate) fn alive(&self) -> bool {
         self.members(true).iter().any(|e| e.pid != self.leader) || process_alive(self.leader)

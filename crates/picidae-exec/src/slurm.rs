@@ -841,6 +841,7 @@ impl SlurmRun {
             over_budget: wall_secs > self.req.time_budget.as_secs_f64(),
             wall_secs,
             peak_rss_kb: None,
+            peak_gpu_mb: None,
             stdout_truncated,
             stderr_truncated,
             stdout_tail,

@@ -1165,6 +1165,7 @@ impl SshRun {
             over_budget: wall > self.time_budget,
             wall_secs: wall.as_secs_f64(),
             peak_rss_kb: peak_rss.filter(|v| *v > 0),
+            peak_gpu_mb: None,
             stdout_truncated: stdout.truncated,
             stderr_truncated: stderr.truncated,
             stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),

@@ -45,11 +45,13 @@
 
 mod cmd;
 mod error;
+mod replay;
 mod repo;
 mod status;
 mod worktree;
 
 pub use error::{GitError, Result};
+pub use replay::Replayed;
 pub use repo::{Repo, ZERO_OID};
 pub use status::{Change, ChangeKind};
 pub use worktree::Worktree;

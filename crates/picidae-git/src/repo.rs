@@ -150,7 +150,7 @@ impl Repo {
         self.root.join(&self.prefix)
     }
 
-    fn git(&self) -> Git<'_> {
+    pub(crate) fn git(&self) -> Git<'_> {
         Git::new(&self.pin, &self.identity)
     }
 

@@ -16,6 +16,7 @@
 //!   and findings are reported by their visible evidence only.
 
 mod normalize;
+pub mod retry;
 
 use std::collections::BTreeMap;
 
@@ -122,7 +123,8 @@ impl Refutation {
         })
     }
 
-    fn label(self) -> &'static str {
+    /// How the kind reads in a sentence ("lacked power", ...).
+    pub fn label(self) -> &'static str {
         match self {
             Refutation::LackOfPower => "lacked power",
             Refutation::Contradicted => "contradicted",

@@ -342,8 +342,91 @@ fn a_refutation_for_lack_of_power_may_be_verified_again_with_more_seeds(t: &Test
     assert!(d.of.line().contains("suspected overfit"), "{}", d.of.line());
 }
 
+/// A retry is accepted for an idea decided on too little evidence (refuted for lack of power,
+/// discarded on one run) and refused, with the kind named, for one the evidence contradicts,
+/// one flagged as overfit, and a kept or rejected attempt.
+fn a_retry_is_accepted_only_for_too_little_evidence(t: &TestStore) {
+    use picidae_memory::retry::{request_retry, RetryError};
+    let mut f = fixture(t);
+    let weak = f.add(
+        "lr 0.02",
+        &patch("LR = 0.02"),
+        None,
+        AttemptStatus::Discarded,
+        1.0,
+    );
+    refute(&mut f, weak, 3, (-0.01, 0.03), &[]);
+    let worse = f.add(
+        "lr 0.9",
+        &patch("LR = 0.9"),
+        None,
+        AttemptStatus::Discarded,
+        3.0,
+    );
+    refute(&mut f, worse, 3, (-0.5, -0.2), &[]);
+    let gamed = f.add(
+        "lr 0.5",
+        &patch("LR = 0.5"),
+        None,
+        AttemptStatus::Discarded,
+        0.5,
+    );
+    refute(&mut f, gamed, 3, (-0.1, 0.4), &[FLAG_OVERFIT]);
+    let screened = f.add(
+        "lr 0.03",
+        &patch("LR = 0.03"),
+        None,
+        AttemptStatus::Discarded,
+        1.1,
+    );
+    let kept = f.add(
+        "lr 0.01",
+        &patch("LR = 0.01"),
+        None,
+        AttemptStatus::Kept,
+        0.9,
+    );
+    let seq = |f: &Fixture, id: i64| f.store.attempt(id).unwrap().seq;
+
+    for id in [weak, screened] {
+        let s = seq(&f, id);
+        let (req, new) = request_retry(&mut f.store, "p", s, "ana").unwrap();
+        assert!(new);
+        assert_eq!((req.attempt_id, req.author.as_str()), (id, "ana"));
+        let (again, new) = request_retry(&mut f.store, "p", s, "bo").unwrap();
+        assert!(!new, "an open request is not made twice");
+        assert_eq!(again.id, req.id);
+    }
+    for (id, why) in [
+        (worse, "refuted as contradicted"),
+        (gamed, "refuted as suspected overfit"),
+        (kept, "it is kept"),
+    ] {
+        let s = seq(&f, id);
+        match request_retry(&mut f.store, "p", s, "ana") {
+            Err(e @ RetryError::NotRetryable { .. }) => {
+                assert!(e.to_string().contains(why), "{e}")
+            }
+            other => panic!("#{s}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        request_retry(&mut f.store, "p", 999, "ana"),
+        Err(RetryError::NoSuchAttempt { seq: 999, .. })
+    ));
+    let open = f.store.open_retries(f.program_id).unwrap();
+    assert_eq!(open.len(), 2);
+    assert!(f.store.consume_retry(open[0].id, kept).unwrap());
+    assert!(
+        !f.store.consume_retry(open[0].id, kept).unwrap(),
+        "taken once"
+    );
+    assert_eq!(f.store.open_retries(f.program_id).unwrap().len(), 1);
+}
+
 picidae_store::on_both_backends!(
     search_finds_an_attempt_by_a_paraphrase_sharing_key_terms,
     dedup_by_exact_patch_normalized_patch_and_parameters,
     a_refutation_for_lack_of_power_may_be_verified_again_with_more_seeds,
+    a_retry_is_accepted_only_for_too_little_evidence,
 );

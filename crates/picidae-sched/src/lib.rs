@@ -10,6 +10,8 @@
 //!   refs from the store, and keeps a loop from starting on a store in doubt.
 //! - `recover` (private) is the loop's recovery after a crash: closing or re-adopting the runs a
 //!   dead loop left, resuming undecided attempts, honouring cancel requests made meanwhile.
+//! - [`retry`] turns a person's retry request into an attempt that verifies an earlier
+//!   attempt's change again on the current frontier.
 //!
 //! The store is the source of truth: every step is recorded before the next begins, so a
 //! `kill -9` at any instant loses at most the run in flight, which the next start finds, kills
@@ -30,6 +32,7 @@ mod propose;
 pub(crate) mod readonly;
 mod recover;
 pub mod resources;
+pub mod retry;
 mod run;
 pub mod runner;
 pub mod slots;

@@ -73,7 +73,7 @@ impl Runner<'_> {
 
     /// Decide a proposal that never runs (`failed` or `rejected`, with its rejection JSON and
     /// note), add it to the history and tell `events` (`reason`). The agent's checkout goes.
-    fn settle_proposal(
+    pub(crate) fn settle_proposal(
         &mut self,
         attempt: &Attempt,
         status: AttemptStatus,
@@ -104,6 +104,10 @@ impl Runner<'_> {
         agent: &mut dyn Agent,
         events: Events<'_>,
     ) -> Result<Proposed, SchedError> {
+        // A person's request to verify an earlier attempt again comes before the agent's turn.
+        if let Some(req) = self.next_retry()? {
+            return self.propose_retry(req, events);
+        }
         let frontier = self.frontier_commit();
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
@@ -190,12 +194,12 @@ impl Runner<'_> {
                 if self.agent_failures >= AGENT_FAILURE_LIMIT {
                     // Failing again at once would only fail again: the program waits for a
                     // person (`picidae program resume`), and says why.
-                    self.project.store.set_program_active(&name, false)?;
                     let why = format!(
                         "paused after {} agent failures in a row; the last: {}",
                         self.agent_failures,
                         one_line(&reason)
                     );
+                    self.project.store.pause_program(&name, &why)?;
                     note = format!("{note} ({why})");
                     self.paused_because = Some(why);
                     self.agent_failures = 0;

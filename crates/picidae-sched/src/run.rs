@@ -571,6 +571,7 @@ impl RunCtx {
             signal: o.signal.map(i64::from),
             wall_secs: Some(o.wall_secs),
             peak_rss_kb: o.peak_rss_kb.map(|k| k as i64),
+            peak_gpu_mb: o.peak_gpu_mb.map(|m| m as i64),
             over_budget: o.over_budget,
             ..Default::default()
         };
@@ -601,6 +602,13 @@ impl RunCtx {
             .get(&self.contract.primary_metric)
             .copied()
             .filter(|v| v.is_finite());
+        // A run that reports its own budgeted time (training, start-up excluded) is judged on
+        // it; one that does not, on its wall time.
+        if let Some(m) = &self.contract.run.budget_metric {
+            if let Some(v) = r.metrics.get(m).filter(|v| v.is_finite()) {
+                r.over_budget = *v > self.contract.run.time_budget.as_secs_f64();
+            }
+        }
         r.status = Some(if o.cancelled {
             RunStatus::Cancelled
         } else if o.timed_out {

@@ -328,7 +328,8 @@ function overviewView(root) {
           : null);
       return h('tr', { 'data-program': p.name },
         h('td', {}, h('a', { href: '#/p/' + enc(p.name), text: p.name })),
-        h('td', {}, h('span', { class: 'badge ' + p.status, 'data-testid': 'status-' + p.name, text: p.status })),
+        h('td', {}, h('span', { class: 'badge ' + p.status, 'data-testid': 'status-' + p.name, text: p.status,
+          title: p.paused_reason || '' })),
         h('td', { class: 'num', text: fmt(p.weight) }),
         h('td', { class: 'num' },
           h('span', { 'data-testid': 'runs-' + p.name, text: String(p.runs) }),
@@ -885,6 +886,7 @@ function programView(root, name) {
     const base0 = d.frontier.baseline;
     replace(head,
       h('h1', {}, name + ' ', h('span', { class: 'badge ' + p.status, id: 'program-status', 'data-testid': 'program-status', text: p.status })),
+      p.paused_reason ? h('p', { class: 'error', id: 'paused-reason', text: p.paused_reason }) : null,
       h('div', { class: 'cards' },
         h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Best ' + chart.metric }),
           h('div', { class: 'big', id: 'best-value', text: fmt(p.frontier_value) }),
@@ -975,6 +977,20 @@ function attemptView(root, name, seq) {
       const c = await postJSON('/api/runs/' + r.id + '/cancel');
       return 'cancel of run ' + c.run_id + ' requested; its coordinator stops it within a second or so';
     }, () => { lastKey = null; update(); });
+  }
+  // Ask for the attempt's change to be verified again by the program's next proposal; the
+  // server says why when it may not be (a contradicted or overfit idea, a kept attempt).
+  function retryAttempt() {
+    if (!token()) {
+      steerAction(msg, 'verify an attempt again', async () => '');
+      return;
+    }
+    steerAction(msg, 'retry #' + seq, async () => {
+      const r = await postJSON('/api/programs/' + enc(name) + '/attempts/' + seq + '/retry');
+      return r.new
+        ? 'retry of #' + seq + ' requested: the program\'s next proposal verifies it again on every seed'
+        : 'retry of #' + seq + ' was already requested; it is still waiting';
+    });
   }
   // The files each run wrote under $PICIDAE_ARTIFACTS, with download links.
   async function showArtifacts(runs) {
@@ -1095,6 +1111,7 @@ function attemptView(root, name, seq) {
       metricNames.map((k) => h('td', { class: 'num mono', text: fmt(r.metrics[k]) })),
       h('td', { class: 'num', text: r.wall_secs === null ? '–' : fmt(r.wall_secs) + ' s' }),
       h('td', { class: 'num', text: r.peak_rss_kb === null ? '–' : fmt(r.peak_rss_kb / 1024) + ' MB' }),
+      h('td', { class: 'num', text: r.peak_gpu_mb === null || r.peak_gpu_mb === undefined ? '–' : fmt(r.peak_gpu_mb) + ' MiB' }),
       h('td', { class: 'mono fingerprint', title: r.fingerprint || 'not recorded', text: r.fingerprint ? r.fingerprint.slice(0, 12) : '–' }),
       h('td', {},
         h('button', { type: 'button', class: 'log-stdout', onclick: () => showLog(r, 'stdout'), text: 'stdout' }), ' ',
@@ -1121,11 +1138,15 @@ function attemptView(root, name, seq) {
       h('h2', { text: 'Runs' }),
       a.runs.length
         ? h('table', { id: 'runs-table' },
-          h('thead', {}, h('tr', {}, ['Run', 'Seed', 'Status', 'Value', ...metricNames, 'Wall', 'Peak RSS', 'Environment', 'Logs', ''].map((t) => h('th', { text: t })))),
+          h('thead', {}, h('tr', {}, ['Run', 'Seed', 'Status', 'Value', ...metricNames, 'Wall', 'Peak RSS', 'Peak GPU', 'Environment', 'Logs', ''].map((t) => h('th', { text: t })))),
           h('tbody', {}, runs))
         : h('p', { class: 'muted', text: 'No runs.' }),
       h('h2', { text: 'Finding' }),
       a.finding ? evidenceView(a.finding) : h('p', { class: 'muted', text: 'No finding for this attempt.' }),
+      a.kind === 'explore' && (a.status === 'discarded' || a.status === 'failed') && a.commit
+        ? h('p', {}, h('button', { type: 'button', id: 'retry-attempt', onclick: retryAttempt, text: 'Verify again' }),
+          h('span', { class: 'muted', text: ' Decided on too little evidence? The next proposal replays this change onto the frontier and verifies it on every seed.' }))
+        : null,
       h('h2', { text: 'Diff' + (a.diff_truncated ? ' (truncated)' : '') }),
       a.diff ? diffView(a.diff) : h('p', { class: 'muted', text: a.diff_error || 'No diff.' }));
   }

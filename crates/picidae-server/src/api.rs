@@ -22,6 +22,7 @@
 //! | POST | `/api/findings/{id}/approve` | write | `{"note": "..."}` (optional): a person's sign-off on a validated finding (409 otherwise) |
 //! | POST | `/api/findings/{id}/retract` | write | `{"reason": "..."}`: retract a validated finding (409 otherwise); the frontier moves back if it held it |
 //! | POST | `/api/findings/{id}/followup` | write | `{"text": "..."}` (optional): a follow-up idea for the finding's program that names the finding |
+//! | POST | `/api/programs/{name}/attempts/{seq}/retry` | write | verify an attempt decided on too little evidence again (201; 200 when already asked; 409 when it may not be) |
 //! | POST | `/api/runs/{id}/cancel` | write | ask for a queued or running run to be stopped (202; 409 when it has finished) |
 //! | GET | `/metrics` | none | Prometheus text |
 //! | GET | `/openapi.json` | none | OpenAPI 3.1 document of all of the above |
@@ -95,6 +96,8 @@ use utoipa_axum::routes;
 
 use crate::mcp::{self, FindingView, VisibleEvidence};
 use crate::ServerError;
+
+mod retry;
 
 /// Connections kept open between requests.
 pub const POOL_SIZE: usize = 4;
@@ -404,6 +407,10 @@ pub struct ProgramSummary {
     pub name: String,
     /// `active` or `paused`.
     pub status: String,
+    /// Why the harness paused the program (repeated agent failures); `null` when a person
+    /// paused it or it is active.
+    #[serde(default)]
+    pub paused_reason: Option<String>,
     /// Fair-share weight among programs competing for slots.
     pub weight: f64,
     /// Run budget (`null`: none).
@@ -549,6 +556,9 @@ pub struct RunSummary {
     pub metrics: BTreeMap<String, f64>,
     pub wall_secs: Option<f64>,
     pub peak_rss_kb: Option<i64>,
+    /// Peak GPU memory in MiB, where the executor measured it.
+    #[serde(default)]
+    pub peak_gpu_mb: Option<i64>,
     /// Hash of the environment fingerprint it ran on.
     pub fingerprint: Option<String>,
     pub started_at: Option<i64>,
@@ -759,6 +769,7 @@ fn summary(store: &Store, p: &picidae_store::Program) -> Result<ProgramSummary, 
     Ok(ProgramSummary {
         name: p.name.clone(),
         status: p.status.clone(),
+        paused_reason: p.paused_reason.clone(),
         weight: p.weight,
         max_runs: p.max_runs,
         max_gpu_hours: p.max_gpu_hours,
@@ -1094,6 +1105,7 @@ async fn get_attempt(
                     metrics: r.metrics,
                     wall_secs: r.wall_secs,
                     peak_rss_kb: r.peak_rss_kb,
+                    peak_gpu_mb: r.peak_gpu_mb,
                     fingerprint: r.fingerprint,
                     started_at: r.started_at,
                     finished_at: r.finished_at,
@@ -2229,6 +2241,7 @@ fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(retract_finding))
         .routes(routes!(finding_followup))
         .routes(routes!(cancel_run))
+        .routes(routes!(retry::retry_attempt))
         .routes(routes!(metrics))
         .with_state(ctx.clone())
         .split_for_parts();

@@ -657,6 +657,7 @@ async fn openapi_lists_every_route() {
         ("post", "/api/findings/{id}/retract"),
         ("post", "/api/findings/{id}/followup"),
         ("post", "/api/runs/{id}/cancel"),
+        ("post", "/api/programs/{name}/attempts/{seq}/retry"),
         ("get", "/api/runs/{id}/artifacts"),
         ("get", "/api/runs/{id}/artifacts/{name}"),
         ("get", "/metrics"),
@@ -1262,6 +1263,57 @@ async fn a_cancel_request_is_recorded_for_the_coordinator() {
             .status,
         400
     );
+}
+
+/// Asking for an attempt to be verified again records one request for the program's next
+/// proposal: a write token is needed, an attempt decided on one run may be retried (asking
+/// twice returns the same request), one whose finding is still being verified or that was kept
+/// answers 409 with the reason, an unknown one 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_request_is_recorded_for_the_next_proposal() {
+    let s = start(false).await;
+    let path = "/api/programs/demo/attempts/2/retry";
+    assert_eq!(post(s.addr, path, None, None).await.status, 401);
+    assert_eq!(post(s.addr, path, Some(&s.read), None).await.status, 403);
+    let r = post(s.addr, path, Some(&s.write), None).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let first = r.json();
+    assert_eq!(first["attempt_seq"], 2);
+    assert_eq!(first["author"], "alice");
+    assert_eq!(first["new"], true);
+    let again = post(s.addr, path, Some(&s.write), None).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["id"], first["id"]);
+    let store = Store::open(&s.db).unwrap();
+    let p = store.program("demo").unwrap();
+    let open = store.open_retries(p.id).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(store.attempt(open[0].attempt_id).unwrap().seq, 2);
+
+    for (seq, why) in [(3, "is verifying"), (1, "it is kept")] {
+        let r = post(
+            s.addr,
+            &format!("/api/programs/demo/attempts/{seq}/retry"),
+            Some(&s.write),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(why),
+            "{}",
+            r.body
+        );
+    }
+    for (path, status) in [
+        ("/api/programs/demo/attempts/77/retry", 404),
+        ("/api/programs/nope/attempts/2/retry", 404),
+        ("/api/programs/demo/attempts/x/retry", 400),
+    ] {
+        let r = post(s.addr, path, Some(&s.write), None).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+    }
+    assert_eq!(store.open_retries(p.id).unwrap().len(), 1);
 }
 
 /// `v` without what differs between two stores holding the same data: times.

@@ -19,11 +19,13 @@
 pub mod db;
 mod findings;
 pub mod migrate;
+mod retries;
 mod schema;
 mod steering;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use retries::RetryRequest;
 pub use steering::{Followup, Spend, Token};
 
 pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
@@ -95,6 +97,8 @@ pub struct Program {
     pub frontier_value: Option<f64>,
     /// `active` or `paused`.
     pub status: String,
+    /// Why the harness paused the program (repeated agent failures), until it is resumed.
+    pub paused_reason: Option<String>,
     pub created_at: i64,
     /// Fair-share weight among programs competing for slots.
     pub weight: f64,
@@ -168,6 +172,8 @@ pub struct Run {
     pub signal: Option<i64>,
     pub wall_secs: Option<f64>,
     pub peak_rss_kb: Option<i64>,
+    /// Peak GPU memory in MiB, where the executor could measure it (nvidia-smi).
+    pub peak_gpu_mb: Option<i64>,
     pub over_budget: bool,
     pub metrics: MetricValues,
     pub primary_value: Option<f64>,
@@ -188,7 +194,8 @@ pub struct ImportedAttempt {
     pub commit: String,
     pub status: AttemptStatus,
     pub primary_value: Option<f64>,
-    pub peak_rss_kb: Option<i64>,
+    /// Peak GPU memory in MiB as the session logged it (autoresearch's `memory_gb`).
+    pub peak_gpu_mb: Option<i64>,
     pub hypothesis: String,
     /// Where it came from (file name), recorded as the proposer.
     pub source: String,
@@ -202,6 +209,7 @@ pub struct RunResult {
     pub signal: Option<i64>,
     pub wall_secs: Option<f64>,
     pub peak_rss_kb: Option<i64>,
+    pub peak_gpu_mb: Option<i64>,
     pub over_budget: bool,
     pub metrics: MetricValues,
     pub primary_value: Option<f64>,
@@ -226,6 +234,8 @@ pub struct ResultRow {
     pub attempt: Attempt,
     pub runs: i64,
     pub peak_rss_kb: Option<i64>,
+    /// Largest peak GPU memory (MiB) of the attempt's runs, where measured.
+    pub peak_gpu_mb: Option<i64>,
     pub wall_secs: Option<f64>,
 }
 
@@ -465,6 +475,7 @@ impl Store {
             "DELETE FROM noise_floors WHERE program_id = ?1".into(),
             "DELETE FROM calibrations WHERE program_id = ?1".into(),
             "DELETE FROM followups WHERE program_id = ?1".into(),
+            "DELETE FROM retries WHERE program_id = ?1".into(),
             "DELETE FROM frontier_history WHERE program_id = ?1".into(),
             "DELETE FROM runs WHERE program_id = ?1".into(),
             "UPDATE attempts SET duplicate_of = NULL WHERE program_id = ?1".into(),
@@ -608,14 +619,14 @@ impl Store {
                 RunStatus::Succeeded
             };
             tx.execute(
-                "INSERT INTO runs (attempt_id, program_id, seed, status, executor, peak_rss_kb,
+                "INSERT INTO runs (attempt_id, program_id, seed, status, executor, peak_gpu_mb,
                                    primary_value, queued_at, finished_at)
                  VALUES (?1, ?2, 0, ?3, 'imported', ?4, ?5, ?6, ?6)",
                 params![
                     attempt_id,
                     program_id,
                     run_status.as_str(),
-                    row.peak_rss_kb,
+                    row.peak_gpu_mb,
                     row.primary_value,
                     now
                 ],
@@ -910,7 +921,8 @@ impl Store {
                 "SELECT {cols}, p.name,
                     (SELECT COUNT(*) FROM runs r WHERE r.attempt_id = a.id),
                     (SELECT MAX(peak_rss_kb) FROM runs r WHERE r.attempt_id = a.id),
-                    (SELECT SUM(wall_secs) FROM runs r WHERE r.attempt_id = a.id)
+                    (SELECT SUM(wall_secs) FROM runs r WHERE r.attempt_id = a.id),
+                    (SELECT MAX(peak_gpu_mb) FROM runs r WHERE r.attempt_id = a.id)
              FROM attempts a JOIN programs p ON p.id = a.program_id
              WHERE (a.program_id = ?1 OR ?1 IS NULL)
              ORDER BY a.program_id, a.seq"
@@ -923,6 +935,7 @@ impl Store {
                     runs: r.get(n + 1)?,
                     peak_rss_kb: r.get(n + 2)?,
                     wall_secs: r.get(n + 3)?,
+                    peak_gpu_mb: r.get(n + 4)?,
                 })
             },
         )?;
@@ -952,7 +965,7 @@ fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
     let n = tx.execute(
         "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, wall_secs = ?5,
                 peak_rss_kb = ?6, over_budget = ?7, metrics_json = ?8, primary_value = ?9,
-                violations_json = ?10, error = ?11, finished_at = ?12
+                violations_json = ?10, error = ?11, finished_at = ?12, peak_gpu_mb = ?13
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![
             id,
@@ -966,7 +979,8 @@ fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
             r.primary_value.filter(|v| v.is_finite()),
             serde_json::to_string(&r.violations).unwrap_or_default(),
             r.error,
-            now_ms()
+            now_ms(),
+            r.peak_gpu_mb
         ],
     )?;
     if n == 1 {
@@ -1079,7 +1093,7 @@ fn json_col(r: &Row, i: usize) -> DbResult<Option<serde_json::Value>> {
 
 const PROGRAM_COLS: &str = "id, name, benchmark_dir, program_md, agent_json, policy_json, \
     base_commit, frontier_attempt_id, frontier_commit, frontier_value, status, created_at, \
-    weight, max_runs, max_gpu_hours, max_usd, gpu_hour_usd, executor_json";
+    weight, max_runs, max_gpu_hours, max_usd, gpu_hour_usd, executor_json, paused_reason";
 
 fn program_from_row(r: &Row) -> DbResult<Program> {
     Ok(Program {
@@ -1101,6 +1115,7 @@ fn program_from_row(r: &Row) -> DbResult<Program> {
         max_usd: r.get(15)?,
         gpu_hour_usd: r.get(16)?,
         executor: json_col(r, 17)?.unwrap_or_default(),
+        paused_reason: r.get(18)?,
     })
 }
 
@@ -1139,7 +1154,7 @@ fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
 const RUN_COLS: &str = "id, attempt_id, program_id, seed, status, executor, pid, pgid, host, \
     exit_code, signal, wall_secs, peak_rss_kb, over_budget, metrics_json, primary_value, \
     violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at, \
-    executor_ref";
+    executor_ref, peak_gpu_mb";
 
 fn run_from_row(r: &Row) -> DbResult<Run> {
     let status: String = r.get(4)?;
@@ -1176,6 +1191,7 @@ fn run_from_row(r: &Row) -> DbResult<Run> {
         started_at: r.get(21)?,
         finished_at: r.get(22)?,
         executor_ref: r.get(23)?,
+        peak_gpu_mb: r.get(24)?,
     })
 }
 

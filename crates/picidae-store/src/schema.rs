@@ -31,6 +31,7 @@ pub const TABLES: &[&str] = &[
     "hidden_results",
     "calibrations",
     "followups",
+    "retries",
     "tokens",
     "coordinators",
 ];
@@ -284,6 +285,27 @@ CREATE TABLE coordinators (
     started_at   INTEGER NOT NULL,
     heartbeat_at INTEGER NOT NULL
 );
+"#,
+        postgres: None,
+    },
+    Migration {
+        sqlite: r#"
+-- A run's peak GPU memory (MiB, summed over its processes, sampled with nvidia-smi), and why a
+-- program was paused when the harness paused it (cleared on resume).
+ALTER TABLE runs ADD COLUMN peak_gpu_mb INTEGER;
+ALTER TABLE programs ADD COLUMN paused_reason TEXT;
+-- A person's request to verify an attempt's change again (`picidae attempt retry`), taken by
+-- the program's next proposal.
+CREATE TABLE retries (
+    id          INTEGER PRIMARY KEY,
+    program_id  INTEGER NOT NULL REFERENCES programs(id),
+    attempt_id  INTEGER NOT NULL REFERENCES attempts(id),
+    author      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    consumed_by INTEGER REFERENCES attempts(id),
+    consumed_at INTEGER
+);
+CREATE INDEX retries_open ON retries (program_id, consumed_at);
 "#,
         postgres: None,
     },

@@ -62,12 +62,24 @@ impl Store {
             .ok_or_else(|| StoreError::NoSuchProgram(name.to_string()))
     }
 
-    /// Pause (`active = false`) or resume a program.
+    /// Pause (`active = false`) or resume a program. Either clears a pause reason the harness
+    /// recorded: a person's pause or resume is its own reason.
     pub fn set_program_active(&mut self, name: &str, active: bool) -> Result<()> {
         let id = self.program_id(name)?;
         self.db.execute(
-            "UPDATE programs SET status = ?2 WHERE id = ?1",
+            "UPDATE programs SET status = ?2, paused_reason = NULL WHERE id = ?1",
             params![id, if active { "active" } else { "paused" }],
+        )?;
+        Ok(())
+    }
+
+    /// The harness pauses a program, saying why (shown by `show`, `status` and the cockpit
+    /// until the program is resumed).
+    pub fn pause_program(&mut self, name: &str, reason: &str) -> Result<()> {
+        let id = self.program_id(name)?;
+        self.db.execute(
+            "UPDATE programs SET status = 'paused', paused_reason = ?2 WHERE id = ?1",
+            params![id, reason],
         )?;
         Ok(())
     }

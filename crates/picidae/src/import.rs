@@ -153,7 +153,7 @@ fn row_attempt(
         commit,
         status: tsv_status(row.status),
         primary_value: (row.status != TsvStatus::Crash).then_some(row.value),
-        peak_rss_kb: Some((row.memory_gb * 1024.0 * 1024.0).round() as i64),
+        peak_gpu_mb: (row.memory_gb > 0.0).then(|| (row.memory_gb * 1024.0).round() as i64),
         hypothesis,
         source,
     }
@@ -238,7 +238,7 @@ pub fn plan_autoresearch(
             commit: sha.clone(),
             status: AttemptStatus::Kept,
             primary_value: None,
-            peak_rss_kb: None,
+            peak_gpu_mb: None,
             hypothesis: if subject.trim().is_empty() {
                 format!("commit {}", &sha[..7.min(sha.len())])
             } else {
@@ -366,6 +366,20 @@ pub fn import_autoresearch(
         None => repo.resolve(&program.base_commit).ok().flatten(),
     };
     let commits = repo.log(branch, since.as_deref())?;
+    if opts.since.is_none()
+        && commits.is_empty()
+        && repo.resolve(branch)?.as_deref() == Some(program.base_commit.as_str())
+    {
+        // Continuing a session: the program was created at its tip, so the tip is the base and
+        // the whole session lies behind it. Guessing where the session began would be wrong as
+        // often as right.
+        bail!(
+            "program {} starts at {branch}'s tip ({}), so none of the session's commits is newer \
+             than its base: name the commit the session started from, e.g. --since main",
+            program.name,
+            &program.base_commit[..7.min(program.base_commit.len())]
+        );
+    }
 
     let results = opts.results.clone().or_else(|| {
         let p = opts.repo.join("results.tsv");
@@ -724,11 +738,11 @@ pub fn plan_pi_log(
                 commit,
                 status: r.status.attempt_status(),
                 primary_value: valued.then_some(r.metric),
-                peak_rss_kb: r
+                peak_gpu_mb: r
                     .metrics
                     .get("memory_gb")
                     .filter(|gb| **gb > 0.0)
-                    .map(|gb| (gb * 1024.0 * 1024.0).round() as i64),
+                    .map(|gb| (gb * 1024.0).round() as i64),
                 hypothesis: r.description.clone(),
                 source: if r.status == PiStatus::Keep {
                     format!("pi-autoresearch:{source}")
@@ -905,7 +919,7 @@ mod tests {
         );
         let plan = plan_pi_log(&log, None, "log.jsonl", |_| None);
         assert_eq!(plan[0].primary_value, Some(1.5));
-        assert_eq!(plan[0].peak_rss_kb, Some(2 * 1024 * 1024));
+        assert_eq!(plan[0].peak_gpu_mb, Some(2 * 1024));
         assert_eq!(plan[1].status, AttemptStatus::Failed);
         assert_eq!(plan[1].primary_value, None);
         assert!(plan[1]

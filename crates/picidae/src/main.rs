@@ -17,6 +17,7 @@ mod example;
 mod findings;
 mod fsck;
 mod import;
+mod import_program_md;
 mod memory;
 mod migrate;
 mod progress;
@@ -125,6 +126,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Act on one attempt.
+    #[command(subcommand)]
+    Attempt(AttemptCmd),
     /// Export results in other tools' formats.
     #[command(subcommand)]
     Export(ExportCmd),
@@ -392,6 +396,16 @@ enum ExportCmd {
 }
 
 #[derive(Subcommand)]
+enum AttemptCmd {
+    /// Verify an attempt's change again: the program's next proposal, before its agent's turn,
+    /// replays the change onto the current frontier and verifies it under the program's
+    /// policy. Only an attempt whose finding was refuted for lack of power or because a seed
+    /// failed may be retried. (A program created with more `--seeds` re-verifies a
+    /// lack-of-power idea by itself: its memory does not call it a duplicate.)
+    Retry { program: String, seq: i64 },
+}
+
+#[derive(Subcommand)]
 enum ImportCmd {
     /// Read an autoresearch results.tsv into a program's history.
     ResultsTsv {
@@ -417,6 +431,16 @@ enum ImportCmd {
         /// The session's results.tsv (default: DIR/results.tsv, when present).
         #[arg(long)]
         results: Option<PathBuf>,
+    },
+    /// Rewrite an autoresearch-style program.md so its instructions match what Picidae does
+    /// (branch, commit, run, read run.log, results.tsv, keep/revert, timeout, loop forever);
+    /// everything else is kept byte for byte. Each rewrite is listed on stderr. Needs no
+    /// project.
+    ProgramMd {
+        file: PathBuf,
+        /// Write the result here (may be FILE itself; default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Read pi-autoresearch's log (.auto/log.jsonl, formerly autoresearch.jsonl): one attempt
     /// per result line. Any bad line rejects the whole file.
@@ -723,6 +747,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 skipped_note(s.skipped)
             );
         }
+        Command::Import(ImportCmd::ProgramMd { file, output }) => {
+            let n = import_program_md::import_program_md(&file, output.as_deref())?;
+            if let Some(out) = &output {
+                println!("{} instruction(s) rewritten; wrote {}", n, out.display());
+            }
+        }
         Command::Import(ImportCmd::PiLog {
             file,
             program,
@@ -828,6 +858,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Agent(cmd) => agents::run(&open_project(&cli.project)?, cmd)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Bench(cmd) => bench::run(cmd)?,
+        Command::Attempt(AttemptCmd::Retry { program, seq }) => {
+            let mut project = open_project(&cli.project)?;
+            let author = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let (req, new) =
+                picidae_memory::retry::request_retry(&mut project.store, &program, seq, &author)?;
+            if new {
+                println!(
+                    "retry of {program} #{seq} requested (request {}): the program's next proposal verifies it again",
+                    req.id
+                );
+            } else {
+                println!(
+                    "retry of {program} #{seq} was already requested (request {}); it is still waiting",
+                    req.id
+                );
+            }
+        }
         Command::Cancel { run } => {
             let mut project = open_project(&cli.project)?;
             match project.store.request_run_cancel(run)? {
@@ -855,8 +902,14 @@ fn check(benchmark: &Path) -> Result<ExitCode> {
         Ok(mut c) => {
             picidae_sched::contract_source::apply_sandbox_defaults(&mut c);
             println!("{}: ok", c.name);
+            let measured = c
+                .run
+                .budget_metric
+                .as_ref()
+                .map(|m| format!(" of {m} as the run reports it"))
+                .unwrap_or_default();
             println!(
-                "  run:      {} (budget {:.1}s, timeout {:.1}s, grace {:.1}s)",
+                "  run:      {} (budget {:.1}s{measured}, timeout {:.1}s, grace {:.1}s)",
                 c.run.command,
                 c.run.time_budget.as_secs_f64(),
                 c.run.timeout.as_secs_f64(),

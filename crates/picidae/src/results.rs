@@ -38,7 +38,11 @@ pub fn list_programs(project: &Project, json: bool) -> Result<()> {
         "weight",
         "run budget",
     ]);
+    let mut reasons = Vec::new();
     for p in programs {
+        if let Some(r) = &p.paused_reason {
+            reasons.push(format!("{}: {r}", p.name));
+        }
         let n: i64 = project
             .store
             .attempt_counts(p.id)?
@@ -66,6 +70,9 @@ pub fn list_programs(project: &Project, json: bool) -> Result<()> {
         ]);
     }
     println!("{t}");
+    for r in reasons {
+        println!("{r}");
+    }
     Ok(())
 }
 
@@ -258,6 +265,7 @@ pub fn show_attempt_json(project: &Project, program: &str, seq: i64) -> Result<(
                 "signal": r.signal,
                 "wall_secs": r.wall_secs,
                 "peak_rss_kb": r.peak_rss_kb,
+                "peak_gpu_mb": r.peak_gpu_mb,
                 "over_budget": r.over_budget,
                 "primary_value": r.primary_value,
                 "metrics": r.metrics,
@@ -306,7 +314,7 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
     }
     for r in &runs {
         println!(
-            "run {} seed {} {} exit {} wall {} rss {} KiB value {} {}{}",
+            "run {} seed {} {} exit {} wall {} rss {} KiB{} value {} {}{}",
             r.id,
             r.seed,
             r.status,
@@ -315,6 +323,9 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
                 .map(|w| format!("{w:.2}s"))
                 .unwrap_or("-".into()),
             r.peak_rss_kb.map(|k| k.to_string()).unwrap_or("-".into()),
+            r.peak_gpu_mb
+                .map(|m| format!(" gpu {m} MiB"))
+                .unwrap_or_default(),
             fmt_opt(r.primary_value),
             r.log_dir.as_deref().unwrap_or(""),
             r.error
@@ -400,10 +411,7 @@ pub fn export_tsv(
                 .unwrap_or("0000000")
                 .to_string(),
             value,
-            memory_gb: r
-                .peak_rss_kb
-                .map(|k| k as f64 / 1024.0 / 1024.0)
-                .unwrap_or(0.0),
+            memory_gb: memory_gb(r.peak_gpu_mb, r.peak_rss_kb),
             status,
             description: a.hypothesis,
         });
@@ -412,6 +420,16 @@ pub fn export_tsv(
         text: results_tsv::format_with_metric(&rows, &metric),
         unmeasured,
     })
+}
+
+/// results.tsv's `memory_gb`: the peak GPU memory where it was measured (what autoresearch
+/// logs), else the host's peak resident memory, else 0.
+fn memory_gb(peak_gpu_mb: Option<i64>, peak_rss_kb: Option<i64>) -> f64 {
+    match (peak_gpu_mb, peak_rss_kb) {
+        (Some(mb), _) => mb as f64 / 1024.0,
+        (None, Some(kb)) => kb as f64 / 1024.0 / 1024.0,
+        (None, None) => 0.0,
+    }
 }
 
 /// `picidae import results-tsv`: returns (imported, skipped as already imported). A row
@@ -436,7 +454,7 @@ pub fn import_tsv(project: &mut Project, program: &str, file: &Path) -> Result<(
                 TsvStatus::Crash => AttemptStatus::Failed,
             },
             primary_value: (r.status != TsvStatus::Crash).then_some(r.value),
-            peak_rss_kb: Some((r.memory_gb * 1024.0 * 1024.0).round() as i64),
+            peak_gpu_mb: (r.memory_gb > 0.0).then(|| (r.memory_gb * 1024.0).round() as i64),
             hypothesis: r.description,
             source: format!("import:{source}"),
         })

@@ -576,3 +576,36 @@ fn a_running_run_is_cancelled_from_its_attempt_page() {
         .unwrap();
     assert_eq!(cancelled, 1, "only the one run was stopped");
 }
+
+/// A discarded attempt is sent to be verified again from its page: the request is recorded for
+/// the program's next proposal, authored by the token.
+#[test]
+fn a_discarded_attempt_is_sent_for_verification_again_from_its_page() {
+    let _serial = serial();
+    let Some(b) = browser() else { return };
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 30.0)),
+        ("run.sh", common::VALUE_RUN),
+        ("value.txt", "10\n"),
+    ]);
+    env.queue_program("a", &["12"], &[]);
+    env.ok(&["run", "a", "-n", "1", "--plain"]);
+    // Paused, so `serve` takes the request without acting on it before the test reads it.
+    env.ok(&["program", "pause", "a"]);
+    let token = write_token(&env, "cockpit-retry");
+    let serve = Serve::start(&env);
+    let out = drive(
+        b,
+        "retry",
+        &serve.url,
+        &[("COCKPIT_TOKEN", &token), ("COCKPIT_SEQ", "2")],
+    );
+    assert!(out.contains("OK retry of #2 requested"), "{out}");
+    drop(serve);
+    let s = env.store();
+    let p = s.program("a").unwrap();
+    let open = s.open_retries(p.id).unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(s.attempt(open[0].attempt_id).unwrap().seq, 2);
+    assert_eq!(open[0].author, "cockpit-retry");
+}

@@ -62,7 +62,7 @@ fn attempts(env: &Env, program: &str) -> Vec<Value> {
     rows.into_iter()
         .map(|mut r| {
             let mut a = r["attempt"].take();
-            a["peak_rss_kb"] = r["peak_rss_kb"].take();
+            a["peak_gpu_mb"] = r["peak_gpu_mb"].take();
             a["runs"] = r["runs"].take();
             a
         })
@@ -177,11 +177,8 @@ fn autoresearch_branch_and_results_tsv_become_attempts() {
     assert_eq!(a[2]["proposer"], "autoresearch:results.tsv");
     let lost = a[3]["note"].as_str().unwrap();
     assert!(lost.contains("diff lost"), "{lost}");
-    assert_eq!(
-        a[1]["peak_rss_kb"],
-        (44.2f64 * 1024.0 * 1024.0).round() as i64
-    );
-    assert_eq!(a[5]["peak_rss_kb"], Value::Null);
+    assert_eq!(a[1]["peak_gpu_mb"], (44.2f64 * 1024.0).round() as i64);
+    assert_eq!(a[5]["peak_gpu_mb"], Value::Null);
 
     // Importing the same session again adds nothing.
     let again = env.ok(&[
@@ -262,10 +259,7 @@ fn pi_log_results_become_attempts() {
         ]
     );
     assert_eq!(a[0]["commit"], "4e1c0a7");
-    assert_eq!(
-        a[0]["peak_rss_kb"],
-        (44.2f64 * 1024.0 * 1024.0).round() as i64
-    );
+    assert_eq!(a[0]["peak_gpu_mb"], (44.2f64 * 1024.0).round() as i64);
     assert_eq!(a[1]["proposer"], "pi-autoresearch:autoresearch.jsonl");
     let note = a[2]["note"].as_str().unwrap();
     assert!(note.contains("diff lost"), "{note}");

@@ -497,11 +497,20 @@ fn repeated_agent_failures_back_off_then_pause_the_program() {
                 .contains("(paused after 5 agent failures in a row"),
             "{last:#?}"
         );
+        // The reason stays on the program, for `program list` and the cockpit.
+        let why = "paused after 5 agent failures in a row; the last: agent command exited with \
+                   exit code 1; stderr: out of credit";
+        let reason = p.paused_reason.clone().unwrap_or_default();
+        assert!(reason.starts_with(why), "{reason}");
+        let listed = env.ok(&["program", "list"]);
+        assert!(listed.contains(&format!("p: {reason}")), "{listed}");
         // A paused program does not start until it is resumed.
         let out = env.picidae(&["run", "p", "-n", "1", "--plain"]);
         assert!(text(&out).contains("stopped: paused"), "{}", text(&out));
         env.ok(&["program", "resume", "p"]);
-        assert_eq!(env.store().program("p").unwrap().status, "active");
+        let p = env.store().program("p").unwrap();
+        assert_eq!(p.status, "active");
+        assert_eq!(p.paused_reason, None, "a resume clears the reason");
     }
 }
 

@@ -130,6 +130,7 @@ const RUN: &[Field] = &[
     opt("reuse_checkout", Ty::Bool),
     opt("sandbox", Ty::Bool),
     opt("network", Ty::Bool),
+    opt("budget_metric", Ty::Str),
 ];
 const METRIC: &[Field] = &[
     req("goal", Ty::OneOf(GOALS)),

@@ -4,7 +4,7 @@
 //   node driver.js SCENARIO BASE_URL SHOT_DIR
 //
 // with COCKPIT_CHROMIUM (the browser), COCKPIT_TOKEN (a write token), COCKPIT_TEXT (the
-// follow-up or approval text) and COCKPIT_SEQ (the attempt whose run to cancel) in the
+// follow-up or approval text) and COCKPIT_SEQ (the attempt whose run to cancel, or to retry) in the
 // environment. Prints `SHOT <path>` for every screenshot and `OK ...`
 // lines the Rust test checks; exits non-zero (with the page's console) on any failure.
 'use strict';
@@ -304,7 +304,23 @@ async function cancel(page) {
   console.log(`OK cancelled run ${run}`);
 }
 
-const SCENARIOS = { live, followup, pause, findings, cancel };
+// Send attempt COCKPIT_SEQ (discarded) to be verified again from its page; the kept baseline
+// offers no such button.
+async function retry(page) {
+  const seq = process.env.COCKPIT_SEQ || fail('COCKPIT_SEQ is not set');
+  await page.goto(base + '/#/p/a/a/1');
+  await page.waitForSelector('#hypothesis', { timeout: TIMEOUT });
+  if (await page.locator('#retry-attempt').count()) fail('the kept baseline offers a retry');
+  await page.goto(base + '/#/p/a/a/' + seq);
+  await page.waitForSelector('#retry-attempt', { timeout: TIMEOUT });
+  await useToken(page);
+  await page.click('#retry-attempt');
+  await page.waitForFunction(() => document.getElementById('attempt-msg').textContent.includes('retry of #'), null, { timeout: TIMEOUT });
+  await shot(page, 'requested');
+  console.log(`OK ${await text(page, '#attempt-msg')}`);
+}
+
+const SCENARIOS = { live, followup, pause, findings, cancel, retry };
 
 (async () => {
   const run = SCENARIOS[scenario] || fail('unknown scenario ' + scenario);
