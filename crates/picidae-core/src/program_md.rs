@@ -600,7 +600,7 @@ LOOP FOREVER:
         let want = format!(
             "## The experiment loop\n\n{}\n\n\
              1. Look at the git state: the current branch and the last commit.\n\
-             2. Edit `train.py` to try one idea.\n3. {}\n4. {}\n5. {}\n7. {}\n8. {}\n\n{}\n\n{}\n{}\n\n\
+             2. Edit `train.py` to try one idea.\n3. {}\n4. {}\n5. {}\n7. {}\n8. {}\n\n{}\n\n{}\n\n{}\n\n\
              ## How this program runs under Picidae\n\n\
              (This section was added by `picidae import program-md`; 15 instructions above were rewritten.)\n\n\
              - {}\n- {}\n- {}\n- {}\n- {}\n- {}\n- {}\n- {}\n",

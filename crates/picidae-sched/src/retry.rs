@@ -9,7 +9,6 @@
 //! any attempt. A change that no longer applies fails its attempt, naming the conflicting
 //! files. The request is consumed by the attempt that took it, so it is taken once.
 
-use picidae_core::domain::FindingState;
 use picidae_core::{AttemptKind, AttemptStatus};
 use picidae_git::Replayed;
 use picidae_store::{NewAttempt, RetryRequest};
@@ -128,23 +127,11 @@ impl Runner<'_> {
         self.project.store.set_attempt_note(attempt.id, &note)?;
         if self.policy.verifies() {
             // Not screened on one seed again: a retry is verified on all of the policy's seeds.
-            let incumbent = self.program.frontier_attempt_id.unwrap_or(attempt.id);
-            let f = self.project.store.create_finding(
-                self.program.id,
-                attempt.id,
-                incumbent,
-                &self.contract.primary_metric,
-                Some(&self.fp_hash),
-            )?;
-            self.project.store.move_finding(
-                f.id,
-                FindingState::Verifying,
-                None,
-                &format!(
-                    "retry of #{}: verified on {} seeds, without screening",
-                    original.seq, self.policy.seeds
-                ),
-            )?;
+            let why = format!(
+                "retry of #{}: verified on {} seeds, without screening",
+                original.seq, self.policy.seeds
+            );
+            self.open_finding(attempt.id, &why)?;
         }
         let attempt = self.project.store.attempt(attempt.id)?;
         let params = original

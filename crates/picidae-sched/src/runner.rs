@@ -904,6 +904,27 @@ impl<'p> Runner<'p> {
         self.verify_attempt(attempt, opts, events)
     }
 
+    /// A finding for `attempt_id` against the current frontier, under verification (`why`
+    /// says how it got there).
+    pub(crate) fn open_finding(
+        &mut self,
+        attempt_id: i64,
+        why: &str,
+    ) -> Result<picidae_store::Finding, SchedError> {
+        let incumbent = self.program.frontier_attempt_id.unwrap_or(attempt_id);
+        let f = self.project.store.create_finding(
+            self.program.id,
+            attempt_id,
+            incumbent,
+            &self.contract.primary_metric,
+            Some(&self.fp_hash),
+        )?;
+        self.project
+            .store
+            .move_finding(f.id, FindingState::Verifying, None, why)?;
+        Ok(f)
+    }
+
     /// Screen on one seed; a candidate that beats the frontier gets the policy's remaining
     /// seeds at once (verification before new exploration) and is judged statistically.
     fn verify_attempt(
@@ -933,18 +954,8 @@ impl<'p> Runner<'p> {
                 self.project.store.decide_attempt(attempt.id, &d)?;
                 return self.after_decision(attempt, d, events);
             }
-            let incumbent = self.program.frontier_attempt_id.unwrap_or(attempt.id);
-            let f = self.project.store.create_finding(
-                self.program.id,
+            let f = self.open_finding(
                 attempt.id,
-                incumbent,
-                &self.contract.primary_metric,
-                Some(&self.fp_hash),
-            )?;
-            self.project.store.move_finding(
-                f.id,
-                FindingState::Verifying,
-                None,
                 &format!("queued {} more seeds", self.policy.seeds - 1),
             )?;
             events(&LoopEvent::Verifying {
