@@ -1,5 +1,5 @@
-//! The bundled example benchmark (`examples/tiny-mlp`), compiled into the binary so `demo` and
-//! `bench` work from any directory.
+//! The bundled example benchmark (`examples/tiny-mlp`), compiled into the binary so `demo` (and
+//! `picidae-bench`, which compiles this file too) work from any directory.
 
 use std::path::{Path, PathBuf};
 

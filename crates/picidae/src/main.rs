@@ -2,14 +2,6 @@
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
 mod agents;
-mod bench;
-mod bench_agents;
-mod bench_cockpit;
-mod bench_dispatch;
-mod bench_memory;
-mod bench_mlflow;
-mod bench_store;
-mod bench_utilisation;
 mod client;
 mod delete;
 mod demo;
@@ -185,9 +177,6 @@ enum Command {
     /// API tokens for mutating calls.
     #[command(subcommand)]
     Token(TokenCmd),
-    /// Measure Picidae against its peers, side by side.
-    #[command(subcommand)]
-    Bench(bench::BenchCmd),
     /// Move the project's store to another backend.
     #[command(subcommand)]
     Migrate(migrate::MigrateCmd),
@@ -457,6 +446,10 @@ enum ImportCmd {
     },
 }
 
+/// When set, `picidae` parses its command line, exits 0 if it parsed (2 with clap's message
+/// otherwise) and does nothing else: how the documentation's commands are checked.
+const CHECK_ARGS_ENV: &str = "PICIDAE_CHECK_ARGS";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -466,6 +459,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if std::env::var_os(CHECK_ARGS_ENV).is_some() {
+        // The command line parsed: that is all that was asked (the docs' commands are checked
+        // this way).
+        return ExitCode::SUCCESS;
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -857,7 +855,6 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Agent(cmd) => agents::run(&open_project(&cli.project)?, cmd)?,
         Command::Demo(args) => demo::run(args)?,
-        Command::Bench(cmd) => bench::run(cmd)?,
         Command::Attempt(AttemptCmd::Retry { program, seq }) => {
             let mut project = open_project(&cli.project)?;
             let author = std::env::var("USER").unwrap_or_else(|_| "cli".into());

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
+pub mod docs;
+
 use picidae_git::{Identity, Repo};
 use picidae_store::Store;
 

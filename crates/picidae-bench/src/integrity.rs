@@ -1,6 +1,4 @@
-//! `picidae bench …`: performance and integrity claims, measured side by side with a peer.
-//!
-//! `bench integrity` runs the bundled example benchmark twice with the same compute budget and
+//! `picidae-bench integrity` runs the bundled example benchmark twice with the same compute budget and
 //! the same sweep proposals: once under Picidae's policy (screen on one seed, verify candidates
 //! over several, Welch + Benjamini–Hochberg + noise floor + hidden evaluator), once under plain
 //! autoresearch keep/revert (`seeds = 1`). Then it measures every kept change again on fresh
@@ -11,31 +9,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Args;
+
+use crate::peer::work_dir;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_agent::sweep::Sampler;
 use picidae_agent::AgentSpec;
 use picidae_sched::{
     create_program, LoopEvent, LoopOptions, LoopSummary, ProgramOptions, Project, Runner,
 };
-
-#[derive(Subcommand)]
-pub enum BenchCmd {
-    /// False-keep rate and true improvement: Picidae's policy vs `seeds = 1` keep/revert.
-    Integrity(IntegrityArgs),
-    /// Memory query latency, index size and dedup cost at 10k, 100k and 1M attempts.
-    Memory(crate::bench_memory::MemoryArgs),
-    /// Attempts dispatched per second and the harness's overhead per attempt, beside Optuna.
-    Dispatch(crate::bench_dispatch::DispatchArgs),
-    /// Slot utilisation with a slow agent, beside a serial autoresearch-style loop.
-    Utilisation(crate::bench_utilisation::UtilisationArgs),
-    /// Server time of the cockpit's heaviest requests on a program with many attempts.
-    Cockpit(crate::bench_cockpit::CockpitArgs),
-    /// Sweep samplers compared at equal run budget: random search vs TPE on the example.
-    Agents(crate::bench_agents::AgentsArgs),
-    /// Attempt writes and metric points per second on SQLite and PostgreSQL, beside MLflow.
-    Store(crate::bench_store::StoreArgs),
-}
 
 #[derive(Args)]
 pub struct IntegrityArgs {
@@ -57,18 +39,6 @@ pub struct IntegrityArgs {
     /// Where to keep the projects (default: a temporary directory, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
-}
-
-pub fn run(cmd: BenchCmd) -> Result<()> {
-    match cmd {
-        BenchCmd::Integrity(args) => integrity(args),
-        BenchCmd::Memory(args) => crate::bench_memory::run(args),
-        BenchCmd::Dispatch(args) => crate::bench_dispatch::run(args),
-        BenchCmd::Utilisation(args) => crate::bench_utilisation::run(args),
-        BenchCmd::Cockpit(args) => crate::bench_cockpit::run(args),
-        BenchCmd::Agents(args) => crate::bench_agents::run(args),
-        BenchCmd::Store(args) => crate::bench_store::run(args),
-    }
 }
 
 struct PolicyRun {
@@ -146,51 +116,7 @@ pub(crate) fn idle_program(
     )?)
 }
 
-/// Where a bench keeps its projects: `dir` (created), or a temporary directory removed when
-/// the returned guard drops.
-/// Run a peer's Python `script` (written to `dir/name`) with `args`, and return its answer: the
-/// last line of its standard output that is a JSON object (libraries such as MLflow's client
-/// print their own lines before it). On failure the error starts with `failed` and holds the
-/// script's standard error.
-pub(crate) fn python_peer(
-    python: &str,
-    dir: &std::path::Path,
-    name: &str,
-    script: &str,
-    args: &[&std::ffi::OsStr],
-    failed: &str,
-) -> Result<serde_json::Value> {
-    let path = dir.join(name);
-    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
-    let out = std::process::Command::new(python)
-        .arg(&path)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("running {python}"))?;
-    if !out.status.success() {
-        anyhow::bail!("{failed}:\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let answer = stdout.lines().rfind(|l| l.starts_with('{')).unwrap_or("");
-    serde_json::from_str(answer).with_context(|| format!("reading {name}'s answer: {stdout}"))
-}
-
-pub(crate) fn work_dir(dir: &Option<PathBuf>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
-    Ok(match dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (None, d.clone())
-        }
-        None => {
-            let tmp = tempfile::tempdir()?;
-            let root = tmp.path().to_path_buf();
-            (Some(tmp), root)
-        }
-    })
-}
-
-fn integrity(args: IntegrityArgs) -> Result<()> {
+pub fn run(args: IntegrityArgs) -> Result<()> {
     let (_tmp, root) = work_dir(&args.dir)?;
     let mut tallies: [Tally; 2] = Default::default();
     for trial in 0..args.trials {

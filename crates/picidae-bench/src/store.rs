@@ -1,4 +1,4 @@
-//! `picidae bench store`: how fast the store records attempts and their metric points, on
+//! `picidae-bench store`: how fast the store records attempts and their metric points, on
 //! SQLite and on PostgreSQL, beside an MLflow tracking server (SQLite backend) logging the same
 //! points.
 //!
@@ -19,7 +19,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
 use picidae_store::{Decision, NewAttempt, NewProgram, RunResult, Store};
 
-use crate::bench_mlflow::{mlflow_missing, MlflowServer};
+use crate::mlflow::{mlflow_missing, MlflowServer};
 
 #[derive(Args)]
 pub struct StoreArgs {
@@ -110,33 +110,6 @@ fn write_attempts(store: &mut Store, n: u64, k: u64) -> Result<f64> {
     Ok(secs)
 }
 
-/// Logs `n` runs of `k` metric points through `MlflowClient`; prints JSON with the seconds.
-const MLFLOW_WRITER: &str = r#"
-import json, sys, time
-import mlflow
-from mlflow.tracking import MlflowClient
-from mlflow.entities import Metric, Param
-
-base, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-client = MlflowClient(tracking_uri=base)
-exp = client.create_experiment("bench-store")
-
-def attempt(i):
-    run = client.create_run(exp, tags={"hypothesis": f"attempt {i}: lr {i % 97} and width {i % 13}"})
-    ts = int(time.time() * 1000)
-    client.log_batch(run.info.run_id,
-                     metrics=[Metric(f"m{j}", float(i * k + j), ts, 0) for j in range(k)],
-                     params=[Param("lr", str(i % 97)), Param("width", str(i % 13))])
-    client.set_terminated(run.info.run_id, "FINISHED")
-
-attempt(-1)  # one untimed, so connection set-up is not counted
-t0 = time.perf_counter()
-for i in range(n):
-    attempt(i)
-secs = time.perf_counter() - t0
-print(json.dumps({"version": mlflow.__version__, "secs": secs}))
-"#;
-
 struct Row {
     name: String,
     attempts: u64,
@@ -201,11 +174,11 @@ pub fn run(args: StoreArgs) -> Result<()> {
             &dir.join("mlflow.db"),
             &dir.join("artifacts"),
         )?;
-        let v = crate::bench::python_peer(
+        let v = crate::peer::python_peer(
             &args.python,
             &dir,
             "write.py",
-            MLFLOW_WRITER,
+            crate::peer::MLFLOW_WRITE,
             &[
                 server.base.as_ref(),
                 args.peer_attempts.to_string().as_ref(),

@@ -1,4 +1,4 @@
-//! `picidae bench dispatch`: how many attempts per second the harness can dispatch, and what
+//! `picidae-bench dispatch`: how many attempts per second the harness can dispatch, and what
 //! each costs beyond the run itself, side by side with Optuna.
 //!
 //! Both sides optimise the same function through the same subprocess: `/bin/sh -c` running
@@ -73,27 +73,6 @@ seeds = 1
 baseline_seeds = 1
 "#;
 
-const PEER: &str = r#"
-import json, os, subprocess, sys, time
-import optuna
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-n, db, objective = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-run_secs = []
-def f(trial):
-    x = trial.suggest_float("x", -1.0, 1.0)
-    t = time.perf_counter()
-    out = subprocess.run(["/bin/sh", "-c", objective], env={**os.environ, "X": repr(x)},
-                         capture_output=True, text=True, check=True).stdout
-    run_secs.append(time.perf_counter() - t)
-    return float(out.split("loss:")[1])
-study = optuna.create_study(storage="sqlite:///" + db, sampler=optuna.samplers.RandomSampler(seed=1))
-t = time.perf_counter()
-study.optimize(f, n_trials=n)
-wall = time.perf_counter() - t
-print(json.dumps({"trials": len(study.trials), "wall": wall, "run_secs": sum(run_secs),
-                  "best": study.best_value, "version": optuna.__version__}))
-"#;
-
 struct Side {
     name: String,
     trials: u64,
@@ -112,7 +91,7 @@ impl Side {
 }
 
 pub fn run(args: DispatchArgs) -> Result<()> {
-    let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
+    let (_tmp, root) = crate::peer::work_dir(&args.dir)?;
     let mut sides = vec![picidae_side(&args, &root.join("picidae"))?];
     if !args.no_peer {
         sides.push(optuna_side(&args, &root.join("optuna"))?);
@@ -221,11 +200,11 @@ fn picidae_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
 fn optuna_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     eprintln!("bench dispatch: optuna, {} trials", args.runs);
-    let v = crate::bench::python_peer(
+    let v = crate::peer::python_peer(
         &args.python,
         dir,
         "peer.py",
-        PEER,
+        crate::peer::OPTUNA_DISPATCH,
         &[
             args.runs.to_string().as_ref(),
             dir.join("optuna.db").as_os_str(),

@@ -1,4 +1,4 @@
-//! `picidae bench utilisation`: how busy the run slot stays when the agent is slow, beside a
+//! `picidae-bench utilisation`: how busy the run slot stays when the agent is slow, beside a
 //! serial autoresearch-style loop.
 //!
 //! The agent takes `--think` seconds per proposal (a command agent that sleeps, then edits a
@@ -120,7 +120,7 @@ impl Figure {
 }
 
 pub fn run(args: UtilisationArgs) -> Result<()> {
-    let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
+    let (_tmp, root) = crate::peer::work_dir(&args.dir)?;
     let serial = serial_side(&args, &root.join("serial"))?;
     let picidae = picidae_side(&args, &root.join("picidae"))?;
     let mut t = Table::new();

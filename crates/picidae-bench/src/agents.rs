@@ -1,4 +1,4 @@
-//! `picidae bench agents`: how much a model-based sampler buys over random search.
+//! `picidae-bench agents`: how much a model-based sampler buys over random search.
 //!
 //! Runs the bundled example benchmark (tiny-mlp) with the sweep agent once per sampler (random,
 //! then TPE) and trial, at the same run budget and under plain keep/revert (`seeds = 1`), so the
@@ -54,7 +54,7 @@ struct Trial {
 }
 
 pub fn run(args: AgentsArgs) -> Result<()> {
-    let (_tmp, root) = crate::bench::work_dir(&args.dir)?;
+    let (_tmp, root) = crate::peer::work_dir(&args.dir)?;
     let mut results: [Vec<Trial>; 2] = Default::default();
     let mut goals = (Goal::Minimize, Goal::Minimize);
     for trial in 0..args.trials {
@@ -215,7 +215,7 @@ fn one_loop(
         "bench agents: seed {seed}: sweep:{sampler} with a budget of {} runs",
         args.budget
     );
-    let summary = crate::bench::run_with_budget(&mut project, &prog, args.budget, &prog)?;
+    let summary = crate::integrity::run_with_budget(&mut project, &prog, args.budget, &prog)?;
     let p = project.store.program(&prog)?;
     let runs = project.store.run_count(Some(p.id))?;
     let visible = p.frontier_value.unwrap_or(f64::NAN);
@@ -223,7 +223,7 @@ fn one_loop(
     let mut hidden_goal = Goal::Minimize;
     let mut hidden = None;
     if let (true, Some(commit)) = (args.truth_seeds > 0, p.frontier_commit.as_deref()) {
-        crate::bench::idle_program(&mut project, "truth", &bench)?;
+        crate::integrity::idle_program(&mut project, "truth", &bench)?;
         let mut runner = Runner::new(&mut project, "truth")?;
         hidden_goal = runner
             .contract()

@@ -1,4 +1,4 @@
-//! `picidae bench memory`: query latency, index size and dedup cost of the memory at 10k, 100k
+//! `picidae-bench memory`: query latency, index size and dedup cost of the memory at 10k, 100k
 //! and 1M synthetic attempts, side by side with the peer an autoresearch loop has — scanning
 //! its whole log (results.tsv / git log) for a phrase on every question. On SQLite by default,
 //! or on PostgreSQL with `--postgres`.

@@ -1,0 +1,78 @@
+//! `picidae-bench`: Picidae's performance and integrity claims, each measured side by side with
+//! a peer (plain keep/revert, Optuna, MLflow, a serial autoresearch-style loop, N = 1 against
+//! N) and printed as ratios. Built with `cargo build --release -p picidae-bench`; it is not part
+//! of the `picidae` binary users install.
+//!
+//! One module per bench: [`integrity`], [`memory`], [`dispatch`], [`utilisation`],
+//! [`cockpit`], [`agents`], [`store`]; [`peer`] runs the Python peers (their scripts are files
+//! under `peers/`) and [`mlflow`] starts an MLflow tracking server.
+
+mod agents;
+mod cockpit;
+mod dispatch;
+// The bundled example benchmark, the same source file the `picidae` binary compiles.
+#[path = "../../picidae/src/example.rs"]
+mod example;
+mod integrity;
+mod memory;
+mod mlflow;
+mod peer;
+mod store;
+mod utilisation;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "picidae-bench",
+    version,
+    about = "Picidae's claims, measured beside a peer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// False-keep rate and true improvement: Picidae's policy vs `seeds = 1` keep/revert.
+    Integrity(integrity::IntegrityArgs),
+    /// Memory query latency, index size and dedup cost at 10k, 100k and 1M attempts.
+    Memory(memory::MemoryArgs),
+    /// Attempts dispatched per second and the harness's overhead per attempt, beside Optuna.
+    Dispatch(dispatch::DispatchArgs),
+    /// Slot utilisation with a slow agent, beside a serial autoresearch-style loop.
+    Utilisation(utilisation::UtilisationArgs),
+    /// Server time of the cockpit's heaviest requests on a program with many attempts.
+    Cockpit(cockpit::CockpitArgs),
+    /// Sweep samplers compared at equal run budget: random search vs TPE on the example.
+    Agents(agents::AgentsArgs),
+    /// Attempt writes and metric points per second on SQLite and PostgreSQL, beside MLflow.
+    Store(store::StoreArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if std::env::var_os("PICIDAE_CHECK_ARGS").is_some() {
+        // The command line parsed: that is all that was asked (how the docs are checked).
+        return ExitCode::SUCCESS;
+    }
+    let result = match cli.bench {
+        Bench::Integrity(args) => integrity::run(args),
+        Bench::Memory(args) => memory::run(args),
+        Bench::Dispatch(args) => dispatch::run(args),
+        Bench::Utilisation(args) => utilisation::run(args),
+        Bench::Cockpit(args) => cockpit::run(args),
+        Bench::Agents(args) => agents::run(args),
+        Bench::Store(args) => store::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

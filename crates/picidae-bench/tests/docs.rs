@@ -1,0 +1,43 @@
+//! Every `picidae-bench` command the docs give (docs/benchmarks.md, the README) parses: the
+//! benchmarks take minutes and peers (Optuna, MLflow), so the docs test checks them against
+//! the binary's parser instead of running them.
+
+#[path = "../../picidae/tests/common/docs.rs"]
+mod docs;
+
+use std::process::Command;
+
+#[test]
+fn every_documented_bench_command_parses() {
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    for page in docs::pages() {
+        for block in docs::shell_blocks(&page) {
+            for args in docs::commands(&block, "picidae-bench") {
+                let out = Command::new(env!("CARGO_BIN_EXE_picidae-bench"))
+                    .args(&args)
+                    .env("PICIDAE_CHECK_ARGS", "1")
+                    .output()
+                    .unwrap();
+                checked += 1;
+                if !out.status.success() {
+                    bad.push(format!(
+                        "{}:{}: picidae-bench {}\n{}",
+                        block.file.display(),
+                        block.line,
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert!(checked >= 7, "only {checked} bench commands found");
+    let refused = Command::new(env!("CARGO_BIN_EXE_picidae-bench"))
+        .args(["integrity", "--no-such-flag"])
+        .env("PICIDAE_CHECK_ARGS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "the check can fail");
+}
