@@ -85,7 +85,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use picidae_core::{AttemptStatus, RunStatus};
+use picidae_core::AttemptStatus;
+use picidae_store::changes::{Change, ChangeWatcher};
 use picidae_store::{Store, StoreError, Token};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -110,8 +111,6 @@ pub const EVENT_POLL: Duration = Duration::from_millis(500);
 pub const MAX_EVENT_STREAMS: usize = 32;
 /// Longest follow-up text accepted, in characters.
 pub const MAX_FOLLOWUP_CHARS: usize = 10_000;
-/// Most rows one event poll reads (a burst larger than this is sent over several polls).
-const EVENT_BATCH: i64 = 1000;
 
 // ------------------------------------------------------------------ state
 
@@ -1830,42 +1829,29 @@ fn label(v: &str) -> String {
 }
 
 fn store_metrics(store: &Store) -> Result<String, StoreError> {
-    let conn = store.db();
+    let counts = store.status_counts()?;
     let mut out = String::new();
     out.push_str("# HELP picidae_programs Programs by status.\n# TYPE picidae_programs gauge\n");
-    let rows = conn.query_map(
-        "SELECT status, COUNT(*) FROM programs GROUP BY status",
-        (),
-        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
-    )?;
-    for row in rows {
-        let (status, n) = row;
+    for (status, n) in &counts.programs {
         out.push_str(&format!(
             "picidae_programs{{status=\"{}\"}} {n}\n",
-            label(&status)
+            label(status)
         ));
     }
-    for (table, what) in [("attempts", "Attempts"), ("runs", "Runs")] {
+    for (table, what, rows) in [
+        ("attempts", "Attempts", &counts.attempts),
+        ("runs", "Runs", &counts.runs),
+    ] {
         out.push_str(&format!(
             "# HELP picidae_{table} {what} by program and status.\n\
              # TYPE picidae_{table} gauge\n"
         ));
-        let rows = conn.query_map(
-            &format!(
-                "SELECT p.name, t.status, t.n FROM
-               (SELECT program_id, status, COUNT(*) AS n FROM {table}
-                GROUP BY program_id, status) t
-             JOIN programs p ON p.id = t.program_id ORDER BY p.name, t.status"
-            ),
-            (),
-            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
-        )?;
-        for row in rows {
-            let (program, status, n) = row;
+        for c in rows {
             out.push_str(&format!(
-                "picidae_{table}{{program=\"{}\",status=\"{}\"}} {n}\n",
-                label(&program),
-                label(&status)
+                "picidae_{table}{{program=\"{}\",status=\"{}\"}} {}\n",
+                label(&c.program),
+                label(&c.status),
+                c.n
             ));
         }
     }
@@ -1874,224 +1860,20 @@ fn store_metrics(store: &Store) -> Result<String, StoreError> {
 
 // ------------------------------------------------------------------ events
 
-/// What an event stream remembers between polls: the newest ids it has seen and the rows that
-/// may still change, each with the state last reported.
-#[derive(Debug, Default)]
-struct Watcher {
-    max_run: i64,
-    /// Unfinished runs and their last status.
-    open_runs: HashMap<i64, String>,
-    max_attempt: i64,
-    max_finding: i64,
-    /// Attempts that may still be decided (again), with the (status, decided_at) last seen.
-    open_attempts: HashMap<i64, Option<(String, i64)>>,
-}
-
-type Outgoing = (&'static str, serde_json::Value);
-
-fn id_list(ids: impl Iterator<Item = i64>) -> String {
-    let v: Vec<String> = ids.map(|i| i.to_string()).collect();
-    if v.is_empty() {
-        "NULL".into()
-    } else {
-        v.join(",")
-    }
-}
-
-impl Watcher {
-    /// Start from the store as it is now: only later changes are reported.
-    fn start(store: &Store) -> Result<Watcher, StoreError> {
-        let conn = store.db();
-        let tx = conn.begin_read()?;
-        let mut w = Watcher {
-            max_run: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM runs", (), |r| r.get(0))?,
-            max_attempt: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", (), |r| {
-                r.get(0)
-            })?,
-            max_finding: tx.query_row("SELECT COALESCE(MAX(id), 0) FROM findings", (), |r| {
-                r.get(0)
-            })?,
-            ..Watcher::default()
-        };
-        {
-            for row in tx.query_map(
-                "SELECT id, status FROM runs WHERE status IN ('queued', 'running')",
-                (),
-                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
-            )? {
-                let (id, status) = row;
-                w.open_runs.insert(id, status);
-            }
-            for row in tx.query_map(
-                "SELECT id, status, decided_at FROM attempts WHERE decided_at IS NULL
-                 OR id IN (SELECT attempt_id FROM findings
-                           WHERE state IN ('candidate', 'verifying'))",
-                (),
-                |r| {
-                    Ok((
-                        r.get::<i64>(0)?,
-                        r.get::<String>(1)?,
-                        r.get::<Option<i64>>(2)?,
-                    ))
-                },
-            )? {
-                let (id, status, decided) = row;
-                w.open_attempts.insert(id, decided.map(|d| (status, d)));
-            }
-        }
-        tx.commit()?;
-        Ok(w)
-    }
-
-    /// What changed since the last poll, read in one snapshot.
-    fn poll(&mut self, store: &Store) -> Result<Vec<Outgoing>, StoreError> {
-        let conn = store.db();
-        let tx = conn.begin_read()?;
-        let mut out = Vec::new();
-
-        // Open rows and new rows are read apart, so a pile of stale open rows cannot crowd new
-        // ones out of the batch.
-        let open = id_list(self.open_runs.keys().copied());
-        let mut rows = run_rows(&tx, &format!("r.id IN ({open}) AND r.id > ?1"), 0)?;
-        rows.extend(run_rows(&tx, "r.id > ?1", self.max_run)?);
-        for (id, program, seq, seed, status, value) in rows {
-            if self.open_runs.get(&id) != Some(&status) {
-                out.push((
-                    "run",
-                    serde_json::json!({
-                        "id": id, "program": program, "seq": seq, "seed": seed,
-                        "status": status, "value": value,
-                    }),
-                ));
-            }
-            let terminal = status
-                .parse::<RunStatus>()
-                .map(|s| s.is_terminal())
-                .unwrap_or(true);
-            if terminal {
-                self.open_runs.remove(&id);
-            } else {
-                self.open_runs.insert(id, status);
-            }
-            self.max_run = self.max_run.max(id);
-        }
-
-        let open = id_list(self.open_attempts.keys().copied());
-        let mut rows = attempt_rows(&tx, &format!("a.id IN ({open}) AND a.id > ?1"), 0)?;
-        rows.extend(attempt_rows(&tx, "a.id > ?1", self.max_attempt)?);
-        for (id, program, seq, status, value, decided_at, open_finding) in rows {
-            let now = decided_at.map(|d| (status.clone(), d));
-            let before = self.open_attempts.get(&id).cloned().flatten();
-            if now.is_some() && now != before {
-                out.push((
-                    "attempt",
-                    serde_json::json!({
-                        "id": id, "program": program, "seq": seq, "status": status,
-                        "value": value, "decided_at": decided_at,
-                    }),
-                ));
-            }
-            if decided_at.is_some() && !open_finding {
-                self.open_attempts.remove(&id);
-            } else {
-                self.open_attempts.insert(id, now);
-            }
-            self.max_attempt = self.max_attempt.max(id);
-        }
-
-        // An attempt whose finding opened after it was seen may be decided again when the
-        // finding concludes: watch it from now on.
-        {
-            let rows = tx.query_map(
-                "SELECT f.id, a.id, a.status, a.decided_at FROM findings f
-                 JOIN attempts a ON a.id = f.attempt_id WHERE f.id > ?1 ORDER BY f.id",
-                [self.max_finding],
-                |r| {
-                    Ok((
-                        r.get::<i64>(0)?,
-                        r.get::<i64>(1)?,
-                        r.get::<String>(2)?,
-                        r.get::<Option<i64>>(3)?,
-                    ))
-                },
-            )?;
-            for row in rows {
-                let (fid, aid, status, decided_at) = row;
-                self.max_finding = self.max_finding.max(fid);
-                if aid <= self.max_attempt {
-                    self.open_attempts
-                        .entry(aid)
-                        .or_insert_with(|| decided_at.map(|d| (status, d)));
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(out)
-    }
-}
-
-type RunRow = (i64, String, i64, i64, String, Option<f64>);
-type AttemptRow = (i64, String, i64, String, Option<f64>, Option<i64>, bool);
-
-/// Runs matching `cond` (which must use `?1` = `after`: PostgreSQL cannot type an unused
-/// parameter), oldest first, at most a batch.
-fn run_rows(tx: &picidae_store::db::Db, cond: &str, after: i64) -> Result<Vec<RunRow>, StoreError> {
-    let rows = tx.query_map(
-        &format!(
-            "SELECT r.id, p.name, a.seq, r.seed, r.status, r.primary_value
-         FROM runs r JOIN attempts a ON a.id = r.attempt_id
-                     JOIN programs p ON p.id = r.program_id
-         WHERE {cond} ORDER BY r.id LIMIT ?2"
-        ),
-        [after, EVENT_BATCH],
-        |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        },
-    )?;
-    Ok(rows)
-}
-
-/// Attempts matching `cond` (which must use `?1` = `after`), oldest first, at most a batch, each
-/// with whether it has a finding still open.
-fn attempt_rows(
-    tx: &picidae_store::db::Db,
-    cond: &str,
-    after: i64,
-) -> Result<Vec<AttemptRow>, StoreError> {
-    let rows = tx.query_map(
-        &format!(
-            "SELECT a.id, p.name, a.seq, a.status, a.primary_value, a.decided_at,
-                EXISTS (SELECT 1 FROM findings f WHERE f.attempt_id = a.id
-                        AND f.state IN ('candidate', 'verifying'))
-         FROM attempts a JOIN programs p ON p.id = a.program_id
-         WHERE {cond} ORDER BY a.id LIMIT ?2"
-        ),
-        [after, EVENT_BATCH],
-        |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        },
-    )?;
-    Ok(rows)
+/// An SSE event for one change in the store.
+fn change_event(change: Change) -> Event {
+    let (kind, data) = match change {
+        Change::Run(r) => ("run", serde_json::to_string(&r)),
+        Change::Attempt(a) => ("attempt", serde_json::to_string(&a)),
+    };
+    Event::default()
+        .event(kind)
+        .data(data.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")))
 }
 
 struct EventStream {
     store: Option<Store>,
-    watcher: Option<Watcher>,
+    watcher: Option<ChangeWatcher>,
     queue: VecDeque<Event>,
     shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
@@ -2118,7 +1900,7 @@ async fn events(State(ctx): State<Shared>, headers: HeaderMap) -> Result<Respons
     let state = ctx.state.clone();
     let (store, watcher) = tokio::task::spawn_blocking(move || {
         let store = state.open_store()?;
-        let watcher = Watcher::start(&store)?;
+        let watcher = ChangeWatcher::start(&store)?;
         Ok::<_, StoreError>((store, watcher))
     })
     .await
@@ -2149,12 +1931,7 @@ async fn events(State(ctx): State<Shared>, headers: HeaderMap) -> Result<Respons
             st.store = Some(store);
             st.watcher = Some(watcher);
             match polled {
-                Ok(events) => {
-                    for (kind, data) in events {
-                        st.queue
-                            .push_back(Event::default().event(kind).data(data.to_string()));
-                    }
-                }
+                Ok(changes) => st.queue.extend(changes.into_iter().map(change_event)),
                 Err(e) => {
                     let data = serde_json::json!({ "error": e.to_string() });
                     st.queue

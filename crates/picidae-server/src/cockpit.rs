@@ -446,32 +446,15 @@ async fn chart(
     let data = read(&state, &headers, move |store, _| {
         let p = store.program(&name)?;
         let mut runs: BTreeMap<i64, Vec<ChartRun>> = BTreeMap::new();
-        {
-            let conn = store.db();
-            let rows = conn
-                .query_map(
-                    "SELECT attempt_id, id, seed, status, primary_value, started_at, \
-                     finished_at FROM runs WHERE program_id = ?1 ORDER BY id",
-                    [p.id],
-                    |r| {
-                        Ok((
-                            r.get::<i64>(0)?,
-                            ChartRun {
-                                id: r.get(1)?,
-                                seed: r.get(2)?,
-                                status: r.get(3)?,
-                                value: r.get(4)?,
-                                started_at: r.get(5)?,
-                                finished_at: r.get(6)?,
-                            },
-                        ))
-                    },
-                )
-                .map_err(StoreError::from)?;
-            for row in rows {
-                let (attempt, run) = row;
-                runs.entry(attempt).or_default().push(run);
-            }
+        for r in store.run_points(p.id)? {
+            runs.entry(r.attempt_id).or_default().push(ChartRun {
+                id: r.id,
+                seed: r.seed,
+                status: r.status,
+                value: r.value,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+            });
         }
         let attempts = store
             .attempts(&picidae_store::AttemptFilter {

@@ -16,6 +16,7 @@
 //! to write would fail at once when another connection wrote first, where an immediate one
 //! waits for the busy timeout.
 
+pub mod changes;
 pub mod db;
 mod findings;
 pub mod migrate;
