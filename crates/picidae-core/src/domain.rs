@@ -80,6 +80,14 @@ impl AttemptStatus {
 }
 
 string_enum! {
+    /// Whether a program's loop may start new attempts.
+    ProgramStatus {
+        Active => "active",
+        Paused => "paused",
+    }
+}
+
+string_enum! {
     /// What kind of attempt this is (`measure`: a re-measurement of a commit for ground truth,
     /// never compared with the frontier).
     AttemptKind {

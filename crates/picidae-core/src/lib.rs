@@ -14,6 +14,8 @@ pub mod results_tsv;
 pub mod stats;
 
 pub use contract::{Contract, ContractError, ContractIssue, CONTRACT_FILE};
-pub use domain::{AttemptKind, AttemptStatus, Boundary, BoundaryViolation, RunStatus};
+pub use domain::{
+    AttemptKind, AttemptStatus, Boundary, BoundaryViolation, ProgramStatus, RunStatus,
+};
 pub use metrics::{Goal, MetricSource, MetricSpec, MetricValues, Violation};
 pub use params::{Assignment, ParamDomain, ParamSpec};

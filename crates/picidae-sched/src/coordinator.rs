@@ -31,6 +31,7 @@
 //! resumes undecided attempts), so a `kill -9` of `picidae serve` loses no attempt and counts
 //! none twice.
 
+use picidae_core::ProgramStatus;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -151,7 +152,7 @@ pub fn serve(
             let mut claimed_now = 0;
             for p in programs {
                 pool.set_weight(&p.name, p.weight);
-                let active = p.status == "active";
+                let active = p.status == ProgramStatus::Active;
                 match workers.get(&p.name) {
                     Some(w) if !active => w.stop.store(true, Ordering::SeqCst),
                     Some(_) => {}
@@ -296,7 +297,10 @@ fn fair_share(
     if live == 1 {
         return None;
     }
-    let active = programs.iter().filter(|p| p.status == "active").count();
+    let active = programs
+        .iter()
+        .filter(|p| p.status == ProgramStatus::Active)
+        .count();
     Some(active.div_ceil(live).max(1))
 }
 

@@ -23,7 +23,7 @@ use picidae_agent::{Agent, HistoryEntry};
 use picidae_core::contract::PolicySpec;
 use picidae_core::domain::FindingState;
 use picidae_core::stats::{summarize, Summary};
-use picidae_core::{Assignment, AttemptKind, AttemptStatus, Contract, RunStatus};
+use picidae_core::{Assignment, AttemptKind, AttemptStatus, Contract, ProgramStatus, RunStatus};
 use picidae_exec::{Fingerprint, LocalExecutor, RunOutcome, RunRequest};
 use picidae_git::Repo;
 use picidae_store::{
@@ -448,7 +448,7 @@ impl<'p> Runner<'p> {
             }
         }
         let now = self.project.store.program_by_id(self.program.id)?;
-        if now.status == "paused" {
+        if now.status == ProgramStatus::Paused {
             return Ok(Some("paused".into()));
         }
         if let Some(max) = now.max_runs {
@@ -523,7 +523,7 @@ impl<'p> Runner<'p> {
                         }
                         p.program = p.project.store.program_by_id(pid)?;
                         let (_, queued) = p.project.store.queued_attempts(pid)?;
-                        if queued >= depth || p.program.status == "paused" {
+                        if queued >= depth || p.program.status == ProgramStatus::Paused {
                             std::thread::sleep(Duration::from_millis(20));
                             continue;
                         }

@@ -767,7 +767,7 @@ fn summary(store: &Store, p: &picidae_store::Program) -> Result<ProgramSummary, 
     let spent = store.program_spend(p.id)?;
     Ok(ProgramSummary {
         name: p.name.clone(),
-        status: p.status.clone(),
+        status: p.status.to_string(),
         paused_reason: p.paused_reason.clone(),
         weight: p.weight,
         max_runs: p.max_runs,

@@ -416,7 +416,7 @@ pub fn frontier(store: &Store, p: &FrontierParams) -> Result<FrontierView> {
         total_attempts: attempts.values().sum(),
         program: prog.name,
         benchmark_dir: prog.benchmark_dir,
-        status: prog.status,
+        status: prog.status.to_string(),
         frontier_value: prog.frontier_value,
         frontier_seq,
         frontier_commit: prog.frontier_commit,

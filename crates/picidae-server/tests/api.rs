@@ -254,7 +254,12 @@ fn started_attempt(store: &mut Store, hypothesis: &str) -> picidae_store::Attemp
 }
 
 fn program_status(db: &Path) -> String {
-    Store::open(db).unwrap().program("demo").unwrap().status
+    Store::open(db)
+        .unwrap()
+        .program("demo")
+        .unwrap()
+        .status
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1391,7 +1396,10 @@ async fn the_api_answers_the_same_on_postgres() {
     let (status, followups) = tokio::task::block_in_place(|| {
         let store = Store::connect(&url).unwrap();
         let p = store.program("demo").unwrap();
-        (p.status.clone(), store.open_followups(p.id).unwrap().len())
+        (
+            p.status.to_string(),
+            store.open_followups(p.id).unwrap().len(),
+        )
     });
     assert_eq!((status.as_str(), followups), ("paused", 1));
     let r = post(pg.addr, "/api/programs/demo/pause", Some(&pg.read), None).await;

@@ -34,7 +34,7 @@ pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, N
 use std::path::Path;
 
 use db::{Db, DbError, DbResult, OptionalExtension, Row};
-use picidae_core::{AttemptKind, AttemptStatus, MetricValues, RunStatus};
+use picidae_core::{AttemptKind, AttemptStatus, MetricValues, ProgramStatus, RunStatus};
 use serde::{Deserialize, Serialize};
 
 pub use db::Backend;
@@ -96,8 +96,7 @@ pub struct Program {
     pub frontier_attempt_id: Option<i64>,
     pub frontier_commit: Option<String>,
     pub frontier_value: Option<f64>,
-    /// `active` or `paused`.
-    pub status: String,
+    pub status: ProgramStatus,
     /// Why the harness paused the program (repeated agent failures), until it is resumed.
     pub paused_reason: Option<String>,
     pub created_at: i64,
@@ -1097,6 +1096,7 @@ const PROGRAM_COLS: &str = "id, name, benchmark_dir, program_md, agent_json, pol
     weight, max_runs, max_gpu_hours, max_usd, gpu_hour_usd, executor_json, paused_reason";
 
 fn program_from_row(r: &Row) -> DbResult<Program> {
+    let status: String = r.get(10)?;
     Ok(Program {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -1108,7 +1108,7 @@ fn program_from_row(r: &Row) -> DbResult<Program> {
         frontier_attempt_id: r.get(7)?,
         frontier_commit: r.get(8)?,
         frontier_value: r.get(9)?,
-        status: r.get(10)?,
+        status: status.parse().map_err(|e| conv_err(10, e))?,
         created_at: r.get(11)?,
         weight: r.get(12)?,
         max_runs: r.get(13)?,

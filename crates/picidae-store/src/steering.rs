@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::{now_ms, Result, Store, StoreError};
+use picidae_core::ProgramStatus;
 
 /// An idea queued for a program's next agent turn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +69,15 @@ impl Store {
         let id = self.program_id(name)?;
         self.db.execute(
             "UPDATE programs SET status = ?2, paused_reason = NULL WHERE id = ?1",
-            params![id, if active { "active" } else { "paused" }],
+            params![
+                id,
+                if active {
+                    ProgramStatus::Active
+                } else {
+                    ProgramStatus::Paused
+                }
+                .as_str()
+            ],
         )?;
         Ok(())
     }

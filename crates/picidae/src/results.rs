@@ -62,7 +62,7 @@ pub fn list_programs(project: &Project, json: bool) -> Result<()> {
             n.to_string(),
             project.store.run_count(Some(p.id))?.to_string(),
             fmt_opt(p.frontier_value),
-            p.status.clone(),
+            p.status.to_string(),
             format!("{}", p.weight),
             p.max_runs
                 .map(|m| m.to_string())

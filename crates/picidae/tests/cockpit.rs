@@ -382,7 +382,10 @@ fn pausing_from_the_ui_stops_dispatch() {
     );
     let out = drive(b, "pause", &serve.url, &[("COCKPIT_TOKEN", &token)]);
     assert!(out.contains("OK paused"), "{out}");
-    assert_eq!(env.store().program("a").unwrap().status, "paused");
+    assert_eq!(
+        env.store().program("a").unwrap().status,
+        picidae_core::ProgramStatus::Paused
+    );
     // The attempt in flight finishes; after that no new attempt or run starts.
     std::thread::sleep(Duration::from_millis(2500));
     let runs = |env: &Env| -> i64 {

@@ -431,7 +431,7 @@ fn an_agent_that_says_done_ends_the_loop_cleanly() {
         let store = env.store();
         let p = store.program("p").unwrap();
         assert_eq!(p.frontier_value, Some(5.0), "{log}");
-        assert_eq!(p.status, "active");
+        assert_eq!(p.status, picidae_core::ProgramStatus::Active);
         let done = store.attempt_by_seq(p.id, 3).unwrap().unwrap();
         assert_eq!(
             done.note.as_deref(),
@@ -478,7 +478,7 @@ fn repeated_agent_failures_back_off_then_pause_the_program() {
         );
         let store = env.store();
         let p = store.program("p").unwrap();
-        assert_eq!(p.status, "paused");
+        assert_eq!(p.status, picidae_core::ProgramStatus::Paused);
         assert_eq!(p.frontier_value, Some(4.0));
         // Baseline, two failures, the success, five failures; nothing after the pause.
         let attempts = store
@@ -509,7 +509,7 @@ fn repeated_agent_failures_back_off_then_pause_the_program() {
         assert!(text(&out).contains("stopped: paused"), "{}", text(&out));
         env.ok(&["program", "resume", "p"]);
         let p = env.store().program("p").unwrap();
-        assert_eq!(p.status, "active");
+        assert_eq!(p.status, picidae_core::ProgramStatus::Active);
         assert_eq!(p.paused_reason, None, "a resume clears the reason");
     }
 }

@@ -306,7 +306,10 @@ fn the_http_api_refuses_unauthenticated_mutations() {
         None,
     );
     assert_eq!(status, 401);
-    assert_eq!(env.store().program("a").unwrap().status, "paused");
+    assert_eq!(
+        env.store().program("a").unwrap().status,
+        picidae_core::ProgramStatus::Paused
+    );
     // A read-only token may read but not steer.
     let ro = env.ok(&["token", "create", "viewer", "--read-only"]);
     let ro = ro.lines().nth(1).unwrap().trim().to_string();
@@ -470,7 +473,10 @@ fn the_cli_steers_through_a_running_coordinator_and_the_store_without_one() {
         said.contains("through the coordinator at http://127.0.0.1:"),
         "{said}"
     );
-    assert_eq!(env.store().program("a").unwrap().status, "paused");
+    assert_eq!(
+        env.store().program("a").unwrap().status,
+        picidae_core::ProgramStatus::Paused
+    );
     let said = text(&env.picidae(&["program", "followup", "b", "try a wider layer"]));
     assert!(said.contains("through the coordinator"), "{said}");
     let said = text(&env.picidae(&["program", "set", "b", "--weight", "2", "--max-runs", "500"]));
@@ -494,7 +500,10 @@ fn the_cli_steers_through_a_running_coordinator_and_the_store_without_one() {
         .all(|t| t.revoked));
     let said = text(&env.picidae(&["program", "resume", "a"]));
     assert!(!said.contains("through the coordinator"), "{said}");
-    assert_eq!(env.store().program("a").unwrap().status, "active");
+    assert_eq!(
+        env.store().program("a").unwrap().status,
+        picidae_core::ProgramStatus::Active
+    );
 }
 
 /// Program `a` whose explored attempt #2 (value 999) runs for a minute (its shell and its
