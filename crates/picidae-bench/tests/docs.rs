@@ -5,33 +5,13 @@
 #[path = "../../picidae/tests/common/docs.rs"]
 mod docs;
 
+use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn every_documented_bench_command_parses() {
-    let mut checked = 0;
-    let mut bad = Vec::new();
-    for page in docs::pages() {
-        for block in docs::shell_blocks(&page) {
-            for args in docs::commands(&block, "picidae-bench") {
-                let out = Command::new(env!("CARGO_BIN_EXE_picidae-bench"))
-                    .args(&args)
-                    .env("PICIDAE_CHECK_ARGS", "1")
-                    .output()
-                    .unwrap();
-                checked += 1;
-                if !out.status.success() {
-                    bad.push(format!(
-                        "{}:{}: picidae-bench {}\n{}",
-                        block.file.display(),
-                        block.line,
-                        args.join(" "),
-                        String::from_utf8_lossy(&out.stderr)
-                    ));
-                }
-            }
-        }
-    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_picidae-bench"));
+    let (checked, bad) = docs::check_documented_commands(bin, "picidae-bench");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     assert!(checked >= 7, "only {checked} bench commands found");
     let refused = Command::new(env!("CARGO_BIN_EXE_picidae-bench"))

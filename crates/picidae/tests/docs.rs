@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::docs::{commands, pages, shell_blocks, workspace_root};
+use common::docs::{pages, shell_blocks, workspace_root};
 
 fn bin_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_BIN_EXE_picidae"))
@@ -19,29 +19,10 @@ fn bin_dir() -> std::path::PathBuf {
 
 #[test]
 fn every_documented_picidae_command_parses() {
-    let mut checked = 0;
-    let mut bad = Vec::new();
-    for page in pages() {
-        for block in shell_blocks(&page) {
-            for args in commands(&block, "picidae") {
-                let out = common::bin()
-                    .args(&args)
-                    .env("PICIDAE_CHECK_ARGS", "1")
-                    .output()
-                    .unwrap();
-                checked += 1;
-                if !out.status.success() {
-                    bad.push(format!(
-                        "{}:{}: picidae {}\n{}",
-                        block.file.display(),
-                        block.line,
-                        args.join(" "),
-                        String::from_utf8_lossy(&out.stderr)
-                    ));
-                }
-            }
-        }
-    }
+    let (checked, bad) = common::docs::check_documented_commands(
+        Path::new(env!("CARGO_BIN_EXE_picidae")),
+        "picidae",
+    );
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     assert!(
         checked >= 40,

@@ -116,3 +116,34 @@ pub fn commands(block: &ShellBlock, program: &str) -> Vec<Vec<String>> {
     }
     out
 }
+
+/// Check every documented command of `program` (see [`commands`]) against the binary at `bin`
+/// with `PICIDAE_CHECK_ARGS=1`: the binary parses its arguments and exits. Returns how many
+/// were checked and a message for each that did not parse.
+pub fn check_documented_commands(bin: &Path, program: &str) -> (usize, Vec<String>) {
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    for page in pages() {
+        for block in shell_blocks(&page) {
+            for args in commands(&block, program) {
+                let out = std::process::Command::new(bin)
+                    .args(&args)
+                    .env("PICIDAE_CHECK_ARGS", "1")
+                    .env_remove("PICIDAE_PROJECT")
+                    .output()
+                    .unwrap();
+                checked += 1;
+                if !out.status.success() {
+                    bad.push(format!(
+                        "{}:{}: {program} {}\n{}",
+                        block.file.display(),
+                        block.line,
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+        }
+    }
+    (checked, bad)
+}
