@@ -88,6 +88,16 @@ string_enum! {
 }
 
 string_enum! {
+    /// How a run reached for what its contract keeps from it, which rejects its attempt as a
+    /// boundary violation whatever its metrics: the sandbox denied it something, or it rewrote
+    /// a non-editable file of its checkout while it ran.
+    RunBreach {
+        SandboxDenied => "sandbox-denied",
+        RewroteProtected => "rewrote-protected",
+    }
+}
+
+string_enum! {
     /// What kind of attempt this is (`measure`: a re-measurement of a commit for ground truth,
     /// never compared with the frontier).
     AttemptKind {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use picidae_core::metrics::{check_guards, parse_json_lines, parse_stdout};
-use picidae_core::{Assignment, Boundary, Contract, RunStatus};
+use picidae_core::{Assignment, Boundary, Contract, RunBreach, RunStatus};
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
 use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
 use picidae_git::Repo;
@@ -496,6 +496,7 @@ impl RunCtx {
         }
         r.violations.push(why.clone());
         r.error = Some(why);
+        r.breach = Some(RunBreach::RewroteProtected);
         true
     }
 
@@ -650,6 +651,7 @@ impl RunCtx {
                 r.error = Some(format!("{SANDBOX_VIOLATION}: {line}"));
                 r.violations.push(format!("{SANDBOX_VIOLATION}: {line}"));
                 r.status = Some(RunStatus::Invalid);
+                r.breach = Some(RunBreach::SandboxDenied);
             }
         }
         // What a run leaves for the hidden evaluator must be plain files: a link would resolve

@@ -23,7 +23,9 @@ use picidae_agent::{Agent, HistoryEntry};
 use picidae_core::contract::PolicySpec;
 use picidae_core::domain::FindingState;
 use picidae_core::stats::{summarize, Summary};
-use picidae_core::{Assignment, AttemptKind, AttemptStatus, Contract, ProgramStatus, RunStatus};
+use picidae_core::{
+    Assignment, AttemptKind, AttemptStatus, Contract, ProgramStatus, RunBreach, RunStatus,
+};
 use picidae_exec::{Fingerprint, LocalExecutor, RunOutcome, RunRequest};
 use picidae_git::Repo;
 use picidae_store::{
@@ -37,7 +39,7 @@ use crate::contract_source::{exposure, program_contract};
 use crate::executors::ExecutorSpec;
 use crate::program::effective_policy;
 use crate::resources::ResourcePool;
-use crate::run::{KeptCheckout, RunCtx, REWROTE_PROTECTED, SANDBOX_VIOLATION};
+use crate::run::{KeptCheckout, RunCtx};
 use crate::slots::SlotPool;
 use crate::verify::Judgement;
 use crate::{program_ref, Project, SchedError};
@@ -1372,25 +1374,20 @@ impl<'p> Runner<'p> {
     /// of its checkout while it ran: it reached for what the contract keeps from it (a
     /// boundary violation), whatever its metrics would have been.
     fn flag_sandbox_violation(&mut self, attempt: &Attempt) -> Result<bool, SchedError> {
-        let evidence: Vec<String> = self
+        let breached: Vec<(RunBreach, String)> = self
             .project
             .store
             .runs_of_attempt(attempt.id)?
             .into_iter()
-            .filter_map(|r| r.error)
-            .filter(|e| {
-                (self.contract.run.sandbox && e.starts_with(SANDBOX_VIOLATION))
-                    || e.starts_with(REWROTE_PROTECTED)
-            })
+            .filter_map(|r| r.breach.map(|b| (b, r.error.unwrap_or_default())))
             .collect();
-        if evidence.is_empty() {
+        let Some((first, note)) = breached.first().cloned() else {
             return Ok(false);
-        }
-        let note = evidence[0].clone();
-        let kind = if note.starts_with(REWROTE_PROTECTED) {
-            "run-time write"
-        } else {
-            "sandbox"
+        };
+        let evidence: Vec<String> = breached.into_iter().map(|(_, e)| e).collect();
+        let kind = match first {
+            RunBreach::RewroteProtected => "run-time write",
+            RunBreach::SandboxDenied => "sandbox",
         };
         self.project.store.reject_attempt(
             attempt.id,

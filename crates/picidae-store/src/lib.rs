@@ -34,7 +34,7 @@ pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, N
 use std::path::Path;
 
 use db::{Db, DbError, DbResult, OptionalExtension, Row};
-use picidae_core::{AttemptKind, AttemptStatus, MetricValues, ProgramStatus, RunStatus};
+use picidae_core::{AttemptKind, AttemptStatus, MetricValues, ProgramStatus, RunBreach, RunStatus};
 use serde::{Deserialize, Serialize};
 
 pub use db::Backend;
@@ -178,6 +178,8 @@ pub struct Run {
     pub metrics: MetricValues,
     pub primary_value: Option<f64>,
     pub violations: Vec<String>,
+    /// How the run breached its containment, if it did.
+    pub breach: Option<RunBreach>,
     pub fingerprint: Option<String>,
     pub log_dir: Option<String>,
     pub error: Option<String>,
@@ -214,6 +216,8 @@ pub struct RunResult {
     pub metrics: MetricValues,
     pub primary_value: Option<f64>,
     pub violations: Vec<String>,
+    /// How the run breached its containment, if it did.
+    pub breach: Option<RunBreach>,
     pub error: Option<String>,
 }
 
@@ -965,7 +969,8 @@ fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
     let n = tx.execute(
         "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, wall_secs = ?5,
                 peak_rss_kb = ?6, over_budget = ?7, metrics_json = ?8, primary_value = ?9,
-                violations_json = ?10, error = ?11, finished_at = ?12, peak_gpu_mb = ?13
+                violations_json = ?10, error = ?11, finished_at = ?12, peak_gpu_mb = ?13,
+                breach = ?14
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![
             id,
@@ -980,7 +985,8 @@ fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
             serde_json::to_string(&r.violations).unwrap_or_default(),
             r.error,
             now_ms(),
-            r.peak_gpu_mb
+            r.peak_gpu_mb,
+            r.breach.map(|b| b.as_str())
         ],
     )?;
     if n == 1 {
@@ -1155,7 +1161,7 @@ fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
 const RUN_COLS: &str = "id, attempt_id, program_id, seed, status, executor, pid, pgid, host, \
     exit_code, signal, wall_secs, peak_rss_kb, over_budget, metrics_json, primary_value, \
     violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at, \
-    executor_ref, peak_gpu_mb";
+    executor_ref, peak_gpu_mb, breach";
 
 fn run_from_row(r: &Row) -> DbResult<Run> {
     let status: String = r.get(4)?;
@@ -1193,6 +1199,11 @@ fn run_from_row(r: &Row) -> DbResult<Run> {
         finished_at: r.get(22)?,
         executor_ref: r.get(23)?,
         peak_gpu_mb: r.get(24)?,
+        breach: r
+            .get::<Option<String>>(25)?
+            .map(|b| b.parse())
+            .transpose()
+            .map_err(|e| conv_err(25, e))?,
     })
 }
 

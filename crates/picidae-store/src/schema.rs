@@ -294,6 +294,8 @@ CREATE TABLE coordinators (
 -- program was paused when the harness paused it (cleared on resume).
 ALTER TABLE runs ADD COLUMN peak_gpu_mb INTEGER;
 ALTER TABLE programs ADD COLUMN paused_reason TEXT;
+-- How a run breached its containment (`RunBreach`: sandbox-denied, rewrote-protected), if it did.
+ALTER TABLE runs ADD COLUMN breach TEXT;
 -- A person's request to verify an attempt's change again (`picidae attempt retry`), taken by
 -- the program's next proposal.
 CREATE TABLE retries (

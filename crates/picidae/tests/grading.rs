@@ -243,6 +243,21 @@ fn one_mode(sandboxed: bool, rows: &mut Vec<Row>) {
             "{why}"
         );
     }
+    // The run says how it breached its containment in a field of its own, not only in words.
+    let want = if sandboxed {
+        picidae_core::RunBreach::SandboxDenied
+    } else {
+        picidae_core::RunBreach::RewroteProtected
+    };
+    assert!(
+        store
+            .runs_of_attempt(a.id)
+            .unwrap()
+            .iter()
+            .any(|r| r.breach == Some(want)),
+        "no run of #{} records {want}",
+        a.seq
+    );
     assert!(
         store
             .runs_of_attempt(a.id)
