@@ -4,14 +4,16 @@
 //!   and notes go into the store's own database: SQLite's FTS5 (`memory_fts`, rowid = attempt
 //!   id, Porter stemming, bm25), or on PostgreSQL a weighted `tsvector` with a GIN index
 //!   (Snowball stemming, `ts_rank`), split into words the same way. No second system to keep
-//!   in sync, transactional with the attempt, and fast enough at 1M attempts (see `picidae
-//!   bench memory`). Both engines find the same attempts for a query; their rank formulas
+//!   in sync, transactional with the attempt, and fast enough at 1M attempts (see `picidae-bench
+//!   memory`). Both engines find the same attempts for a query; their rank formulas
 //!   differ, so the order of equally good matches may too. Outcomes (status, visible
 //!   value, finding effect ± CI) are joined in at query time, so answers are always current.
 //! - **Dedup**: three keys are checked before an attempt runs — the exact patch on the same
 //!   parent, the normalized patch (whitespace- and comment-insensitive) on the same parent, and
 //!   the full parameter assignment on the same benchmark. A match is recorded as a duplicate of
 //!   the prior attempt and not run.
+//! - **SQL**: none here. The rows and queries are the store's (`picidae_store::memory_index`);
+//!   this crate decides what is indexed and how a question becomes a query.
 //! - **Answers** never contain hidden-evaluator numbers: nothing here reads `hidden_results`,
 //!   and findings are reported by their visible evidence only.
 
@@ -22,8 +24,9 @@ use std::collections::BTreeMap;
 
 use picidae_core::domain::FindingState;
 use picidae_core::{Assignment, AttemptStatus};
-use picidae_store::db::{DbError, OptionalExtension};
-use picidae_store::{params, Backend};
+use picidae_store::db::DbError;
+use picidae_store::memory_index::{DedupKey, IndexRow};
+use picidae_store::Backend;
 use picidae_store::{Attempt, Store};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -183,26 +186,16 @@ pub fn index_attempt(store: &Store, a: &Attempt, diff: &str) -> Result<()> {
                 .join(" ; ")
         })
         .unwrap_or_default();
-    let symbols = touched_symbols(diff).join(" ");
-    let conn = store.db();
-    let key = row_key(store);
-    conn.execute(&format!("DELETE FROM memory_fts WHERE {key} = ?1"), [a.id])?;
-    conn.execute(
-        &format!(
-            "INSERT INTO memory_fts ({key}, hypothesis, diff, files, symbols, params, notes, program)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        ),
-        params![
-            a.id,
-            a.hypothesis,
-            diff,
-            a.touched.join(" "),
-            symbols,
-            params,
-            a.note.clone().unwrap_or_default(),
-            program_token(a.program_id)
-        ],
-    )?;
+    store.memory_put(&IndexRow {
+        attempt_id: a.id,
+        hypothesis: a.hypothesis.clone(),
+        diff: diff.to_string(),
+        files: a.touched.join(" "),
+        symbols: touched_symbols(diff).join(" "),
+        params,
+        notes: a.note.clone().unwrap_or_default(),
+        program: program_token(a.program_id),
+    })?;
     Ok(())
 }
 
@@ -213,10 +206,8 @@ pub fn set_keys(
     patch: &str,
     params: Option<&Assignment>,
 ) -> Result<()> {
-    store.db().execute(
-        "UPDATE attempts SET norm_hash = ?2, params_hash = ?3 WHERE id = ?1",
-        params![attempt_id, norm_hash(patch), params.map(params_hash)],
-    )?;
+    let params = params.map(params_hash);
+    store.set_dedup_keys(attempt_id, &norm_hash(patch), params.as_deref())?;
     Ok(())
 }
 
@@ -248,58 +239,22 @@ pub fn find_duplicate(
     } else {
         (sha(patch), norm_hash(patch))
     };
-    let conn = store.db();
-    // Decided attempts, and those already queued or running: an idea in flight is taken.
-    let decided = "a.status IN ('kept', 'discarded', 'failed', 'duplicate', 'queued', 'running')";
-    let same_bench = "a.program_id IN (SELECT id FROM programs WHERE benchmark_dir = ?1)";
-    let checks: [(&str, String, String); 3] = [
+    let checks = [
+        (DedupKey::ExactPatch, patch_hash),
+        (DedupKey::NormalizedPatch, norm),
         (
-            "exact-patch",
-            format!(
-                "SELECT a.id FROM attempts a WHERE {same_bench} AND a.parent_commit = ?2
-                 AND a.patch_hash = ?3 AND a.id != ?4 AND {decided} ORDER BY a.id LIMIT 1"
-            ),
-            patch_hash,
-        ),
-        (
-            "normalized-patch",
-            format!(
-                "SELECT a.id FROM attempts a WHERE {same_bench} AND a.parent_commit = ?2
-                 AND a.norm_hash = ?3 AND a.id != ?4 AND {decided} ORDER BY a.id LIMIT 1"
-            ),
-            norm,
-        ),
-        (
-            "same-parameters",
-            format!(
-                "SELECT a.id FROM attempts a WHERE {same_bench} AND CAST(?2 AS TEXT) = CAST(?2 AS TEXT)
-                 AND a.params_hash = ?3 AND a.id != ?4 AND {decided} ORDER BY a.id LIMIT 1"
-            ),
+            DedupKey::SameParameters,
             params.map(params_hash).unwrap_or_default(),
         ),
     ];
-    for (how, sql, key) in checks {
+    for (how, key) in checks {
         if key.is_empty() {
             continue;
         }
-        let id: Option<i64> = conn
-            .query_row(
-                &sql,
-                params![benchmark_dir, parent, key, exclude_attempt],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(mut id) = id {
+        let found = store.first_with_key(benchmark_dir, parent, how, &key, exclude_attempt)?;
+        if let Some(mut id) = found {
             // Point at the attempt that actually ran, not at another duplicate.
-            while let Some(next) = conn
-                .query_row(
-                    "SELECT duplicate_of FROM attempts WHERE id = ?1",
-                    [id],
-                    |r| r.get::<Option<i64>>(0),
-                )
-                .optional()?
-                .flatten()
-            {
+            while let Some(next) = store.duplicate_of(id)? {
                 if next == id {
                     break;
                 }
@@ -315,7 +270,7 @@ pub fn find_duplicate(
             }
             return Ok(Some(Duplicate {
                 of,
-                how: how.to_string(),
+                how: how.as_str().to_string(),
             }));
         }
     }
@@ -324,10 +279,7 @@ pub fn find_duplicate(
 
 /// Mark an attempt as a duplicate of another.
 pub fn mark_duplicate(store: &Store, attempt_id: i64, of: i64) -> Result<()> {
-    store.db().execute(
-        "UPDATE attempts SET duplicate_of = ?2 WHERE id = ?1",
-        params![attempt_id, of],
-    )?;
+    store.set_duplicate_of(attempt_id, of)?;
     Ok(())
 }
 
@@ -343,15 +295,7 @@ fn hit_for(store: &Store, attempt_id: i64, rank: f64) -> Result<Hit> {
         seeds: f.evidence.n_candidate,
         refutation: Refutation::of(&f),
     });
-    let duplicate_of: Option<i64> = store
-        .db()
-        .query_row(
-            "SELECT duplicate_of FROM attempts WHERE id = ?1",
-            [a.id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let duplicate_of = store.duplicate_of(a.id)?;
     Ok(Hit {
         attempt_id: a.id,
         program,
@@ -432,9 +376,7 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
         return Err(MemoryError::EmptyQuery);
     }
     let program_id = program.map(|p| store.program(p)).transpose()?.map(|p| p.id);
-    let programs: i64 = store
-        .db()
-        .query_row("SELECT COUNT(*) FROM programs", (), |r| r.get(0))?;
+    let programs = store.program_count()?;
     // With one program there is nothing to filter; otherwise the program is a token of the
     // index, intersected inside the full-text engine.
     let backend = store.backend();
@@ -453,12 +395,7 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
     if found.len() < limit && words.len() > 1 {
         // Attempt ids are dense enough to stand in for the number of indexed attempts
         // (COUNT(*) would read the whole index).
-        let total: i64 =
-            store
-                .db()
-                .query_row("SELECT COALESCE(MAX(id), 0) FROM attempts", (), |r| {
-                    r.get(0)
-                })?;
+        let total = store.max_attempt_id()?;
         let mut selective = Vec::new();
         for w in &words {
             // In a small memory every word is "common"; the cut only helps in a large one.
@@ -498,23 +435,7 @@ pub const RANK_WINDOW: usize = 400;
 
 fn ranked(store: &Store, q: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
     let window = RANK_WINDOW.max(limit * 4);
-    // FTS5's rank is bm25 with the column weights set in the schema (lower is better); on
-    // PostgreSQL ts_rank with weights D=0 (the program token), C=0.2, B=0.4, A=1, negated so
-    // lower is better there too.
-    let sql = match store.backend() {
-        Backend::Sqlite => {
-            "SELECT rowid, rank FROM memory_fts WHERE memory_fts MATCH ?1
-             ORDER BY rowid DESC LIMIT ?2"
-        }
-        Backend::Postgres => {
-            "SELECT attempt_id, -ts_rank('{0, 0.2, 0.4, 1.0}', doc, q)
-             FROM memory_fts, to_tsquery('picidae', ?1) q WHERE doc @@ q
-             ORDER BY attempt_id DESC LIMIT ?2"
-        }
-    };
-    let mut out: Vec<(i64, f64)> = store.db().query_map(sql, params![q, window as i64], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
+    let mut out = store.memory_matches(q, window as i64)?;
     out.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
     out.truncate(limit);
     Ok(out)
@@ -525,64 +446,15 @@ fn ranked(store: &Store, q: &str, limit: usize) -> Result<Vec<(i64, f64)>> {
 /// the index (the frequent lexemes of the column, kept by `ANALYZE`), which costs a plan
 /// rather than a visit to every matching row.
 fn doc_count(store: &Store, word: &str, cap: i64) -> Result<i64> {
-    let backend = store.backend();
-    let q = text_query(backend, &[word.to_string()], true).unwrap_or_default();
-    match backend {
-        Backend::Sqlite => Ok(store.db().query_row(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ?1 LIMIT ?2)",
-            params![q, cap],
-            |r| r.get(0),
-        )?),
-        Backend::Postgres => {
-            // The query is built from `query_words`: letters, digits, `_`, and the operators
-            // added here, never a quote, so it can stand in the plan's text.
-            if !q
-                .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '_' | ' ' | '&' | '|' | '(' | ')'))
-            {
-                return Ok(0);
-            }
-            let plan: String = store.db().query_row(
-                &format!(
-                    "EXPLAIN (FORMAT JSON) SELECT 1 FROM memory_fts
-                     WHERE doc @@ to_tsquery('picidae', '{q}')"
-                ),
-                (),
-                |r| r.get(0),
-            )?;
-            let rows = serde_json::from_str::<serde_json::Value>(&plan)
-                .ok()
-                .and_then(|v| v[0]["Plan"]["Plan Rows"].as_f64())
-                .unwrap_or(0.0);
-            Ok((rows as i64).min(cap))
-        }
-    }
-}
-
-/// The column holding the attempt id in `memory_fts`.
-fn row_key(store: &Store) -> &'static str {
-    match store.backend() {
-        Backend::Sqlite => "rowid",
-        Backend::Postgres => "attempt_id",
-    }
+    let q = text_query(store.backend(), &[word.to_string()], true).unwrap_or_default();
+    Ok(store.memory_match_count(&q, cap)?)
 }
 
 /// Attempts like a given one: sharing words of its hypothesis, its files, symbols and
 /// parameters.
 pub fn similar(store: &Store, attempt_id: i64, limit: usize) -> Result<Vec<Hit>> {
-    let row: Option<(String, String, String, String)> = store
-        .db()
-        .query_row(
-            &format!(
-                "SELECT hypothesis, files, symbols, params FROM memory_fts WHERE {} = ?1",
-                row_key(store)
-            ),
-            [attempt_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let text = match row {
-        Some((h, f, s, p)) => format!("{h} {f} {s} {p}"),
+    let text = match store.memory_words(attempt_id)? {
+        Some(w) => format!("{} {} {} {}", w.hypothesis, w.files, w.symbols, w.params),
         None => store.attempt(attempt_id)?.hypothesis,
     };
     let mut hits = search(store, &text, None, limit + 1)?;
@@ -653,17 +525,7 @@ pub fn summary(store: &Store, text: &str, program: Option<&str>, limit: usize) -
 /// Index size in bytes (FTS5's shadow tables, or the PostgreSQL table with its indexes), for
 /// benchmarks.
 pub fn index_bytes(store: &Store) -> Result<i64> {
-    let sql = match store.backend() {
-        Backend::Sqlite => "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'memory_fts%'",
-        Backend::Postgres => "SELECT pg_total_relation_size('memory_fts')",
-    };
-    let n: Option<i64> = store
-        .db()
-        .query_row(sql, (), |r| r.get(0))
-        .optional()
-        .unwrap_or(None)
-        .flatten();
-    Ok(n.unwrap_or(0))
+    Ok(store.memory_index_bytes()?)
 }
 
 /// What an agent should know before proposing: the program's validated findings, its most
@@ -700,12 +562,7 @@ pub fn program_brief(store: &Store, program: &str, limit: usize) -> Result<Strin
             lines.push(format!("- {}", hit_for(store, f.attempt_id, 0.0)?.line()));
         }
     }
-    let failed: Vec<i64> = store.db().query_map(
-        "SELECT id FROM attempts WHERE program_id = ?1 AND status IN ('failed', 'duplicate')
-         ORDER BY id DESC LIMIT ?2",
-        params![p.id, limit as i64],
-        |r| r.get(0),
-    )?;
+    let failed = store.recent_failed_attempts(p.id, limit)?;
     if !failed.is_empty() {
         lines.push("Recently failed or duplicated:".to_string());
         for id in failed {

@@ -318,76 +318,57 @@ struct Snapshot {
     history: Vec<HistoryRow>,
 }
 
-/// Everything the checks read, from one read transaction.
+/// Everything the checks read, from one snapshot of the store.
 fn load(store: &Store, name: &str, primary: Option<&str>) -> Result<Snapshot, StoreError> {
-    let tx = store.db().begin_read()?;
-    let program = store.program(name)?;
-    let pid = program.id;
-    let attempts = tx.query_map(
-        "SELECT id, seq, kind, status, parent_commit, commit_sha, primary_value
-         FROM attempts WHERE program_id = ?1 ORDER BY seq",
-        [pid],
-        |r| {
-            let parent: String = r.get(4)?;
-            let commit: Option<String> = r.get(5)?;
-            Ok(AttemptRow {
-                id: r.get(0)?,
-                seq: r.get(1)?,
-                kind: r.get::<String>(2)?.parse().ok(),
-                status: r.get::<String>(3)?.parse().ok(),
-                own_commit: commit.as_ref().is_some_and(|c| *c != parent),
-                commit,
-                value: r.get(6)?,
-            })
-        },
-    )?;
-    let runs = tx.query_map(
-        "SELECT id, attempt_id, status, primary_value, metrics_json, finished_at,
-                cancel_requested_at
-         FROM runs WHERE program_id = ?1 ORDER BY id",
-        [pid],
-        |r| {
-            let metrics: Option<String> = r.get(4)?;
-            Ok(RunRow {
-                id: r.get(0)?,
-                attempt_id: r.get(1)?,
-                status: r.get::<String>(2)?.parse().ok(),
-                value: r.get(3)?,
-                metric: primary.and_then(|p| metric_of(metrics.as_deref()?, p)),
-                finished: r.get::<Option<i64>>(5)?.is_some(),
-                cancel_requested: r.get::<Option<i64>>(6)?.is_some(),
-            })
-        },
-    )?;
-    let findings = tx.query_map(
-        "SELECT id, attempt_id, state FROM findings WHERE program_id = ?1 ORDER BY id",
-        [pid],
-        |r| {
-            let raw_state: String = r.get(2)?;
-            Ok(FindingRow {
-                id: r.get(0)?,
-                attempt_id: r.get(1)?,
-                state: raw_state.parse().ok(),
-                raw_state,
-            })
-        },
-    )?;
-    let history = tx.query_map(
-        "SELECT id, attempt_id, commit_sha, value FROM frontier_history
-         WHERE program_id = ?1 ORDER BY id",
-        [pid],
-        |r| {
-            Ok(HistoryRow {
-                id: r.get(0)?,
-                attempt_id: r.get(1)?,
-                commit: r.get(2)?,
-                value: r.get(3)?,
-            })
-        },
-    )?;
-    drop(tx);
+    let records = store.program_records(name)?;
+    let attempts = records
+        .attempts
+        .into_iter()
+        .map(|a| AttemptRow {
+            id: a.id,
+            seq: a.seq,
+            kind: a.kind.parse().ok(),
+            status: a.status.parse().ok(),
+            own_commit: a.commit.as_ref().is_some_and(|c| *c != a.parent_commit),
+            commit: a.commit,
+            value: a.primary_value,
+        })
+        .collect();
+    let runs = records
+        .runs
+        .into_iter()
+        .map(|r| RunRow {
+            id: r.id,
+            attempt_id: r.attempt_id,
+            status: r.status.parse().ok(),
+            value: r.primary_value,
+            metric: primary.and_then(|p| metric_of(r.metrics_json.as_deref()?, p)),
+            finished: r.finished_at.is_some(),
+            cancel_requested: r.cancel_requested_at.is_some(),
+        })
+        .collect();
+    let findings = records
+        .findings
+        .into_iter()
+        .map(|f| FindingRow {
+            id: f.id,
+            attempt_id: f.attempt_id,
+            state: f.state.parse().ok(),
+            raw_state: f.state,
+        })
+        .collect();
+    let history = records
+        .history
+        .into_iter()
+        .map(|h| HistoryRow {
+            id: h.id,
+            attempt_id: h.attempt_id,
+            commit: h.commit,
+            value: h.value,
+        })
+        .collect();
     Ok(Snapshot {
-        program,
+        program: records.program,
         attempts,
         runs,
         findings,

@@ -16,9 +16,11 @@
 //! to write would fail at once when another connection wrote first, where an immediate one
 //! waits for the busy timeout.
 
+pub mod audit;
 pub mod changes;
 pub mod db;
 mod findings;
+pub mod memory_index;
 pub mod migrate;
 mod retries;
 mod schema;
@@ -957,8 +959,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// The connection, for crates that query the store's tables themselves (memory, the
-    /// cockpit's pages). Their SQL must run on both backends (see [`db`]).
+    /// The raw connection, for test and benchmark fixtures only (bulk fills, planted
+    /// corruption): every query Picidae itself makes is a function of this crate.
+    #[cfg(feature = "testing")]
     pub fn db(&self) -> &Db {
         &self.db
     }

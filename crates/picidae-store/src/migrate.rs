@@ -180,7 +180,7 @@ fn insert(db: &Db, table: &str, cols: &str, n_cols: usize, rows: &[Vec<Value>]) 
 /// written to `from`. Errors if any table differs (the copy is then rolled back only if the
 /// error came before the commit; a mismatch found after is reported with the tables).
 pub fn copy_store(from: &Store, to: &mut Store) -> Result<Vec<TableCopy>> {
-    let (src, dst) = (from.db(), to.db());
+    let (src, dst) = (&from.db, &to.db);
     let (v_from, v_to) = (from.schema_version()?, to.schema_version()?);
     if v_from != v_to {
         return Err(StoreError::Migration(format!(
@@ -242,9 +242,9 @@ pub fn verify(a: &Store, b: &Store) -> Result<Vec<TableCopy>> {
     let mut out = Vec::new();
     for table in schema::TABLES {
         let (order, _) = key_of(table);
-        let cols = key_first(&columns(a.db(), table)?, order);
-        let (rows_from, checksum_from) = digest(a.db(), table, &cols, order)?;
-        let (rows_to, checksum_to) = digest(b.db(), table, &cols, order)?;
+        let cols = key_first(&columns(&a.db, table)?, order);
+        let (rows_from, checksum_from) = digest(&a.db, table, &cols, order)?;
+        let (rows_to, checksum_to) = digest(&b.db, table, &cols, order)?;
         out.push(TableCopy {
             table: table.to_string(),
             rows_from,
@@ -255,8 +255,8 @@ pub fn verify(a: &Store, b: &Store) -> Result<Vec<TableCopy>> {
     }
     let (ka, kb) = (memory_key(a.backend()), memory_key(b.backend()));
     let (rows_from, checksum_from) =
-        digest(a.db(), "memory_fts", &format!("{ka}, {MEMORY_COLS}"), ka)?;
-    let (rows_to, checksum_to) = digest(b.db(), "memory_fts", &format!("{kb}, {MEMORY_COLS}"), kb)?;
+        digest(&a.db, "memory_fts", &format!("{ka}, {MEMORY_COLS}"), ka)?;
+    let (rows_to, checksum_to) = digest(&b.db, "memory_fts", &format!("{kb}, {MEMORY_COLS}"), kb)?;
     out.push(TableCopy {
         table: "memory_fts".into(),
         rows_from,

@@ -443,7 +443,7 @@ mod tests {
         let store = crate::Store::open_in_memory().unwrap();
         for t in TABLES {
             let n: i64 = store
-                .db()
+                .db
                 .query_row(&format!("SELECT COUNT(*) FROM {t}"), (), |r| r.get(0))
                 .unwrap();
             assert_eq!(n, 0, "{t}");
