@@ -44,7 +44,7 @@ pub use agent_turn::{next_turn, NextTurn};
 pub use cancels::RunCancels;
 pub use executors::ExecutorSpec;
 pub use fsck::{fsck, fsck_project, Check, Problem, Repair, Report, Subject};
-pub use program::{create_program, retract_finding, ProgramOptions};
+pub use program::{create_program, retract_finding, ProgramOptions, Retracted};
 pub use project::Project;
 pub use resources::{Capacity, ResourcePool};
 pub use runner::{LoopEvent, LoopOptions, LoopSummary, Runner};

@@ -11,7 +11,7 @@ use picidae_agent::AgentSpec;
 use picidae_core::contract::PolicySpec;
 use picidae_core::Contract;
 use picidae_git::Repo;
-use picidae_store::{NewProgram, Program};
+use picidae_store::{NewProgram, Program, Store};
 
 use crate::{program_ref, Project, SchedError};
 
@@ -157,19 +157,42 @@ fn read_optional(path: &Path) -> Result<String, SchedError> {
     }
 }
 
-/// Retract a validated finding; if it held the frontier, move the frontier (store and git ref)
-/// back to the latest entry that still stands. Returns the new frontier commit if it moved.
+/// What a retraction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retracted {
+    /// The commit the frontier moved back to, when the finding held it.
+    pub frontier_moved_to: Option<String>,
+    /// Why the frontier ref could not follow the store (the program's loop sets it when it
+    /// next starts); `None` when it did, or did not need to.
+    pub ref_not_moved: Option<String>,
+}
+
+/// Retract a validated finding (the one way a finding is retracted, by the CLI and the API
+/// alike); if it held the frontier, the frontier moves back to the latest entry that still
+/// stands, in the store and then in git. The store is the source of truth: a ref that cannot
+/// be moved is said, not an error.
 pub fn retract_finding(
-    project: &mut Project,
+    store: &mut Store,
     finding_id: i64,
     reason: &str,
-) -> Result<Option<String>, SchedError> {
-    let finding = project.store.finding(finding_id)?;
-    let program = project.store.program_by_id(finding.program_id)?;
-    let moved = project.store.retract_finding(finding_id, reason)?;
-    if let Some(commit) = &moved {
-        let repo = Repo::open(&program.benchmark_dir)?;
-        repo.update_ref(&program_ref(&program.name, "frontier"), commit, None)?;
-    }
-    Ok(moved)
+) -> Result<Retracted, SchedError> {
+    let finding = store.finding(finding_id)?;
+    let program = store.program_by_id(finding.program_id)?;
+    let moved = store.retract_finding(finding_id, reason)?;
+    let ref_not_moved = moved.as_ref().and_then(|commit| {
+        let name = program_ref(&program.name, "frontier");
+        Repo::open(&program.benchmark_dir)
+            .and_then(|repo| repo.update_ref(&name, commit, None))
+            .err()
+            .map(|e| {
+                format!(
+                    "the frontier moved back to {commit} in the store, but {name} could not be \
+                     moved ({e}); the program's loop sets it when it next starts"
+                )
+            })
+    });
+    Ok(Retracted {
+        frontier_moved_to: moved,
+        ref_not_moved,
+    })
 }

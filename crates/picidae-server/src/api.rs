@@ -1676,27 +1676,15 @@ async fn retract_finding(
                 ApiError::bad_request("reason: say why the finding no longer stands".into())
             })?;
             must_be_validated(store, id, "retracted")?;
-            let program = store.program_by_id(store.finding(id)?.program_id)?;
-            let moved =
-                store.retract_finding(id, &format!("retracted by {}: {reason}", token.name))?;
-            // The store is the source of truth; the frontier ref follows it (as in
-            // `picidae_sched::retract_finding`), and the loop re-syncs it on its next start.
-            let warning = moved.as_ref().and_then(|commit| {
-                let r = format!("refs/picidae/{}/frontier", program.name);
-                picidae_git::Repo::open(&program.benchmark_dir)
-                    .and_then(|repo| repo.update_ref(&r, commit, None))
-                    .err()
-                    .map(|e| {
-                        format!(
-                            "the frontier moved back to {commit} in the store, but {r} could not \
-                             be moved ({e}); the program's loop sets it when it next starts"
-                        )
-                    })
-            });
+            let why = format!("retracted by {}: {reason}", token.name);
+            let done = picidae_sched::retract_finding(store, id, &why).map_err(|e| match e {
+                picidae_sched::SchedError::Store(s) => ApiError::from(s),
+                other => ApiError::internal(other.to_string()),
+            })?;
             Ok(RetractAnswer {
                 finding: finding_by_id(store, id)?,
-                frontier_moved_to: moved,
-                warning,
+                frontier_moved_to: done.frontier_moved_to,
+                warning: done.ref_not_moved,
             })
         })
         .await?;

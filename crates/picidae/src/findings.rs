@@ -137,10 +137,13 @@ pub fn show(project: &Project, id: i64) -> Result<()> {
 }
 
 pub fn retract(project: &mut Project, id: i64, reason: &str) -> Result<()> {
-    let moved = retract_finding(project, id, reason)?;
+    let done = retract_finding(&mut project.store, id, reason)?;
     println!("finding {id} retracted");
-    if let Some(c) = moved {
+    if let Some(c) = &done.frontier_moved_to {
         println!("frontier moved back to {}", &c[..12.min(c.len())]);
+    }
+    if let Some(warning) = &done.ref_not_moved {
+        eprintln!("warning: {warning}");
     }
     Ok(())
 }
