@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{bin, text, Env};
+use common::{bin, git, text, Env};
 use serde_json::Value;
 
 /// A benchmark whose run takes 1.2 s of start-up, then reports `score` and its training time,
@@ -187,17 +187,6 @@ fn peak_gpu_memory_is_a_run_figure_and_results_tsv_memory_gb() {
     for row in &rows {
         assert_eq!(row[2], "3.0", "memory_gb is the GPU memory: {tsv}");
     }
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=ar", "-c", "user.email=ar@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// The documented way to carry on an autoresearch session under Picidae: create the program at

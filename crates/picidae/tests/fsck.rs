@@ -26,15 +26,9 @@ fn git(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn git_ok(dir: &Path, args: &[&str]) -> String {
-    let out = git(dir, args);
-    assert!(out.status.success(), "git {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The program's refs, name → sha.
 fn refs(env: &Env) -> BTreeMap<String, String> {
-    git_ok(
+    common::git(
         &env.bench,
         &[
             "for-each-ref",
@@ -150,9 +144,9 @@ fn refs_an_agent_deletes_are_reported_and_restored_from_the_store() {
 
     // The next `picidae run` restores refs before anything else: one deleted, one moved.
     let base = store.program("p").unwrap().base_commit;
-    git_ok(&env.bench, &["update-ref", "-d", &attempt_ref(3)]);
-    git_ok(&env.bench, &["update-ref", &attempt_ref(2), &base]);
-    git_ok(
+    common::git(&env.bench, &["update-ref", "-d", &attempt_ref(3)]);
+    common::git(&env.bench, &["update-ref", &attempt_ref(2), &base]);
+    common::git(
         &env.bench,
         &["update-ref", "refs/picidae/p/frontier", &base],
     );
@@ -168,7 +162,7 @@ fn refs_an_agent_deletes_are_reported_and_restored_from_the_store() {
     );
 
     // A ref the store does not account for is reported and left in place.
-    git_ok(
+    common::git(
         &env.bench,
         &["update-ref", "refs/picidae/p/attempts/000001", &base],
     );
@@ -179,13 +173,13 @@ fn refs_an_agent_deletes_are_reported_and_restored_from_the_store() {
         "{log}"
     );
     assert!(refs(&env).contains_key(&attempt_ref(1)));
-    git_ok(&env.bench, &["update-ref", "-d", &attempt_ref(1)]);
+    common::git(&env.bench, &["update-ref", "-d", &attempt_ref(1)]);
 
     // Once unreachable, a discarded attempt's commit is lost to `git gc`: fsck says so, cannot
     // restore it, and the loop still starts (the store is not in doubt).
-    git_ok(&env.bench, &["update-ref", "-d", &attempt_ref(3)]);
-    git_ok(&env.bench, &["reflog", "expire", "--expire=now", "--all"]);
-    git_ok(&env.bench, &["gc", "--quiet", "--prune=now"]);
+    common::git(&env.bench, &["update-ref", "-d", &attempt_ref(3)]);
+    common::git(&env.bench, &["reflog", "expire", "--expire=now", "--all"]);
+    common::git(&env.bench, &["gc", "--quiet", "--prune=now"]);
     let gone = git(
         &env.bench,
         &["cat-file", "-e", &format!("{}^{{commit}}", commit(3))],

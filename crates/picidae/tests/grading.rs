@@ -15,7 +15,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{text, Env};
+use common::{git, text, Env};
 use picidae_core::domain::FindingState;
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_store::{Attempt, Store};
@@ -161,17 +161,6 @@ fn run_errors(store: &Store, a: &Attempt) -> String {
         .filter_map(|r| r.error.clone())
         .collect::<Vec<_>>()
         .join(" | ")
-}
-
-fn git(bench: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(bench)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 struct Row {

@@ -18,9 +18,8 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{text, value_contract, Env, VALUE_RUN};
+use common::{git, text, value_contract, Env, VALUE_RUN};
 use picidae_core::AttemptStatus;
 use picidae_store::Store;
 
@@ -61,22 +60,6 @@ fn store_whole(env: &Env, store_file: &Path) -> Store {
     let store = env.store();
     store.integrity_check().unwrap();
     store
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.invalid",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
 /// Turn 2 plants links where the harness writes, and the next attempt's directory; turn 3

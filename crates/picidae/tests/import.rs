@@ -4,28 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{value_contract, Env, VALUE_RUN};
+use common::{git, value_contract, Env, VALUE_RUN};
 use serde_json::Value;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE")
-        .args(["-c", "user.name=ar", "-c", "user.email=ar@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn commit(dir: &Path, lr: &str, message: &str) -> String {
     std::fs::write(dir.join("train.py"), format!("LR = {lr}\nprint('train')\n")).unwrap();

@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{text, value_contract, Env, VALUE_RUN};
+use common::{git, text, value_env, Env};
 use serde_json::Value;
 
 /// A benchmark whose run reports the primary `score` and a secondary `aux`, and sleeps past
@@ -111,39 +108,9 @@ fn show_json_never_carries_hidden_results() {
     assert!(shown.contains("score="), "{shown}");
 }
 
-/// Run git in `dir`; a command that finds a lock held (a git process of the harness still
-/// finishing) is tried again.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let mut tries = 0;
-    loop {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .output()
-            .unwrap();
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).trim().to_string();
-        }
-        tries += 1;
-        let locked = String::from_utf8_lossy(&out.stderr).contains(".lock");
-        assert!(locked && tries < 50, "git {args:?}: {out:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
-fn value_env() -> Env {
-    Env::new(&[
-        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
-        ("run.sh", VALUE_RUN),
-        ("value.txt", "10\n"),
-    ])
-}
-
 #[test]
 fn export_leaves_out_unmeasured_kept_commits_and_names_the_metric() {
-    let env = value_env();
+    let env = value_env("10\n");
     env.queue_program("p", &["5"], &[]);
     env.ok(&["run", "p", "-n", "1", "--plain"]);
     // A session without a results.tsv: its commit is imported as kept, with no value.
@@ -195,7 +162,7 @@ fn export_leaves_out_unmeasured_kept_commits_and_names_the_metric() {
 
 #[test]
 fn importing_a_results_tsv_twice_adds_nothing() {
-    let env = value_env();
+    let env = value_env("10\n");
     env.queue_program("p", &[], &[]);
     let file = env.path("results.tsv");
     std::fs::write(
@@ -218,7 +185,7 @@ fn importing_a_results_tsv_twice_adds_nothing() {
 
 #[test]
 fn show_of_an_imported_attempt_prints_its_diff() {
-    let env = value_env();
+    let env = value_env("10\n");
     env.queue_program("p", &[], &[]);
     let base = git(&env.bench, &["rev-parse", "HEAD"]);
     git(&env.bench, &["checkout", "-q", "-b", "elsewhere"]);
@@ -262,7 +229,7 @@ fn env_help() -> String {
 
 #[test]
 fn the_summary_does_not_count_the_baseline() {
-    let env = value_env();
+    let env = value_env("10\n");
     env.queue_program("p", &["12"], &[]);
     let out = env.ok(&["run", "p", "-n", "1", "--plain"]);
     assert!(out.contains("1 attempts: 0 kept, 1 discarded"), "{out}");
@@ -270,7 +237,7 @@ fn the_summary_does_not_count_the_baseline() {
 
 #[test]
 fn program_delete_removes_the_program_its_files_and_refs() {
-    let env = value_env();
+    let env = value_env("10\n");
     env.queue_program("p", &["5", "7"], &[]);
     env.queue_program("q", &[], &[]);
     env.ok(&["run", "p", "-n", "2", "--plain"]);

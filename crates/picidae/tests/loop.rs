@@ -2,18 +2,10 @@
 
 mod common;
 
-use common::{read_pids, text, value_contract, Env, VALUE_RUN};
+use common::{read_pids, text, value_contract, value_env, Env};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_git::Repo;
 use picidae_store::AttemptFilter;
-
-fn value_env(initial: &str) -> Env {
-    Env::new(&[
-        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
-        ("run.sh", VALUE_RUN),
-        ("value.txt", initial),
-    ])
-}
 
 #[test]
 fn keep_revert_advances_the_frontier_only_on_improvement() {

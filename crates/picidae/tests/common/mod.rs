@@ -95,21 +95,8 @@ impl Env {
     #[allow(dead_code)]
     pub fn commit_file(&self, file: &str, text: &str, message: &str) {
         std::fs::write(self.bench.join(file), text).unwrap();
-        for args in [vec!["add", "--", file], vec!["commit", "-q", "-m", message]] {
-            let out = Command::new("git")
-                .arg("-C")
-                .arg(&self.bench)
-                .args([
-                    "-c",
-                    "user.name=test",
-                    "-c",
-                    "user.email=test@example.invalid",
-                ])
-                .args(&args)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "git {args:?}: {out:?}");
-        }
+        git(&self.bench, &["add", "--", file]);
+        git(&self.bench, &["commit", "-q", "-m", message]);
     }
 
     /// Create a program on `bench` whose agent is the command `agent` (a command line).
@@ -174,6 +161,46 @@ esac
         .unwrap();
         format!("sh {}", script.display())
     }
+}
+
+/// Run git in `dir` as a person would (the repository's own config, a fixed identity, none of
+/// the caller's repository-selecting variables); it must succeed. Its trimmed stdout. A git
+/// lock held by a loop still running is waited out.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let mut tries = 0;
+    loop {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_INDEX_FILE")
+            .env_remove("GIT_WORK_TREE")
+            .args([
+                "-c",
+                "user.name=test",
+                "-c",
+                "user.email=test@example.invalid",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+        tries += 1;
+        let locked = String::from_utf8_lossy(&out.stderr).contains(".lock");
+        assert!(locked && tries < 50, "git {args:?}: {out:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The `value` benchmark (`score` is the number in value.txt), starting at `initial`.
+pub fn value_env(initial: &str) -> Env {
+    Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
+        ("run.sh", VALUE_RUN),
+        ("value.txt", initial),
+    ])
 }
 
 pub fn text(o: &Output) -> String {
