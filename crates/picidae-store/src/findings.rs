@@ -417,7 +417,7 @@ impl Store {
             params![
                 h.run_id,
                 h.ok,
-                crate::metrics_json(&h.metrics),
+                crate::runs::metrics_json(&h.metrics),
                 h.error,
                 h.evaluated_at
             ],
@@ -437,7 +437,7 @@ impl Store {
                     Ok(HiddenResult {
                         run_id: r.get(0)?,
                         ok: r.get(1)?,
-                        metrics: crate::metrics_from_json(&m),
+                        metrics: crate::runs::metrics_from_json(&m),
                         error: r.get(3)?,
                         evaluated_at: r.get(4)?,
                     })

@@ -19,16 +19,22 @@
 pub mod audit;
 pub mod changes;
 pub mod db;
+mod delete;
 mod findings;
 pub mod memory_index;
 pub mod migrate;
+mod results;
 mod retries;
+mod runs;
 mod schema;
 mod steering;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use delete::DeletedProgram;
+pub use results::ResultRow;
 pub use retries::RetryRequest;
+pub use runs::{Run, RunResult};
 pub use steering::{Followup, Spend, Token};
 
 pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
@@ -36,7 +42,7 @@ pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, N
 use std::path::Path;
 
 use db::{Db, DbError, DbResult, OptionalExtension, Row};
-use picidae_core::{AttemptKind, AttemptStatus, MetricValues, ProgramStatus, RunBreach, RunStatus};
+use picidae_core::{AttemptKind, AttemptStatus, ProgramStatus, RunStatus};
 use serde::{Deserialize, Serialize};
 
 pub use db::Backend;
@@ -159,39 +165,6 @@ pub struct NewAttempt {
     pub params: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Run {
-    pub id: i64,
-    pub attempt_id: i64,
-    pub program_id: i64,
-    pub seed: i64,
-    pub status: RunStatus,
-    pub executor: String,
-    pub pid: Option<i64>,
-    pub pgid: Option<i64>,
-    pub host: Option<String>,
-    pub exit_code: Option<i64>,
-    pub signal: Option<i64>,
-    pub wall_secs: Option<f64>,
-    pub peak_rss_kb: Option<i64>,
-    /// Peak GPU memory in MiB, where the executor could measure it (nvidia-smi).
-    pub peak_gpu_mb: Option<i64>,
-    pub over_budget: bool,
-    pub metrics: MetricValues,
-    pub primary_value: Option<f64>,
-    pub violations: Vec<String>,
-    /// How the run breached its containment, if it did.
-    pub breach: Option<RunBreach>,
-    pub fingerprint: Option<String>,
-    pub log_dir: Option<String>,
-    pub error: Option<String>,
-    /// The run's handle on its executor (`slurm:<job id>`, `ssh:<host>:<dir>`), if remote.
-    pub executor_ref: Option<String>,
-    pub queued_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-}
-
 /// An attempt made outside Picidae, as imported.
 #[derive(Debug, Clone)]
 pub struct ImportedAttempt {
@@ -205,24 +178,6 @@ pub struct ImportedAttempt {
     pub source: String,
 }
 
-/// What a finished run reports.
-#[derive(Debug, Clone, Default)]
-pub struct RunResult {
-    pub status: Option<RunStatus>,
-    pub exit_code: Option<i64>,
-    pub signal: Option<i64>,
-    pub wall_secs: Option<f64>,
-    pub peak_rss_kb: Option<i64>,
-    pub peak_gpu_mb: Option<i64>,
-    pub over_budget: bool,
-    pub metrics: MetricValues,
-    pub primary_value: Option<f64>,
-    pub violations: Vec<String>,
-    /// How the run breached its containment, if it did.
-    pub breach: Option<RunBreach>,
-    pub error: Option<String>,
-}
-
 /// How an attempt is decided.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -231,28 +186,6 @@ pub struct Decision {
     pub note: Option<String>,
     /// When set, the program's frontier moves to this attempt's commit with this value.
     pub advance_frontier: bool,
-}
-
-/// One row of the results table: an attempt with its aggregate.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ResultRow {
-    pub program: String,
-    pub attempt: Attempt,
-    pub runs: i64,
-    pub peak_rss_kb: Option<i64>,
-    /// Largest peak GPU memory (MiB) of the attempt's runs, where measured.
-    pub peak_gpu_mb: Option<i64>,
-    pub wall_secs: Option<f64>,
-}
-
-/// What [`Store::delete_program`] removed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeletedProgram {
-    /// The program as it was.
-    pub program: Program,
-    pub attempt_seqs: Vec<i64>,
-    pub run_ids: Vec<i64>,
-    pub findings: i64,
 }
 
 /// Filters for listing attempts.
@@ -421,83 +354,6 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| StoreError::NoSuchProgram(format!("#{id}")))
-    }
-
-    /// Delete a program and everything recorded about it (attempts, runs and their hidden
-    /// results, frontier history, findings and their events, noise floors, calibrations,
-    /// follow-ups, memory rows) in one transaction. Refused while any of its runs is
-    /// `running`. Another program's attempt marked a duplicate of one of these loses the mark.
-    pub fn delete_program(&mut self, name: &str) -> Result<DeletedProgram> {
-        let program = self.program(name)?;
-        let backend = self.db.backend();
-        let tx = self.db.begin()?;
-        let id = program.id;
-        let running: Vec<i64> = tx.query_map(
-            "SELECT id FROM runs WHERE program_id = ?1 AND status = 'running' ORDER BY id",
-            [id],
-            |r| r.get(0),
-        )?;
-        if !running.is_empty() {
-            return Err(StoreError::ProgramRunning {
-                program: program.name,
-                runs: running,
-            });
-        }
-        let run_ids: Vec<i64> = tx.query_map(
-            "SELECT id FROM runs WHERE program_id = ?1 ORDER BY id",
-            [id],
-            |r| r.get(0),
-        )?;
-        let attempt_seqs: Vec<i64> = tx.query_map(
-            "SELECT seq FROM attempts WHERE program_id = ?1 ORDER BY seq",
-            [id],
-            |r| r.get(0),
-        )?;
-        let findings: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM findings WHERE program_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        let of_attempts = "SELECT id FROM attempts WHERE program_id = ?1";
-        let memory = match backend {
-            Backend::Sqlite => format!("DELETE FROM memory_fts WHERE rowid IN ({of_attempts})"),
-            Backend::Postgres => {
-                format!("DELETE FROM memory_fts WHERE attempt_id IN ({of_attempts})")
-            }
-        };
-        let statements = [
-            memory,
-            format!(
-                "UPDATE attempts SET duplicate_of = NULL
-                 WHERE program_id <> ?1 AND duplicate_of IN ({of_attempts})"
-            ),
-            "UPDATE programs SET frontier_attempt_id = NULL WHERE id = ?1".into(),
-            "DELETE FROM hidden_results WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"
-                .into(),
-            "DELETE FROM finding_events WHERE finding_id IN
-                 (SELECT id FROM findings WHERE program_id = ?1)"
-                .into(),
-            "DELETE FROM findings WHERE program_id = ?1".into(),
-            "DELETE FROM noise_floors WHERE program_id = ?1".into(),
-            "DELETE FROM calibrations WHERE program_id = ?1".into(),
-            "DELETE FROM followups WHERE program_id = ?1".into(),
-            "DELETE FROM retries WHERE program_id = ?1".into(),
-            "DELETE FROM frontier_history WHERE program_id = ?1".into(),
-            "DELETE FROM runs WHERE program_id = ?1".into(),
-            "UPDATE attempts SET duplicate_of = NULL WHERE program_id = ?1".into(),
-            "DELETE FROM attempts WHERE program_id = ?1".into(),
-            "DELETE FROM programs WHERE id = ?1".into(),
-        ];
-        for sql in &statements {
-            tx.execute(sql, [id])?;
-        }
-        tx.commit()?;
-        Ok(DeletedProgram {
-            program,
-            attempt_seqs,
-            run_ids,
-            findings,
-        })
     }
 
     pub fn programs(&self) -> Result<Vec<Program>> {
@@ -773,181 +629,6 @@ impl Store {
         Ok(out)
     }
 
-    // ---------------------------------------------------------------- runs
-
-    /// Queue a run of an attempt with a seed.
-    pub fn insert_run(&mut self, attempt_id: i64, seed: i64, executor: &str) -> Result<Run> {
-        let inserted = self.db.query_row(
-            &format!(
-                "INSERT INTO runs (attempt_id, program_id, seed, status, executor, queued_at)
-                 VALUES (?1, (SELECT program_id FROM attempts WHERE id = ?1), ?2, 'queued', ?3, ?4)
-                 RETURNING {RUN_COLS}"
-            ),
-            params![attempt_id, seed, executor, now_ms()],
-            run_from_row,
-        );
-        match inserted {
-            Ok(run) => Ok(run),
-            // A missing attempt fails the insert (no program, no parent row): say which.
-            Err(e) => match self.attempt(attempt_id) {
-                Err(StoreError::NoSuchAttempt(id)) => Err(StoreError::NoSuchAttempt(id)),
-                _ => Err(e.into()),
-            },
-        }
-    }
-
-    /// Record that a run's process has started (its pid lets a restarted harness find it).
-    pub fn mark_run_started(
-        &mut self,
-        id: i64,
-        pid: i64,
-        pgid: i64,
-        host: &str,
-        fingerprint: Option<(&str, &str)>,
-        log_dir: &str,
-    ) -> Result<()> {
-        // Two statements, no transaction: the fingerprint row is idempotent and written
-        // first, so the run never names a missing one, and a failed update leaves only a
-        // fingerprint that other runs may share.
-        if let Some((hash, json)) = fingerprint {
-            self.db.execute(
-                "INSERT INTO fingerprints (hash, json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![hash, json],
-            )?;
-        }
-        let n = self.db.execute(
-            "UPDATE runs SET status = 'running', pid = ?2, pgid = ?3, host = ?4,
-                    fingerprint = ?5, log_dir = ?6, started_at = ?7
-             WHERE id = ?1 AND status = 'queued'",
-            params![
-                id,
-                pid,
-                pgid,
-                host,
-                fingerprint.map(|f| f.0),
-                log_dir,
-                now_ms()
-            ],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchRun(id));
-        }
-        Ok(())
-    }
-
-    /// Record a run's result. Fails if the run was already finished, so a result is never
-    /// counted twice.
-    pub fn finish_run(&mut self, id: i64, r: &RunResult) -> Result<()> {
-        let tx = self.db.begin()?;
-        finish_in(&tx, id, r)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Finish the last run of an attempt and decide the attempt in one transaction.
-    pub fn finish_run_and_decide(
-        &mut self,
-        run_id: i64,
-        r: &RunResult,
-        attempt_id: i64,
-        d: &Decision,
-    ) -> Result<()> {
-        let tx = self.db.begin()?;
-        finish_in(&tx, run_id, r)?;
-        decide_in(&tx, attempt_id, d)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    pub fn run(&self, id: i64) -> Result<Run> {
-        self.db
-            .query_row(
-                &format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"),
-                [id],
-                run_from_row,
-            )
-            .optional()?
-            .ok_or(StoreError::NoSuchRun(id))
-    }
-
-    pub fn runs_of_attempt(&self, attempt_id: i64) -> Result<Vec<Run>> {
-        let rows = self.db.query_map(
-            &format!("SELECT {RUN_COLS} FROM runs WHERE attempt_id = ?1 ORDER BY id"),
-            [attempt_id],
-            run_from_row,
-        )?;
-        Ok(rows)
-    }
-
-    /// Runs that are queued or running: after a restart these must be re-adopted or closed.
-    pub fn unfinished_runs(&self, program_id: Option<i64>) -> Result<Vec<Run>> {
-        let rows = self.db.query_map(
-            &format!(
-                "SELECT {RUN_COLS} FROM runs
-             WHERE status IN ('queued', 'running') AND (program_id = ?1 OR ?1 IS NULL)
-             ORDER BY id"
-            ),
-            [program_id],
-            run_from_row,
-        )?;
-        Ok(rows)
-    }
-
-    pub fn run_count(&self, program_id: Option<i64>) -> Result<i64> {
-        Ok(self.db.query_row(
-            "SELECT COUNT(*) FROM runs WHERE (program_id = ?1 OR ?1 IS NULL)",
-            [program_id],
-            |r| r.get(0),
-        )?)
-    }
-
-    pub fn fingerprint_json(&self, hash: &str) -> Result<Option<String>> {
-        Ok(self
-            .db
-            .query_row(
-                "SELECT json FROM fingerprints WHERE hash = ?1",
-                [hash],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    // ---------------------------------------------------------------- results
-
-    /// The results table: attempts with run counts and resource use, in order.
-    pub fn results(&self, program_id: Option<i64>) -> Result<Vec<ResultRow>> {
-        let cols = ATTEMPT_COLS
-            .split(", ")
-            .map(|c| format!("a.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let n = ATTEMPT_COLS.split(", ").count();
-        let rows = self.db.query_map(
-            &format!(
-                "SELECT {cols}, p.name,
-                    (SELECT COUNT(*) FROM runs r WHERE r.attempt_id = a.id),
-                    (SELECT MAX(peak_rss_kb) FROM runs r WHERE r.attempt_id = a.id),
-                    (SELECT SUM(wall_secs) FROM runs r WHERE r.attempt_id = a.id),
-                    (SELECT MAX(peak_gpu_mb) FROM runs r WHERE r.attempt_id = a.id)
-             FROM attempts a JOIN programs p ON p.id = a.program_id
-             WHERE (a.program_id = ?1 OR ?1 IS NULL)
-             ORDER BY a.program_id, a.seq"
-            ),
-            [program_id],
-            |r| {
-                Ok(ResultRow {
-                    attempt: attempt_from_row(r)?,
-                    program: r.get(n)?,
-                    runs: r.get(n + 1)?,
-                    peak_rss_kb: r.get(n + 2)?,
-                    wall_secs: r.get(n + 3)?,
-                    peak_gpu_mb: r.get(n + 4)?,
-                })
-            },
-        )?;
-        Ok(rows)
-    }
-
     /// The frontier's history: (attempt id, commit, value, time), oldest first.
     pub fn frontier_history(&self, program_id: i64) -> Result<Vec<(i64, String, f64, i64)>> {
         let rows = self.db.query_map(
@@ -967,80 +648,7 @@ impl Store {
     }
 }
 
-fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
-    let st = r.status.unwrap_or(RunStatus::Succeeded);
-    let n = tx.execute(
-        "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, wall_secs = ?5,
-                peak_rss_kb = ?6, over_budget = ?7, metrics_json = ?8, primary_value = ?9,
-                violations_json = ?10, error = ?11, finished_at = ?12, peak_gpu_mb = ?13,
-                breach = ?14
-         WHERE id = ?1 AND status IN ('queued', 'running')",
-        params![
-            id,
-            st.as_str(),
-            r.exit_code,
-            r.signal,
-            r.wall_secs,
-            r.peak_rss_kb,
-            r.over_budget,
-            metrics_json(&r.metrics),
-            r.primary_value.filter(|v| v.is_finite()),
-            serde_json::to_string(&r.violations).unwrap_or_default(),
-            r.error,
-            now_ms(),
-            r.peak_gpu_mb,
-            r.breach.map(|b| b.as_str())
-        ],
-    )?;
-    if n == 1 {
-        return Ok(());
-    }
-    // Nothing changed: the run is missing, or finished already (never counted twice).
-    let status: Option<String> = tx
-        .query_row("SELECT status FROM runs WHERE id = ?1", [id], |row| {
-            row.get(0)
-        })
-        .optional()?;
-    match status {
-        None => Err(StoreError::NoSuchRun(id)),
-        Some(s) => {
-            parse_state::<RunStatus>(&s)?;
-            Err(StoreError::RunAlreadyFinished(id))
-        }
-    }
-}
-
-/// JSON cannot hold NaN or infinities; store them as strings so nothing reported is lost.
-fn metrics_json(m: &MetricValues) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = m
-        .iter()
-        .map(|(k, v)| {
-            let j = serde_json::Number::from_f64(*v)
-                .map(serde_json::Value::Number)
-                .unwrap_or_else(|| serde_json::Value::String(v.to_string()));
-            (k.clone(), j)
-        })
-        .collect();
-    serde_json::Value::Object(map).to_string()
-}
-
-fn metrics_from_json(s: &str) -> MetricValues {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(s) else {
-        return MetricValues::new();
-    };
-    map.into_iter()
-        .filter_map(|(k, v)| {
-            let x = match v {
-                serde_json::Value::Number(n) => n.as_f64(),
-                serde_json::Value::String(s) => s.parse().ok(),
-                _ => None,
-            }?;
-            Some((k, x))
-        })
-        .collect()
-}
-
-fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
+pub(crate) fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
     let now = now_ms();
     let (program_id, commit): (i64, Option<String>) = tx
         .query_row(
@@ -1080,14 +688,14 @@ fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
     Ok(())
 }
 
-fn parse_state<T: std::str::FromStr<Err = picidae_core::domain::UnknownState>>(
+pub(crate) fn parse_state<T: std::str::FromStr<Err = picidae_core::domain::UnknownState>>(
     s: &str,
 ) -> Result<T> {
     s.parse()
         .map_err(|e: picidae_core::domain::UnknownState| StoreError::Corrupt(e.to_string()))
 }
 
-fn conv_err(col: usize, e: impl std::fmt::Display) -> DbError {
+pub(crate) fn conv_err(col: usize, e: impl std::fmt::Display) -> DbError {
     DbError::Conversion {
         col,
         msg: e.to_string(),
@@ -1129,11 +737,12 @@ fn program_from_row(r: &Row) -> DbResult<Program> {
     })
 }
 
-const ATTEMPT_COLS: &str = "id, program_id, seq, kind, status, parent_commit, commit_sha, \
+pub(crate) const ATTEMPT_COLS: &str =
+    "id, program_id, seq, kind, status, parent_commit, commit_sha, \
     hypothesis, proposer, params_json, patch_hash, touched_json, rejection_json, primary_value, \
     note, created_at, decided_at";
 
-fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
+pub(crate) fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
     let kind: String = r.get(3)?;
     let status: String = r.get(4)?;
     let touched: Option<String> = r.get(11)?;
@@ -1158,55 +767,6 @@ fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
         note: r.get(14)?,
         created_at: r.get(15)?,
         decided_at: r.get(16)?,
-    })
-}
-
-const RUN_COLS: &str = "id, attempt_id, program_id, seed, status, executor, pid, pgid, host, \
-    exit_code, signal, wall_secs, peak_rss_kb, over_budget, metrics_json, primary_value, \
-    violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at, \
-    executor_ref, peak_gpu_mb, breach";
-
-fn run_from_row(r: &Row) -> DbResult<Run> {
-    let status: String = r.get(4)?;
-    let metrics: Option<String> = r.get(14)?;
-    let violations: Option<String> = r.get(16)?;
-    Ok(Run {
-        id: r.get(0)?,
-        attempt_id: r.get(1)?,
-        program_id: r.get(2)?,
-        seed: r.get(3)?,
-        status: status.parse().map_err(|e| conv_err(4, e))?,
-        executor: r.get(5)?,
-        pid: r.get(6)?,
-        pgid: r.get(7)?,
-        host: r.get(8)?,
-        exit_code: r.get(9)?,
-        signal: r.get(10)?,
-        wall_secs: r.get(11)?,
-        peak_rss_kb: r.get(12)?,
-        over_budget: r.get::<Option<bool>>(13)?.unwrap_or(false),
-        metrics: metrics
-            .as_deref()
-            .map(metrics_from_json)
-            .unwrap_or_default(),
-        primary_value: r.get(15)?,
-        violations: violations
-            .map(|v| serde_json::from_str(&v).map_err(|e| conv_err(16, e)))
-            .transpose()?
-            .unwrap_or_default(),
-        fingerprint: r.get(17)?,
-        log_dir: r.get(18)?,
-        error: r.get(19)?,
-        queued_at: r.get(20)?,
-        started_at: r.get(21)?,
-        finished_at: r.get(22)?,
-        executor_ref: r.get(23)?,
-        peak_gpu_mb: r.get(24)?,
-        breach: r
-            .get::<Option<String>>(25)?
-            .map(|b| b.parse())
-            .transpose()
-            .map_err(|e| conv_err(25, e))?,
     })
 }
 
