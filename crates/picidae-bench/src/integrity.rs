@@ -226,7 +226,7 @@ fn one_trial(
                 .store
                 .frontier_history(p.id)?
                 .into_iter()
-                .map(|(_, commit, value, _)| (commit, value))
+                .map(|m| (m.commit, m.value))
                 .collect(),
         };
 

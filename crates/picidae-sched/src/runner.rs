@@ -665,7 +665,7 @@ impl<'p> Runner<'p> {
             .store
             .frontier_history(self.program.id)?
             .first()
-            .map(|h| h.2))
+            .map(|h| h.value))
     }
 
     fn interrupted(&self, opts: &LoopOptions) -> bool {

@@ -395,11 +395,11 @@ pub fn frontier(store: &Store, p: &FrontierParams) -> Result<FrontierView> {
     let history = store.frontier_history(prog.id)?;
     let baseline = history
         .first()
-        .map(|(attempt_id, commit, value, _)| -> Result<Point> {
+        .map(|m| -> Result<Point> {
             Ok(Point {
-                seq: store.attempt(*attempt_id)?.seq,
-                commit: commit.clone(),
-                value: *value,
+                seq: store.attempt(m.attempt_id)?.seq,
+                commit: m.commit.clone(),
+                value: m.value,
             })
         })
         .transpose()?;

@@ -110,12 +110,12 @@ fn write_report(store: &Store, p: &Program, hidden: Hidden, out: &mut String) ->
     );
     let history = store.frontier_history(p.id)?;
     if let (Some(first), Some(v)) = (history.first(), p.frontier_value) {
-        let rel = if first.2 != 0.0 {
-            format!(" ({:+.2}%)", (v - first.2) / first.2.abs() * 100.0)
+        let rel = if first.value != 0.0 {
+            format!(" ({:+.2}%)", (v - first.value) / first.value.abs() * 100.0)
         } else {
             String::new()
         };
-        w!(out, "- baseline {:.6} → frontier {v:.6}{rel}", first.2);
+        w!(out, "- baseline {:.6} → frontier {v:.6}{rel}", first.value);
     }
     if let Some(c) = store.latest_calibration(p.id)? {
         w!(

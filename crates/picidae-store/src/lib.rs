@@ -188,6 +188,18 @@ pub struct Decision {
     pub advance_frontier: bool,
 }
 
+/// One move of a program's frontier.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FrontierMove {
+    /// The attempt whose commit became the frontier.
+    pub attempt_id: i64,
+    pub commit: String,
+    /// The value the frontier had from then on.
+    pub value: f64,
+    /// When (ms since the Unix epoch).
+    pub at: i64,
+}
+
 /// Filters for listing attempts.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptFilter {
@@ -629,13 +641,20 @@ impl Store {
         Ok(out)
     }
 
-    /// The frontier's history: (attempt id, commit, value, time), oldest first.
-    pub fn frontier_history(&self, program_id: i64) -> Result<Vec<(i64, String, f64, i64)>> {
+    /// The frontier's history, oldest first (the first is the baseline's measurement).
+    pub fn frontier_history(&self, program_id: i64) -> Result<Vec<FrontierMove>> {
         let rows = self.db.query_map(
             "SELECT attempt_id, commit_sha, value, decided_at FROM frontier_history
              WHERE program_id = ?1 ORDER BY id",
             [program_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| {
+                Ok(FrontierMove {
+                    attempt_id: r.get(0)?,
+                    commit: r.get(1)?,
+                    value: r.get(2)?,
+                    at: r.get(3)?,
+                })
+            },
         )?;
         Ok(rows)
     }

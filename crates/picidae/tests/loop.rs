@@ -21,7 +21,7 @@ fn keep_revert_advances_the_frontier_only_on_improvement() {
         .frontier_history(p.id)
         .unwrap()
         .iter()
-        .map(|h| h.2)
+        .map(|h| h.value)
         .collect();
     assert_eq!(
         history,

@@ -173,7 +173,7 @@ fn an_mcp_client_queries_the_memory() {
     assert_eq!(f["frontier_seq"], frontier_seq);
     assert_eq!(f["frontier_commit"], p.frontier_commit.as_deref().unwrap());
     let history = store.frontier_history(p.id).unwrap();
-    assert_eq!(f["baseline"]["value"].as_f64(), Some(history[0].2));
+    assert_eq!(f["baseline"]["value"].as_f64(), Some(history[0].value));
     assert_eq!(f["baseline"]["seq"], 1);
     for (status, n) in store.attempt_counts(p.id).unwrap() {
         assert_eq!(f["attempts"][status.as_str()], n, "{f}");

@@ -63,12 +63,12 @@ pub(crate) async fn get_program(
             let history = store
                 .frontier_history(p.id)?
                 .into_iter()
-                .map(|(attempt_id, commit, value, at)| {
+                .map(|m| {
                     Ok(FrontierPoint {
-                        seq: seq_of(attempt_id)?,
-                        commit,
-                        value,
-                        at,
+                        seq: seq_of(m.attempt_id)?,
+                        commit: m.commit,
+                        value: m.value,
+                        at: m.at,
                     })
                 })
                 .collect::<Result<Vec<_>, ApiError>>()?;
