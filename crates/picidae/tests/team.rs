@@ -144,18 +144,22 @@ fn start_team(
     (coordinators, names)
 }
 
-/// Wait until a run of `program` is in flight.
-fn wait_for_a_run(env: &Env, program: &str) {
+/// Wait until a run of `program` is in flight: recorded running, and its process has started
+/// executing the run script (its line is in the executions `log`). A coordinator killed between
+/// the two would leave a run its successor closes before the script ran a line, which the
+/// accounting could not tell from a run never executed.
+fn wait_for_a_run(env: &Env, program: &str, log: &Path) {
     wait_until(
         Duration::from_secs(30),
         || {
             let store = env.store();
             let id = store.program(program).unwrap().id;
+            let started: BTreeSet<i64> = executions(log).into_iter().map(|(r, _)| r).collect();
             store
                 .unfinished_runs(Some(id))
                 .unwrap()
                 .iter()
-                .any(|r| r.status == RunStatus::Running)
+                .any(|r| r.status == RunStatus::Running && started.contains(&r.id))
         },
         "a run to be in flight",
     );
@@ -295,7 +299,7 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
     // Kill the owner of gamma while one of gamma's runs is in flight.
     let victim_name = lease_owner(&env.store(), "gamma").unwrap();
     let victim = names.iter().position(|n| *n == victim_name).unwrap();
-    wait_for_a_run(&env, "gamma");
+    wait_for_a_run(&env, "gamma", &log);
     coordinators[victim].kill().unwrap(); // SIGKILL
     let _ = coordinators[victim].wait();
     let killed_at = Instant::now();
@@ -335,7 +339,7 @@ fn a_stalled_coordinators_lease_expires_and_its_program_moves() {
     let victim_name = lease_owner(&env.store(), "beta").unwrap();
     let victim = names.iter().position(|n| *n == victim_name).unwrap();
     let taker_name = names[1 - victim].clone();
-    wait_for_a_run(&env, "beta");
+    wait_for_a_run(&env, "beta", &log);
     let pid = coordinators[victim].id() as i32;
     unsafe {
         libc::kill(pid, libc::SIGSTOP);
