@@ -10,6 +10,8 @@
 //!   refs from the store, and keeps a loop from starting on a store in doubt.
 //! - `recover` (private) is the loop's recovery after a crash: closing or re-adopting the runs a
 //!   dead loop left, resuming undecided attempts, honouring cancel requests made meanwhile.
+//! - [`replay`] replays an earlier attempt's change onto the frontier as a new attempt, for a
+//!   retry and for a queued attempt that went stale.
 //! - [`retry`] turns a person's retry request into an attempt that verifies an earlier
 //!   attempt's change again on the current frontier.
 //!
@@ -31,6 +33,7 @@ pub mod project;
 mod propose;
 pub(crate) mod readonly;
 mod recover;
+pub mod replay;
 pub mod resources;
 pub mod retry;
 mod run;

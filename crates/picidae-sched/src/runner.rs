@@ -488,8 +488,9 @@ impl<'p> Runner<'p> {
     /// The pipelined loop: a proposer thread keeps `opts.pipeline` checked, committed
     /// attempts queued (each built on the frontier of its time) while this thread runs them
     /// in order. A queued attempt whose parent is no longer the frontier (something was kept
-    /// meanwhile) is rejected as stale rather than run, so a kept change always contains every
-    /// earlier kept change.
+    /// meanwhile) is not run as it is: it is rejected as stale and its change replayed onto the
+    /// frontier as a new attempt (`replay.rs`), so a kept change always contains every earlier
+    /// kept change and a stale idea is not lost.
     fn run_pipelined(
         &mut self,
         agent: &mut dyn Agent,
@@ -590,8 +591,13 @@ impl<'p> Runner<'p> {
                     let (next, _) = self.project.store.queued_attempts(pid)?;
                     match next {
                         Some(a) => {
-                            if self.reject_if_stale(&a, events)? {
+                            if let Some(replay) = self.replay_if_stale(&a, events)? {
+                                // The stale one is rejected; its replay is queued (next in
+                                // line) or was decided at once (a conflict).
                                 summary.count(AttemptStatus::Rejected);
+                                if let Proposed::Decided(status) = replay {
+                                    summary.count(status);
+                                }
                                 continue;
                             }
                             match self.run_attempt(&a, opts, events)? {
@@ -626,28 +632,6 @@ impl<'p> Runner<'p> {
             Ok(())
         });
         outcome
-    }
-
-    /// A queued attempt built on an older frontier is rejected (not run): keeping it would
-    /// drop what was kept since. Returns true when it was.
-    fn reject_if_stale(&mut self, a: &Attempt, events: Events<'_>) -> Result<bool, SchedError> {
-        let frontier = self.frontier_commit();
-        if a.kind != AttemptKind::Explore || a.parent_commit == frontier {
-            return Ok(false);
-        }
-        self.project.store.reject_attempt(
-            a.id,
-            AttemptStatus::Rejected,
-            &json!({"stale": {"parent": a.parent_commit, "frontier": frontier}}),
-            "stale: built on a frontier that has moved since",
-        )?;
-        self.push_history(a.id)?;
-        events(&LoopEvent::Rejected {
-            seq: a.seq,
-            status: AttemptStatus::Rejected,
-            reason: "stale: built on a frontier that has moved since".into(),
-        });
-        Ok(true)
     }
 
     fn finish_summary(&mut self, mut s: LoopSummary) -> Result<LoopSummary, SchedError> {
@@ -801,8 +785,13 @@ impl<'p> Runner<'p> {
             attempt.status,
             AttemptStatus::Proposed | AttemptStatus::Queued
         );
-        if not_started && self.reject_if_stale(attempt, events)? {
-            return Ok(Finish::Decided(AttemptStatus::Rejected));
+        if not_started {
+            match self.replay_if_stale(attempt, events)? {
+                None => {}
+                // Stale: it is rejected, and its replay onto the frontier runs in its place.
+                Some(Proposed::Ready(replay)) => return self.run_attempt(&replay, opts, events),
+                Some(_) => return Ok(Finish::Decided(AttemptStatus::Rejected)),
+            }
         }
         if attempt.kind == AttemptKind::Explore && attempt.status == AttemptStatus::Proposed {
             if let Some(commit) = &attempt.commit {

@@ -114,13 +114,16 @@ fn a_screened_out_idea_is_verified_again_on_request_on_every_seed() {
     assert_eq!(store.open_retries(p.id).unwrap(), []);
 
     // #2 again, now that the frontier changed value.txt too: its change is replayed onto the
-    // frontier, conflicts, and the retry fails saying where; the loop goes on.
+    // frontier, conflicts, and the retry is rejected saying where; the loop goes on.
     env.ok(&["attempt", "retry", "p", "2"]);
     env.ok(&["run", "p", "-n", "1", "--plain"]);
     let conflict = store.attempt_by_seq(p.id, 6).unwrap().unwrap();
-    assert_eq!(conflict.status, AttemptStatus::Failed, "{conflict:?}");
+    assert_eq!(conflict.status, AttemptStatus::Rejected, "{conflict:?}");
     assert_eq!(conflict.parent_commit, kept.commit.clone().unwrap());
     let note = conflict.note.unwrap_or_default();
-    assert!(note.contains("conflicts in value.txt"), "{note}");
+    assert!(
+        note.contains("conflicts with the frontier in value.txt"),
+        "{note}"
+    );
     assert!(store.runs_of_attempt(conflict.id).unwrap().is_empty());
 }
