@@ -94,6 +94,11 @@ pub struct Observation {
 /// plus (as failures) failed entries with an assignment but no value. `frontier` (the current
 /// assignment and its value) is added when no entry already holds that assignment: it is how the
 /// baseline's point, which has no recorded assignment, enters the model.
+///
+/// Points still in flight (proposed, queued or running: no value yet) enter as a *constant
+/// liar*: each is given the worst loss observed so far. Proposals made while others run (the
+/// pipeline, several attempts at once) are then pushed away from the points already taken
+/// instead of collapsing onto the one most promising spot.
 pub fn observations(
     params: &[ParamSpec],
     history: &[HistoryEntry],
@@ -106,6 +111,7 @@ pub fn observations(
     };
     let mut out = Vec::new();
     let mut seen: Vec<&Assignment> = Vec::new();
+    let mut pending: Vec<Vec<f64>> = Vec::new();
     for h in history {
         let Some(a) = h.params.as_ref() else { continue };
         let Some(point) = unit_point(params, a) else {
@@ -120,6 +126,7 @@ pub fn observations(
                 });
             }
             _ if h.status == AttemptStatus::Failed => out.push(Observation { point, loss: None }),
+            _ if in_flight(h.status) => pending.push(point),
             _ => {}
         }
     }
@@ -133,7 +140,25 @@ pub fn observations(
             }
         }
     }
+    let worst = out
+        .iter()
+        .filter_map(|o| o.loss)
+        .max_by(|a, b| a.total_cmp(b));
+    if let Some(liar) = worst {
+        out.extend(pending.into_iter().map(|point| Observation {
+            point,
+            loss: Some(liar),
+        }));
+    }
     out
+}
+
+/// An attempt whose value is still to come.
+fn in_flight(status: AttemptStatus) -> bool {
+    matches!(
+        status,
+        AttemptStatus::Proposed | AttemptStatus::Queued | AttemptStatus::Running
+    )
 }
 
 /// An assignment on the unit cube; `None` when a parameter is missing or out of its domain.
@@ -437,6 +462,96 @@ mod tests {
         let best = &cands[0];
         assert!((best[0] - 0.2).abs() < 0.2, "{best:?}");
         assert_eq!(dims[1].index(best[1]), 1, "{best:?}");
+    }
+
+    /// The loss of the valued observations: low near x = 0.2.
+    fn bowl() -> Vec<Observation> {
+        (0..24)
+            .map(|i| {
+                let x = (i as f64 * 0.37 + 0.05) % 1.0;
+                Observation {
+                    point: vec![x],
+                    loss: Some((x - 0.2).powi(2)),
+                }
+            })
+            .collect()
+    }
+
+    /// Mean distance of the top suggestion from x = 0.2 over many seeds.
+    fn mean_distance_from_best(obs: &[Observation]) -> f64 {
+        let dims = [Dim::Continuous];
+        let cfg = TpeConfig::default();
+        let n = 40;
+        (0..n)
+            .map(|seed| {
+                let mut rng = StdRng::seed_from_u64(seed);
+                let cands = suggest(&dims, obs, &cfg, &mut rng).unwrap();
+                (cands[0][0] - 0.2).abs()
+            })
+            .sum::<f64>()
+            / n as f64
+    }
+
+    #[test]
+    fn points_in_flight_push_the_next_proposals_away_from_them() {
+        let base = bowl();
+        let alone = mean_distance_from_best(&base);
+        // Three proposals already in flight at the most promising spot, as the constant liar
+        // enters them: with the worst loss seen.
+        let worst = base.iter().filter_map(|o| o.loss).fold(f64::MIN, f64::max);
+        let mut with_pending = base.clone();
+        with_pending.extend((0..3).map(|k| Observation {
+            point: vec![0.19 + 0.01 * k as f64],
+            loss: Some(worst),
+        }));
+        let pushed = mean_distance_from_best(&with_pending);
+        assert!(
+            pushed > alone * 1.5,
+            "in flight: {pushed:.4} from the best spot, alone: {alone:.4}"
+        );
+    }
+
+    #[test]
+    fn in_flight_history_entries_become_liars_with_the_worst_loss() {
+        let spec = ParamSpec {
+            name: "lr".into(),
+            file: String::new(),
+            pattern: String::new(),
+            domain: ParamDomain::Range {
+                min: 0.0,
+                max: 1.0,
+                log: false,
+                integer: false,
+            },
+            env: Some("LR".into()),
+            default: None,
+        };
+        let entry = |seq: i64, lr: &str, status: AttemptStatus, value: Option<f64>| HistoryEntry {
+            seq,
+            hypothesis: String::new(),
+            status,
+            params: Some([("lr".to_string(), lr.to_string())].into_iter().collect()),
+            value,
+        };
+        let history = [
+            entry(2, "0.1", AttemptStatus::Discarded, Some(3.0)),
+            entry(3, "0.4", AttemptStatus::Kept, Some(1.0)),
+            entry(4, "0.7", AttemptStatus::Queued, None),
+            entry(5, "0.9", AttemptStatus::Running, None),
+            entry(6, "0.5", AttemptStatus::Rejected, None),
+        ];
+        let obs = observations(&[spec], &history, Goal::Minimize, None);
+        let losses: Vec<(f64, Option<f64>)> = obs.iter().map(|o| (o.point[0], o.loss)).collect();
+        assert_eq!(
+            losses,
+            vec![
+                (0.1, Some(3.0)),
+                (0.4, Some(1.0)),
+                (0.7, Some(3.0)),
+                (0.9, Some(3.0))
+            ],
+            "the queued and running points take the worst loss; a rejected one is left out"
+        );
     }
 
     #[test]
