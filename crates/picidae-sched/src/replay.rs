@@ -67,15 +67,7 @@ impl Runner<'_> {
         let frontier = attempt.parent_commit.clone();
         let Some(commit) = original.commit.clone() else {
             let note = format!("{}: #{} has no commit", of.why, original.seq);
-            let rejection = json!({ "replay_of": original.id });
-            return self.settle_proposal(
-                attempt,
-                AttemptStatus::Rejected,
-                rejection,
-                &note,
-                note.clone(),
-                events,
-            );
+            return self.reject_replay(attempt, json!({ "replay_of": original.id }), note, events);
         };
         let params_only = commit == original.parent_commit;
         let (sha, patch) = if params_only {
@@ -103,14 +95,7 @@ impl Runner<'_> {
                         paths.join(", ")
                     );
                     let rejection = json!({ "replay_of": original.id, "conflicts": paths });
-                    return self.settle_proposal(
-                        attempt,
-                        AttemptStatus::Rejected,
-                        rejection,
-                        &note,
-                        note.clone(),
-                        events,
-                    );
+                    return self.reject_replay(attempt, rejection, note, events);
                 }
             };
             let patch = self.repo.show_patch(&sha)?;
@@ -120,14 +105,7 @@ impl Runner<'_> {
                     of.why, original.seq
                 );
                 let rejection = json!({ "replay_of": original.id, "no_change": true });
-                return self.settle_proposal(
-                    attempt,
-                    AttemptStatus::Rejected,
-                    rejection,
-                    &note,
-                    note.clone(),
-                    events,
-                );
+                return self.reject_replay(attempt, rejection, note, events);
             }
             self.repo
                 .update_ref(&attempt_ref(&self.program.name, attempt.seq), &sha, None)?;
@@ -179,6 +157,25 @@ impl Runner<'_> {
         Ok(Proposed::Ready(Box::new(
             self.project.store.attempt(attempt.id)?,
         )))
+    }
+
+    /// Decide a replay that cannot run (`note` says why; `rejection` is its JSON).
+    fn reject_replay(
+        &mut self,
+        attempt: &Attempt,
+        rejection: serde_json::Value,
+        note: String,
+        events: Events<'_>,
+    ) -> Result<Proposed, SchedError> {
+        let reason = note.clone();
+        self.settle_proposal(
+            attempt,
+            AttemptStatus::Rejected,
+            rejection,
+            &note,
+            reason,
+            events,
+        )
     }
 
     /// A queued attempt built on an older frontier is not run as it is (see the module docs):
