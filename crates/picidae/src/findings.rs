@@ -148,12 +148,18 @@ pub fn retract(project: &mut Project, id: i64, reason: &str) -> Result<()> {
     Ok(())
 }
 
-/// Record a person's approval of a validated finding; the author is the user running the CLI.
-pub fn approve(project: &mut Project, id: i64, note: Option<&str>) -> Result<()> {
-    let author = std::env::var("USER")
+/// Who a person's action from the CLI is recorded as: the user running it (`cli` when the
+/// environment does not say).
+pub fn cli_author() -> String {
+    std::env::var("USER")
         .ok()
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "cli".into());
+        .unwrap_or_else(|| "cli".into())
+}
+
+/// Record a person's approval of a validated finding; the author is the user running the CLI.
+pub fn approve(project: &mut Project, id: i64, note: Option<&str>) -> Result<()> {
+    let author = cli_author();
     match project.store.approve_finding(id, &author, note) {
         Ok(_) => {
             println!("finding {id} approved by {author}");

@@ -440,7 +440,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(args)?,
         Command::Attempt(AttemptCmd::Retry { program, seq }) => {
             let mut project = open_project(&cli.project)?;
-            let author = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let author = findings::cli_author();
             let (req, new) =
                 picidae_memory::retry::request_retry(&mut project.store, &program, seq, &author)?;
             if new {
