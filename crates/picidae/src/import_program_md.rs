@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use picidae_core::program_md::rewrite;
+use picidae_exec::safe_fs;
 
 /// Rewrite `file`; write the result to `output` (stdout when `None`). Returns how many
 /// instructions were rewritten.
@@ -43,21 +44,24 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Write `text` to `path` through a temporary file beside it, renamed into place, so an
-/// interrupted write never leaves half a program.md.
+/// Write `text` to `path` with `safe_fs::replace_file` (a new file beside it, renamed into
+/// place, so an interrupted write never leaves half a program.md), keeping an existing file's
+/// permissions.
 fn replace(path: &Path, text: &str) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(text.as_bytes())?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = tmp.as_file().set_permissions(meta.permissions());
-    }
-    tmp.persist(path)
-        .map_err(|e| e.error)
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let before = std::fs::metadata(path).ok().map(|m| m.permissions());
+    safe_fs::replace_file(dir, name, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(mode) = before {
+        std::fs::set_permissions(path, mode)
+            .with_context(|| format!("keeping the permissions of {}", path.display()))?;
+    }
     Ok(())
 }
