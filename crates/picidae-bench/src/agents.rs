@@ -209,6 +209,7 @@ fn one_loop(
             baseline_seeds: Some(1),
             min_improvement: None,
             alpha: None,
+            concurrency: None,
         },
     )?;
     eprintln!(

@@ -159,6 +159,7 @@ fn picidae_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
             baseline_seeds: Some(1),
             min_improvement: None,
             alpha: None,
+            concurrency: None,
         },
     )?;
     let spec: AgentSpec = serde_json::from_value(project.store.program("dispatch")?.agent)?;

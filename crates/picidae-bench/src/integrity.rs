@@ -112,6 +112,7 @@ pub(crate) fn idle_program(
             baseline_seeds: Some(1),
             min_improvement: None,
             alpha: None,
+            concurrency: None,
         },
     )?)
 }
@@ -211,6 +212,7 @@ fn one_trial(
                 baseline_seeds: Some(seeds),
                 min_improvement: None,
                 alpha: None,
+                concurrency: None,
             },
         )?;
         eprintln!(

@@ -128,6 +128,7 @@ fn fill(store: &Store, program_id: i64, from: u64, to: u64, rng: &mut StdRng) ->
                 note: None,
                 created_at: 0,
                 decided_at: None,
+                replay_of: None,
             };
             picidae_memory::set_keys(store, id, &patch, None)?;
             picidae_memory::index_attempt(store, &a, &patch)?;

@@ -99,6 +99,7 @@ fn write_attempts(store: &mut Store, n: u64, k: u64) -> Result<f64> {
                 primary_value: result.primary_value,
                 note: None,
                 advance_frontier: false,
+                judged_against: None,
             },
         )?;
     }

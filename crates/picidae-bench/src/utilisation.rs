@@ -214,6 +214,7 @@ fn picidae_side(args: &UtilisationArgs, dir: &Path) -> Result<Figure> {
             baseline_seeds: Some(1),
             min_improvement: None,
             alpha: None,
+            concurrency: None,
         },
     )?;
     let spec: AgentSpec = serde_json::from_value(project.store.program("u")?.agent)?;

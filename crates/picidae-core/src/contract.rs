@@ -243,6 +243,8 @@ pub struct PolicySpec {
     pub confidence: f64,
     /// The effect must exceed this many standard errors of the baseline's seed noise.
     pub noise_factor: f64,
+    /// Attempts of the program in flight at once (each run still holds its own slot).
+    pub concurrency: u32,
 }
 
 impl Default for PolicySpec {
@@ -254,6 +256,7 @@ impl Default for PolicySpec {
             alpha: 0.05,
             confidence: 0.95,
             noise_factor: 1.0,
+            concurrency: 1,
         }
     }
 }

@@ -62,11 +62,14 @@ string_enum! {
         Kept => "kept",
         Discarded => "discarded",
         Failed => "failed",
+        Merged => "merged",
     }
 }
 
 impl AttemptStatus {
-    /// A decided attempt will not change state again in the plain keep/revert loop.
+    /// A decided attempt will not change state again. `Merged`: it beat the frontier it was
+    /// built on, but another attempt was kept meanwhile, so its change was merged onto the new
+    /// frontier as a new attempt (a merge candidate) that is judged there.
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -75,6 +78,7 @@ impl AttemptStatus {
                 | AttemptStatus::Kept
                 | AttemptStatus::Discarded
                 | AttemptStatus::Failed
+                | AttemptStatus::Merged
         )
     }
 }

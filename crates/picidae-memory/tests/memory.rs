@@ -71,6 +71,7 @@ impl Fixture {
                     primary_value: Some(value),
                     note: None,
                     advance_frontier: false,
+                    judged_against: None,
                 },
             )
             .unwrap();

@@ -19,15 +19,18 @@
 //! `kill -9` at any instant loses at most the run in flight, which the next start finds, kills
 //! if still alive, marks as crashed and runs again.
 
+mod admission;
 pub mod agent_turn;
 pub mod artifacts;
 pub mod cancels;
 pub mod contract_source;
 pub mod coordinator;
+mod driver;
 pub mod executors;
 pub mod fsck;
 pub mod hidden;
 mod judging;
+pub mod merge;
 pub mod program;
 pub mod project;
 mod propose;
@@ -47,7 +50,9 @@ pub use agent_turn::{next_turn, NextTurn};
 pub use cancels::RunCancels;
 pub use executors::ExecutorSpec;
 pub use fsck::{fsck, fsck_project, Check, Problem, Repair, Report, Subject};
-pub use program::{create_program, retract_finding, ProgramOptions, Retracted};
+pub use program::{
+    check_concurrency, create_program, retract_finding, ProgramOptions, Retracted, MAX_CONCURRENCY,
+};
 pub use project::Project;
 pub use resources::{Capacity, ResourcePool};
 pub use runner::{LoopEvent, LoopOptions, LoopSummary, Runner};

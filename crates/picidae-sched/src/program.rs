@@ -28,7 +28,12 @@ pub struct ProgramOptions {
     pub baseline_seeds: Option<u32>,
     pub min_improvement: Option<f64>,
     pub alpha: Option<f64>,
+    /// Attempts in flight at once (see [`MAX_CONCURRENCY`]).
+    pub concurrency: Option<u32>,
 }
+
+/// The most attempts of one program in flight at once.
+pub const MAX_CONCURRENCY: u32 = 1000;
 
 pub fn valid_program_name(name: &str) -> bool {
     !name.is_empty()
@@ -58,7 +63,21 @@ pub fn effective_policy(contract: &Contract, overrides: &serde_json::Value) -> P
     if let Some(a) = o.get("alpha").and_then(|v| v.as_f64()) {
         p.alpha = a;
     }
+    if let Some(n) = o.get("concurrency").and_then(|v| v.as_u64()) {
+        p.concurrency = n.clamp(1, u64::from(MAX_CONCURRENCY)) as u32;
+    }
     p
+}
+
+/// Check a concurrency a person asked for (`program create/set --concurrency`, the API).
+pub fn check_concurrency(n: u32) -> Result<u32, String> {
+    if (1..=MAX_CONCURRENCY).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "concurrency must be between 1 and {MAX_CONCURRENCY}, got {n}"
+        ))
+    }
 }
 
 pub fn create_program(project: &mut Project, opts: &ProgramOptions) -> Result<Program, SchedError> {
@@ -129,6 +148,12 @@ pub fn create_program(project: &mut Project, opts: &ProgramOptions) -> Result<Pr
             return Err(fail(format!("alpha must be in (0, 0.5], got {a}")));
         }
         policy.insert("alpha".into(), a.into());
+    }
+    if let Some(n) = opts.concurrency {
+        policy.insert(
+            "concurrency".into(),
+            check_concurrency(n).map_err(fail)?.into(),
+        );
     }
     let merged = effective_policy(&contract, &serde_json::Value::Object(policy.clone()));
     if merged.seeds > 1 && merged.baseline_seeds < 2 {

@@ -45,14 +45,18 @@ impl Runner<'_> {
         of: &ReplayOf<'_>,
         proposer: &str,
     ) -> Result<Attempt, SchedError> {
-        Ok(self.project.store.insert_attempt(&NewAttempt {
+        let a = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
             kind: AttemptKind::Explore,
             parent_commit: self.frontier_commit(),
             hypothesis: of.hypothesis.clone(),
             proposer: proposer.into(),
             params: of.original.params.clone(),
-        })?)
+        })?;
+        self.project
+            .store
+            .set_attempt_replay_of(a.id, of.original.id)?;
+        Ok(self.project.store.attempt(a.id)?)
     }
 
     /// Give `attempt` (made by [`Self::insert_replay`]) `of.original`'s change replayed onto

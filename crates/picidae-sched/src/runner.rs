@@ -36,7 +36,9 @@ use sha2::Digest;
 
 use crate::cancels::{RunCancels, Watch, CANCELLED_BY_USER, WATCH_POLL};
 use crate::contract_source::{exposure, program_contract};
+use crate::driver::WorkerJob;
 use crate::executors::ExecutorSpec;
+use crate::merge::Conclusion;
 use crate::program::effective_policy;
 use crate::resources::ResourcePool;
 use crate::run::{KeptCheckout, RunCtx};
@@ -145,6 +147,9 @@ pub struct LoopSummary {
     pub discarded: u64,
     pub rejected: u64,
     pub failed: u64,
+    /// Won against the frontier they were built on after it had moved: merged onto the new
+    /// one as merge candidates (counted again when those are decided).
+    pub merged: u64,
     pub baseline: Option<f64>,
     pub frontier: Option<f64>,
     /// Why the loop ended before `max_attempts`, if it did.
@@ -169,24 +174,29 @@ pub(crate) struct SeedResult {
 }
 
 impl LoopSummary {
-    fn count(&mut self, status: AttemptStatus) {
+    /// Count what an attempt that ran came to.
+    pub(crate) fn finish(&mut self, f: &Finish) {
+        match f {
+            Finish::Decided(status) => self.count(*status),
+            Finish::Merged(candidate) => {
+                self.count(AttemptStatus::Merged);
+                if let Some(status) = candidate {
+                    self.count(*status);
+                }
+            }
+            Finish::Interrupted => self.attempts += 1,
+        }
+    }
+
+    pub(crate) fn count(&mut self, status: AttemptStatus) {
         self.attempts += 1;
         match status {
             AttemptStatus::Kept => self.kept += 1,
             AttemptStatus::Discarded => self.discarded += 1,
+            AttemptStatus::Merged => self.merged += 1,
             AttemptStatus::Rejected | AttemptStatus::Duplicate => self.rejected += 1,
             _ => self.failed += 1,
         }
-    }
-}
-
-/// Pass the proposer's events on, counting the attempts it decided without a run.
-fn drain(rx: &std::sync::mpsc::Receiver<LoopEvent>, summary: &mut LoopSummary, events: Events<'_>) {
-    while let Ok(e) = rx.try_recv() {
-        if let LoopEvent::Rejected { status, .. } = &e {
-            summary.count(*status);
-        }
-        events(&e);
     }
 }
 
@@ -202,6 +212,9 @@ pub(crate) enum Proposed {
 
 pub(crate) enum Finish {
     Decided(AttemptStatus),
+    /// It won on a frontier that moved meanwhile and was merged onto the new one
+    /// (`merge.rs`); the merge candidate's status when it was decided at once (a conflict).
+    Merged(Option<AttemptStatus>),
     Interrupted,
 }
 
@@ -239,6 +252,22 @@ pub struct Runner<'p> {
     pub(crate) agent_failures: u32,
     /// Why this runner paused the program (after [`AGENT_FAILURE_LIMIT`] failed turns).
     pub(crate) paused_because: Option<String>,
+}
+
+/// See [`Runner::parts`].
+pub(crate) struct RunnerParts {
+    program: Program,
+    contract: Contract,
+    policy: PolicySpec,
+    fp_hash: String,
+    fp_json: String,
+    host: String,
+    data_dir: PathBuf,
+    slots: Option<Arc<SlotPool>>,
+    resources: Option<Arc<ResourcePool>>,
+    lease_owner: String,
+    executor: ExecutorSpec,
+    cancels: Option<Arc<RunCancels>>,
 }
 
 /// After this many agent turns in a row fail, the loop pauses the program.
@@ -279,9 +308,9 @@ impl<'p> Runner<'p> {
         Runner::open(project, program, true)
     }
 
-    /// `locked = false` is for the proposer thread of a pipelined loop, whose main runner
-    /// holds the program's lock.
-    fn open(
+    /// `locked = false` is for the proposer thread of a concurrent loop (`driver.rs`), whose
+    /// main runner holds the program's lock.
+    pub(crate) fn open(
         project: &'p mut Project,
         program: &str,
         locked: bool,
@@ -332,6 +361,68 @@ impl<'p> Runner<'p> {
             agent_failures: 0,
             paused_because: None,
         })
+    }
+
+    /// What a worker thread's runner shares with this one (`driver.rs`): everything but the
+    /// store connection and the repository handle, which each thread opens for itself. The
+    /// program is this runner's view of it: a worker judges its attempt against that frontier.
+    pub(crate) fn parts(&self) -> RunnerParts {
+        RunnerParts {
+            program: self.program.clone(),
+            contract: self.contract.clone(),
+            policy: self.policy.clone(),
+            fp_hash: self.fp_hash.clone(),
+            fp_json: self.fp_json.clone(),
+            host: self.host.clone(),
+            data_dir: self.data_dir.clone(),
+            slots: self.slots.clone(),
+            resources: self.resources.clone(),
+            lease_owner: self.lease_owner.clone(),
+            executor: self.executor.clone(),
+            cancels: self.cancels.clone(),
+        }
+    }
+
+    /// A runner for a worker thread, without the program's lock (the driver holds it).
+    pub(crate) fn from_parts(
+        project: &'p mut Project,
+        parts: RunnerParts,
+    ) -> Result<Runner<'p>, SchedError> {
+        let repo = Repo::open(&parts.program.benchmark_dir)?;
+        Ok(Runner {
+            project,
+            program: parts.program,
+            contract: parts.contract,
+            repo,
+            policy: parts.policy,
+            fp_hash: parts.fp_hash,
+            fp_json: parts.fp_json,
+            host: parts.host,
+            data_dir: parts.data_dir,
+            history: Vec::new(),
+            hidden_cache: Default::default(),
+            slots: parts.slots,
+            resources: parts.resources,
+            lease_owner: parts.lease_owner,
+            executor: parts.executor,
+            run_checkout: None,
+            cancels: parts.cancels,
+            notices: Vec::new(),
+            _lock: None,
+            agent_failures: 0,
+            paused_because: None,
+        })
+    }
+
+    /// `attempt`, to run on a worker thread under `opts` (`driver.rs`).
+    pub(crate) fn worker_job(&self, attempt: Box<Attempt>, opts: &LoopOptions) -> WorkerJob {
+        let mut opts = opts.clone();
+        opts.run_cancels = self.cancels.clone();
+        WorkerJob {
+            parts: self.parts(),
+            attempt: *attempt,
+            opts,
+        }
     }
 
     pub fn contract(&self) -> &Contract {
@@ -399,8 +490,8 @@ impl<'p> Runner<'p> {
             }
         }
         summary.baseline = self.baseline_value()?;
-        if opts.pipeline > 0 {
-            self.run_pipelined(agent, opts, events, &mut summary, runs_at_start)?;
+        if opts.pipeline > 0 || self.policy.concurrency > 1 {
+            self.run_concurrent(agent, opts, events, &mut summary, runs_at_start)?;
             return self.finish_summary(summary);
         }
         loop {
@@ -414,8 +505,8 @@ impl<'p> Runner<'p> {
                 break;
             }
             match self.explore_one(agent, opts, events)? {
-                Some(Finish::Decided(status)) => {
-                    summary.count(status);
+                Some(f @ (Finish::Decided(_) | Finish::Merged(_))) => {
+                    summary.finish(&f);
                     // Paused by this turn: say why even when it was the last one allowed.
                     if let Some(why) = self.paused_because.take() {
                         summary.stopped = Some(why);
@@ -483,155 +574,6 @@ impl<'p> Runner<'p> {
             return Ok(Some("stop requested".into()));
         }
         Ok(None)
-    }
-
-    /// The pipelined loop: a proposer thread keeps `opts.pipeline` checked, committed
-    /// attempts queued (each built on the frontier of its time) while this thread runs them
-    /// in order. A queued attempt whose parent is no longer the frontier (something was kept
-    /// meanwhile) is not run as it is: it is rejected as stale and its change replayed onto the
-    /// frontier as a new attempt (`replay.rs`), so a kept change always contains every earlier
-    /// kept change and a stale idea is not lost.
-    fn run_pipelined(
-        &mut self,
-        agent: &mut dyn Agent,
-        opts: &LoopOptions,
-        events: Events<'_>,
-        summary: &mut LoopSummary,
-        runs_at_start: i64,
-    ) -> Result<(), SchedError> {
-        let root = self.project.root().to_path_buf();
-        let name = self.program.name.clone();
-        let pid = self.program.id;
-        let depth = opts.pipeline as i64;
-        let finished = AtomicBool::new(false);
-        let halt = AtomicBool::new(false);
-        let (tx, rx) = std::sync::mpsc::channel::<LoopEvent>();
-        let max_attempts = opts.max_attempts;
-        let outcome = std::thread::scope(|scope| -> Result<(), SchedError> {
-            let proposer = scope.spawn(|| -> Result<Option<String>, SchedError> {
-                let result = (|| {
-                    let mut project = Project::open(&root)?;
-                    let mut p = Runner::open(&mut project, &name, false)?;
-                    p.load_history()?;
-                    let mut made = 0u64;
-                    loop {
-                        if halt.load(Ordering::SeqCst)
-                            || opts.stop.load(Ordering::SeqCst)
-                            || opts.cancel.load(Ordering::SeqCst)
-                        {
-                            return Ok(None);
-                        }
-                        if max_attempts.is_some_and(|m| made >= m) {
-                            return Ok(None);
-                        }
-                        p.program = p.project.store.program_by_id(pid)?;
-                        let (_, queued) = p.project.store.queued_attempts(pid)?;
-                        if queued >= depth || p.program.status == ProgramStatus::Paused {
-                            std::thread::sleep(Duration::from_millis(20));
-                            continue;
-                        }
-                        let mut send = |e: &LoopEvent| {
-                            let _ = tx.send(e.clone());
-                        };
-                        match p.propose(agent, &mut send)? {
-                            Proposed::Exhausted => {
-                                return Ok(Some("the agent has nothing more to propose".into()))
-                            }
-                            Proposed::Ready(_) => made += 1,
-                            Proposed::Decided(_) => {
-                                made += 1;
-                                if let Some(why) = p.paused_because.take() {
-                                    return Ok(Some(why));
-                                }
-                                let stopping = || {
-                                    halt.load(Ordering::SeqCst)
-                                        || opts.stop.load(Ordering::SeqCst)
-                                        || opts.cancel.load(Ordering::SeqCst)
-                                };
-                                p.wait_after_agent_failure(&stopping);
-                                // Rejected or a duplicate: the agent saw the same frontier and
-                                // queue it will see now. Wait for one of them to change before
-                                // asking again, rather than flooding the store.
-                                let frontier = p.frontier_commit();
-                                let before = p.project.store.undecided_attempts(pid)?.len();
-                                loop {
-                                    if halt.load(Ordering::SeqCst)
-                                        || opts.stop.load(Ordering::SeqCst)
-                                        || opts.cancel.load(Ordering::SeqCst)
-                                    {
-                                        return Ok(None);
-                                    }
-                                    let now = p.project.store.program_by_id(pid)?;
-                                    let in_flight = p.project.store.undecided_attempts(pid)?.len();
-                                    if now.frontier_commit.as_deref() != Some(frontier.as_str())
-                                        || in_flight < before
-                                        || in_flight == 0
-                                    {
-                                        break;
-                                    }
-                                    std::thread::sleep(Duration::from_millis(20));
-                                }
-                            }
-                        }
-                    }
-                })();
-                finished.store(true, Ordering::SeqCst);
-                result
-            });
-            let loop_result = (|| -> Result<(), SchedError> {
-                loop {
-                    drain(&rx, summary, events);
-                    if max_attempts.is_some_and(|m| summary.attempts >= m) {
-                        return Ok(());
-                    }
-                    if let Some(why) = self.should_stop(opts, runs_at_start)? {
-                        summary.stopped = Some(why);
-                        return Ok(());
-                    }
-                    let (next, _) = self.project.store.queued_attempts(pid)?;
-                    match next {
-                        Some(a) => {
-                            if let Some(replay) = self.replay_if_stale(&a, events)? {
-                                // The stale one is rejected; its replay is queued (next in
-                                // line) or was decided at once (a conflict).
-                                summary.count(AttemptStatus::Rejected);
-                                if let Proposed::Decided(status) = replay {
-                                    summary.count(status);
-                                }
-                                continue;
-                            }
-                            match self.run_attempt(&a, opts, events)? {
-                                Finish::Decided(status) => summary.count(status),
-                                Finish::Interrupted => {
-                                    summary.attempts += 1;
-                                    summary.stopped = Some("cancelled".into());
-                                    return Ok(());
-                                }
-                            }
-                        }
-                        None if finished.load(Ordering::SeqCst) => return Ok(()),
-                        None => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                }
-            })();
-            halt.store(true, Ordering::SeqCst);
-            let proposer_result = proposer.join().unwrap_or_else(|_| {
-                Err(SchedError::Program {
-                    program: name.clone(),
-                    message: "the proposer thread panicked".into(),
-                })
-            });
-            drain(&rx, summary, events);
-            loop_result?;
-            if let Some(why) = proposer_result? {
-                // The proposer's own pause says why, where the loop saw only "paused".
-                if summary.stopped.is_none() || summary.stopped.as_deref() == Some("paused") {
-                    summary.stopped = Some(why);
-                }
-            }
-            Ok(())
-        });
-        outcome
     }
 
     fn finish_summary(&mut self, mut s: LoopSummary) -> Result<LoopSummary, SchedError> {
@@ -759,12 +701,16 @@ impl<'p> Runner<'p> {
                 Err(SchedError::BaselineFailed { reason, log })
             }
             Finish::Interrupted => Ok(()),
+            Finish::Merged(_) => Err(SchedError::Program {
+                program: self.program.name.clone(),
+                message: "the baseline cannot be merged".into(),
+            }),
         }
     }
 
     // ------------------------------------------------------------------ exploration
 
-    fn load_history(&mut self) -> Result<(), SchedError> {
+    pub(crate) fn load_history(&mut self) -> Result<(), SchedError> {
         let attempts = self.project.store.attempts(&AttemptFilter {
             program_id: Some(self.program.id),
             ..Default::default()
@@ -889,8 +835,7 @@ impl<'p> Runner<'p> {
             };
             let mut d = self.plain_decision(attempt, &results);
             self.hidden_guard(attempt, &results, &mut d)?;
-            self.project.store.decide_attempt(attempt.id, &d)?;
-            return self.after_decision(attempt, d, events);
+            return self.settle(attempt, d, None, events);
         }
         self.verify_attempt(attempt, opts, events)
     }
@@ -942,8 +887,7 @@ impl<'p> Runner<'p> {
                     d.note =
                         Some("screened out: did not beat the frontier on its first seed".into());
                 }
-                self.project.store.decide_attempt(attempt.id, &d)?;
-                return self.after_decision(attempt, d, events);
+                return self.settle(attempt, d, None, events);
             }
             let f = self.open_finding(
                 attempt.id,
@@ -1005,22 +949,15 @@ impl<'p> Runner<'p> {
                 finding.id, judgement.reason
             )),
             advance_frontier: judgement.validated,
+            judged_against: self.program.frontier_attempt_id,
         };
-        self.project.store.conclude_finding(
-            finding.id,
-            state,
-            &judgement.evidence,
-            &judgement.reason,
-            attempt.id,
-            &d,
-        )?;
-        events(&LoopEvent::Judged {
-            seq: attempt.seq,
+        let conclusion = Conclusion {
             finding_id: finding.id,
             state,
-            reason: judgement.reason.clone(),
-        });
-        self.after_decision(attempt, d, events)
+            evidence: judgement.evidence,
+            reason: judgement.reason,
+        };
+        self.settle(attempt, d, Some(conclusion), events)
     }
 
     /// Re-measure a commit on fresh seeds `first..first + n`, visible and hidden metric per seed,
@@ -1070,6 +1007,7 @@ impl<'p> Runner<'p> {
                 primary_value: None,
                 note: Some("measurement".into()),
                 advance_frontier: false,
+                judged_against: None,
             },
         )?;
         Ok(out)
@@ -1221,6 +1159,7 @@ impl<'p> Runner<'p> {
                 primary_value: mean,
                 note: Some(note),
                 advance_frontier: false,
+                judged_against: None,
             };
         }
         let mean = mean.unwrap_or(f64::NAN);
@@ -1239,10 +1178,17 @@ impl<'p> Runner<'p> {
             primary_value: Some(mean),
             note: None,
             advance_frontier: better,
+            // The baseline measures the frontier; everything else must beat the one it was
+            // judged against, still in place when it is recorded (`merge.rs`).
+            judged_against: if attempt.kind == AttemptKind::Baseline {
+                None
+            } else {
+                self.program.frontier_attempt_id
+            },
         }
     }
 
-    fn after_decision(
+    pub(crate) fn after_decision(
         &mut self,
         attempt: &Attempt,
         d: Decision,
@@ -1362,7 +1308,7 @@ impl<'p> Runner<'p> {
     /// Reject an attempt whose run was stopped by the sandbox, or changed a non-editable file
     /// of its checkout while it ran: it reached for what the contract keeps from it (a
     /// boundary violation), whatever its metrics would have been.
-    fn flag_sandbox_violation(&mut self, attempt: &Attempt) -> Result<bool, SchedError> {
+    pub(crate) fn flag_sandbox_violation(&mut self, attempt: &Attempt) -> Result<bool, SchedError> {
         let breached: Vec<(RunBreach, String)> = self
             .project
             .store

@@ -487,6 +487,7 @@ pub(crate) fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(pause_program))
         .routes(routes!(resume_program))
         .routes(routes!(set_weight))
+        .routes(routes!(set_concurrency))
         .routes(routes!(set_budget))
         .routes(routes!(add_followup))
         .routes(routes!(program_report))

@@ -100,9 +100,10 @@ fn write_report(store: &Store, p: &Program, hidden: Hidden, out: &mut String) ->
     w!(out);
     w!(
         out,
-        "- {} attempts: {} kept, {} discarded, {} rejected, {} failed; {} runs",
+        "- {} attempts: {} kept, {} merged, {} discarded, {} rejected, {} failed; {} runs",
         attempts.len(),
         count(AttemptStatus::Kept),
+        count(AttemptStatus::Merged),
         count(AttemptStatus::Discarded),
         count(AttemptStatus::Rejected),
         count(AttemptStatus::Failed),

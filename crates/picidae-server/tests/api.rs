@@ -72,6 +72,7 @@ fn attempt(store: &mut Store, program_id: i64, hypothesis: &str, value: f64, kee
                 primary_value: Some(value),
                 note: None,
                 advance_frontier: keep,
+                judged_against: None,
             },
         )
         .unwrap();
@@ -774,6 +775,7 @@ async fn events_stream_run_and_attempt_changes() {
                     primary_value: Some(1.25),
                     note: None,
                     advance_frontier: false,
+                    judged_against: None,
                 },
             )
             .unwrap();

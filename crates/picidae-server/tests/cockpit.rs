@@ -121,6 +121,7 @@ fn populate(root: &std::path::Path) -> (std::path::PathBuf, String) {
                     primary_value: value,
                     note: None,
                     advance_frontier: value.is_some(),
+                    judged_against: None,
                 },
             )
             .unwrap();

@@ -74,6 +74,14 @@ pub enum StoreError {
     BadTransition { id: i64, from: String, to: String },
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// A decision would advance the frontier from an attempt that no longer holds it (another
+    /// attempt was kept, or a finding retracted, since this one was judged).
+    #[error("attempt {attempt} was judged against frontier attempt {expected:?}, but the frontier is now attempt {actual:?}")]
+    FrontierMoved {
+        attempt: i64,
+        expected: Option<i64>,
+        actual: Option<i64>,
+    },
     #[error("program {program:?} has {} run(s) running ({}); stop its loop first", runs.len(), runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "))]
     ProgramRunning { program: String, runs: Vec<i64> },
 }
@@ -153,6 +161,9 @@ pub struct Attempt {
     pub note: Option<String>,
     pub created_at: i64,
     pub decided_at: Option<i64>,
+    /// The attempt whose change this one carries onto a newer frontier (a replay of a stale
+    /// attempt, a retry, or a merge candidate).
+    pub replay_of: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +197,10 @@ pub struct Decision {
     pub note: Option<String>,
     /// When set, the program's frontier moves to this attempt's commit with this value.
     pub advance_frontier: bool,
+    /// The frontier attempt this decision was judged against. When set, advancing is refused
+    /// with [`StoreError::FrontierMoved`] (and nothing is written) if the program's frontier
+    /// is no longer it; `None` advances unconditionally (imports, the baseline).
+    pub judged_against: Option<i64>,
 }
 
 /// One move of a program's frontier.
@@ -404,6 +419,18 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(attempt)
+    }
+
+    /// Record that attempt `id` carries the change of attempt `of` onto a newer frontier.
+    pub fn set_attempt_replay_of(&mut self, id: i64, of: i64) -> Result<()> {
+        let n = self.db.execute(
+            "UPDATE attempts SET replay_of = ?2 WHERE id = ?1",
+            params![id, of],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchAttempt(id));
+        }
+        Ok(())
     }
 
     /// Set the attempt's note (what the harness wants a reader of the attempt to know, e.g.
@@ -683,6 +710,20 @@ pub(crate) fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
         .optional()?
         .ok_or(StoreError::NoSuchAttempt(id))?;
     if d.advance_frontier {
+        if let Some(expected) = d.judged_against {
+            let actual: Option<i64> = tx.query_row(
+                "SELECT frontier_attempt_id FROM programs WHERE id = ?1",
+                [program_id],
+                |r| r.get(0),
+            )?;
+            if actual != Some(expected) {
+                return Err(StoreError::FrontierMoved {
+                    attempt: id,
+                    expected: Some(expected),
+                    actual,
+                });
+            }
+        }
         let commit = commit.ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "attempt {id} advances the frontier but has no commit"
@@ -759,7 +800,7 @@ fn program_from_row(r: &Row) -> DbResult<Program> {
 pub(crate) const ATTEMPT_COLS: &str =
     "id, program_id, seq, kind, status, parent_commit, commit_sha, \
     hypothesis, proposer, params_json, patch_hash, touched_json, rejection_json, primary_value, \
-    note, created_at, decided_at";
+    note, created_at, decided_at, replay_of";
 
 pub(crate) fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
     let kind: String = r.get(3)?;
@@ -786,6 +827,7 @@ pub(crate) fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
         note: r.get(14)?,
         created_at: r.get(15)?,
         decided_at: r.get(16)?,
+        replay_of: r.get(17)?,
     })
 }
 

@@ -311,6 +311,14 @@ CREATE INDEX retries_open ON retries (program_id, consumed_at);
 "#,
         postgres: None,
     },
+    Migration {
+        sqlite: r#"
+-- The attempt whose change an attempt carries onto a newer frontier: a replay of a stale
+-- attempt, a retry, or a merge candidate (a winner on an old frontier merged onto the new one).
+ALTER TABLE attempts ADD COLUMN replay_of INTEGER REFERENCES attempts(id);
+"#,
+        postgres: None,
+    },
 ];
 
 /// Migration 3 on PostgreSQL: the same dedup keys, and the memory's full-text index as a

@@ -93,6 +93,41 @@ impl Store {
         Ok(())
     }
 
+    /// Set (or clear, with `None`) one of a program's policy overrides (`concurrency`,
+    /// `seeds`, ...), read by its loop between steps.
+    pub fn set_program_policy(
+        &mut self,
+        name: &str,
+        key: &str,
+        value: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let id = self.program_id(name)?;
+        let tx = self.db.begin()?;
+        let text: String = tx.query_row(
+            "SELECT policy_json FROM programs WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let mut policy: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("program {name:?} policy: {e}")))?;
+        if policy.is_null() {
+            policy = serde_json::json!({});
+        }
+        let map = policy.as_object_mut().ok_or_else(|| {
+            StoreError::Corrupt(format!("program {name:?} policy is not an object"))
+        })?;
+        match value {
+            Some(v) => map.insert(key.to_string(), v),
+            None => map.remove(key),
+        };
+        tx.execute(
+            "UPDATE programs SET policy_json = ?2 WHERE id = ?1",
+            params![id, policy.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn set_program_weight(&mut self, name: &str, weight: f64) -> Result<()> {
         let id = self.program_id(name)?;
         self.db.execute(

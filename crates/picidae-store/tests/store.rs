@@ -92,6 +92,7 @@ fn decision_advances_frontier_atomically_and_runs_finish_once(t: &TestStore) {
             primary_value: Some(0.5),
             note: None,
             advance_frontier: true,
+            judged_against: None,
         },
     )
     .unwrap();
@@ -138,6 +139,7 @@ fn failed_decide_rolls_back_the_run_result(t: &TestStore) {
                 primary_value: Some(1.0),
                 note: None,
                 advance_frontier: true,
+                judged_against: None,
             },
         )
         .unwrap_err();
@@ -283,6 +285,7 @@ fn findings_evidence_and_spend(t: &TestStore) {
             primary_value: Some(0.5),
             note: None,
             advance_frontier: true,
+            judged_against: None,
         },
     )
     .unwrap();
@@ -313,6 +316,7 @@ fn findings_evidence_and_spend(t: &TestStore) {
             primary_value: Some(0.4),
             note: None,
             advance_frontier: true,
+            judged_against: None,
         },
     )
     .unwrap();
@@ -424,6 +428,7 @@ fn deleting_a_program_removes_its_rows_only(t: &TestStore) {
             primary_value: Some(0.5),
             note: None,
             advance_frontier: true,
+            judged_against: None,
         },
     )
     .unwrap();

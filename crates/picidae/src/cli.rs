@@ -264,11 +264,14 @@ pub(crate) enum ProgramCmd {
     Pause { name: String },
     /// Resume a paused program.
     Resume { name: String },
-    /// Change a program's fair-share weight or run budget while it runs.
+    /// Change a program's fair-share weight, concurrency or budgets while it runs.
     Set {
         name: String,
         #[arg(long)]
         weight: Option<f64>,
+        /// Attempts of the program in flight at once.
+        #[arg(long)]
+        concurrency: Option<u32>,
         /// No new attempt starts once the program has used this many runs.
         #[arg(long)]
         max_runs: Option<i64>,
@@ -346,6 +349,10 @@ pub(crate) struct CreateArgs {
     /// False-discovery rate for findings (Benjamini–Hochberg q threshold).
     #[arg(long)]
     pub(crate) alpha: Option<f64>,
+    /// Attempts of the program in flight at once (overrides the contract's policy; each run
+    /// still holds its own slot).
+    #[arg(long)]
+    pub(crate) concurrency: Option<u32>,
 }
 
 #[derive(Subcommand)]

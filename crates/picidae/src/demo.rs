@@ -57,6 +57,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             baseline_seeds: None,
             min_improvement: None,
             alpha: None,
+            concurrency: None,
         },
     )?;
     println!(

@@ -129,6 +129,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     baseline_seeds: args.baseline_seeds,
                     min_improvement: args.min_improvement,
                     alpha: args.alpha,
+                    concurrency: args.concurrency,
                 },
             )?;
             project
@@ -158,6 +159,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Program(ProgramCmd::Set {
             name,
             weight,
+            concurrency,
             max_runs,
             no_max_runs,
             cost,
@@ -165,7 +167,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             serve::set(
                 &mut open_project(&cli.project)?,
                 &name,
-                weight,
+                (weight, concurrency),
                 (max_runs, no_max_runs),
                 &cost,
             )?;

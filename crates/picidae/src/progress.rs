@@ -158,6 +158,12 @@ pub fn print_summary(s: &LoopSummary, metric: &str) {
         "{} attempts: {} kept, {} discarded, {} rejected, {} failed",
         s.attempts, s.kept, s.discarded, s.rejected, s.failed
     );
+    if s.merged > 0 {
+        println!(
+            "{} merged: won on a frontier that moved while they ran, carried onto the new one",
+            s.merged
+        );
+    }
     if let (Some(b), Some(f)) = (s.baseline, s.frontier) {
         let rel = if b != 0.0 {
             format!(" ({:+.2}%)", (f - b) / b.abs() * 100.0)

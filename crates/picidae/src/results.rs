@@ -392,7 +392,8 @@ pub fn export_tsv(
         let a = r.attempt;
         let status = match a.status {
             AttemptStatus::Kept => TsvStatus::Keep,
-            AttemptStatus::Discarded => TsvStatus::Discard,
+            // Merged: the branch did not move to it; its merge candidate has its own row.
+            AttemptStatus::Discarded | AttemptStatus::Merged => TsvStatus::Discard,
             AttemptStatus::Failed if r.runs > 0 => TsvStatus::Crash,
             _ => continue,
         };

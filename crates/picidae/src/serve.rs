@@ -329,10 +329,13 @@ impl CapacityArgs {
 pub fn set(
     project: &mut Project,
     program: &str,
-    weight: Option<f64>,
+    (weight, concurrency): (Option<f64>, Option<u32>),
     (max_runs, no_max_runs): (Option<i64>, bool),
     cost: &CostBudgetArgs,
 ) -> Result<()> {
+    if let Some(n) = concurrency {
+        picidae_sched::check_concurrency(n).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    }
     if let Some(w) = weight {
         anyhow::ensure!(
             w.is_finite() && w > 0.0,
@@ -372,6 +375,12 @@ pub fn set(
                 &serde_json::json!({ "weight": w }),
             )?;
         }
+        if let Some(n) = concurrency {
+            c.post(
+                &format!("/api/programs/{seg}/concurrency"),
+                &serde_json::json!({ "concurrency": n }),
+            )?;
+        }
         let mut body = serde_json::Map::new();
         if let Some(m) = max_runs {
             body.insert("max_runs".into(), serde_json::json!(m));
@@ -396,6 +405,11 @@ pub fn set(
         if let Some(w) = weight {
             project.store.set_program_weight(program, w)?;
         }
+        if let Some(n) = concurrency {
+            project
+                .store
+                .set_program_policy(program, "concurrency", Some(n.into()))?;
+        }
         if let Some(m) = max_runs {
             project.store.set_program_max_runs(program, m)?;
         }
@@ -410,10 +424,15 @@ pub fn set(
             .unwrap_or_else(|| "none".into())
     };
     println!(
-        "{}: {}, weight {}, run budget {} ({} used), GPU-hour budget {} ({:.3} used), money budget {} (${:.2} used at ${}/GPU-hour, agents ${:.2}, {} tokens)",
+        "{}: {}, weight {}, concurrency {}, run budget {} ({} used), GPU-hour budget {} ({:.3} used), money budget {} (${:.2} used at ${}/GPU-hour, agents ${:.2}, {} tokens)",
         p.name,
         p.status,
         p.weight,
+        p.policy
+            .get("concurrency")
+            .and_then(|v| v.as_u64())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "the contract's".into()),
         p.max_runs
             .map(|m| m.to_string())
             .unwrap_or_else(|| "none".into()),

@@ -52,6 +52,19 @@ fn queue_agent(env: &Env, turns: &[&str]) -> String {
     format!("sh {}", script.display())
 }
 
+/// The attempt that carries `original`'s change onto a newer frontier.
+fn replay_of(
+    all: &[picidae_store::Attempt],
+    original: &picidae_store::Attempt,
+) -> picidae_store::Attempt {
+    let found: Vec<_> = all
+        .iter()
+        .filter(|x| x.replay_of == Some(original.id))
+        .collect();
+    assert_eq!(found.len(), 1, "one replay of #{}: {all:#?}", original.seq);
+    found[0].clone()
+}
+
 fn attempts(env: &Env) -> Vec<picidae_store::Attempt> {
     common::attempts(&env.store(), "p")
 }
@@ -74,13 +87,16 @@ fn a_stale_attempt_is_replayed_onto_the_new_frontier_and_gains_stack() {
         stale.parent_commit, first.parent_commit,
         "built on the old frontier"
     );
+    // The replay is linked to #3 (its seq depends on whether the agent's next turn came first).
+    let replay = replay_of(&a, &stale);
     let note = stale.note.clone().unwrap_or_default();
     assert!(
-        note.contains("stale") && note.contains("replayed onto the frontier as #4"),
+        note.contains("stale")
+            && note.contains(&format!("replayed onto the frontier as #{}", replay.seq)),
         "{note}"
     );
-    // #4 carries #3's change on top of #2's, runs there, and is kept: both gains stand.
-    let replay = by_seq(4);
+    // The replay carries #3's change on top of #2's, runs there, and is kept: both gains
+    // stand.
     assert_eq!(replay.proposer, "replay");
     assert_eq!(replay.parent_commit, first.commit.clone().unwrap());
     assert!(
@@ -119,7 +135,7 @@ fn a_stale_attempt_that_conflicts_is_rejected_naming_its_files() {
     let by_seq = |seq: i64| a.iter().find(|x| x.seq == seq).unwrap().clone();
     assert_eq!(by_seq(2).status, AttemptStatus::Kept, "{a:#?}\n{out}");
     assert_eq!(by_seq(3).status, AttemptStatus::Rejected, "{a:#?}\n{out}");
-    let replay = by_seq(4);
+    let replay = replay_of(&a, &by_seq(3));
     assert_eq!(replay.status, AttemptStatus::Rejected, "{a:#?}\n{out}");
     let note = replay.note.unwrap_or_default();
     assert!(

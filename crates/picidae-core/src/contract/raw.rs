@@ -113,6 +113,7 @@ pub(super) struct RawPolicy {
     pub(super) alpha: Option<Spanned<f64>>,
     pub(super) confidence: Option<Spanned<f64>>,
     pub(super) noise_factor: Option<Spanned<f64>>,
+    pub(super) concurrency: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

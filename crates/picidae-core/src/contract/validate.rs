@@ -556,6 +556,7 @@ pub(super) fn validate(
                     "policy.baseline_seeds",
                     &mut pol.baseline_seeds,
                 ),
+                (&p.concurrency, "policy.concurrency", &mut pol.concurrency),
             ] {
                 if let Some(s) = v {
                     if *s.get_ref() < 1 || *s.get_ref() > 1000 {

@@ -123,7 +123,10 @@ impl Checker<'_> {
             if !matches!(kind, AttemptKind::Explore | AttemptKind::Baseline)
                 || !matches!(
                     status,
-                    AttemptStatus::Kept | AttemptStatus::Discarded | AttemptStatus::Failed
+                    AttemptStatus::Kept
+                        | AttemptStatus::Discarded
+                        | AttemptStatus::Failed
+                        | AttemptStatus::Merged
                 )
             {
                 continue;

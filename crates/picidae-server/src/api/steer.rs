@@ -92,6 +92,37 @@ pub(crate) async fn set_weight(
     .await
 }
 
+/// Set how many attempts of a program are in flight at once (its loop reads it between
+/// steps: raising it starts more at once, lowering it starts none until fewer run).
+#[utoipa::path(post, path = "/api/programs/{name}/concurrency", tag = "steering",
+    params(("name" = String, Path, description = "The program's name")),
+    request_body(content = ConcurrencyBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 200, body = ProgramSummary), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub(crate) async fn set_concurrency(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Json<ConcurrencyBody>, JsonRejection>,
+) -> ApiResult<ProgramSummary> {
+    steer(ctx, headers, name, move |store, name| {
+        let Json(body) = body?;
+        let value = match body.concurrency {
+            Some(n) => Some(
+                picidae_sched::check_concurrency(n)
+                    .map_err(|e| ApiError::bad_request(format!("concurrency: {e}")))?
+                    .into(),
+            ),
+            None => None,
+        };
+        let p = program(store, name)?;
+        Ok(store.set_program_policy(&p.name, "concurrency", value)?)
+    })
+    .await
+}
+
 /// Set (or, with `null`, clear) a program's run, GPU-hour and money budgets.
 #[utoipa::path(post, path = "/api/programs/{name}/budget", tag = "steering",
     params(("name" = String, Path, description = "The program's name")),

@@ -14,6 +14,10 @@ pub struct ProgramSummary {
     pub paused_reason: Option<String>,
     /// Fair-share weight among programs competing for slots.
     pub weight: f64,
+    /// Attempts in flight at once, as set for this program (`null`: the contract's
+    /// `[policy] concurrency`, 1 by default).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
     /// Run budget (`null`: none).
     pub max_runs: Option<i64>,
     /// GPU-hour budget (`null`: none).
@@ -332,6 +336,15 @@ pub struct WeightBody {
     pub weight: f64,
 }
 
+/// Body of `POST /api/programs/{name}/concurrency`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyBody {
+    /// Attempts of the program in flight at once (1 to 1000); `null` goes back to the
+    /// contract's policy.
+    pub concurrency: Option<u32>,
+}
+
 /// Body of `POST /api/programs/{name}/budget`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BudgetBody {
@@ -378,6 +391,11 @@ pub(crate) fn summary(
         status: p.status.to_string(),
         paused_reason: p.paused_reason.clone(),
         weight: p.weight,
+        concurrency: p
+            .policy
+            .get("concurrency")
+            .and_then(|v| v.as_u64())
+            .map(|n| n as u32),
         max_runs: p.max_runs,
         max_gpu_hours: p.max_gpu_hours,
         max_usd: p.max_usd,

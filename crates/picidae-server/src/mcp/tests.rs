@@ -113,6 +113,7 @@ fn fixture() -> Fixture {
                 primary_value: Some(10.0),
                 note: None,
                 advance_frontier: true,
+                judged_against: None,
             },
         )
         .unwrap();
@@ -181,6 +182,7 @@ fn fixture() -> Fixture {
                 primary_value: Some(9.033333),
                 note: Some(format!("finding {} refuted: {reason}", f.id)),
                 advance_frontier: false,
+                judged_against: None,
             },
         )
         .unwrap();

@@ -1,0 +1,399 @@
+//! Many attempts of one program in flight: the driver of `concurrency = N` (and of a proposal
+//! pipeline). An eighth `impl Runner` block.
+//!
+//! Three kinds of thread, one job each:
+//! - the **proposer** keeps the queue filled: while fewer than `concurrency + pipeline`
+//!   attempts are queued or running, it asks the agent for the next one on the frontier of the
+//!   moment, its history (and the duplicate gate) covering what is in flight;
+//! - a **worker** per attempt in flight runs its seeds (each run holding its own slot and
+//!   resources) and decides it against the frontier it was built on; a winner whose frontier
+//!   moved meanwhile becomes a merge candidate (`merge.rs`);
+//! - the **driver** (this thread) starts queued attempts while slots of the program are free:
+//!   a queued attempt gone stale is replayed onto the frontier first (`replay.rs`), and each
+//!   start is admitted against the budgets with what attempts in flight may still spend
+//!   (`admission.rs`). A pause or a spent budget stops new starts at once; a stop lets the
+//!   attempts in flight finish; a cancel kills their runs and leaves them to be resumed.
+//!
+//! Everything a thread learns goes through the store; the driver hears of decisions through a
+//! channel, so its loop waits on messages instead of polling.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use picidae_agent::Agent;
+use picidae_core::{AttemptStatus, ProgramStatus};
+use picidae_store::Attempt;
+
+use crate::admission::{admit, InFlight, Limits, Usage};
+use crate::program::effective_policy;
+use crate::runner::{Events, Finish, LoopEvent, LoopOptions, LoopSummary, Proposed, Runner};
+use crate::{Project, SchedError};
+
+/// How long the driver waits for a message before looking at the store again (steering:
+/// a raised concurrency, a pause, a resume).
+const IDLE: Duration = Duration::from_millis(25);
+
+enum Msg {
+    /// An event of the proposer (`counted`: an attempt it decided without a run) or a worker.
+    Event { event: LoopEvent, counted: bool },
+    /// A worker's attempt came to this.
+    Done {
+        attempt_id: i64,
+        result: Result<Finish, SchedError>,
+    },
+    /// The proposer stopped, saying why when it was not told to.
+    ProposerDone(Result<Option<String>, SchedError>),
+}
+
+impl Runner<'_> {
+    /// Run the loop with several attempts in flight (see the module docs) until
+    /// `opts.max_attempts` are decided, the agent is exhausted, or a stop.
+    pub(crate) fn run_concurrent(
+        &mut self,
+        agent: &mut dyn Agent,
+        opts: &LoopOptions,
+        events: Events<'_>,
+        summary: &mut LoopSummary,
+        runs_at_start: i64,
+    ) -> Result<(), SchedError> {
+        let halt = AtomicBool::new(false);
+        let (tx, rx) = channel::<Msg>();
+        let root = self.project.root().to_path_buf();
+        let name = self.program.name.clone();
+        std::thread::scope(|scope| -> Result<(), SchedError> {
+            let (ptx, halt_ref, root_ref) = (tx.clone(), &halt, &root);
+            scope.spawn(move || {
+                let r = propose_loop(root_ref, &name, agent, opts, halt_ref, &ptx);
+                let _ = ptx.send(Msg::ProposerDone(r));
+            });
+            let mut running: HashMap<i64, u32> = HashMap::new();
+            let mut proposer: Option<Result<Option<String>, SchedError>> = None;
+            let mut failure: Option<SchedError> = None;
+            let mut wait = Duration::ZERO;
+            loop {
+                // Messages first: decisions free slots and may move the frontier.
+                while let Some(msg) = next_msg(&rx, wait) {
+                    wait = Duration::ZERO;
+                    match msg {
+                        Msg::Event { event, counted } => {
+                            if let (true, LoopEvent::Rejected { status, .. }) = (counted, &event) {
+                                summary.count(*status);
+                            }
+                            events(&event);
+                        }
+                        Msg::Done { attempt_id, result } => {
+                            running.remove(&attempt_id);
+                            match result {
+                                Ok(f) => {
+                                    if let Finish::Interrupted = f {
+                                        summary.stopped = Some("cancelled".into());
+                                    }
+                                    summary.finish(&f);
+                                }
+                                Err(e) => {
+                                    failure.get_or_insert(e);
+                                }
+                            }
+                        }
+                        Msg::ProposerDone(r) => proposer = Some(r),
+                    }
+                }
+                wait = IDLE;
+                let stop = if failure.is_some() {
+                    Some(String::new())
+                } else if opts.cancel.load(Ordering::SeqCst) {
+                    Some("cancelled".to_string())
+                } else if opts
+                    .max_attempts
+                    .is_some_and(|m| summary.attempts + running.len() as u64 >= m)
+                {
+                    Some(String::new())
+                } else {
+                    self.start_blocker(opts)?
+                };
+                if let Some(why) = stop {
+                    // No new starts: the proposer stops, the attempts in flight finish (or,
+                    // cancelled, are interrupted), then the loop ends.
+                    halt.store(true, Ordering::SeqCst);
+                    if running.is_empty() {
+                        if !why.is_empty() {
+                            summary.stopped.get_or_insert(why);
+                        }
+                        break;
+                    }
+                    continue;
+                }
+                let start = Start {
+                    opts,
+                    running: &running,
+                    runs_at_start,
+                };
+                match self.dispatch(&start, events, summary)? {
+                    Dispatch::Started(attempt, need) => {
+                        running.insert(attempt.id, need);
+                        let work = self.worker_job(attempt, opts);
+                        let wtx = tx.clone();
+                        let root = &root;
+                        scope.spawn(move || work.run(root, &wtx));
+                        wait = Duration::ZERO;
+                    }
+                    Dispatch::Again => wait = Duration::ZERO,
+                    Dispatch::Idle => {
+                        let exhausted = proposer.is_some()
+                            && self.project.store.queued_attempts(self.program.id)?.1 == 0;
+                        if exhausted && running.is_empty() {
+                            break;
+                        }
+                    }
+                    Dispatch::Refused(why) => {
+                        if running.is_empty() {
+                            halt.store(true, Ordering::SeqCst);
+                            summary.stopped.get_or_insert(why);
+                            break;
+                        }
+                    }
+                }
+            }
+            halt.store(true, Ordering::SeqCst);
+            drop(tx);
+            // The proposer ends its turn and says why it stopped.
+            for msg in rx.iter() {
+                match msg {
+                    Msg::Event { event, counted } => {
+                        if let (true, LoopEvent::Rejected { status, .. }) = (counted, &event) {
+                            summary.count(*status);
+                        }
+                        events(&event);
+                    }
+                    Msg::ProposerDone(r) => proposer = Some(r),
+                    Msg::Done { result, .. } => match result {
+                        Ok(f) => summary.finish(&f),
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                        }
+                    },
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if let Some(Some(why)) = proposer.transpose()? {
+                if summary.stopped.is_none() || summary.stopped.as_deref() == Some("paused") {
+                    summary.stopped = Some(why);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Why no new attempt may start now, budgets aside (those are admission's): a pause or a
+    /// stop request. Steering is read from the store.
+    fn start_blocker(&mut self, opts: &LoopOptions) -> Result<Option<String>, SchedError> {
+        if opts.stop.load(Ordering::SeqCst) {
+            return Ok(Some("stop requested".into()));
+        }
+        self.program = self.project.store.program_by_id(self.program.id)?;
+        if self.program.status == ProgramStatus::Paused {
+            return Ok(Some("paused".into()));
+        }
+        Ok(None)
+    }
+
+    /// Start the next queued attempt if the program has a free slot and the budgets admit it.
+    fn dispatch(
+        &mut self,
+        start: &Start<'_>,
+        events: Events<'_>,
+        summary: &mut LoopSummary,
+    ) -> Result<Dispatch, SchedError> {
+        let concurrency = effective_policy(&self.contract, &self.program.policy).concurrency;
+        if start.running.len() >= concurrency.max(1) as usize {
+            return Ok(Dispatch::Idle);
+        }
+        let (next, _) = self.project.store.queued_attempts(self.program.id)?;
+        let Some(attempt) = next else {
+            return Ok(Dispatch::Idle);
+        };
+        if let Some(replay) = self.replay_if_stale(&attempt, events)? {
+            // The stale one is rejected; its replay is queued or was decided at once.
+            summary.count(AttemptStatus::Rejected);
+            if let Proposed::Decided(status) = replay {
+                summary.count(status);
+            }
+            return Ok(Dispatch::Again);
+        }
+        let need = if self.policy.verifies() {
+            self.policy.seeds
+        } else {
+            1
+        };
+        if let Err(why) = self.admit(start, need)? {
+            return Ok(Dispatch::Refused(why));
+        }
+        self.project.store.start_attempt(attempt.id)?;
+        Ok(Dispatch::Started(Box::new(attempt), need))
+    }
+
+    /// Admission of one more attempt needing `need` runs (`admission.rs`).
+    fn admit(&self, start: &Start<'_>, need: u32) -> Result<Result<(), String>, SchedError> {
+        let store = &self.project.store;
+        let spent = store.program_spend(self.program.id)?;
+        let usage = Usage {
+            runs: store.run_count(Some(self.program.id))?,
+            runs_at_start: start.runs_at_start,
+            gpu_hours: spent.gpu_hours,
+            usd: spent.usd,
+        };
+        let mut in_flight = Vec::with_capacity(start.running.len());
+        for (&id, &need) in start.running {
+            let runs = store.runs_of_attempt(id)?;
+            let finished = runs.iter().filter(|r| r.status.is_terminal()).count();
+            in_flight.push(InFlight {
+                need,
+                started: runs.len() as u32,
+                finished: finished as u32,
+            });
+        }
+        let limits = Limits {
+            invocation_runs: start.opts.max_runs,
+            program_runs: self.program.max_runs,
+            gpu_hours: self.program.max_gpu_hours,
+            usd: self.program.max_usd,
+            gpu_hour_usd: self.program.gpu_hour_usd,
+        };
+        let run = &self.contract.run;
+        let worst =
+            (run.timeout + run.grace).as_secs_f64() / 3600.0 * f64::from(run.resources.gpus);
+        Ok(admit(&limits, &usage, &in_flight, need, worst))
+    }
+}
+
+/// What the driver passes to [`Runner::dispatch`].
+struct Start<'a> {
+    opts: &'a LoopOptions,
+    /// The attempts in flight, with the runs each was admitted with.
+    running: &'a HashMap<i64, u32>,
+    runs_at_start: i64,
+}
+
+/// What [`Runner::dispatch`] did.
+enum Dispatch {
+    /// This attempt (admitted with this many runs) is to start.
+    Started(Box<Attempt>, u32),
+    /// A stale attempt was replayed: look again at once.
+    Again,
+    /// No free slot, or nothing queued.
+    Idle,
+    /// The budgets do not admit the next attempt (why).
+    Refused(String),
+}
+
+fn next_msg(rx: &std::sync::mpsc::Receiver<Msg>, wait: Duration) -> Option<Msg> {
+    if wait.is_zero() {
+        return rx.try_recv().ok();
+    }
+    match rx.recv_timeout(wait) {
+        Ok(m) => Some(m),
+        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+    }
+}
+
+/// The proposer thread: keep `concurrency + pipeline` attempts queued or running, each
+/// proposed on the frontier of its time with a history that shows what is in flight.
+fn propose_loop(
+    root: &std::path::Path,
+    name: &str,
+    agent: &mut dyn Agent,
+    opts: &LoopOptions,
+    halt: &AtomicBool,
+    tx: &Sender<Msg>,
+) -> Result<Option<String>, SchedError> {
+    let stopping = || {
+        halt.load(Ordering::SeqCst)
+            || opts.stop.load(Ordering::SeqCst)
+            || opts.cancel.load(Ordering::SeqCst)
+    };
+    let mut project = Project::open(root)?;
+    let mut p = Runner::open(&mut project, name, false)?;
+    let pid = p.program.id;
+    let mut made = 0u64;
+    let mut send = |e: &LoopEvent| {
+        let counted = matches!(e, LoopEvent::Rejected { .. });
+        let _ = tx.send(Msg::Event {
+            event: e.clone(),
+            counted,
+        });
+    };
+    loop {
+        if stopping() || opts.max_attempts.is_some_and(|m| made >= m) {
+            return Ok(None);
+        }
+        p.program = p.project.store.program_by_id(pid)?;
+        let policy = effective_policy(&p.contract, &p.program.policy);
+        let target = policy.concurrency.max(1) as usize + opts.pipeline;
+        let in_flight = p.project.store.undecided_attempts(pid)?.len();
+        if in_flight >= target || p.program.status == ProgramStatus::Paused {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        // A fresh view: decisions made by the workers, and what is in flight now.
+        p.load_history()?;
+        match p.propose(agent, &mut send)? {
+            Proposed::Exhausted => return Ok(Some("the agent has nothing more to propose".into())),
+            Proposed::Ready(_) => made += 1,
+            Proposed::Decided(_) => {
+                made += 1;
+                if let Some(why) = p.paused_because.take() {
+                    return Ok(Some(why));
+                }
+                p.wait_after_agent_failure(&stopping);
+                // Rejected or a duplicate: the agent saw the same frontier and queue it will
+                // see now. Wait for one of them to change before asking again, rather than
+                // flooding the store.
+                let frontier = p.frontier_commit();
+                let before = in_flight;
+                loop {
+                    if stopping() {
+                        return Ok(None);
+                    }
+                    let now = p.project.store.program_by_id(pid)?;
+                    let in_flight = p.project.store.undecided_attempts(pid)?.len();
+                    if now.frontier_commit.as_deref() != Some(frontier.as_str())
+                        || in_flight < before
+                        || in_flight == 0
+                    {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+/// One attempt to run on a worker thread, with what its runner needs.
+pub(crate) struct WorkerJob {
+    pub(crate) parts: crate::runner::RunnerParts,
+    pub(crate) attempt: Attempt,
+    pub(crate) opts: LoopOptions,
+}
+
+impl WorkerJob {
+    fn run(self, root: &std::path::Path, tx: &Sender<Msg>) {
+        let attempt_id = self.attempt.id;
+        let result = (|| {
+            let mut project = Project::open(root)?;
+            let mut w = Runner::from_parts(&mut project, self.parts)?;
+            let mut send = |e: &LoopEvent| {
+                let _ = tx.send(Msg::Event {
+                    event: e.clone(),
+                    counted: false,
+                });
+            };
+            w.run_attempt(&self.attempt, &self.opts, &mut send)
+        })();
+        let _ = tx.send(Msg::Done { attempt_id, result });
+    }
+}

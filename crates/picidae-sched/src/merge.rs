@@ -1,0 +1,138 @@
+//! Recording a decision, and what happens to a winner whose frontier moved while it ran: a
+//! seventh `impl Runner` block.
+//!
+//! Every decision of an attempt that ran is recorded here ([`Runner::settle`]). A winner
+//! advances the frontier only from the frontier it was judged against (the store refuses
+//! otherwise, in the same transaction: `StoreError::FrontierMoved`). With several attempts in
+//! flight, another may have been kept meanwhile; the winner is then not thrown away. It is
+//! recorded as `merged`, and its change is three-way merged onto the new frontier as a **merge
+//! candidate** (a replay, `replay.rs`, linked to it by `replay_of`), which is queued and judged
+//! there like any candidate. Gains found in parallel stack, as kept changes do in series; a
+//! change that conflicts with the new frontier is recorded as a rejected merge candidate naming
+//! the conflicting files, which the next agent turn sees in its history.
+
+use picidae_core::domain::FindingState;
+use picidae_core::AttemptStatus;
+use picidae_store::{Attempt, Decision, Evidence, StoreError};
+
+use crate::replay::ReplayOf;
+use crate::runner::{one_line, Events, Finish, LoopEvent, Proposed, Runner};
+use crate::SchedError;
+
+/// The proposer recorded on a merge candidate.
+pub const MERGE_PROPOSER: &str = "merge";
+
+/// How a verified candidate's finding concludes, recorded with its attempt's decision.
+pub(crate) struct Conclusion {
+    pub finding_id: i64,
+    pub state: FindingState,
+    pub evidence: Evidence,
+    pub reason: String,
+}
+
+impl Runner<'_> {
+    /// Record `d` for `attempt` (with its finding's conclusion, if verified), then update the
+    /// frontier ref, the history and `events`. A winner whose frontier moved meanwhile becomes
+    /// a merge candidate (see the module docs).
+    pub(crate) fn settle(
+        &mut self,
+        attempt: &Attempt,
+        d: Decision,
+        conclusion: Option<Conclusion>,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        match self.store_decision(attempt, &d, conclusion.as_ref(), events) {
+            Err(SchedError::Store(StoreError::FrontierMoved { .. })) if d.advance_frontier => {
+                self.merge_winner(attempt, d, conclusion, events)
+            }
+            Err(e) => Err(e),
+            Ok(()) => self.after_decision(attempt, d, events),
+        }
+    }
+
+    fn store_decision(
+        &mut self,
+        attempt: &Attempt,
+        d: &Decision,
+        conclusion: Option<&Conclusion>,
+        events: Events<'_>,
+    ) -> Result<(), SchedError> {
+        let Some(c) = conclusion else {
+            return Ok(self.project.store.decide_attempt(attempt.id, d)?);
+        };
+        self.project.store.conclude_finding(
+            c.finding_id,
+            c.state,
+            &c.evidence,
+            &c.reason,
+            attempt.id,
+            d,
+        )?;
+        events(&LoopEvent::Judged {
+            seq: attempt.seq,
+            finding_id: c.finding_id,
+            state: c.state,
+            reason: c.reason.clone(),
+        });
+        Ok(())
+    }
+
+    /// `attempt` beat the frontier it was judged against, which is no longer the frontier:
+    /// record it as merged and queue its change, merged onto the new frontier, as a new
+    /// attempt. A run that breached its containment is rejected instead, and nothing merges.
+    fn merge_winner(
+        &mut self,
+        attempt: &Attempt,
+        won: Decision,
+        conclusion: Option<Conclusion>,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        self.program = self.project.store.program_by_id(self.program.id)?;
+        if self.flag_sandbox_violation(attempt)? {
+            let a = self.project.store.attempt(attempt.id)?;
+            events(&LoopEvent::Rejected {
+                seq: a.seq,
+                status: AttemptStatus::Rejected,
+                reason: a.note.unwrap_or_default(),
+            });
+            return Ok(Finish::Decided(AttemptStatus::Rejected));
+        }
+        let of = ReplayOf {
+            original: attempt,
+            hypothesis: format!(
+                "merge of #{}: {}",
+                attempt.seq,
+                one_line(&attempt.hypothesis)
+            ),
+            why: format!(
+                "merge of #{} (it won on a frontier that moved while it ran)",
+                attempt.seq
+            ),
+            verify_all_seeds: false,
+        };
+        let candidate = self.insert_replay(&of, MERGE_PROPOSER)?;
+        let merged = format!(
+            "won on its frontier, which another attempt replaced while it ran: merged onto the \
+             new frontier as #{}",
+            candidate.seq
+        );
+        let d = Decision {
+            status: AttemptStatus::Merged,
+            primary_value: won.primary_value,
+            note: Some(match &won.note {
+                Some(n) => format!("{n}; {merged}"),
+                None => merged,
+            }),
+            advance_frontier: false,
+            judged_against: None,
+        };
+        self.store_decision(attempt, &d, conclusion.as_ref(), events)?;
+        let finish = self.after_decision(attempt, d, events)?;
+        let candidate_decided = match self.replay_into(&candidate, &of, events)? {
+            Proposed::Decided(status) => Some(status),
+            _ => None,
+        };
+        debug_assert!(matches!(finish, Finish::Decided(AttemptStatus::Merged)));
+        Ok(Finish::Merged(candidate_decided))
+    }
+}
