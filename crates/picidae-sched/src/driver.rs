@@ -107,7 +107,7 @@ impl Runner<'_> {
                     Some("cancelled".to_string())
                 } else if opts
                     .max_attempts
-                    .is_some_and(|m| summary.attempts + running.len() as u64 >= m)
+                    .is_some_and(|m| summary.decided() + running.len() as u64 >= m)
                 {
                     Some(String::new())
                 } else {

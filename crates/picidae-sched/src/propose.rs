@@ -30,6 +30,16 @@ impl Runner<'_> {
         opts: &LoopOptions,
         events: Events<'_>,
     ) -> Result<Option<Finish>, SchedError> {
+        // A merge candidate (the frontier moved while its attempt ran) comes first.
+        let (queued, _) = self.project.store.queued_attempts(self.program.id)?;
+        if let Some(a) = queued {
+            return Ok(Some(match self.replay_if_stale(&a, events)? {
+                None => self.run_attempt(&a, opts, events)?,
+                Some(Proposed::Ready(replay)) => self.run_attempt(&replay, opts, events)?,
+                Some(Proposed::Decided(status)) => Finish::Decided(status),
+                Some(Proposed::Exhausted) => Finish::Decided(AttemptStatus::Rejected),
+            }));
+        }
         Ok(match self.propose(agent, events)? {
             Proposed::Exhausted => None,
             Proposed::Decided(status) => {

@@ -174,6 +174,11 @@ pub(crate) struct SeedResult {
 }
 
 impl LoopSummary {
+    /// Attempts decided for good: a merged one waits for its merge candidate's verdict.
+    pub(crate) fn decided(&self) -> u64 {
+        self.attempts - self.merged
+    }
+
     /// Count what an attempt that ran came to.
     pub(crate) fn finish(&mut self, f: &Finish) {
         match f {
@@ -496,7 +501,7 @@ impl<'p> Runner<'p> {
         }
         loop {
             if let Some(max) = opts.max_attempts {
-                if summary.attempts >= max {
+                if summary.decided() >= max {
                     break;
                 }
             }
@@ -761,7 +766,28 @@ impl<'p> Runner<'p> {
                 }
             }
         }
-        self.run_attempt(attempt, opts, events)
+        // One that was running is judged against the frontier it was built on; a win there
+        // is merged onto the frontier of now (`merge.rs`).
+        self.program = self.program_as_built(attempt)?;
+        let finish = self.run_attempt(attempt, opts, events);
+        self.program = self.project.store.program_by_id(self.program.id)?;
+        finish
+    }
+
+    /// The program as it was when `attempt` was built: its frontier the attempt's parent (as
+    /// the frontier history has it), where that is no longer the frontier.
+    fn program_as_built(&self, attempt: &Attempt) -> Result<Program, SchedError> {
+        let mut p = self.program.clone();
+        if attempt.kind != AttemptKind::Explore || attempt.parent_commit == self.frontier_commit() {
+            return Ok(p);
+        }
+        let history = self.project.store.frontier_history(p.id)?;
+        if let Some(m) = history.iter().rev().find(|m| m.commit == attempt.parent_commit) {
+            p.frontier_attempt_id = Some(m.attempt_id);
+            p.frontier_commit = Some(m.commit.clone());
+            p.frontier_value = Some(m.value);
+        }
+        Ok(p)
     }
 
     pub(crate) fn push_history(&mut self, attempt_id: i64) -> Result<(), SchedError> {

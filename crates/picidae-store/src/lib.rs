@@ -421,6 +421,16 @@ impl Store {
         Ok(attempt)
     }
 
+    /// The attempts that carry attempt `id`'s change onto a newer frontier (replays, retries,
+    /// merge candidates), oldest first.
+    pub fn replays_of(&self, id: i64) -> Result<Vec<Attempt>> {
+        Ok(self.db.query_map(
+            &format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE replay_of = ?1 ORDER BY seq"),
+            [id],
+            attempt_from_row,
+        )?)
+    }
+
     /// Record that attempt `id` carries the change of attempt `of` onto a newer frontier.
     pub fn set_attempt_replay_of(&mut self, id: i64, of: i64) -> Result<()> {
         let n = self.db.execute(

@@ -294,6 +294,16 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
     println!("hypothesis: {}", a.hypothesis);
     println!("proposer:   {}", a.proposer);
     println!("parent:     {}", a.parent_commit);
+    if let Some(of) = a.replay_of {
+        let of = project.store.attempt(of)?;
+        println!(
+            "carries #{}'s change onto the frontier ({})",
+            of.seq, a.proposer
+        );
+    }
+    for r in project.store.replays_of(a.id)? {
+        println!("carried onto a newer frontier by #{} ({})", r.seq, r.status);
+    }
     println!("commit:     {}", a.commit.as_deref().unwrap_or("-"));
     println!("value:      {}", fmt_opt(a.primary_value));
     let runs = project.store.runs_of_attempt(a.id)?;
