@@ -426,6 +426,7 @@ impl Agent for CommandAgent {
             // The recent past only: the whole history would make every attempt's context
             // grow with the program (the memory answers questions about older attempts).
             "history": &ctx.history[ctx.history.len().saturating_sub(CONTEXT_HISTORY)..],
+            "in_flight": ctx.in_flight,
             "memory": ctx.memory,
             "followups": ctx.followups,
         });
@@ -625,6 +626,7 @@ mod tests {
             frontier_metrics: &[],
             frontier_params: None,
             history: &[],
+            in_flight: &[],
             attempt_seq: 1,
             attempt_dir: dir.path(),
             scratch: dir.path(),

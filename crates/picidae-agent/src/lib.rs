@@ -74,6 +74,21 @@ pub struct HistoryEntry {
     pub value: Option<f64>,
 }
 
+/// Another attempt of the program, queued or running while the agent works: so it does not
+/// propose the same idea again (the duplicate gate would refuse an exact repeat anyway).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InFlight {
+    pub seq: i64,
+    pub status: AttemptStatus,
+    pub hypothesis: String,
+    pub params: Option<Assignment>,
+    /// Its change as a unified diff, cut after [`IN_FLIGHT_DIFF_LINES`] lines.
+    pub diff: String,
+}
+
+/// The most lines of an in-flight attempt's diff an agent is shown.
+pub const IN_FLIGHT_DIFF_LINES: usize = 40;
+
 /// What an agent is given for one proposal.
 pub struct AgentContext<'a> {
     pub program: &'a str,
@@ -91,6 +106,8 @@ pub struct AgentContext<'a> {
     pub frontier_params: Option<&'a Assignment>,
     /// Earlier attempts of this program, oldest first.
     pub history: &'a [HistoryEntry],
+    /// Attempts of this program queued or running now (with `concurrency > 1` or a pipeline).
+    pub in_flight: &'a [InFlight],
     /// Sequence number the attempt will get.
     pub attempt_seq: i64,
     /// The attempt's own directory (`.picidae/attempts/<program>/<seq>/`), owned by the harness:

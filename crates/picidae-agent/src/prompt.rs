@@ -124,6 +124,27 @@ pub fn render_prompt(ctx: &AgentContext<'_>) -> String {
             );
         }
     }
+    if !ctx.in_flight.is_empty() {
+        p.push_str(
+            "\n## In flight now (other attempts on this program; do not propose these again)\n",
+        );
+        for f in ctx.in_flight {
+            let _ = writeln!(
+                p,
+                "- #{} [{}]: {}",
+                f.seq,
+                f.status,
+                one_line(&f.hypothesis)
+            );
+            if let Some(params) = f.params.as_ref().filter(|a| !a.is_empty()) {
+                let list: Vec<String> = params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                let _ = writeln!(p, "  parameters: {}", list.join(", "));
+            }
+            if !f.diff.trim().is_empty() {
+                let _ = writeln!(p, "  ```diff\n{}\n  ```", f.diff.trim_end());
+            }
+        }
+    }
     if !ctx.followups.is_empty() {
         p.push_str("\n## Ideas queued by a human (try these first)\n");
         for f in ctx.followups {
@@ -234,6 +255,7 @@ files = ["gold"]
             frontier_metrics: &metrics,
             frontier_params: Some(&params),
             history: &history,
+            in_flight: &[],
             attempt_seq: 26,
             attempt_dir: Path::new("/nonexistent"),
             scratch: Path::new("/nonexistent/scratch"),
@@ -312,6 +334,7 @@ files = ["gold"]
             frontier_metrics: &[],
             frontier_params: None,
             history: &[],
+            in_flight: &[],
             attempt_seq: 1,
             attempt_dir: Path::new("/nonexistent"),
             scratch: Path::new("/nonexistent/scratch"),

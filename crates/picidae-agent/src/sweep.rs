@@ -522,6 +522,7 @@ mod tests {
             frontier_metrics: &[],
             frontier_params: None,
             history: &[],
+            in_flight: &[],
             attempt_seq: 2,
             attempt_dir: workspace,
             scratch: workspace,

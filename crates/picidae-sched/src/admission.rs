@@ -75,9 +75,12 @@ pub fn admit(
     }
     if let Some(max) = limits.program_runs {
         if committed > max {
+            let reserved = match reserved_runs {
+                0 => String::new(),
+                n => format!(", {n} more reserved for attempts in flight"),
+            };
             return Err(format!(
-                "the program's run budget is spent ({} of {max} runs used, {reserved_runs} \
-                 reserved for attempts in flight)",
+                "the program's run budget is spent ({} of {max} runs{reserved})",
                 usage.runs
             ));
         }

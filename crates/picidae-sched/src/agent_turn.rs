@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use picidae_agent::{AgentContext, HistoryEntry};
+use picidae_agent::{AgentContext, HistoryEntry, InFlight, IN_FLIGHT_DIFF_LINES};
 use picidae_core::{Assignment, Contract, RunStatus};
 use picidae_store::{AttemptFilter, Program, Store};
 
@@ -76,11 +76,48 @@ pub(crate) fn frontier_metrics(
         .collect())
 }
 
+/// The program's attempts queued or running now, with the start of each one's diff, for the
+/// agent's turn (`except`: the attempt the turn is for).
+pub(crate) fn in_flight(
+    store: &Store,
+    repo: &picidae_git::Repo,
+    program: &Program,
+    except: Option<i64>,
+) -> Result<Vec<InFlight>, SchedError> {
+    let mut out = Vec::new();
+    for a in store.undecided_attempts(program.id)? {
+        if Some(a.id) == except || a.status == picidae_core::AttemptStatus::Proposed {
+            continue;
+        }
+        let diff = match &a.commit {
+            Some(c) if *c != a.parent_commit => repo.show_patch(c).unwrap_or_default(),
+            _ => String::new(),
+        };
+        let mut cut: String = diff
+            .lines()
+            .take(IN_FLIGHT_DIFF_LINES)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if diff.lines().count() > IN_FLIGHT_DIFF_LINES {
+            cut.push_str("\n[... diff cut]");
+        }
+        out.push(InFlight {
+            seq: a.seq,
+            status: a.status,
+            hypothesis: a.hypothesis.clone(),
+            params: a.params.and_then(|p| serde_json::from_value(p).ok()),
+            diff: cut,
+        });
+    }
+    Ok(out)
+}
+
 /// Everything a program's next agent turn would be given.
 pub struct NextTurn {
     pub program: Program,
     pub contract: Contract,
     pub history: Vec<HistoryEntry>,
+    pub in_flight: Vec<InFlight>,
     pub memory: String,
     pub followups: Vec<String>,
     pub frontier_params: Option<Assignment>,
@@ -107,6 +144,7 @@ impl NextTurn {
             frontier_metrics: &self.frontier_metrics,
             frontier_params: self.frontier_params.as_ref(),
             history: &self.history,
+            in_flight: &self.in_flight,
             attempt_seq: self.attempt_seq,
             attempt_dir: &self.attempt_dir,
             scratch: &self.scratch,
@@ -146,7 +184,9 @@ pub fn next_turn(
         Vec::new()
     };
     let attempt_seq = history.iter().map(|h| h.seq).max().unwrap_or(0) + 1;
+    let in_flight = in_flight(store, &repo, &program, None)?;
     Ok(NextTurn {
+        in_flight,
         memory: memory_brief(store, &program.name)?,
         frontier_params: frontier_params(store, &program, &contract)?,
         frontier_metrics: frontier_metrics(store, &program, &contract)?,

@@ -191,12 +191,14 @@ impl Runner<'_> {
     /// Why no new attempt may start now, budgets aside (those are admission's): a pause or a
     /// stop request. Steering is read from the store.
     fn start_blocker(&mut self, opts: &LoopOptions) -> Result<Option<String>, SchedError> {
-        if opts.stop.load(Ordering::SeqCst) {
-            return Ok(Some("stop requested".into()));
-        }
+        // A pause first: a coordinator also sets `stop` for a paused program, and restarts
+        // its loop on resume only when the loop ended because of the pause.
         self.program = self.project.store.program_by_id(self.program.id)?;
         if self.program.status == ProgramStatus::Paused {
             return Ok(Some("paused".into()));
+        }
+        if opts.stop.load(Ordering::SeqCst) {
+            return Ok(Some("stop requested".into()));
         }
         Ok(None)
     }

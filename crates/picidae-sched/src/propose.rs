@@ -157,6 +157,12 @@ impl Runner<'_> {
             Vec::new()
         };
         let ideas: Vec<String> = followups.iter().map(|f| f.text.clone()).collect();
+        let in_flight = crate::agent_turn::in_flight(
+            &self.project.store,
+            &self.repo,
+            &self.program,
+            Some(attempt.id),
+        )?;
         let proposal = {
             let ctx = AgentContext {
                 program: &name,
@@ -167,6 +173,7 @@ impl Runner<'_> {
                 frontier_metrics: &frontier_metrics,
                 frontier_params: frontier_params.as_ref(),
                 history: &self.history,
+                in_flight: &in_flight,
                 attempt_seq: attempt.seq,
                 attempt_dir: &attempt_dir,
                 scratch: &scratch,

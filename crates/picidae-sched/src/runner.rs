@@ -782,7 +782,11 @@ impl<'p> Runner<'p> {
             return Ok(p);
         }
         let history = self.project.store.frontier_history(p.id)?;
-        if let Some(m) = history.iter().rev().find(|m| m.commit == attempt.parent_commit) {
+        if let Some(m) = history
+            .iter()
+            .rev()
+            .find(|m| m.commit == attempt.parent_commit)
+        {
             p.frontier_attempt_id = Some(m.attempt_id);
             p.frontier_commit = Some(m.commit.clone());
             p.frontier_value = Some(m.value);

@@ -143,10 +143,17 @@ fn two_wins_in_flight_together_stack_through_a_merge_candidate() {
     let all = attempts(&env);
     let by_seq = |seq: i64| all.iter().find(|x| x.seq == seq).unwrap().clone();
     let (a, b) = (by_seq(2), by_seq(3));
-    assert_eq!(a.parent_commit, b.parent_commit, "both built on the baseline");
+    assert_eq!(
+        a.parent_commit, b.parent_commit,
+        "both built on the baseline"
+    );
     assert_eq!(a.status, AttemptStatus::Kept, "{all:#?}\n{out}");
     assert_eq!(b.status, AttemptStatus::Merged, "{all:#?}\n{out}");
-    assert_eq!(b.primary_value, Some(8.0), "judged against its own parent (10)");
+    assert_eq!(
+        b.primary_value,
+        Some(8.0),
+        "judged against its own parent (10)"
+    );
     let merge = all
         .iter()
         .find(|x| x.replay_of == Some(b.id))
@@ -154,10 +161,10 @@ fn two_wins_in_flight_together_stack_through_a_merge_candidate() {
     assert_eq!(merge.proposer, "merge");
     assert_eq!(merge.parent_commit, a.commit.clone().unwrap());
     assert!(
-        b.note.as_deref().unwrap_or("").contains(&format!(
-            "merged onto the new frontier as #{}",
-            merge.seq
-        )),
+        b.note
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("merged onto the new frontier as #{}", merge.seq)),
         "{b:?}"
     );
     assert_eq!(merge.status, AttemptStatus::Kept, "{all:#?}\n{out}");
@@ -166,8 +173,14 @@ fn two_wins_in_flight_together_stack_through_a_merge_candidate() {
     assert_eq!(p.frontier_value, Some(7.0));
     let frontier = git(&env.bench, &["rev-parse", "refs/picidae/p/frontier"]);
     assert_eq!(frontier, merge.commit.clone().unwrap());
-    assert_eq!(git(&env.bench, &["show", &format!("{frontier}:a.txt")]), "4");
-    assert_eq!(git(&env.bench, &["show", &format!("{frontier}:b.txt")]), "3");
+    assert_eq!(
+        git(&env.bench, &["show", &format!("{frontier}:a.txt")]),
+        "4"
+    );
+    assert_eq!(
+        git(&env.bench, &["show", &format!("{frontier}:b.txt")]),
+        "3"
+    );
     // `show` links the merge candidate to the attempt it carries.
     let shown = env.ok(&["show", "p", &merge.seq.to_string()]);
     assert!(shown.contains(&format!("carries #{}", b.seq)), "{shown}");
@@ -224,6 +237,13 @@ fn an_idea_already_in_flight_is_not_run_again() {
     let store = env.store();
     assert!(store.runs_of_attempt(second.id).unwrap().is_empty());
     assert_eq!(store.runs_of_attempt(first.id).unwrap().len(), 1);
+    // The later turns were told what was in flight: hypothesis and diff.
+    let prompts = env.project.join(".picidae/attempts/p");
+    let told = std::fs::read_dir(&prompts).unwrap().flatten().any(|e| {
+        let t = std::fs::read_to_string(e.path().join("prompt.md")).unwrap_or_default();
+        t.contains("## In flight now") && t.contains("#2 [") && t.contains("+4")
+    });
+    assert!(told, "no prompt listed #2 as in flight");
 }
 
 #[test]
