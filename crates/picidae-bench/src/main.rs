@@ -4,7 +4,7 @@
 //! of the `picidae` binary users install.
 //!
 //! One module per bench: [`integrity`], [`memory`], [`dispatch`], [`utilisation`],
-//! [`cockpit`], [`agents`], [`store`]; [`peer`] runs the Python peers (their scripts are files
+//! [`cockpit`], [`agents`], [`store`], [`parallel`]; [`peer`] runs the Python peers (their scripts are files
 //! under `peers/`) and [`mlflow`] starts an MLflow tracking server.
 
 mod agents;
@@ -16,6 +16,7 @@ mod example;
 mod integrity;
 mod memory;
 mod mlflow;
+mod parallel;
 mod peer;
 mod store;
 mod utilisation;
@@ -49,6 +50,8 @@ enum Bench {
     Cockpit(cockpit::CockpitArgs),
     /// Sweep samplers compared at equal run budget: random search vs TPE on the example.
     Agents(agents::AgentsArgs),
+    /// N attempts of one program in flight against N = 1: time to a known true improvement.
+    Parallel(parallel::ParallelArgs),
     /// Attempt writes and metric points per second on SQLite and PostgreSQL, beside MLflow.
     Store(store::StoreArgs),
 }
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Bench::Memory(args) => memory::run(args),
         Bench::Dispatch(args) => dispatch::run(args),
         Bench::Utilisation(args) => utilisation::run(args),
+        Bench::Parallel(args) => parallel::run(args),
         Bench::Cockpit(args) => cockpit::run(args),
         Bench::Agents(args) => agents::run(args),
         Bench::Store(args) => store::run(args),

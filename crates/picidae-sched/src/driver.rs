@@ -2,9 +2,11 @@
 //! pipeline). An eighth `impl Runner` block.
 //!
 //! Three kinds of thread, one job each:
-//! - the **proposer** keeps the queue filled: while fewer than `concurrency + pipeline`
-//!   attempts are queued or running, it asks the agent for the next one on the frontier of the
-//!   moment, its history (and the duplicate gate) covering what is in flight;
+//! - the **proposers** keep the queue filled: while fewer than `concurrency + pipeline`
+//!   attempts are being proposed, queued or running, each asks its agent for the next one on
+//!   the frontier of the moment, its prompt (and the duplicate gate) covering what is in
+//!   flight. An agent that works in a checkout gets one proposer per attempt in flight, each
+//!   with its own agent, checkout and scratch; the sweep gets one;
 //! - a **worker** per attempt in flight runs its seeds (each run holding its own slot and
 //!   resources) and decides it against the frontier it was built on; a winner whose frontier
 //!   moved meanwhile becomes a merge candidate (`merge.rs`);
@@ -19,10 +21,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
-use picidae_agent::Agent;
+use picidae_agent::{Agent, AgentSpec};
 use picidae_core::{AttemptStatus, ProgramStatus};
 use picidae_store::Attempt;
 
@@ -34,6 +36,9 @@ use crate::{Project, SchedError};
 /// How long the driver waits for a message before looking at the store again (steering:
 /// a raised concurrency, a pause, a resume).
 const IDLE: Duration = Duration::from_millis(25);
+
+/// The most agents of one program working at once.
+const MAX_PROPOSERS: u32 = 64;
 
 enum Msg {
     /// An event of the proposer (`counted`: an attempt it decided without a run) or a worker.
@@ -55,21 +60,31 @@ impl Runner<'_> {
         agent: &mut dyn Agent,
         opts: &LoopOptions,
         events: Events<'_>,
-        summary: &mut LoopSummary,
+        (summary, carried): (&mut LoopSummary, Vec<Attempt>),
         runs_at_start: i64,
     ) -> Result<(), SchedError> {
+        // Attempts a dead harness left running: started first, on the budgets they were
+        // admitted with.
+        let mut carried: std::collections::VecDeque<Attempt> = carried.into();
         let halt = AtomicBool::new(false);
         let (tx, rx) = channel::<Msg>();
         let root = self.project.root().to_path_buf();
         let name = self.program.name.clone();
+        let mut extra = self.extra_agents()?;
+        let proposers = 1 + extra.len();
         std::thread::scope(|scope| -> Result<(), SchedError> {
-            let (ptx, halt_ref, root_ref) = (tx.clone(), &halt, &root);
-            scope.spawn(move || {
-                let r = propose_loop(root_ref, &name, agent, opts, halt_ref, &ptx);
-                let _ = ptx.send(Msg::ProposerDone(r));
-            });
+            let agents = std::iter::once(agent).chain(extra.iter_mut().map(|a| a.as_mut()));
+            for (k, agent) in agents.enumerate() {
+                let (ptx, halt_ref, root_ref, name) = (tx.clone(), &halt, &root, &name);
+                scope.spawn(move || {
+                    let r = propose_loop(root_ref, (name, k), agent, opts, halt_ref, &ptx);
+                    let _ = ptx.send(Msg::ProposerDone(r));
+                });
+            }
             let mut running: HashMap<i64, u32> = HashMap::new();
+            // What the proposers said when they stopped, once all have.
             let mut proposer: Option<Result<Option<String>, SchedError>> = None;
+            let mut proposers_left = proposers;
             let mut failure: Option<SchedError> = None;
             let mut wait = Duration::ZERO;
             loop {
@@ -97,7 +112,10 @@ impl Runner<'_> {
                                 }
                             }
                         }
-                        Msg::ProposerDone(r) => proposer = Some(r),
+                        Msg::ProposerDone(r) => {
+                            proposers_left -= 1;
+                            merge_proposer(&mut proposer, r);
+                        }
                     }
                 }
                 wait = IDLE;
@@ -105,13 +123,16 @@ impl Runner<'_> {
                     Some(String::new())
                 } else if opts.cancel.load(Ordering::SeqCst) {
                     Some("cancelled".to_string())
-                } else if opts
-                    .max_attempts
-                    .is_some_and(|m| summary.decided() + running.len() as u64 >= m)
+                } else if let Some(why) = self.start_blocker(opts)? {
+                    Some(why)
+                } else if carried.is_empty()
+                    && opts
+                        .max_attempts
+                        .is_some_and(|m| summary.decided() + running.len() as u64 >= m)
                 {
                     Some(String::new())
                 } else {
-                    self.start_blocker(opts)?
+                    None
                 };
                 if let Some(why) = stop {
                     // No new starts: the proposer stops, the attempts in flight finish (or,
@@ -130,10 +151,14 @@ impl Runner<'_> {
                     running: &running,
                     runs_at_start,
                 };
-                match self.dispatch(&start, events, summary)? {
+                let next = match carried.pop_front() {
+                    Some(a) => Dispatch::Started(Box::new(a), self.need()),
+                    None => self.dispatch(&start, events, summary)?,
+                };
+                match next {
                     Dispatch::Started(attempt, need) => {
                         running.insert(attempt.id, need);
-                        let work = self.worker_job(attempt, opts);
+                        let work = self.worker_job(attempt, opts)?;
                         let wtx = tx.clone();
                         let root = &root;
                         scope.spawn(move || work.run(root, &wtx));
@@ -141,7 +166,7 @@ impl Runner<'_> {
                     }
                     Dispatch::Again => wait = Duration::ZERO,
                     Dispatch::Idle => {
-                        let exhausted = proposer.is_some()
+                        let exhausted = proposers_left == 0
                             && self.project.store.queued_attempts(self.program.id)?.1 == 0;
                         if exhausted && running.is_empty() {
                             break;
@@ -167,7 +192,10 @@ impl Runner<'_> {
                         }
                         events(&event);
                     }
-                    Msg::ProposerDone(r) => proposer = Some(r),
+                    Msg::ProposerDone(r) => {
+                        proposers_left = proposers_left.saturating_sub(1);
+                        merge_proposer(&mut proposer, r);
+                    }
                     Msg::Done { result, .. } => match result {
                         Ok(f) => summary.finish(&f),
                         Err(e) => {
@@ -186,6 +214,23 @@ impl Runner<'_> {
             }
             Ok(())
         })
+    }
+
+    /// Agents for proposers beyond the first: one per attempt in flight for agents that work
+    /// in a checkout (each proposer has its own checkout and scratch), none for the sweep
+    /// (its turns are instant, and copies of one seeded sampler would propose alike).
+    fn extra_agents(&self) -> Result<Vec<Box<dyn Agent>>, SchedError> {
+        let spec: AgentSpec = serde_json::from_value(self.program.agent.clone()).map_err(|e| {
+            SchedError::Program {
+                program: self.program.name.clone(),
+                message: format!("unreadable agent configuration: {e}"),
+            }
+        })?;
+        if matches!(spec, AgentSpec::Sweep { .. }) {
+            return Ok(Vec::new());
+        }
+        let n = self.policy.concurrency.clamp(1, MAX_PROPOSERS) as usize;
+        Ok((1..n).map(|_| spec.build()).collect())
     }
 
     /// Why no new attempt may start now, budgets aside (those are admission's): a pause or a
@@ -226,16 +271,34 @@ impl Runner<'_> {
             }
             return Ok(Dispatch::Again);
         }
-        let need = if self.policy.verifies() {
-            self.policy.seeds
-        } else {
-            1
-        };
+        let need = self.need();
         if let Err(why) = self.admit(start, need)? {
             return Ok(Dispatch::Refused(why));
         }
         self.project.store.start_attempt(attempt.id)?;
         Ok(Dispatch::Started(Box::new(attempt), need))
+    }
+
+    /// The most runs an attempt takes: one under plain keep/revert, all of the policy's seeds
+    /// when it verifies.
+    fn need(&self) -> u32 {
+        if self.policy.verifies() {
+            self.policy.seeds
+        } else {
+            1
+        }
+    }
+
+    /// An attempt a dead harness committed or queued but never started goes (back) into the
+    /// queue, through the memory gate when it never passed it; a stale one is replayed.
+    pub(crate) fn requeue(&mut self, a: &Attempt, events: Events<'_>) -> Result<(), SchedError> {
+        if self.replay_if_stale(a, events)?.is_some() || self.resume_gate(a, events)? {
+            return Ok(());
+        }
+        if a.status == AttemptStatus::Proposed {
+            self.project.store.queue_attempt(a.id)?;
+        }
+        Ok(())
     }
 
     /// Admission of one more attempt needing `need` runs (`admission.rs`).
@@ -292,21 +355,33 @@ enum Dispatch {
     Refused(String),
 }
 
+/// Keep the first error of the proposers, else the first reason one gave for stopping.
+fn merge_proposer(
+    acc: &mut Option<Result<Option<String>, SchedError>>,
+    r: Result<Option<String>, SchedError>,
+) {
+    let replace = match (acc.as_ref(), &r) {
+        (Some(Err(_)), _) => false,
+        (_, Err(_)) | (None, _) | (Some(Ok(None)), Ok(Some(_))) => true,
+        _ => false,
+    };
+    if replace {
+        *acc = Some(r);
+    }
+}
+
 fn next_msg(rx: &std::sync::mpsc::Receiver<Msg>, wait: Duration) -> Option<Msg> {
     if wait.is_zero() {
         return rx.try_recv().ok();
     }
-    match rx.recv_timeout(wait) {
-        Ok(m) => Some(m),
-        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-    }
+    rx.recv_timeout(wait).ok()
 }
 
 /// The proposer thread: keep `concurrency + pipeline` attempts queued or running, each
 /// proposed on the frontier of its time with a history that shows what is in flight.
 fn propose_loop(
     root: &std::path::Path,
-    name: &str,
+    (name, index): (&str, usize),
     agent: &mut dyn Agent,
     opts: &LoopOptions,
     halt: &AtomicBool,
@@ -319,6 +394,7 @@ fn propose_loop(
     };
     let mut project = Project::open(root)?;
     let mut p = Runner::open(&mut project, name, false)?;
+    p.proposer = index;
     let pid = p.program.id;
     let mut made = 0u64;
     let mut send = |e: &LoopEvent| {

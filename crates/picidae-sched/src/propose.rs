@@ -92,9 +92,10 @@ impl Runner<'_> {
         reason: String,
         events: Events<'_>,
     ) -> Result<Proposed, SchedError> {
-        let _ = self
-            .repo
-            .remove_worktree(self.project.worktree_dir(&self.program.name, "agent"));
+        let _ = self.repo.remove_worktree(
+            self.project
+                .worktree_dir(&self.program.name, &self.agent_checkout()),
+        );
         self.project
             .store
             .reject_attempt(attempt.id, status, &why, note)?;
@@ -129,7 +130,7 @@ impl Runner<'_> {
         })?;
         let name = self.program.name.clone();
         let frontier_params = self.frontier_params()?;
-        let wt_path = self.project.worktree_dir(&name, "agent");
+        let wt_path = self.project.worktree_dir(&name, &self.agent_checkout());
         // An agent that edits no file (a sweep of environment parameters) gets no checkout.
         let wt = if agent.needs_checkout(&self.contract) {
             let _ = self.repo.remove_worktree(&wt_path);

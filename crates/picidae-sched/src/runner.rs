@@ -257,6 +257,8 @@ pub struct Runner<'p> {
     pub(crate) agent_failures: u32,
     /// Why this runner paused the program (after [`AGENT_FAILURE_LIMIT`] failed turns).
     pub(crate) paused_because: Option<String>,
+    /// Which of a concurrent loop's proposers this is (each has its own agent checkout).
+    pub(crate) proposer: usize,
 }
 
 /// See [`Runner::parts`].
@@ -365,6 +367,7 @@ impl<'p> Runner<'p> {
             _lock: lock,
             agent_failures: 0,
             paused_because: None,
+            proposer: 0,
         })
     }
 
@@ -416,17 +419,33 @@ impl<'p> Runner<'p> {
             _lock: None,
             agent_failures: 0,
             paused_because: None,
+            proposer: 0,
         })
     }
 
     /// `attempt`, to run on a worker thread under `opts` (`driver.rs`).
-    pub(crate) fn worker_job(&self, attempt: Box<Attempt>, opts: &LoopOptions) -> WorkerJob {
+    /// It is judged against the frontier it was built on (`program_as_built`).
+    pub(crate) fn worker_job(
+        &self,
+        attempt: Box<Attempt>,
+        opts: &LoopOptions,
+    ) -> Result<WorkerJob, SchedError> {
         let mut opts = opts.clone();
         opts.run_cancels = self.cancels.clone();
-        WorkerJob {
-            parts: self.parts(),
+        let mut parts = self.parts();
+        parts.program = self.program_as_built(&attempt)?;
+        Ok(WorkerJob {
+            parts,
             attempt: *attempt,
             opts,
+        })
+    }
+
+    /// The name of this proposer's agent checkout under the program's worktrees.
+    pub(crate) fn agent_checkout(&self) -> String {
+        match self.proposer {
+            0 => "agent".into(),
+            n => format!("agent-{n}"),
         }
     }
 
@@ -475,9 +494,20 @@ impl<'p> Runner<'p> {
         let resumed = self.recover(events)?;
         self.setup(events)?;
         self.load_history()?;
+        let concurrent = opts.pipeline > 0 || self.policy.concurrency > 1;
+        // With several in flight, the driver resumes explorations alongside new ones.
+        let mut carried: Vec<Attempt> = Vec::new();
         for attempt in resumed {
             if self.interrupted(opts) {
                 break;
+            }
+            if concurrent && attempt.kind == AttemptKind::Explore {
+                if attempt.status == AttemptStatus::Running {
+                    carried.push(attempt);
+                } else {
+                    self.requeue(&attempt, events)?;
+                }
+                continue;
             }
             if let Finish::Interrupted = self.resume(&attempt, opts, events)? {
                 summary.stopped = Some("cancelled".into());
@@ -495,8 +525,8 @@ impl<'p> Runner<'p> {
             }
         }
         summary.baseline = self.baseline_value()?;
-        if opts.pipeline > 0 || self.policy.concurrency > 1 {
-            self.run_concurrent(agent, opts, events, &mut summary, runs_at_start)?;
+        if concurrent {
+            self.run_concurrent(agent, opts, events, (&mut summary, carried), runs_at_start)?;
             return self.finish_summary(summary);
         }
         loop {
@@ -744,6 +774,24 @@ impl<'p> Runner<'p> {
                 Some(_) => return Ok(Finish::Decided(AttemptStatus::Rejected)),
             }
         }
+        if self.resume_gate(attempt, events)? {
+            return Ok(Finish::Decided(AttemptStatus::Duplicate));
+        }
+        // One that was running is judged against the frontier it was built on; a win there
+        // is merged onto the frontier of now (`merge.rs`).
+        self.program = self.program_as_built(attempt)?;
+        let finish = self.run_attempt(attempt, opts, events);
+        self.program = self.project.store.program_by_id(self.program.id)?;
+        finish
+    }
+
+    /// The memory gate for an attempt committed but never queued (the harness stopped in
+    /// between): whether it is a duplicate (and so decided).
+    pub(crate) fn resume_gate(
+        &mut self,
+        attempt: &Attempt,
+        events: Events<'_>,
+    ) -> Result<bool, SchedError> {
         if attempt.kind == AttemptKind::Explore && attempt.status == AttemptStatus::Proposed {
             if let Some(commit) = &attempt.commit {
                 // A param-only attempt runs its parent's code and has no patch of its own.
@@ -761,22 +809,15 @@ impl<'p> Runner<'p> {
                     .as_ref()
                     .filter(|_| !inherited)
                     .and_then(|p| serde_json::from_value(p.clone()).ok());
-                if self.memory_gate(attempt, &patch, params.as_ref(), events)? {
-                    return Ok(Finish::Decided(AttemptStatus::Duplicate));
-                }
+                return self.memory_gate(attempt, &patch, params.as_ref(), events);
             }
         }
-        // One that was running is judged against the frontier it was built on; a win there
-        // is merged onto the frontier of now (`merge.rs`).
-        self.program = self.program_as_built(attempt)?;
-        let finish = self.run_attempt(attempt, opts, events);
-        self.program = self.project.store.program_by_id(self.program.id)?;
-        finish
+        Ok(false)
     }
 
     /// The program as it was when `attempt` was built: its frontier the attempt's parent (as
     /// the frontier history has it), where that is no longer the frontier.
-    fn program_as_built(&self, attempt: &Attempt) -> Result<Program, SchedError> {
+    pub(crate) fn program_as_built(&self, attempt: &Attempt) -> Result<Program, SchedError> {
         let mut p = self.program.clone();
         if attempt.kind != AttemptKind::Explore || attempt.parent_commit == self.frontier_commit() {
             return Ok(p);

@@ -496,6 +496,50 @@ async fn mutations_need_a_write_token() {
         2.5
     );
 
+    // Concurrency: 1..1000, stored with the program's policy; null goes back to the contract's.
+    let r = post(
+        s.addr,
+        "/api/programs/demo/concurrency",
+        Some(&s.write),
+        Some(json!({"concurrency": 4})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["concurrency"], 4);
+    let policy = Store::open(&s.db).unwrap().program("demo").unwrap().policy;
+    assert_eq!(policy["concurrency"], 4, "{policy}");
+    for bad in [json!({"concurrency": 0}), json!({"concurrency": 1001})] {
+        let r = post(
+            s.addr,
+            "/api/programs/demo/concurrency",
+            Some(&s.write),
+            Some(bad),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("concurrency"));
+    }
+    let r = post(
+        s.addr,
+        "/api/programs/demo/concurrency",
+        Some(&s.read),
+        Some(json!({"concurrency": 2})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = post(
+        s.addr,
+        "/api/programs/demo/concurrency",
+        Some(&s.write),
+        Some(json!({"concurrency": null})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["concurrency"].is_null(), "{}", r.body);
+
     // Budget: set, refuse a missing key, clear.
     let r = post(
         s.addr,
@@ -656,6 +700,7 @@ async fn openapi_lists_every_route() {
         ("post", "/api/programs/{name}/pause"),
         ("post", "/api/programs/{name}/resume"),
         ("post", "/api/programs/{name}/weight"),
+        ("post", "/api/programs/{name}/concurrency"),
         ("post", "/api/programs/{name}/budget"),
         ("post", "/api/programs/{name}/followups"),
         ("get", "/api/programs/{name}/report"),

@@ -39,6 +39,7 @@ goal = "minimize"
 }
 
 /// A command agent taking `file value` pairs from a queue, one a turn; done when it is empty.
+/// Several may run at once (one per attempt in flight): the queue is taken under a lock.
 fn pair_agent(env: &Env, turns: &[&str]) -> String {
     let queue = env.path("turns.txt");
     std::fs::write(&queue, turns.join("\n") + "\n").unwrap();
@@ -46,8 +47,9 @@ fn pair_agent(env: &Env, turns: &[&str]) -> String {
     std::fs::write(
         &script,
         format!(
-            "cat > /dev/null\n[ -s '{q}' ] || {{ echo 'PICIDAE: DONE'; exit 0; }}\n\
-             set -- $(head -n 1 '{q}')\nsed -i 1d '{q}'\n\
+            "cat > /dev/null\nexec 9> '{q}.lock'\nflock 9\n\
+             [ -s '{q}' ] || {{ echo 'PICIDAE: DONE'; exit 0; }}\n\
+             set -- $(head -n 1 '{q}')\nsed -i 1d '{q}'\nflock -u 9\n\
              echo \"$2\" > \"$1\"\necho \"HYPOTHESIS: $1 = $2\"\n",
             q = queue.display()
         ),
@@ -70,6 +72,12 @@ fn create(env: &Env, agent: &str, concurrency: &str) {
         "--concurrency",
         concurrency,
     ]);
+}
+
+fn by_hypothesis(all: &[Attempt], hypothesis: &str) -> Attempt {
+    let found: Vec<&Attempt> = all.iter().filter(|a| a.hypothesis == hypothesis).collect();
+    assert_eq!(found.len(), 1, "one attempt {hypothesis:?}: {all:#?}");
+    found[0].clone()
 }
 
 fn attempts(env: &Env) -> Vec<Attempt> {
@@ -141,8 +149,10 @@ fn two_wins_in_flight_together_stack_through_a_merge_candidate() {
     create(&env, &agent, "2");
     let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
     let all = attempts(&env);
-    let by_seq = |seq: i64| all.iter().find(|x| x.seq == seq).unwrap().clone();
-    let (a, b) = (by_seq(2), by_seq(3));
+    let (a, b) = (
+        by_hypothesis(&all, "a.txt = 4"),
+        by_hypothesis(&all, "b.txt = 3"),
+    );
     assert_eq!(
         a.parent_commit, b.parent_commit,
         "both built on the baseline"
@@ -200,15 +210,18 @@ fn a_conflicting_pair_is_recorded_as_a_conflict() {
     create(&env, &agent, "2");
     let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
     let all = attempts(&env);
-    let by_seq = |seq: i64| all.iter().find(|x| x.seq == seq).unwrap().clone();
-    assert_eq!(by_seq(2).status, AttemptStatus::Kept, "{all:#?}\n{out}");
-    let late = by_seq(3);
+    let first = by_hypothesis(&all, "a.txt = 4");
+    assert_eq!(first.status, AttemptStatus::Kept, "{all:#?}\n{out}");
+    let late = by_hypothesis(&all, "a.txt = 3");
     assert_eq!(late.status, AttemptStatus::Merged, "{all:#?}\n{out}");
     let merge = all.iter().find(|x| x.replay_of == Some(late.id)).unwrap();
     assert_eq!(merge.status, AttemptStatus::Rejected, "{all:#?}");
     let note = merge.note.clone().unwrap_or_default();
     assert!(
-        note.contains("the change of #3 conflicts with the frontier in a.txt"),
+        note.contains(&format!(
+            "the change of #{} conflicts with the frontier in a.txt",
+            late.seq
+        )),
         "{note}"
     );
     assert_eq!(
@@ -223,27 +236,37 @@ fn a_conflicting_pair_is_recorded_as_a_conflict() {
 #[test]
 fn an_idea_already_in_flight_is_not_run_again() {
     let env = two_file_env(2.0);
-    let agent = pair_agent(&env, &["a.txt 4", "a.txt 4", "b.txt 9"]);
+    // The fourth turn starts once the duplicate is decided, while the others run.
+    let agent = pair_agent(&env, &["a.txt 4", "a.txt 4", "b.txt 9", "b.txt 8"]);
     create(&env, &agent, "3");
-    let out = env.ok(&["run", "p", "-n", "3", "--plain"]);
+    let out = env.ok(&["run", "p", "-n", "4", "--plain"]);
     let all = attempts(&env);
-    let by_seq = |seq: i64| all.iter().find(|x| x.seq == seq).unwrap().clone();
-    let (first, second) = (by_seq(2), by_seq(3));
+    let same: Vec<&Attempt> = all.iter().filter(|a| a.hypothesis == "a.txt = 4").collect();
+    assert_eq!(same.len(), 2, "{all:#?}\n{out}");
+    let (second, first) = match same[0].status {
+        AttemptStatus::Duplicate => (same[0], same[1]),
+        _ => (same[1], same[0]),
+    };
     assert_eq!(second.status, AttemptStatus::Duplicate, "{all:#?}\n{out}");
     assert!(
-        second.note.as_deref().unwrap_or("").contains("#2"),
+        second
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("#{}", first.seq)),
         "{second:?}"
     );
     let store = env.store();
     assert!(store.runs_of_attempt(second.id).unwrap().is_empty());
     assert_eq!(store.runs_of_attempt(first.id).unwrap().len(), 1);
-    // The later turns were told what was in flight: hypothesis and diff.
+    // Later turns were told what was in flight: hypothesis and diff.
     let prompts = env.project.join(".picidae/attempts/p");
+    let running = format!("#{} [", first.seq);
     let told = std::fs::read_dir(&prompts).unwrap().flatten().any(|e| {
         let t = std::fs::read_to_string(e.path().join("prompt.md")).unwrap_or_default();
-        t.contains("## In flight now") && t.contains("#2 [") && t.contains("+4")
+        t.contains("## In flight now") && t.contains(&running) && t.contains("+4")
     });
-    assert!(told, "no prompt listed #2 as in flight");
+    assert!(told, "no prompt listed #{} as in flight", first.seq);
 }
 
 #[test]

@@ -138,8 +138,11 @@ impl Env {
                 r#"#!/bin/sh
 set -e
 q='{q}'
+exec 9> "$q.lock"  # several turns may run at once (concurrency): one takes the queue at a time
+flock 9
 n=$(head -n 1 "$q")
 sed -i 1d "$q"
+flock -u 9
 cat > /dev/null   # the prompt arrives on stdin
 ls -a >&2         # what the agent can see, into its transcript
 case "$n" in
