@@ -28,6 +28,10 @@ pub struct DispatchArgs {
     /// is faster than a proposer thread when runs last milliseconds and cores are few).
     #[arg(long, default_value_t = 0)]
     pub pipeline: usize,
+    /// Trials in flight at once: Picidae's `concurrency`, Optuna's worker processes on one
+    /// SQLite study.
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
     /// Skip the Optuna peer (reports Picidae alone).
     #[arg(long)]
     pub no_peer: bool,
@@ -75,6 +79,8 @@ baseline_seeds = 1
 
 struct Side {
     name: String,
+    /// Trials in flight at once.
+    workers: u32,
     trials: u64,
     wall: f64,
     run_secs: f64,
@@ -85,12 +91,16 @@ impl Side {
     fn rate(&self) -> f64 {
         self.trials as f64 / self.wall
     }
+    /// Worker time not spent in the subprocess, per trial.
     fn overhead_ms(&self) -> f64 {
-        (self.wall - self.run_secs) / self.trials as f64 * 1000.0
+        (self.wall * f64::from(self.workers) - self.run_secs) / self.trials as f64 * 1000.0
     }
 }
 
 pub fn run(args: DispatchArgs) -> Result<()> {
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
     let (_tmp, root) = crate::peer::work_dir(&args.dir)?;
     let mut sides = vec![picidae_side(&args, &root.join("picidae"))?];
     if !args.no_peer {
@@ -130,7 +140,8 @@ pub fn run(args: DispatchArgs) -> Result<()> {
         );
     }
     println!(
-        "(same objective through /bin/sh -c on both sides; one worker each; every trial recorded in SQLite; objective: {OBJECTIVE})"
+        "(same objective through /bin/sh -c on both sides; {} worker(s) each; every trial recorded in SQLite; objective: {OBJECTIVE})",
+        args.workers
     );
     Ok(())
 }
@@ -159,7 +170,7 @@ fn picidae_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
             baseline_seeds: Some(1),
             min_improvement: None,
             alpha: None,
-            concurrency: None,
+            concurrency: Some(args.workers),
         },
     )?;
     let spec: AgentSpec = serde_json::from_value(project.store.program("dispatch")?.agent)?;
@@ -170,7 +181,10 @@ fn picidae_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
         pipeline: args.pipeline,
         ..Default::default()
     };
-    eprintln!("bench dispatch: picidae, {} attempts", args.runs);
+    eprintln!(
+        "bench dispatch: picidae, {} attempts, {} in flight",
+        args.runs, args.workers
+    );
     let mut runner = Runner::new(&mut project, "dispatch")?;
     // Setup and the baseline are not dispatch: run them before the clock starts.
     runner.prepare(&mut |_| {})?;
@@ -191,6 +205,7 @@ fn picidae_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
     }
     Ok(Side {
         name: format!("picidae ({runs} runs in store)"),
+        workers: args.workers,
         trials: finished,
         wall,
         run_secs,
@@ -210,12 +225,14 @@ fn optuna_side(args: &DispatchArgs, dir: &Path) -> Result<Side> {
             args.runs.to_string().as_ref(),
             dir.join("optuna.db").as_os_str(),
             OBJECTIVE.as_ref(),
+            args.workers.to_string().as_ref(),
         ],
         "the Optuna peer failed (install it with `pip install optuna`, or pass --no-peer)",
     )?;
     let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     Ok(Side {
         name: format!("optuna {} (sqlite)", v["version"].as_str().unwrap_or("?")),
+        workers: args.workers,
         trials: v["trials"].as_u64().unwrap_or(0),
         wall: num("wall"),
         run_secs: num("run_secs"),

@@ -31,6 +31,9 @@ pub struct UtilisationArgs {
     /// Attempts each side makes.
     #[arg(long, default_value_t = 12)]
     pub attempts: u64,
+    /// Every this many proposals, one is an improvement (kept, so others go stale); 0: none.
+    #[arg(long, default_value_t = 5)]
+    pub keep_every: u32,
     /// Proposals Picidae keeps ready ahead of the slot.
     #[arg(long, default_value_t = 2)]
     pub pipeline: usize,
@@ -64,11 +67,14 @@ baseline_seeds = 1
     )
 }
 
-/// The agent: think, then write a value no attempt has tried (the attempt number, so every
-/// proposal is new and none is ever stale).
-fn agent_script(think: f64) -> String {
+/// The agent: think, then write a value no attempt has tried (from the attempt number). Every
+/// `keep_every`-th proposal (0: none) lowers the value it found, so it is kept, and proposals
+/// queued meanwhile go stale.
+fn agent_script(think: f64, keep_every: u32) -> String {
     format!(
-        "sleep {think}\nv=$((5000 + ${{PICIDAE_ATTEMPT:-$1}})); echo $v > value.txt; echo \"HYPOTHESIS: value $v\"\n"
+        "sleep {think}\nn=${{PICIDAE_ATTEMPT:-$1}}\nv=$((5000 + n))\n\
+         if [ {keep_every} -gt 0 ] && [ $((n % {keep_every})) -eq 0 ]; then v=$(( $(cat value.txt) - 1 )); fi\n\
+         echo $v > value.txt; echo \"HYPOTHESIS: value $v\"\n"
     )
 }
 
@@ -143,12 +149,13 @@ pub fn run(args: UtilisationArgs) -> Result<()> {
     }
     println!("{t}");
     println!(
-        "slot utilisation: picidae {:.1}% vs serial loop {:.1}% ({:.2}x); agent {} s per proposal, runs {} s",
+        "slot utilisation: picidae {:.1}% vs serial loop {:.1}% ({:.2}x); agent {} s per proposal, runs {} s, one proposal in {} kept",
         picidae.utilisation() * 100.0,
         serial.utilisation() * 100.0,
         picidae.utilisation() / serial.utilisation(),
         args.think,
-        args.run
+        args.run,
+        args.keep_every
     );
     Ok(())
 }
@@ -161,7 +168,7 @@ fn write_bench(args: &UtilisationArgs, dir: &Path) -> Result<(std::path::PathBuf
     std::fs::write(bench.join("value.txt"), "1000\n")?;
     Repo::init(&bench, "utilisation benchmark", Identity::default())?;
     let agent = dir.join("agent.sh");
-    std::fs::write(&agent, agent_script(args.think))?;
+    std::fs::write(&agent, agent_script(args.think, args.keep_every))?;
     Ok((bench, agent.display().to_string()))
 }
 

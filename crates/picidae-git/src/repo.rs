@@ -12,11 +12,30 @@ use crate::Identity;
 pub const ZERO_OID: &str = "0000000000000000000000000000000000000000";
 
 /// Serializes the operations that rewrite a repository's shared metadata (worktree
-/// registrations, refs) across the threads of one process: git takes lock files for them and
-/// fails, rather than waits, when another git holds one.
-fn repo_lock() -> std::sync::MutexGuard<'static, ()> {
+/// registrations, refs): git takes lock files for them and fails, rather than waits, when
+/// another git holds one, and `worktree prune` can remove a registration another process is
+/// still creating. Threads of one process wait on a mutex; processes (coordinators sharing a
+/// benchmark) on an OS lock of `picidae-meta.lock` in the repository's common git directory,
+/// released when the guard drops or the process dies.
+struct MetaLock {
+    _file: Option<std::fs::File>,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+fn repo_lock(common_dir: &Path) -> MetaLock {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(common_dir.join("picidae-meta.lock"))
+        .ok()
+        .filter(|f| f.lock().is_ok());
+    MetaLock {
+        _file: file,
+        _serial: serial,
+    }
 }
 
 /// A git work tree containing a benchmark directory.
@@ -189,7 +208,7 @@ impl Repo {
     /// (`git update-ref name new old`). When the ref holds another value the
     /// error is [`GitError::RefConflict`].
     pub fn update_ref(&self, name: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
-        let _serial = repo_lock();
+        let _serial = repo_lock(&self.pin.common_dir);
         check_ref_name(self, name)?;
         check_rev(new)?;
         let old = expected_old.map(|o| {
@@ -277,7 +296,7 @@ impl Repo {
     /// empty directory; missing parents are created). The returned handle's
     /// benchmark directory is `path.join(self.prefix())`.
     pub fn add_worktree(&self, path: impl AsRef<Path>, commit: &str) -> Result<Worktree> {
-        let _serial = repo_lock();
+        let _serial = repo_lock(&self.pin.common_dir);
         check_rev(commit)?;
         let path = absolute(path.as_ref())?;
         self.git()
@@ -333,7 +352,7 @@ impl Repo {
     /// registered worktree of this repository, its directory is deleted
     /// directly; a directory that is not one is never deleted.
     pub fn remove_worktree(&self, path: impl AsRef<Path>) -> Result<()> {
-        let _serial = repo_lock();
+        let _serial = repo_lock(&self.pin.common_dir);
         let path = absolute(path.as_ref())?;
         if same_dir(&path, &self.root) {
             return Err(GitError::InvalidArgument(format!(
@@ -364,7 +383,7 @@ impl Repo {
 
     /// Forgets worktrees whose directories no longer exist (`git worktree prune`).
     pub fn prune_worktrees(&self) -> Result<()> {
-        let _serial = repo_lock();
+        let _serial = repo_lock(&self.pin.common_dir);
         self.prune_unlocked()
     }
 

@@ -22,14 +22,18 @@
 mod admission;
 pub mod agent_turn;
 pub mod artifacts;
+mod baseline;
 pub mod cancels;
 pub mod contract_source;
 pub mod coordinator;
+mod decide;
 mod driver;
 pub mod executors;
 pub mod fsck;
 pub mod hidden;
 mod judging;
+mod lease;
+mod loop_api;
 pub mod merge;
 pub mod program;
 pub mod project;
@@ -41,6 +45,8 @@ pub mod resources;
 pub mod retry;
 mod run;
 pub mod runner;
+mod seeds;
+mod setup;
 pub mod slots;
 pub mod verify;
 

@@ -1,5 +1,8 @@
 //! The keep/revert loop of one program. Its recovery after a crash is in `recover.rs`, the
-//! next proposal in `propose.rs`, the judgement of a candidate in `judging.rs`.
+//! next proposal in `propose.rs`, the judgement of a candidate in `judging.rs`, recording a
+//! decision (and merging a winner whose frontier moved) in `merge.rs`; with several attempts
+//! in flight the loop is `driver.rs`. The states of an attempt are listed in ARCHITECTURE.md
+//! ("One attempt, as data").
 //!
 //! One iteration: record a new attempt → the agent edits its own checkout of the frontier →
 //! the harness lists what changed and checks it against the boundary (a violation is committed
@@ -15,195 +18,34 @@
 //! seeds run), those without one are recorded as failed.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use picidae_agent::{Agent, HistoryEntry};
 use picidae_core::contract::PolicySpec;
-use picidae_core::domain::FindingState;
 use picidae_core::stats::{summarize, Summary};
-use picidae_core::{
-    Assignment, AttemptKind, AttemptStatus, Contract, ProgramStatus, RunBreach, RunStatus,
-};
-use picidae_exec::{Fingerprint, LocalExecutor, RunOutcome, RunRequest};
+use picidae_core::{Assignment, AttemptKind, AttemptStatus, Contract, ProgramStatus, RunBreach};
+use picidae_exec::Fingerprint;
 use picidae_git::Repo;
-use picidae_store::{
-    Attempt, AttemptFilter, Decision, Evidence, NewAttempt, NoiseFloor, Program, RunResult,
-};
+use picidae_store::{Attempt, AttemptFilter, Decision, NoiseFloor, Program};
 use serde_json::json;
 use sha2::Digest;
 
-use crate::cancels::{RunCancels, Watch, CANCELLED_BY_USER, WATCH_POLL};
+use crate::cancels::{RunCancels, Watch, WATCH_POLL};
 use crate::contract_source::{exposure, program_contract};
 use crate::driver::WorkerJob;
 use crate::executors::ExecutorSpec;
-use crate::merge::Conclusion;
 use crate::program::effective_policy;
 use crate::resources::ResourcePool;
-use crate::run::{KeptCheckout, RunCtx};
+use crate::run::KeptCheckout;
 use crate::slots::SlotPool;
-use crate::verify::Judgement;
 use crate::{program_ref, Project, SchedError};
 
-/// How long the optional setup step may take.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Options of one invocation of the loop.
-#[derive(Debug, Clone, Default)]
-pub struct LoopOptions {
-    /// Stop after this many new attempts (resumed ones are not counted). `None` = never stop.
-    pub max_attempts: Option<u64>,
-    /// Start no new attempt once this many runs have been spent in this invocation.
-    pub max_runs: Option<u64>,
-    /// Finish the attempt in flight, then stop.
-    pub stop: Arc<AtomicBool>,
-    /// Kill the run in flight and stop; its attempt is resumed next time.
-    pub cancel: Arc<AtomicBool>,
-    /// Slots shared with other programs (the coordinator's); every run holds one.
-    pub slots: Option<Arc<SlotPool>>,
-    /// The machine's GPUs, CPUs and memory, shared with other programs (the coordinator's);
-    /// every run holds what its contract declares, and sees only its own GPUs.
-    pub resources: Option<Arc<ResourcePool>>,
-    /// Proposals to keep ready ahead of the runs (0: propose, then run, in turn). With a
-    /// depth, the agent works in a thread of its own while runs execute.
-    pub pipeline: usize,
-    /// Runs of one attempt (its seeds: a baseline's, a candidate's verification) that may
-    /// execute at once (0 or 1: one after another). Under a coordinator every run still
-    /// holds a slot, so the slots bound this too.
-    pub parallel: usize,
-    /// The flags of this loop's runs in flight, set when a person asks for a run to be
-    /// cancelled (see [`RunCancels`]) or when `cancel` is set; whoever passes them polls the
-    /// store for requests (the coordinator does). `None`: the loop polls on a thread of its own.
-    pub run_cancels: Option<Arc<RunCancels>>,
-}
-
-/// What the loop reports as it goes (for progress displays and logs).
-#[derive(Debug, Clone, PartialEq)]
-pub enum LoopEvent {
-    Recovered {
-        runs_interrupted: usize,
-        /// Remote runs still alive on their executor, waited for again.
-        runs_readopted: usize,
-        attempts_resumed: usize,
-        attempts_failed: usize,
-    },
-    Setup {
-        cached: bool,
-        secs: f64,
-    },
-    RunStarted {
-        seq: i64,
-        run_id: i64,
-        seed: i64,
-    },
-    RunFinished {
-        seq: i64,
-        run_id: i64,
-        status: RunStatus,
-        value: Option<f64>,
-        wall_secs: f64,
-    },
-    Proposed {
-        seq: i64,
-        hypothesis: String,
-    },
-    Rejected {
-        seq: i64,
-        status: AttemptStatus,
-        reason: String,
-    },
-    Calibrated {
-        passed: bool,
-        rank_correlation: Option<f64>,
-        max_error: Option<f64>,
-    },
-    Verifying {
-        seq: i64,
-        finding_id: i64,
-        seeds: u32,
-    },
-    Judged {
-        seq: i64,
-        finding_id: i64,
-        state: FindingState,
-        reason: String,
-    },
-    Decided {
-        seq: i64,
-        kind: AttemptKind,
-        status: AttemptStatus,
-        value: Option<f64>,
-        frontier: Option<f64>,
-        hypothesis: String,
-    },
-}
-
-/// Counts for one invocation.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LoopSummary {
-    pub attempts: u64,
-    pub kept: u64,
-    pub discarded: u64,
-    pub rejected: u64,
-    pub failed: u64,
-    /// Won against the frontier they were built on after it had moved: merged onto the new
-    /// one as merge candidates (counted again when those are decided).
-    pub merged: u64,
-    pub baseline: Option<f64>,
-    pub frontier: Option<f64>,
-    /// Why the loop ended before `max_attempts`, if it did.
-    pub stopped: Option<String>,
-}
-
-/// One seed of a [`Runner::measure`]ment: the visible primary metric and the hidden one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Measurement {
-    pub seed: i64,
-    pub visible: Option<f64>,
-    pub hidden: Option<f64>,
-}
-
-/// One seed's outcome within an attempt.
-#[derive(Debug, Clone)]
-pub(crate) struct SeedResult {
-    pub(crate) seed: i64,
-    pub(crate) run_id: i64,
-    pub(crate) status: RunStatus,
-    pub(crate) value: Option<f64>,
-}
-
-impl LoopSummary {
-    /// Attempts decided for good: a merged one waits for its merge candidate's verdict.
-    pub(crate) fn decided(&self) -> u64 {
-        self.attempts - self.merged
-    }
-
-    /// Count what an attempt that ran came to.
-    pub(crate) fn finish(&mut self, f: &Finish) {
-        match f {
-            Finish::Decided(status) => self.count(*status),
-            Finish::Merged(candidate) => {
-                self.count(AttemptStatus::Merged);
-                if let Some(status) = candidate {
-                    self.count(*status);
-                }
-            }
-            Finish::Interrupted => self.attempts += 1,
-        }
-    }
-
-    pub(crate) fn count(&mut self, status: AttemptStatus) {
-        self.attempts += 1;
-        match status {
-            AttemptStatus::Kept => self.kept += 1,
-            AttemptStatus::Discarded => self.discarded += 1,
-            AttemptStatus::Merged => self.merged += 1,
-            AttemptStatus::Rejected | AttemptStatus::Duplicate => self.rejected += 1,
-            _ => self.failed += 1,
-        }
-    }
-}
+pub use crate::lease::{lease_expiry, lease_owner};
+pub(crate) use crate::lease::{lease_holder_alive, lock_program};
+pub(crate) use crate::loop_api::SeedResult;
+pub use crate::loop_api::{LoopEvent, LoopOptions, LoopSummary, Measurement};
 
 /// What proposing produced.
 pub(crate) enum Proposed {
@@ -231,28 +73,28 @@ pub struct Runner<'p> {
     pub(crate) repo: Repo,
     pub(crate) policy: PolicySpec,
     pub(crate) fp_hash: String,
-    fp_json: String,
+    pub(crate) fp_json: String,
     pub(crate) host: String,
     pub(crate) data_dir: PathBuf,
     pub(crate) history: Vec<HistoryEntry>,
     /// Hidden results by the content hash of the artifacts they scored (`judging`).
     pub(crate) hidden_cache: std::collections::HashMap<String, picidae_store::HiddenResult>,
     /// Shared slots for this invocation, if any.
-    slots: Option<Arc<SlotPool>>,
+    pub(crate) slots: Option<Arc<SlotPool>>,
     /// Shared machine resources for this invocation, if any.
-    resources: Option<Arc<ResourcePool>>,
+    pub(crate) resources: Option<Arc<ResourcePool>>,
     /// This process's name on the leases of the runs it starts.
     pub(crate) lease_owner: String,
     /// Where the program's runs execute.
     pub(crate) executor: ExecutorSpec,
     /// The run checkout kept between runs (`run.reuse_checkout`) and the commit it holds.
-    run_checkout: KeptCheckout,
+    pub(crate) run_checkout: KeptCheckout,
     /// The cancel flags of this loop's runs in flight (set while [`Runner::run`] runs).
-    cancels: Option<Arc<RunCancels>>,
+    pub(crate) cancels: Option<Arc<RunCancels>>,
     /// See [`Runner::notices`].
-    notices: Vec<String>,
+    pub(crate) notices: Vec<String>,
     /// Held for the runner's lifetime: one loop per program at a time.
-    _lock: Option<std::fs::File>,
+    pub(crate) _lock: Option<std::fs::File>,
     /// Agent turns that failed in a row (reset by any turn that returns).
     pub(crate) agent_failures: u32,
     /// Why this runner paused the program (after [`AGENT_FAILURE_LIMIT`] failed turns).
@@ -633,116 +475,6 @@ impl<'p> Runner<'p> {
         opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst)
     }
 
-    // ------------------------------------------------------------------ setup
-
-    fn setup(&mut self, events: Events<'_>) -> Result<(), SchedError> {
-        let cache = self
-            .data_dir
-            .parent()
-            .unwrap_or(&self.data_dir)
-            .to_path_buf();
-        let hidden = cache.join("hidden");
-        for d in [&self.data_dir, &hidden] {
-            std::fs::create_dir_all(d).map_err(|e| SchedError::io(d, e))?;
-        }
-        let Some(setup) = self.contract.setup.clone() else {
-            return Ok(());
-        };
-        let marker = cache.join(".setup-done");
-        let stamp = format!("{}\n{}\n", self.program.base_commit, setup.command);
-        if std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str()) {
-            events(&LoopEvent::Setup {
-                cached: true,
-                secs: 0.0,
-            });
-            return Ok(());
-        }
-        let started = Instant::now();
-        let wt_path = self.project.worktree_dir(&self.program.name, "setup");
-        let _ = self.repo.remove_worktree(&wt_path);
-        let wt = self
-            .repo
-            .add_worktree(&wt_path, &self.program.base_commit)?;
-        let log = cache.join("setup.log");
-        let req = RunRequest {
-            command: setup.command.clone(),
-            cwd: wt.bench_dir(),
-            env: vec![
-                ("PICIDAE_DATA".into(), self.data_dir.display().to_string()),
-                ("PICIDAE_HIDDEN".into(), hidden.display().to_string()),
-            ],
-            time_budget: SETUP_TIMEOUT,
-            timeout: SETUP_TIMEOUT,
-            grace: self.contract.run.grace,
-            stdout_path: log.clone(),
-            stderr_path: log.clone(),
-            log_cap_bytes: self.contract.run.log_cap_bytes,
-        };
-        let cancel = AtomicBool::new(false);
-        let outcome = LocalExecutor::new().spawn(&req)?.wait(&cancel);
-        let _ = self.repo.remove_worktree(&wt_path);
-        let outcome = outcome?;
-        if !outcome.succeeded() {
-            return Err(SchedError::SetupFailed {
-                status: describe_exit(&outcome),
-                log,
-            });
-        }
-        std::fs::write(&marker, stamp).map_err(|e| SchedError::io(&marker, e))?;
-        events(&LoopEvent::Setup {
-            cached: false,
-            secs: started.elapsed().as_secs_f64(),
-        });
-        Ok(())
-    }
-
-    // ------------------------------------------------------------------ baseline
-
-    fn baseline(&mut self, opts: &LoopOptions, events: Events<'_>) -> Result<(), SchedError> {
-        let base = self.frontier_commit();
-        let attempt = self.project.store.insert_attempt(&NewAttempt {
-            program_id: self.program.id,
-            kind: AttemptKind::Baseline,
-            parent_commit: base.clone(),
-            hypothesis: "baseline".into(),
-            proposer: "picidae".into(),
-            params: None,
-        })?;
-        self.project
-            .store
-            .set_attempt_commit(attempt.id, &base, &patch_hash(""), &[], None)?;
-        let attempt = self.project.store.attempt(attempt.id)?;
-        match self.run_attempt(&attempt, opts, events)? {
-            Finish::Decided(AttemptStatus::Kept) => Ok(()),
-            Finish::Decided(_) => {
-                let runs = self.project.store.runs_of_attempt(attempt.id)?;
-                let last = runs.last();
-                let reason = last
-                    .map(|r| {
-                        let mut s = format!("run {} {}", r.id, r.status);
-                        if !r.violations.is_empty() {
-                            s.push_str(&format!(" ({})", r.violations.join("; ")));
-                        }
-                        if let Some(e) = &r.error {
-                            s.push_str(&format!(" ({e})"));
-                        }
-                        s
-                    })
-                    .unwrap_or_else(|| "no run".into());
-                let log = last
-                    .and_then(|r| r.log_dir.clone())
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
-                Err(SchedError::BaselineFailed { reason, log })
-            }
-            Finish::Interrupted => Ok(()),
-            Finish::Merged(_) => Err(SchedError::Program {
-                program: self.program.name.clone(),
-                message: "the baseline cannot be merged".into(),
-            }),
-        }
-    }
-
     // ------------------------------------------------------------------ exploration
 
     pub(crate) fn load_history(&mut self) -> Result<(), SchedError> {
@@ -841,8 +573,6 @@ impl<'p> Runner<'p> {
         Ok(())
     }
 
-    // ------------------------------------------------------------------ runs
-
     /// Run an attempt's seeds and decide it: baseline (all its seeds, then it is the noise
     /// floor), plain keep/revert (`seeds = 1`), or screening plus verification.
     pub(crate) fn run_attempt(
@@ -911,184 +641,6 @@ impl<'p> Runner<'p> {
         self.verify_attempt(attempt, opts, events)
     }
 
-    /// A finding for `attempt_id` against the current frontier, under verification (`why`
-    /// says how it got there).
-    pub(crate) fn open_finding(
-        &mut self,
-        attempt_id: i64,
-        why: &str,
-    ) -> Result<picidae_store::Finding, SchedError> {
-        let incumbent = self.program.frontier_attempt_id.unwrap_or(attempt_id);
-        let f = self.project.store.create_finding(
-            self.program.id,
-            attempt_id,
-            incumbent,
-            &self.contract.primary_metric,
-            Some(&self.fp_hash),
-        )?;
-        self.project
-            .store
-            .move_finding(f.id, FindingState::Verifying, None, why)?;
-        Ok(f)
-    }
-
-    /// Screen on one seed; a candidate that beats the frontier gets the policy's remaining
-    /// seeds at once (verification before new exploration) and is judged statistically.
-    fn verify_attempt(
-        &mut self,
-        attempt: &Attempt,
-        opts: &LoopOptions,
-        events: Events<'_>,
-    ) -> Result<Finish, SchedError> {
-        let goal = self.contract.primary().goal;
-        let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
-        if finding.is_none() {
-            let Some(screen) = self.run_seeds(attempt, 1, opts, events)? else {
-                return Ok(Finish::Interrupted);
-            };
-            let first = &screen[0];
-            let frontier = self.program.frontier_value.unwrap_or(f64::NAN);
-            let beats = first.status == RunStatus::Succeeded
-                && first
-                    .value
-                    .is_some_and(|v| goal.improves(v, frontier, self.policy.min_improvement));
-            if !beats {
-                let mut d = self.plain_decision(attempt, &screen);
-                if d.status == AttemptStatus::Discarded {
-                    d.note =
-                        Some("screened out: did not beat the frontier on its first seed".into());
-                }
-                return self.settle(attempt, d, None, events);
-            }
-            let f = self.open_finding(
-                attempt.id,
-                &format!("queued {} more seeds", self.policy.seeds - 1),
-            )?;
-            events(&LoopEvent::Verifying {
-                seq: attempt.seq,
-                finding_id: f.id,
-                seeds: self.policy.seeds,
-            });
-            finding = Some(self.project.store.finding(f.id)?);
-        }
-        let finding = finding.ok_or_else(|| SchedError::Program {
-            program: self.program.name.clone(),
-            message: format!("attempt {} lost its finding", attempt.seq),
-        })?;
-        let Some(results) = self.run_seeds(attempt, self.policy.seeds as i64, opts, events)? else {
-            return Ok(Finish::Interrupted);
-        };
-        let judgement = if let Some(bad) = results.iter().find(|r| r.status != RunStatus::Succeeded)
-        {
-            Judgement {
-                validated: false,
-                blocked: false,
-                evidence: Evidence {
-                    n_candidate: Some(results.len() as i64),
-                    ..Default::default()
-                },
-                reason: if bad.status == RunStatus::Cancelled {
-                    format!(
-                        "not verified: seed {} (run {}) was {CANCELLED_BY_USER}",
-                        bad.seed, bad.run_id
-                    )
-                } else {
-                    format!("seed {} ended {}", bad.seed, bad.status)
-                },
-            }
-        } else {
-            self.judge_candidate(&finding, &results)?
-        };
-        let state = if judgement.validated {
-            FindingState::Validated
-        } else if judgement.blocked {
-            FindingState::Verifying
-        } else {
-            FindingState::Refuted
-        };
-        let values: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
-        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
-        let d = Decision {
-            status: if judgement.validated {
-                AttemptStatus::Kept
-            } else {
-                AttemptStatus::Discarded
-            },
-            primary_value: mean,
-            note: Some(format!(
-                "finding {} {state}: {}",
-                finding.id, judgement.reason
-            )),
-            advance_frontier: judgement.validated,
-            judged_against: self.program.frontier_attempt_id,
-        };
-        let conclusion = Conclusion {
-            finding_id: finding.id,
-            state,
-            evidence: judgement.evidence,
-            reason: judgement.reason,
-        };
-        self.settle(attempt, d, Some(conclusion), events)
-    }
-
-    /// Re-measure a commit on fresh seeds `first..first + n`, visible and hidden metric per seed,
-    /// recorded as an attempt of kind `measure` that is never compared with the frontier. For
-    /// ground truth in benchmarks of the policy itself.
-    pub fn measure(
-        &mut self,
-        commit: &str,
-        first: i64,
-        n: i64,
-        label: &str,
-    ) -> Result<Vec<Measurement>, SchedError> {
-        self.setup(&mut |_| {})?;
-        let attempt = self.project.store.insert_attempt(&NewAttempt {
-            program_id: self.program.id,
-            kind: AttemptKind::Measure,
-            parent_commit: commit.to_string(),
-            hypothesis: format!("measure {label}"),
-            proposer: "picidae".into(),
-            params: None,
-        })?;
-        self.project
-            .store
-            .set_attempt_commit(attempt.id, commit, &patch_hash(""), &[], None)?;
-        let attempt = self.project.store.attempt(attempt.id)?;
-        let opts = LoopOptions::default();
-        let results = self
-            .run_seed_range(&attempt, first, n, &opts, &mut |_| {})?
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        for r in &results {
-            let hidden = if self.contract.hidden.is_some() {
-                self.hidden_values(&[r.run_id])?.first().copied()
-            } else {
-                None
-            };
-            out.push(Measurement {
-                seed: r.seed,
-                visible: r.value.filter(|_| r.status == RunStatus::Succeeded),
-                hidden,
-            });
-        }
-        self.project.store.decide_attempt(
-            attempt.id,
-            &Decision {
-                status: AttemptStatus::Discarded,
-                primary_value: None,
-                note: Some("measurement".into()),
-                advance_frontier: false,
-                judged_against: None,
-            },
-        )?;
-        Ok(out)
-    }
-
-    /// Run the setup step if needed (exposed for `picidae evaluator calibrate`).
-    pub fn prepare(&mut self, events: Events<'_>) -> Result<(), SchedError> {
-        self.setup(events)
-    }
-
     /// The commit new work builds on: the frontier, or the base before there is one.
     pub(crate) fn frontier_commit(&self) -> String {
         self.program
@@ -1102,161 +654,6 @@ impl<'p> Runner<'p> {
             .project
             .store
             .noise_floor(self.program.id, &self.fp_hash)?)
-    }
-
-    /// Run the seeds `0..n` an attempt still lacks (finished, non-cancelled runs count), each
-    /// recorded as it ends. `None` when cancelled.
-    fn run_seeds(
-        &mut self,
-        attempt: &Attempt,
-        n: i64,
-        opts: &LoopOptions,
-        events: Events<'_>,
-    ) -> Result<Option<Vec<SeedResult>>, SchedError> {
-        self.run_seed_range(attempt, 0, n, opts, events)
-    }
-
-    /// Run the seeds `first..first + n`, as [`run_seeds`](Self::run_seeds).
-    fn run_seed_range(
-        &mut self,
-        attempt: &Attempt,
-        first: i64,
-        n: i64,
-        opts: &LoopOptions,
-        events: Events<'_>,
-    ) -> Result<Option<Vec<SeedResult>>, SchedError> {
-        let range = first..first + n;
-        let runs = self.project.store.runs_of_attempt(attempt.id)?;
-        // A run a person cancelled counts as done (its seed is never run again); one cancelled
-        // because the harness stopped does not.
-        let cancelled: Vec<i64> = runs
-            .iter()
-            .filter(|r| r.status == RunStatus::Cancelled)
-            .map(|r| r.id)
-            .collect();
-        let by_user = self.project.store.cancel_requested_runs(&cancelled)?;
-        let mut results: Vec<SeedResult> = runs
-            .into_iter()
-            .filter(|r| {
-                r.status.is_terminal()
-                    && (r.status != RunStatus::Cancelled || by_user.contains(&r.id))
-                    && range.contains(&r.seed)
-            })
-            .map(|r| SeedResult {
-                seed: r.seed,
-                run_id: r.id,
-                status: r.status,
-                value: r.primary_value,
-            })
-            .collect();
-        let missing: Vec<i64> = range
-            .clone()
-            .filter(|s| !results.iter().any(|r| r.seed == *s))
-            .collect();
-        let mut done: Vec<(i64, (i64, RunResult))> = Vec::new();
-        if opts.parallel > 1 && missing.len() > 1 {
-            for batch in missing.chunks(opts.parallel) {
-                if opts.cancel.load(Ordering::SeqCst) {
-                    return Ok(None);
-                }
-                for (seed, r) in
-                    batch
-                        .iter()
-                        .zip(self.execute_parallel(attempt, batch, &opts.cancel, events))
-                {
-                    done.push((*seed, r?));
-                }
-            }
-        }
-        for seed in missing {
-            if opts.cancel.load(Ordering::SeqCst) {
-                return Ok(None);
-            }
-            let (run_id, result) = match done.iter().position(|(s, _)| *s == seed) {
-                Some(i) => done.swap_remove(i).1,
-                None => self.execute_run(attempt, seed, &opts.cancel, events)?,
-            };
-            self.project.store.finish_run(run_id, &result)?;
-            let status = result.status.unwrap_or(RunStatus::Crashed);
-            events(&LoopEvent::RunFinished {
-                seq: attempt.seq,
-                run_id,
-                status,
-                value: result.primary_value,
-                wall_secs: result.wall_secs.unwrap_or(0.0),
-            });
-            if status == RunStatus::Cancelled
-                && self
-                    .project
-                    .store
-                    .cancel_requested_runs(&[run_id])?
-                    .is_empty()
-            {
-                return Ok(None);
-            }
-            results.push(SeedResult {
-                seed,
-                run_id,
-                status,
-                value: result.primary_value,
-            });
-        }
-        results.sort_by_key(|r| r.seed);
-        Ok(Some(results))
-    }
-
-    /// Keep/revert on the mean of the seeds; any failed seed fails the attempt.
-    fn plain_decision(&self, attempt: &Attempt, results: &[SeedResult]) -> Decision {
-        let values: Vec<f64> = results
-            .iter()
-            .filter(|r| r.status == RunStatus::Succeeded)
-            .filter_map(|r| r.value)
-            .collect();
-        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
-        if values.len() < results.len() || mean.is_none() {
-            let statuses: Vec<String> = results.iter().map(|r| r.status.to_string()).collect();
-            // Only a run a person cancelled reaches a decision as `cancelled`.
-            let note = match results.iter().find(|r| r.status == RunStatus::Cancelled) {
-                Some(r) => format!(
-                    "run {} (seed {}) {CANCELLED_BY_USER}; runs: {}",
-                    r.run_id,
-                    r.seed,
-                    statuses.join(", ")
-                ),
-                None => format!("runs: {}", statuses.join(", ")),
-            };
-            return Decision {
-                status: AttemptStatus::Failed,
-                primary_value: mean,
-                note: Some(note),
-                advance_frontier: false,
-                judged_against: None,
-            };
-        }
-        let mean = mean.unwrap_or(f64::NAN);
-        let goal = self.contract.primary().goal;
-        let better = attempt.kind == AttemptKind::Baseline
-            || match self.program.frontier_value {
-                Some(f) => goal.improves(mean, f, self.policy.min_improvement),
-                None => true,
-            };
-        Decision {
-            status: if better {
-                AttemptStatus::Kept
-            } else {
-                AttemptStatus::Discarded
-            },
-            primary_value: Some(mean),
-            note: None,
-            advance_frontier: better,
-            // The baseline measures the frontier; everything else must beat the one it was
-            // judged against, still in place when it is recorded (`merge.rs`).
-            judged_against: if attempt.kind == AttemptKind::Baseline {
-                None
-            } else {
-                self.program.frontier_attempt_id
-            },
-        }
     }
 
     pub(crate) fn after_decision(
@@ -1289,93 +686,6 @@ impl<'p> Runner<'p> {
         Ok(Finish::Decided(d.status))
     }
 
-    /// What a run of this program needs, for executing it here or on a thread.
-    pub(crate) fn run_ctx(&self) -> RunCtx {
-        RunCtx {
-            program: self.program.name.clone(),
-            project_tag: patch_hash(&self.project.root().display().to_string())[..8].to_string(),
-            base_commit: self.program.base_commit.clone(),
-            contract: self.contract.clone(),
-            executor: self.executor.clone(),
-            data_dir: self.data_dir.clone(),
-            lease_owner: self.lease_owner.clone(),
-            host: self.host.clone(),
-            fp_hash: self.fp_hash.clone(),
-            fp_json: self.fp_json.clone(),
-            slots: self.slots.clone(),
-            resources: self.resources.clone(),
-            cancels: self.cancels.clone(),
-        }
-    }
-
-    /// Execute one seed of an attempt here (see [`RunCtx::execute_run`]).
-    fn execute_run(
-        &mut self,
-        attempt: &Attempt,
-        seed: i64,
-        cancel: &AtomicBool,
-        events: Events<'_>,
-    ) -> Result<(i64, RunResult), SchedError> {
-        let ctx = self.run_ctx();
-        ctx.execute_run(
-            self.project,
-            &self.repo,
-            attempt,
-            seed,
-            cancel,
-            events,
-            Some(&mut self.run_checkout),
-        )
-    }
-
-    /// Execute several seeds of an attempt at once, each on a thread with its own store
-    /// connection and checkout; their events reach `events` from this thread as they happen.
-    /// Results come back in the order of `seeds`, not yet stored.
-    fn execute_parallel(
-        &mut self,
-        attempt: &Attempt,
-        seeds: &[i64],
-        cancel: &AtomicBool,
-        events: Events<'_>,
-    ) -> Vec<Result<(i64, RunResult), SchedError>> {
-        let ctx = self.run_ctx();
-        let root = self.project.root().to_path_buf();
-        let bench = self.program.benchmark_dir.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<LoopEvent>();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = seeds
-                .iter()
-                .map(|&seed| {
-                    let (ctx, root, bench, tx) = (&ctx, &root, &bench, tx.clone());
-                    scope.spawn(move || {
-                        let mut project = Project::open(root)?;
-                        let repo = Repo::open(bench)?;
-                        let mut send = |e: &LoopEvent| {
-                            let _ = tx.send(e.clone());
-                        };
-                        ctx.execute_run(&mut project, &repo, attempt, seed, cancel, &mut send, None)
-                    })
-                })
-                .collect();
-            drop(tx);
-            // Forward events until every run has ended (the channel closes with the last one).
-            for e in rx.iter() {
-                events(&e);
-            }
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(SchedError::Program {
-                            program: ctx.program.clone(),
-                            message: "a run thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        })
-    }
-
     /// Reject an attempt whose run was stopped by the sandbox, or changed a non-editable file
     /// of its checkout while it ran: it reached for what the contract keeps from it (a
     /// boundary violation), whatever its metrics would have been.
@@ -1402,71 +712,6 @@ impl<'p> Runner<'p> {
             &note,
         )?;
         Ok(true)
-    }
-}
-
-/// Take the program's exclusive lock (an OS file lock, released when the process dies), so two
-/// loops never drive one program and recovery never mistakes a live loop's run for an orphan.
-/// The name this process puts on the leases of its runs: host and process id.
-pub fn lease_owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
-}
-
-/// Whether the coordinator named `owner` (see [`lease_owner`]) may still be alive: always for
-/// another host (only its heartbeat can tell), and for this host when its process lives.
-pub(crate) fn lease_holder_alive(owner: &str) -> bool {
-    let me = lease_owner();
-    let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
-    match owner.rsplit_once(':') {
-        Some((host, pid)) if host == my_host => pid
-            .parse::<i32>()
-            .map(picidae_exec::process_alive)
-            .unwrap_or(false),
-        _ => true,
-    }
-}
-
-/// A lease not renewed for this long belongs to a dead coordinator; its runs are recovered
-/// and its programs taken over: 30 s, or `PICIDAE_LEASE_EXPIRY_SECS`.
-pub fn lease_expiry() -> std::time::Duration {
-    static EXPIRY: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
-    *EXPIRY.get_or_init(|| {
-        let secs = std::env::var("PICIDAE_LEASE_EXPIRY_SECS")
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .unwrap_or(30);
-        std::time::Duration::from_secs(secs)
-    })
-}
-
-pub(crate) fn lock_program(project: &Project, program: &str) -> Result<std::fs::File, SchedError> {
-    let dir = project.dir().join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| SchedError::io(&dir, e))?;
-    let path = dir.join(format!("{program}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| SchedError::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(SchedError::Busy(program.to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(SchedError::io(&path, e)),
-    }
-}
-
-fn describe_exit(o: &RunOutcome) -> String {
-    if o.timed_out {
-        "timed out".into()
-    } else if let Some(s) = o.signal {
-        format!("killed by signal {s}")
-    } else {
-        format!("exit code {}", o.exit_code.unwrap_or(-1))
     }
 }
 

@@ -224,7 +224,8 @@ fn accounting(env: &Env, programs: &[&str], log: &Path) -> BTreeMap<String, usiz
     let store = env.store();
     store.integrity_check().unwrap();
     let mut cancelled = BTreeMap::new();
-    let mut total_runs = 0;
+    // Runs whose process started; one interrupted while it waited for a slot never did.
+    let mut started: BTreeSet<i64> = BTreeSet::new();
     for p in programs {
         let id = store.program(p).unwrap().id;
         let attempts = store
@@ -251,7 +252,17 @@ fn accounting(env: &Env, programs: &[&str], log: &Path) -> BTreeMap<String, usiz
             runs.len() >= RUNS_EACH,
             "{p}: its run budget was spent: {runs:?}"
         );
-        total_runs += runs.len();
+        for r in &runs {
+            if r.started_at.is_some() {
+                started.insert(r.id);
+            } else {
+                assert_eq!(
+                    r.status,
+                    RunStatus::Cancelled,
+                    "{p}: run never started: {r:?}"
+                );
+            }
+        }
         // No seed of an attempt has more than one result.
         let mut results: BTreeMap<(i64, i64), usize> = BTreeMap::new();
         for r in &runs {
@@ -279,7 +290,10 @@ fn accounting(env: &Env, programs: &[&str], log: &Path) -> BTreeMap<String, usiz
         assert!(seen.insert(*run), "run {run} was executed twice: {execs:?}");
         assert!(!pid_alive(*pid), "run process {pid} is still alive");
     }
-    assert_eq!(execs.len(), total_runs, "every run executed exactly once");
+    assert_eq!(
+        seen, started,
+        "every run that started executed exactly once, and no other"
+    );
     cancelled
 }
 

@@ -1,0 +1,114 @@
+//! Measuring a commit: the baseline (the first frontier and the noise floor of an
+//! environment) and re-measurements for ground truth: a `impl Runner` block.
+
+use std::path::PathBuf;
+
+use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
+use picidae_store::{Decision, NewAttempt};
+
+use crate::runner::{patch_hash, Events, Finish, LoopOptions, Measurement, Runner};
+use crate::SchedError;
+
+impl Runner<'_> {
+    pub(crate) fn baseline(
+        &mut self,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<(), SchedError> {
+        let base = self.frontier_commit();
+        let attempt = self.project.store.insert_attempt(&NewAttempt {
+            program_id: self.program.id,
+            kind: AttemptKind::Baseline,
+            parent_commit: base.clone(),
+            hypothesis: "baseline".into(),
+            proposer: "picidae".into(),
+            params: None,
+        })?;
+        self.project
+            .store
+            .set_attempt_commit(attempt.id, &base, &patch_hash(""), &[], None)?;
+        let attempt = self.project.store.attempt(attempt.id)?;
+        match self.run_attempt(&attempt, opts, events)? {
+            Finish::Decided(AttemptStatus::Kept) => Ok(()),
+            Finish::Decided(_) => {
+                let runs = self.project.store.runs_of_attempt(attempt.id)?;
+                let last = runs.last();
+                let reason = last
+                    .map(|r| {
+                        let mut s = format!("run {} {}", r.id, r.status);
+                        if !r.violations.is_empty() {
+                            s.push_str(&format!(" ({})", r.violations.join("; ")));
+                        }
+                        if let Some(e) = &r.error {
+                            s.push_str(&format!(" ({e})"));
+                        }
+                        s
+                    })
+                    .unwrap_or_else(|| "no run".into());
+                let log = last
+                    .and_then(|r| r.log_dir.clone())
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                Err(SchedError::BaselineFailed { reason, log })
+            }
+            Finish::Interrupted => Ok(()),
+            Finish::Merged(_) => Err(SchedError::Program {
+                program: self.program.name.clone(),
+                message: "the baseline cannot be merged".into(),
+            }),
+        }
+    }
+
+    /// Re-measure a commit on fresh seeds `first..first + n`, visible and hidden metric per seed,
+    /// recorded as an attempt of kind `measure` that is never compared with the frontier. For
+    /// ground truth in benchmarks of the policy itself.
+    pub fn measure(
+        &mut self,
+        commit: &str,
+        first: i64,
+        n: i64,
+        label: &str,
+    ) -> Result<Vec<Measurement>, SchedError> {
+        self.setup(&mut |_| {})?;
+        let attempt = self.project.store.insert_attempt(&NewAttempt {
+            program_id: self.program.id,
+            kind: AttemptKind::Measure,
+            parent_commit: commit.to_string(),
+            hypothesis: format!("measure {label}"),
+            proposer: "picidae".into(),
+            params: None,
+        })?;
+        self.project
+            .store
+            .set_attempt_commit(attempt.id, commit, &patch_hash(""), &[], None)?;
+        let attempt = self.project.store.attempt(attempt.id)?;
+        let opts = LoopOptions::default();
+        let results = self
+            .run_seed_range(&attempt, first, n, &opts, &mut |_| {})?
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for r in &results {
+            let hidden = if self.contract.hidden.is_some() {
+                self.hidden_values(&[r.run_id])?.first().copied()
+            } else {
+                None
+            };
+            out.push(Measurement {
+                seed: r.seed,
+                visible: r.value.filter(|_| r.status == RunStatus::Succeeded),
+                hidden,
+            });
+        }
+        self.project.store.decide_attempt(
+            attempt.id,
+            &Decision {
+                status: AttemptStatus::Discarded,
+                primary_value: None,
+                note: Some("measurement".into()),
+                advance_frontier: false,
+                judged_against: None,
+            },
+        )?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,189 @@
+//! Deciding an attempt from its seeds: plain keep/revert on their mean, or screening on one
+//! seed and verification of a candidate as a finding: a `impl Runner` block. The statistics
+//! are `verify.rs`'s, the hidden evaluator's guard `judging.rs`'s, the recording `merge.rs`'s.
+
+use picidae_core::domain::FindingState;
+use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
+use picidae_store::{Attempt, Decision, Evidence};
+
+use crate::cancels::CANCELLED_BY_USER;
+use crate::merge::Conclusion;
+use crate::runner::{Events, Finish, LoopEvent, LoopOptions, Runner, SeedResult};
+use crate::verify::Judgement;
+use crate::SchedError;
+
+impl Runner<'_> {
+    /// A finding for `attempt_id` against the current frontier, under verification (`why`
+    /// says how it got there).
+    pub(crate) fn open_finding(
+        &mut self,
+        attempt_id: i64,
+        why: &str,
+    ) -> Result<picidae_store::Finding, SchedError> {
+        let incumbent = self.program.frontier_attempt_id.unwrap_or(attempt_id);
+        let f = self.project.store.create_finding(
+            self.program.id,
+            attempt_id,
+            incumbent,
+            &self.contract.primary_metric,
+            Some(&self.fp_hash),
+        )?;
+        self.project
+            .store
+            .move_finding(f.id, FindingState::Verifying, None, why)?;
+        Ok(f)
+    }
+
+    /// Screen on one seed; a candidate that beats the frontier gets the policy's remaining
+    /// seeds at once (verification before new exploration) and is judged statistically.
+    pub(crate) fn verify_attempt(
+        &mut self,
+        attempt: &Attempt,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        let goal = self.contract.primary().goal;
+        let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
+        if finding.is_none() {
+            let Some(screen) = self.run_seeds(attempt, 1, opts, events)? else {
+                return Ok(Finish::Interrupted);
+            };
+            let first = &screen[0];
+            let frontier = self.program.frontier_value.unwrap_or(f64::NAN);
+            let beats = first.status == RunStatus::Succeeded
+                && first
+                    .value
+                    .is_some_and(|v| goal.improves(v, frontier, self.policy.min_improvement));
+            if !beats {
+                let mut d = self.plain_decision(attempt, &screen);
+                if d.status == AttemptStatus::Discarded {
+                    d.note =
+                        Some("screened out: did not beat the frontier on its first seed".into());
+                }
+                return self.settle(attempt, d, None, events);
+            }
+            let f = self.open_finding(
+                attempt.id,
+                &format!("queued {} more seeds", self.policy.seeds - 1),
+            )?;
+            events(&LoopEvent::Verifying {
+                seq: attempt.seq,
+                finding_id: f.id,
+                seeds: self.policy.seeds,
+            });
+            finding = Some(self.project.store.finding(f.id)?);
+        }
+        let finding = finding.ok_or_else(|| SchedError::Program {
+            program: self.program.name.clone(),
+            message: format!("attempt {} lost its finding", attempt.seq),
+        })?;
+        let Some(results) = self.run_seeds(attempt, self.policy.seeds as i64, opts, events)? else {
+            return Ok(Finish::Interrupted);
+        };
+        let judgement = if let Some(bad) = results.iter().find(|r| r.status != RunStatus::Succeeded)
+        {
+            Judgement {
+                validated: false,
+                blocked: false,
+                evidence: Evidence {
+                    n_candidate: Some(results.len() as i64),
+                    ..Default::default()
+                },
+                reason: if bad.status == RunStatus::Cancelled {
+                    format!(
+                        "not verified: seed {} (run {}) was {CANCELLED_BY_USER}",
+                        bad.seed, bad.run_id
+                    )
+                } else {
+                    format!("seed {} ended {}", bad.seed, bad.status)
+                },
+            }
+        } else {
+            self.judge_candidate(&finding, &results)?
+        };
+        let state = if judgement.validated {
+            FindingState::Validated
+        } else if judgement.blocked {
+            FindingState::Verifying
+        } else {
+            FindingState::Refuted
+        };
+        let values: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
+        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+        let d = Decision {
+            status: if judgement.validated {
+                AttemptStatus::Kept
+            } else {
+                AttemptStatus::Discarded
+            },
+            primary_value: mean,
+            note: Some(format!(
+                "finding {} {state}: {}",
+                finding.id, judgement.reason
+            )),
+            advance_frontier: judgement.validated,
+            judged_against: self.program.frontier_attempt_id,
+        };
+        let conclusion = Conclusion {
+            finding_id: finding.id,
+            state,
+            evidence: judgement.evidence,
+            reason: judgement.reason,
+        };
+        self.settle(attempt, d, Some(conclusion), events)
+    }
+
+    /// Keep/revert on the mean of the seeds; any failed seed fails the attempt.
+    pub(crate) fn plain_decision(&self, attempt: &Attempt, results: &[SeedResult]) -> Decision {
+        let values: Vec<f64> = results
+            .iter()
+            .filter(|r| r.status == RunStatus::Succeeded)
+            .filter_map(|r| r.value)
+            .collect();
+        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+        if values.len() < results.len() || mean.is_none() {
+            let statuses: Vec<String> = results.iter().map(|r| r.status.to_string()).collect();
+            // Only a run a person cancelled reaches a decision as `cancelled`.
+            let note = match results.iter().find(|r| r.status == RunStatus::Cancelled) {
+                Some(r) => format!(
+                    "run {} (seed {}) {CANCELLED_BY_USER}; runs: {}",
+                    r.run_id,
+                    r.seed,
+                    statuses.join(", ")
+                ),
+                None => format!("runs: {}", statuses.join(", ")),
+            };
+            return Decision {
+                status: AttemptStatus::Failed,
+                primary_value: mean,
+                note: Some(note),
+                advance_frontier: false,
+                judged_against: None,
+            };
+        }
+        let mean = mean.unwrap_or(f64::NAN);
+        let goal = self.contract.primary().goal;
+        let better = attempt.kind == AttemptKind::Baseline
+            || match self.program.frontier_value {
+                Some(f) => goal.improves(mean, f, self.policy.min_improvement),
+                None => true,
+            };
+        Decision {
+            status: if better {
+                AttemptStatus::Kept
+            } else {
+                AttemptStatus::Discarded
+            },
+            primary_value: Some(mean),
+            note: None,
+            advance_frontier: better,
+            // The baseline measures the frontier; everything else must beat the one it was
+            // judged against, still in place when it is recorded (`merge.rs`).
+            judged_against: if attempt.kind == AttemptKind::Baseline {
+                None
+            } else {
+                self.program.frontier_attempt_id
+            },
+        }
+    }
+}
