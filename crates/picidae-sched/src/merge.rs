@@ -97,6 +97,16 @@ impl Runner<'_> {
             });
             return Ok(Finish::Decided(AttemptStatus::Rejected));
         }
+        // Under plain keep/revert, a winner built on a merge candidate that was kept meanwhile
+        // holds the new frontier in its own history: it is judged against it on its own runs.
+        if !self.policy.verifies() {
+            let frontier = self.frontier_commit();
+            if let Some(commit) = attempt.commit.as_deref().filter(|c| *c != frontier) {
+                if self.repo.is_ancestor(&frontier, commit)? {
+                    return self.rejudge_on_frontier(attempt, won, events);
+                }
+            }
+        }
         let of = ReplayOf {
             original: attempt,
             hypothesis: format!(
@@ -109,6 +119,7 @@ impl Runner<'_> {
                 attempt.seq
             ),
             verify_all_seeds: false,
+            onto: self.pending_merge()?,
         };
         let candidate = self.insert_replay(&of, MERGE_PROPOSER)?;
         let merged = format!(
@@ -134,5 +145,69 @@ impl Runner<'_> {
         };
         debug_assert!(matches!(finish, Finish::Decided(AttemptStatus::Merged)));
         Ok(Finish::Merged(candidate_decided))
+    }
+
+    /// The newest merge candidate not yet decided that is built on the current frontier: a new
+    /// one goes on top of it (stacked), so wins found together land together, in as many
+    /// decisions as there are wins rather than as many rounds of runs.
+    fn pending_merge(&self) -> Result<Option<String>, SchedError> {
+        let frontier = self.frontier_commit();
+        Ok(self
+            .project
+            .store
+            .undecided_attempts(self.program.id)?
+            .into_iter()
+            .filter(|a| a.proposer == MERGE_PROPOSER && a.parent_commit == frontier)
+            .filter_map(|a| a.commit)
+            .next_back())
+    }
+
+    /// `attempt` won against its parent, and the new frontier is an ancestor of its commit (a
+    /// merge candidate it was stacked on was kept): what it ran is the new frontier plus its
+    /// own change, so its runs judge it against the new frontier directly.
+    fn rejudge_on_frontier(
+        &mut self,
+        attempt: &Attempt,
+        won: Decision,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        let frontier = self.frontier_commit();
+        let goal = self.contract.primary().goal;
+        let better = match (won.primary_value, self.program.frontier_value) {
+            (Some(v), Some(f)) => goal.improves(v, f, self.policy.min_improvement),
+            _ => false,
+        };
+        let held = format!(
+            "the frontier moved to #{} while it ran, which its change builds on: judged against it",
+            self.frontier_seq()?
+        );
+        self.project
+            .store
+            .set_attempt_parent(attempt.id, &frontier)?;
+        let attempt = self.project.store.attempt(attempt.id)?;
+        let d = Decision {
+            status: if better {
+                AttemptStatus::Kept
+            } else {
+                AttemptStatus::Discarded
+            },
+            primary_value: won.primary_value,
+            note: Some(if better {
+                held
+            } else {
+                format!("{held}, and it is not better")
+            }),
+            advance_frontier: better,
+            judged_against: self.program.frontier_attempt_id,
+        };
+        self.settle(&attempt, d, None, events)
+    }
+
+    /// The sequence number of the frontier attempt (0 when there is none).
+    fn frontier_seq(&self) -> Result<i64, SchedError> {
+        Ok(match self.program.frontier_attempt_id {
+            Some(id) => self.project.store.attempt(id)?.seq,
+            None => 0,
+        })
     }
 }

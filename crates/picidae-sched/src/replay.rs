@@ -35,6 +35,10 @@ pub(crate) struct ReplayOf<'a> {
     pub why: String,
     /// Verify on all of the policy's seeds, without screening (a retry).
     pub verify_all_seeds: bool,
+    /// Where to put the change instead of the new attempt's parent, the frontier: a commit
+    /// descending from it (a merge candidate stacked on another, `merge.rs`). Where the
+    /// change conflicts there, it goes onto the frontier.
+    pub onto: Option<String>,
 }
 
 impl Runner<'_> {
@@ -86,9 +90,17 @@ impl Runner<'_> {
                 attempt.proposer,
                 original.seq
             );
-            let replayed =
-                self.repo
-                    .replay(&original.parent_commit, &commit, &frontier, &message)?;
+            let mut replayed = Replayed::Conflict(Vec::new());
+            if let Some(onto) = of.onto.as_deref().filter(|o| *o != frontier) {
+                replayed = self
+                    .repo
+                    .replay(&original.parent_commit, &commit, onto, &message)?;
+            }
+            if let Replayed::Conflict(_) = replayed {
+                replayed =
+                    self.repo
+                        .replay(&original.parent_commit, &commit, &frontier, &message)?;
+            }
             let sha = match replayed {
                 Replayed::Committed(sha) => sha,
                 Replayed::Conflict(paths) => {
@@ -199,6 +211,7 @@ impl Runner<'_> {
             hypothesis: format!("replay of #{}: {}", a.seq, one_line(&a.hypothesis)),
             why: format!("replay of #{} (stale)", a.seq),
             verify_all_seeds: false,
+            onto: None,
         };
         let replay = self.insert_replay(&of, REPLAY_PROPOSER)?;
         let note = format!(

@@ -45,6 +45,7 @@ impl Runner<'_> {
             ),
             why: format!("retry of #{} (requested by {})", original.seq, req.author),
             verify_all_seeds: true,
+            onto: None,
         };
         let attempt = self.insert_replay(&of, RETRY_PROPOSER)?;
         if !self.project.store.consume_retry(req.id, attempt.id)? {

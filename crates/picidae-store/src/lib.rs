@@ -421,6 +421,19 @@ impl Store {
         Ok(attempt)
     }
 
+    /// Record that attempt `id` is built on `parent` after all: a commit its own commit
+    /// descends from (the frontier moved to a merge candidate it was stacked on).
+    pub fn set_attempt_parent(&mut self, id: i64, parent: &str) -> Result<()> {
+        let n = self.db.execute(
+            "UPDATE attempts SET parent_commit = ?2 WHERE id = ?1",
+            params![id, parent],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchAttempt(id));
+        }
+        Ok(())
+    }
+
     /// The attempts that carry attempt `id`'s change onto a newer frontier (replays, retries,
     /// merge candidates), oldest first.
     pub fn replays_of(&self, id: i64) -> Result<Vec<Attempt>> {

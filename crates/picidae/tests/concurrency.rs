@@ -197,6 +197,65 @@ fn two_wins_in_flight_together_stack_through_a_merge_candidate() {
 }
 
 #[test]
+fn three_wins_land_together_through_stacked_merge_candidates() {
+    let env = Env::new(&[
+        (
+            "picidae.toml",
+            r#"[boundary]
+editable = ["a.txt", "b.txt", "c.txt"]
+
+[run]
+command = "sh run.sh"
+time_budget = 30
+
+[metrics.score]
+goal = "minimize"
+"#,
+        ),
+        // c = 2 runs longest, then b = 3: a's win lands first, then b's, then c's.
+        (
+            "run.sh",
+            "b=$(cat b.txt); c=$(cat c.txt)\n\
+             if [ \"$c\" = 2 ]; then sleep 2.4; elif [ \"$b\" = 3 ]; then sleep 1.8; else sleep 0.8; fi\n\
+             echo \"score: $(( $(cat a.txt) + b + c ))\"\n",
+        ),
+        ("a.txt", "5\n"),
+        ("b.txt", "5\n"),
+        ("c.txt", "5\n"),
+    ]);
+    let agent = pair_agent(&env, &["a.txt 4", "b.txt 3", "c.txt 2"]);
+    create(&env, &agent, "3");
+    let out = env.ok(&["run", "p", "-n", "3", "--plain"]);
+    let all = attempts(&env);
+    let (a, b, c) = (
+        by_hypothesis(&all, "a.txt = 4"),
+        by_hypothesis(&all, "b.txt = 3"),
+        by_hypothesis(&all, "c.txt = 2"),
+    );
+    assert_eq!(a.status, AttemptStatus::Kept, "{all:#?}\n{out}");
+    assert_eq!(b.status, AttemptStatus::Merged, "{all:#?}\n{out}");
+    assert_eq!(c.status, AttemptStatus::Merged, "{all:#?}\n{out}");
+    let mb = all.iter().find(|x| x.replay_of == Some(b.id)).unwrap();
+    let mc = all.iter().find(|x| x.replay_of == Some(c.id)).unwrap();
+    // c's merge candidate went on top of b's (still running): when b's was kept, c's run
+    // had measured the new frontier plus c, and was judged against it without another run.
+    assert_eq!(mb.status, AttemptStatus::Kept, "{all:#?}\n{out}");
+    assert_eq!(mc.status, AttemptStatus::Kept, "{all:#?}\n{out}");
+    assert_eq!(mc.parent_commit, mb.commit.clone().unwrap(), "{mc:?}");
+    assert!(
+        mc.note.as_deref().unwrap_or("").contains("judged against it"),
+        "{mc:?}"
+    );
+    let p = env.store().program("p").unwrap();
+    assert_eq!(p.frontier_value, Some(9.0));
+    assert_eq!(runs(&env).len(), 6, "baseline, three wins, two merge candidates");
+    let frontier = git(&env.bench, &["rev-parse", "refs/picidae/p/frontier"]);
+    for (file, v) in [("a.txt", "4"), ("b.txt", "3"), ("c.txt", "2")] {
+        assert_eq!(git(&env.bench, &["show", &format!("{frontier}:{file}")]), v);
+    }
+}
+
+#[test]
 fn a_conflicting_pair_is_recorded_as_a_conflict() {
     let env = two_file_env(1.0);
     std::fs::write(
