@@ -40,7 +40,33 @@ const IDLE: Duration = Duration::from_millis(25);
 /// The most agents of one program working at once.
 const MAX_PROPOSERS: u32 = 64;
 
+/// A signal the driver gives the proposers when a slot may have freed up (an attempt was
+/// decided or started), so they wait on it rather than poll the store.
+#[derive(Default)]
+struct Wake {
+    generation: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl Wake {
+    fn bump(&self) {
+        *self.generation.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Wait for the next bump, at most `limit`.
+    fn wait(&self, limit: Duration) {
+        let g = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let start = *g;
+        let _ = self
+            .changed
+            .wait_timeout_while(g, limit, |now| *now == start);
+    }
+}
+
 enum Msg {
+    /// A proposer queued an attempt.
+    Queued,
     /// An event of the proposer (`counted`: an attempt it decided without a run) or a worker.
     Event { event: LoopEvent, counted: bool },
     /// A worker's attempt came to this.
@@ -67,6 +93,7 @@ impl Runner<'_> {
         // admitted with.
         let mut carried: std::collections::VecDeque<Attempt> = carried.into();
         let halt = AtomicBool::new(false);
+        let wake = Wake::default();
         let (tx, rx) = channel::<Msg>();
         let root = self.project.root().to_path_buf();
         let name = self.program.name.clone();
@@ -76,8 +103,9 @@ impl Runner<'_> {
             let agents = std::iter::once(agent).chain(extra.iter_mut().map(|a| a.as_mut()));
             for (k, agent) in agents.enumerate() {
                 let (ptx, halt_ref, root_ref, name) = (tx.clone(), &halt, &root, &name);
+                let wake = &wake;
                 scope.spawn(move || {
-                    let r = propose_loop(root_ref, (name, k), agent, opts, halt_ref, &ptx);
+                    let r = propose_loop(root_ref, (name, k), agent, opts, (halt_ref, wake), &ptx);
                     let _ = ptx.send(Msg::ProposerDone(r));
                 });
             }
@@ -98,8 +126,10 @@ impl Runner<'_> {
                             }
                             events(&event);
                         }
+                        Msg::Queued => {}
                         Msg::Done { attempt_id, result } => {
                             running.remove(&attempt_id);
+                            wake.bump();
                             match result {
                                 Ok(f) => {
                                     if let Finish::Interrupted = f {
@@ -138,6 +168,7 @@ impl Runner<'_> {
                     // No new starts: the proposer stops, the attempts in flight finish (or,
                     // cancelled, are interrupted), then the loop ends.
                     halt.store(true, Ordering::SeqCst);
+                    wake.bump();
                     if running.is_empty() {
                         if !why.is_empty() {
                             summary.stopped.get_or_insert(why);
@@ -182,6 +213,7 @@ impl Runner<'_> {
                 }
             }
             halt.store(true, Ordering::SeqCst);
+            wake.bump();
             drop(tx);
             // The proposer ends its turn and says why it stopped.
             for msg in rx.iter() {
@@ -192,6 +224,7 @@ impl Runner<'_> {
                         }
                         events(&event);
                     }
+                    Msg::Queued => {}
                     Msg::ProposerDone(r) => {
                         proposers_left = proposers_left.saturating_sub(1);
                         merge_proposer(&mut proposer, r);
@@ -304,7 +337,26 @@ impl Runner<'_> {
     /// Admission of one more attempt needing `need` runs (`admission.rs`).
     fn admit(&self, start: &Start<'_>, need: u32) -> Result<Result<(), String>, SchedError> {
         let store = &self.project.store;
-        let spent = store.program_spend(self.program.id)?;
+        let limits = Limits {
+            invocation_runs: start.opts.max_runs,
+            program_runs: self.program.max_runs,
+            gpu_hours: self.program.max_gpu_hours,
+            usd: self.program.max_usd,
+            gpu_hour_usd: self.program.gpu_hour_usd,
+        };
+        let unlimited = limits.invocation_runs.is_none()
+            && limits.program_runs.is_none()
+            && limits.gpu_hours.is_none()
+            && limits.usd.is_none();
+        if unlimited {
+            // No budget: nothing to count.
+            return Ok(Ok(()));
+        }
+        let spent = if limits.gpu_hours.is_some() || limits.usd.is_some() {
+            store.program_spend(self.program.id)?
+        } else {
+            Default::default()
+        };
         let usage = Usage {
             runs: store.run_count(Some(self.program.id))?,
             runs_at_start: start.runs_at_start,
@@ -321,13 +373,6 @@ impl Runner<'_> {
                 finished: finished as u32,
             });
         }
-        let limits = Limits {
-            invocation_runs: start.opts.max_runs,
-            program_runs: self.program.max_runs,
-            gpu_hours: self.program.max_gpu_hours,
-            usd: self.program.max_usd,
-            gpu_hour_usd: self.program.gpu_hour_usd,
-        };
         let run = &self.contract.run;
         let worst =
             (run.timeout + run.grace).as_secs_f64() / 3600.0 * f64::from(run.resources.gpus);
@@ -384,7 +429,7 @@ fn propose_loop(
     (name, index): (&str, usize),
     agent: &mut dyn Agent,
     opts: &LoopOptions,
-    halt: &AtomicBool,
+    (halt, wake): (&AtomicBool, &Wake),
     tx: &Sender<Msg>,
 ) -> Result<Option<String>, SchedError> {
     let stopping = || {
@@ -413,14 +458,17 @@ fn propose_loop(
         let target = policy.concurrency.max(1) as usize + opts.pipeline;
         let in_flight = p.project.store.undecided_attempts(pid)?.len();
         if in_flight >= target || p.program.status == ProgramStatus::Paused {
-            std::thread::sleep(Duration::from_millis(20));
+            wake.wait(Duration::from_millis(50));
             continue;
         }
         // A fresh view: decisions made by the workers, and what is in flight now.
-        p.load_history()?;
+        p.refresh_history()?;
         match p.propose(agent, &mut send)? {
             Proposed::Exhausted => return Ok(Some("the agent has nothing more to propose".into())),
-            Proposed::Ready(_) => made += 1,
+            Proposed::Ready(_) => {
+                made += 1;
+                let _ = tx.send(Msg::Queued);
+            }
             Proposed::Decided(_) => {
                 made += 1;
                 if let Some(why) = p.paused_because.take() {
@@ -444,7 +492,7 @@ fn propose_loop(
                     {
                         break;
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    wake.wait(Duration::from_millis(50));
                 }
             }
         }

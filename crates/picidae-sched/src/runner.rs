@@ -477,6 +477,26 @@ impl<'p> Runner<'p> {
 
     // ------------------------------------------------------------------ exploration
 
+    /// Bring the history up to date with the store: attempts that were undecided are read
+    /// again, newer ones appended (a concurrent loop's proposer, between turns).
+    pub(crate) fn refresh_history(&mut self) -> Result<(), SchedError> {
+        let mut seen = std::collections::HashSet::new();
+        // Newest entry per attempt (the serial loop pushes an attempt again when decided).
+        self.history.reverse();
+        self.history.retain(|h| seen.insert(h.seq));
+        self.history.reverse();
+        for h in self.history.iter_mut().filter(|h| !h.status.is_final()) {
+            if let Some(a) = self.project.store.attempt_by_seq(self.program.id, h.seq)? {
+                *h = history_entry(&a);
+            }
+        }
+        let last = self.history.iter().map(|h| h.seq).max().unwrap_or(0);
+        for a in self.project.store.attempts_after(self.program.id, last)? {
+            self.history.push(history_entry(&a));
+        }
+        Ok(())
+    }
+
     pub(crate) fn load_history(&mut self) -> Result<(), SchedError> {
         let attempts = self.project.store.attempts(&AttemptFilter {
             program_id: Some(self.program.id),

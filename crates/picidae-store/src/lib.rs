@@ -434,6 +434,17 @@ impl Store {
         Ok(())
     }
 
+    /// A program's attempts after sequence number `seq`, oldest first.
+    pub fn attempts_after(&self, program_id: i64, seq: i64) -> Result<Vec<Attempt>> {
+        Ok(self.db.query_map(
+            &format!(
+                "SELECT {ATTEMPT_COLS} FROM attempts WHERE program_id = ?1 AND seq > ?2 ORDER BY seq"
+            ),
+            [program_id, seq],
+            attempt_from_row,
+        )?)
+    }
+
     /// The attempts that carry attempt `id`'s change onto a newer frontier (replays, retries,
     /// merge candidates), oldest first.
     pub fn replays_of(&self, id: i64) -> Result<Vec<Attempt>> {

@@ -243,12 +243,19 @@ goal = "minimize"
     assert_eq!(mc.status, AttemptStatus::Kept, "{all:#?}\n{out}");
     assert_eq!(mc.parent_commit, mb.commit.clone().unwrap(), "{mc:?}");
     assert!(
-        mc.note.as_deref().unwrap_or("").contains("judged against it"),
+        mc.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("judged against it"),
         "{mc:?}"
     );
     let p = env.store().program("p").unwrap();
     assert_eq!(p.frontier_value, Some(9.0));
-    assert_eq!(runs(&env).len(), 6, "baseline, three wins, two merge candidates");
+    assert_eq!(
+        runs(&env).len(),
+        6,
+        "baseline, three wins, two merge candidates"
+    );
     let frontier = git(&env.bench, &["rev-parse", "refs/picidae/p/frontier"]);
     for (file, v) in [("a.txt", "4"), ("b.txt", "3"), ("c.txt", "2")] {
         assert_eq!(git(&env.bench, &["show", &format!("{frontier}:{file}")]), v);
