@@ -9,54 +9,9 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, git, value_contract, Env};
+use common::{bin, git, two_file_env, value_contract, Env};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_store::{Attempt, Run};
-
-/// Two editable files; a run sleeps `secs` and reports `score` = a + b (lower is better).
-fn two_file_env(secs: f64) -> Env {
-    Env::new(&[
-        (
-            "picidae.toml",
-            r#"[boundary]
-editable = ["a.txt", "b.txt"]
-
-[run]
-command = "sh run.sh"
-time_budget = 30
-
-[metrics.score]
-goal = "minimize"
-"#,
-        ),
-        (
-            "run.sh",
-            &format!("sleep {secs}\necho \"score: $(( $(cat a.txt) + $(cat b.txt) ))\"\n"),
-        ),
-        ("a.txt", "5\n"),
-        ("b.txt", "5\n"),
-    ])
-}
-
-/// A command agent taking `file value` pairs from a queue, one a turn; done when it is empty.
-/// Several may run at once (one per attempt in flight): the queue is taken under a lock.
-fn pair_agent(env: &Env, turns: &[&str]) -> String {
-    let queue = env.path("turns.txt");
-    std::fs::write(&queue, turns.join("\n") + "\n").unwrap();
-    let script = env.path("agent.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "cat > /dev/null\nexec 9> '{q}.lock'\nflock 9\n\
-             [ -s '{q}' ] || {{ echo 'PICIDAE: DONE'; exit 0; }}\n\
-             set -- $(head -n 1 '{q}')\nsed -i 1d '{q}'\nflock -u 9\n\
-             echo \"$2\" > \"$1\"\necho \"HYPOTHESIS: $1 = $2\"\n",
-            q = queue.display()
-        ),
-    )
-    .unwrap();
-    format!("sh {}", script.display())
-}
 
 fn create(env: &Env, agent: &str, concurrency: &str) {
     env.ok(&[
@@ -116,7 +71,7 @@ fn four_attempts_run_at_once_and_no_more() {
     let env = two_file_env(2.0);
     let turns: Vec<String> = (0..8).map(|i| format!("a.txt {}", 40 + i)).collect();
     let turns: Vec<&str> = turns.iter().map(String::as_str).collect();
-    let agent = pair_agent(&env, &turns);
+    let agent = env.pair_agent(&turns);
     create(&env, &agent, "4");
     let started = Instant::now();
     let out = env.ok(&["run", "p", "-n", "8", "--plain"]);
@@ -145,7 +100,7 @@ fn two_wins_in_flight_together_stack_through_a_merge_candidate() {
     )
     .unwrap();
     git(&env.bench, &["commit", "-qam", "b is slower"]);
-    let agent = pair_agent(&env, &["a.txt 4", "b.txt 3"]);
+    let agent = env.pair_agent(&["a.txt 4", "b.txt 3"]);
     create(&env, &agent, "2");
     let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
     let all = attempts(&env);
@@ -223,7 +178,7 @@ goal = "minimize"
         ("b.txt", "5\n"),
         ("c.txt", "5\n"),
     ]);
-    let agent = pair_agent(&env, &["a.txt 4", "b.txt 3", "c.txt 2"]);
+    let agent = env.pair_agent(&["a.txt 4", "b.txt 3", "c.txt 2"]);
     create(&env, &agent, "3");
     let out = env.ok(&["run", "p", "-n", "3", "--plain"]);
     let all = attempts(&env);
@@ -272,7 +227,7 @@ fn a_conflicting_pair_is_recorded_as_a_conflict() {
     )
     .unwrap();
     git(&env.bench, &["commit", "-qam", "a = 3 is slower"]);
-    let agent = pair_agent(&env, &["a.txt 4", "a.txt 3"]);
+    let agent = env.pair_agent(&["a.txt 4", "a.txt 3"]);
     create(&env, &agent, "2");
     let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
     let all = attempts(&env);
@@ -303,7 +258,7 @@ fn a_conflicting_pair_is_recorded_as_a_conflict() {
 fn an_idea_already_in_flight_is_not_run_again() {
     let env = two_file_env(2.0);
     // The fourth turn starts once the duplicate is decided, while the others run.
-    let agent = pair_agent(&env, &["a.txt 4", "a.txt 4", "b.txt 9", "b.txt 8"]);
+    let agent = env.pair_agent(&["a.txt 4", "a.txt 4", "b.txt 9", "b.txt 8"]);
     create(&env, &agent, "3");
     let out = env.ok(&["run", "p", "-n", "4", "--plain"]);
     let all = attempts(&env);
@@ -340,7 +295,7 @@ fn the_run_budget_holds_with_four_in_flight() {
     let env = two_file_env(0.5);
     let turns: Vec<String> = (0..12).map(|i| format!("a.txt {}", 40 + i)).collect();
     let turns: Vec<&str> = turns.iter().map(String::as_str).collect();
-    let agent = pair_agent(&env, &turns);
+    let agent = env.pair_agent(&turns);
     create(&env, &agent, "4");
     env.ok(&["program", "set", "p", "--max-runs", "6"]);
     let out = env.ok(&["run", "p", "-n", "12", "--plain"]);

@@ -5,52 +5,8 @@
 
 mod common;
 
-use common::{git, Env};
+use common::{git, two_file_env, Env};
 use picidae_core::AttemptStatus;
-
-/// Two editable files; a run takes two seconds (so the proposer works ahead of it) and reports
-/// `score` = a + b, lower is better.
-fn two_file_env() -> Env {
-    Env::new(&[
-        (
-            "picidae.toml",
-            r#"[boundary]
-editable = ["a.txt", "b.txt"]
-
-[run]
-command = "sh run.sh"
-time_budget = 20
-
-[metrics.score]
-goal = "minimize"
-"#,
-        ),
-        (
-            "run.sh",
-            "sleep 2\necho \"score: $(( $(cat a.txt) + $(cat b.txt) ))\"\n",
-        ),
-        ("a.txt", "5\n"),
-        ("b.txt", "5\n"),
-    ])
-}
-
-/// A command agent taking `file value` pairs from a queue, one a turn; done when it is empty.
-fn queue_agent(env: &Env, turns: &[&str]) -> String {
-    let queue = env.path("turns.txt");
-    std::fs::write(&queue, turns.join("\n") + "\n").unwrap();
-    let script = env.path("agent.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "cat > /dev/null\n[ -s '{q}' ] || {{ echo 'PICIDAE: DONE'; exit 0; }}\n\
-             set -- $(head -n 1 '{q}')\nsed -i 1d '{q}'\n\
-             echo \"$2\" > \"$1\"\necho \"HYPOTHESIS: $1 = $2\"\n",
-            q = queue.display()
-        ),
-    )
-    .unwrap();
-    format!("sh {}", script.display())
-}
 
 /// The attempt that carries `original`'s change onto a newer frontier.
 fn replay_of(
@@ -71,8 +27,8 @@ fn attempts(env: &Env) -> Vec<picidae_store::Attempt> {
 
 #[test]
 fn a_stale_attempt_is_replayed_onto_the_new_frontier_and_gains_stack() {
-    let env = two_file_env();
-    let agent = queue_agent(&env, &["a.txt 4", "b.txt 3"]);
+    let env = two_file_env(2.0);
+    let agent = env.pair_agent(&["a.txt 4", "b.txt 3"]);
     let bench = env.bench.clone();
     env.command_program("p", &bench, &agent);
     // #2 (a = 4) runs while the proposer builds #3 (b = 3) on the same, old frontier.
@@ -126,8 +82,8 @@ fn a_stale_attempt_is_replayed_onto_the_new_frontier_and_gains_stack() {
 
 #[test]
 fn a_stale_attempt_that_conflicts_is_rejected_naming_its_files() {
-    let env = two_file_env();
-    let agent = queue_agent(&env, &["a.txt 4", "a.txt 3"]);
+    let env = two_file_env(2.0);
+    let agent = env.pair_agent(&["a.txt 4", "a.txt 3"]);
     let bench = env.bench.clone();
     env.command_program("p", &bench, &agent);
     let out = env.ok(&["run", "p", "-n", "3", "--plain", "--pipeline", "1"]);

@@ -128,6 +128,26 @@ impl Env {
         format!("sh {}", agent.display())
     }
 
+    /// A command agent taking `file value` pairs from a queue, one a turn; done when it is empty.
+    /// Several may run at once (one per attempt in flight): the queue is taken under a lock.
+    pub fn pair_agent(&self, turns: &[&str]) -> String {
+        let queue = self.path("turns.txt");
+        std::fs::write(&queue, turns.join("\n") + "\n").unwrap();
+        let script = self.path("agent.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "cat > /dev/null\nexec 9> '{q}.lock'\nflock 9\n\
+                 [ -s '{q}' ] || {{ echo 'PICIDAE: DONE'; exit 0; }}\n\
+                 set -- $(head -n 1 '{q}')\nsed -i 1d '{q}'\nflock -u 9\n\
+                 echo \"$2\" > \"$1\"\necho \"HYPOTHESIS: $1 = $2\"\n",
+                q = queue.display()
+            ),
+        )
+        .unwrap();
+        format!("sh {}", script.display())
+    }
+
     pub fn queue_agent(&self, actions: &[&str]) -> String {
         let queue = self.path("queue.txt");
         std::fs::write(&queue, actions.join("\n") + "\n").unwrap();
@@ -195,6 +215,31 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         assert!(locked && tries < 50, "git {args:?}: {out:?}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// Two editable files; a run sleeps `secs` and reports `score` = a + b (lower is better).
+pub fn two_file_env(secs: f64) -> Env {
+    Env::new(&[
+        (
+            "picidae.toml",
+            r#"[boundary]
+editable = ["a.txt", "b.txt"]
+
+[run]
+command = "sh run.sh"
+time_budget = 30
+
+[metrics.score]
+goal = "minimize"
+"#,
+        ),
+        (
+            "run.sh",
+            &format!("sleep {secs}\necho \"score: $(( $(cat a.txt) + $(cat b.txt) ))\"\n"),
+        ),
+        ("a.txt", "5\n"),
+        ("b.txt", "5\n"),
+    ])
 }
 
 /// The `value` benchmark (`score` is the number in value.txt), starting at `initial`.
