@@ -15,7 +15,7 @@ use picidae_store::{Attempt, RunResult};
 use serde_json::json;
 
 use crate::cancels::CANCELLED_BY_USER;
-use crate::run::fetch_remote_outputs;
+use crate::remote::fetch_remote_outputs;
 use crate::runner::{lease_expiry, lease_holder_alive, Events, LoopEvent, Runner};
 use crate::{program_ref, SchedError};
 

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use picidae_core::metrics::{check_guards, parse_json_lines, parse_stdout};
 use picidae_core::{Assignment, Boundary, Contract, RunBreach, RunStatus};
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
 use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
@@ -20,14 +19,26 @@ use picidae_store::{Attempt, RunResult};
 use crate::cancels::{RunCancels, CANCELLED_BY_USER};
 use crate::executors::ExecutorSpec;
 use crate::hidden::scrub;
+use crate::outcome::REWROTE_PROTECTED;
+use crate::remote::{fetch_remote_outputs, remote_request, remote_safe};
 use crate::resources::ResourcePool;
 use crate::runner::{Events, LoopEvent};
 use crate::slots::SlotPool;
 use crate::{Project, SchedError};
 
-/// A run checkout kept between runs (`run.reuse_checkout`): its path, commit and benchmark
-/// directory.
-pub(crate) type KeptCheckout = Option<(PathBuf, String, PathBuf)>;
+/// A run checkout kept between runs (`run.reuse_checkout`).
+#[derive(Debug, Clone)]
+pub(crate) struct RunCheckout {
+    /// The worktree's path.
+    pub(crate) path: PathBuf,
+    /// The commit it holds.
+    pub(crate) commit: String,
+    /// The benchmark directory inside it.
+    pub(crate) bench_dir: PathBuf,
+}
+
+/// The run checkout a program keeps between runs, if it has one now.
+pub(crate) type KeptCheckout = Option<RunCheckout>;
 
 /// Everything executing one run needs, apart from a store connection and the repository:
 /// cheap to clone, so runs of one program can execute on threads of their own (each with its
@@ -51,7 +62,26 @@ pub(crate) struct RunCtx {
     pub(crate) cancels: Option<Arc<RunCancels>>,
 }
 
+/// The machine a run executes on, as its run row records it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunsOn<'a> {
+    pub(crate) host: &'a str,
+    /// Hash of its environment fingerprint.
+    pub(crate) fp_hash: &'a str,
+    /// The fingerprint itself, as JSON.
+    pub(crate) fp_json: &'a str,
+}
+
 impl RunCtx {
+    /// This machine, where the context was made.
+    fn here(&self) -> RunsOn<'_> {
+        RunsOn {
+            host: &self.host,
+            fp_hash: &self.fp_hash,
+            fp_json: &self.fp_json,
+        }
+    }
+
     /// Environment variables carrying an attempt's environment parameters (defaults where the
     /// attempt has no value).
     pub(crate) fn env_param_vars(&self, attempt: &Attempt) -> Vec<(String, String)> {
@@ -276,8 +306,8 @@ impl RunCtx {
         let mut kept = run_checkout;
         let bench_dir = match kept.as_deref() {
             // The kept checkout already holds this commit.
-            Some(Some((path, c, bench))) if path == wt_path && *c == commit && bench.is_dir() => {
-                bench.clone()
+            Some(Some(k)) if k.path == wt_path && k.commit == commit && k.bench_dir.is_dir() => {
+                k.bench_dir.clone()
             }
             _ => {
                 if let Some(k) = kept.as_mut() {
@@ -287,7 +317,11 @@ impl RunCtx {
                 let wt = repo.add_worktree(wt_path, &commit)?;
                 scrub(&self.contract, &wt.bench_dir())?;
                 if let Some(k) = kept {
-                    *k = Some((wt_path.to_path_buf(), commit.clone(), wt.bench_dir()));
+                    *k = Some(RunCheckout {
+                        path: wt_path.to_path_buf(),
+                        commit: commit.clone(),
+                        bench_dir: wt.bench_dir(),
+                    });
                 }
                 wt.bench_dir()
             }
@@ -373,13 +407,8 @@ impl RunCtx {
                         },
                     },
                 )?;
-                let fp = (
-                    self.host.as_str(),
-                    self.fp_hash.as_str(),
-                    self.fp_json.as_str(),
-                );
                 let job: Box<dyn RunHandle> = Box::new(job);
-                self.wait_remote(project, (run_id, run_dir), job, fp, cancel, || {
+                self.wait_remote(project, (run_id, run_dir), job, self.here(), cancel, || {
                     events(&started)
                 })
             }
@@ -407,12 +436,7 @@ impl RunCtx {
                     self.project_tag
                 );
                 let job: Box<dyn RunHandle> = Box::new(ex.spawn_named(&name, &req)?);
-                let fp = (
-                    self.host.as_str(),
-                    self.fp_hash.as_str(),
-                    self.fp_json.as_str(),
-                );
-                self.wait_remote(project, (run_id, run_dir), job, fp, cancel, || {
+                self.wait_remote(project, (run_id, run_dir), job, self.here(), cancel, || {
                     events(&started)
                 })
             }
@@ -429,7 +453,11 @@ impl RunCtx {
                     project,
                     (run_id, run_dir),
                     job,
-                    (&fp.hostname, &hash, &fp_json),
+                    RunsOn {
+                        host: &fp.hostname,
+                        fp_hash: &hash,
+                        fp_json: &fp_json,
+                    },
                     cancel,
                     || events(&started),
                 )?;
@@ -447,7 +475,7 @@ impl RunCtx {
         project: &mut Project,
         (run_id, run_dir): (i64, &Path),
         job: Box<dyn RunHandle>,
-        (host, fp_hash, fp_json): (&str, &str, &str),
+        on: RunsOn<'_>,
         cancel: &AtomicBool,
         started: impl FnOnce(),
     ) -> Result<RunOutcome, SchedError> {
@@ -456,8 +484,8 @@ impl RunCtx {
             run_id,
             0,
             0,
-            host,
-            Some((fp_hash, fp_json)),
+            on.host,
+            Some((on.fp_hash, on.fp_json)),
             &run_dir.display().to_string(),
         )?;
         started();
@@ -564,250 +592,4 @@ impl RunCtx {
             network: self.contract.run.network.unwrap_or(true),
         }))
     }
-
-    /// Turn a process outcome and its outputs into a run result.
-    pub(crate) fn classify(&self, o: &RunOutcome, run_dir: &Path) -> RunResult {
-        let mut r = RunResult {
-            exit_code: o.exit_code.map(i64::from),
-            signal: o.signal.map(i64::from),
-            wall_secs: Some(o.wall_secs),
-            peak_rss_kb: o.peak_rss_kb.map(|k| k as i64),
-            peak_gpu_mb: o.peak_gpu_mb.map(|m| m as i64),
-            over_budget: o.over_budget,
-            ..Default::default()
-        };
-        let stdout = if o.stdout_truncated {
-            o.stdout_tail.clone()
-        } else {
-            read_output(run_dir, "stdout.log").unwrap_or_else(|| o.stdout_tail.clone())
-        };
-        let specs = self.contract.metrics.values();
-        let (values, ambiguous) = parse_stdout(&stdout, specs.clone());
-        r.metrics = values;
-        // A report the run's own output makes ambiguous is not believed: the run is invalid.
-        let mut ambiguous: Vec<String> = ambiguous
-            .iter()
-            .map(|e| format!("ambiguous metric report: stdout {e}"))
-            .collect();
-        if let Some(text) = read_output(run_dir, "metrics.jsonl") {
-            let (values, errors) = parse_json_lines(&text, specs.clone());
-            r.metrics.extend(values);
-            ambiguous.extend(
-                errors
-                    .iter()
-                    .map(|e| format!("ambiguous metric report: metrics.jsonl {e}")),
-            );
-        }
-        r.primary_value = r
-            .metrics
-            .get(&self.contract.primary_metric)
-            .copied()
-            .filter(|v| v.is_finite());
-        // A run that reports its own budgeted time (training, start-up excluded) is judged on
-        // it; one that does not, on its wall time.
-        if let Some(m) = &self.contract.run.budget_metric {
-            if let Some(v) = r.metrics.get(m).filter(|v| v.is_finite()) {
-                r.over_budget = *v > self.contract.run.time_budget.as_secs_f64();
-            }
-        }
-        r.status = Some(if o.cancelled {
-            RunStatus::Cancelled
-        } else if o.timed_out {
-            r.error = Some(format!(
-                "killed after the hard timeout of {:.1}s",
-                self.contract.run.timeout.as_secs_f64()
-            ));
-            RunStatus::TimedOut
-        } else if o.signal.is_some() {
-            RunStatus::Crashed
-        } else if let Some(sig) = o.exit_code.and_then(shell_crash_signal) {
-            // A shell between the harness and the program reports a child killed by signal N
-            // as exit status 128 + N (so does the sandbox).
-            r.error = Some(format!(
-                "crashed: killed by signal {sig} (exit status {})",
-                128 + sig
-            ));
-            RunStatus::Crashed
-        } else if o.exit_code != Some(0) {
-            RunStatus::Failed
-        } else {
-            let v = check_guards(&r.metrics, specs, &self.contract.primary_metric);
-            if v.is_empty() && ambiguous.is_empty() {
-                RunStatus::Succeeded
-            } else {
-                r.violations.extend(ambiguous.iter().cloned());
-                r.violations.extend(v.iter().map(|x| x.to_string()));
-                if r.error.is_none() {
-                    r.error = r.violations.first().cloned();
-                }
-                RunStatus::Invalid
-            }
-        });
-        // A run the sandbox denied something is invalid even if it exited cleanly: it tried to
-        // reach what the contract keeps from it.
-        if self.contract.run.sandbox && r.status != Some(RunStatus::Cancelled) {
-            let stderr = read_output(run_dir, "stderr.log").unwrap_or_default();
-            if let Some(line) = sandbox_denial(&stderr).or_else(|| sandbox_denial(&stdout)) {
-                r.error = Some(format!("{SANDBOX_VIOLATION}: {line}"));
-                r.violations.push(format!("{SANDBOX_VIOLATION}: {line}"));
-                r.status = Some(RunStatus::Invalid);
-                r.breach = Some(RunBreach::SandboxDenied);
-            }
-        }
-        // What a run leaves for the hidden evaluator must be plain files: a link would resolve
-        // outside the run's view when the evaluator reads it.
-        if self.contract.hidden.is_some() && r.status == Some(RunStatus::Succeeded) {
-            if let Err(refused) = crate::artifacts::scan(&run_dir.join("artifacts")) {
-                let why = format!("invalid artifacts: {refused}");
-                r.violations.push(why.clone());
-                r.error = Some(why);
-                r.status = Some(RunStatus::Invalid);
-            }
-        }
-        if let (Some(mb), Some(RunStatus::Failed | RunStatus::Crashed)) =
-            (self.contract.run.resources.memory_mb, r.status)
-        {
-            let stderr = read_output(run_dir, "stderr.log").unwrap_or_default();
-            if out_of_memory(&stderr) || out_of_memory(&stdout) {
-                r.error = Some(format!(
-                    "out of memory: an allocation failed under the memory limit of {mb} MB \
-                     (run.resources.memory_mb)"
-                ));
-            }
-        }
-        if r.status != Some(RunStatus::Succeeded) {
-            r.primary_value = None;
-        }
-        r
-    }
-}
-
-/// The most of one output file the harness reads back.
-const OUTPUT_READ_CAP: u64 = 256 * 1024 * 1024;
-
-/// A file the run left in its run directory, read without following a link (a run could
-/// replace its log by a link to a file it cannot see); `None` when absent or refused.
-fn read_output(run_dir: &Path, name: &str) -> Option<String> {
-    picidae_exec::safe_fs::read_nofollow(run_dir, name, OUTPUT_READ_CAP)
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-/// The crash signal (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGSYS)
-/// that exit status `code` reports when a shell's child died of it, if any.
-fn shell_crash_signal(code: i32) -> Option<i32> {
-    let sig = code.checked_sub(128)?;
-    [
-        libc_sig::ILL,
-        libc_sig::TRAP,
-        libc_sig::ABRT,
-        libc_sig::BUS,
-        libc_sig::FPE,
-        libc_sig::KILL,
-        libc_sig::SEGV,
-        libc_sig::SYS,
-    ]
-    .contains(&sig)
-    .then_some(sig)
-}
-
-/// Linux signal numbers (x86-64 and aarch64 agree on these).
-mod libc_sig {
-    pub const ILL: i32 = 4;
-    pub const TRAP: i32 = 5;
-    pub const ABRT: i32 = 6;
-    pub const BUS: i32 = 7;
-    pub const FPE: i32 = 8;
-    pub const KILL: i32 = 9;
-    pub const SEGV: i32 = 11;
-    pub const SYS: i32 = 31;
-}
-
-/// Whether a run's output says an allocation failed, as a run under `RLIMIT_AS` reports it
-/// (Python, C and C++ runtimes, the shell, CUDA-less numpy/torch allocators).
-fn out_of_memory(output: &str) -> bool {
-    const MARKERS: &[&str] = &[
-        "MemoryError",
-        "Cannot allocate memory",
-        "cannot allocate memory",
-        "out of memory",
-        "Out of memory",
-        "std::bad_alloc",
-        "memory exhausted",
-        "xmalloc: cannot allocate",
-        "failed to allocate",
-    ];
-    MARKERS.iter().any(|m| output.contains(m))
-}
-
-/// A program name as a remote directory name ([A-Za-z0-9._-]).
-pub(crate) fn remote_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// The request as a remote host runs it: metrics and artifacts go under the remote run
-/// directory's `out/` (fetched back afterwards); the local data directory means nothing there.
-pub(crate) fn remote_request(mut req: RunRequest, remote_dir: &str) -> RunRequest {
-    let out = format!("{remote_dir}/out");
-    req.env.retain(|(k, _)| k != "PICIDAE_DATA");
-    for (k, v) in req.env.iter_mut() {
-        match k.as_str() {
-            "PICIDAE_METRICS" => *v = format!("{out}/metrics.jsonl"),
-            "PICIDAE_ARTIFACTS" => *v = format!("{out}/artifacts"),
-            _ => {}
-        }
-    }
-    req.command = format!(
-        "mkdir -p {} && {{ {}\n}}",
-        picidae_exec::shell::quote(&format!("{out}/artifacts")),
-        req.command
-    );
-    req
-}
-
-/// Copy a remote run's metrics and artifacts back into its local run directory. A failure is
-/// logged, not fatal: the run's outcome and logs are already home.
-pub(crate) fn fetch_remote_outputs(
-    ex: &picidae_exec::ssh::SshExecutor,
-    remote_dir: &str,
-    run_dir: &Path,
-) {
-    if let Err(e) = ex.fetch_dir(&format!("{remote_dir}/out"), run_dir) {
-        tracing::warn!("fetching {remote_dir}/out: {e}");
-    }
-}
-
-/// How a run's error starts when it changed a non-editable file of its checkout.
-pub(crate) const REWROTE_PROTECTED: &str = "rewrote non-editable files";
-
-/// How a run's error starts when the sandbox stopped it.
-pub(crate) const SANDBOX_VIOLATION: &str = "sandbox violation";
-
-/// The line of a failed sandboxed run's output that shows the sandbox denying it something:
-/// a write outside its writable directories, a network connection, or a path that does not
-/// exist inside the sandbox (the benchmark's repository, hidden files, the store).
-pub(crate) fn sandbox_denial(output: &str) -> Option<String> {
-    const SIGNS: [&str; 5] = [
-        "Read-only file system",
-        "Network is unreachable",
-        "Temporary failure in name resolution",
-        "Operation not permitted",
-        "Permission denied",
-    ];
-    output
-        .lines()
-        .find(|l| {
-            SIGNS.iter().any(|s| l.contains(s))
-                || (l.contains("No such file or directory") && l.contains("/.picidae/"))
-                || (l.contains("No such file or directory") && l.contains("hidden"))
-        })
-        .map(|l| l.trim().chars().take(300).collect())
 }
