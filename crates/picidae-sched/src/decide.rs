@@ -7,12 +7,33 @@ use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
 use picidae_store::{Attempt, Decision, Evidence};
 
 use crate::cancels::CANCELLED_BY_USER;
+use crate::lifecycle::{self, Fact, Step};
 use crate::merge::Conclusion;
 use crate::runner::{Events, Finish, LoopEvent, LoopOptions, Runner, SeedResult};
 use crate::verify::Judgement;
 use crate::SchedError;
 
 impl Runner<'_> {
+    /// The step `a` takes on `fact` ([`crate::lifecycle`]); a fact out of place for its state
+    /// is an error of the harness, reported rather than acted on.
+    pub(crate) fn step(&self, a: &Attempt, fact: Fact) -> Result<Step, SchedError> {
+        lifecycle::next(a.status, fact).map_err(|e| SchedError::Program {
+            program: self.program.name.clone(),
+            message: format!("attempt #{}: {e}", a.seq),
+        })
+    }
+
+    /// The error for a step its caller does not take in that place.
+    pub(crate) fn out_of_order(&self, a: &Attempt, step: &Step) -> SchedError {
+        SchedError::Program {
+            program: self.program.name.clone(),
+            message: format!(
+                "attempt #{} ({}): unexpected step {step:?}",
+                a.seq, a.status
+            ),
+        }
+    }
+
     /// A finding for `attempt_id` against the current frontier, under verification (`why`
     /// says how it got there).
     pub(crate) fn open_finding(

@@ -29,6 +29,7 @@ use picidae_core::{AttemptStatus, ProgramStatus};
 use picidae_store::Attempt;
 
 use crate::admission::{admit, InFlight, Limits, Usage};
+use crate::lifecycle::{Fact, Step};
 use crate::program::effective_policy;
 use crate::runner::{Events, Finish, LoopEvent, LoopOptions, LoopSummary, Proposed, Runner};
 use crate::{Project, SchedError};
@@ -288,24 +289,31 @@ impl Runner<'_> {
         events: Events<'_>,
         summary: &mut LoopSummary,
     ) -> Result<Dispatch, SchedError> {
-        let concurrency = effective_policy(&self.contract, &self.program.policy).concurrency;
-        if start.running.len() >= concurrency.max(1) as usize {
-            return Ok(Dispatch::Idle);
-        }
         let (next, _) = self.project.store.queued_attempts(self.program.id)?;
         let Some(attempt) = next else {
             return Ok(Dispatch::Idle);
         };
-        if let Some(replay) = self.replay_if_stale(&attempt, events)? {
-            // The stale one is rejected; its replay is queued or was decided at once.
-            summary.count(AttemptStatus::Rejected);
-            if let Proposed::Decided(status) = replay {
-                summary.count(status);
+        let concurrency = effective_policy(&self.contract, &self.program.policy).concurrency;
+        let offered = Fact::Offered {
+            free_slot: start.running.len() < concurrency.max(1) as usize,
+            stale: self.is_stale(&attempt),
+        };
+        match self.step(&attempt, offered)? {
+            Step::Wait => return Ok(Dispatch::Idle),
+            Step::Replay => {
+                // The stale one is rejected; its replay is queued or was decided at once.
+                let replay = self.replay_stale(&attempt, events)?;
+                summary.count(AttemptStatus::Rejected);
+                if let Proposed::Decided(status) = replay {
+                    summary.count(status);
+                }
+                return Ok(Dispatch::Again);
             }
-            return Ok(Dispatch::Again);
+            Step::Admit => {}
+            other => return Err(self.out_of_order(&attempt, &other)),
         }
         let need = self.need();
-        if let Err(why) = self.admit(start, need)? {
+        if let Step::Refuse(why) = self.step(&attempt, Fact::Admission(self.admit(start, need)?))? {
             return Ok(Dispatch::Refused(why));
         }
         self.project.store.start_attempt(attempt.id)?;

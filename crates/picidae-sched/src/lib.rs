@@ -33,6 +33,7 @@ pub mod fsck;
 pub mod hidden;
 mod judging;
 mod lease;
+mod lifecycle;
 mod loop_api;
 pub mod merge;
 mod outcome;

@@ -15,6 +15,7 @@ use picidae_core::domain::FindingState;
 use picidae_core::AttemptStatus;
 use picidae_store::{Attempt, Decision, Evidence, StoreError};
 
+use crate::lifecycle::{Fact, Step, Winner};
 use crate::replay::ReplayOf;
 use crate::runner::{one_line, Events, Finish, LoopEvent, Proposed, Runner};
 use crate::SchedError;
@@ -88,25 +89,39 @@ impl Runner<'_> {
         events: Events<'_>,
     ) -> Result<Finish, SchedError> {
         self.program = self.project.store.program_by_id(self.program.id)?;
-        if self.flag_sandbox_violation(attempt)? {
-            let a = self.project.store.attempt(attempt.id)?;
-            events(&LoopEvent::Rejected {
-                seq: a.seq,
-                status: AttemptStatus::Rejected,
-                reason: a.note.unwrap_or_default(),
-            });
-            return Ok(Finish::Decided(AttemptStatus::Rejected));
-        }
-        // Under plain keep/revert, a winner built on a merge candidate that was kept meanwhile
-        // holds the new frontier in its own history: it is judged against it on its own runs.
-        if !self.policy.verifies() {
-            let frontier = self.frontier_commit();
-            if let Some(commit) = attempt.commit.as_deref().filter(|c| *c != frontier) {
-                if self.repo.is_ancestor(&frontier, commit)? {
-                    return self.rejudge_on_frontier(attempt, won, events);
-                }
+        // The state the store has (the caller's copy may predate the start).
+        let attempt = &self.project.store.attempt(attempt.id)?;
+        let frontier = self.frontier_commit();
+        let pending = self.pending_merge()?;
+        let winner = Winner {
+            breached: self
+                .project
+                .store
+                .runs_of_attempt(attempt.id)?
+                .iter()
+                .any(|r| r.breach.is_some()),
+            verifies: self.policy.verifies(),
+            holds_new_frontier: match attempt.commit.as_deref() {
+                Some(c) if c != frontier => self.repo.is_ancestor(&frontier, c)?,
+                _ => false,
+            },
+            pending_merge: pending.is_some(),
+        };
+        let stack = match self.step(attempt, Fact::WonOnMovedFrontier(winner))? {
+            Step::RejectBreach => {
+                self.flag_sandbox_violation(attempt)?;
+                let a = self.project.store.attempt(attempt.id)?;
+                events(&LoopEvent::Rejected {
+                    seq: a.seq,
+                    status: AttemptStatus::Rejected,
+                    reason: a.note.unwrap_or_default(),
+                });
+                return Ok(Finish::Decided(AttemptStatus::Rejected));
             }
-        }
+            Step::Rejudge => return self.rejudge_on_frontier(attempt, won, events),
+            Step::MergeCandidate { stack } => stack,
+            other => return Err(self.out_of_order(attempt, &other)),
+        };
         let of = ReplayOf {
             original: attempt,
             hypothesis: format!(
@@ -119,7 +134,7 @@ impl Runner<'_> {
                 attempt.seq
             ),
             verify_all_seeds: false,
-            onto: self.pending_merge()?,
+            onto: pending.filter(|_| stack),
         };
         let candidate = self.insert_replay(&of, MERGE_PROPOSER)?;
         let merged = format!(
@@ -185,12 +200,12 @@ impl Runner<'_> {
             .store
             .set_attempt_parent(attempt.id, &frontier)?;
         let attempt = self.project.store.attempt(attempt.id)?;
+        let status = match self.step(&attempt, Fact::Rejudged { better })? {
+            Step::Decide(status) => status,
+            other => return Err(self.out_of_order(&attempt, &other)),
+        };
         let d = Decision {
-            status: if better {
-                AttemptStatus::Kept
-            } else {
-                AttemptStatus::Discarded
-            },
+            status,
             primary_value: won.primary_value,
             note: Some(if better {
                 held

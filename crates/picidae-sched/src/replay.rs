@@ -202,10 +202,25 @@ impl Runner<'_> {
         a: &Attempt,
         events: Events<'_>,
     ) -> Result<Option<Proposed>, SchedError> {
-        let frontier = self.frontier_commit();
-        if a.kind != AttemptKind::Explore || a.parent_commit == frontier {
+        if !self.is_stale(a) {
             return Ok(None);
         }
+        self.replay_stale(a, events).map(Some)
+    }
+
+    /// Whether `a` was built on a frontier that has moved since. A baseline or a measurement
+    /// runs where it is, and is never stale.
+    pub(crate) fn is_stale(&self, a: &Attempt) -> bool {
+        a.kind == AttemptKind::Explore && a.parent_commit != self.frontier_commit()
+    }
+
+    /// Reject the stale attempt `a` and queue its change replayed onto the frontier.
+    pub(crate) fn replay_stale(
+        &mut self,
+        a: &Attempt,
+        events: Events<'_>,
+    ) -> Result<Proposed, SchedError> {
+        let frontier = self.frontier_commit();
         let of = ReplayOf {
             original: a,
             hypothesis: format!("replay of #{}: {}", a.seq, one_line(&a.hypothesis)),
@@ -231,6 +246,6 @@ impl Runner<'_> {
             status: AttemptStatus::Rejected,
             reason: note,
         });
-        Ok(Some(self.replay_into(&replay, &of, events)?))
+        self.replay_into(&replay, &of, events)
     }
 }
