@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use picidae_core::{Assignment, Boundary, Contract, RunBreach, RunStatus};
+use picidae_core::{Assignment, AttemptKind, Boundary, Contract, RunBreach, RunStatus};
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
 use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
 use picidae_git::Repo;
@@ -23,7 +23,7 @@ use crate::outcome::REWROTE_PROTECTED;
 use crate::remote::{fetch_remote_outputs, remote_request, remote_safe};
 use crate::resources::ResourcePool;
 use crate::runner::{Events, LoopEvent};
-use crate::slots::SlotPool;
+use crate::slots::{Priority, SlotPool};
 use crate::{Project, SchedError};
 
 /// A run checkout kept between runs (`run.reuse_checkout`).
@@ -184,7 +184,9 @@ impl RunCtx {
         // Queued until a slot is free (fair share among programs); cancellable while waiting.
         let pool = self.slots.clone();
         let slot = match &pool {
-            Some(p) => match p.acquire(&name, &|| cancel.load(Ordering::SeqCst)) {
+            Some(p) => match p.acquire_as(&name, slot_priority(attempt, seed), &|| {
+                cancel.load(Ordering::SeqCst)
+            }) {
                 Some(g) => Some(g),
                 None => {
                     let r = RunResult {
@@ -591,5 +593,16 @@ impl RunCtx {
             },
             network: self.contract.run.network.unwrap_or(true),
         }))
+    }
+}
+
+/// A run's priority for a slot within its program: a baseline's or measurement's seeds and a
+/// candidate's seeds after the first (its verification) settle what was found, and go before
+/// the first run of a new exploration.
+fn slot_priority(attempt: &Attempt, seed: i64) -> Priority {
+    if attempt.kind != AttemptKind::Explore || seed > 0 {
+        Priority::Verify
+    } else {
+        Priority::Explore
     }
 }

@@ -12,6 +12,10 @@
 //! ([`HOLD`]) for the most under-served program that asked for a slot recently
 //! ([`ACTIVE_WINDOW`]), if that is not already a waiting one: a short anticipation that makes
 //! weights hold at the cost of at most `HOLD` idle time per hand-over.
+//!
+//! Within a program, a run that settles what was already found goes first ([`Priority`]):
+//! a baseline's seeds and a candidate's verification seeds take a slot before the first run
+//! of a new exploration of the same program, so attempts in flight do not starve a finding.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
@@ -22,14 +26,34 @@ pub const HOLD: Duration = Duration::from_millis(400);
 /// A program that asked for a slot this recently counts as active.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(3);
 
+/// How urgent a run's slot is within its program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Priority {
+    /// The first run of a new exploration.
+    #[default]
+    Explore,
+    /// A baseline's seeds, a measurement, or the further seeds of a candidate under
+    /// verification.
+    Verify,
+}
+
+/// A run waiting for a slot.
+#[derive(Debug)]
+struct Waiter {
+    ticket: u64,
+    program: String,
+    since: Instant,
+    priority: Priority,
+}
+
 #[derive(Debug, Default)]
 struct State {
     free: usize,
     /// Slot-seconds used per program, finished runs only.
     used: HashMap<String, f64>,
     weights: HashMap<String, f64>,
-    /// Waiting programs with the instant they started waiting, in arrival order.
-    waiting: Vec<(u64, String, Instant)>,
+    /// Runs waiting, in arrival order.
+    waiting: Vec<Waiter>,
     next_ticket: u64,
     in_use: HashMap<String, usize>,
     /// When each program last asked for a slot.
@@ -97,11 +121,25 @@ impl SlotPool {
 
     /// Block until `program` may run; `None` if `give_up` returns true while waiting.
     pub fn acquire(&self, program: &str, give_up: &dyn Fn() -> bool) -> Option<SlotGuard<'_>> {
+        self.acquire_as(program, Priority::Explore, give_up)
+    }
+
+    /// [`acquire`](Self::acquire) for a run of the given priority within its program.
+    pub fn acquire_as(
+        &self,
+        program: &str,
+        priority: Priority,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<SlotGuard<'_>> {
         let mut st = self.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
-        st.waiting
-            .push((ticket, program.to_string(), Instant::now()));
+        st.waiting.push(Waiter {
+            ticket,
+            program: program.to_string(),
+            since: Instant::now(),
+            priority,
+        });
         st.last_request.insert(program.to_string(), Instant::now());
         loop {
             let held_for_other = match &st.reserved {
@@ -110,7 +148,7 @@ impl SlotPool {
             };
             let free = st.free.saturating_sub(usize::from(held_for_other));
             if free > 0 && Self::chosen(&st) == Some(ticket) {
-                st.waiting.retain(|w| w.0 != ticket);
+                st.waiting.retain(|w| w.ticket != ticket);
                 st.free -= 1;
                 if st.reserved.as_ref().is_some_and(|(p, _)| p == program) {
                     st.reserved = None;
@@ -124,7 +162,7 @@ impl SlotPool {
                 });
             }
             if give_up() {
-                st.waiting.retain(|w| w.0 != ticket);
+                st.waiting.retain(|w| w.ticket != ticket);
                 self.changed.notify_all();
                 return None;
             }
@@ -142,24 +180,30 @@ impl SlotPool {
     }
 
     /// The waiting ticket that gets the next free slot: the holder of a live reservation if it
-    /// waits, else the most under-served waiting program.
+    /// waits, else the most under-served waiting program; within the program, the most urgent
+    /// run, then the one waiting longest.
     fn chosen(st: &State) -> Option<u64> {
+        let first_of = |w: &&Waiter| (std::cmp::Reverse(w.priority), w.since, w.ticket);
         if let Some((p, until)) = &st.reserved {
             if *until > Instant::now() {
-                if let Some(w) = st.waiting.iter().find(|w| &w.1 == p) {
-                    return Some(w.0);
+                if let Some(w) = st
+                    .waiting
+                    .iter()
+                    .filter(|w| &w.program == p)
+                    .min_by_key(first_of)
+                {
+                    return Some(w.ticket);
                 }
             }
         }
         st.waiting
             .iter()
             .min_by(|a, b| {
-                Self::share(st, &a.1)
-                    .total_cmp(&Self::share(st, &b.1))
-                    .then(a.2.cmp(&b.2))
-                    .then(a.0.cmp(&b.0))
+                Self::share(st, &a.program)
+                    .total_cmp(&Self::share(st, &b.program))
+                    .then(first_of(a).cmp(&first_of(b)))
             })
-            .map(|w| w.0)
+            .map(|w| w.ticket)
     }
 
     /// After a slot is freed: hold it for the most under-served recently active program, unless
@@ -173,7 +217,7 @@ impl SlotPool {
             .map(|(p, _)| p.clone())
             .min_by(|a, b| Self::share(st, a).total_cmp(&Self::share(st, b)));
         st.reserved = match best {
-            Some(p) if !st.waiting.iter().any(|w| w.1 == p) => Some((p, now + HOLD)),
+            Some(p) if !st.waiting.iter().any(|w| w.program == p) => Some((p, now + HOLD)),
             _ => None,
         };
     }
@@ -243,6 +287,40 @@ mod tests {
         // bookkeeping between runs, while the other program waits
         let (a, b, ratio) = share_ratio(20, Duration::from_millis(5), 1500);
         assert!((2.2..=4.0).contains(&ratio), "a {a}, b {b}, ratio {ratio}");
+    }
+
+    #[test]
+    fn verification_runs_of_a_program_go_before_its_new_explorations() {
+        let pool = Arc::new(SlotPool::new(1));
+        let held = pool.acquire("a", &|| false).unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        // Two explorations queue first, then a verification seed.
+        for (name, priority) in [
+            ("explore-1", Priority::Explore),
+            ("explore-2", Priority::Explore),
+            ("verify", Priority::Verify),
+        ] {
+            let (shared, order) = (pool.clone(), order.clone());
+            threads.push(std::thread::spawn(move || {
+                let _g = shared.acquire_as("a", priority, &|| false).unwrap();
+                order.lock().unwrap().push(name);
+                std::thread::sleep(Duration::from_millis(10));
+            }));
+            // Arrival order is the order of the loop.
+            while pool.lock().waiting.len() < threads.len() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(held);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["verify", "explore-1", "explore-2"],
+            "the verification seed waited least"
+        );
     }
 
     #[test]
