@@ -11,8 +11,6 @@
 //! true score is not better than the frontier it replaced), as a speedup over N = 1.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -228,10 +226,10 @@ fn trial(args: &ParallelArgs, n: u32, rep: u32, dir: &Path) -> Result<Trial> {
     )?;
     let spec: AgentSpec = serde_json::from_value(project.store.program("k")?.agent)?;
     let mut agent = spec.build();
-    let stop = Arc::new(AtomicBool::new(false));
+    let shutdown = picidae_sched::Shutdown::new();
     let opts = LoopOptions {
         max_attempts: Some(args.knobs as u64 * 4),
-        stop: stop.clone(),
+        shutdown: shutdown.clone(),
         ..Default::default()
     };
     let baseline_truth = BASE;
@@ -258,7 +256,7 @@ fn trial(args: &ParallelArgs, n: u32, rep: u32, dir: &Path) -> Result<Trial> {
             match frontier {
                 Ok(v) if baseline_truth - v >= args.target - 1e-9 => {
                     reached = started.map(|s| s.elapsed().as_secs_f64());
-                    stop.store(true, Ordering::SeqCst);
+                    shutdown.drain();
                 }
                 Ok(_) => {}
                 Err(e) => frontier_error = Some(e),

@@ -34,7 +34,6 @@
 use picidae_core::ProgramStatus;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -43,6 +42,7 @@ use std::time::Duration;
 use picidae_agent::AgentSpec;
 
 use crate::runner::{lease_expiry, lease_holder_alive, lease_owner};
+use crate::shutdown::Shutdown;
 use crate::{
     LoopEvent, LoopOptions, LoopSummary, Project, ResourcePool, RunCancels, Runner, SchedError,
     SlotPool,
@@ -66,10 +66,9 @@ pub enum CoordinatorEvent {
 
 pub struct CoordinatorOptions {
     pub slots: usize,
-    /// Finish attempts in flight, then stop everything.
-    pub stop: Arc<AtomicBool>,
-    /// Kill runs in flight and stop (their attempts resume on the next start).
-    pub cancel: Arc<AtomicBool>,
+    /// Drained: finish attempts in flight, then stop everything. Cancelled: kill runs in
+    /// flight and stop (their attempts resume on the next start).
+    pub shutdown: Shutdown,
     /// How often the store is read for steering changes.
     pub poll: Duration,
     /// Proposals each program keeps ready ahead of its runs.
@@ -85,8 +84,8 @@ type Done = (String, Result<LoopSummary, String>, bool);
 struct Worker {
     handle: JoinHandle<()>,
     program_id: i64,
-    /// Set to stop this program's loop only.
-    stop: Arc<AtomicBool>,
+    /// Drained to stop this program's loop only (a child of the coordinator's signal).
+    shutdown: Shutdown,
 }
 
 /// Why a program is not being run right now.
@@ -140,8 +139,7 @@ pub fn serve(
                 summary,
             });
         }
-        let stopping = opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst);
-        if stopping {
+        if opts.shutdown.draining() {
             if workers.is_empty() {
                 let _ = project.store.remove_coordinator(&owner);
                 return Ok(());
@@ -154,7 +152,7 @@ pub fn serve(
                 pool.set_weight(&p.name, p.weight);
                 let active = p.status == ProgramStatus::Active;
                 match workers.get(&p.name) {
-                    Some(w) if !active => w.stop.store(true, Ordering::SeqCst),
+                    Some(w) if !active => w.shutdown.drain(),
                     Some(_) => {}
                     None if active => {
                         if let Some(Parked::Ended { budget, reason }) = parked.get(&p.name) {
@@ -203,13 +201,13 @@ pub fn serve(
                 for (name, w) in &workers {
                     if !held.contains(&w.program_id) {
                         tracing::warn!("lost the lease of {name} to another coordinator; stopping");
-                        w.stop.store(true, Ordering::SeqCst);
+                        w.shutdown.drain();
                     }
                 }
             }
             Err(e) => tracing::warn!("renewing program leases: {e}"),
         }
-        if opts.cancel.load(Ordering::SeqCst) {
+        if opts.shutdown.cancelled() {
             cancels.cancel_all();
         }
         match cancels.poll(&project.store) {
@@ -232,50 +230,31 @@ fn start(
     events: &Sender<CoordinatorEvent>,
     done: &Sender<Done>,
 ) -> Worker {
-    let stop = Arc::new(AtomicBool::new(false));
+    let shutdown = opts.shutdown.child();
     let (root, name) = (root.to_path_buf(), program.to_string());
     let (events, done) = (events.clone(), done.clone());
-    let (global_stop, cancel) = (opts.stop.clone(), opts.cancel.clone());
     let pipeline = opts.pipeline;
     let resources = opts.resources.clone();
-    let my_stop = stop.clone();
     let _ = events.send(CoordinatorEvent::Started {
         program: name.clone(),
     });
+    let loop_shutdown = shutdown.clone();
     let handle = std::thread::spawn(move || {
-        // A watcher folds the global stop into this loop's own stop flag.
-        let loop_stop = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let (loop_stop, my_stop, global_stop) =
-                (loop_stop.clone(), my_stop.clone(), global_stop.clone());
-            std::thread::spawn(move || loop {
-                if my_stop.load(Ordering::SeqCst) || global_stop.load(Ordering::SeqCst) {
-                    loop_stop.store(true, Ordering::SeqCst);
-                }
-                if loop_stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            })
-        };
         let result = run_program(
             &root,
             &name,
-            loop_stop.clone(),
-            cancel,
+            loop_shutdown,
             (pool, resources, cancels),
             pipeline,
             &events,
         );
-        loop_stop.store(true, Ordering::SeqCst);
-        let _ = watcher.join();
         let busy = matches!(result, Err(SchedError::Busy(_)));
         let _ = done.send((name, result.map_err(|e| e.to_string()), busy));
     });
     Worker {
         handle,
         program_id: 0,
-        stop,
+        shutdown,
     }
 }
 
@@ -324,8 +303,7 @@ fn claim(project: &mut Project, program_id: i64, owner: &str) -> Result<bool, Sc
 fn run_program(
     root: &Path,
     name: &str,
-    stop: Arc<AtomicBool>,
-    cancel: Arc<AtomicBool>,
+    shutdown: Shutdown,
     (pool, resources, cancels): (Arc<SlotPool>, Option<Arc<ResourcePool>>, Arc<RunCancels>),
     pipeline: usize,
     events: &Sender<CoordinatorEvent>,
@@ -350,8 +328,7 @@ fn run_program(
     let opts = LoopOptions {
         max_attempts: None,
         max_runs: None,
-        stop,
-        cancel,
+        shutdown,
         // A candidate's verification seeds may use every slot; fair share still decides.
         parallel: pool.capacity(),
         slots: Some(pool),

@@ -20,7 +20,6 @@
 //! channel, so its loop waits on messages instead of polling.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
@@ -32,6 +31,7 @@ use crate::admission::{admit, InFlight, Limits, Usage};
 use crate::lifecycle::{Fact, Step};
 use crate::program::effective_policy;
 use crate::runner::{Events, Finish, LoopEvent, LoopOptions, LoopSummary, Proposed, Runner};
+use crate::shutdown::Shutdown;
 use crate::{Project, SchedError};
 
 /// How long the driver waits for a message before looking at the store again (steering:
@@ -93,7 +93,8 @@ impl Runner<'_> {
         // Attempts a dead harness left running: started first, on the budgets they were
         // admitted with.
         let mut carried: std::collections::VecDeque<Attempt> = carried.into();
-        let halt = AtomicBool::new(false);
+        // The proposers' signal: drained by the loop's own or when the driver stops starting.
+        let halt = opts.shutdown.child();
         let wake = Wake::default();
         let (tx, rx) = channel::<Msg>();
         let root = self.project.root().to_path_buf();
@@ -152,7 +153,7 @@ impl Runner<'_> {
                 wait = IDLE;
                 let stop = if failure.is_some() {
                     Some(String::new())
-                } else if opts.cancel.load(Ordering::SeqCst) {
+                } else if opts.shutdown.cancelled() {
                     Some("cancelled".to_string())
                 } else if let Some(why) = self.start_blocker(opts)? {
                     Some(why)
@@ -168,7 +169,7 @@ impl Runner<'_> {
                 if let Some(why) = stop {
                     // No new starts: the proposer stops, the attempts in flight finish (or,
                     // cancelled, are interrupted), then the loop ends.
-                    halt.store(true, Ordering::SeqCst);
+                    halt.drain();
                     wake.bump();
                     if running.is_empty() {
                         if !why.is_empty() {
@@ -206,14 +207,14 @@ impl Runner<'_> {
                     }
                     Dispatch::Refused(why) => {
                         if running.is_empty() {
-                            halt.store(true, Ordering::SeqCst);
+                            halt.drain();
                             summary.stopped.get_or_insert(why);
                             break;
                         }
                     }
                 }
             }
-            halt.store(true, Ordering::SeqCst);
+            halt.drain();
             wake.bump();
             drop(tx);
             // The proposer ends its turn and says why it stopped.
@@ -276,7 +277,7 @@ impl Runner<'_> {
         if self.program.status == ProgramStatus::Paused {
             return Ok(Some("paused".into()));
         }
-        if opts.stop.load(Ordering::SeqCst) {
+        if opts.shutdown.draining() {
             return Ok(Some("stop requested".into()));
         }
         Ok(None)
@@ -437,14 +438,10 @@ fn propose_loop(
     (name, index): (&str, usize),
     agent: &mut dyn Agent,
     opts: &LoopOptions,
-    (halt, wake): (&AtomicBool, &Wake),
+    (halt, wake): (&Shutdown, &Wake),
     tx: &Sender<Msg>,
 ) -> Result<Option<String>, SchedError> {
-    let stopping = || {
-        halt.load(Ordering::SeqCst)
-            || opts.stop.load(Ordering::SeqCst)
-            || opts.cancel.load(Ordering::SeqCst)
-    };
+    let stopping = || halt.draining();
     let mut project = Project::open(root)?;
     let mut p = Runner::open(&mut project, name, false)?;
     p.proposer = index;

@@ -50,6 +50,7 @@ mod run;
 pub mod runner;
 mod seeds;
 mod setup;
+pub mod shutdown;
 pub mod slots;
 pub mod verify;
 
@@ -65,6 +66,7 @@ pub use program::{
 pub use project::Project;
 pub use resources::{Capacity, ResourcePool};
 pub use runner::{LoopEvent, LoopOptions, LoopSummary, Runner};
+pub use shutdown::{Mode, Shutdown};
 pub use slots::SlotPool;
 
 /// Errors of the scheduler.

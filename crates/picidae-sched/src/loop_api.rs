@@ -1,7 +1,6 @@
 //! What a loop is given and what it reports: [`LoopOptions`], [`LoopEvent`], [`LoopSummary`],
 //! and the per-seed results the loop passes between its parts.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use picidae_core::domain::FindingState;
@@ -10,6 +9,7 @@ use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
 use crate::cancels::RunCancels;
 use crate::resources::ResourcePool;
 use crate::runner::Finish;
+use crate::shutdown::Shutdown;
 use crate::slots::SlotPool;
 
 /// Options of one invocation of the loop.
@@ -19,10 +19,9 @@ pub struct LoopOptions {
     pub max_attempts: Option<u64>,
     /// Start no new attempt once this many runs have been spent in this invocation.
     pub max_runs: Option<u64>,
-    /// Finish the attempt in flight, then stop.
-    pub stop: Arc<AtomicBool>,
-    /// Kill the run in flight and stop; its attempt is resumed next time.
-    pub cancel: Arc<AtomicBool>,
+    /// How the loop is told to end: drained, it finishes the attempts in flight and stops;
+    /// cancelled, it kills their runs, and the attempts resume next time.
+    pub shutdown: Shutdown,
     /// Slots shared with other programs (the coordinator's); every run holds one.
     pub slots: Option<Arc<SlotPool>>,
     /// The machine's GPUs, CPUs and memory, shared with other programs (the coordinator's);
@@ -36,7 +35,7 @@ pub struct LoopOptions {
     /// holds a slot, so the slots bound this too.
     pub parallel: usize,
     /// The flags of this loop's runs in flight, set when a person asks for a run to be
-    /// cancelled (see [`RunCancels`]) or when `cancel` is set; whoever passes them polls the
+    /// cancelled (see [`RunCancels`]) or when the loop is cancelled; whoever passes them polls the
     /// store for requests (the coordinator does). `None`: the loop polls on a thread of its own.
     pub run_cancels: Option<Arc<RunCancels>>,
 }

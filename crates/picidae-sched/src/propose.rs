@@ -6,7 +6,6 @@
 //! and the memory gate (a duplicate never runs).
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use picidae_agent::{Agent, AgentContext, AgentError};
@@ -43,8 +42,7 @@ impl Runner<'_> {
         Ok(match self.propose(agent, events)? {
             Proposed::Exhausted => None,
             Proposed::Decided(status) => {
-                let stopping =
-                    || opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst);
+                let stopping = || opts.shutdown.draining();
                 self.wait_after_agent_failure(&stopping);
                 Some(Finish::Decided(status))
             }

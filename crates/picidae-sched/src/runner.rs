@@ -18,7 +18,6 @@
 //! seeds run), those without one are recorded as failed.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -327,7 +326,7 @@ impl<'p> Runner<'p> {
             None => {
                 let c = Arc::new(RunCancels::new());
                 let store_path = self.project.dir().join(crate::project::STORE_FILE);
-                let w = c.watch(&store_path, opts.cancel.clone(), WATCH_POLL);
+                let w = c.watch(&store_path, opts.shutdown.cancel_flag().clone(), WATCH_POLL);
                 self.cancels = Some(c);
                 Some(w)
             }
@@ -447,7 +446,7 @@ impl<'p> Runner<'p> {
                 }
             }
         }
-        if opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst) {
+        if opts.shutdown.draining() {
             return Ok(Some("stop requested".into()));
         }
         Ok(None)
@@ -472,7 +471,7 @@ impl<'p> Runner<'p> {
     }
 
     fn interrupted(&self, opts: &LoopOptions) -> bool {
-        opts.stop.load(Ordering::SeqCst) || opts.cancel.load(Ordering::SeqCst)
+        opts.shutdown.draining()
     }
 
     // ------------------------------------------------------------------ exploration

@@ -1,7 +1,7 @@
 //! Running an attempt's seeds: those it still lacks, one after another or several at once,
 //! each recorded as it ends: a `impl Runner` block.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use picidae_core::RunStatus;
 use picidae_git::Repo;
@@ -64,25 +64,26 @@ impl Runner<'_> {
         let mut done: Vec<(i64, (i64, RunResult))> = Vec::new();
         if opts.parallel > 1 && missing.len() > 1 {
             for batch in missing.chunks(opts.parallel) {
-                if opts.cancel.load(Ordering::SeqCst) {
+                if opts.shutdown.cancelled() {
                     return Ok(None);
                 }
-                for (seed, r) in
-                    batch
-                        .iter()
-                        .zip(self.execute_parallel(attempt, batch, &opts.cancel, events))
-                {
+                for (seed, r) in batch.iter().zip(self.execute_parallel(
+                    attempt,
+                    batch,
+                    opts.shutdown.cancel_flag(),
+                    events,
+                )) {
                     done.push((*seed, r?));
                 }
             }
         }
         for seed in missing {
-            if opts.cancel.load(Ordering::SeqCst) {
+            if opts.shutdown.cancelled() {
                 return Ok(None);
             }
             let (run_id, result) = match done.iter().position(|(s, _)| *s == seed) {
                 Some(i) => done.swap_remove(i).1,
-                None => self.execute_run(attempt, seed, &opts.cancel, events)?,
+                None => self.execute_run(attempt, seed, opts.shutdown.cancel_flag(), events)?,
             };
             self.project.store.finish_run(run_id, &result)?;
             let status = result.status.unwrap_or(RunStatus::Crashed);

@@ -20,7 +20,6 @@ mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -517,18 +516,13 @@ pub(crate) fn run_loop(
         ..Default::default()
     };
     {
-        let stop = opts.stop.clone();
-        let cancel = opts.cancel.clone();
+        let shutdown = opts.shutdown.clone();
         // Installing twice (demo then run) is impossible in one process; ignore the error.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                cancel.store(true, Ordering::SeqCst);
-                eprintln!("\npicidae: cancelling the run in flight");
-            } else {
-                eprintln!(
-                    "\npicidae: stopping after the attempt in flight (Ctrl-C again to cancel it)"
-                );
-            }
+        let _ = ctrlc::set_handler(move || match shutdown.escalate() {
+            picidae_sched::Mode::Cancel => eprintln!("\npicidae: cancelling the run in flight"),
+            _ => eprintln!(
+                "\npicidae: stopping after the attempt in flight (Ctrl-C again to cancel it)"
+            ),
         });
     }
     let stored = project.store.program(program)?;

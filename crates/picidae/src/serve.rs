@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use picidae_sched::coordinator::{serve as coordinate, CoordinatorEvent, CoordinatorOptions};
 use picidae_sched::resources::parse_gpu_list;
-use picidae_sched::{Capacity, LoopEvent, Project, ResourcePool, SlotPool};
+use picidae_sched::{Capacity, LoopEvent, Mode, Project, ResourcePool, Shutdown, SlotPool};
 
 /// The name of the token a coordinator makes for its project's CLI.
 const CLI_TOKEN: &str = "local CLI (picidae serve)";
@@ -95,17 +95,16 @@ pub fn run(
     capacity: Capacity,
     listen: Option<&str>,
 ) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let cancel = Arc::new(AtomicBool::new(false));
+    let shutdown = Shutdown::new();
     {
-        let (stop, cancel) = (stop.clone(), cancel.clone());
+        let shutdown = shutdown.clone();
         let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                cancel.store(true, Ordering::SeqCst);
-                eprintln!("\npicidae serve: cancelling runs in flight");
-            } else {
-                eprintln!("\npicidae serve: stopping after the attempts in flight (Ctrl-C again to cancel them)");
-            }
+            match shutdown.escalate() {
+            Mode::Cancel => eprintln!("\npicidae serve: cancelling runs in flight"),
+            _ => eprintln!(
+                "\npicidae serve: stopping after the attempts in flight (Ctrl-C again to cancel them)"
+            ),
+        }
         });
     }
     let pool = Arc::new(SlotPool::new(slots));
@@ -158,8 +157,7 @@ pub fn run(
     );
     let opts = CoordinatorOptions {
         slots,
-        stop,
-        cancel,
+        shutdown,
         poll: Duration::from_millis(300),
         pipeline,
         resources: Some(resources),
