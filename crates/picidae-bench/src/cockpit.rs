@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
 use picidae_sched::Project;
-use picidae_store::params;
+use picidae_store::{testing, Attempt};
 
 use crate::mlflow::{mlflow_missing, MlflowServer};
 use serde::Deserialize;
@@ -58,48 +59,60 @@ pub struct CockpitArgs {
 
 /// Insert `n` attempts with one succeeded run each, in transactions of 10,000.
 fn fill(project: &Project, program_id: i64, n: u64) -> Result<()> {
-    let conn = project.store.db();
     let mut i = 0u64;
     while i < n {
         let end = (i + 10_000).min(n);
-        conn.execute_batch("BEGIN")?;
-        for k in i..end {
-            let status = match (k % 200, k % 10) {
-                (0, _) => "kept",
-                (_, 1) => "failed",
-                (_, 2) => "rejected",
-                _ => "discarded",
-            };
-            let value = 0.05 + ((k * 7919) % 1000) as f64 / 10_000.0;
-            let at = 1_700_000_000_000i64 + k as i64 * 1000;
-            let attempt_id: i64 = conn.query_row(
-                "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
-                    hypothesis, proposer, params_json, patch_hash, touched_json, primary_value,
-                    created_at, decided_at)
-                 VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, ?7,
-                    '[\"train.py\"]', ?8, ?9, ?9) RETURNING id",
-                params![
-                    program_id,
-                    k as i64 + 2,
-                    status,
-                    format!("{k:040x}"),
-                    format!("lr {} and width {} for attempt {k}", k % 97, k % 13),
-                    format!("{{\"lr\":{},\"width\":{}}}", k % 97, k % 13),
-                    format!("{k:064x}"),
-                    value,
-                    at
-                ],
-                |r| r.get(0),
-            )?;
-
-            conn.execute(
-                "INSERT INTO runs (attempt_id, program_id, seed, status, executor, primary_value,
-                    wall_secs, queued_at, started_at, finished_at)
-                 VALUES (?1, ?2, 0, 'succeeded', 'local', ?3, 1.0, ?4, ?4, ?4)",
-                params![attempt_id, program_id, value, at],
-            )?;
-        }
-        conn.execute_batch("COMMIT")?;
+        testing::in_transaction(&project.store, |store| -> Result<()> {
+            for k in i..end {
+                let status = match (k % 200, k % 10) {
+                    (0, _) => AttemptStatus::Kept,
+                    (_, 1) => AttemptStatus::Failed,
+                    (_, 2) => AttemptStatus::Rejected,
+                    _ => AttemptStatus::Discarded,
+                };
+                let value = 0.05 + ((k * 7919) % 1000) as f64 / 10_000.0;
+                let at = 1_700_000_000_000i64 + k as i64 * 1000;
+                let attempt_id = testing::seed_attempt(
+                    store,
+                    &Attempt {
+                        id: 0,
+                        program_id,
+                        seq: k as i64 + 2,
+                        kind: AttemptKind::Explore,
+                        status,
+                        parent_commit: "p".into(),
+                        commit: Some(format!("{k:040x}")),
+                        hypothesis: format!("lr {} and width {} for attempt {k}", k % 97, k % 13),
+                        proposer: "synthetic".into(),
+                        params: Some(serde_json::json!({"lr": k % 97, "width": k % 13})),
+                        patch_hash: Some(format!("{k:064x}")),
+                        touched: vec!["train.py".into()],
+                        rejection: None,
+                        primary_value: Some(value),
+                        note: None,
+                        created_at: at,
+                        decided_at: Some(at),
+                        replay_of: None,
+                    },
+                )?;
+                testing::seed_run(
+                    store,
+                    &testing::SeedRun {
+                        attempt_id,
+                        program_id,
+                        seed: 0,
+                        status: RunStatus::Succeeded,
+                        executor: "local".into(),
+                        primary_value: Some(value),
+                        wall_secs: Some(1.0),
+                        queued_at: at,
+                        started_at: Some(at),
+                        finished_at: Some(at),
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
         i = end;
     }
     Ok(())

@@ -9,8 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use picidae_core::{AttemptKind, AttemptStatus};
-use picidae_store::params;
-use picidae_store::{Attempt, NewProgram, Store};
+use picidae_store::{testing, Attempt, NewProgram, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -83,57 +82,42 @@ fn synth(rng: &mut StdRng, i: u64) -> (String, String, String) {
 
 /// Fill `store` with `n` attempts (one transaction per 10k), indexed like real ones.
 fn fill(store: &Store, program_id: i64, from: u64, to: u64, rng: &mut StdRng) -> Result<()> {
-    let conn = store.db();
     let mut i = from;
     while i < to {
         let end = (i + 10_000).min(to);
-        conn.execute_batch("BEGIN")?;
-        for k in i..end {
-            let (hyp, patch, file) = synth(rng, k);
-            let status = if k % 7 == 0 { "kept" } else { "discarded" };
-            let id: i64 = conn.query_row(
-                "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
-                    hypothesis, proposer, patch_hash, touched_json, primary_value, created_at)
-                 VALUES (?1, ?2, 'explore', ?3, 'p', ?4, ?5, 'synthetic', ?6, ?7, ?8, 0) RETURNING id",
-                params![
+        testing::in_transaction(store, |store| -> Result<()> {
+            for k in i..end {
+                let (hypothesis, patch, file) = synth(rng, k);
+                let mut a = Attempt {
+                    id: 0,
                     program_id,
-                    k as i64 + 1,
-                    status,
-                    format!("{k:040x}"),
-                    hyp,
-                    format!("{k:064x}"),
-                    format!("[\"{file}\"]"),
-                    1.0 + (k % 1000) as f64 / 1000.0
-                ], |r| r.get(0),)?;
-
-            let a = Attempt {
-                id,
-                program_id,
-                seq: k as i64 + 1,
-                kind: AttemptKind::Explore,
-                status: if k % 7 == 0 {
-                    AttemptStatus::Kept
-                } else {
-                    AttemptStatus::Discarded
-                },
-                parent_commit: "p".into(),
-                commit: None,
-                hypothesis: hyp,
-                proposer: "synthetic".into(),
-                params: None,
-                patch_hash: None,
-                touched: vec![file],
-                rejection: None,
-                primary_value: None,
-                note: None,
-                created_at: 0,
-                decided_at: None,
-                replay_of: None,
-            };
-            picidae_memory::set_keys(store, id, &patch, None)?;
-            picidae_memory::index_attempt(store, &a, &patch)?;
-        }
-        conn.execute_batch("COMMIT")?;
+                    seq: k as i64 + 1,
+                    kind: AttemptKind::Explore,
+                    status: if k % 7 == 0 {
+                        AttemptStatus::Kept
+                    } else {
+                        AttemptStatus::Discarded
+                    },
+                    parent_commit: "p".into(),
+                    commit: Some(format!("{k:040x}")),
+                    hypothesis,
+                    proposer: "synthetic".into(),
+                    params: None,
+                    patch_hash: Some(format!("{k:064x}")),
+                    touched: vec![file],
+                    rejection: None,
+                    primary_value: Some(1.0 + (k % 1000) as f64 / 1000.0),
+                    note: None,
+                    created_at: 0,
+                    decided_at: None,
+                    replay_of: None,
+                };
+                a.id = testing::seed_attempt(store, &a)?;
+                picidae_memory::set_keys(store, a.id, &patch, None)?;
+                picidae_memory::index_attempt(store, &a, &patch)?;
+            }
+            Ok(())
+        })?;
         i = end;
     }
     Ok(())
@@ -213,10 +197,7 @@ fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
         fill(store, p.id, have, n, &mut rng)?;
         have = n;
         let fill_s = started.elapsed().as_secs_f64();
-        store.db().execute_batch(match store.backend() {
-            picidae_store::Backend::Sqlite => "PRAGMA optimize",
-            picidae_store::Backend::Postgres => "ANALYZE",
-        })?;
+        store.analyze()?;
         let index = picidae_memory::index_bytes(store)? as f64 / 1024.0 / 1024.0;
         let mut qrng = StdRng::seed_from_u64(n);
         let mut search_ms = Vec::new();
@@ -224,13 +205,7 @@ fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
         let mut scan_ms = Vec::new();
         // The peer: every hypothesis in memory, scanned for the phrase (what grepping a
         // results.tsv or `git log` amounts to).
-        let all: Vec<String> = {
-            store.db().query_map(
-                "SELECT hypothesis FROM attempts WHERE program_id = ?1",
-                [p.id],
-                |r| r.get::<String>(0),
-            )?
-        };
+        let all: Vec<String> = store.hypotheses(p.id)?;
         for q in 0..args.queries {
             let topic = TOPICS[qrng.random_range(0..TOPICS.len())];
             let verb = VERBS[qrng.random_range(0..VERBS.len())];

@@ -23,6 +23,7 @@ mod delete;
 mod findings;
 pub mod memory_index;
 pub mod migrate;
+mod open;
 mod results;
 mod retries;
 mod runs;
@@ -32,14 +33,13 @@ mod steering;
 pub mod testing;
 
 pub use delete::DeletedProgram;
+pub use open::{is_postgres_url, latest_schema, redact_url, url_with_database};
 pub use results::ResultRow;
 pub use retries::RetryRequest;
 pub use runs::{Run, RunResult};
 pub use steering::{Followup, Spend, Token};
 
 pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
-
-use std::path::Path;
 
 use db::{Db, DbError, DbResult, OptionalExtension, Row};
 use picidae_core::{AttemptKind, AttemptStatus, ProgramStatus, RunStatus};
@@ -229,109 +229,7 @@ pub struct Store {
     db: Db,
 }
 
-/// The schema version this build creates (the number of migrations it knows).
-pub fn latest_schema() -> i64 {
-    schema::latest()
-}
-
-/// Whether `location` names a PostgreSQL database rather than a SQLite file.
-pub fn is_postgres_url(location: &str) -> bool {
-    location.starts_with("postgres://") || location.starts_with("postgresql://")
-}
-
 impl Store {
-    /// Open (creating if needed) the SQLite database at `path` and bring its schema up to date.
-    pub fn open(path: &Path) -> Result<Store> {
-        let open_err = |source: DbError| StoreError::Open {
-            location: path.display().to_string(),
-            source,
-        };
-        let conn = rusqlite::Connection::open(path).map_err(|e| open_err(e.into()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| open_err(e.into()))?;
-        for (k, v) in [
-            ("journal_mode", "WAL"),
-            ("synchronous", "NORMAL"),
-            ("foreign_keys", "ON"),
-        ] {
-            conn.pragma_update(None, k, v)
-                .map_err(|e| open_err(e.into()))?;
-        }
-        Self::ready(Db::sqlite(conn))
-    }
-
-    /// Connect to the PostgreSQL database at `url` (`postgres://user@host:port/db`) and bring
-    /// its schema up to date. Several coordinators may do this at once.
-    pub fn connect(url: &str) -> Result<Store> {
-        let client =
-            postgres::Client::connect(url, postgres::NoTls).map_err(|e| StoreError::Open {
-                location: redact_url(url),
-                source: e.into(),
-            })?;
-        Self::ready(Db::postgres(client, url))
-    }
-
-    /// Open a store by location: a `postgres://` URL, or else a SQLite file path.
-    pub fn open_location(location: &str) -> Result<Store> {
-        if is_postgres_url(location) {
-            Self::connect(location)
-        } else if location.is_empty() {
-            Err(StoreError::BadLocation(location.to_string()))
-        } else {
-            Self::open(Path::new(location))
-        }
-    }
-
-    /// An in-memory SQLite store for tests.
-    pub fn open_in_memory() -> Result<Store> {
-        let conn = rusqlite::Connection::open_in_memory().map_err(DbError::from)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(DbError::from)?;
-        Self::ready(Db::sqlite(conn))
-    }
-
-    fn ready(db: Db) -> Result<Store> {
-        schema::migrate(&db)?;
-        Ok(Store { db })
-    }
-
-    /// Which engine holds this store.
-    pub fn backend(&self) -> Backend {
-        self.db.backend()
-    }
-
-    /// Schema version: the number of migrations applied.
-    pub fn schema_version(&self) -> Result<i64> {
-        schema::version(&self.db)
-    }
-
-    /// Check the database's own consistency: SQLite's integrity check, or on PostgreSQL that
-    /// every table the schema names is present and readable.
-    pub fn integrity_check(&self) -> Result<()> {
-        match self.db.backend() {
-            Backend::Sqlite => {
-                let s: String = self
-                    .db
-                    .query_row("PRAGMA integrity_check", (), |r| r.get(0))?;
-                if s == "ok" {
-                    Ok(())
-                } else {
-                    Err(StoreError::Corrupt(s))
-                }
-            }
-            Backend::Postgres => {
-                for table in schema::TABLES {
-                    self.db
-                        .query_row(&format!("SELECT COUNT(*) FROM {table}"), (), |r| {
-                            r.get::<i64>(0)
-                        })
-                        .map_err(|e| StoreError::Corrupt(format!("table {table}: {e}")))?;
-                }
-                Ok(())
-            }
-        }
-    }
-
     // ---------------------------------------------------------------- programs
 
     pub fn create_program(&mut self, p: &NewProgram) -> Result<Program> {
@@ -702,6 +600,16 @@ impl Store {
         Ok(out)
     }
 
+    /// The hypothesis of every attempt of a program, in no particular order (what a scan of
+    /// the whole log for a phrase reads).
+    pub fn hypotheses(&self, program_id: i64) -> Result<Vec<String>> {
+        Ok(self.db.query_map(
+            "SELECT hypothesis FROM attempts WHERE program_id = ?1",
+            [program_id],
+            |r| r.get::<String>(0),
+        )?)
+    }
+
     /// The frontier's history, oldest first (the first is the baseline's measurement).
     pub fn frontier_history(&self, program_id: i64) -> Result<Vec<FrontierMove>> {
         let rows = self.db.query_map(
@@ -718,13 +626,6 @@ impl Store {
             },
         )?;
         Ok(rows)
-    }
-
-    /// The raw connection, for test and benchmark fixtures only (bulk fills, planted
-    /// corruption): every query Picidae itself makes is a function of this crate.
-    #[cfg(feature = "testing")]
-    pub fn db(&self) -> &Db {
-        &self.db
     }
 }
 
@@ -863,50 +764,4 @@ pub(crate) fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
         decided_at: r.get(16)?,
         replay_of: r.get(17)?,
     })
-}
-
-/// The PostgreSQL URL `url` with its database name replaced by `db`.
-pub fn url_with_database(url: &str, db: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
-/// `url` with any password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_names_replace_the_path() {
-        assert_eq!(
-            super::url_with_database("postgres://u@h:5/postgres", "t1"),
-            "postgres://u@h:5/t1"
-        );
-        assert_eq!(
-            super::url_with_database("postgres://u@h:5?sslmode=disable", "t1"),
-            "postgres://u@h:5/t1?sslmode=disable"
-        );
-    }
 }

@@ -168,6 +168,17 @@ impl Store {
         Ok(rows)
     }
 
+    /// Every run, of one program or of all, oldest first.
+    pub fn runs(&self, program_id: Option<i64>) -> Result<Vec<Run>> {
+        Ok(self.db.query_map(
+            &format!(
+                "SELECT {RUN_COLS} FROM runs WHERE (program_id = ?1 OR ?1 IS NULL) ORDER BY id"
+            ),
+            [program_id],
+            run_from_row,
+        )?)
+    }
+
     /// Runs that are queued or running: after a restart these must be re-adopted or closed.
     pub fn unfinished_runs(&self, program_id: Option<i64>) -> Result<Vec<Run>> {
         let rows = self.db.query_map(

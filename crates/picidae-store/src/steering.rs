@@ -5,7 +5,7 @@
 //! The scheduler reads this state (between attempts, and cancel requests while runs are in
 //! flight); nothing here talks to a running loop.
 
-use crate::db::OptionalExtension;
+use crate::db::{DbResult, OptionalExtension, Row};
 use crate::params;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -32,6 +32,19 @@ pub struct Token {
     pub read_only: bool,
     pub created_at: i64,
     pub revoked: bool,
+}
+
+const FOLLOWUP_COLS: &str = "id, program_id, text, author, created_at, consumed_by";
+
+fn followup_from_row(r: &Row) -> DbResult<Followup> {
+    Ok(Followup {
+        id: r.get(0)?,
+        program_id: r.get(1)?,
+        text: r.get(2)?,
+        author: r.get(3)?,
+        created_at: r.get(4)?,
+        consumed_by: r.get(5)?,
+    })
 }
 
 fn token_hash(secret: &str) -> String {
@@ -248,6 +261,25 @@ impl Store {
             ],
         )?;
         Ok(())
+    }
+
+    /// The GPU indices a run was placed on ([`Store::set_run_placement`]); empty when it was
+    /// given none.
+    pub fn run_gpus(&self, run_id: i64) -> Result<Vec<u32>> {
+        let list: Option<String> = self
+            .db
+            .query_row("SELECT gpus FROM runs WHERE id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or(StoreError::NoSuchRun(run_id))?;
+        list.iter()
+            .flat_map(|l| l.split(','))
+            .map(|g| {
+                g.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("run {run_id}: GPU index {g:?}")))
+            })
+            .collect()
     }
 
     /// Set where a program's runs execute (see the scheduler's executor configuration).
@@ -493,19 +525,25 @@ impl Store {
     /// Follow-ups not yet given to an agent, oldest first.
     pub fn open_followups(&self, program_id: i64) -> Result<Vec<Followup>> {
         let rows = self.db.query_map(
-            "SELECT id, program_id, text, author, created_at, consumed_by FROM followups
-             WHERE program_id = ?1 AND consumed_at IS NULL ORDER BY id",
+            &format!(
+                "SELECT {FOLLOWUP_COLS} FROM followups
+                 WHERE program_id = ?1 AND consumed_at IS NULL ORDER BY id"
+            ),
             [program_id],
-            |r| {
-                Ok(Followup {
-                    id: r.get(0)?,
-                    program_id: r.get(1)?,
-                    text: r.get(2)?,
-                    author: r.get(3)?,
-                    created_at: r.get(4)?,
-                    consumed_by: r.get(5)?,
-                })
-            },
+            followup_from_row,
+        )?;
+        Ok(rows)
+    }
+
+    /// Every follow-up, given to an agent or not, of one program or of all, oldest first.
+    pub fn followups(&self, program_id: Option<i64>) -> Result<Vec<Followup>> {
+        let rows = self.db.query_map(
+            &format!(
+                "SELECT {FOLLOWUP_COLS} FROM followups
+                 WHERE (program_id = ?1 OR ?1 IS NULL) ORDER BY id"
+            ),
+            [program_id],
+            followup_from_row,
         )?;
         Ok(rows)
     }

@@ -10,6 +10,11 @@
 //!
 //! Tests skip (printing why) when no server can be had, unless `PICIDAE_REQUIRE_POSTGRES=1`, in
 //! which case they fail. Needs (Debian): `postgresql`.
+//!
+//! The rest writes the store the way Picidae never does, on either backend: bulk fills of
+//! synthetic history for benchmarks ([`in_transaction`], [`seed_attempt`], [`seed_run`]), and
+//! for fault-injection tests, edits made behind Picidae's back (the `tamper_*` functions) and
+//! a raw dump of a table ([`table_rows`]) to check that a refused command left it as it was.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -19,7 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::Store;
+use picidae_core::{AttemptStatus, RunStatus};
+
+use crate::db::Value;
+use crate::{params, Attempt, Store, StoreError};
 
 /// Where a test store lives: a SQLite file in a temporary directory, or a fresh PostgreSQL
 /// database.
@@ -298,4 +306,153 @@ fn start_private() -> Result<String, String> {
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+// ---------------------------------------------------------------- fills and planted faults
+
+/// Run `f` in one write transaction: what it writes through `store` commits together when it
+/// returns `Ok`, and is rolled back when it fails. For bulk fills, which would otherwise spend
+/// their time committing row by row. `f` must not call a store function that opens a
+/// transaction of its own (one that writes several rows, like [`Store::insert_attempt`]).
+pub fn in_transaction<T, E: From<StoreError>>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = store.db.begin().map_err(StoreError::from)?;
+    let out = f(store)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(out)
+}
+
+/// Write attempt `a` as it stands, every column but its id (the new id is returned), without
+/// [`Store::insert_attempt`]'s numbering or any check: synthetic history for benchmarks.
+pub fn seed_attempt(store: &Store, a: &Attempt) -> crate::Result<i64> {
+    Ok(store.db.query_row(
+        "INSERT INTO attempts (program_id, seq, kind, status, parent_commit, commit_sha,
+            hypothesis, proposer, params_json, patch_hash, touched_json, rejection_json,
+            primary_value, note, created_at, decided_at, replay_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         RETURNING id",
+        params![
+            a.program_id,
+            a.seq,
+            a.kind.as_str(),
+            a.status.as_str(),
+            a.parent_commit,
+            a.commit,
+            a.hypothesis,
+            a.proposer,
+            a.params.as_ref().map(|p| p.to_string()),
+            a.patch_hash,
+            serde_json::to_string(&a.touched).unwrap_or_default(),
+            a.rejection.as_ref().map(|r| r.to_string()),
+            a.primary_value,
+            a.note,
+            a.created_at,
+            a.decided_at,
+            a.replay_of
+        ],
+        |r| r.get(0),
+    )?)
+}
+
+/// A run of synthetic history, written by [`seed_run`]; the columns not named here (process,
+/// host, metrics, placement, …) stay empty.
+#[derive(Debug, Clone)]
+pub struct SeedRun {
+    pub attempt_id: i64,
+    pub program_id: i64,
+    pub seed: i64,
+    pub status: RunStatus,
+    pub executor: String,
+    pub primary_value: Option<f64>,
+    pub wall_secs: Option<f64>,
+    pub queued_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// Write run `r` as it stands, without [`Store::insert_run`]'s life cycle; the new id.
+pub fn seed_run(store: &Store, r: &SeedRun) -> crate::Result<i64> {
+    Ok(store.db.query_row(
+        "INSERT INTO runs (attempt_id, program_id, seed, status, executor, primary_value,
+            wall_secs, queued_at, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        params![
+            r.attempt_id,
+            r.program_id,
+            r.seed,
+            r.status.as_str(),
+            r.executor,
+            r.primary_value,
+            r.wall_secs,
+            r.queued_at,
+            r.started_at,
+            r.finished_at
+        ],
+        |row| row.get(0),
+    )?)
+}
+
+/// Overwrite attempt `id`'s status and nothing else (no decision, no frontier move, no
+/// history row), as an edit of the store behind Picidae's back would.
+pub fn tamper_attempt_status(store: &Store, id: i64, status: AttemptStatus) -> crate::Result<()> {
+    let n = store.db.execute(
+        "UPDATE attempts SET status = ?2 WHERE id = ?1",
+        params![id, status.as_str()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NoSuchAttempt(id));
+    }
+    Ok(())
+}
+
+/// Point program `program_id`'s frontier at `attempt_id`, `commit` and `value` directly,
+/// without [`Store::decide_attempt`]'s checks or a frontier history row.
+pub fn tamper_frontier(
+    store: &Store,
+    program_id: i64,
+    attempt_id: i64,
+    commit: &str,
+    value: f64,
+) -> crate::Result<()> {
+    let n = store.db.execute(
+        "UPDATE programs SET frontier_attempt_id = ?2, frontier_commit = ?3, frontier_value = ?4
+         WHERE id = ?1",
+        params![program_id, attempt_id, commit, value],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NoSuchProgram(format!("#{program_id}")));
+    }
+    Ok(())
+}
+
+/// Overwrite run `id`'s primary value, leaving its metrics and its attempt as they are.
+pub fn tamper_run_value(store: &Store, id: i64, value: f64) -> crate::Result<()> {
+    let n = store.db.execute(
+        "UPDATE runs SET primary_value = ?2 WHERE id = ?1",
+        params![id, value],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NoSuchRun(id));
+    }
+    Ok(())
+}
+
+/// Record every noise floor of the store as measured on the machine `fingerprint` (as if all
+/// of them had been measured elsewhere); how many there are.
+pub fn tamper_noise_floor_fingerprints(store: &Store, fingerprint: &str) -> crate::Result<usize> {
+    Ok(store
+        .db
+        .execute("UPDATE noise_floors SET fingerprint = ?1", [fingerprint])?)
+}
+
+/// Every row of `table` (a name from the schema, never user input), ordered by its first
+/// column, as raw values: to check that a command left the table exactly as it was.
+pub fn table_rows(store: &Store, table: &str) -> crate::Result<Vec<Vec<Value>>> {
+    Ok(store
+        .db
+        .query_map(&format!("SELECT * FROM {table} ORDER BY 1"), (), |r| {
+            Ok(r.clone().into_values())
+        })?)
 }

@@ -590,7 +590,142 @@ fn a_lost_postgres_connection_is_replaced() {
     assert_ne!(pid, new_pid);
 }
 
+/// The fixtures benchmarks and fault-injection tests write with, and the listings they read.
+fn fixtures_write_what_the_listings_read(t: &TestStore) {
+    use picidae_store::testing;
+    let mut s = t.open();
+    let p = program(&mut s, "p");
+    let seeded = |seq: i64| picidae_store::Attempt {
+        id: 0,
+        program_id: p.id,
+        seq,
+        kind: AttemptKind::Explore,
+        status: AttemptStatus::Discarded,
+        parent_commit: "p".into(),
+        commit: Some(format!("{seq:040x}")),
+        hypothesis: format!("idea {seq}"),
+        proposer: "synthetic".into(),
+        params: Some(serde_json::json!({"lr": seq})),
+        patch_hash: Some(format!("{seq:064x}")),
+        touched: vec!["train.py".into()],
+        rejection: None,
+        primary_value: Some(seq as f64),
+        note: None,
+        created_at: 10 * seq,
+        decided_at: Some(10 * seq),
+        replay_of: None,
+    };
+    // A failed fill leaves nothing; a whole one commits.
+    let failed = testing::in_transaction(&s, |s| {
+        testing::seed_attempt(s, &seeded(1))?;
+        Err::<(), _>(StoreError::Corrupt("stop".into()))
+    });
+    assert!(failed.is_err());
+    assert!(s.hypotheses(p.id).unwrap().is_empty());
+    let ids = testing::in_transaction(&s, |s| {
+        (1..=3)
+            .map(|seq| testing::seed_attempt(s, &seeded(seq)))
+            .collect::<picidae_store::Result<Vec<i64>>>()
+    })
+    .unwrap();
+    let a = s.attempt(ids[1]).unwrap();
+    assert_eq!(
+        a,
+        picidae_store::Attempt {
+            id: ids[1],
+            ..seeded(2)
+        }
+    );
+    let mut hypotheses = s.hypotheses(p.id).unwrap();
+    hypotheses.sort();
+    assert_eq!(hypotheses, ["idea 1", "idea 2", "idea 3"]);
+    s.analyze().unwrap();
+
+    let run = testing::seed_run(
+        &s,
+        &testing::SeedRun {
+            attempt_id: a.id,
+            program_id: p.id,
+            seed: 0,
+            status: RunStatus::Succeeded,
+            executor: "local".into(),
+            primary_value: Some(2.0),
+            wall_secs: Some(1.0),
+            queued_at: 20,
+            started_at: Some(20),
+            finished_at: Some(21),
+        },
+    )
+    .unwrap();
+    let live = s.insert_run(ids[2], 0, "local").unwrap();
+    s.set_run_placement(live.id, &[0, 3], 2, "me").unwrap();
+    let runs = s.runs(None).unwrap();
+    assert_eq!(
+        runs.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>(),
+        [(run, RunStatus::Succeeded), (live.id, RunStatus::Queued)]
+    );
+    assert_eq!(
+        (runs[0].finished_at, runs[0].primary_value),
+        (Some(21), Some(2.0))
+    );
+    assert_eq!(s.runs(Some(p.id + 1)).unwrap(), []);
+    assert_eq!(s.run_gpus(live.id).unwrap(), [0, 3]);
+    assert_eq!(s.run_gpus(run).unwrap(), Vec::<u32>::new());
+    assert!(matches!(s.run_gpus(-1), Err(StoreError::NoSuchRun(-1))));
+
+    let first = s.add_followup("p", "first", "me").unwrap();
+    s.add_followup("p", "second", "you").unwrap();
+    s.consume_followups(&[first.id], a.id).unwrap();
+    let all = s.followups(None).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|f| (f.text.as_str(), f.author.as_str(), f.consumed_by))
+            .collect::<Vec<_>>(),
+        [("first", "me", Some(a.id)), ("second", "you", None)]
+    );
+    assert_eq!(s.followups(Some(p.id)).unwrap(), all);
+    assert_eq!(s.open_followups(p.id).unwrap(), all[1..]);
+
+    // Planted faults change exactly what they name.
+    let attempts_before = testing::table_rows(&s, "attempts").unwrap();
+    assert_eq!(attempts_before.len(), 3);
+    testing::tamper_attempt_status(&s, a.id, AttemptStatus::Kept).unwrap();
+    assert_eq!(s.attempt(a.id).unwrap().status, AttemptStatus::Kept);
+    assert_eq!(s.attempt(a.id).unwrap().decided_at, a.decided_at);
+    testing::tamper_attempt_status(&s, a.id, AttemptStatus::Discarded).unwrap();
+    assert_eq!(
+        testing::table_rows(&s, "attempts").unwrap(),
+        attempts_before
+    );
+    testing::tamper_frontier(&s, p.id, a.id, "c", 9.0).unwrap();
+    let q = s.program("p").unwrap();
+    assert_eq!(
+        (
+            q.frontier_attempt_id,
+            q.frontier_commit.as_deref(),
+            q.frontier_value
+        ),
+        (Some(a.id), Some("c"), Some(9.0))
+    );
+    assert!(s.frontier_history(p.id).unwrap().is_empty());
+    testing::tamper_run_value(&s, run, 1.0).unwrap();
+    assert_eq!(s.run(run).unwrap().primary_value, Some(1.0));
+    assert!(matches!(
+        testing::tamper_attempt_status(&s, -1, AttemptStatus::Kept),
+        Err(StoreError::NoSuchAttempt(-1))
+    ));
+    assert!(matches!(
+        testing::tamper_run_value(&s, -1, 1.0),
+        Err(StoreError::NoSuchRun(-1))
+    ));
+    assert_eq!(
+        testing::tamper_noise_floor_fingerprints(&s, "elsewhere").unwrap(),
+        0
+    );
+}
+
 picidae_store::on_both_backends!(
+    fixtures_write_what_the_listings_read,
     program_names_are_unique,
     sequence_numbers_are_dense_per_program,
     decision_advances_frontier_atomically_and_runs_finish_once,

@@ -304,11 +304,7 @@ fn a_new_environment_gets_its_own_noise_floor_before_any_comparison() {
     env.ok(&["run", "p", "-n", "1", "--plain"]);
     {
         // Pretend everything so far was measured on another machine.
-        let store = env.store();
-        store
-            .db()
-            .execute("UPDATE noise_floors SET fingerprint = 'elsewhere'", ())
-            .unwrap();
+        picidae_store::testing::tamper_noise_floor_fingerprints(&env.store(), "elsewhere").unwrap();
     }
     let out = env.ok(&["run", "p", "-n", "1", "--plain"]);
     let store = env.store();

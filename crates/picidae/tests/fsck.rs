@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use common::{text, value_contract, Env, GOOD_EVALUATOR, VALUE_RUN};
 use picidae_core::domain::FindingState;
 use picidae_core::AttemptStatus;
-use picidae_store::{Attempt, AttemptFilter, Store};
+use picidae_store::{testing, Attempt, AttemptFilter, Store};
 
 fn git(dir: &Path, args: &[&str]) -> Output {
     Command::new("git")
@@ -208,26 +208,26 @@ fn dump(store: &Store) -> Vec<String> {
         "finding_events",
         "noise_floors",
     ] {
-        let sql = format!("SELECT * FROM {table} ORDER BY 1");
         rows.extend(
-            store
-                .db()
-                .query_map(&sql, (), |r| {
-                    Ok(format!("{table}: {:?}", r.clone().into_values()))
-                })
-                .unwrap(),
+            testing::table_rows(store, table)
+                .unwrap()
+                .into_iter()
+                .map(|row| format!("{table}: {row:?}")),
         );
     }
     rows
 }
 
-/// After the edit `sql`, the next run refuses to start naming `needle`, changes nothing, and
+/// After the edit `edit`, the next run refuses to start naming `needle`, changes nothing, and
 /// fsck reports it; undoing the edit with `undo` makes the project clean again.
-fn edited_store_blocks_the_next_run(env: &Env, sql: &[String], undo: &[String], needles: &[&str]) {
+fn edited_store_blocks_the_next_run(
+    env: &Env,
+    edit: impl Fn(&Store) -> picidae_store::Result<()>,
+    undo: impl Fn(&Store) -> picidae_store::Result<()>,
+    needles: &[&str],
+) {
     let store = env.store();
-    for s in sql {
-        store.db().execute(s, ()).unwrap();
-    }
+    edit(&store).unwrap();
     let before = dump(&store);
     let refs_before = refs(env);
 
@@ -258,9 +258,7 @@ fn edited_store_blocks_the_next_run(env: &Env, sql: &[String], undo: &[String], 
     assert!(!ok);
     assert_eq!(dump(&store), before, "fsck --repair changed the store");
 
-    for s in undo {
-        store.db().execute(s, ()).unwrap();
-    }
+    undo(&store).unwrap();
     let (ok, log) = fsck(env, &["p"]);
     assert!(ok, "{log}");
 }
@@ -281,28 +279,14 @@ fn a_store_edited_between_runs_keeps_the_next_run_from_starting() {
     let k = kept.commit.clone().unwrap();
     edited_store_blocks_the_next_run(
         &env,
-        &[
-            format!(
-                "UPDATE attempts SET status = 'kept' WHERE id = {}",
-                discarded.id
-            ),
-            format!(
-                "UPDATE programs SET frontier_attempt_id = {}, frontier_commit = '{c}', \
-                 frontier_value = 9 WHERE id = {}",
-                discarded.id, p.id
-            ),
-        ],
-        &[
-            format!(
-                "UPDATE attempts SET status = 'discarded' WHERE id = {}",
-                discarded.id
-            ),
-            format!(
-                "UPDATE programs SET frontier_attempt_id = {}, frontier_commit = '{k}', \
-                 frontier_value = 7 WHERE id = {}",
-                kept.id, p.id
-            ),
-        ],
+        |s| {
+            testing::tamper_attempt_status(s, discarded.id, AttemptStatus::Kept)?;
+            testing::tamper_frontier(s, p.id, discarded.id, &c, 9.0)
+        },
+        |s| {
+            testing::tamper_attempt_status(s, discarded.id, AttemptStatus::Discarded)?;
+            testing::tamper_frontier(s, p.id, kept.id, &k, 7.0)
+        },
         &["attempt 3"],
     );
 
@@ -310,14 +294,8 @@ fn a_store_edited_between_runs_keeps_the_next_run_from_starting() {
     let run = &store.runs_of_attempt(all[1].id).unwrap()[0];
     edited_store_blocks_the_next_run(
         &env,
-        &[format!(
-            "UPDATE runs SET primary_value = 1 WHERE id = {}",
-            run.id
-        )],
-        &[format!(
-            "UPDATE runs SET primary_value = 8 WHERE id = {}",
-            run.id
-        )],
+        |s| testing::tamper_run_value(s, run.id, 1.0),
+        |s| testing::tamper_run_value(s, run.id, 8.0),
         &[&format!("run {} (attempt 2)", run.id), "attempt 2:"],
     );
 

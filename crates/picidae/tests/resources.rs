@@ -30,17 +30,24 @@ fn costly_agent(env: &Env, cost: f64) -> String {
     format!("sh {}", agent.display())
 }
 
-/// (start, end, gpus) of every finished run of the project.
+/// (start, end, gpus, log directory) of every finished run of the project.
 fn placements(env: &Env) -> Vec<(i64, i64, String, String)> {
     let store = env.store();
-    let conn = store.db();
-    conn.query_map(
-        "SELECT started_at, finished_at, COALESCE(gpus, ''), COALESCE(log_dir, '')
-         FROM runs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
-        (),
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )
-    .unwrap()
+    store
+        .runs(None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| {
+            let (start, end) = (r.started_at?, r.finished_at?);
+            let gpus: Vec<String> = store
+                .run_gpus(r.id)
+                .unwrap()
+                .iter()
+                .map(|g| g.to_string())
+                .collect();
+            Some((start, end, gpus.join(","), r.log_dir.unwrap_or_default()))
+        })
+        .collect()
 }
 
 #[test]
