@@ -714,6 +714,7 @@ function programView(root, name) {
   const msg = h('div', { class: 'msg', id: 'steer-msg' });
   const pauseBtn = h('button', { id: 'toggle-pause', type: 'button', class: 'primary', text: 'Pause' });
   const weight = h('input', { id: 'weight-input', type: 'number', step: 'any', min: '0', class: 'narrow' });
+  const concurrency = h('input', { id: 'concurrency-input', type: 'number', step: '1', min: '1', placeholder: 'contract', class: 'narrow' });
   const maxRuns = h('input', { id: 'max-runs-input', type: 'number', step: '1', min: '0', placeholder: 'none', class: 'narrow' });
   const maxGpu = h('input', { id: 'max-gpu-input', type: 'number', step: 'any', min: '0', placeholder: 'none', class: 'narrow' });
   const maxUsd = h('input', { id: 'max-usd-input', type: 'number', step: 'any', min: '0', placeholder: 'none', class: 'narrow' });
@@ -753,6 +754,16 @@ function programView(root, name) {
           act('weight', async () => 'weight set to ' + (await postJSON(base + '/weight', { weight: Number(weight.value) })).weight);
         },
       }, h('label', { for: 'weight-input', text: 'Fair-share weight' }), weight, h('button', { id: 'weight-set', type: 'submit', text: 'Set' })),
+      h('form', {
+        onsubmit: (ev) => {
+          ev.preventDefault();
+          act('concurrency', async () => {
+            const p = await postJSON(base + '/concurrency', { concurrency: numOrNull(concurrency) });
+            return 'concurrency: ' + (p.concurrency == null ? "the contract's" : p.concurrency + ' attempts in flight');
+          });
+        },
+      }, h('label', { for: 'concurrency-input', text: 'Attempts in flight (empty = contract)' }), concurrency,
+      h('button', { id: 'concurrency-set', type: 'submit', text: 'Set' })),
       h('form', {
         onsubmit: (ev) => {
           ev.preventDefault();
@@ -878,6 +889,7 @@ function programView(root, name) {
     pauseBtn.textContent = p.status === 'paused' ? 'Resume' : 'Pause';
     if (!filled) {
       weight.value = p.weight;
+      concurrency.value = p.concurrency ?? '';
       maxRuns.value = p.max_runs ?? '';
       maxGpu.value = p.max_gpu_hours ?? '';
       maxUsd.value = p.max_usd ?? '';

@@ -264,6 +264,16 @@ impl Drop for Serve {
     }
 }
 
+/// The oldest follow-up of the project whose text satisfies `matches`.
+fn followup(env: &Env, matches: impl Fn(&str) -> bool) -> picidae_store::Followup {
+    env.store()
+        .followups(None)
+        .unwrap()
+        .into_iter()
+        .find(|f| matches(&f.text))
+        .expect("no such follow-up")
+}
+
 fn attempts(env: &Env) -> i64 {
     let s = env.store();
     let p = s.program("a").unwrap();
@@ -325,19 +335,15 @@ fn a_followup_entered_in_the_ui_reaches_the_agent() {
     );
     assert!(out.contains("OK queued follow-up"), "{out}");
     // In the store, authored by the token the UI sent (the API, not a side door) ...
-    let author: String = env
-        .store()
-        .db()
-        .query_row(
-            "SELECT author FROM followups WHERE text = ?1",
-            [idea],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(author, "cockpit-lead");
+    assert_eq!(followup(&env, |t| t == idea).author, "cockpit-lead");
+    assert!(
+        out.contains("OK concurrency: 3 attempts in flight"),
+        "{out}"
+    );
     assert!(out.contains("OK budgets: 500 runs"), "{out}");
     let p = env.store().program("a").unwrap();
     assert_eq!((p.weight, p.max_runs), (2.5, Some(500)));
+    assert_eq!(p.policy["concurrency"], 3, "{}", p.policy);
     // ... and in the next agent prompt.
     let prompts = env.project.join(".picidae/attempts/a");
     wait_until(
@@ -355,15 +361,7 @@ fn a_followup_entered_in_the_ui_reaches_the_agent() {
         },
         "an agent prompt carrying the follow-up",
     );
-    let consumed: Option<i64> = env
-        .store()
-        .db()
-        .query_row(
-            "SELECT consumed_by FROM followups WHERE text = ?1",
-            [idea],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let consumed = followup(&env, |t| t == idea).consumed_by;
     assert!(consumed.is_some(), "the follow-up was not consumed");
     drop(serve);
 }
@@ -388,22 +386,8 @@ fn pausing_from_the_ui_stops_dispatch() {
     );
     // The attempt in flight finishes; after that no new attempt or run starts.
     std::thread::sleep(Duration::from_millis(2500));
-    let runs = |env: &Env| -> i64 {
-        env.store()
-            .db()
-            .query_row("SELECT COUNT(*) FROM runs", (), |r| r.get(0))
-            .unwrap()
-    };
-    let running = |env: &Env| -> i64 {
-        env.store()
-            .db()
-            .query_row(
-                "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
-                (),
-                |r| r.get(0),
-            )
-            .unwrap()
-    };
+    let runs = |env: &Env| -> i64 { env.store().run_count(None).unwrap() };
+    let running = |env: &Env| -> usize { env.store().unfinished_runs(None).unwrap().len() };
     let (frozen_attempts, frozen_runs) = (attempts(&env), runs(&env));
     std::thread::sleep(Duration::from_millis(3000));
     assert_eq!(
@@ -483,14 +467,8 @@ fn a_finding_is_approved_retracted_and_followed_up_from_the_board() {
             "retracted by cockpit-reviewer: the gain came from a warm cache"
         )
     );
-    let (author, text): (String, String) = store
-        .db()
-        .query_row(
-            "SELECT author, text FROM followups WHERE text LIKE '%without the cache%'",
-            (),
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let picidae_store::Followup { author, text, .. } =
+        followup(&env, |t| t.contains("without the cache"));
     assert_eq!(author, "cockpit-reviewer");
     assert!(text.contains(&format!("finding {id} (attempt #")), "{text}");
 }
@@ -568,15 +546,13 @@ fn a_running_run_is_cancelled_from_its_attempt_page() {
         "{:?}",
         a.note
     );
-    let cancelled: i64 = env
+    let cancelled = env
         .store()
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM runs WHERE status = 'cancelled'",
-            (),
-            |r| r.get(0),
-        )
-        .unwrap();
+        .runs(None)
+        .unwrap()
+        .iter()
+        .filter(|r| r.status == RunStatus::Cancelled)
+        .count();
     assert_eq!(cancelled, 1, "only the one run was stopped");
 }
 

@@ -197,7 +197,8 @@ async function live(page) {
   console.log('OK findings');
 }
 
-// A follow-up typed in the UI goes through the authenticated API; so do weight and budget.
+// A follow-up typed in the UI goes through the authenticated API; so do weight, concurrency
+// and budget.
 async function followup(page) {
   await page.goto(base + '/#/p/a');
   await page.waitForSelector('#toggle-pause', { timeout: TIMEOUT });
@@ -215,6 +216,10 @@ async function followup(page) {
   await page.fill('#weight-input', '2.5');
   await page.click('#weight-set');
   await page.waitForFunction(() => document.getElementById('steer-msg').textContent.includes('weight set to 2.5'), null, { timeout: TIMEOUT });
+  await page.fill('#concurrency-input', '3');
+  await page.click('#concurrency-set');
+  await page.waitForFunction(() => document.getElementById('steer-msg').textContent.includes('3 attempts in flight'), null, { timeout: TIMEOUT });
+  console.log('OK ' + (await text(page, '#steer-msg')));
   await page.fill('#max-runs-input', '500');
   await page.click('#budget-set');
   await page.waitForFunction(() => document.getElementById('steer-msg').textContent.includes('500 runs'), null, { timeout: TIMEOUT });
