@@ -102,6 +102,17 @@ string_enum! {
 }
 
 string_enum! {
+    /// A run handed to remote workers (`picidae worker`): offered to the pool, claimed by one
+    /// worker under a lease, reported once; or cancelled before a result came.
+    WorkState {
+        Offered => "offered",
+        Claimed => "claimed",
+        Reported => "reported",
+        Cancelled => "cancelled",
+    }
+}
+
+string_enum! {
     /// What kind of attempt this is (`measure`: a re-measurement of a commit for ground truth,
     /// never compared with the frontier).
     AttemptKind {

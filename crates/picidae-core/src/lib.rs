@@ -16,6 +16,7 @@ pub mod stats;
 pub use contract::{Contract, ContractError, ContractIssue, CONTRACT_FILE};
 pub use domain::{
     AttemptKind, AttemptStatus, Boundary, BoundaryViolation, ProgramStatus, RunBreach, RunStatus,
+    WorkState,
 };
 pub use metrics::{Goal, MetricSource, MetricSpec, MetricValues, Violation};
 pub use params::{Assignment, ParamDomain, ParamSpec};

@@ -74,6 +74,10 @@ impl Store {
             "DELETE FROM followups WHERE program_id = ?1".into(),
             "DELETE FROM retries WHERE program_id = ?1".into(),
             "DELETE FROM frontier_history WHERE program_id = ?1".into(),
+            "DELETE FROM work_refusals WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"
+                .into(),
+            "DELETE FROM work_items WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"
+                .into(),
             "DELETE FROM runs WHERE program_id = ?1".into(),
             "UPDATE attempts SET duplicate_of = NULL WHERE program_id = ?1".into(),
             "DELETE FROM attempts WHERE program_id = ?1".into(),

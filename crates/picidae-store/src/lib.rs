@@ -29,6 +29,7 @@ mod retries;
 mod runs;
 mod schema;
 mod steering;
+mod work;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -38,6 +39,7 @@ pub use results::ResultRow;
 pub use retries::RetryRequest;
 pub use runs::{Run, RunResult};
 pub use steering::{Followup, Spend, Token};
+pub use work::{Renewal, Report, WorkItem, WorkRefusal, Worker};
 
 pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
 

@@ -34,6 +34,9 @@ pub const TABLES: &[&str] = &[
     "retries",
     "tokens",
     "coordinators",
+    "workers",
+    "work_items",
+    "work_refusals",
 ];
 
 const MIGRATIONS: &[Migration] = &[
@@ -316,6 +319,48 @@ CREATE INDEX retries_open ON retries (program_id, consumed_at);
 -- The attempt whose change an attempt carries onto a newer frontier: a replay of a stale
 -- attempt, a retry, or a merge candidate (a winner on an old frontier merged onto the new one).
 ALTER TABLE attempts ADD COLUMN replay_of INTEGER REFERENCES attempts(id);
+"#,
+        postgres: None,
+    },
+    // 11: remote workers (`picidae worker`): worker tokens, the workers that registered, the
+    // runs handed to them with their leases and results, and the results refused.
+    Migration {
+        sqlite: r#"
+ALTER TABLE tokens ADD COLUMN worker INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE workers (
+    id               INTEGER PRIMARY KEY,
+    name             TEXT NOT NULL,
+    token_id         INTEGER NOT NULL REFERENCES tokens(id),
+    pool             TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL,
+    fingerprint_json TEXT NOT NULL,
+    capacity_json    TEXT NOT NULL,
+    registered_at    INTEGER NOT NULL,
+    heartbeat_at     INTEGER NOT NULL,
+    UNIQUE (token_id, name)
+);
+CREATE TABLE work_items (
+    id               INTEGER PRIMARY KEY,
+    run_id           INTEGER NOT NULL UNIQUE REFERENCES runs(id),
+    pool             TEXT NOT NULL,
+    spec_json        TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    worker_id        INTEGER REFERENCES workers(id),
+    lease            TEXT,
+    lease_expires_at INTEGER,
+    claims           INTEGER NOT NULL DEFAULT 0,
+    result_json      TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+);
+CREATE INDEX work_items_open ON work_items (state, pool, id);
+CREATE TABLE work_refusals (
+    id        INTEGER PRIMARY KEY,
+    run_id    INTEGER NOT NULL REFERENCES runs(id),
+    worker_id INTEGER REFERENCES workers(id),
+    reason    TEXT NOT NULL,
+    at        INTEGER NOT NULL
+);
 "#,
         postgres: None,
     },

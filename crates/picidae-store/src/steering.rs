@@ -30,6 +30,10 @@ pub struct Token {
     pub id: i64,
     pub name: String,
     pub read_only: bool,
+    /// A worker's token (`picidae token create NAME --worker`): it may take runs and report
+    /// them, nothing else (it is also read-only, so every mutation refuses it).
+    #[serde(default)]
+    pub worker: bool,
     pub created_at: i64,
     pub revoked: bool,
 }
@@ -564,18 +568,35 @@ impl Store {
 
     /// Create a token; returns its secret, shown once.
     pub fn create_token(&mut self, name: &str, read_only: bool) -> Result<(Token, String)> {
+        self.insert_token(name, read_only, false)
+    }
+
+    /// Create a worker's token: it may take runs and report them, nothing else.
+    pub fn create_worker_token(&mut self, name: &str) -> Result<(Token, String)> {
+        self.insert_token(name, true, true)
+    }
+
+    fn insert_token(
+        &mut self,
+        name: &str,
+        read_only: bool,
+        worker: bool,
+    ) -> Result<(Token, String)> {
         // ThreadRng is a CSPRNG seeded from the operating system.
         let bytes: [u8; 24] = rand::random();
         let secret = format!("pcd_{}", hex::encode(bytes));
         let id: i64 = self.db.query_row(
-            "INSERT INTO tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-            params![name, token_hash(&secret), read_only, now_ms()], |r| r.get(0),)?;
-
+            "INSERT INTO tokens (name, hash, read_only, worker, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![name, token_hash(&secret), read_only, worker, now_ms()],
+            |r| r.get(0),
+        )?;
         Ok((
             Token {
                 id,
                 name: name.to_string(),
                 read_only,
+                worker,
                 created_at: now_ms(),
                 revoked: false,
             },
@@ -588,7 +609,7 @@ impl Store {
         Ok(self
             .db
             .query_row(
-                "SELECT id, name, read_only, created_at FROM tokens
+                "SELECT id, name, read_only, created_at, worker FROM tokens
                  WHERE hash = ?1 AND revoked_at IS NULL",
                 [token_hash(secret)],
                 |r| {
@@ -596,6 +617,7 @@ impl Store {
                         id: r.get(0)?,
                         name: r.get(1)?,
                         read_only: r.get(2)?,
+                        worker: r.get(4)?,
                         created_at: r.get(3)?,
                         revoked: false,
                     })
@@ -614,13 +636,15 @@ impl Store {
 
     pub fn tokens(&self) -> Result<Vec<Token>> {
         let rows = self.db.query_map(
-            "SELECT id, name, read_only, created_at, revoked_at IS NOT NULL FROM tokens ORDER BY id",
+            "SELECT id, name, read_only, created_at, revoked_at IS NOT NULL, worker
+             FROM tokens ORDER BY id",
             (),
             |r| {
             Ok(Token {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 read_only: r.get(2)?,
+                worker: r.get(5)?,
                 created_at: r.get(3)?,
                 revoked: r.get(4)?,
             })
