@@ -45,12 +45,14 @@
 
 mod cmd;
 mod error;
+mod export;
 mod replay;
 mod repo;
 mod status;
 mod worktree;
 
 pub use error::{GitError, Result};
+pub use export::{Cache, EXPORT_REFS, MAX_HAVES};
 pub use replay::Replayed;
 pub use repo::{Repo, ZERO_OID};
 pub use status::{Change, ChangeKind};
