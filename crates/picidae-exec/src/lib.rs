@@ -50,6 +50,7 @@ pub mod sandbox;
 pub mod shell;
 pub mod slurm;
 pub mod ssh;
+pub mod work;
 #[cfg(feature = "testing")]
 pub mod testing;
 

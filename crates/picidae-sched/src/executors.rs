@@ -1,11 +1,13 @@
-//! Where a program's runs execute: on this machine, as Slurm batch jobs, in a container, or
-//! on a host reached over SSH. The contract does not change between them; the program's [`ExecutorSpec`] does.
+//! Where a program's runs execute: on this machine, as Slurm batch jobs, in a container, on a
+//! host reached over SSH, or on remote workers that pull them. The contract does not change
+//! between them; the program's [`ExecutorSpec`] does.
 //!
-//! A spec is written on the command line as `local`, `slurm`, `slurm:PARTITION`, or
+//! A spec is written on the command line as `local`, `slurm`, `slurm:PARTITION`,
 //! `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE…]` (options are
-//! passed to ssh as `-o NAME=VALUE`), and stored with the program as JSON.
-//! Remote runs record their handle (`slurm:<job id>`, `ssh:<host>:<dir>`) before Picidae waits
-//! on them, so a coordinator that restarts re-adopts them instead of running them again.
+//! passed to ssh as `-o NAME=VALUE`), `docker:IMAGE`, `podman:IMAGE`, `workers` or
+//! `workers:POOL`, and stored with the program as JSON. Remote runs record their handle
+//! (`slurm:<job id>`, `ssh:<host>:<dir>`, `workers:<run id>`) before Picidae waits on them, so
+//! a coordinator that restarts re-adopts them instead of running them again.
 
 use std::path::PathBuf;
 
@@ -51,6 +53,12 @@ pub enum ExecutorSpec {
         #[serde(default)]
         host: Option<String>,
     },
+    /// Remote workers (`picidae worker`) that pull runs from this coordinator over its HTTP
+    /// API; `pool` picks which of them (`""`: the default pool).
+    Workers {
+        #[serde(default)]
+        pool: String,
+    },
 }
 
 fn ssh_port() -> u16 {
@@ -63,6 +71,21 @@ impl ExecutorSpec {
         let text = text.trim();
         if text == "local" {
             return Ok(ExecutorSpec::Local);
+        }
+        if text == "workers" {
+            return Ok(ExecutorSpec::Workers {
+                pool: String::new(),
+            });
+        }
+        if let Some(p) = text.strip_prefix("workers:") {
+            if !crate::workers::valid_pool(p) {
+                return Err(format!(
+                    "{text:?}: expected workers:POOL (letters, digits, '-', '_' and '.')"
+                ));
+            }
+            return Ok(ExecutorSpec::Workers {
+                pool: p.to_string(),
+            });
         }
         if text == "slurm" {
             return Ok(ExecutorSpec::Slurm {
@@ -158,7 +181,7 @@ impl ExecutorSpec {
             }
         }
         Err(format!(
-            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION, ssh://USER@HOST[:PORT]/ROOT, docker:IMAGE or podman:IMAGE)"
+            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION, ssh://USER@HOST[:PORT]/ROOT, docker:IMAGE, podman:IMAGE, workers or workers:POOL)"
         ))
     }
 
@@ -178,6 +201,7 @@ impl ExecutorSpec {
             ExecutorSpec::Ssh { .. } => "ssh",
             ExecutorSpec::Container { runtime, .. } if runtime == "podman" => "podman",
             ExecutorSpec::Container { .. } => "docker",
+            ExecutorSpec::Workers { .. } => "workers",
         }
     }
 
@@ -197,6 +221,8 @@ impl ExecutorSpec {
                 ..
             } => format!("ssh://{user}@{host}:{port}{remote_root}"),
             ExecutorSpec::Container { runtime, image, .. } => format!("{runtime}:{image}"),
+            ExecutorSpec::Workers { pool } if pool.is_empty() => "workers".into(),
+            ExecutorSpec::Workers { pool } => format!("workers:{pool}"),
         }
     }
 
@@ -276,6 +302,14 @@ mod tests {
     #[test]
     fn command_line_forms() {
         assert_eq!(ExecutorSpec::parse("local").unwrap(), ExecutorSpec::Local);
+        assert_eq!(
+            ExecutorSpec::parse("workers:a100").unwrap(),
+            ExecutorSpec::Workers {
+                pool: "a100".into()
+            }
+        );
+        assert_eq!(ExecutorSpec::parse("workers").unwrap().label(), "workers");
+        assert!(ExecutorSpec::parse("workers:a b").is_err());
         assert_eq!(
             ExecutorSpec::parse("slurm:gpu").unwrap(),
             ExecutorSpec::Slurm {

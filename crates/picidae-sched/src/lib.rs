@@ -53,6 +53,7 @@ mod setup;
 pub mod shutdown;
 pub mod slots;
 pub mod verify;
+mod workers;
 
 use std::path::{Path, PathBuf};
 

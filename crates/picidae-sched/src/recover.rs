@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::cancels::CANCELLED_BY_USER;
 use crate::remote::fetch_remote_outputs;
 use crate::runner::{lease_expiry, lease_holder_alive, Events, LoopEvent, Runner};
-use crate::{program_ref, SchedError};
+use crate::{program_ref, ExecutorSpec, SchedError};
 
 impl Runner<'_> {
     /// Close what a dead harness left open; return the attempts to resume.
@@ -157,7 +157,20 @@ impl Runner<'_> {
             log_cap_bytes: spec.log_cap_bytes,
         };
         let stop = AtomicBool::new(cancel);
-        let outcome = if let Some(job) = handle.strip_prefix("slurm:") {
+        let outcome = if let (Some(_), ExecutorSpec::Workers { pool }) =
+            (handle.strip_prefix("workers:"), &self.executor)
+        {
+            // The work item is still in the store: wait for it again.
+            let pool = pool.clone();
+            crate::workers::offer_and_wait(
+                self.project,
+                (run.id, &pool),
+                None,
+                &run_dir,
+                &stop,
+                || {},
+            )?
+        } else if let Some(job) = handle.strip_prefix("slurm:") {
             let ex = self.executor.slurm().ok_or_else(|| self.no_executor())?;
             ex.reattach_run(job, &req)?.wait(&stop)?
         } else if handle.starts_with("ssh:") {

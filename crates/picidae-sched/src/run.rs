@@ -199,8 +199,12 @@ impl RunCtx {
             },
             None => None,
         };
-        // Then until its GPUs, CPUs and memory are free on this machine.
-        let resources = self.resources.clone();
+        // Then until its GPUs, CPUs and memory are free on this machine (a run on a remote
+        // worker uses the worker's).
+        let resources = match self.executor {
+            ExecutorSpec::Workers { .. } => None,
+            _ => self.resources.clone(),
+        };
         let placement = match &resources {
             Some(r) => match r.acquire(&self.contract.run.resources, &|| {
                 cancel.load(Ordering::SeqCst)
@@ -305,6 +309,24 @@ impl RunCtx {
         })?;
         let artifacts = run_dir.join("artifacts");
         std::fs::create_dir_all(&artifacts).map_err(|e| SchedError::io(&artifacts, e))?;
+        let started = LoopEvent::RunStarted {
+            seq: attempt.seq,
+            run_id,
+            seed,
+        };
+        if let ExecutorSpec::Workers { pool } = &self.executor {
+            // Nothing runs here: the tree goes to a worker (`workers.rs`).
+            let env = self.run_env(attempt, run_dir, (run_id, seed), None);
+            let spec = self.work_spec(repo, attempt, (run_id, seed), env)?;
+            return crate::workers::offer_and_wait(
+                project,
+                (run_id, pool),
+                Some(&spec),
+                run_dir,
+                cancel,
+                || events(&started),
+            );
+        }
         let mut kept = run_checkout;
         let bench_dir = match kept.as_deref() {
             // The kept checkout already holds this commit.
@@ -329,31 +351,12 @@ impl RunCtx {
             }
         };
         let run = &self.contract.run;
-        let mut env = vec![
-            (run.seed_env.clone(), seed.to_string()),
-            (
-                "PICIDAE_METRICS".into(),
-                run_dir.join("metrics.jsonl").display().to_string(),
-            ),
-            ("PICIDAE_ARTIFACTS".into(), artifacts.display().to_string()),
-            ("PICIDAE_DATA".into(), self.data_dir.display().to_string()),
-            (
-                "PICIDAE_TIME_BUDGET".into(),
-                format!("{}", run.time_budget.as_secs_f64()),
-            ),
-            ("PICIDAE_RUN_ID".into(), run_id.to_string()),
-            ("PICIDAE_ATTEMPT".into(), attempt.seq.to_string()),
-            ("PICIDAE_PROGRAM".into(), self.program.clone()),
-        ];
-        if run.seed_env != "PICIDAE_SEED" {
-            env.push(("PICIDAE_SEED".into(), seed.to_string()));
-        }
-        env.extend(self.env_param_vars(attempt));
-        if let Some(devices) = cuda_visible_devices.clone() {
-            // The GPUs this run holds, and only those.
-            env.push(("PICIDAE_GPUS".into(), devices.clone()));
-            env.push(("CUDA_VISIBLE_DEVICES".into(), devices));
-        }
+        let env = self.run_env(
+            attempt,
+            run_dir,
+            (run_id, seed),
+            cuda_visible_devices.clone(),
+        );
         let req = RunRequest {
             command: run.command.clone(),
             cwd: bench_dir,
@@ -364,11 +367,6 @@ impl RunCtx {
             stdout_path: run_dir.join("stdout.log"),
             stderr_path: run_dir.join("stderr.log"),
             log_cap_bytes: run.log_cap_bytes,
-        };
-        let started = LoopEvent::RunStarted {
-            seq: attempt.seq,
-            run_id,
-            seed,
         };
         match self.executor.clone() {
             ExecutorSpec::Local => {
@@ -466,6 +464,8 @@ impl RunCtx {
                 fetch_remote_outputs(&ex, &remote_dir, run_dir);
                 Ok(outcome)
             }
+            // Handled before a checkout is made.
+            ExecutorSpec::Workers { .. } => Err(self.no_executor()),
         }
     }
 
@@ -492,6 +492,45 @@ impl RunCtx {
         )?;
         started();
         Ok(job.wait(cancel)?)
+    }
+
+    /// A run's environment: the seed, where its metrics and artifacts go, the setup data, the
+    /// time budget, its ids, the attempt's environment parameters and the GPUs it holds.
+    fn run_env(
+        &self,
+        attempt: &Attempt,
+        run_dir: &Path,
+        (run_id, seed): (i64, i64),
+        cuda_visible_devices: Option<String>,
+    ) -> Vec<(String, String)> {
+        let run = &self.contract.run;
+        let artifacts = run_dir.join("artifacts");
+        let mut env = vec![
+            (run.seed_env.clone(), seed.to_string()),
+            (
+                "PICIDAE_METRICS".into(),
+                run_dir.join("metrics.jsonl").display().to_string(),
+            ),
+            ("PICIDAE_ARTIFACTS".into(), artifacts.display().to_string()),
+            ("PICIDAE_DATA".into(), self.data_dir.display().to_string()),
+            (
+                "PICIDAE_TIME_BUDGET".into(),
+                format!("{}", run.time_budget.as_secs_f64()),
+            ),
+            ("PICIDAE_RUN_ID".into(), run_id.to_string()),
+            ("PICIDAE_ATTEMPT".into(), attempt.seq.to_string()),
+            ("PICIDAE_PROGRAM".into(), self.program.clone()),
+        ];
+        if run.seed_env != "PICIDAE_SEED" {
+            env.push(("PICIDAE_SEED".into(), seed.to_string()));
+        }
+        env.extend(self.env_param_vars(attempt));
+        if let Some(devices) = cuda_visible_devices.clone() {
+            // The GPUs this run holds, and only those.
+            env.push(("PICIDAE_GPUS".into(), devices.clone()));
+            env.push(("CUDA_VISIBLE_DEVICES".into(), devices));
+        }
+        env
     }
 
     /// After a run whose checkout is on this machine: a tracked, non-editable file that no

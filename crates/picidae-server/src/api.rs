@@ -109,12 +109,14 @@ mod read;
 mod retry;
 mod steer;
 mod views;
+mod work;
 
 pub use findings::*;
 pub use live::*;
 pub use read::*;
 pub use steer::*;
 pub use views::*;
+pub use work::*;
 
 /// Connections kept open between requests.
 pub const POOL_SIZE: usize = 4;
@@ -125,6 +127,8 @@ pub const MAX_PAGE: i64 = 1000;
 pub const EVENT_POLL: Duration = Duration::from_millis(500);
 /// Event streams served at once; more are answered 503.
 pub const MAX_EVENT_STREAMS: usize = 32;
+/// How long a worker's lease lasts without a heartbeat, unless the server says otherwise.
+pub const DEFAULT_WORKER_LEASE: Duration = Duration::from_secs(30);
 /// Longest follow-up text accepted, in characters.
 pub const MAX_FOLLOWUP_CHARS: usize = 10_000;
 
@@ -145,6 +149,8 @@ pub struct ApiState {
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Whether reads need a (read-only or write) token too.
     pub read_requires_token: bool,
+    /// How long a remote worker's lease on a run lasts without a heartbeat.
+    pub worker_lease: Duration,
 }
 
 impl ApiState {
@@ -156,6 +162,7 @@ impl ApiState {
             started: Instant::now(),
             metrics: Arc::new(String::new),
             read_requires_token: false,
+            worker_lease: DEFAULT_WORKER_LEASE,
         }
     }
 }
@@ -228,9 +235,42 @@ impl Ctx {
         };
         self.with_store(move |store| {
             if let Some(secret) = bearer {
-                authenticate(store, secret.as_deref())?;
+                let token = authenticate(store, secret.as_deref())?;
+                if token.worker {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "token {:?} is a worker's: it takes and reports runs only",
+                            token.name
+                        ),
+                    ));
+                }
             }
             f(store)
+        })
+        .await
+    }
+
+    /// A worker's call: checks for a worker token, then runs `f` with it.
+    async fn worker<T, F>(self: &Arc<Self>, headers: &HeaderMap, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, &Token) -> Result<T, ApiError> + Send + 'static,
+    {
+        let secret = bearer(headers)?;
+        self.with_store(move |store| {
+            let token = authenticate(store, secret.as_deref())?;
+            if !token.worker {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "token {:?} is not a worker's (make one with `picidae token create \
+                         NAME --worker`)",
+                        token.name
+                    ),
+                ));
+            }
+            f(store, &token)
         })
         .await
     }
@@ -244,6 +284,15 @@ impl Ctx {
         let secret = bearer(headers)?;
         self.with_store(move |store| {
             let token = authenticate(store, secret.as_deref())?;
+            if token.worker {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "token {:?} is a worker's: it takes and reports runs only",
+                        token.name
+                    ),
+                ));
+            }
             if token.read_only {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -440,6 +489,7 @@ pub(crate) fn int_param(
         (name = "steering", description = "Change a program, a finding or a run (write token)"),
         (name = "events", description = "Live changes"),
         (name = "cockpit", description = "What the web UI needs besides the above"),
+        (name = "workers", description = "Remote workers take runs and report them (worker token)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -496,6 +546,11 @@ pub(crate) fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(finding_followup))
         .routes(routes!(cancel_run))
         .routes(routes!(retry::retry_attempt))
+        .routes(routes!(register_worker, list_workers))
+        .routes(routes!(claim_run))
+        .routes(routes!(heartbeat))
+        .routes(routes!(run_bundle))
+        .routes(routes!(report_result))
         .routes(routes!(metrics))
         .with_state(ctx.clone())
         .split_for_parts();

@@ -164,6 +164,7 @@ async fn start(root: &std::path::Path, read_requires_token: bool) -> (SocketAddr
                 .to_string()
         }),
         read_requires_token,
+        worker_lease: api::DEFAULT_WORKER_LEASE,
     };
     tokio::spawn(api::serve(listener, state, std::future::pending::<()>()));
     (addr, token)

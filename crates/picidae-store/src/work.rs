@@ -405,6 +405,25 @@ impl Store {
         Ok(())
     }
 
+    /// Record the machine that ran `run_id` (a worker that reported it), its fingerprint
+    /// written first so the run never names a missing one.
+    pub fn set_run_machine(
+        &mut self,
+        run_id: i64,
+        host: &str,
+        (fingerprint, json): (&str, &str),
+    ) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO fingerprints (hash, json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![fingerprint, json],
+        )?;
+        self.db.execute(
+            "UPDATE runs SET host = ?2, fingerprint = ?3 WHERE id = ?1",
+            params![run_id, host, fingerprint],
+        )?;
+        Ok(())
+    }
+
     /// Results refused because their worker no longer held the lease, oldest first.
     pub fn work_refusals(&self, run_id: Option<i64>) -> Result<Vec<WorkRefusal>> {
         let row = |r: &Row| {

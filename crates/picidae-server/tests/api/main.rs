@@ -11,3 +11,4 @@ mod postgres;
 mod reads;
 mod steering;
 mod support;
+mod workers;

@@ -141,6 +141,7 @@ pub(crate) async fn start_on(read_requires_token: bool, url: Option<String>) -> 
         started: Instant::now(),
         metrics: Arc::new(|| "picidae_slots_busy 3\n".to_string()),
         read_requires_token,
+        worker_lease: api::DEFAULT_WORKER_LEASE,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(api::serve(listener, state, async move {

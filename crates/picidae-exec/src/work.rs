@@ -1,0 +1,204 @@
+//! A run as it travels to a remote worker (`picidae worker`) and back: the [`WorkSpec`] the
+//! coordinator offers, the worker's execution of it ([`execute`]: the local executor, its
+//! limits and, where the contract asks, the sandbox), and the [`WorkResult`] it reports:
+//! the outcome and what the coordinator grades it on (the output's tails, the metrics file).
+//!
+//! The spec carries no path of the coordinator's machine: the worker runs the exported tree
+//! in a directory of its own and sets the output paths (`PICIDAE_METRICS`,
+//! `PICIDAE_ARTIFACTS`) itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ExecError, Limits, LocalExecutor, RunOutcome, RunRequest, Sandbox, SandboxSpec};
+
+/// What a worker needs to run one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkSpec {
+    pub program: String,
+    pub run_id: i64,
+    pub attempt_seq: i64,
+    pub seed: i64,
+    /// The exported tree to run (hidden files left out), named by its hash.
+    pub tree: String,
+    /// The benchmark directory inside the tree (`""`: its root).
+    pub bench_dir: String,
+    pub command: String,
+    /// The run's environment: seed, parameters, ids (no path).
+    pub env: Vec<(String, String)>,
+    pub time_budget_secs: f64,
+    pub timeout_secs: f64,
+    pub grace_secs: f64,
+    pub log_cap_bytes: u64,
+    pub gpus: u32,
+    pub cpus: u32,
+    pub memory_mb: Option<u64>,
+    pub max_processes: Option<u64>,
+    /// Run under the sandbox (bubblewrap), as on the coordinator's machine.
+    pub sandbox: bool,
+    pub network: bool,
+    /// Files of the tree the run may read but not change (bound read-only in the sandbox).
+    pub protected: Vec<String>,
+}
+
+/// What a worker reports for one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkResult {
+    pub outcome: RunOutcome,
+    /// The end of its stdout, at most [`OUTPUT_CAP`] bytes.
+    pub stdout: String,
+    /// The end of its stderr, at most [`OUTPUT_CAP`] bytes.
+    pub stderr: String,
+    /// Its `metrics.jsonl`, at most [`OUTPUT_CAP`] bytes, if it wrote one.
+    pub metrics_jsonl: Option<String>,
+    /// The worker's host name and environment fingerprint.
+    pub host: String,
+    pub fingerprint: String,
+    pub fingerprint_json: String,
+}
+
+/// The most of each output a worker sends back.
+pub const OUTPUT_CAP: u64 = 8 * 1024 * 1024;
+
+/// Where a worker's run keeps its outputs, inside its run directory.
+pub struct WorkDirs {
+    pub run_dir: PathBuf,
+    pub metrics: PathBuf,
+    pub artifacts: PathBuf,
+}
+
+impl WorkDirs {
+    pub fn new(run_dir: &Path) -> Result<WorkDirs, ExecError> {
+        let artifacts = run_dir.join("artifacts");
+        let io = |p: &Path, e: std::io::Error| {
+            ExecError::InvalidRequest(format!("{}: {e}", p.display()))
+        };
+        std::fs::create_dir_all(&artifacts).map_err(|e| io(&artifacts, e))?;
+        let metrics = run_dir.join("metrics.jsonl");
+        std::fs::File::create(&metrics).map_err(|e| io(&metrics, e))?;
+        Ok(WorkDirs {
+            run_dir: run_dir.to_path_buf(),
+            metrics,
+            artifacts,
+        })
+    }
+}
+
+/// The request a worker runs for `spec`, its tree checked out at `tree` and its outputs under
+/// `dirs`, sandboxed when the spec asks.
+pub fn request(spec: &WorkSpec, tree: &Path, dirs: &WorkDirs) -> Result<RunRequest, ExecError> {
+    let cwd = tree.join(&spec.bench_dir);
+    let mut env = spec.env.clone();
+    env.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "PICIDAE_METRICS" | "PICIDAE_ARTIFACTS" | "PICIDAE_DATA"
+        )
+    });
+    env.push(("PICIDAE_METRICS".into(), dirs.metrics.display().to_string()));
+    env.push((
+        "PICIDAE_ARTIFACTS".into(),
+        dirs.artifacts.display().to_string(),
+    ));
+    let req = RunRequest {
+        command: spec.command.clone(),
+        cwd,
+        env,
+        time_budget: Duration::from_secs_f64(spec.time_budget_secs.max(0.0)),
+        timeout: Duration::from_secs_f64(spec.timeout_secs.max(0.0)),
+        grace: Duration::from_secs_f64(spec.grace_secs.max(0.0)),
+        stdout_path: dirs.run_dir.join("stdout.log"),
+        stderr_path: dirs.run_dir.join("stderr.log"),
+        log_cap_bytes: spec.log_cap_bytes,
+    };
+    if !spec.sandbox {
+        return Ok(req);
+    }
+    if !Sandbox::available() {
+        return Err(ExecError::Sandbox(
+            "the run asks for the sandbox but bubblewrap (`bwrap`) is not available on this \
+             worker; install it (Debian: bubblewrap)"
+                .into(),
+        ));
+    }
+    let mut readonly = vec![dirs.run_dir.clone()];
+    for rel in &spec.protected {
+        if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            continue;
+        }
+        let p = tree.join(rel);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_symlink()) {
+            readonly.push(p);
+        }
+    }
+    Sandbox::new(SandboxSpec {
+        writable: vec![
+            tree.to_path_buf(),
+            dirs.artifacts.clone(),
+            dirs.metrics.clone(),
+        ],
+        readonly,
+        hidden: Vec::new(),
+        devices: if spec.gpus > 0 {
+            crate::sandbox::nvidia_devices()
+        } else {
+            Vec::new()
+        },
+        network: spec.network,
+    })
+    .wrap(&req)
+}
+
+/// Run `spec` here (see [`request`]) until it ends or `cancel` is set, then gather what is
+/// reported. `started` is told the process group once it runs.
+pub fn execute(
+    spec: &WorkSpec,
+    tree: &Path,
+    dirs: &WorkDirs,
+    cancel: &AtomicBool,
+    started: impl FnOnce(u32),
+) -> Result<RunOutcome, ExecError> {
+    let req = request(spec, tree, dirs)?;
+    let limits = Limits {
+        memory_mb: spec.memory_mb,
+        max_processes: spec.max_processes,
+    };
+    let child = LocalExecutor::with_limits(limits).spawn(&req)?;
+    started(child.pgid() as u32);
+    child.wait(cancel)
+}
+
+/// An output file of the run, at most [`OUTPUT_CAP`] bytes, without following a link; whether
+/// it was cut.
+pub fn read_output(dir: &Path, name: &str) -> Option<(String, bool)> {
+    crate::safe_fs::read_nofollow(dir, name, OUTPUT_CAP + 1)
+        .ok()
+        .map(|mut b| {
+            let cut = b.len() as u64 > OUTPUT_CAP;
+            b.truncate(OUTPUT_CAP as usize);
+            (String::from_utf8_lossy(&b).into_owned(), cut)
+        })
+}
+
+impl WorkResult {
+    /// Gather what the run left in `dirs` with its `outcome`, run on the machine `fp`.
+    pub fn gather(mut outcome: RunOutcome, dirs: &WorkDirs, fp: &crate::Fingerprint) -> WorkResult {
+        let (stdout, cut) = read_output(&dirs.run_dir, "stdout.log").unwrap_or_default();
+        // Cut: the coordinator reads the metric lines from the outcome's tail instead.
+        outcome.stdout_truncated |= cut;
+        let (stderr, _) = read_output(&dirs.run_dir, "stderr.log").unwrap_or_default();
+        let metrics_jsonl = read_output(&dirs.run_dir, "metrics.jsonl").map(|(m, _)| m);
+        WorkResult {
+            outcome,
+            stdout,
+            stderr,
+            metrics_jsonl,
+            host: fp.hostname.clone(),
+            fingerprint: fp.hash(),
+            fingerprint_json: serde_json::to_string(fp).unwrap_or_default(),
+        }
+    }
+}
