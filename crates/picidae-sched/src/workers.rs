@@ -212,10 +212,15 @@ fn write_result(
                 .map_err(|e| bad(format!("writing {name}: {e}")))?;
         }
     }
-    // The machine that ran it, where another worker than the first claimant reported.
+    // The worker that ran it (the one that reported, which may not be the first claimant)
+    // and its machine's fingerprint.
+    let host = match item.worker_id {
+        Some(id) => project.store.worker(id)?.name,
+        None => result.host.clone(),
+    };
     project.store.set_run_machine(
         item.run_id,
-        &result.host,
+        &host,
         (&result.fingerprint, &result.fingerprint_json),
     )?;
     Ok(result.outcome)

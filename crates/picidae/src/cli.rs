@@ -151,9 +151,16 @@ pub(crate) enum Command {
         /// Proposals each program keeps ready ahead of free slots (0: propose, then run).
         #[arg(long, default_value_t = 2)]
         pipeline: usize,
+        /// How long a remote worker keeps a run without a heartbeat before it is offered
+        /// again, in seconds.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        worker_lease: f64,
         #[command(flatten)]
         capacity: serve::CapacityArgs,
     },
+    /// Run a coordinator's runs on this machine, talking to it only over its HTTP API (for
+    /// programs whose executor is `workers` or `workers:POOL`).
+    Worker(crate::worker::WorkerArgs),
     /// API tokens for mutating calls.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -242,8 +249,12 @@ pub(crate) enum TokenCmd {
     Create {
         name: String,
         /// Reads only: the token cannot pause, re-weight, budget or queue ideas.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "worker")]
         read_only: bool,
+        /// A worker's token (`picidae worker --token`): it may take runs and report them,
+        /// nothing else.
+        #[arg(long)]
+        worker: bool,
     },
     /// List tokens (never their secrets).
     List,

@@ -17,6 +17,8 @@ mod migrate;
 mod progress;
 mod results;
 mod serve;
+mod tokens;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -189,6 +191,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             listen,
             no_api,
             pipeline,
+            worker_lease,
             capacity,
         } => {
             let project = open_project(&cli.project)?;
@@ -198,44 +201,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 &root,
                 (slots, pipeline),
                 capacity.resolve()?,
-                (!no_api).then_some(listen.as_str()),
+                (!no_api).then_some(serve::Api {
+                    listen: &listen,
+                    worker_lease: std::time::Duration::try_from_secs_f64(worker_lease)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .context("--worker-lease: expected a positive number of seconds")?,
+                }),
             )?;
         }
         Command::Token(cmd) => {
             let mut project = open_project(&cli.project)?;
-            match cmd {
-                TokenCmd::Create { name, read_only } => {
-                    let (t, secret) = project.store.create_token(&name, read_only)?;
-                    println!(
-                        "token {} ({}{})",
-                        t.id,
-                        t.name,
-                        if t.read_only { ", read-only" } else { "" }
-                    );
-                    println!("{secret}");
-                    eprintln!("keep the secret: it is not stored and cannot be shown again");
-                }
-                TokenCmd::List => {
-                    for t in project.store.tokens()? {
-                        println!(
-                            "{}\t{}\t{}\t{}",
-                            t.id,
-                            t.name,
-                            if t.read_only {
-                                "read-only"
-                            } else {
-                                "read-write"
-                            },
-                            if t.revoked { "revoked" } else { "active" }
-                        );
-                    }
-                }
-                TokenCmd::Revoke { id } => {
-                    project.store.revoke_token(id)?;
-                    println!("token {id} revoked");
-                }
-            }
+            tokens::run(&mut project, cmd)?;
         }
+        Command::Worker(args) => worker::run(args)?,
         Command::Program(ProgramCmd::List { json }) => {
             let project = open_project(&cli.project)?;
             results::list_programs(&project, json)?;

@@ -18,10 +18,11 @@ const CLI_TOKEN: &str = "local CLI (picidae serve)";
 /// Serve the HTTP API on `listen` until `stop` is set; runs on its own thread and runtime.
 fn start_api(
     root: &Path,
-    listen: &str,
+    api: &Api<'_>,
     (pool, resources): (Arc<SlotPool>, Arc<ResourcePool>),
     stop: Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, std::net::SocketAddr)> {
+    let listen = api.listen;
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
@@ -30,6 +31,7 @@ fn start_api(
         "picidae serve: HTTP API on http://{addr} (the cockpit at /, OpenAPI at /openapi.json)"
     );
     let mut state = picidae_server::api::ApiState::new(root.join(".picidae").join("store.sqlite"));
+    state.worker_lease = api.worker_lease;
     let location = picidae_sched::project::store_location(&root.join(".picidae"))?;
     if picidae_store::is_postgres_url(&location) {
         state.store_url = Some(location);
@@ -89,11 +91,18 @@ fn start_api(
     ))
 }
 
+/// Where and how `picidae serve` serves its HTTP API.
+pub struct Api<'a> {
+    pub listen: &'a str,
+    /// How long a remote worker's lease on a run lasts without a heartbeat.
+    pub worker_lease: Duration,
+}
+
 pub fn run(
     root: &Path,
     (slots, pipeline): (usize, usize),
     capacity: Capacity,
-    listen: Option<&str>,
+    api: Option<Api<'_>>,
 ) -> Result<()> {
     let shutdown = Shutdown::new();
     {
@@ -110,11 +119,11 @@ pub fn run(
     let pool = Arc::new(SlotPool::new(slots));
     let resources = Arc::new(ResourcePool::new(capacity));
     let api_stop = Arc::new(AtomicBool::new(false));
-    let api = match listen {
-        Some(addr) => {
+    let api = match api {
+        Some(api) => {
             let (handle, addr) = start_api(
                 root,
-                addr,
+                &api,
                 (pool.clone(), resources.clone()),
                 api_stop.clone(),
             )?;

@@ -1,0 +1,327 @@
+//! `picidae worker`: a machine that runs a coordinator's runs, with the coordinator's HTTP API
+//! as its only connection (no shared file system). It registers with what it offers and its
+//! environment fingerprint, claims a run that fits, fetches the run's tree as a git bundle
+//! into its cache (only what it lacks), runs it with its own local executor and sandbox under
+//! the contract's limits while a heartbeat renews its lease, and reports the result. A report
+//! that fails on the network is sent again (the coordinator takes it once); one refused
+//! because the lease was lost is dropped. Ctrl-C finishes the run in flight; a second one
+//! cancels it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use picidae_exec::work::{execute, WorkDirs, WorkResult, WorkSpec};
+use picidae_exec::Fingerprint;
+use picidae_git::Cache;
+use picidae_sched::{Mode, Shutdown};
+use serde_json::{json, Value};
+
+/// `picidae worker`'s options.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct WorkerArgs {
+    /// The coordinator's API (`picidae serve --listen`), e.g. `http://10.0.0.5:7420`.
+    #[arg(long, env = "PICIDAE_COORDINATOR")]
+    coordinator: String,
+    /// A worker token (`picidae token create NAME --worker` on the coordinator).
+    #[arg(long, env = "PICIDAE_WORKER_TOKEN", hide_env_values = true)]
+    token: String,
+    /// This worker's name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// The pool it serves (`--executor workers:POOL`; default: the default pool).
+    #[arg(long, default_value = "")]
+    pool: String,
+    /// GPU indices it offers, e.g. `0,1`.
+    #[arg(long, value_delimiter = ',')]
+    gpus: Vec<u32>,
+    /// CPUs it offers (default: all of this machine's).
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// Memory it offers, in MiB (default: not stated; any run fits).
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// Where it keeps its cache of trees and its runs' directories.
+    #[arg(long, default_value = ".picidae-worker")]
+    dir: PathBuf,
+    /// Stop after this many runs (default: never).
+    #[arg(long)]
+    max_runs: Option<u64>,
+    /// How long to wait between claims when there is nothing to run, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    poll_ms: u64,
+}
+
+/// The coordinator, as this worker talks to it.
+struct Coordinator {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// A non-2xx answer: its status and the API's error message.
+#[derive(Debug)]
+struct Refused {
+    status: u16,
+    message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.status)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Coordinator {
+    fn new(url: &str, token: &str) -> Coordinator {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Coordinator {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            agent,
+        }
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// POST `body`; the answer's JSON (`Null` for 204), or [`Refused`].
+    fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let url = format!("{}{path}", self.url);
+        let mut resp = self
+            .agent
+            .post(&url)
+            .header("Authorization", &self.auth())
+            .send_json(body)
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status().as_u16();
+        if status == 204 {
+            return Ok(Value::Null);
+        }
+        let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            return Err(Refused {
+                status,
+                message: v["error"].as_str().unwrap_or("refused").to_string(),
+            }
+            .into());
+        }
+        Ok(v)
+    }
+
+    /// GET bytes.
+    fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.url);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Authorization", &self.auth())
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+            return Err(Refused {
+                status,
+                message: v["error"].as_str().unwrap_or("refused").to_string(),
+            }
+            .into());
+        }
+        Ok(resp
+            .body_mut()
+            .with_config()
+            .limit(4 * 1024 * 1024 * 1024)
+            .read_to_vec()?)
+    }
+}
+
+/// A run this worker claimed.
+struct Claimed {
+    run_id: i64,
+    lease: String,
+    spec: WorkSpec,
+}
+
+/// Run `picidae worker` until stopped.
+pub(crate) fn run(args: WorkerArgs) -> Result<()> {
+    let shutdown = Shutdown::new();
+    {
+        let shutdown = shutdown.clone();
+        let _ = ctrlc::set_handler(move || match shutdown.escalate() {
+            Mode::Cancel => eprintln!("\npicidae worker: cancelling the run in flight"),
+            _ => eprintln!(
+                "\npicidae worker: stopping after the run in flight (Ctrl-C again to cancel it)"
+            ),
+        });
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = args.dir.canonicalize()?;
+    let cache = Cache::open(dir.join("cache.git"))?;
+    let fp = Fingerprint::collect(None)?;
+    let name = args.name.clone().unwrap_or_else(|| fp.hostname.clone());
+    let c = Coordinator::new(&args.coordinator, &args.token);
+    let cpus = args
+        .cpus
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let me = retrying(&shutdown, "registering", || {
+        c.post(
+            "/api/workers",
+            &json!({
+                "name": name, "pool": args.pool, "gpus": args.gpus, "cpus": cpus,
+                "memory_mb": args.memory_mb, "fingerprint": fp.hash(),
+                "fingerprint_json": serde_json::to_string(&fp)?,
+            }),
+        )
+    })?;
+    let id = me["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("no worker id in {me}"))?;
+    let lease = Duration::from_secs_f64(me["lease_secs"].as_f64().unwrap_or(30.0));
+    eprintln!(
+        "picidae worker: {name} (worker {id}) on {}, pool {:?}, lease {:.0}s",
+        c.url,
+        args.pool,
+        lease.as_secs_f64()
+    );
+    let mut done = 0u64;
+    while !shutdown.draining() && args.max_runs.is_none_or(|m| done < m) {
+        let answer = retrying(&shutdown, "claiming", || {
+            c.post(&format!("/api/workers/{id}/claim"), &Value::Null)
+        })?;
+        if answer.is_null() {
+            std::thread::sleep(Duration::from_millis(args.poll_ms));
+            continue;
+        }
+        let claimed = Claimed {
+            run_id: answer["run_id"].as_i64().unwrap_or(0),
+            lease: answer["lease"].as_str().unwrap_or_default().to_string(),
+            spec: serde_json::from_value(answer["spec"].clone())
+                .context("the coordinator's work spec")?,
+        };
+        run_one(&c, (id, lease), &cache, &dir, &fp, &claimed, &shutdown)?;
+        done += 1;
+    }
+    Ok(())
+}
+
+/// Fetch, run and report one claimed run.
+fn run_one(
+    c: &Coordinator,
+    (id, lease): (i64, Duration),
+    cache: &Cache,
+    dir: &Path,
+    fp: &Fingerprint,
+    claimed: &Claimed,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let run_id = claimed.run_id;
+    let run_dir = dir.join("runs").join(run_id.to_string());
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)?;
+    }
+    let tree_dir = run_dir.join("tree");
+    if !cache.has(&claimed.spec.tree)? {
+        let haves = cache.haves()?.join(",");
+        let bytes = c.get_bytes(&format!(
+            "/api/workers/{id}/runs/{run_id}/bundle?lease={}&have={haves}",
+            claimed.lease
+        ))?;
+        std::fs::create_dir_all(&run_dir)?;
+        let bundle = run_dir.join("tree.bundle");
+        std::fs::write(&bundle, bytes)?;
+        cache.fetch_bundle(&bundle)?;
+        std::fs::remove_file(&bundle)?;
+    }
+    cache.checkout(&claimed.spec.tree, &tree_dir)?;
+    let dirs = WorkDirs::new(&run_dir.join("out"))?;
+    // The run is stopped when this worker is cancelled, when the coordinator asks, or when
+    // the lease is lost (its result would be refused).
+    let stop = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let heartbeat = {
+        let (stop, finished, shutdown) = (stop.clone(), finished.clone(), shutdown.clone());
+        let c = Coordinator::new(&c.url, &c.token);
+        let body = json!({"leases": [{"run_id": run_id, "lease": claimed.lease}]});
+        std::thread::spawn(move || {
+            let every = (lease / 3).max(Duration::from_millis(100));
+            let mut last = Instant::now();
+            while !finished.load(Ordering::SeqCst) {
+                if shutdown.cancelled() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if last.elapsed() >= every {
+                    last = Instant::now();
+                    match c.post(&format!("/api/workers/{id}/heartbeat"), &body) {
+                        Ok(r) => {
+                            let has = |k: &str| {
+                                r[k].as_array()
+                                    .is_some_and(|a| a.iter().any(|x| x.as_i64() == Some(run_id)))
+                            };
+                            if has("lost") {
+                                eprintln!(
+                                    "picidae worker: lost the lease on run {run_id}; stopping it"
+                                );
+                                stop.store(true, Ordering::SeqCst);
+                            } else if has("cancel") {
+                                eprintln!("picidae worker: run {run_id} cancelled");
+                                stop.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        Err(e) => eprintln!("picidae worker: heartbeat: {e:#}"),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    eprintln!(
+        "picidae worker: run {run_id} ({} #{} seed {})",
+        claimed.spec.program, claimed.spec.attempt_seq, claimed.spec.seed
+    );
+    let outcome = execute(&claimed.spec, &tree_dir, &dirs, &stop, |_| {});
+    finished.store(true, Ordering::SeqCst);
+    let _ = heartbeat.join();
+    let outcome = outcome?;
+    let result = WorkResult::gather(outcome, &dirs, fp);
+    let body = json!({"lease": claimed.lease, "result": result});
+    let path = format!("/api/workers/{id}/runs/{run_id}/result");
+    match retrying(shutdown, "reporting", || c.post(&path, &body)) {
+        Ok(_) => {}
+        Err(e) if e.downcast_ref::<Refused>().is_some() => {
+            eprintln!("picidae worker: run {run_id}: the coordinator refused the result: {e}");
+        }
+        Err(e) => return Err(e),
+    }
+    let _ = std::fs::remove_dir_all(&tree_dir);
+    Ok(())
+}
+
+/// Call `f` until it answers, waiting longer after each failure of the network (up to 10 s
+/// apart); an answer the coordinator refused is returned at once. Gives up when cancelled.
+fn retrying(shutdown: &Shutdown, what: &str, f: impl Fn() -> Result<Value>) -> Result<Value> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.downcast_ref::<Refused>().is_some() => return Err(e),
+            Err(e) => {
+                if shutdown.cancelled() {
+                    bail!("{what}: {e:#}");
+                }
+                eprintln!("picidae worker: {what}: {e:#}; trying again in {wait:?}");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Remote workers (`picidae worker`) that cannot see the project: each runs in a directory of
+//! its own inside a mount namespace (bubblewrap) where the project's directory and the
+//! benchmark's repository are empty, and talks to `picidae serve` over loopback HTTP only.
+//! A program's runs spread over two of them; a worker killed with SIGKILL mid-run, and one
+//! stopped (SIGSTOP) past its lease, lose their runs to another worker; the stopped one's late
+//! report is refused and recorded; every run is counted once, checked in the store.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{bin, bwrap_works, serve_address, two_file_env, wait_until, Env};
+use picidae_core::{AttemptStatus, RunStatus, WorkState};
+use picidae_store::{Run, Store};
+
+/// A child process (group) killed when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(-(self.0.id() as i32), sig);
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(env: &Env, lease_secs: &str) -> (Proc, String) {
+    let mut child = bin()
+        .arg("--project")
+        .arg(&env.project)
+        .args(["serve", "--slots", "4", "--listen", "127.0.0.1:0"])
+        .args(["--worker-lease", lease_secs])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{}", serve_address(&mut child));
+    (Proc(child), url)
+}
+
+fn worker_token(env: &Env, name: &str) -> String {
+    let out = env.ok(&["token", "create", name, "--worker"]);
+    assert!(out.contains("worker"), "{out}");
+    out.lines().nth(1).unwrap().trim().to_string()
+}
+
+/// `bwrap` arguments that hide the project and the benchmark from what runs inside.
+fn hidden(env: &Env) -> Vec<String> {
+    let mut args: Vec<String> = ["--dev-bind", "/", "/"].map(String::from).to_vec();
+    for p in [&env.project, &env.bench] {
+        args.extend(["--tmpfs".to_string(), p.display().to_string()]);
+    }
+    args
+}
+
+/// A worker named `name`, in its own directory, unable to see the project.
+fn worker(env: &Env, url: &str, token: &str, name: &str) -> Proc {
+    let dir = env.path(&format!("workers/{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = std::process::Command::new("bwrap")
+        .args(hidden(env))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_picidae"))
+        .args([
+            "worker",
+            "--coordinator",
+            url,
+            "--token",
+            token,
+            "--name",
+            name,
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--poll-ms", "100"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.path(&format!("{name}.log"))).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+fn create(env: &Env, turns: &[&str], concurrency: &str) {
+    let agent = env.pair_agent(turns);
+    env.ok(&[
+        "program",
+        "create",
+        "p",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent,
+        "--concurrency",
+        concurrency,
+        "--executor",
+        "workers",
+    ]);
+}
+
+fn runs(store: &Store) -> Vec<Run> {
+    let p = store.program("p").unwrap();
+    store.runs(Some(p.id)).unwrap()
+}
+
+/// Every attempt decided, `n` of them besides the baseline.
+fn all_decided(env: &Env, n: usize) -> bool {
+    let all = common::attempts(&env.store(), "p");
+    all.len() > n && all.iter().all(|a| a.status.is_final())
+}
+
+/// Each attempt's runs: one per seed, each finished once.
+fn counted_once(store: &Store) {
+    let runs = runs(store);
+    let mut seen = std::collections::HashSet::new();
+    for r in &runs {
+        assert!(
+            seen.insert((r.attempt_id, r.seed)),
+            "a seed ran twice: {runs:#?}"
+        );
+        assert!(r.status.is_terminal(), "unfinished run {r:?}");
+    }
+}
+
+#[test]
+fn runs_spread_over_two_workers_that_cannot_see_the_project() {
+    if !bwrap_works() {
+        return;
+    }
+    let env = two_file_env(1.0);
+    // Proof of the premise: inside the namespace the project's store does not exist.
+    let store_file = env.project.join(".picidae/store.sqlite");
+    assert!(store_file.exists());
+    let seen = std::process::Command::new("bwrap")
+        .args(hidden(&env))
+        .args(["--", "test", "-e"])
+        .arg(&store_file)
+        .status()
+        .unwrap();
+    assert!(!seen.success(), "a worker could see the project's store");
+    create(&env, &["a.txt 4", "b.txt 4", "a.txt 3", "b.txt 3"], "2");
+    let (_serve, url) = serve(&env, "10");
+    let token = worker_token(&env, "pool");
+    let _w1 = worker(&env, &url, &token, "w1");
+    let _w2 = worker(&env, &url, &token, "w2");
+    wait_until(
+        Duration::from_secs(150),
+        || all_decided(&env, 4),
+        "every attempt decided on the workers",
+    );
+    let store = env.store();
+    counted_once(&store);
+    let runs = runs(&store);
+    assert!(
+        runs.iter().all(|r| r.status == RunStatus::Succeeded),
+        "{runs:#?}"
+    );
+    let hosts: std::collections::BTreeSet<String> =
+        runs.iter().filter_map(|r| r.host.clone()).collect();
+    assert_eq!(
+        hosts,
+        ["w1", "w2"].map(String::from).into(),
+        "the runs spread over both workers"
+    );
+    for r in &runs {
+        let item = store
+            .work_item(r.id)
+            .unwrap()
+            .expect("each run went to a worker");
+        assert_eq!(
+            (item.state, item.claims),
+            (WorkState::Reported, 1),
+            "{item:?}"
+        );
+    }
+    assert!(store.work_refusals(None).unwrap().is_empty());
+    // The runs were graded as local ones are: the frontier went down from the baseline's 10
+    // (which wins land depends on how the parallel wins merged).
+    let all = common::attempts(&store, "p");
+    let kept: Vec<f64> = all
+        .iter()
+        .filter(|a| a.status == AttemptStatus::Kept)
+        .filter_map(|a| a.primary_value)
+        .collect();
+    assert!(kept.len() >= 2, "{all:#?}");
+    let frontier = store.program("p").unwrap().frontier_value.unwrap();
+    assert!(frontier < 10.0 && kept.contains(&frontier), "{all:#?}");
+}
+
+/// Wait until worker `name` holds a run; its id.
+fn held_by(env: &Env, name: &str) -> i64 {
+    let mut held = 0;
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            held = env
+                .store()
+                .workers()
+                .unwrap()
+                .into_iter()
+                .find(|(w, _)| w.name == name)
+                .and_then(|(_, runs)| runs.first().copied())
+                .unwrap_or(0);
+            held != 0
+        },
+        &format!("{name} to claim a run"),
+    );
+    held
+}
+
+#[test]
+fn a_worker_killed_or_stopped_past_its_lease_loses_its_run_and_it_counts_once() {
+    if !bwrap_works() {
+        return;
+    }
+    let env = two_file_env(3.0);
+    create(&env, &["a.txt 4", "b.txt 4"], "1");
+    let (_serve, url) = serve(&env, "2");
+    let token = worker_token(&env, "pool");
+    // The first worker takes a run (the baseline's) and is killed in the middle of it.
+    let w1 = worker(&env, &url, &token, "w1");
+    let lost = held_by(&env, "w1");
+    std::thread::sleep(Duration::from_millis(500));
+    w1.signal(libc::SIGKILL);
+    drop(w1);
+    // The second takes it over once the lease has lapsed, and then the next run, during which
+    // it is stopped past its lease.
+    let w2 = worker(&env, &url, &token, "w2");
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            env.store()
+                .work_item(lost)
+                .unwrap()
+                .is_some_and(|i| i.state == WorkState::Reported)
+        },
+        "the killed worker's run to be finished by another",
+    );
+    let stolen = {
+        let mut id = 0;
+        wait_until(
+            Duration::from_secs(60),
+            || {
+                id = env
+                    .store()
+                    .workers()
+                    .unwrap()
+                    .into_iter()
+                    .find(|(w, _)| w.name == "w2")
+                    .and_then(|(_, runs)| runs.into_iter().find(|r| *r != lost))
+                    .unwrap_or(0);
+                id != 0
+            },
+            "w2 to claim a second run",
+        );
+        id
+    };
+    w2.signal(libc::SIGSTOP);
+    let _w3 = worker(&env, &url, &token, "w3");
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            env.store()
+                .work_item(stolen)
+                .unwrap()
+                .is_some_and(|i| i.state == WorkState::Reported && i.claims == 2)
+        },
+        "the stopped worker's run to be finished by another",
+    );
+    // Woken, the stopped worker reports under the lease it lost: refused, and recorded.
+    w2.signal(libc::SIGCONT);
+    wait_until(
+        Duration::from_secs(30),
+        || !env.store().work_refusals(Some(stolen)).unwrap().is_empty(),
+        "the late report to be refused",
+    );
+    wait_until(
+        Duration::from_secs(120),
+        || all_decided(&env, 2),
+        "every attempt decided",
+    );
+    let store = env.store();
+    counted_once(&store);
+    for (run, finisher) in [(lost, "w2"), (stolen, "w3")] {
+        let item = store.work_item(run).unwrap().unwrap();
+        assert_eq!(item.claims, 2, "{item:?}");
+        let r = store.run(run).unwrap();
+        assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+        assert_eq!(r.host.as_deref(), Some(finisher), "{r:?}");
+    }
+    let refused = store.work_refusals(None).unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].reason.contains("no longer holds"), "{refused:?}");
+    drop(w2);
+}
