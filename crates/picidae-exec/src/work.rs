@@ -63,6 +63,9 @@ pub struct WorkResult {
 /// The most of each output a worker sends back.
 pub const OUTPUT_CAP: u64 = 8 * 1024 * 1024;
 
+/// The most a run's artifacts may weigh, packed, to travel back to the coordinator.
+pub const ARTIFACTS_CAP: u64 = 1024 * 1024 * 1024;
+
 /// Where a worker's run keeps its outputs, inside its run directory.
 pub struct WorkDirs {
     pub run_dir: PathBuf,
@@ -201,4 +204,46 @@ impl WorkResult {
             fingerprint_json: serde_json::to_string(fp).unwrap_or_default(),
         }
     }
+}
+
+/// The run's artifacts as a tar archive of regular files and directories (links and other
+/// kinds are left out: the coordinator would refuse them), or `None` when it left none.
+pub fn pack_artifacts(dirs: &WorkDirs) -> Result<Option<Vec<u8>>, ExecError> {
+    let bad = |e: std::io::Error| ExecError::InvalidRequest(format!("packing artifacts: {e}"));
+    let mut files = Vec::new();
+    collect(&dirs.artifacts, Path::new(""), &mut files).map_err(bad)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    let mut total = 0u64;
+    for rel in files {
+        let path = dirs.artifacts.join(&rel);
+        let mut f = std::fs::File::open(&path).map_err(bad)?;
+        total += f.metadata().map_err(bad)?.len();
+        if total > ARTIFACTS_CAP {
+            return Err(ExecError::InvalidRequest(format!(
+                "the run's artifacts exceed {} MiB",
+                ARTIFACTS_CAP >> 20
+            )));
+        }
+        b.append_file(&rel, &mut f).map_err(bad)?;
+    }
+    b.into_inner().map(Some).map_err(bad)
+}
+
+/// The regular files below `dir` (not following links), relative to it.
+fn collect(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir.join(rel))? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        let r = rel.join(entry.file_name());
+        if ft.is_dir() {
+            collect(dir, &r, out)?;
+        } else if ft.is_file() {
+            out.push(r);
+        }
+    }
+    Ok(())
 }

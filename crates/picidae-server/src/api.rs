@@ -108,6 +108,7 @@ mod live;
 mod read;
 mod retry;
 mod steer;
+mod upload;
 mod views;
 mod work;
 
@@ -115,6 +116,7 @@ pub use findings::*;
 pub use live::*;
 pub use read::*;
 pub use steer::*;
+pub use upload::*;
 pub use views::*;
 pub use work::*;
 
@@ -554,6 +556,14 @@ pub(crate) fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(metrics))
         .with_state(ctx.clone())
         .split_for_parts();
+    // Artifacts uploads are the one body allowed to be large.
+    let (upload, upload_doc) = OpenApiRouter::new()
+        .routes(routes!(upload_artifacts))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ARTIFACTS_BYTES))
+        .with_state(ctx.clone())
+        .split_for_parts();
+    let api = api.merge(upload);
+    doc.merge(upload_doc);
     // `/openapi.json` documents itself too, then serves the finished document.
     let (_, self_doc) = OpenApiRouter::<Arc<serde_json::Value>>::new()
         .routes(routes!(openapi_json))

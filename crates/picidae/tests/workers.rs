@@ -307,3 +307,63 @@ fn a_worker_killed_or_stopped_past_its_lease_loses_its_run_and_it_counts_once() 
     assert!(refused[0].reason.contains("no longer holds"), "{refused:?}");
     drop(w2);
 }
+
+#[test]
+fn the_hidden_evaluator_scores_uploaded_artifacts_and_its_files_never_leave() {
+    if !bwrap_works() {
+        return;
+    }
+    let env = Env::truth(common::GOOD_EVALUATOR, "seeds = 1");
+    env.queue_program("p", &["7 4 a", "6 9 b", "DONE"], &["--executor", "workers"]);
+    let (_serve, url) = serve(&env, "10");
+    let token = worker_token(&env, "pool");
+    let _w1 = worker(&env, &url, &token, "w1");
+    wait_until(
+        Duration::from_secs(120),
+        || {
+            let all = common::attempts(&env.store(), "p");
+            all.len() >= 3 && all.iter().all(|a| a.status.is_final())
+        },
+        "the attempts decided",
+    );
+    let store = env.store();
+    counted_once(&store);
+    let runs = runs(&store);
+    assert!(
+        runs.iter().all(|r| r.host.as_deref() == Some("w1")),
+        "{runs:#?}"
+    );
+    // Each run's artifact reached the coordinator, and the hidden evaluator read it there.
+    for r in &runs {
+        let artifact = env.project.join(format!(
+            ".picidae/runs/p/{}/artifacts/hidden_true.txt",
+            r.id
+        ));
+        assert!(artifact.is_file(), "run {}: no uploaded artifact", r.id);
+    }
+    let scored: Vec<i64> = runs
+        .iter()
+        .filter(|r| store.hidden_result(r.id).unwrap().is_some())
+        .map(|r| r.id)
+        .collect();
+    assert!(
+        !scored.is_empty(),
+        "no run was scored by the hidden evaluator"
+    );
+    // The hidden files never reached the worker: its cache holds no path under gold/.
+    let cache = env.path("workers/w1/cache.git");
+    let out = std::process::Command::new("git")
+        .arg(format!("--git-dir={}", cache.display()))
+        .args(["rev-list", "--all", "--objects"])
+        .output()
+        .unwrap();
+    let objects = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && objects.contains("run.sh"),
+        "{objects}"
+    );
+    assert!(
+        !objects.contains("gold"),
+        "hidden files in the worker's cache: {objects}"
+    );
+}

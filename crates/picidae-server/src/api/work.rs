@@ -132,7 +132,7 @@ fn view(w: Worker, runs: Vec<i64>, lease: Duration) -> WorkerView {
     }
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()
@@ -140,7 +140,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// The worker `id`, which must be one `token` registered.
-fn own_worker(store: &Store, token: &Token, id: i64) -> Result<Worker, ApiError> {
+pub(crate) fn own_worker(store: &Store, token: &Token, id: i64) -> Result<Worker, ApiError> {
     match store.worker(id) {
         Ok(w) if w.token_id == token.id => Ok(w),
         Ok(_) => Err(ApiError::new(

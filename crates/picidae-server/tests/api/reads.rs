@@ -213,6 +213,7 @@ async fn openapi_lists_every_route() {
         ("post", "/api/workers/{id}/claim"),
         ("post", "/api/workers/{id}/heartbeat"),
         ("get", "/api/workers/{id}/runs/{run_id}/bundle"),
+        ("put", "/api/workers/{id}/runs/{run_id}/artifacts"),
         ("post", "/api/workers/{id}/runs/{run_id}/result"),
     ];
     for (method, path) in routes {
@@ -220,7 +221,7 @@ async fn openapi_lists_every_route() {
             .get(path)
             .unwrap_or_else(|| panic!("{path} missing from {:?}", paths.keys()))[method];
         assert!(op.is_object(), "{method} {path}");
-        if method == "post" {
+        if method == "post" || method == "put" {
             assert_eq!(op["security"], json!([{"bearer": []}]), "{path}");
         }
     }
