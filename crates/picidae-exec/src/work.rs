@@ -42,6 +42,20 @@ pub struct WorkSpec {
     pub network: bool,
     /// Files of the tree the run may read but not change (bound read-only in the sandbox).
     pub protected: Vec<String>,
+    /// The contract's setup step, which the worker runs once before the first run that
+    /// needs it (its data then shared, read-only, by every run of the same setup).
+    #[serde(default)]
+    pub setup: Option<WorkSetup>,
+}
+
+/// The setup step as a worker runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkSetup {
+    pub command: String,
+    /// The exported tree of the program's base commit, where it runs.
+    pub tree: String,
+    /// Names the data it makes: the same key, the same data.
+    pub key: String,
 }
 
 /// What a worker reports for one run.
@@ -71,6 +85,8 @@ pub struct WorkDirs {
     pub run_dir: PathBuf,
     pub metrics: PathBuf,
     pub artifacts: PathBuf,
+    /// The setup step's data (`PICIDAE_DATA`), read-only to the run.
+    pub data: Option<PathBuf>,
 }
 
 impl WorkDirs {
@@ -86,6 +102,7 @@ impl WorkDirs {
             run_dir: run_dir.to_path_buf(),
             metrics,
             artifacts,
+            data: None,
         })
     }
 }
@@ -106,6 +123,9 @@ pub fn request(spec: &WorkSpec, tree: &Path, dirs: &WorkDirs) -> Result<RunReque
         "PICIDAE_ARTIFACTS".into(),
         dirs.artifacts.display().to_string(),
     ));
+    if let Some(data) = &dirs.data {
+        env.push(("PICIDAE_DATA".into(), data.display().to_string()));
+    }
     let req = RunRequest {
         command: spec.command.clone(),
         cwd,
@@ -128,6 +148,7 @@ pub fn request(spec: &WorkSpec, tree: &Path, dirs: &WorkDirs) -> Result<RunReque
         ));
     }
     let mut readonly = vec![dirs.run_dir.clone()];
+    readonly.extend(dirs.data.iter().filter(|d| d.is_dir()).cloned());
     for rel in &spec.protected {
         if rel.split('/').any(|c| c == ".." || c.is_empty()) {
             continue;
@@ -172,6 +193,40 @@ pub fn execute(
     let child = LocalExecutor::with_limits(limits).spawn(&req)?;
     started(child.pgid() as u32);
     child.wait(cancel)
+}
+
+/// How long a worker's setup step may take.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Run `setup` in its checked-out `tree`, making its data in `data` (created fresh); the
+/// hidden data it may also make is thrown away (the hidden evaluator runs on the
+/// coordinator). `log` receives its output.
+pub fn run_setup(
+    setup: &WorkSetup,
+    tree: &Path,
+    bench_dir: &str,
+    data: &Path,
+    log: &Path,
+    cancel: &AtomicBool,
+) -> Result<RunOutcome, ExecError> {
+    let io = |p: &Path, e: std::io::Error| ExecError::InvalidRequest(format!("{}: {e}", p.display()));
+    let hidden = tempfile::tempdir().map_err(|e| io(Path::new("hidden"), e))?;
+    std::fs::create_dir_all(data).map_err(|e| io(data, e))?;
+    let req = RunRequest {
+        command: setup.command.clone(),
+        cwd: tree.join(bench_dir),
+        env: vec![
+            ("PICIDAE_DATA".into(), data.display().to_string()),
+            ("PICIDAE_HIDDEN".into(), hidden.path().display().to_string()),
+        ],
+        time_budget: SETUP_TIMEOUT,
+        timeout: SETUP_TIMEOUT,
+        grace: Duration::from_secs(5),
+        stdout_path: log.to_path_buf(),
+        stderr_path: log.to_path_buf(),
+        log_cap_bytes: 16 * 1024 * 1024,
+    };
+    LocalExecutor::new().spawn(&req)?.wait(cancel)
 }
 
 /// An output file of the run, at most [`OUTPUT_CAP`] bytes, without following a link; whether

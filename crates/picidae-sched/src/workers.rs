@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use picidae_core::{Boundary, WorkState};
-use picidae_exec::work::{WorkResult, WorkSpec};
+use picidae_exec::work::{WorkResult, WorkSetup, WorkSpec};
 use picidae_exec::RunOutcome;
 use picidae_git::Repo;
 use picidae_store::{Attempt, WorkItem};
@@ -64,6 +64,18 @@ impl RunCtx {
             .map(|f| prefix.join(f).display().to_string())
             .collect();
         let tree = repo.export_tree(&commit, &drop)?;
+        let setup = match &self.contract.setup {
+            Some(setup) => {
+                let tree = repo.export_tree(&self.base_commit, &drop)?;
+                let key = crate::runner::patch_hash(&format!("{tree}\n{}", setup.command));
+                Some(WorkSetup {
+                    command: setup.command.clone(),
+                    tree,
+                    key: key[..16].to_string(),
+                })
+            }
+            None => None,
+        };
         let run = &self.contract.run;
         let protected = if run.sandbox {
             let boundary =
@@ -99,6 +111,7 @@ impl RunCtx {
             sandbox: run.sandbox,
             network: run.network.unwrap_or(true),
             protected,
+            setup,
         })
     }
 }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use picidae_exec::work::{execute, pack_artifacts, WorkDirs, WorkResult, WorkSpec};
+use picidae_exec::work::{
+    execute, pack_artifacts, run_setup, WorkDirs, WorkResult, WorkSetup, WorkSpec,
+};
 use picidae_exec::Fingerprint;
 use picidae_git::Cache;
 use picidae_sched::{Mode, Shutdown};
@@ -252,20 +254,23 @@ fn run_one(
         std::fs::remove_dir_all(&run_dir)?;
     }
     let tree_dir = run_dir.join("tree");
-    if !cache.has(&claimed.spec.tree)? {
-        let haves = cache.haves()?.join(",");
-        let bytes = c.get_bytes(&format!(
-            "/api/workers/{id}/runs/{run_id}/bundle?lease={}&have={haves}",
-            claimed.lease
-        ))?;
-        std::fs::create_dir_all(&run_dir)?;
-        let bundle = run_dir.join("tree.bundle");
-        std::fs::write(&bundle, bytes)?;
-        cache.fetch_bundle(&bundle)?;
-        std::fs::remove_file(&bundle)?;
-    }
+    fetch(c, (id, claimed), cache, &claimed.spec.tree, &run_dir)?;
     cache.checkout(&claimed.spec.tree, &tree_dir)?;
-    let dirs = WorkDirs::new(&run_dir.join("out"))?;
+    let mut dirs = WorkDirs::new(&run_dir.join("out"))?;
+    if let Some(setup) = &claimed.spec.setup {
+        match prepare(c, (id, claimed), cache, dir, setup)? {
+            Ok(data) => dirs.data = Some(data),
+            Err(failed) => {
+                // The run cannot start without its data: it is reported as the setup ended.
+                let body = json!({"lease": claimed.lease, "result": failed});
+                let path = format!("/api/workers/{id}/runs/{run_id}/result");
+                if let Err(e) = retrying(shutdown, "reporting", || c.post(&path, &body)) {
+                    eprintln!("picidae worker: run {run_id}: {e:#}");
+                }
+                return Ok(());
+            }
+        }
+    }
     // The run is stopped when this worker is cancelled, when the coordinator asks, or when
     // the lease is lost (its result would be refused).
     let stop = Arc::new(AtomicBool::new(false));
@@ -341,6 +346,75 @@ fn run_one(
     }
     let _ = std::fs::remove_dir_all(&tree_dir);
     Ok(())
+}
+
+/// Bring the exported `tree` of a claimed run into the cache, unless it is there already.
+fn fetch(
+    c: &Coordinator,
+    (id, claimed): (i64, &Claimed),
+    cache: &Cache,
+    tree: &str,
+    scratch: &Path,
+) -> Result<()> {
+    if cache.has(tree)? {
+        return Ok(());
+    }
+    let haves = cache.haves()?.join(",");
+    let bytes = c.get_bytes(&format!(
+        "/api/workers/{id}/runs/{}/bundle?lease={}&tree={tree}&have={haves}",
+        claimed.run_id, claimed.lease
+    ))?;
+    std::fs::create_dir_all(scratch)?;
+    let bundle = scratch.join(format!("{tree}.bundle"));
+    std::fs::write(&bundle, bytes)?;
+    let fetched = cache.fetch_bundle(&bundle);
+    std::fs::remove_file(&bundle)?;
+    Ok(fetched?)
+}
+
+/// The data of the run's setup step, made here once per setup (its key); or, when the step
+/// failed, the result to report for the run.
+fn prepare(
+    c: &Coordinator,
+    claimed: (i64, &Claimed),
+    cache: &Cache,
+    dir: &Path,
+    setup: &WorkSetup,
+) -> Result<std::result::Result<PathBuf, WorkResult>> {
+    let data = dir.join("data").join(&setup.key);
+    let done = dir.join("data").join(format!("{}.done", setup.key));
+    if done.exists() {
+        return Ok(Ok(data));
+    }
+    let work = dir.join("setup").join(&setup.key);
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    if data.exists() {
+        std::fs::remove_dir_all(&data)?;
+    }
+    fetch(c, claimed, cache, &setup.tree, &work)?;
+    let tree = cache.checkout(&setup.tree, &work.join("tree"))?;
+    let log = work.join("setup.log");
+    eprintln!("picidae worker: running the setup step ({})", setup.key);
+    let outcome = run_setup(
+        setup,
+        &tree,
+        &claimed.1.spec.bench_dir,
+        &data,
+        &log,
+        &AtomicBool::new(false),
+    )?;
+    let _ = std::fs::remove_dir_all(&tree);
+    if outcome.succeeded() {
+        std::fs::write(&done, "")?;
+        return Ok(Ok(data));
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let fp = Fingerprint::collect(None)?;
+    let mut failed = WorkResult::gather(outcome, &WorkDirs::new(&work.join("out"))?, &fp);
+    failed.stderr = format!("the setup step failed on this worker:\n{text}");
+    Ok(Err(failed))
 }
 
 /// Call `f` until it answers, waiting longer after each failure of the network (up to 10 s

@@ -367,3 +367,67 @@ fn the_hidden_evaluator_scores_uploaded_artifacts_and_its_files_never_leave() {
         "hidden files in the worker's cache: {objects}"
     );
 }
+
+#[test]
+fn the_setup_step_runs_once_on_the_worker_and_its_data_reaches_the_runs() {
+    if !bwrap_works() {
+        return;
+    }
+    let env = Env::new(&[
+        (
+            "picidae.toml",
+            r#"[setup]
+command = "echo 40 > \"$PICIDAE_DATA/base.txt\"; date +%s%N >> \"$PICIDAE_DATA/stamps\""
+
+[boundary]
+editable = ["a.txt"]
+
+[run]
+command = "echo \"score: $(( $(cat \"$PICIDAE_DATA/base.txt\") + $(cat a.txt) ))\""
+time_budget = 30
+
+[metrics.score]
+goal = "minimize"
+"#,
+        ),
+        ("a.txt", "5\n"),
+    ]);
+    create(&env, &["a.txt 4", "a.txt 3"], "1");
+    let (_serve, url) = serve(&env, "10");
+    let token = worker_token(&env, "pool");
+    let _w1 = worker(&env, &url, &token, "w1");
+    wait_until(
+        Duration::from_secs(120),
+        || all_decided(&env, 2),
+        "every attempt decided",
+    );
+    let store = env.store();
+    counted_once(&store);
+    let values: Vec<Option<f64>> = common::attempts(&store, "p")
+        .iter()
+        .map(|a| a.primary_value)
+        .collect();
+    let notes: Vec<_> = common::attempts(&store, "p")
+        .iter()
+        .map(|a| (a.hypothesis.clone(), a.status, a.note.clone()))
+        .collect();
+    // 40 from the data plus a.txt: the baseline's 5, then 4 (the proposal of 3, made ahead
+    // on the baseline, is stale by then and conflicts).
+    assert_eq!(
+        values[..2],
+        [Some(45.0), Some(44.0)],
+        "the runs read the data: {notes:#?}"
+    );
+    let data = std::fs::read_dir(env.path("workers/w1/data"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    let stamps = std::fs::read_to_string(data.join("stamps")).unwrap();
+    assert_eq!(
+        stamps.lines().count(),
+        1,
+        "the setup ran once for three runs"
+    );
+}

@@ -101,6 +101,9 @@ pub struct BundleQuery {
     /// Comma-separated exports the worker holds already (carrier commits), to leave out.
     #[serde(default)]
     pub have: Option<String>,
+    /// Which of the run's trees: its own (the default) or its setup step's.
+    #[serde(default)]
+    pub tree: Option<String>,
 }
 
 /// Body of `POST /api/workers/{id}/runs/{run_id}/result`.
@@ -310,7 +313,17 @@ pub(crate) async fn run_bundle(
                 .ok_or_else(|| {
                     ApiError::conflict(format!("worker {id} holds no lease on run {run_id}"))
                 })?;
-            let tree = item.spec["tree"].as_str().unwrap_or_default().to_string();
+            let own = item.spec["tree"].as_str().unwrap_or_default();
+            let setup = item.spec["setup"]["tree"].as_str();
+            let tree = match q.tree.as_deref() {
+                None => own.to_string(),
+                Some(t) if t == own || Some(t) == setup => t.to_string(),
+                Some(t) => {
+                    return Err(ApiError::bad_request(format!(
+                        "tree: {t:?} is not one of run {run_id}'s trees"
+                    )))
+                }
+            };
             let run = store.run(run_id)?;
             let program = store.program_by_id(run.program_id)?;
             let repo = picidae_git::Repo::open(&program.benchmark_dir)
