@@ -1,6 +1,7 @@
 // Picidae cockpit: a single-page app over the JSON API of `picidae serve`.
 //
-// Pages (hash routes): #/ overview, #/p/NAME program (progress chart with seed error bars, its x
+// Pages (hash routes): #/ overview (and the remote workers: capacity, runs held, heartbeat),
+// #/p/NAME program (progress chart with seed error bars, its x
 // axis by attempt, time of day or elapsed time; metric-vs-parameter scatters for sweeps),
 // #/p/NAME/a/SEQ attempt (runs with fingerprints, logs, a Cancel button while a run is queued or
 // running, artifacts to download, the agent's transcript, related attempts from memory),
@@ -266,13 +267,88 @@ function stopPolling() {
 
 // ------------------------------------------------------------------ overview
 
+// Where each run belongs (program, attempt number): fixed once known, so asked once a run.
+const runPlace = new Map();
+
+async function placeRuns(ids) {
+  await Promise.all(ids.filter((id) => !runPlace.has(id)).map(async (id) => {
+    try {
+      const r = await getJSON('/api/runs/' + id);
+      runPlace.set(id, { program: r.program, seq: r.attempt_seq });
+    } catch (_) { /* shown without a link */ }
+  }));
+}
+
+function ago(ms, now) {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 120) return s + ' s ago';
+  if (s < 7200) return Math.round(s / 60) + ' min ago';
+  if (s < 172800) return Math.round(s / 3600) + ' h ago';
+  return Math.round(s / 86400) + ' days ago';
+}
+
+// The table of remote workers (`GET /api/workers`) as of `now` (ms): a worker whose last
+// heartbeat is older than its lease is marked lost.
+function workersTable(list, now) {
+  const head = h('tr', {}, ['Worker', 'Pool', 'Fingerprint', 'GPUs', 'CPUs', 'Memory', 'Runs in flight', 'Heartbeat'].map(
+    (t, i) => h('th', { class: i >= 3 && i !== 6 ? 'num' : '', text: t })));
+  const rows = list.map((w) => {
+    const cap = w.capacity || {};
+    const gpus = Array.isArray(cap.gpus) ? cap.gpus : [];
+    const runs = w.runs || [];
+    const lost = now - w.heartbeat_at > w.lease_secs * 1000;
+    const runLink = (id) => {
+      const at = runPlace.get(id);
+      return at
+        ? h('a', { class: 'run-link', 'data-run': id, href: '#/p/' + enc(at.program) + '/a/' + at.seq,
+          title: at.program + ' #' + at.seq, text: 'run ' + id })
+        : h('span', { class: 'run-link', 'data-run': id, text: 'run ' + id });
+    };
+    return h('tr', { 'data-worker': w.name, 'data-lost': lost ? 'yes' : 'no', class: lost ? 'lost' : null },
+      h('td', {}, h('span', { class: 'worker-name', text: w.name }), lost
+        ? [' ', h('span', { class: 'badge lost', text: 'lost',
+          title: 'no heartbeat for longer than its lease (' + fmt(w.lease_secs) + ' s): its runs go back to the pool' })]
+        : null),
+      h('td', { class: w.pool ? '' : 'muted', text: w.pool || 'default' }),
+      h('td', { class: 'mono', title: w.fingerprint || 'not recorded', text: w.fingerprint ? w.fingerprint.slice(0, 12) : '–' }),
+      h('td', { class: 'num', 'data-testid': 'worker-gpus', title: gpus.length ? 'GPUs ' + gpus.join(', ') : 'no GPU', text: String(gpus.length) }),
+      h('td', { class: 'num', text: cap.cpus ? String(cap.cpus) : '–' }),
+      h('td', { class: 'num', text: cap.memory_mb ? bytes(cap.memory_mb * 1024 * 1024) : '–' }),
+      h('td', { 'data-testid': 'worker-runs' }, String(runs.length),
+        runs.length ? [': ', runs.map((id, i) => [i ? ', ' : null, runLink(id)])] : null),
+      h('td', { class: 'num', title: 'last heartbeat ' + when(w.heartbeat_at) + ', lease ' + fmt(w.lease_secs) + ' s',
+        text: ago(w.heartbeat_at, now) }));
+  });
+  return h('table', { id: 'workers-table' }, h('thead', {}, head), h('tbody', {}, rows));
+}
+
 function overviewView(root) {
   const cards = h('div', { class: 'cards', id: 'status-cards' });
   const table = h('div', { id: 'programs' });
   const err = h('div');
-  append(root, [h('h1', { text: 'Programs' }), cards, err, table]);
+  // Empty while no worker registered.
+  const workers = h('div', { id: 'workers' });
+  append(root, [h('h1', { text: 'Programs' }), cards, err, table, workers]);
+
+  async function showWorkers() {
+    const list = await getJSON('/api/workers').catch(() => null);
+    if (!list || !list.length) {
+      clear(workers);
+      return;
+    }
+    await placeRuns(list.flatMap((w) => w.runs || []));
+    const lost = list.filter((w) => Date.now() - w.heartbeat_at > w.lease_secs * 1000).length;
+    replace(workers, h('h2', {}, 'Workers ', h('span', { class: 'muted', text: list.length + ' registered' + (lost ? ', ' + lost + ' lost' : '') })),
+      workersTable(list, Date.now()));
+  }
+  // Workers register and heartbeat without events: ask again every few seconds while shown.
+  const timer = setInterval(() => {
+    if (!workers.isConnected) clearInterval(timer);
+    else showWorkers();
+  }, 5000);
 
   async function update() {
+    showWorkers();
     let list, st, findings;
     try {
       [list, st, findings] = await Promise.all([

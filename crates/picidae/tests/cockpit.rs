@@ -3,7 +3,8 @@
 //! attempts, time of day and elapsed time; the attempt page downloads a run's artifacts), a
 //! follow-up typed in the UI reaches the agent, pausing from the UI stops dispatch, a finding is
 //! approved, retracted and followed up from the findings board (and the report exported), and
-//! a running run is cancelled from its attempt's page.
+//! a running run is cancelled from its attempt's page, and the overview lists the remote workers
+//! with their capacity, heartbeat and the runs they hold.
 //!
 //! The browser is driven by `tests/cockpit/driver.js` with `playwright-core`, installed with npm
 //! into `<target>/cockpit-node` the first time. Screenshots go to `<target>/cockpit-screenshots`.
@@ -587,4 +588,61 @@ fn a_discarded_attempt_is_sent_for_verification_again_from_its_page() {
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(s.attempt(open[0].attempt_id).unwrap().seq, 2);
     assert_eq!(open[0].author, "cockpit-retry");
+}
+
+/// A worker registered in the store shows on the overview with its capacity and heartbeat; a
+/// run it claims is listed on its row, linked to the run's attempt.
+#[test]
+fn the_overview_lists_workers_and_the_runs_they_hold() {
+    let _serial = serial();
+    let Some(b) = browser() else { return };
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 30.0)),
+        ("run.sh", common::VALUE_RUN),
+        ("value.txt", "10\n"),
+    ]);
+    let agent = env.down_agent("down.sh");
+    env.ok(&[
+        "program",
+        "create",
+        "a",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent,
+        "--executor",
+        "workers",
+    ]);
+    let mut store = env.store();
+    let (token, secret) = store.create_worker_token("cockpit-worker").unwrap();
+    let worker = store
+        .register_worker(
+            token.id,
+            "gpu-box-1",
+            "",
+            ("abcd1234", "{}"),
+            &serde_json::json!({"gpus": [0, 1], "cpus": 8, "memory_mb": 64000}),
+        )
+        .unwrap();
+    drop(store);
+    let serve = Serve::start(&env);
+    let out = drive(
+        b,
+        "workers",
+        &serve.url,
+        &[
+            ("COCKPIT_WORKER", "gpu-box-1"),
+            ("COCKPIT_WORKER_ID", &worker.id.to_string()),
+            ("COCKPIT_WORKER_TOKEN", &secret),
+        ],
+    );
+    assert!(out.contains("OK worker gpu-box-1 gpus 2 cpus 8"), "{out}");
+    let run = number_after(&out, "OK worker run ");
+    assert!(out.contains("OK lost worker marked"), "{out}");
+    drop(serve);
+    let s = env.store();
+    let r = s.run(run).unwrap();
+    assert_eq!(s.attempt(r.attempt_id).unwrap().seq, 1, "{r:?}");
 }

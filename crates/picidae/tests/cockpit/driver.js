@@ -4,7 +4,8 @@
 //   node driver.js SCENARIO BASE_URL SHOT_DIR
 //
 // with COCKPIT_CHROMIUM (the browser), COCKPIT_TOKEN (a write token), COCKPIT_TEXT (the
-// follow-up or approval text) and COCKPIT_SEQ (the attempt whose run to cancel, or to retry) in the
+// follow-up or approval text), COCKPIT_SEQ (the attempt whose run to cancel, or to retry) and
+// COCKPIT_WORKER, COCKPIT_WORKER_ID, COCKPIT_WORKER_TOKEN (a registered worker) in the
 // environment. Prints `SHOT <path>` for every screenshot and `OK ...`
 // lines the Rust test checks; exits non-zero (with the page's console) on any failure.
 'use strict';
@@ -325,7 +326,66 @@ async function retry(page) {
   console.log(`OK ${await text(page, '#attempt-msg')}`);
 }
 
-const SCENARIOS = { live, followup, pause, findings, cancel, retry };
+// The overview's workers panel: a registered worker with its capacity and heartbeat; a run it
+// claims (as `picidae worker` would, with its token) is listed, linked to its attempt; a
+// worker past its lease is marked lost.
+async function workers(page) {
+  const name = process.env.COCKPIT_WORKER || fail('COCKPIT_WORKER is not set');
+  const id = process.env.COCKPIT_WORKER_ID || fail('COCKPIT_WORKER_ID is not set');
+  const secret = process.env.COCKPIT_WORKER_TOKEN || fail('COCKPIT_WORKER_TOKEN is not set');
+  await page.goto(base + '/');
+  const row = `#workers tr[data-worker="${name}"]`;
+  await page.waitForSelector(row, { timeout: TIMEOUT });
+  const cells = async () => page.evaluate((sel) => [...document.querySelector(sel).cells].map((c) => c.textContent.trim()), row);
+  const [wname, pool, fp, gpus, cpus, memory, , beat] = await cells();
+  if (wname !== name) fail('worker cell: ' + wname);
+  if (pool !== 'default') fail('pool: ' + pool);
+  if (fp !== 'abcd1234') fail('fingerprint: ' + fp);
+  if (gpus !== '2' || cpus !== '8') fail(`capacity: ${gpus} GPUs, ${cpus} CPUs`);
+  if (!/GiB$/.test(memory)) fail('memory: ' + memory);
+  if (!/^\d+ s ago$/.test(beat)) fail('heartbeat: ' + beat);
+  if ((await page.getAttribute(row, 'data-lost')) !== 'no') fail('a fresh worker is marked lost');
+  await shot(page, 'overview');
+  console.log(`OK worker ${name} gpus ${gpus} cpus ${cpus} memory ${memory} heartbeat ${beat}`);
+
+  const run = await page.evaluate(async ({ id, secret }) => {
+    for (let i = 0; i < 300; i++) {
+      const r = await fetch('/api/workers/' + id + '/claim', { method: 'POST', headers: { Authorization: 'Bearer ' + secret } });
+      if (r.status === 200) return (await r.json()).run_id;
+      if (r.status !== 204) throw new Error('claim: ' + r.status + ' ' + (await r.text()));
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    throw new Error('nothing to claim in a minute');
+  }, { id, secret });
+  const link = `${row} a.run-link[data-run="${run}"]`;
+  await page.waitForSelector(link, { timeout: TIMEOUT });
+  const held = (await cells())[6];
+  if (!held.startsWith('1: run ' + run)) fail('runs in flight: ' + held);
+  const href = await page.getAttribute(link, 'href');
+  if (!/^#\/p\/a\/a\/\d+$/.test(href)) fail('run link: ' + href);
+  await shot(page, 'overview-run');
+  await page.click(link);
+  await page.waitForSelector(`#runs-table tr[data-run="${run}"]`, { timeout: TIMEOUT });
+  console.log(`OK worker run ${run} -> ${href}`);
+
+  // Drawn by the page's own code: one fresh worker, one 95 s past a 30 s lease.
+  const drawn = await page.evaluate(() => {
+    const now = Date.now();
+    const w = (name, beat, extra) => Object.assign({ id: 1, name, pool: '', fingerprint: '', capacity: {},
+      registered_at: now - 1e6, heartbeat_at: now - beat, runs: [], lease_secs: 30 }, extra);
+    const t = workersTable([w('fresh', 5000, { capacity: { gpus: [], cpus: 4 } }),
+      w('gone', 95000, { pool: 'big', capacity: { gpus: [0, 1, 2, 3] }, runs: [7] })], now);
+    return [...t.querySelectorAll('tbody tr')].map((r) => [r.dataset.worker, r.dataset.lost, r.textContent]);
+  });
+  const [fresh, gone] = drawn;
+  if (fresh[1] !== 'no' || fresh[2].includes('lost')) fail('fresh worker: ' + JSON.stringify(fresh));
+  if (gone[1] !== 'yes' || !gone[2].includes('lost') || !gone[2].includes('95 s ago') || !gone[2].includes('run 7')) {
+    fail('lost worker: ' + JSON.stringify(gone));
+  }
+  console.log('OK lost worker marked');
+}
+
+const SCENARIOS = { live, followup, pause, findings, cancel, retry, workers };
 
 (async () => {
   const run = SCENARIOS[scenario] || fail('unknown scenario ' + scenario);
