@@ -4,7 +4,7 @@
 //! of the `picidae` binary users install.
 //!
 //! One module per bench: [`integrity`], [`memory`], [`dispatch`], [`utilisation`],
-//! [`cockpit`], [`agents`], [`store`], [`parallel`]; [`peer`] runs the Python peers (their scripts are files
+//! [`cockpit`], [`agents`], [`store`], [`parallel`], [`workers`]; [`peer`] runs the Python peers (their scripts are files
 //! under `peers/`) and [`mlflow`] starts an MLflow tracking server.
 
 mod agents;
@@ -20,6 +20,7 @@ mod parallel;
 mod peer;
 mod store;
 mod utilisation;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,8 @@ enum Bench {
     Parallel(parallel::ParallelArgs),
     /// Attempt writes and metric points per second on SQLite and PostgreSQL, beside MLflow.
     Store(store::StoreArgs),
+    /// Runs on N remote workers against one, and the remote path against the local executor.
+    Workers(workers::WorkersArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Bench::Cockpit(args) => cockpit::run(args),
         Bench::Agents(args) => agents::run(args),
         Bench::Store(args) => store::run(args),
+        Bench::Workers(args) => workers::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -209,7 +209,8 @@ pub fn run_setup(
     log: &Path,
     cancel: &AtomicBool,
 ) -> Result<RunOutcome, ExecError> {
-    let io = |p: &Path, e: std::io::Error| ExecError::InvalidRequest(format!("{}: {e}", p.display()));
+    let io =
+        |p: &Path, e: std::io::Error| ExecError::InvalidRequest(format!("{}: {e}", p.display()));
     let hidden = tempfile::tempdir().map_err(|e| io(Path::new("hidden"), e))?;
     std::fs::create_dir_all(data).map_err(|e| io(data, e))?;
     let req = RunRequest {
@@ -242,6 +243,37 @@ pub fn read_output(dir: &Path, name: &str) -> Option<(String, bool)> {
 }
 
 impl WorkResult {
+    /// A run that could not be started here (the sandbox missing, a tree that would not
+    /// check out): reported as failed, with why on its stderr.
+    pub fn not_started(why: &str, fp: &crate::Fingerprint) -> WorkResult {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        WorkResult {
+            outcome: RunOutcome {
+                exit_code: Some(127),
+                signal: None,
+                timed_out: false,
+                cancelled: false,
+                over_budget: false,
+                wall_secs: 0.0,
+                peak_rss_kb: None,
+                peak_gpu_mb: None,
+                stdout_truncated: false,
+                stderr_truncated: false,
+                stdout_tail: String::new(),
+                started_at_unix_ms: now,
+                finished_at_unix_ms: now,
+            },
+            stdout: String::new(),
+            stderr: format!("the worker could not start the run: {why}\n"),
+            metrics_jsonl: None,
+            host: fp.hostname.clone(),
+            fingerprint: fp.hash(),
+            fingerprint_json: serde_json::to_string(fp).unwrap_or_default(),
+        }
+    }
+
     /// Gather what the run left in `dirs` with its `outcome`, run on the machine `fp`.
     pub fn gather(mut outcome: RunOutcome, dirs: &WorkDirs, fp: &crate::Fingerprint) -> WorkResult {
         let (stdout, cut) = read_output(&dirs.run_dir, "stdout.log").unwrap_or_default();

@@ -53,8 +53,13 @@ impl Runner<'_> {
                 });
             }
             // A remote run outlives the coordinator on its executor: wait for it again rather
-            // than run its seed twice.
-            if run.status == RunStatus::Running && run.executor_ref.is_some() {
+            // than run its seed twice. A run offered to workers is waited for even before a
+            // worker claimed it (its work item stays on offer).
+            let offered = run
+                .executor_ref
+                .as_deref()
+                .is_some_and(|h| h.starts_with("workers:"));
+            if (run.status == RunStatus::Running || offered) && run.executor_ref.is_some() {
                 match self.readopt(&run, by_user) {
                     Ok(mut result) => {
                         if by_user && result.status == Some(RunStatus::Cancelled) {

@@ -22,7 +22,7 @@ use crate::run::RunCtx;
 use crate::{Project, SchedError};
 
 /// How often the coordinator looks at a run's work item.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(20);
 
 /// A worker pool's name: letters, digits, `-`, `_` and `.`.
 pub(crate) fn valid_pool(p: &str) -> bool {
@@ -77,6 +77,16 @@ impl RunCtx {
             None => None,
         };
         let run = &self.contract.run;
+        // Paths of this machine mean nothing on a worker, which sets its own.
+        let env = env
+            .into_iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "PICIDAE_METRICS" | "PICIDAE_ARTIFACTS" | "PICIDAE_DATA"
+                )
+            })
+            .collect();
         let protected = if run.sandbox {
             let boundary =
                 Boundary::new(&self.contract.boundary).map_err(|e| SchedError::Program {

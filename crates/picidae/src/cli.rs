@@ -283,6 +283,10 @@ pub(crate) enum ProgramCmd {
         /// Attempts of the program in flight at once.
         #[arg(long)]
         concurrency: Option<u32>,
+        /// Where its runs execute from its loop's next start (as `program create
+        /// --executor`: local, slurm[:PARTITION], ssh://…, docker:IMAGE, workers[:POOL]).
+        #[arg(long)]
+        executor: Option<String>,
         /// No new attempt starts once the program has used this many runs.
         #[arg(long)]
         max_runs: Option<i64>,

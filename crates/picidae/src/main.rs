@@ -161,10 +161,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             name,
             weight,
             concurrency,
+            executor,
             max_runs,
             no_max_runs,
             cost,
         }) => {
+            if let Some(e) = executor {
+                let spec =
+                    ExecutorSpec::parse(&e).map_err(|e| anyhow::anyhow!("--executor {e}"))?;
+                let mut project = open_project(&cli.project)?;
+                project.store.program(&name)?;
+                project
+                    .store
+                    .set_program_executor(&name, &serde_json::to_value(&spec)?)?;
+                println!(
+                    "{name}: runs execute on {} from its loop's next start",
+                    spec.label()
+                );
+            }
             serve::set(
                 &mut open_project(&cli.project)?,
                 &name,

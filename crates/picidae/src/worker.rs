@@ -232,7 +232,14 @@ pub(crate) fn run(args: WorkerArgs) -> Result<()> {
             spec: serde_json::from_value(answer["spec"].clone())
                 .context("the coordinator's work spec")?,
         };
-        run_one(&c, (id, lease), &cache, &dir, &fp, &claimed, &shutdown)?;
+        // A run that fails here (a tree that will not fetch) is not reported: it goes back on
+        // offer when this worker's lease on it lapses, and the worker goes on.
+        if let Err(e) = run_one(&c, (id, lease), &cache, &dir, &fp, &claimed, &shutdown) {
+            eprintln!("picidae worker: run {}: {e:#}", claimed.run_id);
+            if shutdown.cancelled() {
+                return Err(e);
+            }
+        }
         done += 1;
     }
     Ok(())
@@ -254,11 +261,18 @@ fn run_one(
         std::fs::remove_dir_all(&run_dir)?;
     }
     let tree_dir = run_dir.join("tree");
-    fetch(c, (id, claimed), cache, &claimed.spec.tree, &run_dir)?;
+    fetch(
+        c,
+        shutdown,
+        (id, claimed),
+        cache,
+        &claimed.spec.tree,
+        &run_dir,
+    )?;
     cache.checkout(&claimed.spec.tree, &tree_dir)?;
     let mut dirs = WorkDirs::new(&run_dir.join("out"))?;
     if let Some(setup) = &claimed.spec.setup {
-        match prepare(c, (id, claimed), cache, dir, setup)? {
+        match prepare(c, shutdown, (id, claimed), cache, dir, setup)? {
             Ok(data) => dirs.data = Some(data),
             Err(failed) => {
                 // The run cannot start without its data: it is reported as the setup ended.
@@ -316,10 +330,15 @@ fn run_one(
         claimed.spec.program, claimed.spec.attempt_seq, claimed.spec.seed
     );
     let outcome = execute(&claimed.spec, &tree_dir, &dirs, &stop, |_| {});
+    // The heartbeat thread ends on its own; the report does not wait for it.
     finished.store(true, Ordering::SeqCst);
-    let _ = heartbeat.join();
-    let outcome = outcome?;
-    let result = WorkResult::gather(outcome, &dirs, fp);
+    let result = match outcome {
+        Ok(outcome) => WorkResult::gather(outcome, &dirs, fp),
+        Err(e) => {
+            eprintln!("picidae worker: run {run_id}: {e}");
+            WorkResult::not_started(&e.to_string(), fp)
+        }
+    };
     // The artifacts first: the coordinator grades the run (and its hidden evaluator reads
     // them) as soon as the result is in.
     match pack_artifacts(&dirs) {
@@ -345,12 +364,14 @@ fn run_one(
         Err(e) => return Err(e),
     }
     let _ = std::fs::remove_dir_all(&tree_dir);
+    let _ = heartbeat.join();
     Ok(())
 }
 
 /// Bring the exported `tree` of a claimed run into the cache, unless it is there already.
 fn fetch(
     c: &Coordinator,
+    shutdown: &Shutdown,
     (id, claimed): (i64, &Claimed),
     cache: &Cache,
     tree: &str,
@@ -360,10 +381,11 @@ fn fetch(
         return Ok(());
     }
     let haves = cache.haves()?.join(",");
-    let bytes = c.get_bytes(&format!(
+    let path = format!(
         "/api/workers/{id}/runs/{}/bundle?lease={}&tree={tree}&have={haves}",
         claimed.run_id, claimed.lease
-    ))?;
+    );
+    let bytes = retrying(shutdown, "fetching the tree", || c.get_bytes(&path))?;
     std::fs::create_dir_all(scratch)?;
     let bundle = scratch.join(format!("{tree}.bundle"));
     std::fs::write(&bundle, bytes)?;
@@ -376,6 +398,7 @@ fn fetch(
 /// failed, the result to report for the run.
 fn prepare(
     c: &Coordinator,
+    shutdown: &Shutdown,
     claimed: (i64, &Claimed),
     cache: &Cache,
     dir: &Path,
@@ -393,7 +416,7 @@ fn prepare(
     if data.exists() {
         std::fs::remove_dir_all(&data)?;
     }
-    fetch(c, claimed, cache, &setup.tree, &work)?;
+    fetch(c, shutdown, claimed, cache, &setup.tree, &work)?;
     let tree = cache.checkout(&setup.tree, &work.join("tree"))?;
     let log = work.join("setup.log");
     eprintln!("picidae worker: running the setup step ({})", setup.key);
@@ -419,7 +442,7 @@ fn prepare(
 
 /// Call `f` until it answers, waiting longer after each failure of the network (up to 10 s
 /// apart); an answer the coordinator refused is returned at once. Gives up when cancelled.
-fn retrying(shutdown: &Shutdown, what: &str, f: impl Fn() -> Result<Value>) -> Result<Value> {
+fn retrying<T>(shutdown: &Shutdown, what: &str, f: impl Fn() -> Result<T>) -> Result<T> {
     let mut wait = Duration::from_millis(200);
     loop {
         match f() {

@@ -35,13 +35,17 @@ impl Drop for Proc {
 }
 
 fn serve(env: &Env, lease_secs: &str) -> (Proc, String) {
+    serve_on(env, lease_secs, "127.0.0.1:0")
+}
+
+fn serve_on(env: &Env, lease_secs: &str, listen: &str) -> (Proc, String) {
     let mut child = bin()
         .arg("--project")
         .arg(&env.project)
-        .args(["serve", "--slots", "4", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--slots", "4", "--listen", listen])
         .args(["--worker-lease", lease_secs])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(env.path("serve.log")).unwrap())
         .process_group(0)
         .spawn()
         .unwrap();
@@ -123,6 +127,28 @@ fn all_decided(env: &Env, n: usize) -> bool {
     all.len() > n && all.iter().all(|a| a.status.is_final())
 }
 
+/// Wait until every attempt is decided, `n` besides the baseline; after `secs`, fail with
+/// what the store and the first worker's log say.
+fn wait_decided(env: &Env, n: usize, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !all_decided(env, n) {
+        if std::time::Instant::now() > deadline {
+            let store = env.store();
+            let all = common::attempts(&store, "p");
+            let runs = runs(&store);
+            let items: Vec<_> = runs
+                .iter()
+                .map(|r| store.work_item(r.id).unwrap())
+                .collect();
+            panic!(
+                "not decided: {all:#?}\n{runs:#?}\n{items:#?}\nw1's log:\n{}",
+                std::fs::read_to_string(env.path("w1.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Each attempt's runs: one per seed, each finished once.
 fn counted_once(store: &Store) {
     let runs = runs(store);
@@ -157,11 +183,7 @@ fn runs_spread_over_two_workers_that_cannot_see_the_project() {
     let token = worker_token(&env, "pool");
     let _w1 = worker(&env, &url, &token, "w1");
     let _w2 = worker(&env, &url, &token, "w2");
-    wait_until(
-        Duration::from_secs(150),
-        || all_decided(&env, 4),
-        "every attempt decided on the workers",
-    );
+    wait_decided(&env, 4, 150);
     let store = env.store();
     counted_once(&store);
     let runs = runs(&store);
@@ -288,11 +310,7 @@ fn a_worker_killed_or_stopped_past_its_lease_loses_its_run_and_it_counts_once() 
         || !env.store().work_refusals(Some(stolen)).unwrap().is_empty(),
         "the late report to be refused",
     );
-    wait_until(
-        Duration::from_secs(120),
-        || all_decided(&env, 2),
-        "every attempt decided",
-    );
+    wait_decided(&env, 2, 120);
     let store = env.store();
     counted_once(&store);
     for (run, finisher) in [(lost, "w2"), (stolen, "w3")] {
@@ -396,11 +414,7 @@ goal = "minimize"
     let (_serve, url) = serve(&env, "10");
     let token = worker_token(&env, "pool");
     let _w1 = worker(&env, &url, &token, "w1");
-    wait_until(
-        Duration::from_secs(120),
-        || all_decided(&env, 2),
-        "every attempt decided",
-    );
+    wait_decided(&env, 2, 120);
     let store = env.store();
     counted_once(&store);
     let values: Vec<Option<f64>> = common::attempts(&store, "p")
@@ -430,4 +444,46 @@ goal = "minimize"
         1,
         "the setup ran once for three runs"
     );
+}
+
+#[test]
+fn a_coordinator_killed_and_restarted_waits_for_its_workers_run_again() {
+    if !bwrap_works() {
+        return;
+    }
+    let env = two_file_env(4.0);
+    create(&env, &["a.txt 4"], "1");
+    // A fixed port, so the worker finds the restarted coordinator where it left it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (first, url) = serve_on(&env, "10", &listen);
+    let token = worker_token(&env, "pool");
+    let _w1 = worker(&env, &url, &token, "w1");
+    let run = held_by(&env, "w1");
+    first.signal(libc::SIGKILL);
+    drop(first);
+    // The worker keeps running its run and cannot report it until the coordinator is back.
+    std::thread::sleep(Duration::from_millis(500));
+    let (_second, again) = serve_on(&env, "10", &listen);
+    assert_eq!(again, url);
+    wait_decided(&env, 1, 60);
+    let store = env.store();
+    counted_once(&store);
+    let r = store.run(run).unwrap();
+    assert_eq!(
+        (r.status, r.host.as_deref()),
+        (RunStatus::Succeeded, Some("w1")),
+        "{r:?}"
+    );
+    let item = store.work_item(run).unwrap().unwrap();
+    assert_eq!(
+        (item.state, item.claims),
+        (WorkState::Reported, 1),
+        "{item:?}"
+    );
+    assert!(store.work_refusals(None).unwrap().is_empty());
 }
