@@ -216,7 +216,7 @@ fn side(args: &WorkersArgs, dir: &Path, workers: Option<u32>, picidae: &Path) ->
                 .arg("--dir")
                 .arg(&wdir)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(wdir.join("worker.log"))?)
                 .spawn()
                 .context("starting a worker")?;
             kept.push(Kill(child));

@@ -71,7 +71,12 @@ impl Repo {
             .env("GIT_COMMITTER_DATE", EXPORT_DATE)
             .args(&args)
             .run_text()?;
-        let name = format!("{EXPORT_REFS}{carrier}");
+        // A name of this bundle's own: bundles of the same carrier made at once must not
+        // delete each other's ref.
+        let name = format!(
+            "{EXPORT_REFS}{carrier}-{}",
+            hex_nonce(std::process::id(), &carrier)
+        );
         self.update_ref(&name, &carrier, None)?;
         let mut args = vec![
             "bundle".to_string(),
@@ -99,6 +104,20 @@ impl Repo {
             .run_allowing(1)?
             .is_some())
     }
+}
+
+/// A name unique to this call among concurrent ones: the process, the thread, the time.
+fn hex_nonce(pid: u32, seed: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(seed.as_bytes());
+    h.write_u32(pid);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", h.finish())
 }
 
 /// A worker's cache of exported trees: a bare repository of its own.

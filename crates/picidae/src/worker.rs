@@ -63,7 +63,8 @@ struct Coordinator {
     agent: ureq::Agent,
 }
 
-/// A non-2xx answer: its status and the API's error message.
+/// An answer the coordinator refused (4xx): its status and the API's error message. A 5xx
+/// is a failure of the moment, retried like the network's.
 #[derive(Debug)]
 struct Refused {
     status: u16,
@@ -110,14 +111,7 @@ impl Coordinator {
             return Ok(Value::Null);
         }
         let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-        if !(200..300).contains(&status) {
-            return Err(Refused {
-                status,
-                message: v["error"].as_str().unwrap_or("refused").to_string(),
-            }
-            .into());
-        }
-        Ok(v)
+        answer(status, v)
     }
 
     /// PUT a tar archive; the answer's JSON, or [`Refused`].
@@ -132,14 +126,7 @@ impl Coordinator {
             .with_context(|| format!("PUT {url}"))?;
         let status = resp.status().as_u16();
         let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-        if !(200..300).contains(&status) {
-            return Err(Refused {
-                status,
-                message: v["error"].as_str().unwrap_or("refused").to_string(),
-            }
-            .into());
-        }
-        Ok(v)
+        answer(status, v)
     }
 
     /// GET bytes.
@@ -154,17 +141,27 @@ impl Coordinator {
         let status = resp.status().as_u16();
         if status != 200 {
             let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-            return Err(Refused {
-                status,
-                message: v["error"].as_str().unwrap_or("refused").to_string(),
-            }
-            .into());
+            answer(status, v)?;
         }
         Ok(resp
             .body_mut()
             .with_config()
             .limit(4 * 1024 * 1024 * 1024)
             .read_to_vec()?)
+    }
+}
+
+/// An answer's JSON, a [`Refused`] for a 4xx, or an error to retry for anything else.
+fn answer(status: u16, v: Value) -> Result<Value> {
+    let message = || v["error"].as_str().unwrap_or("refused").to_string();
+    match status {
+        200..=299 => Ok(v),
+        400..=499 => Err(Refused {
+            status,
+            message: message(),
+        }
+        .into()),
+        _ => bail!("the coordinator failed: {} ({status})", message()),
     }
 }
 

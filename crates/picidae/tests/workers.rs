@@ -487,3 +487,123 @@ fn a_coordinator_killed_and_restarted_waits_for_its_workers_run_again() {
     );
     assert!(store.work_refusals(None).unwrap().is_empty());
 }
+
+/// A loopback TCP proxy to `target` that can cut every connection and refuse new ones for a
+/// while: the network between a worker and its coordinator, dropped.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped on every cut: connections of an older generation end.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    fn start(target: &str) -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = target.trim_start_matches("http://").to_string();
+        let down = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (d, g) = (down.clone(), generation.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                if d.load(Ordering::SeqCst) {
+                    drop(conn);
+                    continue;
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let born = g.load(Ordering::SeqCst);
+                for (from, to) in [
+                    (conn.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, conn),
+                ] {
+                    let g = g.clone();
+                    std::thread::spawn(move || pipe(from, to, &g, born));
+                }
+            }
+        });
+        fn pipe(
+            mut from: std::net::TcpStream,
+            mut to: std::net::TcpStream,
+            g: &AtomicU64,
+            born: u64,
+        ) {
+            use std::io::{Read, Write};
+            let _ = from.set_read_timeout(Some(Duration::from_millis(50)));
+            let mut buf = [0u8; 16384];
+            loop {
+                if g.load(Ordering::SeqCst) != born {
+                    break;
+                }
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = from.shutdown(std::net::Shutdown::Both);
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        }
+        Proxy {
+            addr,
+            down,
+            generation,
+        }
+    }
+
+    /// Cut every connection and refuse new ones for `d`.
+    fn cut_for(&self, d: Duration) {
+        use std::sync::atomic::Ordering;
+        self.down.store(true, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(d);
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_dropped_connection_mid_run_loses_nothing_and_counts_nothing_twice() {
+    if !bwrap_works() {
+        return;
+    }
+    let env = two_file_env(3.0);
+    create(&env, &["a.txt 4"], "1");
+    let (_serve, url) = serve(&env, "10");
+    let proxy = Proxy::start(&url);
+    let token = worker_token(&env, "pool");
+    let _w1 = worker(&env, &format!("http://{}", proxy.addr), &token, "w1");
+    // The network drops while the baseline's run executes, and comes back after it ended:
+    // the worker's heartbeats and its first report fail, and the report is sent again.
+    let run = held_by(&env, "w1");
+    proxy.cut_for(Duration::from_secs(5));
+    wait_decided(&env, 1, 120);
+    let store = env.store();
+    counted_once(&store);
+    let r = store.run(run).unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    let item = store.work_item(run).unwrap().unwrap();
+    assert_eq!(
+        (item.state, item.claims),
+        (WorkState::Reported, 1),
+        "{item:?}"
+    );
+    assert!(store.work_refusals(None).unwrap().is_empty());
+    let log = std::fs::read_to_string(env.path("w1.log")).unwrap();
+    assert!(
+        log.contains("trying again"),
+        "the worker saw the network drop: {log}"
+    );
+}
