@@ -50,9 +50,9 @@ pub mod sandbox;
 pub mod shell;
 pub mod slurm;
 pub mod ssh;
-pub mod work;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod work;
 
 pub use container::{
     ContainerExecutor, ContainerOutcome, ContainerRun, ContainerRuntime, ContainerSpec,

@@ -40,6 +40,29 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// The outcome of a run whose process never ran: cancelled before it started, or not
+    /// started at all (`exit_code` 127, as a shell reports a command it cannot run).
+    pub fn not_run(cancelled: bool) -> RunOutcome {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        RunOutcome {
+            exit_code: (!cancelled).then_some(127),
+            signal: None,
+            timed_out: false,
+            cancelled,
+            over_budget: false,
+            wall_secs: 0.0,
+            peak_rss_kb: None,
+            peak_gpu_mb: None,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout_tail: String::new(),
+            started_at_unix_ms: now,
+            finished_at_unix_ms: now,
+        }
+    }
+
     /// True when the command exited with status 0 and was neither timed out
     /// nor cancelled. Being over budget does not count as failure.
     pub fn succeeded(&self) -> bool {

@@ -246,25 +246,8 @@ impl WorkResult {
     /// A run that could not be started here (the sandbox missing, a tree that would not
     /// check out): reported as failed, with why on its stderr.
     pub fn not_started(why: &str, fp: &crate::Fingerprint) -> WorkResult {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         WorkResult {
-            outcome: RunOutcome {
-                exit_code: Some(127),
-                signal: None,
-                timed_out: false,
-                cancelled: false,
-                over_budget: false,
-                wall_secs: 0.0,
-                peak_rss_kb: None,
-                peak_gpu_mb: None,
-                stdout_truncated: false,
-                stderr_truncated: false,
-                stdout_tail: String::new(),
-                started_at_unix_ms: now,
-                finished_at_unix_ms: now,
-            },
+            outcome: RunOutcome::not_run(false),
             stdout: String::new(),
             stderr: format!("the worker could not start the run: {why}\n"),
             metrics_jsonl: None,

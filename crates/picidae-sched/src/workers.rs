@@ -250,22 +250,7 @@ fn write_result(
 }
 
 fn cancelled() -> RunOutcome {
-    let now = picidae_store::now_ms();
-    RunOutcome {
-        exit_code: None,
-        signal: None,
-        timed_out: false,
-        cancelled: true,
-        over_budget: false,
-        wall_secs: 0.0,
-        peak_rss_kb: None,
-        peak_gpu_mb: None,
-        stdout_truncated: false,
-        stderr_truncated: false,
-        stdout_tail: String::new(),
-        started_at_unix_ms: now,
-        finished_at_unix_ms: now,
-    }
+    RunOutcome::not_run(true)
 }
 
 #[cfg(test)]

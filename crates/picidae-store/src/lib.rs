@@ -29,9 +29,9 @@ mod retries;
 mod runs;
 mod schema;
 mod steering;
-mod work;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod work;
 
 pub use delete::DeletedProgram;
 pub use open::{is_postgres_url, latest_schema, redact_url, url_with_database};

@@ -640,15 +640,16 @@ impl Store {
              FROM tokens ORDER BY id",
             (),
             |r| {
-            Ok(Token {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                read_only: r.get(2)?,
-                worker: r.get(5)?,
-                created_at: r.get(3)?,
-                revoked: r.get(4)?,
-            })
-        })?;
+                Ok(Token {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    read_only: r.get(2)?,
+                    worker: r.get(5)?,
+                    created_at: r.get(3)?,
+                    revoked: r.get(4)?,
+                })
+            },
+        )?;
         Ok(rows)
     }
 }

@@ -133,6 +133,27 @@ fn with_state((mut item, state): (WorkItem, String)) -> Result<WorkItem> {
     Ok(item)
 }
 
+/// The work item of `run_id` as `db` (a connection or a transaction) sees it.
+fn item_of(db: &crate::db::Db, run_id: i64) -> Result<Option<WorkItem>> {
+    db.query_row(
+        &format!("SELECT {ITEM_COLS} FROM work_items WHERE run_id = ?1"),
+        [run_id],
+        item_from_row,
+    )
+    .optional()?
+    .map(with_state)
+    .transpose()
+}
+
+/// Record that worker `id` was heard from at `now`.
+fn touch(db: &crate::db::Db, id: i64, now: i64) -> Result<()> {
+    db.execute(
+        "UPDATE workers SET heartbeat_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
 /// Offered items a claim looks at, oldest first, before giving up on finding one that fits.
 const CLAIM_SCAN: i64 = 64;
 
@@ -228,15 +249,7 @@ impl Store {
 
     /// The work item of `run_id`, if it was handed to workers.
     pub fn work_item(&self, run_id: i64) -> Result<Option<WorkItem>> {
-        self.db
-            .query_row(
-                &format!("SELECT {ITEM_COLS} FROM work_items WHERE run_id = ?1"),
-                [run_id],
-                item_from_row,
-            )
-            .optional()?
-            .map(with_state)
-            .transpose()
+        item_of(&self.db, run_id)
     }
 
     /// Give worker `worker_id` the oldest run offered to its pool that `fits` it, under a new
@@ -249,10 +262,7 @@ impl Store {
     ) -> Result<Option<WorkItem>> {
         let now = now_ms();
         let tx = self.db.begin()?;
-        tx.execute(
-            "UPDATE workers SET heartbeat_at = ?2 WHERE id = ?1",
-            params![worker_id, now],
-        )?;
+        touch(&tx, worker_id, now)?;
         let pool: String =
             tx.query_row("SELECT pool FROM workers WHERE id = ?1", [worker_id], |r| {
                 r.get(0)
@@ -290,10 +300,7 @@ impl Store {
     ) -> Result<Renewal> {
         let now = now_ms();
         let tx = self.db.begin()?;
-        tx.execute(
-            "UPDATE workers SET heartbeat_at = ?2 WHERE id = ?1",
-            params![worker_id, now],
-        )?;
+        touch(&tx, worker_id, now)?;
         let mut out = Renewal::default();
         for (run_id, lease) in leases {
             let n = tx.execute(
@@ -330,15 +337,7 @@ impl Store {
     ) -> Result<Report> {
         let now = now_ms();
         let tx = self.db.begin()?;
-        let item = tx
-            .query_row(
-                &format!("SELECT {ITEM_COLS} FROM work_items WHERE run_id = ?1"),
-                [run_id],
-                item_from_row,
-            )
-            .optional()?
-            .map(with_state)
-            .transpose()?;
+        let item = item_of(&tx, run_id)?;
         let held =
             |i: &WorkItem| i.worker_id == Some(worker_id) && i.lease.as_deref() == Some(lease);
         let refusal = match &item {

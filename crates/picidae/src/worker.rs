@@ -121,7 +121,7 @@ impl Coordinator {
             .agent
             .put(&url)
             .header("Authorization", &self.auth())
-            .content_type("application/x-tar")
+            .content_type("application/octet-stream")
             .send(body)
             .with_context(|| format!("PUT {url}"))?;
         let status = resp.status().as_u16();

@@ -291,6 +291,17 @@ fn a_worker_killed_or_stopped_past_its_lease_loses_its_run_and_it_counts_once() 
         );
         id
     };
+    // Stopped once its run has started (not while it fetches the tree, when it would lose
+    // the run before running it and have nothing to report).
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(env.path("w2.log"))
+                .unwrap_or_default()
+                .contains(&format!("run {stolen} ("))
+        },
+        "w2 to start its second run",
+    );
     w2.signal(libc::SIGSTOP);
     let _w3 = worker(&env, &url, &token, "w3");
     wait_until(
