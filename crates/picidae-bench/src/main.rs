@@ -4,12 +4,13 @@
 //! of the `picidae` binary users install.
 //!
 //! One module per bench: [`integrity`], [`memory`], [`dispatch`], [`utilisation`],
-//! [`cockpit`], [`agents`], [`store`], [`parallel`], [`workers`]; [`peer`] runs the Python peers (their scripts are files
+//! [`cockpit`], [`agents`], [`store`], [`parallel`], [`workers`], [`fleet`]; [`peer`] runs the Python peers (their scripts are files
 //! under `peers/`) and [`mlflow`] starts an MLflow tracking server.
 
 mod agents;
 mod cockpit;
 mod dispatch;
+mod fleet;
 // The bundled example benchmark, the same source file the `picidae` binary compiles.
 #[path = "../../picidae/src/example.rs"]
 mod example;
@@ -57,6 +58,8 @@ enum Bench {
     Store(store::StoreArgs),
     /// Runs on N remote workers against one, and the remote path against the local executor.
     Workers(workers::WorkersArgs),
+    /// Many simulated workers against one coordinator's API on PostgreSQL: call latencies.
+    Fleet(fleet::FleetArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Bench::Agents(args) => agents::run(args),
         Bench::Store(args) => store::run(args),
         Bench::Workers(args) => workers::run(args),
+        Bench::Fleet(args) => fleet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

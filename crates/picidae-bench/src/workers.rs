@@ -270,10 +270,16 @@ fn side(args: &WorkersArgs, dir: &Path, workers: Option<u32>, picidae: &Path) ->
 
 /// The project's API on a loopback port, served by a thread of this process until dropped.
 fn serve_api(project: &Project) -> Result<(String, ApiThread)> {
+    serve_state(picidae_server::api::ApiState::new(
+        project.dir().join("store.sqlite"),
+    ))
+}
+
+/// An API with `state` on a loopback port, served by a thread of this process until dropped.
+pub(crate) fn serve_state(state: picidae_server::api::ApiState) -> Result<(String, ApiThread)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let state = picidae_server::api::ApiState::new(project.dir().join("store.sqlite"));
     let stop = Arc::new(tokio::sync::Notify::new());
     let notified = stop.clone();
     let handle =
@@ -301,7 +307,7 @@ fn serve_api(project: &Project) -> Result<(String, ApiThread)> {
 }
 
 /// The API's thread: told to stop and joined when dropped.
-struct ApiThread {
+pub(crate) struct ApiThread {
     stop: Arc<tokio::sync::Notify>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
