@@ -323,9 +323,11 @@ ALTER TABLE attempts ADD COLUMN replay_of INTEGER REFERENCES attempts(id);
         postgres: None,
     },
     // 11: remote workers (`picidae worker`): worker tokens, the workers that registered, the
-    // runs handed to them with their leases and results, and the results refused.
+    // runs handed to them with their leases and results, and the results refused; and the
+    // index that finds what replays an attempt.
     Migration {
         sqlite: r#"
+CREATE INDEX attempts_by_replay_of ON attempts (replay_of);
 ALTER TABLE tokens ADD COLUMN worker INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE workers (
     id               INTEGER PRIMARY KEY,
