@@ -165,6 +165,53 @@ fn answer(status: u16, v: Value) -> Result<Value> {
     }
 }
 
+/// How often a running run's log tails go to the coordinator (when they grew).
+const LOG_EVERY: Duration = Duration::from_secs(2);
+
+/// The most of each log sent while a run executes (the report carries the full tails).
+const LOG_TAIL: u64 = 256 * 1024;
+
+/// Where a running run's logs are, and where they go.
+struct Logs {
+    dir: PathBuf,
+    path: String,
+    lease: String,
+}
+
+impl Logs {
+    /// Send the logs' tails if they grew since `sent` (their sizes then).
+    fn send(&self, c: &Coordinator, sent: &mut (u64, u64)) -> Result<()> {
+        let size = |n: &str| std::fs::metadata(self.dir.join(n)).map_or(0, |m| m.len());
+        let now = (size("stdout.log"), size("stderr.log"));
+        if now == *sent {
+            return Ok(());
+        }
+        c.post(
+            &self.path,
+            &json!({
+                "lease": self.lease,
+                "stdout": tail(&self.dir.join("stdout.log"), LOG_TAIL),
+                "stderr": tail(&self.dir.join("stderr.log"), LOG_TAIL),
+            }),
+        )?;
+        *sent = now;
+        Ok(())
+    }
+}
+
+/// The last `cap` bytes of a file (empty when it cannot be read).
+fn tail(path: &Path, cap: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(cap)));
+    let mut buf = Vec::new();
+    let _ = f.take(cap).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 /// A run this worker claimed.
 struct Claimed {
     run_id: i64,
@@ -286,16 +333,37 @@ fn run_one(
     // the lease is lost (its result would be refused).
     let stop = Arc::new(AtomicBool::new(false));
     let finished = Arc::new(AtomicBool::new(false));
+    // Held while the thread below talks to the coordinator: the report waits for a call in
+    // flight, so no log tail lands after the final logs.
+    let posting = Arc::new(std::sync::Mutex::new(()));
     let heartbeat = {
         let (stop, finished, shutdown) = (stop.clone(), finished.clone(), shutdown.clone());
+        let posting = posting.clone();
         let c = Coordinator::new(&c.url, &c.token);
         let body = json!({"leases": [{"run_id": run_id, "lease": claimed.lease}]});
+        let logs = Logs {
+            dir: dirs.run_dir.clone(),
+            path: format!("/api/workers/{id}/runs/{run_id}/log"),
+            lease: claimed.lease.clone(),
+        };
         std::thread::spawn(move || {
             let every = (lease / 3).max(Duration::from_millis(100));
             let mut last = Instant::now();
-            while !finished.load(Ordering::SeqCst) {
+            let mut last_log = Instant::now();
+            let mut sent = (0u64, 0u64);
+            loop {
+                let _call = posting.lock().unwrap_or_else(|e| e.into_inner());
+                if finished.load(Ordering::SeqCst) {
+                    break;
+                }
                 if shutdown.cancelled() {
                     stop.store(true, Ordering::SeqCst);
+                }
+                if last_log.elapsed() >= LOG_EVERY {
+                    last_log = Instant::now();
+                    if let Err(e) = logs.send(&c, &mut sent) {
+                        eprintln!("picidae worker: sending logs: {e:#}");
+                    }
                 }
                 if last.elapsed() >= every {
                     last = Instant::now();
@@ -318,6 +386,7 @@ fn run_one(
                         Err(e) => eprintln!("picidae worker: heartbeat: {e:#}"),
                     }
                 }
+                drop(_call);
                 std::thread::sleep(Duration::from_millis(50));
             }
         })
@@ -327,8 +396,9 @@ fn run_one(
         claimed.spec.program, claimed.spec.attempt_seq, claimed.spec.seed
     );
     let outcome = execute(&claimed.spec, &tree_dir, &dirs, &stop, |_| {});
-    // The heartbeat thread ends on its own; the report does not wait for it.
+    // The heartbeat thread ends on its own; the report waits only for a call in flight.
     finished.store(true, Ordering::SeqCst);
+    drop(posting.lock().unwrap_or_else(|e| e.into_inner()));
     let result = match outcome {
         Ok(outcome) => WorkResult::gather(outcome, &dirs, fp),
         Err(e) => {

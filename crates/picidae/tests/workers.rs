@@ -618,3 +618,56 @@ fn a_dropped_connection_mid_run_loses_nothing_and_counts_nothing_twice() {
         "the worker saw the network drop: {log}"
     );
 }
+
+#[test]
+fn a_remote_runs_logs_reach_the_coordinator_while_it_runs() {
+    if !bwrap_works() {
+        return;
+    }
+    let env = Env::new(&[
+        (
+            "picidae.toml",
+            r#"[boundary]
+editable = ["a.txt"]
+
+[run]
+command = "sh run.sh"
+time_budget = 30
+
+[metrics.score]
+goal = "minimize"
+"#,
+        ),
+        (
+            "run.sh",
+            "echo \"epoch 1 of 2\"\necho \"warming up\" >&2\nsleep 5\necho \"score: $(cat a.txt)\"\n",
+        ),
+        ("a.txt", "5\n"),
+    ]);
+    create(&env, &[], "1");
+    let (_serve, url) = serve(&env, "10");
+    let token = worker_token(&env, "pool");
+    let _w1 = worker(&env, &url, &token, "w1");
+    let run = held_by(&env, "w1");
+    let dir = env.project.join(format!(".picidae/runs/p/{run}"));
+    wait_until(
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(dir.join("stdout.log"))
+                .unwrap_or_default()
+                .contains("epoch 1 of 2")
+        },
+        "the run's first line on the coordinator",
+    );
+    // Seen while the run was still running, with its stderr.
+    assert_eq!(env.store().run(run).unwrap().status, RunStatus::Running);
+    assert!(std::fs::read_to_string(dir.join("stderr.log"))
+        .unwrap()
+        .contains("warming up"));
+    wait_decided(&env, 0, 60);
+    let log = std::fs::read_to_string(dir.join("stdout.log")).unwrap();
+    assert!(
+        log.contains("epoch 1 of 2") && log.contains("score: 5"),
+        "{log}"
+    );
+}

@@ -1,5 +1,6 @@
-//! A worker's upload of a run's artifacts (a tar archive) into the run's directory on this
-//! machine, where the hidden evaluator reads them. Only regular files and directories with
+//! What a worker sends into a run's directory on this machine: the tails of its logs while it
+//! runs (so the cockpit and `picidae show` follow a remote run as a local one), and its
+//! artifacts (a tar archive), where the hidden evaluator reads them. Only regular files and directories with
 //! plain relative names are taken (a link, a device, an absolute or `..` path refuses the
 //! whole upload), the total is capped, and the archive is unpacked into a fresh directory
 //! that then replaces the run's `artifacts/` at once, so a half-finished upload or one from a
@@ -30,6 +31,99 @@ pub struct UploadAnswer {
     pub bytes: u64,
 }
 
+/// The most of each log a worker sends while its run executes.
+pub const MAX_LOG_TAIL: usize = 256 * 1024;
+
+/// Body of `POST /api/workers/{id}/runs/{run_id}/log`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogBody {
+    pub lease: String,
+    /// The end of the run's stdout so far.
+    #[serde(default)]
+    pub stdout: String,
+    /// The end of the run's stderr so far.
+    #[serde(default)]
+    pub stderr: String,
+}
+
+/// The run's directory here, if `id`'s token holds the lease `lease` on `run_id`.
+fn held_run_dir(
+    store: &Store,
+    token: &Token,
+    (id, run_id): (i64, i64),
+    lease: &str,
+    runs_root: &FsPath,
+) -> Result<PathBuf, ApiError> {
+    let w = super::work::own_worker(store, token, id)?;
+    let held = store.work_item(run_id)?.is_some_and(|i| {
+        i.state == picidae_core::WorkState::Claimed
+            && i.worker_id == Some(w.id)
+            && i.lease.as_deref() == Some(lease)
+    });
+    if !held {
+        return Err(ApiError::conflict(format!(
+            "worker {id} holds no lease on run {run_id}"
+        )));
+    }
+    let run = store.run(run_id)?;
+    let program = store.program_by_id(run.program_id)?;
+    if !super::work::valid_name(&program.name) {
+        return Err(ApiError::internal(format!(
+            "program {:?} has no runs directory this server writes",
+            program.name
+        )));
+    }
+    Ok(runs_root.join(&program.name).join(run_id.to_string()))
+}
+
+/// The runs directory of the project whose store the server reads.
+fn runs_root(ctx: &Shared) -> Result<PathBuf, ApiError> {
+    ctx.state
+        .store_path
+        .parent()
+        .map(|d| d.join("runs"))
+        .ok_or_else(|| ApiError::internal("this server has no runs directory".into()))
+}
+
+/// Replace the run's logs with the tails a worker sent while the run executes.
+#[utoipa::path(post, path = "/api/workers/{id}/runs/{run_id}/log", tag = "workers",
+    params(("id" = i64, Path, description = "The worker's id"),
+           ("run_id" = i64, Path, description = "The run it claimed")),
+    request_body(content = LogBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Taken"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub(crate) async fn post_log(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    ids: Result<Path<(i64, i64)>, PathRejection>,
+    body: Result<Json<LogBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let root = runs_root(&ctx)?;
+    ctx.worker(&headers, move |store, token| {
+        let Path(ids) = ids?;
+        let Json(b) = body?;
+        let dir = held_run_dir(store, token, ids, &b.lease, &root)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", dir.display())))?;
+        for (name, text) in [("stdout.log", &b.stdout), ("stderr.log", &b.stderr)] {
+            let tail = &text.as_bytes()[text.len().saturating_sub(MAX_LOG_TAIL)..];
+            replace(&dir, name, tail).map_err(|e| ApiError::internal(format!("{name}: {e}")))?;
+        }
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// Write `name` in `dir` as a new file renamed over the old one (a link there is replaced,
+/// never followed).
+fn replace(dir: &FsPath, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
 /// Upload a run's artifacts (a tar archive of regular files) under the lease held.
 #[utoipa::path(put, path = "/api/workers/{id}/runs/{run_id}/artifacts", tag = "workers",
     params(("id" = i64, Path, description = "The worker's id"),
@@ -47,36 +141,12 @@ pub(crate) async fn upload_artifacts(
     q: Result<Query<UploadQuery>, QueryRejection>,
     body: Bytes,
 ) -> ApiResult<UploadAnswer> {
-    let runs_root = ctx
-        .state
-        .store_path
-        .parent()
-        .map(|d| d.join("runs"))
-        .ok_or_else(|| ApiError::internal("this server has no runs directory".into()))?;
+    let runs_root = runs_root(&ctx)?;
     let answer = ctx
         .worker(&headers, move |store, token| {
-            let Path((id, run_id)) = ids?;
+            let Path(ids) = ids?;
             let Query(q) = q?;
-            let w = super::work::own_worker(store, token, id)?;
-            let held = store.work_item(run_id)?.is_some_and(|i| {
-                i.state == picidae_core::WorkState::Claimed
-                    && i.worker_id == Some(w.id)
-                    && i.lease.as_deref() == Some(q.lease.as_str())
-            });
-            if !held {
-                return Err(ApiError::conflict(format!(
-                    "worker {id} holds no lease on run {run_id}"
-                )));
-            }
-            let run = store.run(run_id)?;
-            let program = store.program_by_id(run.program_id)?;
-            if !super::work::valid_name(&program.name) {
-                return Err(ApiError::internal(format!(
-                    "program {:?} has no runs directory this server writes",
-                    program.name
-                )));
-            }
-            let run_dir = runs_root.join(&program.name).join(run_id.to_string());
+            let run_dir = held_run_dir(store, token, ids, &q.lease, &runs_root)?;
             unpack(&body, &run_dir).map_err(ApiError::bad_request)
         })
         .await?;

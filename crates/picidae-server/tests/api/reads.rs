@@ -214,6 +214,7 @@ async fn openapi_lists_every_route() {
         ("post", "/api/workers/{id}/heartbeat"),
         ("get", "/api/workers/{id}/runs/{run_id}/bundle"),
         ("put", "/api/workers/{id}/runs/{run_id}/artifacts"),
+        ("post", "/api/workers/{id}/runs/{run_id}/log"),
         ("post", "/api/workers/{id}/runs/{run_id}/result"),
     ];
     for (method, path) in routes {
