@@ -554,6 +554,7 @@ pub(crate) fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(run_bundle))
         .routes(routes!(report_result))
         .routes(routes!(post_log))
+        .routes(routes!(release_run))
         .routes(routes!(metrics))
         .with_state(ctx.clone())
         .split_for_parts();

@@ -393,6 +393,18 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Give `run_id` back to its pool at once: its worker (holding `lease`) cannot run it.
+    /// Whether it was given back (false: the lease was not held).
+    pub fn release_work(&mut self, run_id: i64, worker_id: i64, lease: &str) -> Result<bool> {
+        let n = self.db.execute(
+            "UPDATE work_items SET state = 'offered', worker_id = NULL, lease = NULL,
+                 lease_expires_at = NULL, updated_at = ?4
+             WHERE run_id = ?1 AND worker_id = ?2 AND lease = ?3 AND state = 'claimed'",
+            params![run_id, worker_id, lease, now_ms()],
+        )?;
+        Ok(n == 1)
+    }
+
     /// Withdraw `run_id` from the workers (its coordinator cancelled it); a result already
     /// reported stays.
     pub fn cancel_work(&mut self, run_id: i64) -> Result<()> {

@@ -163,7 +163,28 @@ fn cancels_reach_the_worker_and_withdraw_the_item(t: &TestStore) {
     );
 }
 
+fn a_run_released_by_its_worker_is_offered_again_at_once(t: &TestStore) {
+    let mut s = t.open();
+    let run = runs(&mut s, 1)[0];
+    s.offer_work(run, "", &json!({})).unwrap();
+    let (a, b) = (worker(&mut s, "a", 0), worker(&mut s, "b", 0));
+    let item = s.claim_work(a, &|_| true, 60_000).unwrap().unwrap();
+    let lease = item.lease.unwrap();
+    // Only the holder, under its lease, gives it back.
+    assert!(!s.release_work(run, b, &lease).unwrap());
+    assert!(!s.release_work(run, a, "another lease").unwrap());
+    assert!(s.release_work(run, a, &lease).unwrap());
+    let again = s.claim_work(b, &|_| true, 60_000).unwrap().unwrap();
+    assert_eq!((again.run_id, again.claims), (run, 2));
+    // The first worker's late report is refused.
+    assert!(matches!(
+        s.report_work(run, a, &lease, &json!({})).unwrap(),
+        Report::Refused(_)
+    ));
+}
+
 picidae_store::on_both_backends!(
+    a_run_released_by_its_worker_is_offered_again_at_once,
     claims_fit_and_are_exclusive,
     a_report_counts_once_and_only_under_the_lease_held,
     cancels_reach_the_worker_and_withdraw_the_item,

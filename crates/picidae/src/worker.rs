@@ -276,10 +276,17 @@ pub(crate) fn run(args: WorkerArgs) -> Result<()> {
             spec: serde_json::from_value(answer["spec"].clone())
                 .context("the coordinator's work spec")?,
         };
-        // A run that fails here (a tree that will not fetch) is not reported: it goes back on
-        // offer when this worker's lease on it lapses, and the worker goes on.
+        // A run that fails here (a tree that will not fetch) is not reported but given back,
+        // to be offered again at once (or, if that fails too, when the lease lapses).
         if let Err(e) = run_one(&c, (id, lease), &cache, &dir, &fp, &claimed, &shutdown) {
-            eprintln!("picidae worker: run {}: {e:#}", claimed.run_id);
+            eprintln!(
+                "picidae worker: run {}: {e:#}; giving it back",
+                claimed.run_id
+            );
+            let _ = c.post(
+                &format!("/api/workers/{id}/runs/{}/release", claimed.run_id),
+                &json!({"lease": claimed.lease}),
+            );
             if shutdown.cancelled() {
                 return Err(e);
             }

@@ -343,6 +343,42 @@ pub(crate) async fn run_bundle(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
+/// Body of `POST /api/workers/{id}/runs/{run_id}/release`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReleaseBody {
+    pub lease: String,
+}
+
+/// Give a claimed run back at once (the worker cannot run it): it is offered again without
+/// waiting for the lease to lapse.
+#[utoipa::path(post, path = "/api/workers/{id}/runs/{run_id}/release", tag = "workers",
+    params(("id" = i64, Path, description = "The worker's id"),
+           ("run_id" = i64, Path, description = "The run it claimed")),
+    request_body(content = ReleaseBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Offered again"), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn release_run(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    ids: Result<Path<(i64, i64)>, PathRejection>,
+    body: Result<Json<ReleaseBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    ctx.worker(&headers, move |store, token| {
+        let Path((id, run_id)) = ids?;
+        let Json(b) = body?;
+        let w = own_worker(store, token, id)?;
+        if store.release_work(run_id, w.id, &b.lease)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::conflict(format!(
+                "worker {id} holds no lease on run {run_id}"
+            )))
+        }
+    })
+    .await
+}
+
 /// Report a run's result under the lease it was claimed with. A report for a lease no longer
 /// held is refused (409) and the refusal recorded; the same report again is accepted once.
 #[utoipa::path(post, path = "/api/workers/{id}/runs/{run_id}/result", tag = "workers",

@@ -215,6 +215,7 @@ async fn openapi_lists_every_route() {
         ("get", "/api/workers/{id}/runs/{run_id}/bundle"),
         ("put", "/api/workers/{id}/runs/{run_id}/artifacts"),
         ("post", "/api/workers/{id}/runs/{run_id}/log"),
+        ("post", "/api/workers/{id}/runs/{run_id}/release"),
         ("post", "/api/workers/{id}/runs/{run_id}/result"),
     ];
     for (method, path) in routes {
