@@ -170,6 +170,12 @@ impl ApiState {
 }
 
 impl ApiState {
+    /// The project's runs directory (`.picidae/runs`, beside the store's file), where each
+    /// run's logs and artifacts are.
+    pub fn runs_dir(&self) -> Option<PathBuf> {
+        self.store_path.parent().map(|d| d.join("runs"))
+    }
+
     /// Open a connection to the store.
     pub fn open_store(&self) -> Result<Store, StoreError> {
         match &self.store_url {
@@ -238,15 +244,7 @@ impl Ctx {
         self.with_store(move |store| {
             if let Some(secret) = bearer {
                 let token = authenticate(store, secret.as_deref())?;
-                if token.worker {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        format!(
-                            "token {:?} is a worker's: it takes and reports runs only",
-                            token.name
-                        ),
-                    ));
-                }
+                refuse_worker(&token)?;
             }
             f(store)
         })
@@ -286,15 +284,7 @@ impl Ctx {
         let secret = bearer(headers)?;
         self.with_store(move |store| {
             let token = authenticate(store, secret.as_deref())?;
-            if token.worker {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "token {:?} is a worker's: it takes and reports runs only",
-                        token.name
-                    ),
-                ));
-            }
+            refuse_worker(&token)?;
             if token.read_only {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -308,6 +298,20 @@ impl Ctx {
         })
         .await
     }
+}
+
+/// A worker's token may take and report runs, nothing else: refused on reads and mutations.
+fn refuse_worker(token: &Token) -> Result<(), ApiError> {
+    if !token.worker {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "token {:?} is a worker's: it takes and reports runs only",
+            token.name
+        ),
+    ))
 }
 
 /// The bearer secret of the `Authorization` header: `Ok(None)` when there is no header.

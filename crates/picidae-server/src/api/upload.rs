@@ -54,16 +54,9 @@ fn held_run_dir(
     lease: &str,
     runs_root: &FsPath,
 ) -> Result<PathBuf, ApiError> {
-    let w = super::work::own_worker(store, token, id)?;
-    let held = store.work_item(run_id)?.is_some_and(|i| {
-        i.state == picidae_core::WorkState::Claimed
-            && i.worker_id == Some(w.id)
-            && i.lease.as_deref() == Some(lease)
-    });
-    if !held {
-        return Err(ApiError::conflict(format!(
-            "worker {id} holds no lease on run {run_id}"
-        )));
+    let item = super::work::leased_item(store, token, (id, run_id), lease)?;
+    if item.state != picidae_core::WorkState::Claimed {
+        return Err(super::work::no_lease(id, run_id));
     }
     let run = store.run(run_id)?;
     let program = store.program_by_id(run.program_id)?;
@@ -79,9 +72,7 @@ fn held_run_dir(
 /// The runs directory of the project whose store the server reads.
 fn runs_root(ctx: &Shared) -> Result<PathBuf, ApiError> {
     ctx.state
-        .store_path
-        .parent()
-        .map(|d| d.join("runs"))
+        .runs_dir()
         .ok_or_else(|| ApiError::internal("this server has no runs directory".into()))
 }
 

@@ -154,6 +154,25 @@ pub(crate) fn own_worker(store: &Store, token: &Token, id: i64) -> Result<Worker
     }
 }
 
+/// Run `run_id`'s work item, if worker `id` (one `token` registered) holds it under `lease`.
+pub(crate) fn leased_item(
+    store: &Store,
+    token: &Token,
+    (id, run_id): (i64, i64),
+    lease: &str,
+) -> Result<WorkItem, ApiError> {
+    let w = own_worker(store, token, id)?;
+    store
+        .work_item(run_id)?
+        .filter(|i| i.worker_id == Some(w.id) && i.lease.as_deref() == Some(lease))
+        .ok_or_else(|| no_lease(id, run_id))
+}
+
+/// The answer when worker `id` does not hold run `run_id`.
+pub(crate) fn no_lease(id: i64, run_id: i64) -> ApiError {
+    ApiError::conflict(format!("worker {id} holds no lease on run {run_id}"))
+}
+
 /// Whether a run's spec fits what a worker offers.
 fn fits(capacity: &serde_json::Value, spec: &serde_json::Value) -> bool {
     let need = |k: &str| spec[k].as_u64().unwrap_or(0);
@@ -306,13 +325,7 @@ pub(crate) async fn run_bundle(
         .worker(&headers, move |store, token| {
             let Path((id, run_id)) = ids?;
             let Query(q) = q?;
-            let w = own_worker(store, token, id)?;
-            let item = store
-                .work_item(run_id)?
-                .filter(|i| i.worker_id == Some(w.id) && i.lease.as_deref() == Some(&q.lease))
-                .ok_or_else(|| {
-                    ApiError::conflict(format!("worker {id} holds no lease on run {run_id}"))
-                })?;
+            let item = leased_item(store, token, (id, run_id), &q.lease)?;
             let own = item.spec["tree"].as_str().unwrap_or_default();
             let setup = item.spec["setup"]["tree"].as_str();
             let tree = match q.tree.as_deref() {

@@ -120,9 +120,7 @@ pub fn artifact_path(dir: &FsPath, name: &str) -> Result<PathBuf, CockpitError> 
 /// The runs directory of the project whose store the server reads.
 pub(crate) fn runs_root(state: &ApiState) -> Result<PathBuf, CockpitError> {
     state
-        .store_path
-        .parent()
-        .map(|d| d.join("runs"))
+        .runs_dir()
         .ok_or_else(|| CockpitError::NotFound("this server has no runs directory".into()))
 }
 

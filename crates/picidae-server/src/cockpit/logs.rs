@@ -189,9 +189,7 @@ pub(crate) async fn run_log(
         let run = store.run(id)?;
         let program = store.program_by_id(run.program_id)?;
         let runs_root = state
-            .store_path
-            .parent()
-            .map(|d| d.join("runs"))
+            .runs_dir()
             .ok_or_else(|| CockpitError::NotFound(format!("run {id} has no log")))?;
         let path = log_path(&runs_root, &program.name, id, &stream)?;
         read_tail(&path, tail)
