@@ -93,17 +93,21 @@ impl Repo {
 
     /// Whether `rev` names a commit of this repository.
     fn has_commit(&self, rev: &str) -> Result<bool> {
-        Ok(self
-            .git()
-            .args([
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("{rev}^{{commit}}"),
-            ])
-            .run_allowing(1)?
-            .is_some())
+        names(self.git(), rev, "commit")
     }
+}
+
+/// Whether `rev` names an object of `kind` (`commit`, `tree`) where `git` runs.
+fn names(git: Git<'_>, rev: &str, kind: &str) -> Result<bool> {
+    Ok(git
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{{kind}}}"),
+        ])
+        .run_allowing(1)?
+        .is_some())
 }
 
 /// A name unique to this call among concurrent ones: the process, the thread, the time.
@@ -171,16 +175,7 @@ impl Cache {
     /// Whether it holds the exported `tree`.
     pub fn has(&self, tree: &str) -> Result<bool> {
         check_rev(tree)?;
-        Ok(self
-            .git()
-            .args([
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("{tree}^{{tree}}"),
-            ])
-            .run_allowing(1)?
-            .is_some())
+        names(self.git(), tree, "tree")
     }
 
     /// Fetch the exports of a bundle file.

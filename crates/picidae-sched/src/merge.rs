@@ -109,13 +109,7 @@ impl Runner<'_> {
         };
         let stack = match self.step(attempt, Fact::WonOnMovedFrontier(winner))? {
             Step::RejectBreach => {
-                self.flag_sandbox_violation(attempt)?;
-                let a = self.project.store.attempt(attempt.id)?;
-                events(&LoopEvent::Rejected {
-                    seq: a.seq,
-                    status: AttemptStatus::Rejected,
-                    reason: a.note.unwrap_or_default(),
-                });
+                self.reject_breached(attempt, events)?;
                 return Ok(Finish::Decided(AttemptStatus::Rejected));
             }
             Step::Rejudge => return self.rejudge_on_frontier(attempt, won, events),

@@ -601,16 +601,29 @@ impl<'p> Runner<'p> {
         events: Events<'_>,
     ) -> Result<Finish, SchedError> {
         let finish = self.run_and_decide(attempt, opts, events)?;
-        if matches!(finish, Finish::Decided(_)) && self.flag_sandbox_violation(attempt)? {
-            let a = self.project.store.attempt(attempt.id)?;
-            events(&LoopEvent::Rejected {
-                seq: a.seq,
-                status: AttemptStatus::Rejected,
-                reason: a.note.unwrap_or_default(),
-            });
+        if matches!(finish, Finish::Decided(_)) && self.reject_breached(attempt, events)? {
             return Ok(Finish::Decided(AttemptStatus::Rejected));
         }
         Ok(finish)
+    }
+
+    /// [`flag_sandbox_violation`](Self::flag_sandbox_violation), saying so in `events`;
+    /// whether it rejected the attempt.
+    pub(crate) fn reject_breached(
+        &mut self,
+        attempt: &Attempt,
+        events: Events<'_>,
+    ) -> Result<bool, SchedError> {
+        if !self.flag_sandbox_violation(attempt)? {
+            return Ok(false);
+        }
+        let a = self.project.store.attempt(attempt.id)?;
+        events(&LoopEvent::Rejected {
+            seq: a.seq,
+            status: AttemptStatus::Rejected,
+            reason: a.note.unwrap_or_default(),
+        });
+        Ok(true)
     }
 
     fn run_and_decide(

@@ -323,7 +323,7 @@ fn run_one(
     cache.checkout(&claimed.spec.tree, &tree_dir)?;
     let mut dirs = WorkDirs::new(&run_dir.join("out"))?;
     if let Some(setup) = &claimed.spec.setup {
-        match prepare(c, shutdown, (id, claimed), cache, dir, setup)? {
+        match prepare(c, shutdown, (id, claimed), (cache, fp), dir, setup)? {
             Ok(data) => dirs.data = Some(data),
             Err(failed) => {
                 // The run cannot start without its data: it is reported as the setup ended.
@@ -474,7 +474,7 @@ fn prepare(
     c: &Coordinator,
     shutdown: &Shutdown,
     claimed: (i64, &Claimed),
-    cache: &Cache,
+    (cache, fp): (&Cache, &Fingerprint),
     dir: &Path,
     setup: &WorkSetup,
 ) -> Result<std::result::Result<PathBuf, WorkResult>> {
@@ -508,8 +508,7 @@ fn prepare(
         return Ok(Ok(data));
     }
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let fp = Fingerprint::collect(None)?;
-    let mut failed = WorkResult::gather(outcome, &WorkDirs::new(&work.join("out"))?, &fp);
+    let mut failed = WorkResult::gather(outcome, &WorkDirs::new(&work.join("out"))?, fp);
     failed.stderr = format!("the setup step failed on this worker:\n{text}");
     Ok(Err(failed))
 }
