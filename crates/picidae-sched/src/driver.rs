@@ -1,5 +1,5 @@
-//! Many attempts of one program in flight: the driver of `concurrency = N` (and of a proposal
-//! pipeline). An eighth `impl Runner` block.
+//! The loop of one program, with one attempt in flight or many: the driver of `concurrency = N`
+//! (the serial loop is N = 1) and of a proposal pipeline. An eighth `impl Runner` block.
 //!
 //! Three kinds of thread, one job each:
 //! - the **proposers** keep the queue filled: while fewer than `concurrency + pipeline`

@@ -16,40 +16,11 @@ use serde_json::json;
 
 use crate::hidden::scrub;
 use crate::runner::{
-    agent_backoff, one_line, patch_hash, Events, Finish, LoopEvent, LoopOptions, Proposed, Runner,
-    AGENT_FAILURE_LIMIT,
+    agent_backoff, one_line, patch_hash, Events, LoopEvent, Proposed, Runner, AGENT_FAILURE_LIMIT,
 };
 use crate::{attempt_ref, SchedError};
 
 impl Runner<'_> {
-    /// Propose, check, commit and run one new attempt. `None` when the agent is exhausted.
-    pub(crate) fn explore_one(
-        &mut self,
-        agent: &mut dyn Agent,
-        opts: &LoopOptions,
-        events: Events<'_>,
-    ) -> Result<Option<Finish>, SchedError> {
-        // A merge candidate (the frontier moved while its attempt ran) comes first.
-        let (queued, _) = self.project.store.queued_attempts(self.program.id)?;
-        if let Some(a) = queued {
-            return Ok(Some(match self.replay_if_stale(&a, events)? {
-                None => self.run_attempt(&a, opts, events)?,
-                Some(Proposed::Ready(replay)) => self.run_attempt(&replay, opts, events)?,
-                Some(Proposed::Decided(status)) => Finish::Decided(status),
-                Some(Proposed::Exhausted) => Finish::Decided(AttemptStatus::Rejected),
-            }));
-        }
-        Ok(match self.propose(agent, events)? {
-            Proposed::Exhausted => None,
-            Proposed::Decided(status) => {
-                let stopping = || opts.shutdown.draining();
-                self.wait_after_agent_failure(&stopping);
-                Some(Finish::Decided(status))
-            }
-            Proposed::Ready(attempt) => Some(self.run_attempt(&attempt, opts, events)?),
-        })
-    }
-
     /// After a failed agent turn (while the program is not paused), wait [`agent_backoff`]
     /// before the next one, or until `stopping` says to stop.
     pub(crate) fn wait_after_agent_failure(&self, stopping: &dyn Fn() -> bool) {

@@ -1,8 +1,8 @@
 //! The keep/revert loop of one program. Its recovery after a crash is in `recover.rs`, the
 //! next proposal in `propose.rs`, the judgement of a candidate in `judging.rs`, recording a
-//! decision (and merging a winner whose frontier moved) in `merge.rs`; with several attempts
-//! in flight the loop is `driver.rs`. The states of an attempt are listed in ARCHITECTURE.md
-//! ("One attempt, as data").
+//! decision (and merging a winner whose frontier moved) in `merge.rs`; the loop itself, for
+//! one attempt in flight or several, is `driver.rs`. The states of an attempt are listed in
+//! ARCHITECTURE.md ("One attempt, as data").
 //!
 //! One iteration: record a new attempt → the agent edits its own checkout of the frontier →
 //! the harness lists what changed and checks it against the boundary (a violation is committed
@@ -24,7 +24,7 @@ use std::time::Duration;
 use picidae_agent::{Agent, HistoryEntry};
 use picidae_core::contract::PolicySpec;
 use picidae_core::stats::{summarize, Summary};
-use picidae_core::{Assignment, AttemptKind, AttemptStatus, Contract, ProgramStatus, RunBreach};
+use picidae_core::{Assignment, AttemptKind, AttemptStatus, Contract, RunBreach};
 use picidae_exec::Fingerprint;
 use picidae_git::Repo;
 use picidae_store::{Attempt, AttemptFilter, Decision, NoiseFloor, Program};
@@ -335,14 +335,13 @@ impl<'p> Runner<'p> {
         let resumed = self.recover(events)?;
         self.setup(events)?;
         self.load_history()?;
-        let concurrent = opts.pipeline > 0 || self.policy.concurrency > 1;
-        // With several in flight, the driver resumes explorations alongside new ones.
+        // The driver resumes explorations alongside new ones.
         let mut carried: Vec<Attempt> = Vec::new();
         for attempt in resumed {
             if self.interrupted(opts) {
                 break;
             }
-            if concurrent && attempt.kind == AttemptKind::Explore {
+            if attempt.kind == AttemptKind::Explore {
                 if attempt.status == AttemptStatus::Running {
                     carried.push(attempt);
                 } else {
@@ -366,90 +365,8 @@ impl<'p> Runner<'p> {
             }
         }
         summary.baseline = self.baseline_value()?;
-        if concurrent {
-            self.run_concurrent(agent, opts, events, (&mut summary, carried), runs_at_start)?;
-            return self.finish_summary(summary);
-        }
-        loop {
-            if let Some(max) = opts.max_attempts {
-                if summary.decided() >= max {
-                    break;
-                }
-            }
-            if let Some(why) = self.should_stop(opts, runs_at_start)? {
-                summary.stopped = Some(self.paused_because.take().unwrap_or(why));
-                break;
-            }
-            match self.explore_one(agent, opts, events)? {
-                Some(f @ (Finish::Decided(_) | Finish::Merged(_))) => {
-                    summary.finish(&f);
-                    // Paused by this turn: say why even when it was the last one allowed.
-                    if let Some(why) = self.paused_because.take() {
-                        summary.stopped = Some(why);
-                        break;
-                    }
-                }
-                Some(Finish::Interrupted) => {
-                    summary.attempts += 1;
-                    summary.stopped = Some("cancelled".into());
-                    break;
-                }
-                None => {
-                    summary.stopped = Some("the agent has nothing more to propose".into());
-                    break;
-                }
-            }
-        }
+        self.run_concurrent(agent, opts, events, (&mut summary, carried), runs_at_start)?;
         self.finish_summary(summary)
-    }
-
-    /// Why no new attempt may start now, if so: the invocation's run budget, a pause, the
-    /// program's run budget, or a stop request. Steering is read from the store.
-    fn should_stop(
-        &self,
-        opts: &LoopOptions,
-        runs_at_start: i64,
-    ) -> Result<Option<String>, SchedError> {
-        let used = self.project.store.run_count(Some(self.program.id))?;
-        if let Some(max) = opts.max_runs {
-            if (used - runs_at_start) as u64 >= max {
-                return Ok(Some(format!("run budget of {max} runs spent")));
-            }
-        }
-        let now = self.project.store.program_by_id(self.program.id)?;
-        if now.status == ProgramStatus::Paused {
-            return Ok(Some("paused".into()));
-        }
-        if let Some(max) = now.max_runs {
-            if used >= max {
-                return Ok(Some(format!(
-                    "the program's run budget is spent ({used} of {max} runs)"
-                )));
-            }
-        }
-        if now.max_gpu_hours.is_some() || now.max_usd.is_some() {
-            let spent = self.project.store.program_spend(self.program.id)?;
-            if let Some(max) = now.max_gpu_hours {
-                if spent.gpu_hours >= max {
-                    return Ok(Some(format!(
-                        "the program's GPU-hour budget is spent ({:.3} of {max} GPU-hours)",
-                        spent.gpu_hours
-                    )));
-                }
-            }
-            if let Some(max) = now.max_usd {
-                if spent.usd >= max {
-                    return Ok(Some(format!(
-                        "the program's money budget is spent (${:.2} of ${max:.2}: {:.3} GPU-hours at ${:.2}, agents ${:.2})",
-                        spent.usd, spent.gpu_hours, now.gpu_hour_usd, spent.agent_usd
-                    )));
-                }
-            }
-        }
-        if opts.shutdown.draining() {
-            return Ok(Some("stop requested".into()));
-        }
-        Ok(None)
     }
 
     fn finish_summary(&mut self, mut s: LoopSummary) -> Result<LoopSummary, SchedError> {
@@ -480,7 +397,7 @@ impl<'p> Runner<'p> {
     /// again, newer ones appended (a concurrent loop's proposer, between turns).
     pub(crate) fn refresh_history(&mut self) -> Result<(), SchedError> {
         let mut seen = std::collections::HashSet::new();
-        // Newest entry per attempt (the serial loop pushes an attempt again when decided).
+        // Newest entry per attempt (one is pushed again when it is decided).
         self.history.reverse();
         self.history.retain(|h| seen.insert(h.seq));
         self.history.reverse();
