@@ -245,6 +245,16 @@ pub struct PolicySpec {
     pub noise_factor: f64,
     /// Attempts of the program in flight at once (each run still holds its own slot).
     pub concurrency: u32,
+    /// Sequential verification: a candidate's seeds are added one at a time and it is decided
+    /// as soon as the evidence is decisive (a test valid under optional stopping), from
+    /// `seeds` (the fewest a keep needs) up to `max_seeds`. Off: every candidate gets exactly
+    /// `seeds` seeds and Welch's test.
+    pub sequential: bool,
+    /// The most seeds sequential verification may spend on one candidate.
+    pub max_seeds: u32,
+    /// Compare a candidate with its incumbent seed by seed (common random numbers): the
+    /// incumbent's missing seeds are run too, and the test is on the paired differences.
+    pub paired: bool,
 }
 
 impl Default for PolicySpec {
@@ -257,6 +267,9 @@ impl Default for PolicySpec {
             confidence: 0.95,
             noise_factor: 1.0,
             concurrency: 1,
+            sequential: true,
+            max_seeds: 8,
+            paired: true,
         }
     }
 }
@@ -266,6 +279,16 @@ impl PolicySpec {
     /// findings; with one seed the loop is plain keep/revert.
     pub fn verifies(&self) -> bool {
         self.seeds > 1
+    }
+
+    /// The most seeds a candidate may get: `max_seeds` under sequential verification (never
+    /// fewer than `seeds`), otherwise `seeds`.
+    pub fn seed_cap(&self) -> u32 {
+        if self.sequential {
+            self.max_seeds.max(self.seeds)
+        } else {
+            self.seeds
+        }
     }
 }
 

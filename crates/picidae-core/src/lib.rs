@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod params;
 pub mod program_md;
 pub mod results_tsv;
+pub mod sequential;
 pub mod stats;
 
 pub use contract::{Contract, ContractError, ContractIssue, CONTRACT_FILE};

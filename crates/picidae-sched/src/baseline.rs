@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
 use picidae_store::{Decision, NewAttempt};
 
-use crate::runner::{patch_hash, Events, Finish, LoopOptions, Measurement, Runner};
+use crate::runner::{patch_hash, Events, Finish, LoopEvent, LoopOptions, Measurement, Runner};
 use crate::SchedError;
 
 impl Runner<'_> {
@@ -29,7 +29,12 @@ impl Runner<'_> {
             .set_attempt_commit(attempt.id, &base, &patch_hash(""), &[], None)?;
         let attempt = self.project.store.attempt(attempt.id)?;
         match self.run_attempt(&attempt, opts, events)? {
-            Finish::Decided(AttemptStatus::Kept) => Ok(()),
+            Finish::Decided(AttemptStatus::Kept) => {
+                if let Some(p) = self.power()? {
+                    events(&LoopEvent::Power(p));
+                }
+                Ok(())
+            }
             Finish::Decided(_) => {
                 let runs = self.project.store.runs_of_attempt(attempt.id)?;
                 let last = runs.last();
@@ -57,6 +62,21 @@ impl Runner<'_> {
                 message: "the baseline cannot be merged".into(),
             }),
         }
+    }
+
+    /// What verification can detect at the noise this program's runs have shown on this
+    /// machine (`noise.rs`); `None` before two seeds of one attempt have run here.
+    pub fn power(&self) -> Result<Option<crate::noise::Power>, SchedError> {
+        let prior = self.noise_prior(false, -1)?;
+        let (Some(noise), Some(baseline)) = (prior.run, self.program.frontier_value) else {
+            return Ok(None);
+        };
+        Ok(crate::noise::power(
+            &self.policy,
+            noise,
+            baseline,
+            self.contract.primary(),
+        ))
     }
 
     /// Re-measure a commit on fresh seeds `first..first + n`, visible and hidden metric per seed,

@@ -57,12 +57,17 @@ impl Runner<'_> {
 
     /// Screen on one seed; a candidate that beats the frontier gets the policy's remaining
     /// seeds at once (verification before new exploration) and is judged statistically.
+    /// Under `policy.sequential` (the default) seeds are added one at a time instead
+    /// (`stepwise.rs`).
     pub(crate) fn verify_attempt(
         &mut self,
         attempt: &Attempt,
         opts: &LoopOptions,
         events: Events<'_>,
     ) -> Result<Finish, SchedError> {
+        if self.policy.sequential {
+            return self.verify_sequential(attempt, opts, events);
+        }
         let goal = self.contract.primary().goal;
         let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
         if finding.is_none() {

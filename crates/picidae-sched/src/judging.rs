@@ -14,7 +14,9 @@ use picidae_store::{Attempt, Calibration, Decision, Finding, HiddenResult, Run};
 
 use crate::hidden::Evaluator;
 use crate::runner::{Events, LoopEvent, Runner, SeedResult};
-use crate::verify::{hidden_agrees, judge, HiddenSamples, JudgeInput, Judgement, FLAG_OVERFIT};
+use crate::verify::{
+    hidden_agrees, judge, HiddenSamples, JudgeInput, Judgement, SequentialEvidence, FLAG_OVERFIT,
+};
 use crate::SchedError;
 
 impl Runner<'_> {
@@ -24,6 +26,17 @@ impl Runner<'_> {
         &mut self,
         finding: &Finding,
         results: &[SeedResult],
+    ) -> Result<Judgement, SchedError> {
+        self.judge_candidate_with(finding, results, None)
+    }
+
+    /// [`judge_candidate`](Self::judge_candidate) on the sequential test's verdict, where
+    /// verification was sequential.
+    pub(crate) fn judge_candidate_with(
+        &mut self,
+        finding: &Finding,
+        results: &[SeedResult],
+        sequential: Option<SequentialEvidence>,
     ) -> Result<Judgement, SchedError> {
         let candidate: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
         let incumbent_runs: Vec<Run> = self
@@ -62,6 +75,7 @@ impl Runner<'_> {
             family: &family,
             hidden: None,
             calibrated,
+            sequential: sequential.as_ref(),
         };
         // The hidden evaluator is consulted only when it can still change the decision: a
         // candidate the visible evidence refutes (or a failed calibration holds) is decided

@@ -36,6 +36,7 @@ mod lease;
 mod lifecycle;
 mod loop_api;
 pub mod merge;
+pub mod noise;
 mod outcome;
 pub mod program;
 pub mod project;
@@ -52,6 +53,7 @@ mod seeds;
 mod setup;
 pub mod shutdown;
 pub mod slots;
+mod stepwise;
 pub mod verify;
 mod workers;
 
@@ -61,6 +63,7 @@ pub use agent_turn::{next_turn, NextTurn};
 pub use cancels::RunCancels;
 pub use executors::ExecutorSpec;
 pub use fsck::{fsck, fsck_project, Check, Problem, Repair, Report, Subject};
+pub use noise::{power, Power};
 pub use program::{
     check_concurrency, create_program, retract_finding, ProgramOptions, Retracted, MAX_CONCURRENCY,
 };

@@ -85,6 +85,8 @@ pub enum LoopEvent {
         finding_id: i64,
         seeds: u32,
     },
+    /// What verification can detect at the noise measured by the baseline (`noise.rs`).
+    Power(crate::noise::Power),
     Judged {
         seq: i64,
         finding_id: i64,

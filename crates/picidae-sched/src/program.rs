@@ -66,6 +66,15 @@ pub fn effective_policy(contract: &Contract, overrides: &serde_json::Value) -> P
     if let Some(n) = o.get("concurrency").and_then(|v| v.as_u64()) {
         p.concurrency = n.clamp(1, u64::from(MAX_CONCURRENCY)) as u32;
     }
+    if let Some(n) = o.get("max_seeds").and_then(|v| v.as_u64()) {
+        p.max_seeds = n.clamp(1, 1000) as u32;
+    }
+    if let Some(b) = o.get("sequential").and_then(|v| v.as_bool()) {
+        p.sequential = b;
+    }
+    if let Some(b) = o.get("paired").and_then(|v| v.as_bool()) {
+        p.paired = b;
+    }
     p
 }
 

@@ -24,6 +24,7 @@
 //! [`judge`] is the pure decision; the runner gathers its inputs.
 
 use picidae_core::contract::PolicySpec;
+use picidae_core::sequential::Verdict;
 use picidae_core::stats::{bh_q_for, welch};
 use picidae_core::Goal;
 use picidae_store::Evidence;
@@ -48,6 +49,83 @@ pub struct JudgeInput<'a> {
     /// `Some(false)` when the evaluator failed calibration; `None` when there is nothing to
     /// calibrate against.
     pub calibrated: Option<bool>,
+    /// The sequential test's verdict (`stepwise.rs`), which replaces Welch's test.
+    pub sequential: Option<&'a SequentialEvidence>,
+}
+
+/// What the sequential test concluded at its last look, in the terms of a judgement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequentialEvidence {
+    /// The test declared a win (the lower bound above the threshold).
+    pub won: bool,
+    /// Mean per-seed effect (positive = better) and its interval at the alpha spent.
+    pub effect: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// One-sided p-value of the last look, times the looks where a keep could be declared
+    /// (so it may enter the testing family as a single test's would).
+    pub p_value: f64,
+    /// The spread of one per-seed effect the interval used.
+    pub sd: f64,
+    pub seeds: usize,
+    pub max_seeds: usize,
+    pub alpha_spent: f64,
+    pub paired: bool,
+}
+
+impl SequentialEvidence {
+    /// The evidence of a decisive verdict (a Continue at the last seed counts as a loss).
+    pub fn from_verdict(v: &Verdict, paired: bool, max_seeds: usize) -> SequentialEvidence {
+        let s = v.stats().copied();
+        SequentialEvidence {
+            won: matches!(v, Verdict::Win { .. }),
+            effect: s.map_or(f64::NAN, |s| s.effect),
+            ci_low: s.map_or(f64::NAN, |s| s.ci_low),
+            ci_high: s.map_or(f64::NAN, |s| s.ci_high),
+            p_value: s.map_or(1.0, |s| s.p_value),
+            sd: s.map_or(0.0, |s| s.sd),
+            seeds: s.map_or(0, |s| s.k),
+            max_seeds,
+            alpha_spent: s.map_or(0.0, |s| s.alpha_spent),
+            paired,
+        }
+    }
+
+    /// The pass rule, as recorded with the finding.
+    pub fn rule(&self) -> String {
+        format!(
+            "sequential {} test, {} of at most {} seeds, alpha {:.4} spent at this look",
+            if self.paired { "paired" } else { "unpaired" },
+            self.seeds,
+            self.max_seeds,
+            self.alpha_spent
+        )
+    }
+
+    /// Why, in one line.
+    pub fn reason(&self) -> String {
+        format!(
+            "effect {:+.6} [{:+.6}, {:+.6}] after {} seed(s) ({})",
+            self.effect,
+            self.ci_low,
+            self.ci_high,
+            self.seeds,
+            self.rule()
+        )
+    }
+
+    pub fn evidence(&self, confidence: f64) -> Evidence {
+        Evidence {
+            effect: Some(self.effect),
+            ci_low: Some(self.ci_low),
+            ci_high: Some(self.ci_high),
+            confidence: Some(confidence),
+            p_value: Some(self.p_value),
+            n_candidate: Some(self.seeds as i64),
+            rule: Some(self.rule()),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +173,16 @@ fn mean(xs: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// The test a judgement rests on: Welch's, or the sequential test's last look.
+struct Tested {
+    effect: f64,
+    ci_low: f64,
+    ci_high: f64,
+    p_value: f64,
+    /// The spread of one seed the noise floor is measured in.
+    seed_sd: f64,
+}
+
 pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
     let mut ev = Evidence {
         confidence: Some(policy.confidence),
@@ -108,34 +196,63 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
         evidence: ev,
         reason,
     };
-    let Some(cmp) = welch(
-        input.candidate,
-        input.incumbent,
-        input.goal == Goal::Maximize,
-        policy.confidence,
-    ) else {
-        return refuted(
-            ev,
-            format!(
-                "not enough valid seeds to test ({} candidate, {} incumbent; need 2 each)",
-                input.candidate.len(),
-                input.incumbent.len()
-            ),
-        );
+    let cmp = match input.sequential {
+        Some(seq) => {
+            ev = seq.evidence(policy.confidence);
+            ev.n_incumbent = Some(input.incumbent.len() as i64);
+            Tested {
+                effect: seq.effect,
+                ci_low: seq.ci_low,
+                ci_high: seq.ci_high,
+                p_value: seq.p_value,
+                seed_sd: seq.sd,
+            }
+        }
+        None => {
+            let Some(c) = welch(
+                input.candidate,
+                input.incumbent,
+                input.goal == Goal::Maximize,
+                policy.confidence,
+            ) else {
+                return refuted(
+                    ev,
+                    format!(
+                        "not enough valid seeds to test ({} candidate, {} incumbent; need 2 each)",
+                        input.candidate.len(),
+                        input.incumbent.len()
+                    ),
+                );
+            };
+            ev.rule = Some(format!(
+                "Welch's t-test, {} candidate and {} incumbent seeds",
+                c.n_candidate, c.n_incumbent
+            ));
+            ev.effect = Some(c.effect);
+            ev.ci_low = Some(c.ci_low);
+            ev.ci_high = Some(c.ci_high);
+            ev.p_value = Some(c.p_value);
+            Tested {
+                effect: c.effect,
+                ci_low: c.ci_low,
+                ci_high: c.ci_high,
+                p_value: c.p_value,
+                seed_sd: input.noise_std.unwrap_or(0.0),
+            }
+        }
     };
-    ev.effect = Some(cmp.effect);
-    ev.ci_low = Some(cmp.ci_low);
-    ev.ci_high = Some(cmp.ci_high);
-    ev.p_value = Some(cmp.p_value);
     let q = bh_q_for(cmp.p_value, input.family);
     ev.q_value = Some(q);
-    let floor = policy.min_improvement.max(
-        input.noise_std.unwrap_or(0.0) * policy.noise_factor
-            / (input.candidate.len().max(1) as f64).sqrt(),
-    );
+    // The noise of one seed: the baseline's spread, or (sequential) a per-seed effect's.
+    let floor = policy
+        .min_improvement
+        .max(cmp.seed_sd * policy.noise_factor / (input.candidate.len().max(1) as f64).sqrt());
     ev.noise_floor = Some(floor);
     let pct = policy.confidence * 100.0;
-    if cmp.ci_low <= 0.0 {
+    if input.sequential.is_some_and(|s| !s.won) {
+        return refuted(ev, input.sequential.map(|s| s.reason()).unwrap_or_default());
+    }
+    if input.sequential.is_none() && cmp.ci_low <= 0.0 {
         return refuted(
             ev,
             format!(
@@ -237,6 +354,7 @@ mod tests {
             family: &[],
             hidden: None,
             calibrated: None,
+            sequential: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Evidence {
     pub hidden_effect: Option<f64>,
     pub hidden_agrees: Option<bool>,
     pub flags: Vec<String>,
+    /// The pass rule it was decided by (the test, its seeds, the alpha it spent, a screen).
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

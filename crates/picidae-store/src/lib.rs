@@ -37,7 +37,7 @@ pub use delete::DeletedProgram;
 pub use open::{is_postgres_url, latest_schema, redact_url, url_with_database};
 pub use results::ResultRow;
 pub use retries::RetryRequest;
-pub use runs::{Run, RunResult};
+pub use runs::{Run, RunResult, SeedValue};
 pub use steering::{Followup, Spend, Token};
 pub use work::{Renewal, Report, WorkItem, WorkRefusal, Worker};
 

@@ -43,6 +43,14 @@ pub struct Run {
     pub finished_at: Option<i64>,
 }
 
+/// One succeeded run's primary value, by attempt and seed ([`Store::seed_values`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeedValue {
+    pub attempt_id: i64,
+    pub seed: i64,
+    pub value: f64,
+}
+
 /// What a finished run reports.
 #[derive(Debug, Clone, Default)]
 pub struct RunResult {
@@ -191,6 +199,30 @@ impl Store {
             run_from_row,
         )?;
         Ok(rows)
+    }
+
+    /// The primary values of a program's latest `limit` succeeded runs on one machine
+    /// fingerprint, newest first: what the noise of its runs is learned from.
+    pub fn seed_values(
+        &self,
+        program_id: i64,
+        fingerprint: &str,
+        limit: i64,
+    ) -> Result<Vec<SeedValue>> {
+        Ok(self.db.query_map(
+            "SELECT attempt_id, seed, primary_value FROM runs
+             WHERE program_id = ?1 AND fingerprint = ?2 AND status = 'succeeded'
+               AND primary_value IS NOT NULL
+             ORDER BY id DESC LIMIT ?3",
+            params![program_id, fingerprint, limit],
+            |r| {
+                Ok(SeedValue {
+                    attempt_id: r.get(0)?,
+                    seed: r.get(1)?,
+                    value: r.get(2)?,
+                })
+            },
+        )?)
     }
 
     pub fn run_count(&self, program_id: Option<i64>) -> Result<i64> {

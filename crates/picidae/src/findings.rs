@@ -94,6 +94,9 @@ pub fn show(project: &Project, id: i64) -> Result<()> {
         e.n_candidate.unwrap_or(0),
         e.n_incumbent.unwrap_or(0)
     );
+    if let Some(rule) = &e.rule {
+        println!("rule:       {rule}");
+    }
     // How many of the candidate's and the incumbent's runs the hidden evaluator scored.
     let evaluated = |attempt: i64| -> Result<(usize, usize)> {
         let runs = project.store.runs_of_attempt(attempt)?;

@@ -90,8 +90,15 @@ impl Display {
                 finding_id,
                 seeds,
             } => self.line(format!(
-                "#{seq:<4} candidate beat the frontier on its first seed: finding {finding_id}, verifying over {seeds} seeds"
+                "#{seq:<4} candidate passed the screen on its first seed: finding {finding_id}, verifying over up to {seeds} seeds"
             )),
+            LoopEvent::Power(p) => match &p.warning {
+                Some(w) => self.line(format!("warning: {w}")),
+                None => self.line(format!(
+                    "power: with up to {} seed(s), effects of {:.4} or more are found reliably (one run's spread {:.4})",
+                    p.seeds, p.min_effect, p.run_sd
+                )),
+            },
             LoopEvent::Judged {
                 seq,
                 finding_id,

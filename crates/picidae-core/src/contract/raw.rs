@@ -114,6 +114,9 @@ pub(super) struct RawPolicy {
     pub(super) confidence: Option<Spanned<f64>>,
     pub(super) noise_factor: Option<Spanned<f64>>,
     pub(super) concurrency: Option<Spanned<i64>>,
+    pub(super) sequential: Option<bool>,
+    pub(super) max_seeds: Option<Spanned<i64>>,
+    pub(super) paired: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -557,6 +557,7 @@ pub(super) fn validate(
                     &mut pol.baseline_seeds,
                 ),
                 (&p.concurrency, "policy.concurrency", &mut pol.concurrency),
+                (&p.max_seeds, "policy.max_seeds", &mut pol.max_seeds),
             ] {
                 if let Some(s) = v {
                     if *s.get_ref() < 1 || *s.get_ref() > 1000 {
@@ -606,6 +607,19 @@ pub(super) fn validate(
                         *dst = x;
                     }
                 }
+            }
+            if let Some(b) = p.sequential {
+                pol.sequential = b;
+            }
+            if let Some(b) = p.paired {
+                pol.paired = b;
+            }
+            if let (Some(m), true) = (&p.max_seeds, pol.max_seeds < pol.seeds) {
+                issues.push(loc.issue(
+                    m.span().start,
+                    "policy.max_seeds",
+                    format!("must be at least policy.seeds ({})", pol.seeds),
+                ));
             }
             if pol.seeds > 1 && pol.baseline_seeds < 2 {
                 let at = p

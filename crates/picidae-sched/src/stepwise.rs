@@ -1,0 +1,191 @@
+//! Sequential verification of a candidate (`policy.sequential`, the default): a `impl Runner`
+//! block. The statistics are `picidae_core::sequential`'s; what is learned of the noise is
+//! `noise.rs`'s.
+//!
+//! Seeds are added one at a time, from seed 0 (the screen) up to `policy.max_seeds`, and each
+//! look asks the sequential test whether the evidence is decisive: a clear loser is screened
+//! out on its first seed, a clear winner is kept after `policy.seeds` (the fewest a keep
+//! needs), and a candidate whose interval still straddles its threshold gets another seed. With
+//! `policy.paired` each seed of the candidate is compared with the incumbent's run on the same
+//! seed (common random numbers); a seed the incumbent lacks on this machine is run for it
+//! first, so pairs always exist. The test spends its alpha over the looks where a keep may be
+//! declared, so stopping early never raises the false-keep rate above `alpha`. A winner is then
+//! judged as every candidate is (`verify::judge`: the testing family, the noise floor,
+//! calibration, the hidden evaluator), on the sequential test's interval.
+//!
+//! Everything it needs is recomputed from the runs in the store at each look, so an attempt
+//! interrupted between two seeds resumes where it stopped.
+
+use picidae_core::domain::FindingState;
+use picidae_core::sequential::{look, look_against_mean, Look, Verdict};
+use picidae_core::{AttemptStatus, RunStatus};
+use picidae_store::{Attempt, Decision, Evidence, Run};
+
+use crate::merge::Conclusion;
+use crate::noise::seed_diffs;
+use crate::runner::{Events, Finish, LoopEvent, LoopOptions, Runner, SeedResult};
+use crate::verify::SequentialEvidence;
+use crate::SchedError;
+
+impl Runner<'_> {
+    /// Verify `attempt` seed by seed (see the module docs) and record its decision.
+    pub(crate) fn verify_sequential(
+        &mut self,
+        attempt: &Attempt,
+        opts: &LoopOptions,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        let goal = self.contract.primary().goal;
+        let cap = self.policy.seed_cap().max(1) as i64;
+        let fewest = (self.policy.seeds as i64).clamp(1, cap);
+        let incumbent = match self.program.frontier_attempt_id {
+            Some(id) => Some(self.project.store.attempt(id)?),
+            None => None,
+        };
+        let prior = self.noise_prior(self.policy.paired, attempt.id)?;
+        let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
+        for k in 1..=cap {
+            let Some(results) = self.run_seeds(attempt, k, opts, events)? else {
+                return Ok(Finish::Interrupted);
+            };
+            if let Some(bad) = results.iter().find(|r| r.status != RunStatus::Succeeded) {
+                if finding.is_none() {
+                    let d = self.plain_decision(attempt, &results);
+                    return self.settle(attempt, d, None, events);
+                }
+                let reason = format!("seed {} ended {}", bad.seed, bad.status);
+                return self.conclude(attempt, finding, &results, None, reason, events);
+            }
+            let inc = match (&incumbent, self.policy.paired) {
+                (Some(inc), true) => {
+                    // The incumbent's run on this seed, run now if it lacks one here.
+                    if self.run_seed_range(inc, k - 1, 1, opts, events)?.is_none() {
+                        return Ok(Finish::Interrupted);
+                    }
+                    self.incumbent_runs(inc.id)?
+                }
+                (Some(inc), false) => self.incumbent_runs(inc.id)?,
+                (None, _) => Vec::new(),
+            };
+            let diffs = seed_diffs(goal, &results, &inc, self.policy.paired);
+            let design = Look {
+                diffs: &diffs.values,
+                noise: prior.for_diffs(&diffs),
+                max_looks: cap as usize,
+                first_win: fewest as usize,
+                alpha: self.policy.alpha,
+                min_effect: self.policy.min_improvement,
+            };
+            let verdict = if diffs.paired {
+                look(&design)
+            } else {
+                look_against_mean(&design, diffs.n_incumbent)
+            };
+            let decisive = !matches!(verdict, Verdict::Continue { .. }) || k == cap;
+            if !decisive {
+                if finding.is_none() {
+                    let f = self.open_finding(
+                        attempt.id,
+                        &format!("screen passed; seeds added one at a time up to {cap}"),
+                    )?;
+                    events(&LoopEvent::Verifying {
+                        seq: attempt.seq,
+                        finding_id: f.id,
+                        seeds: cap as u32,
+                    });
+                    finding = Some(self.project.store.finding(f.id)?);
+                }
+                continue;
+            }
+            let seq = SequentialEvidence::from_verdict(&verdict, diffs.paired, cap as usize);
+            if finding.is_none() && !matches!(verdict, Verdict::Win { .. }) {
+                // Decided on the screen: no finding is opened for a clear loser.
+                let mut d = self.plain_decision(attempt, &results);
+                d.status = AttemptStatus::Discarded;
+                d.advance_frontier = false;
+                d.note = Some(format!("screened out on its first seed: {}", seq.reason()));
+                return self.settle(attempt, d, None, events);
+            }
+            let reason = seq.reason();
+            return self.conclude(attempt, finding, &results, Some(seq), reason, events);
+        }
+        unreachable!("the last look is always decisive")
+    }
+
+    /// The incumbent's succeeded runs on this machine.
+    pub(crate) fn incumbent_runs(&self, incumbent: i64) -> Result<Vec<Run>, SchedError> {
+        Ok(self
+            .project
+            .store
+            .runs_of_attempt(incumbent)?
+            .into_iter()
+            .filter(|r| {
+                r.status == RunStatus::Succeeded && r.fingerprint.as_deref() == Some(&self.fp_hash)
+            })
+            .collect())
+    }
+
+    /// Record the end of a verification: a winner of the sequential test is judged in full
+    /// (`verify::judge`); anything else is refuted with `reason`.
+    fn conclude(
+        &mut self,
+        attempt: &Attempt,
+        finding: Option<picidae_store::Finding>,
+        results: &[SeedResult],
+        seq: Option<SequentialEvidence>,
+        reason: String,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
+        let finding = match finding {
+            Some(f) => f,
+            None => {
+                let f = self.open_finding(attempt.id, "decided at once")?;
+                self.project.store.finding(f.id)?
+            }
+        };
+        let judgement = match seq {
+            Some(s) if s.won => self.judge_candidate_with(&finding, results, Some(s))?,
+            s => crate::verify::Judgement {
+                validated: false,
+                blocked: false,
+                evidence: s
+                    .map(|s| s.evidence(self.policy.confidence))
+                    .unwrap_or_else(|| Evidence {
+                        n_candidate: Some(results.len() as i64),
+                        ..Default::default()
+                    }),
+                reason,
+            },
+        };
+        let state = if judgement.validated {
+            FindingState::Validated
+        } else if judgement.blocked {
+            FindingState::Verifying
+        } else {
+            FindingState::Refuted
+        };
+        let values: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
+        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+        let d = Decision {
+            status: if judgement.validated {
+                AttemptStatus::Kept
+            } else {
+                AttemptStatus::Discarded
+            },
+            primary_value: mean,
+            note: Some(format!(
+                "finding {} {state}: {}",
+                finding.id, judgement.reason
+            )),
+            advance_frontier: judgement.validated,
+            judged_against: self.program.frontier_attempt_id,
+        };
+        let conclusion = Conclusion {
+            finding_id: finding.id,
+            state,
+            evidence: judgement.evidence,
+            reason: judgement.reason,
+        };
+        self.settle(attempt, d, Some(conclusion), events)
+    }
+}
