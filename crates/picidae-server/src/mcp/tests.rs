@@ -174,6 +174,7 @@ fn fixture() -> Fixture {
                 hidden_effect: Some(HIDDEN_EFFECT),
                 hidden_agrees: Some(false),
                 flags: vec!["overfit".into()],
+                rule: None,
             },
             &reason,
             a2.id,
