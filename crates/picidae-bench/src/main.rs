@@ -17,6 +17,7 @@ mod example;
 mod integrity;
 mod memory;
 mod mlflow;
+mod noisy;
 mod parallel;
 mod peer;
 mod store;
