@@ -127,6 +127,19 @@ impl Runner<'_> {
         } else {
             self.judge_candidate(&finding, &results)?
         };
+        self.record_judgement(attempt, &finding, &results, judgement, events)
+    }
+
+    /// Record a verified candidate's judgement: its finding's state, its attempt's decision
+    /// (kept on a validated finding, at the mean of its seeds) and the frontier move.
+    pub(crate) fn record_judgement(
+        &mut self,
+        attempt: &Attempt,
+        finding: &picidae_store::Finding,
+        results: &[SeedResult],
+        judgement: Judgement,
+        events: Events<'_>,
+    ) -> Result<Finish, SchedError> {
         let state = if judgement.validated {
             FindingState::Validated
         } else if judgement.blocked {

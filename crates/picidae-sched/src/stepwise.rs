@@ -16,12 +16,10 @@
 //! Everything it needs is recomputed from the runs in the store at each look, so an attempt
 //! interrupted between two seeds resumes where it stopped.
 
-use picidae_core::domain::FindingState;
 use picidae_core::sequential::{look, look_against_mean, Look, Verdict};
 use picidae_core::{AttemptStatus, RunStatus};
-use picidae_store::{Attempt, Decision, Evidence, Run};
+use picidae_store::{Attempt, Evidence, Run};
 
-use crate::merge::Conclusion;
 use crate::noise::seed_diffs;
 use crate::runner::{Events, Finish, LoopEvent, LoopOptions, Runner, SeedResult};
 use crate::verify::SequentialEvidence;
@@ -157,35 +155,6 @@ impl Runner<'_> {
                 reason,
             },
         };
-        let state = if judgement.validated {
-            FindingState::Validated
-        } else if judgement.blocked {
-            FindingState::Verifying
-        } else {
-            FindingState::Refuted
-        };
-        let values: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
-        let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
-        let d = Decision {
-            status: if judgement.validated {
-                AttemptStatus::Kept
-            } else {
-                AttemptStatus::Discarded
-            },
-            primary_value: mean,
-            note: Some(format!(
-                "finding {} {state}: {}",
-                finding.id, judgement.reason
-            )),
-            advance_frontier: judgement.validated,
-            judged_against: self.program.frontier_attempt_id,
-        };
-        let conclusion = Conclusion {
-            finding_id: finding.id,
-            state,
-            evidence: judgement.evidence,
-            reason: judgement.reason,
-        };
-        self.settle(attempt, d, Some(conclusion), events)
+        self.record_judgement(attempt, &finding, results, judgement, events)
     }
 }
