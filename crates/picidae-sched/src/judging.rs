@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use picidae_core::{AttemptKind, AttemptStatus, RunStatus};
+use picidae_core::{AttemptKind, AttemptStatus};
 use picidae_store::{Attempt, Calibration, Decision, Finding, HiddenResult, Run};
 
 use crate::hidden::Evaluator;
@@ -39,15 +39,7 @@ impl Runner<'_> {
         sequential: Option<SequentialEvidence>,
     ) -> Result<Judgement, SchedError> {
         let candidate: Vec<f64> = results.iter().filter_map(|r| r.value).collect();
-        let incumbent_runs: Vec<Run> = self
-            .project
-            .store
-            .runs_of_attempt(finding.incumbent_attempt_id)?
-            .into_iter()
-            .filter(|r| {
-                r.status == RunStatus::Succeeded && r.fingerprint.as_deref() == Some(&self.fp_hash)
-            })
-            .collect();
+        let incumbent_runs: Vec<Run> = self.incumbent_runs(finding.incumbent_attempt_id)?;
         let incumbent: Vec<f64> = incumbent_runs
             .iter()
             .filter_map(|r| r.primary_value)
@@ -120,15 +112,7 @@ impl Runner<'_> {
         let Some(incumbent) = self.program.frontier_attempt_id else {
             return Ok(());
         };
-        let inc_runs: Vec<Run> = self
-            .project
-            .store
-            .runs_of_attempt(incumbent)?
-            .into_iter()
-            .filter(|r| {
-                r.status == RunStatus::Succeeded && r.fingerprint.as_deref() == Some(&self.fp_hash)
-            })
-            .collect();
+        let inc_runs: Vec<Run> = self.incumbent_runs(incumbent)?;
         let cand_ids: Vec<i64> = results.iter().map(|r| r.run_id).collect();
         let inc_ids: Vec<i64> = inc_runs.iter().map(|r| r.id).collect();
         let c = self.hidden_values(&cand_ids)?;

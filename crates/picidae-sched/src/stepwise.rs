@@ -110,7 +110,7 @@ impl Runner<'_> {
         unreachable!("the last look is always decisive")
     }
 
-    /// The incumbent's succeeded runs on this machine.
+    /// The incumbent's succeeded runs on this machine (what a candidate is compared with).
     pub(crate) fn incumbent_runs(&self, incumbent: i64) -> Result<Vec<Run>, SchedError> {
         Ok(self
             .project
