@@ -93,6 +93,10 @@ impl Runner<'_> {
         // Attempts a dead harness left running: started first, on the budgets they were
         // admitted with.
         let mut carried: std::collections::VecDeque<Attempt> = carried.into();
+        // `opts.max_attempts` counts this invocation's new attempts: the carried ones are
+        // finished on top of it (a restart with `-n 0` only finishes them).
+        let carried_ids: std::collections::HashSet<i64> = carried.iter().map(|a| a.id).collect();
+        let mut carried_done = 0u64;
         // The proposers' signal: drained by the loop's own or when the driver stops starting.
         let halt = opts.shutdown.child();
         let wake = Wake::default();
@@ -131,6 +135,7 @@ impl Runner<'_> {
                         Msg::Queued => {}
                         Msg::Done { attempt_id, result } => {
                             running.remove(&attempt_id);
+                            carried_done += u64::from(carried_ids.contains(&attempt_id));
                             wake.bump();
                             match result {
                                 Ok(f) => {
@@ -158,9 +163,9 @@ impl Runner<'_> {
                 } else if let Some(why) = self.start_blocker(opts)? {
                     Some(why)
                 } else if carried.is_empty()
-                    && opts
-                        .max_attempts
-                        .is_some_and(|m| summary.decided() + running.len() as u64 >= m)
+                    && opts.max_attempts.is_some_and(|m| {
+                        new_in_flight(summary, &running, &carried_ids, carried_done) >= m
+                    })
                 {
                     Some(String::new())
                 } else {
@@ -527,4 +532,15 @@ impl WorkerJob {
         })();
         let _ = tx.send(Msg::Done { attempt_id, result });
     }
+}
+
+/// This invocation's new attempts decided or in flight: what `--max-attempts` bounds.
+fn new_in_flight(
+    summary: &LoopSummary,
+    running: &HashMap<i64, u32>,
+    carried: &std::collections::HashSet<i64>,
+    carried_done: u64,
+) -> u64 {
+    let new_running = running.keys().filter(|id| !carried.contains(id)).count() as u64;
+    summary.decided().saturating_sub(carried_done) + new_running
 }
