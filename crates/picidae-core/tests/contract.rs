@@ -79,6 +79,24 @@ fn good_contract_loads_with_defaults() {
     assert_eq!(c.policy.alpha, 0.05);
 }
 
+/// Every `[policy]` field the contract page documents is accepted, and each value is read.
+#[test]
+fn every_policy_field_is_accepted_and_read() {
+    let text = GOOD.replace(
+        "baseline_seeds = 4\n",
+        "baseline_seeds = 4\nmin_improvement = 0.01\nalpha = 0.1\nconfidence = 0.9\n\
+         noise_factor = 2.0\nconcurrency = 4\nsequential = false\nmax_seeds = 6\npaired = false\n",
+    );
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let p = &c.policy;
+    assert_eq!((p.min_improvement, p.alpha, p.confidence), (0.01, 0.1, 0.9));
+    assert_eq!((p.noise_factor, p.concurrency), (2.0, 4));
+    assert_eq!((p.sequential, p.max_seeds, p.paired), (false, 6, false));
+    // A wrongly typed one is named where it is.
+    let i = single_issue(&GOOD.replace("baseline_seeds = 4\n", "baseline_seeds = 4\npaired = 1\n"));
+    assert_eq!(i.field, "policy.paired", "{i}");
+}
+
 #[test]
 fn bad_goal_names_line_and_field() {
     let text = GOOD.replace("goal = \"minimize\"", "goal = \"smaller\"");

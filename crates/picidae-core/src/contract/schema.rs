@@ -158,6 +158,10 @@ const POLICY: &[Field] = &[
     opt("alpha", Ty::Num),
     opt("confidence", Ty::Num),
     opt("noise_factor", Ty::Num),
+    opt("concurrency", Ty::Int),
+    opt("sequential", Ty::Bool),
+    opt("max_seeds", Ty::Int),
+    opt("paired", Ty::Bool),
 ];
 const HIDDEN: &[Field] = &[
     req("command", Ty::Str),
