@@ -42,7 +42,13 @@ impl Runner<'_> {
         };
         let prior = self.noise_prior(self.policy.paired, attempt.id)?;
         let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
-        for k in 1..=cap {
+        // A retry is not screened: its first look is the first that may keep it.
+        let mut k = if attempt.proposer == crate::retry::RETRY_PROPOSER {
+            fewest
+        } else {
+            1
+        };
+        loop {
             let Some(results) = self.run_seeds(attempt, k, opts, events)? else {
                 return Ok(Finish::Interrupted);
             };
@@ -56,8 +62,8 @@ impl Runner<'_> {
             }
             let inc = match (&incumbent, self.policy.paired) {
                 (Some(inc), true) => {
-                    // The incumbent's run on this seed, run now if it lacks one here.
-                    if self.run_seed_range(inc, k - 1, 1, opts, events)?.is_none() {
+                    // The incumbent's runs on these seeds, run now where it lacks them here.
+                    if self.run_seed_range(inc, 0, k, opts, events)?.is_none() {
                         return Ok(Finish::Interrupted);
                     }
                     self.incumbent_runs(inc.id)?
@@ -79,7 +85,7 @@ impl Runner<'_> {
             } else {
                 look_against_mean(&design, diffs.n_incumbent)
             };
-            let decisive = !matches!(verdict, Verdict::Continue { .. }) || k == cap;
+            let decisive = !matches!(verdict, Verdict::Continue { .. }) || k >= cap;
             if !decisive {
                 if finding.is_none() {
                     let f = self.open_finding(
@@ -93,6 +99,7 @@ impl Runner<'_> {
                     });
                     finding = Some(self.project.store.finding(f.id)?);
                 }
+                k = next_look(k, fewest, cap, opts.parallel);
                 continue;
             }
             let seq = SequentialEvidence::from_verdict(&verdict, diffs.paired, cap as usize);
@@ -107,7 +114,6 @@ impl Runner<'_> {
             let reason = seq.reason();
             return self.conclude(attempt, finding, &results, Some(seq), reason, events);
         }
-        unreachable!("the last look is always decisive")
     }
 
     /// The incumbent's succeeded runs on this machine (what a candidate is compared with).
@@ -156,5 +162,40 @@ impl Runner<'_> {
             },
         };
         self.record_judgement(attempt, &finding, results, judgement, events)
+    }
+}
+
+/// The number of seeds at the look after one at `k` seeds: up to `parallel` more at once (they
+/// run together), but never past the next look where a keep may be declared, so the test's
+/// planned win-looks are all taken and its alpha holds. The looks in between only stop for
+/// futility, which is non-binding: skipping them never raises the false-keep rate.
+pub(crate) fn next_look(k: i64, fewest: i64, cap: i64, parallel: usize) -> i64 {
+    let next_win = picidae_core::sequential::win_looks(fewest.max(1) as usize, cap as usize)
+        .into_iter()
+        .map(|w| w as i64)
+        .find(|w| *w > k)
+        .unwrap_or(cap);
+    (k + parallel.max(1) as i64)
+        .min(next_win)
+        .clamp(k + 1, cap.max(k + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_look;
+
+    #[test]
+    fn looks_batch_up_to_the_next_win_look() {
+        // One slot: one seed at a time.
+        assert_eq!(next_look(1, 3, 8, 1), 2);
+        assert_eq!(next_look(2, 3, 8, 1), 3);
+        // Three slots: the screen, then straight to the first win-look (3), then to 6, then 8.
+        assert_eq!(next_look(1, 3, 8, 3), 3);
+        assert_eq!(next_look(3, 3, 8, 3), 6);
+        assert_eq!(next_look(6, 3, 8, 3), 8);
+        // Many slots never skip a win-look.
+        assert_eq!(next_look(1, 2, 8, 16), 2);
+        assert_eq!(next_look(2, 2, 8, 16), 4);
+        assert_eq!(next_look(4, 2, 8, 16), 8);
     }
 }
