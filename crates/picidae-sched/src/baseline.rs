@@ -89,6 +89,18 @@ impl Runner<'_> {
         n: i64,
         label: &str,
     ) -> Result<Vec<Measurement>, SchedError> {
+        self.measure_with(commit, (first, n), label, &LoopOptions::default())
+    }
+
+    /// [`measure`](Self::measure) with the loop's options (`parallel` seeds at once, its
+    /// `shutdown`); an interrupted measurement returns the seeds that finished.
+    pub fn measure_with(
+        &mut self,
+        commit: &str,
+        (first, n): (i64, i64),
+        label: &str,
+        opts: &LoopOptions,
+    ) -> Result<Vec<Measurement>, SchedError> {
         self.setup(&mut |_| {})?;
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
@@ -102,9 +114,8 @@ impl Runner<'_> {
             .store
             .set_attempt_commit(attempt.id, commit, &patch_hash(""), &[], None)?;
         let attempt = self.project.store.attempt(attempt.id)?;
-        let opts = LoopOptions::default();
         let results = self
-            .run_seed_range(&attempt, first, n, &opts, &mut |_| {})?
+            .run_seed_range(&attempt, first, n, opts, &mut |_| {})?
             .unwrap_or_default();
         let mut out = Vec::new();
         for r in &results {

@@ -42,6 +42,7 @@ pub mod program;
 pub mod project;
 mod propose;
 pub(crate) mod readonly;
+pub mod recheck;
 mod recover;
 mod remote;
 pub mod replay;

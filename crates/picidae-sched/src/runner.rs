@@ -378,7 +378,7 @@ impl<'p> Runner<'p> {
         Ok(s)
     }
 
-    fn baseline_value(&self) -> Result<Option<f64>, SchedError> {
+    pub(crate) fn baseline_value(&self) -> Result<Option<f64>, SchedError> {
         Ok(self
             .project
             .store

@@ -190,6 +190,25 @@ pub(crate) enum FindingsCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Re-measure a program's kept chain on fresh seeds, and remove each kept change from the
+    /// frontier in turn (ablation): which changes still carry the gain.
+    Recheck {
+        program: String,
+        /// Fresh seeds per commit (at least 2).
+        #[arg(long, default_value_t = 5)]
+        seeds: i64,
+        /// The first fresh seed (the loop itself never uses seeds this high).
+        #[arg(long, default_value_t = 1000)]
+        first_seed: i64,
+        /// Only re-measure the chain; no ablation.
+        #[arg(long)]
+        no_ablation: bool,
+        /// Seeds of one commit to run at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Sign off a validated finding (recorded in its history; it stays validated).
     Approve {
         id: i64,

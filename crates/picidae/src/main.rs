@@ -15,6 +15,7 @@ mod import_program_md;
 mod memory;
 mod migrate;
 mod progress;
+mod recheck;
 mod results;
 mod serve;
 mod tokens;
@@ -375,6 +376,25 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Some(FindingsCmd::Retract { id, reason }) => {
                 findings::retract(&mut open_project(&cli.project)?, id, &reason)?;
+            }
+            Some(FindingsCmd::Recheck {
+                program,
+                seeds,
+                first_seed,
+                no_ablation,
+                parallel,
+                json,
+            }) => {
+                let opts = picidae_sched::recheck::RecheckOptions {
+                    seeds,
+                    first_seed,
+                    ablation: !no_ablation,
+                    run: LoopOptions {
+                        parallel,
+                        ..Default::default()
+                    },
+                };
+                recheck::run(&mut open_project(&cli.project)?, &program, &opts, json)?;
             }
             Some(FindingsCmd::Approve { id, note }) => {
                 findings::approve(&mut open_project(&cli.project)?, id, note.as_deref())?;
