@@ -37,10 +37,14 @@
 //!   ([`Look::first_win`]), only a few looks may win (that many seeds, twice as many, …, the
 //!   last) and `alpha` is split over those alone: the same bound, with larger shares.
 //! - **Non-binding futility** ([`look`], [`FUTILITY_BETA`]): stopping for futility can only
-//!   remove chances to win, so it never raises the false-win rate. Its own error, stopping a
-//!   candidate that truly reaches the threshold, is spent the same way: `FUTILITY_BETA /
-//!   max_looks` per look, so such a candidate is wrongly abandoned with probability at most
-//!   `FUTILITY_BETA` over the whole verification.
+//!   remove chances to win, so it never raises the false-win rate. It tests the effect the
+//!   design is meant to find ([`Look::futility_effect`], at least the threshold): a candidate
+//!   whose upper bound is below it is not worth more seeds. Its own error, abandoning a
+//!   candidate that truly reaches that effect, is spent the same way as `alpha`, over a few
+//!   futility looks only ([`futility_looks`]: the first seed, 2, 4, …, the last), so such a
+//!   candidate is wrongly abandoned with probability at most `FUTILITY_BETA` over the whole
+//!   verification, and each futility look gets a share large enough to stop a poor candidate
+//!   early.
 //! - **Pooled within-group noise** ([`pooled_noise`]): the seed-to-seed spread of a benchmark
 //!   barely depends on the configuration, while a few seeds estimate it badly (3 seeds give
 //!   2 degrees of freedom and a t quantile of 2.92 where the normal one is 1.64). Pooling the
@@ -291,6 +295,11 @@ pub struct Look<'a> {
     /// The smallest effect worth a win; the threshold is `max(0, min_effect)` (`NaN` counts
     /// as 0, `+inf` makes the design invalid).
     pub min_effect: f64,
+    /// The effect the verification is meant to find (e.g. what it can detect by its last
+    /// look, [`min_detectable_effect`]): futility is tested against the larger of it and the
+    /// threshold, so a candidate that cannot plausibly reach it stops early. A value that is
+    /// not finite, or at most the threshold, tests futility against the threshold itself.
+    pub futility_effect: f64,
 }
 
 /// The numbers behind a [`Verdict`], enough to record the rule that passed or failed.
@@ -309,7 +318,8 @@ pub struct LookStats {
     /// Level of this look's win test: `alpha` over the number of win-looks, 0 at a look that
     /// cannot win.
     pub alpha_spent: f64,
-    /// Level of this look's futility test: `FUTILITY_BETA / max_looks`.
+    /// Level of this look's futility test: `FUTILITY_BETA` over the number of futility looks
+    /// ([`futility_looks`]), 0 at a look that cannot stop for futility.
     pub beta_spent: f64,
     /// `max(0, min_effect)`.
     pub threshold: f64,
@@ -319,8 +329,13 @@ pub struct LookStats {
     /// `1 - 2 · alpha_spent`, and the intervals of all looks hold together with probability
     /// at least `1 - 2 · alpha`.
     pub ci_high: f64,
-    /// One-sided upper bound at level `beta_spent`; futile when below `threshold`.
+    /// One-sided upper bound at the level of a futility look; futile, at a futility look,
+    /// when below `futility_target`.
     pub futility_bound: f64,
+    /// What futility is tested against: the larger of `threshold` and
+    /// [`Look::futility_effect`].
+    #[serde(default)]
+    pub futility_target: f64,
     /// A win may be declared at this look ([`win_looks`]).
     pub win_look: bool,
     /// One-sided p-value for "the effect is above `threshold`", adjusted for the looks:
@@ -367,6 +382,21 @@ impl Verdict {
     }
 }
 
+/// The looks (numbers of seeds) where a verification of at most `max_looks` seeds may stop
+/// for futility: 1, 2, 4, … and `max_looks`. Each spends `FUTILITY_BETA` over their number.
+pub fn futility_looks(max_looks: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut k = 1;
+    while k < max_looks {
+        out.push(k);
+        k *= 2;
+    }
+    if max_looks > 0 {
+        out.push(max_looks);
+    }
+    out
+}
+
 /// The looks at which a win may be declared (see [`Look::first_win`]).
 pub fn win_looks(first_win: usize, max_looks: usize) -> Vec<usize> {
     if first_win <= 1 {
@@ -396,11 +426,13 @@ pub fn spend(total: f64, k: usize, max_looks: usize) -> f64 {
 /// when the differences are independent (paired, or any independent per-seed effects).
 ///
 /// At look `k` (the number of finite differences) the mean effect gets a one-sided lower
-/// bound at level `alpha_k = alpha / max_looks` ([`spend`]) and a one-sided upper bound at
-/// level `beta_k = FUTILITY_BETA / max_looks`, both Student-t with the pooled spread (see
-/// [`Look::noise`]). Against the threshold `max(0, min_effect)`:
-/// - **Win** when the lower bound is above the threshold;
-/// - otherwise **Lose** ([`LoseReason::Futile`]) when the upper bound is below it;
+/// bound at level `alpha` over the number of win-looks ([`win_looks`]) and a one-sided upper
+/// bound at level `FUTILITY_BETA` over the number of futility looks ([`futility_looks`]), both
+/// Student-t with the pooled spread (see [`Look::noise`]). With the threshold
+/// `max(0, min_effect)` and the futility target `max(threshold, futility_effect)`:
+/// - **Win** at a win-look when the lower bound is above the threshold;
+/// - otherwise **Lose** ([`LoseReason::Futile`]) at a futility look when the upper bound is
+///   below the futility target;
 /// - otherwise **Lose** ([`LoseReason::Exhausted`]) at `k >= max_looks`;
 /// - otherwise **Continue**.
 ///
@@ -408,9 +440,9 @@ pub fn spend(total: f64, k: usize, max_looks: usize) -> f64 {
 /// with probability at most `alpha` (the union bound in the module docs), provided each look
 /// is called with the differences of the earlier looks plus the new ones, `max_looks` and
 /// `alpha` fixed in advance, and a prior (if any) not computed from these differences. A
-/// caller may ignore a Win or a Lose and go on (e.g. to reach a minimum number of seeds):
-/// that is one more stopping rule, and the bound still holds. A candidate whose true effect
-/// reaches the threshold is stopped for futility with probability at most
+/// caller may ignore a Win or a Lose and go on (e.g. to reach a minimum number of seeds), or
+/// skip looks: that is one more stopping rule, and the bound still holds. A candidate whose
+/// true effect reaches the futility target is stopped for futility with probability at most
 /// [`FUTILITY_BETA`].
 ///
 /// The spread of one difference is the differences' own sample sd when `k >= 2`, pooled with
@@ -457,7 +489,7 @@ fn decide(l: &Look, incumbent_runs: usize) -> Verdict {
     };
     if stats.win_look && stats.ci_low > stats.threshold {
         Verdict::Win { stats }
-    } else if stats.futility_bound < stats.threshold {
+    } else if stats.beta_spent > 0.0 && stats.futility_bound < stats.futility_target {
         lose(LoseReason::Futile, Some(stats))
     } else if last {
         lose(LoseReason::Exhausted, Some(stats))
@@ -481,15 +513,22 @@ fn look_stats(l: &Look, k: usize, incumbent_runs: usize) -> Option<LookStats> {
     let win_here = looks.contains(&k);
     let share = spend(l.alpha, 1, looks.len());
     let alpha_spent = if win_here { share } else { 0.0 };
-    let beta_spent = spend(FUTILITY_BETA, k, l.max_looks);
+    let stops = futility_looks(l.max_looks);
+    let beta_share = spend(FUTILITY_BETA, 1, stops.len());
+    let beta_spent = if stops.contains(&k) { beta_share } else { 0.0 };
     let threshold = l.min_effect.max(0.0);
+    let futility_target = if l.futility_effect.is_finite() && l.futility_effect > threshold {
+        l.futility_effect
+    } else {
+        threshold
+    };
     let effect = est.mean;
     let (q_win, q_futile, p_nominal) = if se == 0.0 {
         (0.0, 0.0, if effect > threshold { 0.0 } else { 1.0 })
     } else {
         let t = (effect - threshold) / se;
         let p = t_sf(t, est.df)?;
-        (t_upper(share, est.df)?, t_upper(beta_spent, est.df)?, p)
+        (t_upper(share, est.df)?, t_upper(beta_share, est.df)?, p)
     };
     let stats = LookStats {
         k,
@@ -503,6 +542,7 @@ fn look_stats(l: &Look, k: usize, incumbent_runs: usize) -> Option<LookStats> {
         ci_low: effect - q_win * se,
         ci_high: effect + q_win * se,
         futility_bound: effect + q_futile * se,
+        futility_target,
         p_value: (p_nominal * looks.len() as f64).min(1.0),
         win_look: win_here,
     };

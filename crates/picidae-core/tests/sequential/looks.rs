@@ -25,15 +25,22 @@ fn look_matches_the_reference() {
         first_win: 0,
         alpha: 0.2,
         min_effect: 0.0,
+        futility_effect: f64::NAN,
     });
     let s = win_stats(&v);
     assert_eq!((s.k, s.df, s.alpha_spent, s.threshold), (4, 3.0, 0.05, 0.0));
-    assert_close!(s.beta_spent, FUTILITY_BETA / 4.0, 1e-15);
+    // Futility looks 1, 2 and 4: each spends a third of beta.
+    assert_close!(s.beta_spent, FUTILITY_BETA / 3.0, 1e-15);
     assert_close!(s.se, 0.6454972243679028, 1e-12);
     let q = 2.353363434801822; // t(0.95, 3)
     assert_close!(s.ci_low, 2.5 - q * s.se, 1e-9);
     assert_close!(s.ci_high, 2.5 + q * s.se, 1e-9);
-    assert_close!(s.futility_bound, s.ci_high, 1e-9); // beta_spent == alpha_spent here
+    // beta_spent > alpha_spent: a smaller quantile than the interval's.
+    assert!(
+        s.effect < s.futility_bound && s.futility_bound < s.ci_high,
+        "{s:?}"
+    );
+    assert_eq!(s.futility_target, 0.0);
     assert_close!(s.p_value, 4.0 * 0.015233145831085482, 1e-9);
 }
 
@@ -142,7 +149,7 @@ fn a_clear_winner_wins_within_two_or_three_looks() {
 #[test]
 fn the_threshold_is_min_effect_but_never_below_zero() {
     let noise = Some(pn(0.1, 30.0));
-    let d = [1.0, 1.0, 1.0];
+    let d = [1.0, 1.0, 1.0, 1.0];
     let at = |min_effect| {
         look(&Look {
             min_effect,
@@ -158,7 +165,7 @@ fn the_threshold_is_min_effect_but_never_below_zero() {
     // A negative effect never wins, whatever min_effect says.
     let v = look(&Look {
         min_effect: -3.0,
-        ..design(&[-1.0, -1.0, -1.0], noise, 8)
+        ..design(&[-1.0, -1.0, -1.0, -1.0], noise, 8)
     });
     assert_eq!(lost(&v), Some(LoseReason::Futile), "{v:?}");
 }
@@ -201,4 +208,32 @@ fn against_a_mean_the_shared_error_widens_the_interval() {
     assert_close!(m.se, m.sd * (1.0f64 / 5.0 + 1.0 / 3.0).sqrt(), 1e-12);
     assert!(m.ci_low < p.ci_low && m.effect == p.effect);
     assert_eq!(look_against_mean(&design(&d, noise, 8), 0), plain);
+}
+
+#[test]
+fn futility_stops_only_at_its_looks_and_against_the_effect_sought() {
+    assert_eq!(futility_looks(8), vec![1, 2, 4, 8]);
+    assert_eq!(futility_looks(6), vec![1, 2, 4, 6]);
+    assert_eq!(futility_looks(1), vec![1]);
+    assert_eq!(futility_looks(0), Vec::<usize>::new());
+    let noise = Some(pn(1.0, 1000.0));
+    // A middling effect: not futile against zero, futile against an effect of 2 it cannot
+    // plausibly reach; only at a futility look.
+    let d = [0.2, 0.3, 0.1, 0.2];
+    let against = |futility_effect, n| {
+        look(&Look {
+            futility_effect,
+            ..design(&d[..n], noise, 8)
+        })
+    };
+    assert!(matches!(against(f64::NAN, 4), Verdict::Continue { .. }));
+    assert_eq!(lost(&against(2.0, 4)), Some(LoseReason::Futile));
+    assert_eq!(against(2.0, 4).stats().unwrap().futility_target, 2.0);
+    let between = against(2.0, 3);
+    assert!(matches!(between, Verdict::Continue { .. }), "{between:?}");
+    assert_eq!(between.stats().unwrap().beta_spent, 0.0);
+    // Below the threshold it changes nothing; a non-finite one neither.
+    for e in [-1.0, f64::INFINITY] {
+        assert_eq!(against(e, 4).stats().unwrap().futility_target, 0.0);
+    }
 }

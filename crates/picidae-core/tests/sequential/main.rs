@@ -9,8 +9,8 @@
 //! so that they are reproducible without a dependency.
 
 use picidae_core::sequential::{
-    look, look_against_mean, min_detectable_effect, paired, pooled_noise, seeds_for_effect, spend,
-    Look, LookStats, LoseReason, PooledNoise, Verdict, FUTILITY_BETA,
+    futility_looks, look, look_against_mean, min_detectable_effect, paired, pooled_noise,
+    seeds_for_effect, spend, Look, LookStats, LoseReason, PooledNoise, Verdict, FUTILITY_BETA,
 };
 use picidae_core::stats::{mean_ci, welch};
 use proptest::prelude::*;
@@ -64,6 +64,7 @@ fn design(diffs: &[f64], noise: Option<PooledNoise>, max_looks: usize) -> Look<'
         first_win: 0,
         alpha: 0.05,
         min_effect: 0.0,
+        futility_effect: f64::NAN,
     }
 }
 

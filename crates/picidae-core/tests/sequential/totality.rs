@@ -23,6 +23,7 @@ proptest! {
         max_looks in 0usize..12,
         alpha in prop_oneof![0.0f64..1.0, any_f64()],
         min_effect in any_f64(),
+        futility_effect in any_f64(),
         incumbent_runs in 0usize..5,
     ) {
         let l = Look {
@@ -32,13 +33,14 @@ proptest! {
             first_win: 0,
             alpha,
             min_effect,
+            futility_effect,
         };
         let v = look_against_mean(&l, incumbent_runs);
         if incumbent_runs == 0 {
             prop_assert_eq!(v, look(&l));
         }
         if let Some(s) = v.stats() {
-            for x in [s.effect, s.sd, s.se, s.ci_low, s.ci_high, s.futility_bound, s.threshold] {
+            for x in [s.effect, s.sd, s.se, s.ci_low, s.ci_high, s.futility_bound, s.threshold, s.futility_target] {
                 prop_assert!(x.is_finite(), "{:?}", s);
             }
             prop_assert!(s.ci_low <= s.effect && s.effect <= s.ci_high, "{:?}", s);
@@ -53,7 +55,8 @@ proptest! {
             }
             Verdict::Lose { reason: LoseReason::Futile, stats } => {
                 let s = stats.unwrap();
-                prop_assert!(s.futility_bound < s.threshold, "{:?}", s);
+                prop_assert!(s.futility_bound < s.futility_target, "{:?}", s);
+                prop_assert!(s.beta_spent > 0.0 && s.futility_target >= s.threshold, "{:?}", s);
             }
             _ => {}
         }

@@ -20,6 +20,7 @@ fn planned(diffs: &[f64], noise: Option<PooledNoise>) -> Verdict {
         first_win: 3,
         alpha: 0.05,
         min_effect: 0.0,
+        futility_effect: f64::NAN,
     })
 }
 
