@@ -104,6 +104,17 @@ impl NoisePrior {
         }
         self.run
     }
+
+    /// [`for_diffs`](Self::for_diffs) without the √2 bound: the spread actually learned for
+    /// this kind of difference. A bound from above is safe for a win (it only widens the
+    /// interval) but not for the effect futility tests against, which it would inflate.
+    pub(crate) fn learned_for(&self, d: &Diffs) -> Option<PooledNoise> {
+        if d.paired {
+            self.paired
+        } else {
+            self.run
+        }
+    }
 }
 
 /// Pool the spread of runs within attempts, and of paired differences within verifications
@@ -164,6 +175,34 @@ impl Runner<'_> {
     }
 }
 
+/// The effect a verification of at most `cap` seeds finds with probability [`POWER`] at the
+/// level of one win-look, from `noise` (the learned spread of one difference,
+/// `NoisePrior::learned_for`)
+/// and the diffs' kind: sequential verification stops for futility a candidate that cannot
+/// plausibly reach it. `NaN` without a noise estimate (futility is then tested against the
+/// threshold alone).
+pub(crate) fn sought_effect(
+    policy: &PolicySpec,
+    noise: Option<PooledNoise>,
+    diffs: &Diffs,
+    (fewest, cap): (usize, usize),
+) -> f64 {
+    let Some(n) = noise.filter(|n| n.sd.is_finite() && n.sd > 0.0) else {
+        return f64::NAN;
+    };
+    // Against the incumbent's mean, its own error adds `1 / n_incumbent` to each seed's.
+    let sd = if diffs.paired || diffs.n_incumbent == 0 {
+        n.sd
+    } else {
+        n.sd * (1.0 + cap as f64 / diffs.n_incumbent as f64).sqrt()
+    };
+    let looks = win_looks(fewest, cap).len().max(1);
+    let df = (n.df > 0.0).then_some(n.df);
+    min_detectable_effect(sd, cap, policy.alpha / looks as f64, POWER, df)
+        .map(|m| policy.min_improvement.max(0.0) + m)
+        .unwrap_or(f64::NAN)
+}
+
 /// What verification can detect at this noise.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Power {
@@ -177,6 +216,25 @@ pub struct Power {
     pub worth: Option<(f64, String)>,
     /// Said when `min_effect` is larger than `worth`.
     pub warning: Option<String>,
+}
+
+impl Power {
+    /// What the agent is told in its prompt: the effect verification finds reliably, and, with
+    /// low power, that smaller gains will mostly not be kept.
+    pub fn agent_note(&self, metric: &str) -> String {
+        let mut note = format!(
+            "Power: verification finds a change of {:.4} or more in {metric} reliably (with up \
+             to {} seed(s) at this noise).",
+            self.min_effect, self.seeds
+        );
+        if self.warning.is_some() {
+            note.push_str(
+                " That is more than the gains worth having, so smaller real gains will mostly \
+                 not be kept: prefer changes you expect to move the metric at least that much.",
+            );
+        }
+        note
+    }
 }
 
 /// The power of verification under `policy` at a run spread of `noise`, for a metric whose

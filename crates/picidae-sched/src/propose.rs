@@ -115,7 +115,13 @@ impl Runner<'_> {
         };
         let attempt_dir = self.project.attempt_dir(&name, attempt.seq);
         let scratch = attempt_dir.join(picidae_agent::SCRATCH_DIR);
-        let memory = crate::agent_turn::memory_brief(&self.project.store, &name)?;
+        let mut memory = crate::agent_turn::memory_brief(&self.project.store, &name)?;
+        if let Some(note) = self
+            .power()?
+            .map(|p| p.agent_note(&self.contract.primary_metric))
+        {
+            memory = format!("{}\n\n{note}", memory.trim_end());
+        }
         let frontier_metrics = crate::agent_turn::frontier_metrics(
             &self.project.store,
             &self.program,

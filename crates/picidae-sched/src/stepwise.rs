@@ -20,7 +20,7 @@ use picidae_core::sequential::{look, look_against_mean, Look, Verdict};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_store::{Attempt, Evidence, Run};
 
-use crate::noise::seed_diffs;
+use crate::noise::{seed_diffs, sought_effect};
 use crate::runner::{Events, Finish, LoopEvent, LoopOptions, Runner, SeedResult};
 use crate::verify::SequentialEvidence;
 use crate::SchedError;
@@ -72,13 +72,20 @@ impl Runner<'_> {
                 (None, _) => Vec::new(),
             };
             let diffs = seed_diffs(goal, &results, &inc, self.policy.paired);
+            let noise = prior.for_diffs(&diffs);
             let design = Look {
                 diffs: &diffs.values,
-                noise: prior.for_diffs(&diffs),
+                noise,
                 max_looks: cap as usize,
                 first_win: fewest as usize,
                 alpha: self.policy.alpha,
                 min_effect: self.policy.min_improvement,
+                futility_effect: sought_effect(
+                    &self.policy,
+                    prior.learned_for(&diffs),
+                    &diffs,
+                    (fewest as usize, cap as usize),
+                ),
             };
             let verdict = if diffs.paired {
                 look(&design)

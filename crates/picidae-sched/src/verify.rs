@@ -6,7 +6,9 @@
 //!    above zero;
 //! 2. its one-sided p-value, adjusted by Benjamini–Hochberg over the program's whole testing
 //!    family (every verified candidate plus every explored attempt that was screened out, at
-//!    p = 1), is at most `alpha` — so trying many ideas does not manufacture wins;
+//!    p = 1), is at most `alpha` — so trying many ideas does not manufacture wins. Under
+//!    sequential verification this rule is the sequential test itself: each candidate is kept
+//!    with probability at most `alpha` when it is not better, however many are tried;
 //! 3. the effect exceeds the noise floor: `max(min_improvement, noise_factor × σ_baseline /
 //!    √n)`, where σ_baseline is the baseline's seed-to-seed spread on this environment — a guard
 //!    against samples that happen to be unusually quiet;
@@ -241,8 +243,14 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
             }
         }
     };
-    let q = bh_q_for(cmp.p_value, input.family);
-    ev.q_value = Some(q);
+    // Under sequential verification each candidate's test holds its own false-keep rate at
+    // `alpha` over its looks; a q-value over the program's whole growing family would make
+    // every further try harder to keep, until a long program could keep nothing.
+    let q = match input.sequential {
+        Some(_) => None,
+        None => Some(bh_q_for(cmp.p_value, input.family)),
+    };
+    ev.q_value = q;
     // The noise of one seed: the baseline's spread, or (sequential) a per-seed effect's.
     let floor = policy
         .min_improvement
@@ -261,7 +269,7 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
             ),
         );
     }
-    if q > policy.alpha {
+    if let Some(q) = q.filter(|q| *q > policy.alpha) {
         return refuted(
             ev,
             format!(
@@ -323,8 +331,12 @@ pub fn judge(input: &JudgeInput<'_>, policy: &PolicySpec) -> Judgement {
         validated: true,
         blocked: false,
         reason: format!(
-            "effect {:+.6} [{:+.6}, {:+.6}], p = {:.4}, q = {q:.4}",
-            cmp.effect, cmp.ci_low, cmp.ci_high, cmp.p_value
+            "effect {:+.6} [{:+.6}, {:+.6}], p = {:.4}{}",
+            cmp.effect,
+            cmp.ci_low,
+            cmp.ci_high,
+            cmp.p_value,
+            q.map(|q| format!(", q = {q:.4}")).unwrap_or_default()
         ),
         evidence: ev,
     }
@@ -378,6 +390,35 @@ mod tests {
         let crowded = judge(&inp, &policy());
         assert!(!crowded.validated);
         assert!(crowded.reason.contains("q ="), "{}", crowded.reason);
+    }
+
+    #[test]
+    fn a_sequential_win_is_not_refuted_by_the_size_of_the_family() {
+        let seq = SequentialEvidence {
+            won: true,
+            effect: 0.03,
+            ci_low: 0.01,
+            ci_high: 0.05,
+            p_value: 0.004,
+            sd: 0.01,
+            seeds: 5,
+            max_seeds: 8,
+            alpha_spent: 0.0167,
+            paired: true,
+        };
+        let c = [0.97, 0.99, 0.96, 0.985, 0.975];
+        let family = vec![1.0; 200];
+        let mut inp = input(&c, &BASE);
+        inp.family = &family;
+        inp.sequential = Some(&seq);
+        let j = judge(&inp, &policy());
+        assert!(j.validated, "{}", j.reason);
+        assert_eq!(j.evidence.q_value, None);
+        assert!(!j.reason.contains("q ="), "{}", j.reason);
+        // A sequential loss is refuted whatever the family.
+        let lost = SequentialEvidence { won: false, ..seq };
+        inp.sequential = Some(&lost);
+        assert!(!judge(&inp, &policy()).validated);
     }
 
     #[test]

@@ -141,4 +141,12 @@ fn the_default_policy_keeps_small_real_gains_under_large_seed_noise() {
         .unwrap();
     assert_eq!(x.status, AttemptStatus::Discarded);
     assert_eq!(store.runs_of_attempt(x.id).unwrap().len(), 1, "{log}");
+    // The agent is told the power too, in every prompt after the baseline.
+    let prompt =
+        std::fs::read_to_string(env.project.join(".picidae/attempts/p/2/prompt.md")).unwrap();
+    assert!(
+        prompt.contains("Power: verification finds a change of")
+            && prompt.contains("smaller real gains will mostly not be kept"),
+        "{prompt}"
+    );
 }
