@@ -114,10 +114,10 @@ fn kill_9_mid_loop_loses_nothing_and_counts_nothing_twice() {
     assert_eq!(in_flight.len(), 1, "exactly the run in flight is open");
 
     // Start again: recovery closes the interrupted run, kills its orphaned process, resumes
-    // its attempt, then carries on.
+    // its attempt, then carries on with two new ones (`-n` counts new attempts).
     let restart = Instant::now();
     let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
-    assert!(out.contains("2 attempts"), "{out}");
+    assert!(out.contains("3 attempts"), "{out}");
     assert!(restart.elapsed() < Duration::from_secs(30));
     assert!(
         !pid_alive(orphan),
