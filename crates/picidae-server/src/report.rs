@@ -163,15 +163,20 @@ fn write_report(store: &Store, p: &Program, hidden: Hidden, out: &mut String) ->
         w!(out);
         w!(
             out,
-            "- {metric} improves by {} {} ({}% CI), p = {}, q = {}",
+            "- {metric} improves by {} {} ({}% CI), p = {}{}",
             opt(e.effect, 6),
             ci(f),
             e.confidence
                 .map(|c| (c * 100.0).round().to_string())
                 .unwrap_or("-".into()),
             plain(e.p_value, 5),
-            plain(e.q_value, 5)
+            e.q_value
+                .map(|q| format!(", q = {}", plain(Some(q), 5)))
+                .unwrap_or_default()
         );
+        if let Some(rule) = &e.rule {
+            w!(out, "- rule: {rule}");
+        }
         w!(
             out,
             "- seeds: {} candidate vs {} incumbent (attempt #{}); noise floor {}",
