@@ -66,12 +66,12 @@ impl Runner<'_> {
 
     /// What verification can detect at the noise this program's runs have shown on this
     /// machine (`noise.rs`); `None` before two seeds of one attempt have run here.
-    pub fn power(&self) -> Result<Option<crate::noise::Power>, SchedError> {
+    pub fn power(&self) -> Result<Option<crate::power::Power>, SchedError> {
         let prior = self.noise_prior(false, -1)?;
         let (Some(noise), Some(baseline)) = (prior.run, self.program.frontier_value) else {
             return Ok(None);
         };
-        Ok(crate::noise::power(
+        Ok(crate::power::power(
             &self.policy,
             noise,
             baseline,

@@ -38,6 +38,7 @@ mod loop_api;
 pub mod merge;
 pub mod noise;
 mod outcome;
+pub mod power;
 pub mod program;
 pub mod project;
 mod propose;
@@ -64,7 +65,7 @@ pub use agent_turn::{next_turn, NextTurn};
 pub use cancels::RunCancels;
 pub use executors::ExecutorSpec;
 pub use fsck::{fsck, fsck_project, Check, Problem, Repair, Report, Subject};
-pub use noise::{power, Power};
+pub use power::{power, program_power, Power};
 pub use program::{
     check_concurrency, create_program, retract_finding, ProgramOptions, Retracted, MAX_CONCURRENCY,
 };

@@ -86,7 +86,7 @@ pub enum LoopEvent {
         seeds: u32,
     },
     /// What verification can detect at the noise measured by the baseline (`noise.rs`).
-    Power(crate::noise::Power),
+    Power(crate::power::Power),
     Judged {
         seq: i64,
         finding_id: i64,

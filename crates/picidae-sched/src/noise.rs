@@ -8,9 +8,8 @@
 //!   wherever the seed's effect is shared by both.
 //! - **Diffs**: a candidate's per-seed effects against its incumbent (positive = better): on
 //!   the same seed where every seed has a pair, otherwise against the incumbent's mean.
-//! - **Power**: the smallest true effect verification can find with the policy's seeds at this
-//!   noise, said out loud after the baseline and warned about when it is larger than the gains
-//!   worth having.
+//! - **The effect sought**: what the policy's most seeds detect at this noise, which sequential
+//!   verification tests futility against (`power.rs` says it out loud).
 //!
 //! The assumption behind pooling: a change moves the metric more than it moves the noise. A
 //! change that makes runs much noisier is still caught, by its own seeds' spread, which is
@@ -19,25 +18,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use picidae_core::contract::PolicySpec;
-use picidae_core::metrics::MetricSpec;
 use picidae_core::sequential::{min_detectable_effect, pooled_noise, win_looks, PooledNoise};
 use picidae_core::Goal;
 use picidae_store::{Run, SeedValue};
-use serde::Serialize;
 
 use crate::runner::{Runner, SeedResult};
 use crate::SchedError;
 
 /// How many of the latest runs the noise is learned from.
-const NOISE_RUNS: i64 = 4000;
+pub(crate) const NOISE_RUNS: i64 = 4000;
 /// How many of the latest verifications the paired spread is learned from.
 const NOISE_PAIRS: usize = 200;
-/// The chance of detecting an effect that the power report speaks of.
-pub const POWER: f64 = 0.8;
-/// Without a declared range, gains worth having are this share of the baseline's value.
-const WORTH_SHARE: f64 = 0.05;
-/// With a declared range, gains worth having are this share of the headroom.
-const WORTH_HEADROOM: f64 = 0.25;
 
 /// A candidate's per-seed effects against its incumbent.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,7 +166,7 @@ impl Runner<'_> {
     }
 }
 
-/// The effect a verification of at most `cap` seeds finds with probability [`POWER`] at the
+/// The effect a verification of at most `cap` seeds finds with probability [`POWER`](crate::power::POWER) at the
 /// level of one win-look, from `noise` (the learned spread of one difference,
 /// `NoisePrior::learned_for`)
 /// and the diffs' kind: sequential verification stops for futility a candidate that cannot
@@ -198,104 +189,15 @@ pub(crate) fn sought_effect(
     };
     let looks = win_looks(fewest, cap).len().max(1);
     let df = (n.df > 0.0).then_some(n.df);
-    min_detectable_effect(sd, cap, policy.alpha / looks as f64, POWER, df)
-        .map(|m| policy.min_improvement.max(0.0) + m)
-        .unwrap_or(f64::NAN)
-}
-
-/// What verification can detect at this noise.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Power {
-    /// The smallest true effect found with probability [`POWER`] at `seeds` seeds.
-    pub min_effect: f64,
-    pub seeds: u32,
-    /// The spread of one run it was computed from, with its degrees of freedom.
-    pub run_sd: f64,
-    pub df: f64,
-    /// The gains worth having it is compared with, and what they are.
-    pub worth: Option<(f64, String)>,
-    /// Said when `min_effect` is larger than `worth`.
-    pub warning: Option<String>,
-}
-
-impl Power {
-    /// What the agent is told in its prompt: the effect verification finds reliably, and, with
-    /// low power, that smaller gains will mostly not be kept.
-    pub fn agent_note(&self, metric: &str) -> String {
-        let mut note = format!(
-            "Power: verification finds a change of {:.4} or more in {metric} reliably (with up \
-             to {} seed(s) at this noise).",
-            self.min_effect, self.seeds
-        );
-        if self.warning.is_some() {
-            note.push_str(
-                " That is more than the gains worth having, so smaller real gains will mostly \
-                 not be kept: prefer changes you expect to move the metric at least that much.",
-            );
-        }
-        note
-    }
-}
-
-/// The power of verification under `policy` at a run spread of `noise`, for a metric whose
-/// baseline is `baseline`: at the most seeds a candidate may get, paired differences bounded
-/// by √2 of the run spread, the alpha of one look where a keep may be declared.
-pub fn power(
-    policy: &PolicySpec,
-    noise: PooledNoise,
-    baseline: f64,
-    metric: &MetricSpec,
-) -> Option<Power> {
-    let seeds = if policy.verifies() {
-        policy.seed_cap()
-    } else {
-        1
-    };
-    let looks = win_looks(policy.seeds as usize, seeds as usize)
-        .len()
-        .max(1);
-    let alpha = policy.alpha / looks as f64;
-    let sd_diff = noise.sd * std::f64::consts::SQRT_2;
-    let df = (noise.df > 0.0).then_some(noise.df);
-    let min_effect = min_detectable_effect(sd_diff, seeds as usize, alpha, POWER, df)?;
-    let bound = match metric.goal {
-        Goal::Minimize => metric.min,
-        Goal::Maximize => metric.max,
-    };
-    let worth = match bound {
-        Some(b) if (b - baseline).abs() > 0.0 => Some((
-            WORTH_HEADROOM * (b - baseline).abs(),
-            format!(
-                "a quarter of the headroom to the metric's declared {} of {b}",
-                if metric.goal == Goal::Minimize {
-                    "minimum"
-                } else {
-                    "maximum"
-                }
-            ),
-        )),
-        _ if baseline != 0.0 && baseline.is_finite() => Some((
-            WORTH_SHARE * baseline.abs(),
-            "5% of the baseline's value".to_string(),
-        )),
-        _ => None,
-    };
-    let warning = worth.as_ref().and_then(|(w, what)| {
-        (min_effect > *w).then(|| {
-            format!(
-                "low power: with {seeds} seed(s) at this noise (one run's spread {:.4}), only effects of {min_effect:.4} or more are found reliably, more than {w:.4} ({what}); raise policy.max_seeds, reduce the noise of a run, or expect few keeps",
-                noise.sd
-            )
-        })
-    });
-    Some(Power {
-        min_effect,
-        seeds,
-        run_sd: noise.sd,
-        df: noise.df,
-        worth,
-        warning,
-    })
+    min_detectable_effect(
+        sd,
+        cap,
+        policy.alpha / looks as f64,
+        crate::power::POWER,
+        df,
+    )
+    .map(|m| policy.min_improvement.max(0.0) + m)
+    .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -392,39 +294,5 @@ mod tests {
         // The attempt under verification is left out of its own prior.
         let without = learn(&values, &pairs, 6);
         assert_eq!(without.run.unwrap().df, 5.0 * 4.0);
-    }
-
-    #[test]
-    fn power_warns_when_only_large_effects_are_detectable() {
-        let metric = MetricSpec {
-            name: "score".into(),
-            goal: Goal::Maximize,
-            source: Default::default(),
-            min: Some(0.0),
-            max: Some(1.5),
-        };
-        let policy = PolicySpec {
-            seeds: 3,
-            baseline_seeds: 3,
-            ..Default::default()
-        };
-        let noisy = PooledNoise { sd: 0.2, df: 2.0 };
-        let p = power(&policy, noisy, 1.2, &metric).unwrap();
-        assert!(p.min_effect > 0.075, "{p:?}");
-        assert!(p.warning.as_deref().unwrap().contains("low power"), "{p:?}");
-        let quiet = PooledNoise {
-            sd: 0.001,
-            df: 30.0,
-        };
-        let p = power(&policy, quiet, 1.2, &metric).unwrap();
-        assert!(p.warning.is_none(), "{p:?}");
-        // More seeds, a smaller detectable effect.
-        let more = PolicySpec {
-            max_seeds: 20,
-            ..policy.clone()
-        };
-        let a = power(&policy, noisy, 1.2, &metric).unwrap();
-        let b = power(&more, noisy, 1.2, &metric).unwrap();
-        assert!(b.min_effect < a.min_effect, "{a:?} {b:?}");
     }
 }

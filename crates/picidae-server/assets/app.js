@@ -988,7 +988,14 @@ function programView(root, name) {
         h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Attempts' }),
           h('div', { class: 'big', text: String(p.attempts) }),
           h('div', { class: 'muted', text: Object.entries(d.attempts_by_status).map(([s, n]) => n + ' ' + s).join(', ') })),
-        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Weight' }), h('div', { class: 'big', text: fmt(p.weight) }))));
+        h('div', { class: 'card' }, h('div', { class: 'muted', text: 'Weight' }), h('div', { class: 'big', text: fmt(p.weight) })),
+        d.power
+          ? h('div', { class: 'card', id: 'power', 'data-testid': 'power' },
+            h('div', { class: 'muted', text: 'Detects reliably (' + d.power.seeds + ' seeds)' }),
+            h('div', { class: 'big', text: '≥ ' + fmt(d.power.min_effect) }),
+            h('div', { class: 'muted', text: 'run spread ' + fmt(d.power.run_sd) + (d.power.worth !== null ? ', worth having ' + fmt(d.power.worth) : '') }))
+          : null),
+      d.power && d.power.warning ? h('p', { class: 'error', id: 'power-warning', text: d.power.warning }) : null);
     replace(followups, d.followups.length
       ? h('div', {}, h('strong', { text: 'Queued follow-ups (not yet given to an agent):' }),
         h('ul', { id: 'followup-list' }, d.followups.map((f) => h('li', {}, f.text, h('span', { class: 'muted', text: ' — ' + f.author })))))

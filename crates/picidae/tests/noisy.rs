@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{text, Env};
+use common::{bin, http, serve_address, text, Env};
 use picidae_core::AttemptStatus;
 use picidae_store::AttemptFilter;
 
@@ -148,5 +148,30 @@ fn the_default_policy_keeps_small_real_gains_under_large_seed_noise() {
         prompt.contains("Power: verification finds a change of")
             && prompt.contains("smaller real gains will mostly not be kept"),
         "{prompt}"
+    );
+
+    // And the cockpit's program view carries it, warning included (the program paused, so
+    // the coordinator runs nothing).
+    env.ok(&["program", "pause", "p"]);
+    let mut serve = bin()
+        .arg("--project")
+        .arg(&env.project)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = serve_address(&mut serve);
+    let (status, body) = http(&addr, "GET", "/api/programs/p", None, None);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let power = &v["power"];
+    assert!(power["min_effect"].as_f64().unwrap() > 0.0, "{v:#}");
+    assert_eq!(power["seeds"], 8, "{v:#}");
+    assert!(
+        power["warning"].as_str().unwrap().contains("low power"),
+        "{v:#}"
     );
 }

@@ -103,6 +103,12 @@ pub(crate) async fn get_program(
                 frontier,
                 attempts_by_status,
                 followups,
+                // A benchmark that moved or a contract that no longer reads leaves the rest
+                // of the view intact.
+                power: picidae_sched::program_power(store, &p)
+                    .ok()
+                    .flatten()
+                    .map(PowerView::from),
             })
         })
         .await?;

@@ -111,6 +111,44 @@ pub struct ProgramDetail {
     pub attempts_by_status: BTreeMap<String, i64>,
     /// Follow-ups not yet given to an agent, oldest first.
     pub followups: Vec<FollowupView>,
+    /// What verification can detect at the noise the program's runs have shown; absent
+    /// before the frontier has two seeds on one machine.
+    #[serde(default)]
+    pub power: Option<PowerView>,
+}
+
+/// The power of a program's verification (`docs/findings.md`, "Power, said out loud").
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PowerView {
+    /// The smallest true effect found with probability 0.8 at `seeds` seeds.
+    pub min_effect: f64,
+    pub seeds: u32,
+    /// The spread of one run, with its degrees of freedom.
+    pub run_sd: f64,
+    pub df: f64,
+    /// The gains worth having, and what they are.
+    pub worth: Option<f64>,
+    pub worth_what: Option<String>,
+    /// Set when `min_effect` is larger than `worth` ("low power: ...").
+    pub warning: Option<String>,
+}
+
+impl From<picidae_sched::Power> for PowerView {
+    fn from(p: picidae_sched::Power) -> Self {
+        let (worth, worth_what) = match p.worth {
+            Some((w, what)) => (Some(w), Some(what)),
+            None => (None, None),
+        };
+        PowerView {
+            min_effect: p.min_effect,
+            seeds: p.seeds,
+            run_sd: p.run_sd,
+            df: p.df,
+            worth,
+            worth_what,
+            warning: p.warning,
+        }
+    }
 }
 
 /// An attempt in a list.
