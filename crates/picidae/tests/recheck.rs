@@ -54,17 +54,7 @@ fn env() -> Env {
         ),
     )
     .unwrap();
-    env.ok(&[
-        "program",
-        "create",
-        "p",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--agent",
-        "command",
-        "--agent-command",
-        &format!("sh {}", agent.display()),
-    ]);
+    env.command_program("p", &env.bench.clone(), &format!("sh {}", agent.display()));
     env
 }
 
