@@ -16,6 +16,10 @@
 //! Everything it needs is recomputed from the runs in the store at each look, so an attempt
 //! interrupted between two seeds resumes where it stopped.
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, LazyLock, Mutex};
+
 use picidae_core::sequential::{look, look_against_mean, Look, Verdict};
 use picidae_core::{AttemptStatus, RunStatus};
 use picidae_store::{Attempt, Evidence, Run};
@@ -63,6 +67,9 @@ impl Runner<'_> {
             let inc = match (&incumbent, self.policy.paired) {
                 (Some(inc), true) => {
                     // The incumbent's runs on these seeds, run now where it lacks them here.
+                    // Candidates in flight together pair with the same incumbent: one runs a
+                    // missing seed, the others wait and then find it in the store.
+                    let _turn = TopUpTurn::take(self.project.root(), inc.id);
                     if self.run_seed_range(inc, 0, k, opts, events)?.is_none() {
                         return Ok(Finish::Interrupted);
                     }
@@ -187,9 +194,48 @@ pub(crate) fn next_look(k: i64, fewest: i64, cap: i64, parallel: usize) -> i64 {
         .clamp(k + 1, cap.max(k + 1))
 }
 
+/// The turn of one worker to run an incumbent's missing seeds, per (project, incumbent): the
+/// workers of one process (`driver.rs`) take turns, so no seed of a shared incumbent runs
+/// twice. One process drives a program at a time (its lock), so a process-wide turn is enough.
+struct TopUpTurn {
+    key: (PathBuf, i64),
+}
+
+struct TopUps {
+    busy: Mutex<HashSet<(PathBuf, i64)>>,
+    freed: Condvar,
+}
+
+static TOP_UPS: LazyLock<TopUps> = LazyLock::new(|| TopUps {
+    busy: Mutex::new(HashSet::new()),
+    freed: Condvar::new(),
+});
+
+impl TopUpTurn {
+    /// Wait until no other worker tops up `incumbent` in `project`, then hold the turn until
+    /// dropped.
+    fn take(project: &Path, incumbent: i64) -> TopUpTurn {
+        let key = (project.to_path_buf(), incumbent);
+        let mut busy = TOP_UPS.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while busy.contains(&key) {
+            busy = TOP_UPS.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        busy.insert(key.clone());
+        TopUpTurn { key }
+    }
+}
+
+impl Drop for TopUpTurn {
+    fn drop(&mut self) {
+        let mut busy = TOP_UPS.busy.lock().unwrap_or_else(|e| e.into_inner());
+        busy.remove(&self.key);
+        TOP_UPS.freed.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::next_look;
+    use super::{next_look, TopUpTurn};
 
     #[test]
     fn looks_batch_up_to_the_next_win_look() {
@@ -204,5 +250,27 @@ mod tests {
         assert_eq!(next_look(1, 2, 8, 16), 2);
         assert_eq!(next_look(2, 2, 8, 16), 4);
         assert_eq!(next_look(4, 2, 8, 16), 8);
+    }
+
+    #[test]
+    fn one_worker_at_a_time_tops_up_an_incumbent() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let root = std::path::Path::new("/project");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let _turn = TopUpTurn::take(root, 7);
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            // Another incumbent is not held up.
+            s.spawn(|| drop(TopUpTurn::take(root, 8)));
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 1);
     }
 }

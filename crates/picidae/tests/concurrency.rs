@@ -397,3 +397,52 @@ fn kill_9_with_four_in_flight_loses_nothing_and_counts_nothing_twice() {
         .fold(f64::INFINITY, f64::min);
     assert_eq!(p.frontier_value, Some(best_kept));
 }
+
+/// Two candidates in flight together, both undecided after the baseline's two seeds, both ask
+/// for the baseline's third seed at the same moment to pair with their own: it runs once.
+#[test]
+fn candidates_in_flight_together_top_up_a_shared_incumbent_seed_once() {
+    let contract = value_contract("sh run.sh", 30.0).replace(
+        "[metrics.score]",
+        "[policy]\nseeds = 2\nbaseline_seeds = 2\nmax_seeds = 4\n\n[metrics.score]",
+    );
+    // Runs take the same second everywhere, with a spread of ±0.6 by attempt and seed, so
+    // neither small gain is decided on two seeds.
+    let run = r#"sleep 1
+awk -v v="$(cat value.txt)" -v s="$PICIDAE_SEED" -v a="$PICIDAE_ATTEMPT" 'BEGIN {
+  printf "score: %.3f\n", v + ((a * 7 + s * 13) % 5 - 2) * 0.3
+}'
+"#;
+    let env = Env::new(&[
+        ("picidae.toml", &contract),
+        ("run.sh", run),
+        ("value.txt", "10\n"),
+    ]);
+    let agent = env.queue_agent(&["9.9", "9.95", "DONE"]);
+    create(&env, &agent, "2");
+    env.ok(&["run", "p", "-n", "2", "--plain"]);
+    let store = env.store();
+    let all = attempts(&env);
+    let baseline = &all[0];
+    let mut seeds: Vec<i64> = store
+        .runs_of_attempt(baseline.id)
+        .unwrap()
+        .iter()
+        .filter(|r| r.status != RunStatus::Cancelled)
+        .map(|r| r.seed)
+        .collect();
+    seeds.sort();
+    let mut unique = seeds.clone();
+    unique.dedup();
+    assert_eq!(
+        seeds,
+        unique,
+        "a seed of the baseline ran twice: {:#?}",
+        runs(&env)
+    );
+    assert!(
+        seeds.len() > 2,
+        "no candidate needed a third seed of the baseline: {:#?}",
+        runs(&env)
+    );
+}
