@@ -75,7 +75,8 @@ pub enum Check {
     /// A kept attempt without runs, with an unfinished run, or with a run that counts and did
     /// not succeed.
     KeptRuns,
-    /// A decided attempt's value is not the mean of its runs' primary values.
+    /// A decided attempt's value is not the mean of the runs that had finished when it was
+    /// decided.
     AttemptValue,
     /// A kept attempt that never moved the frontier.
     KeptNotInHistory,
@@ -270,6 +271,7 @@ struct AttemptRow {
     own_commit: bool,
     commit: Option<String>,
     value: Option<f64>,
+    decided_at: Option<i64>,
 }
 
 struct RunRow {
@@ -281,6 +283,7 @@ struct RunRow {
     /// non-finite value.
     metric: Option<f64>,
     finished: bool,
+    finished_at: Option<i64>,
     cancel_requested: bool,
 }
 
@@ -332,6 +335,7 @@ fn load(store: &Store, name: &str, primary: Option<&str>) -> Result<Snapshot, St
             own_commit: a.commit.as_ref().is_some_and(|c| *c != a.parent_commit),
             commit: a.commit,
             value: a.primary_value,
+            decided_at: a.decided_at,
         })
         .collect();
     let runs = records
@@ -344,6 +348,7 @@ fn load(store: &Store, name: &str, primary: Option<&str>) -> Result<Snapshot, St
             value: r.primary_value,
             metric: primary.and_then(|p| metric_of(r.metrics_json.as_deref()?, p)),
             finished: r.finished_at.is_some(),
+            finished_at: r.finished_at,
             cancel_requested: r.cancel_requested_at.is_some(),
         })
         .collect();

@@ -14,6 +14,8 @@ pub struct StoredAttempt {
     pub parent_commit: String,
     pub commit: Option<String>,
     pub primary_value: Option<f64>,
+    /// When it was decided (ms since the Unix epoch).
+    pub decided_at: Option<i64>,
 }
 
 /// A run, as stored.
@@ -67,7 +69,7 @@ impl Store {
         let program = self.program(name)?;
         let pid = program.id;
         let attempts = tx.query_map(
-            "SELECT id, seq, kind, status, parent_commit, commit_sha, primary_value
+            "SELECT id, seq, kind, status, parent_commit, commit_sha, primary_value, decided_at
              FROM attempts WHERE program_id = ?1 ORDER BY seq",
             [pid],
             |r| {
@@ -79,6 +81,7 @@ impl Store {
                     parent_commit: r.get(4)?,
                     commit: r.get(5)?,
                     primary_value: r.get(6)?,
+                    decided_at: r.get(7)?,
                 })
             },
         )?;

@@ -133,23 +133,26 @@ impl Checker<'_> {
             }
             let runs = runs_of.get(&a.id).map(Vec::as_slice).unwrap_or(&[]);
             let counted: Vec<&RunRow> = runs.iter().copied().filter(|r| r.counts()).collect();
+            // An incumbent gets more seeds after its decision, as the pairs of later candidates'
+            // seeds (sequential paired verification): its value is the mean of the runs that
+            // had finished when it was decided.
             let values: Vec<f64> = counted
                 .iter()
                 .filter(|r| r.status == Some(RunStatus::Succeeded))
+                .filter(|r| match (r.finished_at, a.decided_at) {
+                    (Some(f), Some(d)) => f <= d,
+                    _ => true,
+                })
                 .filter_map(|r| r.value)
                 .collect();
             let subject = Subject::Attempt { seq: a.seq };
             let expected = mean(&values);
-            // An incumbent gets more seeds after its decision, as the pairs of later candidates'
-            // seeds (sequential paired verification): its value is the mean of the runs it was
-            // decided on, the first ones (by id).
-            let decided_on = (1..values.len()).any(|n| same(mean(&values[..n]), a.value));
-            if !same(expected, a.value) && !decided_on {
+            if !same(expected, a.value) {
                 self.problem(
                     Check::AttemptValue,
                     subject.clone(),
                     &format!(
-                        "the {status} attempt's value is not the mean of its {} succeeded runs",
+                        "the {status} attempt's value is not the mean of the {} succeeded runs it was decided on",
                         values.len()
                     ),
                     show(expected),
