@@ -75,16 +75,39 @@ impl Runner<'_> {
                 return Ok(Finish::Interrupted);
             };
             let first = &screen[0];
+            // With `policy.paired`, the screen compares the seed with the incumbent's run on
+            // the same seed where it has one (their shared noise cancels), else with the
+            // frontier's mean.
             let frontier = self.program.frontier_value.unwrap_or(f64::NAN);
+            let pair = match (self.policy.paired, self.program.frontier_attempt_id) {
+                (true, Some(inc)) => self
+                    .incumbent_runs(inc)?
+                    .iter()
+                    .find(|r| r.seed == first.seed)
+                    .and_then(|r| r.primary_value),
+                _ => None,
+            };
+            let against = pair.unwrap_or(frontier);
             let beats = first.status == RunStatus::Succeeded
                 && first
                     .value
-                    .is_some_and(|v| goal.improves(v, frontier, self.policy.min_improvement));
+                    .is_some_and(|v| goal.improves(v, against, self.policy.min_improvement));
             if !beats {
                 let mut d = self.plain_decision(attempt, &screen);
+                if d.status == AttemptStatus::Kept {
+                    // Beating the frontier's mean is not enough where the pair says otherwise.
+                    d.status = AttemptStatus::Discarded;
+                    d.advance_frontier = false;
+                }
                 if d.status == AttemptStatus::Discarded {
-                    d.note =
-                        Some("screened out: did not beat the frontier on its first seed".into());
+                    d.note = Some(
+                        if pair.is_some() {
+                            "screened out: did not beat the incumbent on the same first seed"
+                        } else {
+                            "screened out: did not beat the frontier on its first seed"
+                        }
+                        .into(),
+                    );
                 }
                 return self.settle(attempt, d, None, events);
             }

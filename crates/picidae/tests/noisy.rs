@@ -1,6 +1,8 @@
 //! The default policy on a benchmark whose seed noise is as large as its headroom: the real
 //! improvements are kept within a budget of 200 runs, harmful and null changes are not, a
-//! clear loser costs one seed, and the loop warns about power after the baseline.
+//! clear loser costs one seed, and the loop, the agent's prompt and the cockpit's view state
+//! the power. And the one-seed screen of `sequential = false` pairs its seed with the
+//! incumbent's.
 //!
 //! The benchmark (`switches.txt` lists the switches that are on) scores
 //! `1.0 + effects + seed + own` on a declared 0–2 scale, higher is better: three real switches (A, B, C) add 0.1
@@ -174,4 +176,52 @@ fn the_default_policy_keeps_small_real_gains_under_large_seed_noise() {
         power["warning"].as_str().unwrap().contains("low power"),
         "{v:#}"
     );
+}
+
+/// With `sequential = false`, the one-seed screen compares the seed with the incumbent's run on
+/// the same seed (`paired`, the default), not with its mean: a change that is worse by 0.5 but
+/// lands on a seed whose shared effect is -1 is screened out, where the mean would pass it.
+#[test]
+fn the_screen_compares_a_seed_with_the_incumbents_run_on_the_same_seed() {
+    // Minimize; seed effects -1, +1, 0 shared by every configuration.
+    let contract = |paired: bool| {
+        format!(
+            "[benchmark]\nname = \"screen\"\n\n[boundary]\neditable = [\"value.txt\"]\n\n\
+             [run]\ncommand = \"sh run.sh\"\ntime_budget = 10\ntimeout = 10\n\n\
+             [metrics.score]\ngoal = \"minimize\"\n\n[policy]\nseeds = 3\nbaseline_seeds = 3\n\
+             sequential = false\npaired = {paired}\n"
+        )
+    };
+    let run = r#"awk -v v="$(cat value.txt)" -v s="$PICIDAE_SEED" 'BEGIN {
+  split("-1 1 0", e, " ")
+  printf "score: %.3f\n", v + e[s + 1]
+}'
+"#;
+    for paired in [true, false] {
+        let env = Env::new(&[
+            ("picidae.toml", contract(paired).as_str()),
+            ("run.sh", run),
+            ("value.txt", "10\n"),
+        ]);
+        env.queue_program("p", &["10.5"], &[]);
+        let out = env.ok(&["run", "p", "-n", "1", "--plain"]);
+        eprintln!("{out}");
+        let store = env.store();
+        let p = store.program("p").unwrap();
+        let worse = store.attempt_by_seq(p.id, 2).unwrap().unwrap();
+        assert_eq!(worse.status, AttemptStatus::Discarded, "{worse:?}");
+        let runs = store.runs_of_attempt(worse.id).unwrap().len();
+        let note = worse.note.unwrap_or_default();
+        if paired {
+            // 9.5 on seed 0 against the incumbent's 9.0 there: out on one run.
+            assert_eq!(runs, 1, "{note}");
+            assert!(
+                note.contains("did not beat the incumbent on the same first seed"),
+                "{note}"
+            );
+        } else {
+            // 9.5 against the mean 10.0 passes the screen; verification refutes it on 3 seeds.
+            assert_eq!(runs, 3, "{note}");
+        }
+    }
 }
