@@ -57,6 +57,7 @@ pub mod shutdown;
 pub mod slots;
 mod stepwise;
 pub mod verify;
+mod work_watch;
 mod workers;
 
 use std::path::{Path, PathBuf};

@@ -10,7 +10,6 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use picidae_core::{Boundary, WorkState};
 use picidae_exec::work::{WorkResult, WorkSetup, WorkSpec};
@@ -20,9 +19,6 @@ use picidae_store::{Attempt, WorkItem};
 
 use crate::run::RunCtx;
 use crate::{Project, SchedError};
-
-/// How often the coordinator looks at a run's work item.
-const POLL: Duration = Duration::from_millis(20);
 
 /// A worker pool's name: letters, digits, `-`, `_` and `.`.
 pub(crate) fn valid_pool(p: &str) -> bool {
@@ -148,17 +144,22 @@ pub(crate) fn offer_and_wait(
         .set_run_executor_ref(run_id, &handle(run_id))?;
     let mut started = Some(started);
     let mut holder: Option<i64> = None;
+    let mut waiting = crate::work_watch::watch(project.root()).wait_on(run_id);
     loop {
-        let item = project
-            .store
-            .work_item(run_id)?
+        let item = waiting
+            .next()?
             .ok_or_else(|| SchedError::ProjectStore(format!("run {run_id}: no work item")))?;
         if cancel.load(Ordering::SeqCst) && item.state != WorkState::Reported {
             project.store.cancel_work(run_id)?;
             return Ok(cancelled());
         }
         match item.state {
-            WorkState::Reported => return write_result(project, &item, run_dir),
+            WorkState::Reported => {
+                let item = project.store.work_item(run_id)?.ok_or_else(|| {
+                    SchedError::ProjectStore(format!("run {run_id}: no work item"))
+                })?;
+                return write_result(project, &item, run_dir);
+            }
             WorkState::Cancelled => return Ok(cancelled()),
             WorkState::Claimed => {
                 let now = picidae_store::now_ms();
@@ -181,7 +182,6 @@ pub(crate) fn offer_and_wait(
             }
             WorkState::Offered => {}
         }
-        std::thread::sleep(POLL);
     }
 }
 

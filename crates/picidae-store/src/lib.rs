@@ -39,7 +39,7 @@ pub use results::ResultRow;
 pub use retries::RetryRequest;
 pub use runs::{Run, RunResult, SeedValue};
 pub use steering::{Followup, Spend, Token};
-pub use work::{Renewal, Report, WorkItem, WorkRefusal, Worker};
+pub use work::{Renewal, Report, WorkItem, WorkRefusal, WorkStatus, Worker};
 
 pub use findings::{Calibration, Evidence, Finding, FindingEvent, HiddenResult, NoiseFloor};
 

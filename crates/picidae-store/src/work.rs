@@ -51,6 +51,15 @@ pub struct WorkItem {
     pub updated_at: i64,
 }
 
+/// Where a run handed to workers stands: the small part of a [`WorkItem`] a waiter polls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkStatus {
+    pub run_id: i64,
+    pub state: WorkState,
+    pub worker_id: Option<i64>,
+    pub lease_expires_at: Option<i64>,
+}
+
 /// What a worker's heartbeat learns about the leases it holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Renewal {
@@ -250,6 +259,41 @@ impl Store {
     /// The work item of `run_id`, if it was handed to workers.
     pub fn work_item(&self, run_id: i64) -> Result<Option<WorkItem>> {
         item_of(&self.db, run_id)
+    }
+
+    /// Where each of `run_ids` stands, in one query per 500 ids; runs never handed to workers
+    /// are left out. What one watcher polls for every run waited on (`picidae-sched`).
+    pub fn work_statuses(&self, run_ids: &[i64]) -> Result<Vec<WorkStatus>> {
+        let mut out = Vec::with_capacity(run_ids.len());
+        for chunk in run_ids.chunks(500) {
+            // Integers only, so the list is safe to write into the statement.
+            let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            let rows = self.db.query_map(
+                &format!(
+                    "SELECT run_id, state, worker_id, lease_expires_at FROM work_items
+                     WHERE run_id IN ({})",
+                    ids.join(", ")
+                ),
+                (),
+                |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<Option<i64>>(2)?,
+                        r.get::<Option<i64>>(3)?,
+                    ))
+                },
+            )?;
+            for (run_id, state, worker_id, lease_expires_at) in rows {
+                out.push(WorkStatus {
+                    run_id,
+                    state: parse_state(&state)?,
+                    worker_id,
+                    lease_expires_at,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Give worker `worker_id` the oldest run offered to its pool that `fits` it, under a new
