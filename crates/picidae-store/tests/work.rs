@@ -183,7 +183,38 @@ fn a_run_released_by_its_worker_is_offered_again_at_once(t: &TestStore) {
     ));
 }
 
+/// One query tells where every run waited on stands (what the coordinator's watcher polls),
+/// past the 500 ids of one statement; runs never offered are left out.
+fn statuses_of_many_runs_in_one_call(t: &TestStore) {
+    let mut s = t.open();
+    let ids = runs(&mut s, 1203);
+    for id in &ids[..1201] {
+        s.offer_work(*id, "", &json!({})).unwrap();
+    }
+    let w = worker(&mut s, "w", 0);
+    let got = s.claim_work(w, &|_| true, 10_000).unwrap().unwrap();
+    let all = s.work_statuses(&ids).unwrap();
+    assert_eq!(all.len(), 1201);
+    let claimed: Vec<_> = all
+        .iter()
+        .filter(|x| x.state == WorkState::Claimed)
+        .collect();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].run_id, claimed[0].worker_id),
+        (got.run_id, Some(w))
+    );
+    assert!(claimed[0].lease_expires_at.is_some());
+    assert!(all
+        .iter()
+        .filter(|x| x.run_id != got.run_id)
+        .all(|x| x.state == WorkState::Offered && x.worker_id.is_none()));
+    assert_eq!(s.work_statuses(&ids[1201..]).unwrap(), vec![]);
+    assert_eq!(s.work_statuses(&[]).unwrap(), vec![]);
+}
+
 picidae_store::on_both_backends!(
+    statuses_of_many_runs_in_one_call,
     a_run_released_by_its_worker_is_offered_again_at_once,
     claims_fit_and_are_exclusive,
     a_report_counts_once_and_only_under_the_lease_held,
