@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use picidae_git::{Identity, Repo};
+use anyhow::Result;
 
 /// The benchmark's name and the directory [`write`] creates.
 pub const NAME: &str = "noisy-switches";
@@ -55,16 +54,5 @@ const FILES: &[(&str, &str)] = &[
 
 /// Write the benchmark into `<dir>/noisy-switches` as a fresh git repository; returns its path.
 pub fn write(dir: &Path) -> Result<PathBuf> {
-    let bench = dir.join(NAME);
-    std::fs::create_dir_all(&bench).with_context(|| format!("creating {}", bench.display()))?;
-    for (name, text) in FILES {
-        let path = bench.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Repo::init(&bench, "noisy-switches benchmark", Identity::default())?;
-    Ok(bench)
+    crate::example::write_bundle(dir, NAME, FILES)
 }

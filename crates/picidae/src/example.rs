@@ -48,16 +48,22 @@ const FILES: &[(&str, &str)] = &[
 
 /// Write the example into `<dir>/tiny-mlp` as a fresh git repository; returns its path.
 pub fn write(dir: &Path) -> Result<PathBuf> {
-    let bench = dir.join("tiny-mlp");
+    write_bundle(dir, "tiny-mlp", FILES)
+}
+
+/// Write a benchmark compiled into the binary (`files`: path and text) into `<dir>/<name>` as
+/// a fresh git repository; returns its path.
+pub fn write_bundle(dir: &Path, name: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
+    let bench = dir.join(name);
     std::fs::create_dir_all(&bench).with_context(|| format!("creating {}", bench.display()))?;
-    for (name, text) in FILES {
-        let path = bench.join(name);
+    for (file, text) in files {
+        let path = bench.join(file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    Repo::init(&bench, "tiny-mlp benchmark", Identity::default())?;
+    Repo::init(&bench, &format!("{name} benchmark"), Identity::default())?;
     Ok(bench)
 }
