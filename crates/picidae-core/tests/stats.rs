@@ -10,21 +10,10 @@ use picidae_core::stats::{
     benjamini_hochberg, bh_q_for, mean_ci, spearman, summarize, welch, Comparison,
 };
 
-fn close(actual: f64, expected: f64, tol: f64) -> bool {
-    (actual - expected).abs() <= tol
-}
+#[macro_use]
+mod common;
 
-macro_rules! assert_close {
-    ($actual:expr, $expected:expr, $tol:expr) => {{
-        let (a, e) = ($actual, $expected);
-        assert!(
-            close(a, e, $tol),
-            "{} = {a}, expected {e} (tol {})",
-            stringify!($actual),
-            $tol
-        );
-    }};
-}
+use common::Rng;
 
 const CAND: [f64; 6] = [20.0, 22.0, 19.0, 20.0, 22.0, 18.0];
 const INC: [f64; 6] = [17.0, 18.0, 19.0, 15.0, 16.0, 17.0];
@@ -209,29 +198,6 @@ fn welch_df_is_textbook_formula_with_unequal_sizes() {
     let c = welch(&[0.0, 1.0, 2.0], &[-2.0, -1.0, 0.0, 1.0, 2.0], true, 0.95).unwrap();
     assert_close!(c.df, 100.0 / 17.0, 1e-12);
     assert_close!(c.se, (5.0f64 / 6.0).sqrt(), 1e-12);
-}
-
-/// A tiny deterministic xorshift64* generator with Box–Muller normals.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        // 53 random bits into (0, 1).
-        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self, mean: f64, sd: f64) -> f64 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        mean + sd * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-
-    fn sample(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-        (0..n).map(|_| self.normal(mean, sd)).collect()
-    }
 }
 
 fn null_rejection_rate(

@@ -5,8 +5,8 @@
 //! `x = tan u`), quantiles by bisection on that integral, and the df = 3 tail by its closed
 //! form `1/2 - (atan(u) + u/(1+u²))/π`, `u = t/√3`.
 //!
-//! The simulations use a small deterministic generator (xorshift64* with Box–Muller normals)
-//! so that they are reproducible without a dependency.
+//! The simulations use the small deterministic generator of `tests/common` (xorshift64* with
+//! Box–Muller normals) so that they are reproducible without a dependency.
 
 use picidae_core::sequential::{
     futility_looks, look, look_against_mean, min_detectable_effect, paired, pooled_noise,
@@ -15,39 +15,13 @@ use picidae_core::sequential::{
 use picidae_core::stats::{mean_ci, welch};
 use proptest::prelude::*;
 
-macro_rules! assert_close {
-    ($actual:expr, $expected:expr, $tol:expr) => {{
-        let (a, e): (f64, f64) = ($actual, $expected);
-        assert!(
-            (a - e).abs() <= $tol,
-            "{} = {a}, expected {e} (tol {})",
-            stringify!($actual),
-            $tol
-        );
-    }};
-}
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
 
-struct Rng(u64);
+use common::Rng;
 
 impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
-        // In (0, 1): never 0, so the logarithm below is finite.
-        (bits as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-
-    fn normals(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.normal()).collect()
-    }
-
     /// A pooled noise estimate from `groups` groups of `size` standard normal runs.
     fn prior(&mut self, groups: usize, size: usize) -> PooledNoise {
         let gs: Vec<Vec<f64>> = (0..groups).map(|_| self.normals(size)).collect();
