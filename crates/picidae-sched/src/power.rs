@@ -3,9 +3,13 @@
 //! having. The loop reports it after the baseline (`LoopEvent::Power`), the agent's prompt
 //! states it, and the API's program view carries it for the cockpit ([`program_power`]).
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use picidae_core::contract::PolicySpec;
 use picidae_core::metrics::MetricSpec;
 use picidae_core::sequential::{min_detectable_effect, win_looks, PooledNoise};
+use picidae_core::Contract;
 use picidae_core::{Goal, RunStatus};
 use picidae_store::{Program, Store};
 use serde::Serialize;
@@ -132,14 +136,32 @@ pub fn program_power(store: &Store, program: &Program) -> Result<Option<Power>, 
     else {
         return Ok(None);
     };
-    let repo = picidae_git::Repo::open(&program.benchmark_dir)?;
-    let (contract, _) = crate::contract_source::program_contract(&repo, program)?;
+    let contract = base_contract(program)?;
     let policy = crate::program::effective_policy(&contract, &program.policy);
     let values = store.seed_values(program.id, &fp, crate::noise::NOISE_RUNS)?;
     let prior = crate::noise::learn(&values, &[], -1);
     Ok(prior
         .run
         .and_then(|noise| power(&policy, noise, value, contract.primary())))
+}
+
+/// The contract at `program`'s base commit, read from git once per process: it cannot change
+/// for that commit, and [`program_power`] is asked on every read of a program's view.
+fn base_contract(program: &Program) -> Result<Arc<Contract>, SchedError> {
+    /// Contracts by (benchmark directory, base commit).
+    type Read = HashMap<(String, String), Arc<Contract>>;
+    static READ: LazyLock<Mutex<Read>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+    let key = (program.benchmark_dir.clone(), program.base_commit.clone());
+    if let Some(c) = READ.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(Arc::clone(c));
+    }
+    let repo = picidae_git::Repo::open(&program.benchmark_dir)?;
+    let (contract, _) = crate::contract_source::program_contract(&repo, program)?;
+    let contract = Arc::new(contract);
+    READ.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, Arc::clone(&contract));
+    Ok(contract)
 }
 
 #[cfg(test)]
