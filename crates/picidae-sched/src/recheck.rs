@@ -13,7 +13,7 @@
 //! frontier, so the runs stay in the store. Effects are signed so that positive is better,
 //! with the policy's confidence level.
 
-use picidae_core::stats::mean_ci;
+use picidae_core::stats::{mean_ci, summarize};
 use picidae_core::{AttemptKind, Goal};
 use picidae_git::Replayed;
 use serde::Serialize;
@@ -257,8 +257,8 @@ impl Runner<'_> {
         let values: Vec<Option<f64>> = (range.0..range.0 + range.1)
             .map(|s| got.iter().find(|m| m.seed == s).and_then(|m| m.visible))
             .collect();
-        let finite: Vec<f64> = values.iter().flatten().copied().collect();
-        let mean = (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64);
+        let measured: Vec<f64> = values.iter().flatten().copied().collect();
+        let mean = summarize(&measured).map(|s| s.mean);
         Ok(Measured {
             commit: commit.to_string(),
             values,
