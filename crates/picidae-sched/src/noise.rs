@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use picidae_core::contract::PolicySpec;
-use picidae_core::sequential::{min_detectable_effect, pooled_noise, win_looks, PooledNoise};
+use picidae_core::sequential::{pooled_noise, PooledNoise};
 use picidae_core::Goal;
 use picidae_store::{Run, SeedValue};
 
@@ -187,17 +187,9 @@ pub(crate) fn sought_effect(
     } else {
         n.sd * (1.0 + cap as f64 / diffs.n_incumbent as f64).sqrt()
     };
-    let looks = win_looks(fewest, cap).len().max(1);
-    let df = (n.df > 0.0).then_some(n.df);
-    min_detectable_effect(
-        sd,
-        cap,
-        policy.alpha / looks as f64,
-        crate::power::POWER,
-        df,
-    )
-    .map(|m| policy.min_improvement.max(0.0) + m)
-    .unwrap_or(f64::NAN)
+    crate::power::detectable(policy, PooledNoise { sd, df: n.df }, (fewest, cap))
+        .map(|m| policy.min_improvement.max(0.0) + m)
+        .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]

@@ -57,6 +57,19 @@ impl Power {
     }
 }
 
+/// The smallest true effect a verification of at most `cap` seeds (a keep possible from
+/// `fewest` on) finds with probability [`POWER`], at the alpha of one win-look, when one
+/// difference has the spread `noise`.
+pub(crate) fn detectable(
+    policy: &PolicySpec,
+    noise: PooledNoise,
+    (fewest, cap): (usize, usize),
+) -> Option<f64> {
+    let looks = win_looks(fewest, cap).len().max(1);
+    let df = (noise.df > 0.0).then_some(noise.df);
+    min_detectable_effect(noise.sd, cap, policy.alpha / looks as f64, POWER, df)
+}
+
 /// The power of verification under `policy` at a run spread of `noise`, for a metric whose
 /// baseline is `baseline`: at the most seeds a candidate may get, paired differences bounded
 /// by √2 of the run spread, the alpha of one look where a keep may be declared.
@@ -71,13 +84,15 @@ pub fn power(
     } else {
         1
     };
-    let looks = win_looks(policy.seeds as usize, seeds as usize)
-        .len()
-        .max(1);
-    let alpha = policy.alpha / looks as f64;
     let sd_diff = noise.sd * std::f64::consts::SQRT_2;
-    let df = (noise.df > 0.0).then_some(noise.df);
-    let min_effect = min_detectable_effect(sd_diff, seeds as usize, alpha, POWER, df)?;
+    let min_effect = detectable(
+        policy,
+        PooledNoise {
+            sd: sd_diff,
+            df: noise.df,
+        },
+        (policy.seeds as usize, seeds as usize),
+    )?;
     let bound = match metric.goal {
         Goal::Minimize => metric.min,
         Goal::Maximize => metric.max,
