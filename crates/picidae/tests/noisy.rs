@@ -15,7 +15,6 @@ mod common;
 
 use common::{bin, http, serve_address, text, Env};
 use picidae_core::AttemptStatus;
-use picidae_store::AttemptFilter;
 
 const CONTRACT: &str = r#"[benchmark]
 name = "noisy"
@@ -116,12 +115,7 @@ fn the_default_policy_keeps_small_real_gains_under_large_seed_noise() {
         assert!(!on.contains(&harmful), "{harmful} kept: {on:?}\n{log}");
     }
     // Every frontier move was a verified finding whose rule is recorded.
-    let kept: Vec<_> = store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
+    let kept: Vec<_> = common::attempts(&store, "p")
         .into_iter()
         .filter(|a| a.status == AttemptStatus::Kept && a.seq > 1)
         .collect();
@@ -132,12 +126,7 @@ fn the_default_policy_keeps_small_real_gains_under_large_seed_noise() {
         assert!(rule.contains("sequential paired test"), "{rule}");
     }
     // X (a loss of 1.0, five times the seed spread) is screened out on its first seed.
-    let x = store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
+    let x = common::attempts(&store, "p")
         .into_iter()
         .find(|a| a.hypothesis.ends_with("switch X"))
         .unwrap();

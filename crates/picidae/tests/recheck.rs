@@ -7,7 +7,6 @@ mod common;
 
 use common::{text, Env};
 use picidae_core::AttemptKind;
-use picidae_store::AttemptFilter;
 
 const CONTRACT: &str = r#"[benchmark]
 name = "switches"
@@ -119,12 +118,7 @@ fn the_ablation_names_the_change_that_carries_the_gain_and_the_one_that_does_not
     // Every measurement is in the store as a `measure` attempt (chain of three, two
     // ablations, twice), on the fresh seeds; the frontier did not move; the ablated commits
     // are pinned.
-    let measures: Vec<_> = store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
+    let measures: Vec<_> = common::attempts(&store, "p")
         .into_iter()
         .filter(|a| a.kind == AttemptKind::Measure)
         .collect();
