@@ -22,6 +22,7 @@ pub mod db;
 mod delete;
 mod findings;
 pub mod memory_index;
+mod memory_recent;
 pub mod migrate;
 mod open;
 mod results;
@@ -738,6 +739,8 @@ pub(crate) const ATTEMPT_COLS: &str =
     "id, program_id, seq, kind, status, parent_commit, commit_sha, \
     hypothesis, proposer, params_json, patch_hash, touched_json, rejection_json, primary_value, \
     note, created_at, decided_at, replay_of";
+/// How many columns [`ATTEMPT_COLS`] names.
+pub(crate) const ATTEMPT_COL_COUNT: usize = 18;
 
 pub(crate) fn attempt_from_row(r: &Row) -> DbResult<Attempt> {
     let kind: String = r.get(3)?;

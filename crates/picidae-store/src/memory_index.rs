@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::db::{Backend, OptionalExtension};
-use crate::{params, Result, Store};
+use crate::{attempt_from_row, params, Attempt, Result, Store, ATTEMPT_COLS, ATTEMPT_COL_COUNT};
 
 /// One attempt's row of the index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -29,6 +29,16 @@ pub struct IndexedWords {
     pub files: String,
     pub symbols: String,
     pub params: String,
+}
+
+/// An attempt as a memory hit shows it (see [`Store::memory_hit_rows`]).
+#[derive(Debug, Clone)]
+pub struct HitRow {
+    pub attempt: Attempt,
+    /// The program's name.
+    pub program: String,
+    /// The attempt this one was found to repeat.
+    pub duplicate_of: Option<i64>,
 }
 
 /// Which key makes a proposal a repeat of an earlier attempt.
@@ -111,22 +121,18 @@ impl Store {
 
     /// The most recent `window` attempts matching the engine's query `q`, each with its rank
     /// (lower is better): FTS5's bm25 with the schema's column weights on SQLite; on PostgreSQL
-    /// `ts_rank` with weights D=0 (the program token), C=0.2, B=0.4, A=1, negated.
+    /// `ts_rank` with weights D=0 (the program and recency tokens), C=0.2, B=0.4, A=1, negated,
+    /// found through the recency tokens (`memory_recent.rs`).
     pub fn memory_matches(&self, q: &str, window: i64) -> Result<Vec<(i64, f64)>> {
-        let sql = match self.backend() {
-            Backend::Sqlite => {
+        match self.backend() {
+            Backend::Sqlite => Ok(self.db.query_map(
                 "SELECT rowid, rank FROM memory_fts WHERE memory_fts MATCH ?1
-                 ORDER BY rowid DESC LIMIT ?2"
-            }
-            Backend::Postgres => {
-                "SELECT attempt_id, -ts_rank('{0, 0.2, 0.4, 1.0}', doc, q)
-                 FROM memory_fts, to_tsquery('picidae', ?1) q WHERE doc @@ q
-                 ORDER BY attempt_id DESC LIMIT ?2"
-            }
-        };
-        Ok(self
-            .db
-            .query_map(sql, params![q, window], |r| Ok((r.get(0)?, r.get(1)?)))?)
+                 ORDER BY rowid DESC LIMIT ?2",
+                params![q, window],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?),
+            Backend::Postgres => self.memory_matches_recent(q, window),
+        }
     }
 
     /// How many indexed attempts match the engine's query `q`, counting no further than
@@ -228,6 +234,35 @@ impl Store {
             .optional()?)
     }
 
+    /// What a memory hit shows of each of `ids`, in one statement: the attempt, its program's
+    /// name and the attempt it was found to repeat. Ids not in the store are left out; the
+    /// order is `ids`'s.
+    pub fn memory_hit_rows(&self, ids: &[i64]) -> Result<Vec<HitRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let mut rows = self.db.query_map(
+            &format!(
+                "SELECT {ATTEMPT_COLS},
+                        (SELECT name FROM programs WHERE programs.id = attempts.program_id),
+                        duplicate_of
+                 FROM attempts WHERE id IN ({})",
+                list.join(", ")
+            ),
+            (),
+            |r| {
+                Ok(HitRow {
+                    attempt: attempt_from_row(r)?,
+                    program: r.get(ATTEMPT_COL_COUNT)?,
+                    duplicate_of: r.get(ATTEMPT_COL_COUNT + 1)?,
+                })
+            },
+        )?;
+        rows.sort_by_key(|h| ids.iter().position(|&i| i == h.attempt.id));
+        Ok(rows)
+    }
+
     /// The attempt `attempt_id` was found to repeat, if any.
     pub fn duplicate_of(&self, attempt_id: i64) -> Result<Option<i64>> {
         Ok(self
@@ -275,5 +310,15 @@ impl Store {
             params![program_id, limit as i64],
             |r| r.get(0),
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attempt_column_count_is_the_columns_named() {
+        assert_eq!(ATTEMPT_COLS.split(',').count(), ATTEMPT_COL_COUNT);
     }
 }

@@ -366,6 +366,13 @@ CREATE TABLE work_refusals (
 "#,
         postgres: None,
     },
+    // 12: on PostgreSQL, the memory's documents carry the recency tokens a search narrows
+    // itself to (see `memory_recent.rs`); nothing changes on SQLite, whose FTS5 index already
+    // walks matches newest first.
+    Migration {
+        sqlite: "",
+        postgres: Some(MEMORY_RECENCY_POSTGRES),
+    },
 ];
 
 /// Migration 3 on PostgreSQL: the same dedup keys, and the memory's full-text index as a
@@ -406,6 +413,27 @@ CREATE TABLE memory_fts (
         setweight(to_tsvector('simple', program), 'D')
     ) STORED
 );
+CREATE INDEX memory_fts_doc ON memory_fts USING GIN (doc);
+"#;
+
+/// Migration 12 on PostgreSQL: the memory's document gains two recency tokens of weight D
+/// (which ranking weighs 0), `picidaeepoch<id / 4096>` and `picidaeera<id / 65536>`, so a
+/// search can ask the GIN index for the matches among the newest attempts only, instead of
+/// reading every match to find the newest.
+const MEMORY_RECENCY_POSTGRES: &str = r#"
+DROP INDEX memory_fts_doc;
+ALTER TABLE memory_fts DROP COLUMN doc;
+ALTER TABLE memory_fts ADD COLUMN doc tsvector GENERATED ALWAYS AS (
+    setweight(to_tsvector('picidae', regexp_replace(hypothesis, '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+    setweight(to_tsvector('picidae', regexp_replace(files, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+    setweight(to_tsvector('picidae', regexp_replace(symbols, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+    setweight(to_tsvector('picidae', regexp_replace(params, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+    setweight(to_tsvector('picidae', regexp_replace(left(diff, 200000), '[^[:alnum:]]+', ' ', 'g')), 'C') ||
+    setweight(to_tsvector('picidae', regexp_replace(notes, '[^[:alnum:]]+', ' ', 'g')), 'C') ||
+    setweight(to_tsvector('simple', program), 'D') ||
+    setweight(to_tsvector('simple', 'picidaeepoch' || (attempt_id >> 12)::text), 'D') ||
+    setweight(to_tsvector('simple', 'picidaeera' || (attempt_id >> 16)::text), 'D')
+) STORED;
 CREATE INDEX memory_fts_doc ON memory_fts USING GIN (doc);
 "#;
 
