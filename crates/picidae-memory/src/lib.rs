@@ -284,30 +284,47 @@ pub fn mark_duplicate(store: &Store, attempt_id: i64, of: i64) -> Result<()> {
 }
 
 fn hit_for(store: &Store, attempt_id: i64, rank: f64) -> Result<Hit> {
-    let a = store.attempt(attempt_id)?;
-    let program = store.program_by_id(a.program_id)?.name;
-    let finding = store.finding_for_attempt(a.id)?.map(|f| FindingSummary {
-        id: f.id,
-        state: f.state,
-        effect: f.evidence.effect,
-        ci_low: f.evidence.ci_low,
-        ci_high: f.evidence.ci_high,
-        seeds: f.evidence.n_candidate,
-        refutation: Refutation::of(&f),
-    });
-    let duplicate_of = store.duplicate_of(a.id)?;
-    Ok(Hit {
-        attempt_id: a.id,
-        program,
-        seq: a.seq,
-        hypothesis: a.hypothesis,
-        status: a.status,
-        value: a.primary_value,
-        finding,
-        duplicate_of,
-        files: a.touched,
-        rank,
-    })
+    match hits_for(store, &[(attempt_id, rank)])?.pop() {
+        Some(hit) => Ok(hit),
+        None => Err(picidae_store::StoreError::NoSuchAttempt(attempt_id).into()),
+    }
+}
+
+/// The hits for `found` (attempt id and rank), in its order: the attempts, their programs and
+/// what they repeat come in one statement, whatever the number of hits.
+fn hits_for(store: &Store, found: &[(i64, f64)]) -> Result<Vec<Hit>> {
+    let ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
+    let mut findings = store.findings_for_attempts(&ids)?;
+    let mut hits = Vec::with_capacity(found.len());
+    for row in store.memory_hit_rows(&ids)? {
+        let a = row.attempt;
+        let finding = findings.remove(&a.id).map(|f| FindingSummary {
+            id: f.id,
+            state: f.state,
+            effect: f.evidence.effect,
+            ci_low: f.evidence.ci_low,
+            ci_high: f.evidence.ci_high,
+            seeds: f.evidence.n_candidate,
+            refutation: Refutation::of(&f),
+        });
+        let rank = found
+            .iter()
+            .find(|(id, _)| *id == a.id)
+            .map_or(0.0, |(_, r)| *r);
+        hits.push(Hit {
+            attempt_id: a.id,
+            program: row.program,
+            seq: a.seq,
+            hypothesis: a.hypothesis,
+            status: a.status,
+            value: a.primary_value,
+            finding,
+            duplicate_of: row.duplicate_of,
+            files: a.touched,
+            rank,
+        });
+    }
+    Ok(hits)
 }
 
 fn program_token(program_id: i64) -> String {
@@ -419,10 +436,7 @@ pub fn search(store: &Store, text: &str, program: Option<&str>, limit: usize) ->
             }
         }
     }
-    found
-        .into_iter()
-        .map(|(id, r)| hit_for(store, id, r))
-        .collect()
+    hits_for(store, &found)
 }
 
 /// Below this many attempts no word is left out of an any-word search as too common.

@@ -306,6 +306,28 @@ impl Store {
             .optional()?)
     }
 
+    /// The latest finding of each of `attempt_ids` that has one, in one statement, keyed by
+    /// attempt id.
+    pub fn findings_for_attempts(
+        &self,
+        attempt_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Finding>> {
+        if attempt_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let list: Vec<String> = attempt_ids.iter().map(i64::to_string).collect();
+        let all = self.db.query_map(
+            &format!(
+                "SELECT {FINDING_COLS} FROM findings WHERE attempt_id IN ({}) ORDER BY id",
+                list.join(", ")
+            ),
+            (),
+            finding_from_row,
+        )?;
+        // Later findings replace earlier ones: the latest is kept.
+        Ok(all.into_iter().map(|f| (f.attempt_id, f)).collect())
+    }
+
     pub fn findings(
         &self,
         program_id: Option<i64>,
