@@ -28,6 +28,11 @@ pub struct MemoryArgs {
     /// (`postgres://user@host:port/db`) and dropped afterwards.
     #[arg(long)]
     postgres: Option<String>,
+    /// Use this database on the PostgreSQL server instead of a fresh one, and keep it: it is
+    /// created when missing, attempts already in it count towards the sizes, and it can be
+    /// inspected (or measured again without refilling) afterwards.
+    #[arg(long, requires = "postgres")]
+    database: Option<String>,
 }
 
 const TOPICS: &[&str] = &[
@@ -143,11 +148,19 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    let pg_db = format!("picidae_memory_bench_{}", std::process::id());
+    let pg_db = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("picidae_memory_bench_{}", std::process::id()));
     let mut store = match &args.postgres {
         Some(url) => {
             let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
-            admin.batch_execute(&format!("CREATE DATABASE {pg_db}"))?;
+            let exists = admin
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&pg_db])?
+                .is_some();
+            if !exists {
+                admin.batch_execute(&format!("CREATE DATABASE {pg_db}"))?;
+            }
             Store::connect(&picidae_store::url_with_database(url, &pg_db))?
         }
         None => {
@@ -159,21 +172,35 @@ pub fn run(args: MemoryArgs) -> Result<()> {
     let result = measure(&args, &mut store);
     drop(store);
     if let Some(url) = &args.postgres {
-        let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {pg_db}"))?;
+        if args.database.is_some() {
+            eprintln!(
+                "bench memory: kept {}",
+                picidae_store::url_with_database(url, &pg_db)
+            );
+        } else {
+            let mut admin = postgres::Client::connect(url, postgres::NoTls)?;
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {pg_db}"))?;
+        }
     }
     result
 }
 
 fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
-    let p = store.create_program(&NewProgram {
-        name: "synthetic".into(),
-        benchmark_dir: "/synthetic".into(),
-        program_md: String::new(),
-        agent: serde_json::Value::Null,
-        policy: serde_json::Value::Null,
-        base_commit: "p".into(),
-    })?;
+    let have_program = store
+        .programs()?
+        .into_iter()
+        .find(|p| p.name == "synthetic");
+    let p = match have_program {
+        Some(p) => p,
+        None => store.create_program(&NewProgram {
+            name: "synthetic".into(),
+            benchmark_dir: "/synthetic".into(),
+            program_md: String::new(),
+            agent: serde_json::Value::Null,
+            policy: serde_json::Value::Null,
+            base_commit: "p".into(),
+        })?,
+    };
     let mut rng = StdRng::seed_from_u64(7);
     let mut sizes = args.sizes.clone();
     sizes.sort_unstable();
@@ -190,12 +217,16 @@ fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
         "scan p50 ms (peer)",
         "p50 ratio scan/search",
     ]);
-    let mut have = 0;
+    // A kept database resumes where it was left: its attempts count towards the sizes.
+    let mut have = store.max_attempt_id()? as u64;
+    for _ in 0..have {
+        synth(&mut rng, 0);
+    }
     for &n in &sizes {
         let started = Instant::now();
         eprintln!("bench memory: filling to {n} attempts");
         fill(store, p.id, have, n, &mut rng)?;
-        have = n;
+        have = have.max(n);
         let fill_s = started.elapsed().as_secs_f64();
         store.analyze()?;
         let index = picidae_memory::index_bytes(store)? as f64 / 1024.0 / 1024.0;
@@ -243,7 +274,7 @@ fn measure(args: &MemoryArgs, store: &mut Store) -> Result<()> {
         let (s50, s99) = (percentile(&search_ms, 0.5), percentile(&search_ms, 0.99));
         let scan50 = percentile(&scan_ms, 0.5);
         t.add_row([
-            n.to_string(),
+            have.to_string(),
             format!("{fill_s:.1}"),
             format!("{index:.1}"),
             format!("{s50:.2}"),
