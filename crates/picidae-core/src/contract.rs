@@ -23,10 +23,12 @@ use crate::params::{ParamDomain, ParamSpec};
 mod locate;
 mod raw;
 mod schema;
+mod screen;
 mod validate;
 
 use locate::Locator;
 use raw::Raw;
+pub use screen::{ScreenSpec, SCREEN_SEED};
 use validate::validate;
 
 /// The file name of a contract inside a benchmark directory.
@@ -118,6 +120,9 @@ pub struct Contract {
     pub params: Vec<ParamSpec>,
     pub policy: PolicySpec,
     pub hidden: Option<HiddenSpec>,
+    /// `[screen]`: the cheap first stage of a candidate's verification, if declared.
+    #[serde(default)]
+    pub screen: Option<ScreenSpec>,
     pub gold: Vec<GoldCase>,
 }
 
@@ -340,6 +345,15 @@ mod secs {
 }
 
 impl Contract {
+    /// The time budget and hard timeout of a run on `seed`: the `[screen]` stage's for
+    /// [`SCREEN_SEED`], the `[run]` ones otherwise.
+    pub fn stage_budget(&self, seed: i64) -> (Duration, Duration) {
+        match &self.screen {
+            Some(s) if seed == SCREEN_SEED => (s.time_budget, s.timeout),
+            _ => (self.run.time_budget, self.run.timeout),
+        }
+    }
+
     /// Load `picidae.toml` from a benchmark directory (or a direct path to the file). Without a
     /// `[benchmark] name`, the benchmark is named after its directory (resolved, so `.` names
     /// the current directory).

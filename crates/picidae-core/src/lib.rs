@@ -14,7 +14,9 @@ pub mod results_tsv;
 pub mod sequential;
 pub mod stats;
 
-pub use contract::{Contract, ContractError, ContractIssue, CONTRACT_FILE};
+pub use contract::{
+    Contract, ContractError, ContractIssue, ScreenSpec, CONTRACT_FILE, SCREEN_SEED,
+};
 pub use domain::{
     AttemptKind, AttemptStatus, Boundary, BoundaryViolation, ProgramStatus, RunBreach, RunStatus,
     WorkState,

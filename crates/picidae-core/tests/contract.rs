@@ -97,6 +97,45 @@ fn every_policy_field_is_accepted_and_read() {
     assert_eq!(i.field, "policy.paired", "{i}");
 }
 
+/// `[screen]`: read with its defaults; a screen no cheaper than a full run, a negative margin
+/// and an unknown field are each named where they are written.
+#[test]
+fn a_screen_stage_is_read_and_checked() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.screen, None);
+    let with = |table: &str| format!("{GOOD}\n[screen]\n{table}");
+    let c = parse(&with("time_budget = \"2s\"\n")).unwrap_or_else(|e| panic!("{e}"));
+    let s = c.screen.expect("a [screen] table");
+    assert_eq!(s.time_budget.as_secs_f64(), 2.0);
+    // Twice the budget and 10 s, capped at the run's hard timeout (20 s).
+    assert_eq!(s.timeout.as_secs_f64(), 14.0);
+    assert_eq!(s.margin, 0.0);
+    let c = parse(&with("time_budget = 1\ntimeout = 3\nmargin = 0.25\n")).unwrap();
+    let s = c.screen.unwrap();
+    assert_eq!((s.timeout.as_secs_f64(), s.margin), (3.0, 0.25));
+
+    let lines = GOOD.lines().count();
+    let i = single_issue(&with("time_budget = \"5s\"\n"));
+    assert_eq!(
+        (i.field.as_str(), i.line),
+        ("screen.time_budget", lines + 3),
+        "{i}"
+    );
+    assert!(i.message.contains("cheaper than a full run"), "{i}");
+    let i = single_issue(&with("time_budget = 1\nmargin = -1\n"));
+    assert_eq!(
+        (i.field.as_str(), i.line),
+        ("screen.margin", lines + 4),
+        "{i}"
+    );
+    let i = single_issue(&with("time_budget = 1\ntimeout = 0.5\n"));
+    assert_eq!(i.field, "screen.timeout", "{i}");
+    let i = single_issue(&with("time_budget = 1\nseeds = 2\n"));
+    assert_eq!(i.field, "screen.seeds", "{i}");
+    let i = single_issue(&with("margin = 1\n"));
+    assert_eq!(i.field, "screen.time_budget", "{i}");
+}
+
 #[test]
 fn bad_goal_names_line_and_field() {
     let text = GOOD.replace("goal = \"minimize\"", "goal = \"smaller\"");

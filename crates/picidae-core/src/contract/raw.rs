@@ -16,6 +16,7 @@ pub(super) struct Raw {
     pub(super) param: Vec<Spanned<RawParam>>,
     pub(super) policy: Option<RawPolicy>,
     pub(super) hidden: Option<Spanned<RawHidden>>,
+    pub(super) screen: Option<Spanned<RawScreen>>,
     #[serde(default)]
     pub(super) gold: Vec<Spanned<RawGold>>,
 }
@@ -131,6 +132,14 @@ pub(super) struct RawHidden {
     pub(super) goal: Option<Goal>,
     pub(super) min_rank_correlation: Option<Spanned<f64>>,
     pub(super) max_error: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScreen {
+    pub(super) time_budget: Spanned<RawDuration>,
+    pub(super) timeout: Option<Spanned<RawDuration>>,
+    pub(super) margin: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]

@@ -172,6 +172,11 @@ const HIDDEN: &[Field] = &[
     opt("min_rank_correlation", Ty::Num),
     opt("max_error", Ty::Num),
 ];
+const SCREEN: &[Field] = &[
+    req("time_budget", Ty::Duration),
+    opt("timeout", Ty::Duration),
+    opt("margin", Ty::Num),
+];
 const GOLD: &[Field] = &[
     req("name", Ty::Str),
     req("path", Ty::Str),
@@ -186,6 +191,7 @@ const CONTRACT: &[Field] = &[
     opt("param", Ty::List(PARAM)),
     opt("policy", Ty::Table(POLICY)),
     opt("hidden", Ty::Table(HIDDEN)),
+    opt("screen", Ty::Table(SCREEN)),
     opt("gold", Ty::List(GOLD)),
 ];
 

@@ -716,6 +716,10 @@ pub(super) fn validate(
         }
     });
 
+    let screen = raw
+        .screen
+        .and_then(|sc| super::screen::validate(sc, run.as_ref(), loc, &mut issues));
+
     let gold = raw
         .gold
         .into_iter()
@@ -752,6 +756,7 @@ pub(super) fn validate(
         params,
         policy,
         hidden,
+        screen,
         gold,
     })
 }
