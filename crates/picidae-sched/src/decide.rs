@@ -71,6 +71,14 @@ impl Runner<'_> {
         let goal = self.contract.primary().goal;
         let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
         if finding.is_none() {
+            // The contract's screen stage, where it declares one, stands in for the one-seed
+            // screen below.
+            match self.pass_screen(attempt, opts, events)? {
+                Ok(passed) => finding = passed,
+                Err(end) => return Ok(end),
+            }
+        }
+        if finding.is_none() {
             let Some(screen) = self.run_seeds(attempt, 1, opts, events)? else {
                 return Ok(Finish::Interrupted);
             };

@@ -327,13 +327,14 @@ impl Runner<'_> {
     }
 
     /// The most runs an attempt takes: one under plain keep/revert, all of the policy's seeds
-    /// when it verifies.
+    /// when it verifies, and its screen run where the contract declares a `[screen]` stage.
     fn need(&self) -> u32 {
-        if self.policy.verifies() {
+        let seeds = if self.policy.verifies() {
             self.policy.seeds
         } else {
             1
-        }
+        };
+        seeds + u32::from(self.contract.screen.is_some())
     }
 
     /// An attempt a dead harness committed or queued but never started goes (back) into the
@@ -379,7 +380,7 @@ impl Runner<'_> {
         };
         let mut in_flight = Vec::with_capacity(start.running.len());
         for (&id, &need) in start.running {
-            let runs = store.runs_of_attempt(id)?;
+            let runs = store.all_runs_of_attempt(id)?;
             let finished = runs.iter().filter(|r| r.status.is_terminal()).count();
             in_flight.push(InFlight {
                 need,

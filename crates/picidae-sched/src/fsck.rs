@@ -277,6 +277,8 @@ struct AttemptRow {
 struct RunRow {
     id: i64,
     attempt_id: i64,
+    /// A screen run (a negative seed) is not one of its attempt's seeds.
+    screen: bool,
     status: Option<RunStatus>,
     value: Option<f64>,
     /// The primary metric in the stored metrics: `None` when absent, `Some(NaN)` for a
@@ -288,9 +290,13 @@ struct RunRow {
 }
 
 impl RunRow {
-    /// Whether the run is one of its attempt's seeds: finished, and not cancelled by a harness
-    /// that stopped (that seed runs again); a run a person cancelled counts.
+    /// Whether the run is one of its attempt's seeds: not a screen run, finished, and not
+    /// cancelled by a harness that stopped (that seed runs again); a run a person cancelled
+    /// counts.
     fn counts(&self) -> bool {
+        if self.screen {
+            return false;
+        }
         match self.status {
             Some(RunStatus::Cancelled) => self.cancel_requested,
             Some(s) => s.is_terminal(),
@@ -344,6 +350,7 @@ fn load(store: &Store, name: &str, primary: Option<&str>) -> Result<Snapshot, St
         .map(|r| RunRow {
             id: r.id,
             attempt_id: r.attempt_id,
+            screen: r.seed < 0,
             status: r.status.parse().ok(),
             value: r.primary_value,
             metric: primary.and_then(|p| metric_of(r.metrics_json.as_deref()?, p)),

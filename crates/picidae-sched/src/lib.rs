@@ -51,6 +51,7 @@ pub mod resources;
 pub mod retry;
 mod run;
 pub mod runner;
+mod screen;
 mod seeds;
 mod setup;
 pub mod shutdown;

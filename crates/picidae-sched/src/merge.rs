@@ -97,7 +97,7 @@ impl Runner<'_> {
             breached: self
                 .project
                 .store
-                .runs_of_attempt(attempt.id)?
+                .all_runs_of_attempt(attempt.id)?
                 .iter()
                 .any(|r| r.breach.is_some()),
             verifies: self.policy.verifies(),

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use picidae_core::{Assignment, AttemptKind, Boundary, Contract, RunBreach, RunStatus};
+use picidae_core::{
+    Assignment, AttemptKind, Boundary, Contract, RunBreach, RunStatus, SCREEN_SEED,
+};
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
 use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
 use picidae_git::Repo;
@@ -357,12 +359,13 @@ impl RunCtx {
             (run_id, seed),
             cuda_visible_devices.clone(),
         );
+        let (time_budget, timeout) = self.contract.stage_budget(seed);
         let req = RunRequest {
             command: run.command.clone(),
             cwd: bench_dir,
             env,
-            time_budget: run.time_budget,
-            timeout: run.timeout,
+            time_budget,
+            timeout,
             grace: run.grace,
             stdout_path: run_dir.join("stdout.log"),
             stderr_path: run_dir.join("stderr.log"),
@@ -495,7 +498,8 @@ impl RunCtx {
     }
 
     /// A run's environment: the seed, where its metrics and artifacts go, the setup data, the
-    /// time budget, its ids, the attempt's environment parameters and the GPUs it holds.
+    /// stage (`PICIDAE_STAGE`: `screen` or `full`) and its time budget, its ids, the attempt's
+    /// environment parameters and the GPUs it holds.
     fn run_env(
         &self,
         attempt: &Attempt,
@@ -515,8 +519,9 @@ impl RunCtx {
             ("PICIDAE_DATA".into(), self.data_dir.display().to_string()),
             (
                 "PICIDAE_TIME_BUDGET".into(),
-                format!("{}", run.time_budget.as_secs_f64()),
+                format!("{}", self.contract.stage_budget(seed).0.as_secs_f64()),
             ),
+            ("PICIDAE_STAGE".into(), stage_name(seed).into()),
             ("PICIDAE_RUN_ID".into(), run_id.to_string()),
             ("PICIDAE_ATTEMPT".into(), attempt.seq.to_string()),
             ("PICIDAE_PROGRAM".into(), self.program.clone()),
@@ -643,5 +648,14 @@ fn slot_priority(attempt: &Attempt, seed: i64) -> Priority {
         Priority::Verify
     } else {
         Priority::Explore
+    }
+}
+
+/// What `PICIDAE_STAGE` tells a run on `seed`.
+fn stage_name(seed: i64) -> &'static str {
+    if seed == SCREEN_SEED {
+        "screen"
+    } else {
+        "full"
     }
 }

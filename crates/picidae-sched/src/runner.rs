@@ -642,7 +642,7 @@ impl<'p> Runner<'p> {
         let breached: Vec<(RunBreach, String)> = self
             .project
             .store
-            .runs_of_attempt(attempt.id)?
+            .all_runs_of_attempt(attempt.id)?
             .into_iter()
             .filter_map(|r| r.breach.map(|b| (b, r.error.unwrap_or_default())))
             .collect();

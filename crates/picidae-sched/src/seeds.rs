@@ -34,7 +34,7 @@ impl Runner<'_> {
         events: Events<'_>,
     ) -> Result<Option<Vec<SeedResult>>, SchedError> {
         let range = first..first + n;
-        let runs = self.project.store.runs_of_attempt(attempt.id)?;
+        let runs = self.project.store.all_runs_of_attempt(attempt.id)?;
         // A run a person cancelled counts as done (its seed is never run again); one cancelled
         // because the harness stopped does not.
         let cancelled: Vec<i64> = runs

@@ -47,11 +47,14 @@ impl Runner<'_> {
         let prior = self.noise_prior(self.policy.paired, attempt.id)?;
         let mut finding = self.project.store.finding_for_attempt(attempt.id)?;
         // A retry is not screened: its first look is the first that may keep it.
-        let mut k = if attempt.proposer == crate::retry::RETRY_PROPOSER {
-            fewest
-        } else {
-            1
-        };
+        let retry = attempt.proposer == crate::retry::RETRY_PROPOSER;
+        let mut k = if retry { fewest } else { 1 };
+        if finding.is_none() {
+            match self.pass_screen(attempt, opts, events)? {
+                Ok(passed) => finding = passed,
+                Err(end) => return Ok(end),
+            }
+        }
         loop {
             let Some(results) = self.run_seeds(attempt, k, opts, events)? else {
                 return Ok(Finish::Interrupted);
@@ -197,7 +200,7 @@ pub(crate) fn next_look(k: i64, fewest: i64, cap: i64, parallel: usize) -> i64 {
 /// The turn of one worker to run an incumbent's missing seeds, per (project, incumbent): the
 /// workers of one process (`driver.rs`) take turns, so no seed of a shared incumbent runs
 /// twice. One process drives a program at a time (its lock), so a process-wide turn is enough.
-struct TopUpTurn {
+pub(crate) struct TopUpTurn {
     key: (PathBuf, i64),
 }
 
@@ -214,7 +217,7 @@ static TOP_UPS: LazyLock<TopUps> = LazyLock::new(|| TopUps {
 impl TopUpTurn {
     /// Wait until no other worker tops up `incumbent` in `project`, then hold the turn until
     /// dropped.
-    fn take(project: &Path, incumbent: i64) -> TopUpTurn {
+    pub(crate) fn take(project: &Path, incumbent: i64) -> TopUpTurn {
         let key = (project.to_path_buf(), incumbent);
         let mut busy = TOP_UPS.busy.lock().unwrap_or_else(|e| e.into_inner());
         while busy.contains(&key) {

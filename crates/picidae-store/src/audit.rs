@@ -23,6 +23,8 @@ pub struct StoredAttempt {
 pub struct StoredRun {
     pub id: i64,
     pub attempt_id: i64,
+    /// Negative for a screen run, which is not one of the attempt's seeds.
+    pub seed: i64,
     pub status: String,
     pub primary_value: Option<f64>,
     /// The metrics object as stored (non-finite values are strings in it).
@@ -87,13 +89,14 @@ impl Store {
         )?;
         let runs = tx.query_map(
             "SELECT id, attempt_id, status, primary_value, metrics_json, finished_at,
-                    cancel_requested_at
+                    cancel_requested_at, seed
              FROM runs WHERE program_id = ?1 ORDER BY id",
             [pid],
             |r| {
                 Ok(StoredRun {
                     id: r.get(0)?,
                     attempt_id: r.get(1)?,
+                    seed: r.get(7)?,
                     status: r.get(2)?,
                     primary_value: r.get(3)?,
                     metrics_json: r.get(4)?,

@@ -167,7 +167,21 @@ impl Store {
             .ok_or(StoreError::NoSuchRun(id))
     }
 
+    /// An attempt's seed runs (seeds 0, 1, ...), oldest first: what its value, its evidence
+    /// and every comparison with it are made of. A screen run (a negative seed, see the
+    /// contract's `[screen]`) is not one of them.
     pub fn runs_of_attempt(&self, attempt_id: i64) -> Result<Vec<Run>> {
+        let rows = self.db.query_map(
+            &format!("SELECT {RUN_COLS} FROM runs WHERE attempt_id = ?1 AND seed >= 0 ORDER BY id"),
+            [attempt_id],
+            run_from_row,
+        )?;
+        Ok(rows)
+    }
+
+    /// Every run of an attempt, its screen run included, oldest first: what it spent, and
+    /// everything it did that a breach or an accounting check must see.
+    pub fn all_runs_of_attempt(&self, attempt_id: i64) -> Result<Vec<Run>> {
         let rows = self.db.query_map(
             &format!("SELECT {RUN_COLS} FROM runs WHERE attempt_id = ?1 ORDER BY id"),
             [attempt_id],
@@ -201,8 +215,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// The primary values of a program's latest `limit` succeeded runs on one machine
-    /// fingerprint, newest first: what the noise of its runs is learned from.
+    /// The primary values of a program's latest `limit` succeeded seed runs on one machine
+    /// fingerprint, newest first: what the noise of its runs is learned from (screen runs,
+    /// on a shorter budget, are not).
     pub fn seed_values(
         &self,
         program_id: i64,
@@ -212,7 +227,7 @@ impl Store {
         Ok(self.db.query_map(
             "SELECT attempt_id, seed, primary_value FROM runs
              WHERE program_id = ?1 AND fingerprint = ?2 AND status = 'succeeded'
-               AND primary_value IS NOT NULL
+               AND primary_value IS NOT NULL AND seed >= 0
              ORDER BY id DESC LIMIT ?3",
             params![program_id, fingerprint, limit],
             |r| {

@@ -323,11 +323,17 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
     if let Some(r) = &a.rejection {
         println!("rejection:  {r}");
     }
-    for r in &runs {
+    // Every run, the screen stage's (seed -1) included; the metrics above are the seeds'.
+    for r in &project.store.all_runs_of_attempt(a.id)? {
         println!(
-            "run {} seed {} {} exit {} wall {} rss {} KiB{} value {} {}{}",
+            "run {} seed {}{} {} exit {} wall {} rss {} KiB{} value {} {}{}",
             r.id,
             r.seed,
+            if r.seed == picidae_core::SCREEN_SEED {
+                " (screen)"
+            } else {
+                ""
+            },
             r.status,
             r.exit_code.map(|c| c.to_string()).unwrap_or("-".into()),
             r.wall_secs

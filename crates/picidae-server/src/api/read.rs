@@ -293,7 +293,8 @@ pub(crate) async fn get_attempt(
             let a = store
                 .attempt_by_seq(p.id, seq)?
                 .ok_or_else(|| ApiError::not_found(format!("no attempt #{seq}")))?;
-            let runs = store.runs_of_attempt(a.id)?;
+            // Every run, the screen stage's (seed -1) included.
+            let runs = store.all_runs_of_attempt(a.id)?;
             let asked =
                 store.cancel_requested_runs(&runs.iter().map(|r| r.id).collect::<Vec<_>>())?;
             let runs = runs
