@@ -43,6 +43,7 @@
 //! Failures are [`GitError`] values carrying git's arguments, exit status and
 //! stderr; nothing here panics on git's behalf.
 
+mod carry;
 mod cmd;
 mod error;
 mod export;
