@@ -74,6 +74,7 @@ impl Store {
             "DELETE FROM followups WHERE program_id = ?1".into(),
             "DELETE FROM retries WHERE program_id = ?1".into(),
             "DELETE FROM frontier_history WHERE program_id = ?1".into(),
+            "DELETE FROM commit_bundles WHERE program_id = ?1".into(),
             "DELETE FROM work_refusals WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"
                 .into(),
             "DELETE FROM work_items WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"

@@ -17,6 +17,7 @@
 //! waits for the busy timeout.
 
 pub mod audit;
+mod carried;
 pub mod changes;
 pub mod db;
 mod delete;

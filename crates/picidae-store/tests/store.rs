@@ -724,7 +724,34 @@ fn fixtures_write_what_the_listings_read(t: &TestStore) {
     );
 }
 
+/// Commit bundles are kept once per (program, commit), read back byte for byte, and a
+/// program's commits are listed oldest first, each once.
+fn commit_bundles_round_trip(t: &TestStore) {
+    let mut s = t.open();
+    let p = program(&mut s, "p");
+    let q = program(&mut s, "q");
+    let (c1, c2) = ("1".repeat(40), "2".repeat(40));
+    attempt(&mut s, p.id, &c1);
+    attempt(&mut s, p.id, &c2);
+    attempt(&mut s, p.id, &c1);
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    assert!(!s.has_commit_bundle(p.id, &c1).unwrap());
+    s.put_commit_bundle(p.id, &c1, &bytes).unwrap();
+    // A second write of the same commit keeps the first.
+    s.put_commit_bundle(p.id, &c1, b"other").unwrap();
+    assert!(s.has_commit_bundle(p.id, &c1).unwrap());
+    assert!(!s.has_commit_bundle(q.id, &c1).unwrap());
+    assert_eq!(s.commit_bundle(p.id, &c1).unwrap().unwrap(), bytes);
+    assert_eq!(s.commit_bundle(p.id, &c2).unwrap(), None);
+    assert_eq!(
+        s.program_commits(p.id).unwrap(),
+        vec![(1, c1.clone()), (2, c2.clone())]
+    );
+    assert!(s.program_commits(q.id).unwrap().is_empty());
+}
+
 picidae_store::on_both_backends!(
+    commit_bundles_round_trip,
     fixtures_write_what_the_listings_read,
     program_names_are_unique,
     sequence_numbers_are_dense_per_program,
