@@ -164,7 +164,7 @@ pub fn next_turn(
 ) -> Result<NextTurn, SchedError> {
     let store = &project.store;
     let program = store.program(program)?;
-    let repo = picidae_git::Repo::open(&program.benchmark_dir)?;
+    let repo = picidae_git::Repo::open(project.benchmark_dir(&program))?;
     let (contract, _) = crate::contract_source::program_contract(&repo, &program)?;
     let history: Vec<HistoryEntry> = store
         .attempts(&AttemptFilter {
@@ -194,7 +194,7 @@ pub fn next_turn(
         scratch: project
             .attempt_dir(&program.name, attempt_seq)
             .join(picidae_agent::SCRATCH_DIR),
-        workspace: PathBuf::from(&program.benchmark_dir),
+        workspace: project.benchmark_dir(&program),
         project_dir: project.root().to_path_buf(),
         attempt_seq,
         followups,

@@ -24,9 +24,7 @@ impl Runner<'_> {
             proposer: "picidae".into(),
             params: None,
         })?;
-        self.project
-            .store
-            .set_attempt_commit(attempt.id, &base, &patch_hash(""), &[], None)?;
+        self.record_commit(attempt.id, &base, &patch_hash(""), &[], None)?;
         let attempt = self.project.store.attempt(attempt.id)?;
         match self.run_attempt(&attempt, opts, events)? {
             Finish::Decided(AttemptStatus::Kept) => {
@@ -110,9 +108,7 @@ impl Runner<'_> {
             proposer: "picidae".into(),
             params: None,
         })?;
-        self.project
-            .store
-            .set_attempt_commit(attempt.id, commit, &patch_hash(""), &[], None)?;
+        self.record_commit(attempt.id, commit, &patch_hash(""), &[], None)?;
         let attempt = self.project.store.attempt(attempt.id)?;
         let results = self
             .run_seed_range(&attempt, first, n, opts, &mut |_| {})?

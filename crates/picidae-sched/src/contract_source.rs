@@ -40,7 +40,7 @@ pub fn program_contract(
         program: program.name.clone(),
         message: format!("{rel_str} at {short} is not UTF-8"),
     })?;
-    let on_disk = Path::new(&program.benchmark_dir).join(CONTRACT_FILE);
+    let on_disk = repo.bench_dir().join(CONTRACT_FILE);
     let shown = format!("{} (as committed in {short})", on_disk.display());
     let mut contract = Contract::parse(&text, Path::new(&shown))?;
     apply_sandbox_defaults(&mut contract);

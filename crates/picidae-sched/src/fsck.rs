@@ -222,7 +222,7 @@ pub fn fsck_project(project: &Project, program: &str, repair: bool) -> Result<Re
     } else {
         None
     };
-    let repo = Repo::open(&p.benchmark_dir);
+    let repo = Repo::open(project.benchmark_dir(&p));
     check(&project.store, repo.as_ref(), program, repair)
 }
 

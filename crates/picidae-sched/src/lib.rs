@@ -24,6 +24,8 @@ pub mod agent_turn;
 pub mod artifacts;
 mod baseline;
 pub mod cancels;
+mod carry;
+pub mod clones;
 pub mod contract_source;
 pub mod coordinator;
 mod decide;

@@ -137,7 +137,12 @@ pub fn power(
 /// run noise learned on the machine fingerprint of the frontier's latest run, the contract at
 /// the program's base commit with its policy overrides. `None` before the frontier has runs
 /// with a spread (two seeds of one attempt).
-pub fn program_power(store: &Store, program: &Program) -> Result<Option<Power>, SchedError> {
+/// `bench` is where this process reads the program's benchmark (`Clones::benchmark_dir`).
+pub fn program_power(
+    store: &Store,
+    program: &Program,
+    bench: &std::path::Path,
+) -> Result<Option<Power>, SchedError> {
     let (Some(frontier), Some(value)) = (program.frontier_attempt_id, program.frontier_value)
     else {
         return Ok(None);
@@ -151,7 +156,7 @@ pub fn program_power(store: &Store, program: &Program) -> Result<Option<Power>, 
     else {
         return Ok(None);
     };
-    let contract = base_contract(program)?;
+    let contract = base_contract(program, bench)?;
     let policy = crate::program::effective_policy(&contract, &program.policy);
     let values = store.seed_values(program.id, &fp, crate::noise::NOISE_RUNS)?;
     let prior = crate::noise::learn(&values, &[], -1);
@@ -162,7 +167,7 @@ pub fn program_power(store: &Store, program: &Program) -> Result<Option<Power>, 
 
 /// The contract at `program`'s base commit, read from git once per process: it cannot change
 /// for that commit, and [`program_power`] is asked on every read of a program's view.
-fn base_contract(program: &Program) -> Result<Arc<Contract>, SchedError> {
+fn base_contract(program: &Program, bench: &std::path::Path) -> Result<Arc<Contract>, SchedError> {
     /// Contracts by (benchmark directory, base commit).
     type Read = HashMap<(String, String), Arc<Contract>>;
     static READ: LazyLock<Mutex<Read>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -170,7 +175,7 @@ fn base_contract(program: &Program) -> Result<Arc<Contract>, SchedError> {
     if let Some(c) = READ.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(Arc::clone(c));
     }
-    let repo = picidae_git::Repo::open(&program.benchmark_dir)?;
+    let repo = picidae_git::Repo::open(bench)?;
     let (contract, _) = crate::contract_source::program_contract(&repo, program)?;
     let contract = Arc::new(contract);
     READ.lock()

@@ -207,6 +207,7 @@ pub struct Retracted {
 /// be moved is said, not an error.
 pub fn retract_finding(
     store: &mut Store,
+    clones: &crate::clones::Clones,
     finding_id: i64,
     reason: &str,
 ) -> Result<Retracted, SchedError> {
@@ -215,7 +216,7 @@ pub fn retract_finding(
     let moved = store.retract_finding(finding_id, reason)?;
     let ref_not_moved = moved.as_ref().and_then(|commit| {
         let name = program_ref(&program.name, "frontier");
-        Repo::open(&program.benchmark_dir)
+        Repo::open(clones.benchmark_dir(&program))
             .and_then(|repo| repo.update_ref(&name, commit, None))
             .err()
             .map(|e| {

@@ -7,12 +7,15 @@
 //! - `runs/<program>/<run id>/` — `stdout.log`, `stderr.log`, `metrics.jsonl`, `artifacts/`;
 //! - `attempts/<program>/<seq>/` — the agent's prompt, context and transcript;
 //! - `worktrees/<program>/` — checkouts for the agent and for each running run (removed after);
-//! - `cache/<program>/<fingerprint>/` — the setup step's `data/` and `hidden/` directories.
+//! - `cache/<program>/<fingerprint>/` — the setup step's `data/` and `hidden/` directories;
+//! - `benchmarks.toml` — where this project's clone of a benchmark is, when it is not where
+//!   the program recorded it (`clones.rs`).
 
 use std::path::{Path, PathBuf};
 
-use picidae_store::Store;
+use picidae_store::{Program, Store};
 
+use crate::clones::Clones;
 use crate::SchedError;
 
 pub const PROJECT_DIR: &str = ".picidae";
@@ -22,6 +25,7 @@ pub const STORE_URL_FILE: &str = "store.url";
 pub struct Project {
     root: PathBuf,
     pub store: Store,
+    clones: Clones,
 }
 
 impl Project {
@@ -81,7 +85,12 @@ impl Project {
         }
         let root = std::fs::canonicalize(root).map_err(|e| SchedError::io(root, e))?;
         let store = Store::open_location(&store_location(&dir)?)?;
-        Ok(Project { root, store })
+        let clones = Clones::load(&dir)?;
+        Ok(Project {
+            root,
+            store,
+            clones,
+        })
     }
 
     /// Where this project's store is: the PostgreSQL URL, or the SQLite file's path.
@@ -105,6 +114,17 @@ impl Project {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where this project reads `program`'s benchmark: its own clone where
+    /// `.picidae/benchmarks.toml` names one, else the directory the program recorded.
+    pub fn benchmark_dir(&self, program: &Program) -> PathBuf {
+        self.clones.benchmark_dir(program)
+    }
+
+    /// Where this project's clones of benchmarks are (see [`Project::benchmark_dir`]).
+    pub fn clones(&self) -> &Clones {
+        &self.clones
     }
 
     pub fn dir(&self) -> PathBuf {

@@ -5,7 +5,6 @@
 //! agent's own commits and stray files, the boundary check, the commit under its attempt ref,
 //! and the memory gate (a duplicate never runs).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use picidae_agent::{Agent, AgentContext, AgentError};
@@ -111,7 +110,7 @@ impl Runner<'_> {
         };
         let workspace = match &wt {
             Some(w) => w.bench_dir(),
-            None => PathBuf::from(&self.program.benchmark_dir),
+            None => self.project.benchmark_dir(&self.program),
         };
         let attempt_dir = self.project.attempt_dir(&name, attempt.seq);
         let scratch = attempt_dir.join(picidae_agent::SCRATCH_DIR);
@@ -324,7 +323,7 @@ impl Runner<'_> {
                 attempt.id,
                 &serde_json::to_value(&params).unwrap_or_default(),
             )?;
-            self.project.store.set_attempt_commit(
+            self.record_commit(
                 attempt.id,
                 &frontier,
                 &patch_hash(""),
@@ -346,7 +345,7 @@ impl Runner<'_> {
         }
         let Some(wt) = wt.filter(|_| !changes.is_empty()) else {
             let _ = self.repo.remove_worktree(&wt_path);
-            self.project.store.set_attempt_commit(
+            self.record_commit(
                 attempt.id,
                 &frontier,
                 &patch_hash(""),
@@ -405,7 +404,7 @@ impl Runner<'_> {
             let params = serde_json::to_value(params).unwrap_or_default();
             self.project.store.set_attempt_params(attempt.id, &params)?;
         }
-        self.project.store.set_attempt_commit(
+        self.record_commit(
             attempt.id,
             &commit,
             &patch_hash(&patch),

@@ -132,7 +132,7 @@ impl Runner<'_> {
         } else {
             original.touched.clone()
         };
-        self.project.store.set_attempt_commit(
+        self.record_commit(
             attempt.id,
             &sha,
             &patch_hash(&patch),

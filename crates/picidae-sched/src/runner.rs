@@ -169,7 +169,9 @@ impl<'p> Runner<'p> {
         } else {
             None
         };
-        let repo = Repo::open(&program.benchmark_dir)?;
+        let repo = Repo::open(project.benchmark_dir(&program))?;
+        // A program another coordinator drove may hold commits this clone lacks.
+        crate::carry::fetch_commits(&project.store, &repo, &program)?;
         let (contract, contract_notice) = program_contract(&repo, &program)?;
         let executor = ExecutorSpec::from_stored(&program.executor).map_err(|message| {
             SchedError::Program {
@@ -237,7 +239,7 @@ impl<'p> Runner<'p> {
         project: &'p mut Project,
         parts: RunnerParts,
     ) -> Result<Runner<'p>, SchedError> {
-        let repo = Repo::open(&parts.program.benchmark_dir)?;
+        let repo = Repo::open(project.benchmark_dir(&parts.program))?;
         Ok(Runner {
             project,
             program: parts.program,

@@ -165,7 +165,7 @@ impl Runner<'_> {
     ) -> Vec<Result<(i64, RunResult), SchedError>> {
         let ctx = self.run_ctx();
         let root = self.project.root().to_path_buf();
-        let bench = self.program.benchmark_dir.clone();
+        let bench = self.project.benchmark_dir(&self.program);
         let (tx, rx) = std::sync::mpsc::channel::<LoopEvent>();
         std::thread::scope(|scope| {
             let handles: Vec<_> = seeds

@@ -176,6 +176,15 @@ impl ApiState {
         self.store_path.parent().map(|d| d.join("runs"))
     }
 
+    /// Where this project reads each benchmark (`.picidae/benchmarks.toml` beside the store's
+    /// file, see `picidae_sched::clones`); where it was recorded when that cannot be read.
+    pub fn clones(&self) -> picidae_sched::clones::Clones {
+        self.store_path
+            .parent()
+            .and_then(|d| picidae_sched::clones::Clones::load(d).ok())
+            .unwrap_or_default()
+    }
+
     /// Open a connection to the store.
     pub fn open_store(&self) -> Result<Store, StoreError> {
         match &self.store_url {

@@ -40,6 +40,11 @@ pub(crate) enum Command {
         /// share its programs. Written to `.picidae/store.url` (readable by its owner only).
         #[arg(long, value_name = "URL", env = "PICIDAE_STORE")]
         store: Option<String>,
+        /// This project's own clone of a benchmark that programs in the shared store recorded
+        /// at another path (another machine's): `RECORDED=LOCAL`, repeatable. Commits travel
+        /// between clones through the store. Written to `.picidae/benchmarks.toml`.
+        #[arg(long = "clone", value_name = "RECORDED=LOCAL")]
+        clones: Vec<String>,
     },
     /// Validate a benchmark's picidae.toml and summarise it.
     Check {

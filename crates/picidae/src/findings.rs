@@ -140,7 +140,8 @@ pub fn show(project: &Project, id: i64) -> Result<()> {
 }
 
 pub fn retract(project: &mut Project, id: i64, reason: &str) -> Result<()> {
-    let done = retract_finding(&mut project.store, id, reason)?;
+    let clones = project.clones().clone();
+    let done = retract_finding(&mut project.store, &clones, id, reason)?;
     println!("finding {id} retracted");
     if let Some(c) = &done.frontier_moved_to {
         println!("frontier moved back to {}", &c[..12.min(c.len())]);

@@ -67,10 +67,24 @@ fn open_project(cli_project: &Option<PathBuf>) -> Result<Project> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Init { dir, store } => {
+        Command::Init { dir, store, clones } => {
             let dir = cli.project.clone().unwrap_or(dir);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let p = Project::init_with_store(&dir, store.as_deref())?;
+            let mut p = Project::init_with_store(&dir, store.as_deref())?;
+            for c in &clones {
+                let (recorded, local) = c
+                    .split_once('=')
+                    .with_context(|| format!("--clone {c:?}: expected RECORDED=LOCAL"))?;
+                let local = picidae_sched::clones::Clones::link(&p.dir(), recorded, local.as_ref())
+                    .with_context(|| format!("--clone {c:?}"))?;
+                println!(
+                    "benchmark {recorded}: this project's clone is {}",
+                    local.display()
+                );
+            }
+            if !clones.is_empty() {
+                p = Project::open(&dir)?;
+            }
             println!(
                 "initialised Picidae project in {} (store: {} {})",
                 p.dir().display(),

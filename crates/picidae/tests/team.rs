@@ -1,6 +1,8 @@
-//! Team mode: `picidae serve` coordinators share one project and one real PostgreSQL store (a
-//! private server started by the store's `testing` fixture). Each takes a fair share of the
-//! programs through leases in the store.
+//! Team mode: `picidae serve` coordinators share one real PostgreSQL store (a private server
+//! started by the store's `testing` fixture) and nothing else: each has a project directory
+//! and a clone of the benchmark of its own, and the directory the programs were created from
+//! is moved away before they start, so commits reach a coordinator only through the store.
+//! Each takes a fair share of the programs through leases in the store.
 //!
 //! - Three coordinators, one killed with SIGKILL while its run is in flight: another takes its
 //!   program over at once (the holder's process is gone).
@@ -25,11 +27,39 @@ use picidae_store::{AttemptFilter, Store};
 
 const RUNS_EACH: usize = 12;
 
+/// Coordinator `i`'s own project, on the shared store, with its own clone of the benchmark
+/// (named for the directory the programs recorded): nothing in it is shared with the project
+/// the programs were created in or with another coordinator.
+fn own_project(env: &Env, i: usize) -> PathBuf {
+    let root = env.path(&format!("coordinator-{i}"));
+    let clone = root.join("bench");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&env.bench)
+        .arg(&clone)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let url = std::fs::read_to_string(env.project.join(".picidae/store.url")).unwrap();
+    let recorded = env.store().programs().unwrap()[0].benchmark_dir.clone();
+    let project = root.join("project");
+    let out = bin()
+        .arg("init")
+        .arg(&project)
+        .args(["--store", url.trim()])
+        .arg("--clone")
+        .arg(format!("{recorded}={}", clone.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    project
+}
+
 fn spawn_serve(env: &Env, i: usize, expiry_secs: u32) -> Child {
     let out = std::fs::File::create(env.path(&format!("coordinator-{i}.log"))).unwrap();
     bin()
         .arg("--project")
-        .arg(&env.project)
+        .arg(env.path(&format!("coordinator-{i}/project")))
         .args(["serve", "--slots", "1", "--no-api"])
         .env("PICIDAE_LEASE_EXPIRY_SECS", expiry_secs.to_string())
         .stdout(out)
@@ -117,6 +147,11 @@ fn start_team(
     for p in programs {
         env.ok(&["program", "pause", p]);
     }
+    for i in 0..n {
+        own_project(env, i);
+    }
+    // The benchmark the programs were created from is gone: no coordinator can read it.
+    std::fs::rename(&env.bench, env.path("bench-moved-away")).unwrap();
     let coordinators: Vec<Child> = (0..n).map(|i| spawn_serve(env, i, expiry_secs)).collect();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let names = coordinators
@@ -313,10 +348,22 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
     // Kill the owner of gamma while one of gamma's runs is in flight.
     let victim_name = lease_owner(&env.store(), "gamma").unwrap();
     let victim = names.iter().position(|n| *n == victim_name).unwrap();
+    // Past the baseline: the victim has made commits of its own, which only it holds.
+    wait_until(
+        Duration::from_secs(30),
+        || {
+            let store = env.store();
+            let p = store.program("gamma").unwrap();
+            store.program_commits(p.id).unwrap().len() >= 2
+        },
+        "gamma's first commit past its base",
+    );
     wait_for_a_run(&env, "gamma", &log);
     coordinators[victim].kill().unwrap(); // SIGKILL
     let _ = coordinators[victim].wait();
     let killed_at = Instant::now();
+    // Its directory and clone are lost with it: gamma's commits live on in the store only.
+    std::fs::remove_dir_all(env.path(&format!("coordinator-{victim}"))).unwrap();
 
     // Another coordinator takes gamma over and every program spends its budget.
     wait_until(
@@ -325,8 +372,28 @@ fn three_coordinators_share_programs_and_survive_one_killed() {
         "a live coordinator to take gamma over",
     );
     let takeover = killed_at.elapsed();
+    let taker_name = lease_owner(&env.store(), "gamma").unwrap();
+    let taker = names.iter().position(|n| *n == taker_name).unwrap();
     finish(&env, &PROGRAMS, coordinators, Some(victim));
     let cancelled = accounting(&env, &PROGRAMS, &log);
+    // The taker's own clone holds every commit of gamma, the dead coordinator's included.
+    let store = env.store();
+    let gamma = store.program("gamma").unwrap();
+    let commits = store.program_commits(gamma.id).unwrap();
+    assert!(commits.len() > 2, "{commits:?}");
+    let clone = env.path(&format!("coordinator-{taker}/bench"));
+    for (seq, sha) in &commits {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&clone)
+            .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gamma #{seq}: {sha} is not in the taker's clone"
+        );
+    }
     // The run the kill interrupted was closed once, as cancelled, and nothing else was.
     assert_eq!(
         cancelled,

@@ -189,6 +189,7 @@ pub(crate) async fn retract_finding(
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<RetractBody>, JsonRejection>,
 ) -> ApiResult<RetractAnswer> {
+    let clones = ctx.state.clones();
     let answer = ctx
         .write(&headers, move |store, token| {
             let id = finding_id(id)?;
@@ -198,10 +199,11 @@ pub(crate) async fn retract_finding(
             })?;
             must_be_validated(store, id, "retracted")?;
             let why = format!("retracted by {}: {reason}", token.name);
-            let done = picidae_sched::retract_finding(store, id, &why).map_err(|e| match e {
-                picidae_sched::SchedError::Store(s) => ApiError::from(s),
-                other => ApiError::internal(other.to_string()),
-            })?;
+            let done =
+                picidae_sched::retract_finding(store, &clones, id, &why).map_err(|e| match e {
+                    picidae_sched::SchedError::Store(s) => ApiError::from(s),
+                    other => ApiError::internal(other.to_string()),
+                })?;
             Ok(RetractAnswer {
                 finding: finding_by_id(store, id)?,
                 frontier_moved_to: done.frontier_moved_to,

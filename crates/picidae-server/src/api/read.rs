@@ -48,6 +48,7 @@ pub(crate) async fn get_program(
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<ProgramDetail> {
     let Path(name) = name?;
+    let clones = ctx.state.clones();
     let detail = ctx
         .read(&headers, move |store| {
             let p = program(store, &name)?;
@@ -105,7 +106,7 @@ pub(crate) async fn get_program(
                 followups,
                 // A benchmark that moved or a contract that no longer reads leaves the rest
                 // of the view intact.
-                power: picidae_sched::program_power(store, &p)
+                power: picidae_sched::program_power(store, &p, &clones.benchmark_dir(&p))
                     .ok()
                     .flatten()
                     .map(PowerView::from),

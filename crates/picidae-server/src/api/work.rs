@@ -321,6 +321,7 @@ pub(crate) async fn run_bundle(
     ids: Result<Path<(i64, i64)>, PathRejection>,
     q: Result<Query<BundleQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let clones = ctx.state.clones();
     let bytes = ctx
         .worker(&headers, move |store, token| {
             let Path((id, run_id)) = ids?;
@@ -339,7 +340,7 @@ pub(crate) async fn run_bundle(
             };
             let run = store.run(run_id)?;
             let program = store.program_by_id(run.program_id)?;
-            let repo = picidae_git::Repo::open(&program.benchmark_dir)
+            let repo = picidae_git::Repo::open(clones.benchmark_dir(&program))
                 .map_err(|e| ApiError::internal(format!("the benchmark's repository: {e}")))?;
             let haves: Vec<String> = q
                 .have
