@@ -64,7 +64,7 @@ pub fn delete_program(project: &mut Project, name: &str) -> Result<Deleted> {
         remove_dir(&dir, &mut warnings);
     }
     let mut refs = 0;
-    match Repo::open(&program.benchmark_dir) {
+    match Repo::open(project.benchmark_dir(&program)) {
         Ok(repo) => {
             let prefix = format!("refs/picidae/{name}/");
             match repo.list_refs(&prefix) {

@@ -93,7 +93,7 @@ pub fn reindex_program(
     after_seq: Option<i64>,
 ) -> Result<usize> {
     let p = project.store.program_by_id(program_id)?;
-    let repo = Repo::open(&p.benchmark_dir).ok();
+    let repo = Repo::open(project.benchmark_dir(&p)).ok();
     let mut n = 0;
     for a in project.store.attempts(&AttemptFilter {
         program_id: Some(p.id),

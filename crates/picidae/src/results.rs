@@ -136,9 +136,10 @@ fn fmt_metrics(m: &BTreeMap<String, f64>, skip: Option<&str>) -> String {
 }
 
 /// The primary metric's name from the program's contract (as committed in its base commit).
-fn primary_metric(p: &Program) -> Result<String> {
-    let repo = Repo::open(&p.benchmark_dir)
-        .with_context(|| format!("program {}: opening {}", p.name, p.benchmark_dir))?;
+fn primary_metric(project: &Project, p: &Program) -> Result<String> {
+    let bench = project.benchmark_dir(p);
+    let repo = Repo::open(&bench)
+        .with_context(|| format!("program {}: opening {}", p.name, bench.display()))?;
     let (contract, _) = picidae_sched::contract_source::program_contract(&repo, p)?;
     Ok(contract.primary_metric)
 }
@@ -182,7 +183,7 @@ pub fn print_results(
                 .store
                 .program(&r.program)
                 .ok()
-                .and_then(|p| primary_metric(&p).ok());
+                .and_then(|p| primary_metric(project, &p).ok());
             primaries.insert(r.program.clone(), name);
         }
     }
@@ -367,7 +368,7 @@ pub fn show_attempt(project: &Project, program: &str, seq: i64) -> Result<()> {
     // its commit, whose diff git still has (or not, when the commit was reset away).
     if let Some(c) = &a.commit {
         if c != &a.parent_commit && matches!(a.kind, AttemptKind::Explore | AttemptKind::Imported) {
-            let repo = Repo::open(&p.benchmark_dir)?;
+            let repo = Repo::open(project.benchmark_dir(&p))?;
             match repo.show_patch(c) {
                 Ok(patch) => {
                     println!();
@@ -400,7 +401,7 @@ pub fn export_tsv(
     let metric = if autoresearch_header {
         "val_bpb".to_string()
     } else {
-        primary_metric(&p)?
+        primary_metric(project, &p)?
     };
     let mut rows = Vec::new();
     let mut unmeasured = Vec::new();
