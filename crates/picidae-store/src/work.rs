@@ -9,6 +9,8 @@
 //! report (an upload retried after a dropped connection). The run row itself stays with the
 //! coordinator that waits for the item; only that coordinator records the run's result, once.
 
+use std::collections::HashMap;
+
 use picidae_core::WorkState;
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +113,8 @@ fn worker_from_row(r: &Row) -> crate::db::DbResult<Worker> {
 
 const ITEM_COLS: &str = "run_id, pool, spec_json, state, worker_id, lease, lease_expires_at, \
                          claims, result_json, created_at, updated_at";
+/// How many columns [`ITEM_COLS`] names.
+const ITEM_COL_COUNT: usize = 11;
 
 /// A row of `ITEM_COLS`, its state still text.
 fn item_from_row(r: &Row) -> crate::db::DbResult<(WorkItem, String)> {
@@ -296,8 +300,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Give worker `worker_id` the oldest run offered to its pool that `fits` it, under a new
-    /// lease expiring in `lease_ms`; `None` when there is none. Also its heartbeat.
+    /// Give worker `worker_id` a run offered to its pool that `fits` it, under a new lease
+    /// expiring in `lease_ms`; `None` when there is none. Also its heartbeat. Programs share
+    /// the pool by weight, as they share local slots: the run goes to the program with the
+    /// fewest runs in flight on the pool per unit of weight, and within it to the oldest.
     pub fn claim_work(
         &mut self,
         worker_id: i64,
@@ -311,15 +317,56 @@ impl Store {
             tx.query_row("SELECT pool FROM workers WHERE id = ?1", [worker_id], |r| {
                 r.get(0)
             })?;
+        // The oldest few offered items of each program, with the program and its weight.
         let offered = tx.query_map(
             &format!(
-                "SELECT {ITEM_COLS} FROM work_items WHERE state = 'offered' AND pool = ?1
-                 ORDER BY id LIMIT {CLAIM_SCAN}"
+                "SELECT {ITEM_COLS}, program_id, weight FROM (
+                     SELECT w.*, r.program_id, p.weight,
+                            ROW_NUMBER() OVER (PARTITION BY r.program_id ORDER BY w.id) AS k
+                     FROM work_items w JOIN runs r ON r.id = w.run_id
+                          JOIN programs p ON p.id = r.program_id
+                     WHERE w.state = 'offered' AND w.pool = ?1
+                 ) o WHERE k <= {CLAIM_SCAN} ORDER BY run_id"
             ),
-            [pool],
-            item_from_row,
+            [&pool],
+            |r| {
+                let (item, _) = item_from_row(r)?;
+                Ok((
+                    item,
+                    r.get::<i64>(ITEM_COL_COUNT)?,
+                    r.get::<f64>(ITEM_COL_COUNT + 1)?,
+                ))
+            },
         )?;
-        let Some((item, _)) = offered.into_iter().find(|(i, _)| fits(&i.spec)) else {
+        let in_flight: HashMap<i64, i64> = tx
+            .query_map(
+                "SELECT r.program_id, COUNT(*) FROM work_items w JOIN runs r ON r.id = w.run_id
+                 WHERE w.state = 'claimed' AND w.pool = ?1 GROUP BY r.program_id",
+                [&pool],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect();
+        // Weighted fair share: the program furthest below its weight (the fewest runs in
+        // flight on the pool's workers per unit of weight) goes first; within one, and
+        // between equals, the oldest item.
+        let share = |program: i64, weight: f64| {
+            let w = if weight.is_finite() && weight > 0.0 {
+                weight
+            } else {
+                1.0
+            };
+            in_flight.get(&program).copied().unwrap_or(0) as f64 / w
+        };
+        let Some((item, _, _)) = offered
+            .into_iter()
+            .filter(|(i, _, _)| fits(&i.spec))
+            .min_by(|(a, pa, wa), (b, pb, wb)| {
+                share(*pa, *wa)
+                    .total_cmp(&share(*pb, *wb))
+                    .then(a.run_id.cmp(&b.run_id))
+            })
+        else {
             tx.commit()?;
             return Ok(None);
         };

@@ -9,9 +9,14 @@ use serde_json::json;
 
 /// A program with one attempt and `n` queued runs on it; their ids.
 fn runs(s: &mut Store, n: usize) -> Vec<i64> {
+    runs_of(s, "p", n)
+}
+
+/// [`runs`] for a program named `name`.
+fn runs_of(s: &mut Store, name: &str, n: usize) -> Vec<i64> {
     let p = s
         .create_program(&NewProgram {
-            name: "p".into(),
+            name: name.into(),
             benchmark_dir: "/bench".into(),
             program_md: String::new(),
             agent: json!({"kind": "sweep"}),
@@ -213,7 +218,38 @@ fn statuses_of_many_runs_in_one_call(t: &TestStore) {
     assert_eq!(s.work_statuses(&[]).unwrap(), vec![]);
 }
 
+/// Programs share a pool's workers by weight, as they share local slots: with `heavy`
+/// (weight 3) offering its runs first and `light` (weight 1) after, the workers' claims still
+/// go three to one while both wait, and `light` is not held behind `heavy`'s backlog.
+fn the_pool_is_shared_by_weight(t: &TestStore) {
+    let mut s = t.open();
+    let heavy = runs_of(&mut s, "heavy", 100);
+    let light = runs_of(&mut s, "light", 100);
+    s.set_program_weight("heavy", 3.0).unwrap();
+    for id in heavy.iter().chain(&light) {
+        s.offer_work(*id, "", &json!({"gpus": 0})).unwrap();
+    }
+    let w = worker(&mut s, "w", 0);
+    let mut got = Vec::new();
+    for _ in 0..40 {
+        let item = s.claim_work(w, &|_| true, 60_000).unwrap().unwrap();
+        got.push(item.run_id);
+    }
+    let of_light = got.iter().filter(|id| light.contains(id)).count();
+    assert_eq!(of_light, 10, "claims: {got:?}");
+    // The second claim already goes to `light`: the first put `heavy` ahead of its share.
+    assert!(light.contains(&got[1]), "{got:?}");
+    // Within a program, oldest first.
+    let of_heavy: Vec<i64> = got
+        .iter()
+        .copied()
+        .filter(|id| heavy.contains(id))
+        .collect();
+    assert_eq!(of_heavy, heavy[..30].to_vec());
+}
+
 picidae_store::on_both_backends!(
+    the_pool_is_shared_by_weight,
     statuses_of_many_runs_in_one_call,
     a_run_released_by_its_worker_is_offered_again_at_once,
     claims_fit_and_are_exclusive,
