@@ -138,6 +138,18 @@ impl Worktree {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// Applies `patch` (repository-relative, as [`Worktree::diff_against_head`] writes it) to
+    /// the checkout's files, merging three ways where its context moved. Git refuses paths
+    /// outside the checkout and writes through no symbolic link; a patch that does not apply
+    /// is an error and may leave conflict markers behind.
+    pub fn apply_patch(&self, patch: &str) -> Result<()> {
+        self.git()?
+            .args(["apply", "--3way", "--whitespace=nowarn", "-"])
+            .stdin(patch.as_bytes().to_vec())
+            .run()?;
+        Ok(())
+    }
+
     /// Stages everything (new files, edits, deletions; not ignored files) and
     /// commits it on the detached `HEAD`, even when nothing changed, so every
     /// attempt has a commit. Returns the new commit's sha.

@@ -27,6 +27,7 @@ pub mod cancels;
 mod carry;
 pub mod clones;
 pub mod contract_source;
+pub mod contribute;
 pub mod coordinator;
 mod decide;
 mod driver;

@@ -83,10 +83,27 @@ impl Runner<'_> {
         agent: &mut dyn Agent,
         events: Events<'_>,
     ) -> Result<Proposed, SchedError> {
-        // A person's request to verify an earlier attempt again comes before the agent's turn.
+        // A person's request to verify an earlier attempt again comes before the agent's turn,
+        // and a contributor's claim waiting for verification too.
         if let Some(req) = self.next_retry()? {
             return self.propose_retry(req, events);
         }
+        if let Some(c) = self.project.store.next_contribution(self.program.id)? {
+            let id = c.id;
+            let mut from = crate::contribute::Contributed::new(c, self.repo.clone());
+            return self.propose_with(&mut from, Some(id), events);
+        }
+        self.propose_with(agent, None, events)
+    }
+
+    /// [`Runner::propose`] with `agent`; `contribution` is the contribution the proposal
+    /// verifies, whose failures are its own and never count against the program's agent.
+    fn propose_with(
+        &mut self,
+        agent: &mut dyn Agent,
+        contribution: Option<i64>,
+        events: Events<'_>,
+    ) -> Result<Proposed, SchedError> {
         let frontier = self.frontier_commit();
         let attempt = self.project.store.insert_attempt(&NewAttempt {
             program_id: self.program.id,
@@ -96,6 +113,9 @@ impl Runner<'_> {
             proposer: agent.name(),
             params: None,
         })?;
+        if let Some(id) = contribution {
+            self.project.store.start_contribution(id, attempt.id)?;
+        }
         let name = self.program.name.clone();
         let frontier_params = self.frontier_params()?;
         let wt_path = self.project.worktree_dir(&name, &self.agent_checkout());
@@ -181,8 +201,10 @@ impl Runner<'_> {
             Err(e) => {
                 let _ = self.repo.remove_worktree(&wt_path);
                 let reason = e.to_string();
-                self.agent_failures += 1;
                 let mut note = format!("agent failed: {reason}");
+                if contribution.is_none() {
+                    self.agent_failures += 1;
+                }
                 if self.agent_failures >= AGENT_FAILURE_LIMIT {
                     // Failing again at once would only fail again: the program waits for a
                     // person (`picidae program resume`), and says why.

@@ -103,6 +103,7 @@ use utoipa_axum::routes;
 use crate::mcp::{self, FindingView, VisibleEvidence};
 use crate::ServerError;
 
+mod contrib;
 mod findings;
 mod live;
 mod read;
@@ -254,6 +255,50 @@ impl Ctx {
             if let Some(secret) = bearer {
                 let token = authenticate(store, secret.as_deref())?;
                 refuse_worker(&token)?;
+                refuse_contributor(&token)?;
+            }
+            f(store)
+        })
+        .await
+    }
+
+    /// A contributor's call: checks for a contributor token, then runs `f` with it.
+    async fn contributor<T, F>(self: &Arc<Self>, headers: &HeaderMap, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, &Token) -> Result<T, ApiError> + Send + 'static,
+    {
+        let secret = bearer(headers)?;
+        self.with_store(move |store| {
+            let token = authenticate(store, secret.as_deref())?;
+            if !token.contributor {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "token {:?} is not a contributor's (make one with `picidae token create \
+                         NAME --contributor`)",
+                        token.name
+                    ),
+                ));
+            }
+            f(store, &token)
+        })
+        .await
+    }
+
+    /// A read of what contributors may see too (the leaderboard): a read, or a contributor's
+    /// call.
+    async fn board<T, F>(self: &Arc<Self>, headers: &HeaderMap, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+    {
+        let bearer = bearer(headers)?;
+        let required = self.state.read_requires_token;
+        self.with_store(move |store| {
+            if bearer.is_some() || required {
+                let token = authenticate(store, bearer.as_deref())?;
+                refuse_worker(&token)?;
             }
             f(store)
         })
@@ -294,6 +339,7 @@ impl Ctx {
         self.with_store(move |store| {
             let token = authenticate(store, secret.as_deref())?;
             refuse_worker(&token)?;
+            refuse_contributor(&token)?;
             if token.read_only {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -318,6 +364,21 @@ fn refuse_worker(token: &Token) -> Result<(), ApiError> {
         StatusCode::FORBIDDEN,
         format!(
             "token {:?} is a worker's: it takes and reports runs only",
+            token.name
+        ),
+    ))
+}
+
+/// A contributor's token may submit and follow contributions and read open programs' public
+/// faces, nothing else: refused on every other read and mutation.
+fn refuse_contributor(token: &Token) -> Result<(), ApiError> {
+    if !token.contributor {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "token {:?} is a contributor's: it submits and follows contributions only",
             token.name
         ),
     ))
@@ -505,6 +566,7 @@ pub(crate) fn int_param(
         (name = "events", description = "Live changes"),
         (name = "cockpit", description = "What the web UI needs besides the above"),
         (name = "workers", description = "Remote workers take runs and report them (worker token)"),
+        (name = "contributors", description = "Untrusted contributors submit claims, verified before they count (contributor token)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -569,6 +631,12 @@ pub(crate) fn build(state: ApiState) -> (Router, Shared) {
         .routes(routes!(post_log))
         .routes(routes!(release_run))
         .routes(routes!(metrics))
+        .routes(routes!(
+            contrib::submit_contribution,
+            contrib::my_contributions
+        ))
+        .routes(routes!(contrib::public_program))
+        .routes(routes!(contrib::leaderboard))
         .with_state(ctx.clone())
         .split_for_parts();
     // Artifacts uploads are the one body allowed to be large.

@@ -188,9 +188,16 @@ where
     tokio::task::spawn_blocking(move || {
         let store = state.open_store()?;
         if let Some(secret) = secret {
-            store
+            let token = store
                 .check_token(&secret)?
                 .ok_or_else(|| CockpitError::Unauthorized("invalid or revoked token".into()))?;
+            // A worker's or a contributor's token reads nothing here.
+            if token.worker || token.contributor {
+                return Err(CockpitError::Unauthorized(format!(
+                    "token {:?} may not read the cockpit",
+                    token.name
+                )));
+            }
         }
         f(&store, &state)
     })

@@ -75,6 +75,8 @@ impl Store {
             "DELETE FROM retries WHERE program_id = ?1".into(),
             "DELETE FROM frontier_history WHERE program_id = ?1".into(),
             "DELETE FROM commit_bundles WHERE program_id = ?1".into(),
+            "DELETE FROM contributions WHERE program_id = ?1".into(),
+            "DELETE FROM open_programs WHERE program_id = ?1".into(),
             "DELETE FROM work_refusals WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"
                 .into(),
             "DELETE FROM work_items WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"

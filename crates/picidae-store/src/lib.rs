@@ -19,6 +19,7 @@
 pub mod audit;
 mod carried;
 pub mod changes;
+mod contributions;
 pub mod db;
 mod delete;
 mod findings;
@@ -35,6 +36,9 @@ mod steering;
 pub mod testing;
 mod work;
 
+pub use contributions::{
+    reputation, Contribution, ContributionState, NewContribution, Openness, Standing,
+};
 pub use delete::DeletedProgram;
 pub use open::{is_postgres_url, latest_schema, redact_url, url_with_database};
 pub use results::ResultRow;
@@ -358,14 +362,21 @@ impl Store {
     }
 
     /// Record that attempt `id` carries the change of attempt `of` onto a newer frontier.
+    /// A contribution being verified by `of` follows its change to the replay `id`.
     pub fn set_attempt_replay_of(&mut self, id: i64, of: i64) -> Result<()> {
-        let n = self.db.execute(
+        let tx = self.db.begin()?;
+        let n = tx.execute(
             "UPDATE attempts SET replay_of = ?2 WHERE id = ?1",
             params![id, of],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchAttempt(id));
         }
+        tx.execute(
+            "UPDATE contributions SET attempt_id = ?1 WHERE attempt_id = ?2 AND state = 'verifying'",
+            params![id, of],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -520,11 +531,15 @@ impl Store {
         why: &serde_json::Value,
         note: &str,
     ) -> Result<()> {
-        self.db.execute(
+        let tx = self.db.begin()?;
+        tx.execute(
             "UPDATE attempts SET status = ?2, rejection_json = ?3, note = ?4, decided_at = ?5
              WHERE id = ?1",
             params![id, status.as_str(), why.to_string(), note, now_ms()],
         )?;
+        let state = contributions::ContributionState::Refused;
+        contributions::conclude_in(&tx, id, state, None, None, Some(note))?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -648,6 +663,21 @@ pub(crate) fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
         )
         .optional()?
         .ok_or(StoreError::NoSuchAttempt(id))?;
+    if d.status.is_final() {
+        // A contributor's claim gets its verdict with the attempt's decision, its gain measured
+        // against the frontier it replaces.
+        let old: Option<f64> = tx.query_row(
+            "SELECT frontier_value FROM programs WHERE id = ?1",
+            [program_id],
+            |r| r.get(0),
+        )?;
+        let state = if d.status == AttemptStatus::Kept {
+            contributions::ContributionState::Verified
+        } else {
+            contributions::ContributionState::Refuted
+        };
+        contributions::conclude_in(tx, id, state, d.primary_value, old, d.note.as_deref())?;
+    }
     if d.advance_frontier {
         if let Some(expected) = d.judged_against {
             let actual: Option<i64> = tx.query_row(

@@ -38,6 +38,8 @@ pub const TABLES: &[&str] = &[
     "work_items",
     "work_refusals",
     "commit_bundles",
+    "open_programs",
+    "contributions",
 ];
 
 const MIGRATIONS: &[Migration] = &[
@@ -399,6 +401,43 @@ CREATE TABLE commit_bundles (
 );
 "#,
         ),
+    },
+    // 14: contributors (see `contributions.rs`): their tokens, the programs open to them, and
+    // what they submitted, from the check before compute to the verdict.
+    Migration {
+        sqlite: r#"
+ALTER TABLE tokens ADD COLUMN contributor INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE open_programs (
+    program_id    INTEGER PRIMARY KEY REFERENCES programs(id),
+    quota_runs    INTEGER,
+    max_patch_kb  INTEGER NOT NULL,
+    opened_at     INTEGER NOT NULL
+);
+CREATE TABLE contributions (
+    id             INTEGER PRIMARY KEY,
+    program_id     INTEGER NOT NULL REFERENCES programs(id),
+    token_id       INTEGER NOT NULL REFERENCES tokens(id),
+    contributor    TEXT NOT NULL,
+    parent_commit  TEXT NOT NULL,
+    patch          TEXT NOT NULL,
+    hypothesis     TEXT NOT NULL,
+    claimed_value  REAL NOT NULL,
+    claimed_gain   REAL NOT NULL,
+    claimed_json   TEXT NOT NULL,
+    sign           REAL NOT NULL,
+    state          TEXT NOT NULL,
+    reason         TEXT,
+    attempt_id     INTEGER REFERENCES attempts(id),
+    measured_value REAL,
+    measured_gain  REAL,
+    created_at     INTEGER NOT NULL,
+    decided_at     INTEGER
+);
+CREATE INDEX contributions_queue ON contributions (program_id, state);
+CREATE INDEX contributions_attempt ON contributions (attempt_id);
+CREATE INDEX contributions_token ON contributions (token_id);
+"#,
+        postgres: None,
     },
 ];
 

@@ -34,6 +34,10 @@ pub struct Token {
     /// them, nothing else (it is also read-only, so every mutation refuses it).
     #[serde(default)]
     pub worker: bool,
+    /// A contributor's token (`picidae token create NAME --contributor`): it may read an open
+    /// program's public frontier and leaderboard and submit contributions, nothing else.
+    #[serde(default)]
+    pub contributor: bool,
     pub created_at: i64,
     pub revoked: bool,
 }
@@ -71,7 +75,7 @@ impl Store {
     /// finding ([`Store::approve_finding`]); not a state: the finding stays `validated`.
     pub const APPROVED: &'static str = "approved";
 
-    fn program_id(&self, name: &str) -> Result<i64> {
+    pub(crate) fn program_id(&self, name: &str) -> Result<i64> {
         self.db
             .query_row("SELECT id FROM programs WHERE name = ?1", [name], |r| {
                 r.get(0)
@@ -568,27 +572,40 @@ impl Store {
 
     /// Create a token; returns its secret, shown once.
     pub fn create_token(&mut self, name: &str, read_only: bool) -> Result<(Token, String)> {
-        self.insert_token(name, read_only, false)
+        self.insert_token(name, read_only, (false, false))
     }
 
     /// Create a worker's token: it may take runs and report them, nothing else.
     pub fn create_worker_token(&mut self, name: &str) -> Result<(Token, String)> {
-        self.insert_token(name, true, true)
+        self.insert_token(name, true, (true, false))
+    }
+
+    /// Create a contributor's token: it may read open programs' public frontiers and
+    /// leaderboards and submit contributions, nothing else.
+    pub fn create_contributor_token(&mut self, name: &str) -> Result<(Token, String)> {
+        self.insert_token(name, true, (false, true))
     }
 
     fn insert_token(
         &mut self,
         name: &str,
         read_only: bool,
-        worker: bool,
+        (worker, contributor): (bool, bool),
     ) -> Result<(Token, String)> {
         // ThreadRng is a CSPRNG seeded from the operating system.
         let bytes: [u8; 24] = rand::random();
         let secret = format!("pcd_{}", hex::encode(bytes));
         let id: i64 = self.db.query_row(
-            "INSERT INTO tokens (name, hash, read_only, worker, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-            params![name, token_hash(&secret), read_only, worker, now_ms()],
+            "INSERT INTO tokens (name, hash, read_only, worker, contributor, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![
+                name,
+                token_hash(&secret),
+                read_only,
+                worker,
+                contributor,
+                now_ms()
+            ],
             |r| r.get(0),
         )?;
         Ok((
@@ -597,6 +614,7 @@ impl Store {
                 name: name.to_string(),
                 read_only,
                 worker,
+                contributor,
                 created_at: now_ms(),
                 revoked: false,
             },
@@ -609,7 +627,7 @@ impl Store {
         Ok(self
             .db
             .query_row(
-                "SELECT id, name, read_only, created_at, worker FROM tokens
+                "SELECT id, name, read_only, created_at, worker, contributor FROM tokens
                  WHERE hash = ?1 AND revoked_at IS NULL",
                 [token_hash(secret)],
                 |r| {
@@ -618,6 +636,7 @@ impl Store {
                         name: r.get(1)?,
                         read_only: r.get(2)?,
                         worker: r.get(4)?,
+                        contributor: r.get(5)?,
                         created_at: r.get(3)?,
                         revoked: false,
                     })
@@ -636,7 +655,7 @@ impl Store {
 
     pub fn tokens(&self) -> Result<Vec<Token>> {
         let rows = self.db.query_map(
-            "SELECT id, name, read_only, created_at, revoked_at IS NOT NULL, worker
+            "SELECT id, name, read_only, created_at, revoked_at IS NOT NULL, worker, contributor
              FROM tokens ORDER BY id",
             (),
             |r| {
@@ -645,6 +664,7 @@ impl Store {
                     name: r.get(1)?,
                     read_only: r.get(2)?,
                     worker: r.get(5)?,
+                    contributor: r.get(6)?,
                     created_at: r.get(3)?,
                     revoked: r.get(4)?,
                 })

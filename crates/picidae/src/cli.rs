@@ -160,6 +160,10 @@ pub(crate) enum Command {
         /// again, in seconds.
         #[arg(long, default_value_t = 30.0, value_name = "SECS")]
         worker_lease: f64,
+        /// Reads need a token too (a read-only or write token; a worker's or a contributor's
+        /// is refused). A hub open to contributors needs it: attempts hold their patches.
+        #[arg(long)]
+        private_reads: bool,
         #[command(flatten)]
         capacity: serve::CapacityArgs,
     },
@@ -273,12 +277,16 @@ pub(crate) enum TokenCmd {
     Create {
         name: String,
         /// Reads only: the token cannot pause, re-weight, budget or queue ideas.
-        #[arg(long, conflicts_with = "worker")]
+        #[arg(long, conflicts_with_all = ["worker", "contributor"])]
         read_only: bool,
         /// A worker's token (`picidae worker --token`): it may take runs and report them,
         /// nothing else.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "contributor")]
         worker: bool,
+        /// A contributor's token: it may read open programs' public frontiers and
+        /// leaderboards and submit contributions, nothing else.
+        #[arg(long)]
+        contributor: bool,
     },
     /// List tokens (never their secrets).
     List,
@@ -299,6 +307,19 @@ pub(crate) enum ProgramCmd {
     Pause { name: String },
     /// Resume a paused program.
     Resume { name: String },
+    /// Open a program to contributors: they submit what they kept, the program's loop
+    /// verifies it before it counts.
+    Open {
+        name: String,
+        /// Runs each contributor's verifications may spend (queued claims count one each).
+        #[arg(long)]
+        quota_runs: Option<i64>,
+        /// The largest patch accepted, in KiB.
+        #[arg(long, default_value_t = 64)]
+        max_patch_kb: i64,
+    },
+    /// Close a program to new contributions (those queued are still verified).
+    Close { name: String },
     /// Change a program's fair-share weight, concurrency or budgets while it runs.
     Set {
         name: String,

@@ -172,6 +172,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Program(ProgramCmd::Resume { name }) => {
             serve::pause(&mut open_project(&cli.project)?, &name, true)?;
         }
+        Command::Program(ProgramCmd::Open {
+            name,
+            quota_runs,
+            max_patch_kb,
+        }) => {
+            anyhow::ensure!(max_patch_kb > 0, "--max-patch-kb: must be at least 1");
+            let mut project = open_project(&cli.project)?;
+            project
+                .store
+                .open_program(&name, quota_runs, max_patch_kb)?;
+            let quota = quota_runs.map_or("no run quota".into(), |q| format!("{q} runs each"));
+            println!("program {name} is open to contributors ({quota}, patches up to {max_patch_kb} KiB)");
+        }
+        Command::Program(ProgramCmd::Close { name }) => {
+            open_project(&cli.project)?.store.close_program(&name)?;
+            println!("program {name} is closed to new contributions");
+        }
         Command::Program(ProgramCmd::Set {
             name,
             weight,
@@ -221,6 +238,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             no_api,
             pipeline,
             worker_lease,
+            private_reads,
             capacity,
         } => {
             let project = open_project(&cli.project)?;
@@ -236,6 +254,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         .ok()
                         .filter(|d| !d.is_zero())
                         .context("--worker-lease: expected a positive number of seconds")?,
+                    private_reads,
                 }),
             )?;
         }

@@ -32,6 +32,7 @@ fn start_api(
     );
     let mut state = picidae_server::api::ApiState::new(root.join(".picidae").join("store.sqlite"));
     state.worker_lease = api.worker_lease;
+    state.read_requires_token = api.private_reads;
     let location = picidae_sched::project::store_location(&root.join(".picidae"))?;
     if picidae_store::is_postgres_url(&location) {
         state.store_url = Some(location);
@@ -96,6 +97,8 @@ pub struct Api<'a> {
     pub listen: &'a str,
     /// How long a remote worker's lease on a run lasts without a heartbeat.
     pub worker_lease: Duration,
+    /// Reads need a token too.
+    pub private_reads: bool,
 }
 
 pub fn run(

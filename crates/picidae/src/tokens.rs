@@ -1,5 +1,5 @@
-//! `picidae token`: create, list and revoke the API's tokens (read-write, read-only, or a
-//! worker's).
+//! `picidae token`: create, list and revoke the API's tokens (read-write, read-only, a
+//! worker's or a contributor's).
 
 use anyhow::Result;
 use picidae_sched::Project;
@@ -12,9 +12,12 @@ pub(crate) fn run(project: &mut Project, cmd: TokenCmd) -> Result<()> {
             name,
             read_only,
             worker,
+            contributor,
         } => {
             let (t, secret) = if worker {
                 project.store.create_worker_token(&name)?
+            } else if contributor {
+                project.store.create_contributor_token(&name)?
             } else {
                 project.store.create_token(&name, read_only)?
             };
@@ -44,6 +47,8 @@ pub(crate) fn run(project: &mut Project, cmd: TokenCmd) -> Result<()> {
 fn kind(t: &picidae_store::Token) -> &'static str {
     if t.worker {
         "worker"
+    } else if t.contributor {
+        "contributor"
     } else if t.read_only {
         "read-only"
     } else {

@@ -1,0 +1,413 @@
+//! Contributions from untrusted contributors: a program opened to them (`open_programs`), and
+//! each submission (`contributions`) from the check made before any compute to its verdict.
+//!
+//! States: `refused` (before compute, with the reason), `queued`, `verifying` (the program's
+//! loop made it an attempt), then `verified` (the attempt was kept) or `refuted` (it was not,
+//! or it was rejected before its runs). The verdict is written in the same transaction as the
+//! attempt's decision (`decide_in`, `reject_attempt`), so a contribution is never verified
+//! without its attempt being kept, nor left `verifying` once its attempt is decided. The
+//! measured gain of a verified contribution is the attempt's value against the frontier it
+//! replaced, in the direction the contract's goal counts as better (`sign`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::db::{Db, OptionalExtension, Row};
+use crate::{conv_err, now_ms, params, Result, Store, StoreError};
+
+/// Where a contribution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContributionState {
+    Refused,
+    Queued,
+    Verifying,
+    Verified,
+    Refuted,
+}
+
+impl ContributionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContributionState::Refused => "refused",
+            ContributionState::Queued => "queued",
+            ContributionState::Verifying => "verifying",
+            ContributionState::Verified => "verified",
+            ContributionState::Refuted => "refuted",
+        }
+    }
+}
+
+impl fmt::Display for ContributionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ContributionState {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "refused" => ContributionState::Refused,
+            "queued" => ContributionState::Queued,
+            "verifying" => ContributionState::Verifying,
+            "verified" => ContributionState::Verified,
+            "refuted" => ContributionState::Refuted,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown contribution state {other:?}"
+                )))
+            }
+        })
+    }
+}
+
+/// How a program is open to contributors.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Openness {
+    /// Runs each contributor's verifications may spend, counting one per queued contribution.
+    pub quota_runs: Option<i64>,
+    /// The largest patch accepted, in KiB.
+    pub max_patch_kb: i64,
+}
+
+/// A submission, as the hub checked it.
+#[derive(Debug, Clone)]
+pub struct NewContribution {
+    pub program_id: i64,
+    pub token_id: i64,
+    pub contributor: String,
+    /// The commit the patch was made against.
+    pub parent_commit: String,
+    pub patch: String,
+    pub hypothesis: String,
+    pub claimed_value: f64,
+    /// The claim against the frontier when it was submitted, positive when better.
+    pub claimed_gain: f64,
+    /// What else was claimed (seeds, a log), as the contributor sent it.
+    pub claimed: serde_json::Value,
+    /// +1 when the goal maximizes the metric, -1 when it minimizes it.
+    pub sign: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Contribution {
+    pub id: i64,
+    pub program_id: i64,
+    pub token_id: i64,
+    pub contributor: String,
+    pub parent_commit: String,
+    pub patch: String,
+    pub hypothesis: String,
+    pub claimed_value: f64,
+    pub claimed_gain: f64,
+    pub state: ContributionState,
+    pub reason: Option<String>,
+    pub attempt_id: Option<i64>,
+    pub measured_value: Option<f64>,
+    pub measured_gain: Option<f64>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+/// One contributor's standing on a program's leaderboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct Standing {
+    pub contributor: String,
+    /// Submissions that passed the checks before compute.
+    pub claims: i64,
+    pub verified: i64,
+    pub refuted: i64,
+    /// Refused before compute.
+    pub refused: i64,
+    /// The sum of the verified contributions' measured gains.
+    pub verified_gain: f64,
+    /// Runs spent verifying this contributor's claims.
+    pub runs: i64,
+}
+
+/// A contributor's reputation, from every verdict on their claims: verified over decided,
+/// smoothed so a newcomer starts at one half (Laplace's rule).
+pub fn reputation(verified: i64, decided: i64) -> f64 {
+    (verified as f64 + 1.0) / (decided as f64 + 2.0)
+}
+
+const COLS: &str = "id, program_id, token_id, contributor, parent_commit, patch, hypothesis, \
+                    claimed_value, claimed_gain, state, reason, attempt_id, measured_value, \
+                    measured_gain, created_at, decided_at";
+
+fn from_row(r: &Row) -> crate::db::DbResult<Contribution> {
+    let state: String = r.get(9)?;
+    Ok(Contribution {
+        id: r.get(0)?,
+        program_id: r.get(1)?,
+        token_id: r.get(2)?,
+        contributor: r.get(3)?,
+        parent_commit: r.get(4)?,
+        patch: r.get(5)?,
+        hypothesis: r.get(6)?,
+        claimed_value: r.get(7)?,
+        claimed_gain: r.get(8)?,
+        state: state.parse().map_err(|e| conv_err(9, e))?,
+        reason: r.get(10)?,
+        attempt_id: r.get(11)?,
+        measured_value: r.get(12)?,
+        measured_gain: r.get(13)?,
+        created_at: r.get(14)?,
+        decided_at: r.get(15)?,
+    })
+}
+
+impl Store {
+    /// Open `program` to contributors (again: its terms are replaced).
+    pub fn open_program(
+        &mut self,
+        program: &str,
+        quota_runs: Option<i64>,
+        max_patch_kb: i64,
+    ) -> Result<()> {
+        let id = self.program_id(program)?;
+        self.db.execute(
+            "INSERT INTO open_programs (program_id, quota_runs, max_patch_kb, opened_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (program_id) DO UPDATE SET quota_runs = excluded.quota_runs,
+                 max_patch_kb = excluded.max_patch_kb",
+            params![id, quota_runs, max_patch_kb, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Close `program` to contributors: nothing new is accepted; the queue stays.
+    pub fn close_program(&mut self, program: &str) -> Result<()> {
+        let id = self.program_id(program)?;
+        self.db
+            .execute("DELETE FROM open_programs WHERE program_id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// How `program_id` is open to contributors; `None` when it is not.
+    pub fn openness(&self, program_id: i64) -> Result<Option<Openness>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT quota_runs, max_patch_kb FROM open_programs WHERE program_id = ?1",
+                [program_id],
+                |r| {
+                    Ok(Openness {
+                        quota_runs: r.get(0)?,
+                        max_patch_kb: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Record a submission in `state` (`queued`, or `refused` with its `reason`).
+    pub fn add_contribution(
+        &mut self,
+        c: &NewContribution,
+        state: ContributionState,
+        reason: Option<&str>,
+    ) -> Result<Contribution> {
+        let now = now_ms();
+        let decided = (state == ContributionState::Refused).then_some(now);
+        let id: i64 = self.db.query_row(
+            "INSERT INTO contributions (program_id, token_id, contributor, parent_commit, patch,
+                 hypothesis, claimed_value, claimed_gain, claimed_json, sign, state, reason,
+                 created_at, decided_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
+            params![
+                c.program_id,
+                c.token_id,
+                c.contributor,
+                c.parent_commit,
+                c.patch,
+                c.hypothesis,
+                c.claimed_value,
+                c.claimed_gain,
+                c.claimed.to_string(),
+                c.sign,
+                state.as_str(),
+                reason,
+                now,
+                decided
+            ],
+            |r| r.get(0),
+        )?;
+        self.contribution(id)
+    }
+
+    pub fn contribution(&self, id: i64) -> Result<Contribution> {
+        self.db
+            .query_row(
+                &format!("SELECT {COLS} FROM contributions WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::Corrupt(format!("no contribution {id}")))
+    }
+
+    /// A program's contributions, newest first; only `token_id`'s when given.
+    pub fn contributions(
+        &self,
+        program_id: i64,
+        token_id: Option<i64>,
+    ) -> Result<Vec<Contribution>> {
+        Ok(self.db.query_map(
+            &format!(
+                "SELECT {COLS} FROM contributions
+                 WHERE program_id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR token_id = ?2)
+                 ORDER BY id DESC"
+            ),
+            params![program_id, token_id],
+            from_row,
+        )?)
+    }
+
+    /// The contribution whose attempt is `attempt_id`, if any.
+    pub fn contribution_of_attempt(&self, attempt_id: i64) -> Result<Option<Contribution>> {
+        Ok(self
+            .db
+            .query_row(
+                &format!("SELECT {COLS} FROM contributions WHERE attempt_id = ?1"),
+                [attempt_id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// What `token_id`'s contributions to `program_id` may still spend against a quota: the
+    /// runs their attempts used, plus one for each contribution still waiting.
+    pub fn contributor_spend(&self, program_id: i64, token_id: i64) -> Result<i64> {
+        Ok(self.db.query_row(
+            "SELECT (SELECT COUNT(*) FROM runs WHERE attempt_id IN
+                        (SELECT attempt_id FROM contributions
+                         WHERE program_id = ?1 AND token_id = ?2 AND attempt_id IS NOT NULL))
+                  + (SELECT COUNT(*) FROM contributions
+                     WHERE program_id = ?1 AND token_id = ?2 AND state = 'queued')",
+            params![program_id, token_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Verdicts per contributor token, over all programs: (verified, decided).
+    fn track_records(&self) -> Result<HashMap<i64, (i64, i64)>> {
+        Ok(self
+            .db
+            .query_map(
+                "SELECT token_id,
+                        SUM(CASE WHEN state = 'verified' THEN 1 ELSE 0 END),
+                        SUM(CASE WHEN state IN ('verified', 'refuted') THEN 1 ELSE 0 END)
+                 FROM contributions GROUP BY token_id",
+                (),
+                |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))),
+            )?
+            .into_iter()
+            .collect())
+    }
+
+    /// The queued contribution of `program_id` to verify next: the largest claimed gain
+    /// weighed by its contributor's reputation (a contributor whose claims were refuted sinks),
+    /// the oldest first between equals.
+    pub fn next_contribution(&self, program_id: i64) -> Result<Option<Contribution>> {
+        let queued = self.db.query_map(
+            &format!(
+                "SELECT {COLS} FROM contributions WHERE program_id = ?1 AND state = 'queued'
+                 ORDER BY id LIMIT 1000"
+            ),
+            [program_id],
+            from_row,
+        )?;
+        let records = self.track_records()?;
+        let weight = |c: &Contribution| {
+            let (v, d) = records.get(&c.token_id).copied().unwrap_or((0, 0));
+            c.claimed_gain.max(0.0) * reputation(v, d)
+        };
+        Ok(queued
+            .into_iter()
+            .max_by(|a, b| weight(a).total_cmp(&weight(b)).then(b.id.cmp(&a.id))))
+    }
+
+    /// Mark contribution `id` as being verified by attempt `attempt_id`; false when it was no
+    /// longer queued (another loop took it).
+    pub fn start_contribution(&mut self, id: i64, attempt_id: i64) -> Result<bool> {
+        Ok(self.db.execute(
+            "UPDATE contributions SET state = 'verifying', attempt_id = ?2
+             WHERE id = ?1 AND state = 'queued'",
+            params![id, attempt_id],
+        )? == 1)
+    }
+
+    /// A program's leaderboard: each contributor's claims and verdicts, the gain verified,
+    /// and the runs spent on them; the largest verified gain first.
+    pub fn leaderboard(&self, program_id: i64) -> Result<Vec<Standing>> {
+        let mut rows = self.db.query_map(
+            "SELECT contributor,
+                    SUM(CASE WHEN state <> 'refused' THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN state = 'verified' THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN state = 'refuted' THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN state = 'refused' THEN 1 ELSE 0 END),
+                    COALESCE(SUM(CASE WHEN state = 'verified'
+                                      THEN COALESCE(measured_gain, 0) ELSE 0 END), 0),
+                    (SELECT COUNT(*) FROM runs WHERE runs.attempt_id IN
+                        (SELECT c2.attempt_id FROM contributions c2
+                         WHERE c2.program_id = ?1 AND c2.contributor = c.contributor))
+             FROM contributions c WHERE program_id = ?1 GROUP BY contributor",
+            [program_id],
+            |r| {
+                Ok(Standing {
+                    contributor: r.get(0)?,
+                    claims: r.get(1)?,
+                    verified: r.get(2)?,
+                    refuted: r.get(3)?,
+                    refused: r.get(4)?,
+                    verified_gain: r.get(5)?,
+                    runs: r.get(6)?,
+                })
+            },
+        )?;
+        rows.sort_by(|a, b| {
+            b.verified_gain
+                .total_cmp(&a.verified_gain)
+                .then(a.contributor.cmp(&b.contributor))
+        });
+        Ok(rows)
+    }
+}
+
+/// The verdict on the contribution verified by attempt `attempt_id`, written with the
+/// attempt's decision: `verified` with the measured gain against `old_frontier` when it was
+/// kept, `refuted` with its value (if any) and `note` when it was not, `refused` when it was
+/// rejected before any run.
+pub(crate) fn conclude_in(
+    tx: &Db,
+    attempt_id: i64,
+    state: ContributionState,
+    value: Option<f64>,
+    old_frontier: Option<f64>,
+    note: Option<&str>,
+) -> Result<()> {
+    let reason = note.map(str::to_string).or_else(|| match (state, value) {
+        (ContributionState::Refuted, Some(v)) => Some(format!(
+            "not kept: its verification measured {v:.6}, no real improvement on the frontier"
+        )),
+        (ContributionState::Refuted, None) => Some("not kept".to_string()),
+        _ => None,
+    });
+    tx.execute(
+        "UPDATE contributions SET state = ?2, measured_value = ?3,
+                measured_gain = CASE WHEN ?2 = 'verified' AND CAST(?3 AS DOUBLE PRECISION) IS NOT NULL
+                                      AND CAST(?4 AS DOUBLE PRECISION) IS NOT NULL
+                                     THEN sign * (CAST(?3 AS DOUBLE PRECISION) - CAST(?4 AS DOUBLE PRECISION)) END,
+                reason = COALESCE(CAST(?5 AS TEXT),
+                                  (SELECT note FROM attempts WHERE attempts.id = ?1), reason),
+                decided_at = ?6
+         WHERE attempt_id = ?1 AND state = 'verifying'",
+        params![attempt_id, state.as_str(), value, old_frontier, reason, now_ms()],
+    )?;
+    Ok(())
+}

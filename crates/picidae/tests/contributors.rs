@@ -1,0 +1,358 @@
+//! Untrusted contributors against one hub (`picidae serve`) over loopback HTTP: three scripted
+//! contributors with contributor tokens submit patches to an open program whose loop verifies
+//! them on its own runs.
+//!
+//! - An honest one: its real gain is verified, credited on the leaderboard, and moves the
+//!   frontier.
+//! - A faker: it claims a gain its patch does not have; the claim is refuted, and its next
+//!   claim, equal to an honest one's, is verified after it (its reputation fell).
+//! - A flooder: outside the boundary, oversized, a repeat of a tried idea, and past its quota;
+//!   each refused before any compute, with the reason, and recorded.
+//!
+//! From the store: no refuted claim ever moved the frontier, refusals cost no run, and the
+//! contributor tokens are refused on every other route.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{bin, http, serve_address, text, value_contract, wait_until, Env};
+use picidae_store::ContributionState;
+
+/// value.txt: the score on its first line, then five filler lines and a free last line.
+fn value_lines(score: &str, last: &str) -> Vec<String> {
+    let mut lines = vec![score.to_string()];
+    lines.extend((0..5).map(|k| format!("filler {k}")));
+    lines.push(last.to_string());
+    lines
+}
+
+/// The patch that turns value.txt's lines `before` into `after` (as many lines), every line
+/// given as context or change.
+fn lines_patch(before: &[String], after: &[String]) -> String {
+    let n = before.len();
+    let mut p = format!(
+        "diff --git a/value.txt b/value.txt\n--- a/value.txt\n+++ b/value.txt\n@@ -1,{n} +1,{n} @@\n"
+    );
+    for (b, a) in before.iter().zip(after) {
+        if b == a {
+            p.push_str(&format!(" {b}\n"));
+        } else {
+            p.push_str(&format!("-{b}\n+{a}\n"));
+        }
+    }
+    p
+}
+
+/// The patch that changes the score from `from` to `to` (the last line left as `last`).
+fn value_patch(from: &str, to: &str) -> String {
+    lines_patch(&value_lines(from, "free"), &value_lines(to, "free"))
+}
+
+fn submit(
+    addr: &str,
+    token: &str,
+    parent: &str,
+    patch: &str,
+    hypothesis: &str,
+    claimed: f64,
+) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({
+        "parent_commit": parent,
+        "patch": patch,
+        "hypothesis": hypothesis,
+        "claimed_value": claimed,
+        "seeds": [0, 1, 2],
+        "log": "score: as claimed",
+    });
+    let (status, answer) = http(
+        addr,
+        "POST",
+        "/api/programs/p/contributions",
+        Some(token),
+        Some(&body.to_string()),
+    );
+    let v = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{status}: {answer}"));
+    (status, v)
+}
+
+fn token(env: &Env, name: &str) -> String {
+    let out = env.ok(&["token", "create", name, "--contributor"]);
+    out.lines().nth(1).expect("the secret").trim().to_string()
+}
+
+fn state_of(env: &Env, id: i64) -> ContributionState {
+    env.store().contribution(id).unwrap().state
+}
+
+fn wait_decided(env: &Env, id: i64) -> ContributionState {
+    let c = wait_contribution(env, id);
+    eprintln!("contribution {id}: {:?} {:?}", c.state, c.reason);
+    c.state
+}
+
+fn wait_contribution(env: &Env, id: i64) -> picidae_store::Contribution {
+    wait_until(
+        Duration::from_secs(60),
+        || {
+            !matches!(
+                state_of(env, id),
+                ContributionState::Queued | ContributionState::Verifying
+            )
+        },
+        "a contribution's verdict",
+    );
+    env.store().contribution(id).unwrap()
+}
+
+fn spawn_hub(env: &Env) -> (Child, String) {
+    let mut serve = bin()
+        .arg("--project")
+        .arg(&env.project)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--slots",
+            "2",
+            "--private-reads",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = serve_address(&mut serve);
+    (serve, addr)
+}
+
+#[test]
+fn claims_count_only_once_the_hub_reproduces_them() {
+    let start = value_lines("100", "free").join("\n") + "\n";
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
+        ("run.sh", "echo \"score: $(head -n 1 value.txt)\"\n"),
+        ("value.txt", &start),
+    ]);
+    // The program's own agent changes nothing: every gain comes from contributors.
+    env.command_program("p", &env.bench.clone(), "sleep 0.2");
+    env.ok(&[
+        "program",
+        "open",
+        "p",
+        "--quota-runs",
+        "3",
+        "--max-patch-kb",
+        "2",
+    ]);
+    let (honest, faker, flooder) = (
+        token(&env, "honest"),
+        token(&env, "faker"),
+        token(&env, "flooder"),
+    );
+    let (hub, addr) = spawn_hub(&env);
+    wait_until(
+        Duration::from_secs(60),
+        || env.store().program("p").unwrap().frontier_value == Some(100.0),
+        "the baseline",
+    );
+    let base = env.store().program("p").unwrap().base_commit;
+
+    // What a contributor sees of the program.
+    let (status, public) = http(&addr, "GET", "/api/programs/p/public", Some(&faker), None);
+    assert_eq!(status, 200, "{public}");
+    let public: serde_json::Value = serde_json::from_str(&public).unwrap();
+    assert_eq!(public["frontier_commit"], base.as_str());
+    assert_eq!(public["goal"], "minimize");
+
+    // The faker claims 50 for a change that makes things worse: refuted.
+    let (status, fake) = submit(
+        &addr,
+        &faker,
+        &base,
+        &value_patch("100", "150"),
+        "halve it",
+        50.0,
+    );
+    assert_eq!(status, 202, "{fake}");
+    assert_eq!(fake["claimed_gain"], 50.0);
+    let fake_id = fake["id"].as_i64().unwrap();
+    assert_eq!(wait_decided(&env, fake_id), ContributionState::Refuted);
+
+    // The honest one claims what its change does: verified, and the frontier moves.
+    let (status, real) = submit(
+        &addr,
+        &honest,
+        &base,
+        &value_patch("100", "80"),
+        "lower it",
+        80.0,
+    );
+    assert_eq!(status, 202, "{real}");
+    let real_id = real["id"].as_i64().unwrap();
+    assert_eq!(wait_decided(&env, real_id), ContributionState::Verified);
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    assert_eq!(p.frontier_value, Some(80.0));
+    let verified = store.contribution(real_id).unwrap();
+    assert_eq!(verified.measured_gain, Some(20.0));
+    let kept = store.attempt(verified.attempt_id.unwrap()).unwrap();
+    assert_eq!(kept.proposer, "contributor:honest");
+    assert_eq!(p.frontier_attempt_id, Some(kept.id));
+
+    // Equal claims, the faker's first: the honest one is verified first all the same.
+    env.ok(&["program", "pause", "p"]);
+    let frontier = p.frontier_commit.clone().unwrap();
+    // The faker's change touches only the free last line: the score does not move.
+    let nudge = lines_patch(&value_lines("80", "free"), &value_lines("80", "nudged"));
+    let (_, second_fake) = submit(&addr, &faker, &frontier, &nudge, "nudge", 70.0);
+    let (_, second_real) = submit(
+        &addr,
+        &honest,
+        &frontier,
+        &value_patch("80", "70"),
+        "lower",
+        70.0,
+    );
+    env.ok(&["program", "resume", "p"]);
+    let (f2, r2) = (
+        second_fake["id"].as_i64().unwrap(),
+        second_real["id"].as_i64().unwrap(),
+    );
+    assert_eq!(wait_decided(&env, r2), ContributionState::Verified);
+    assert_eq!(wait_decided(&env, f2), ContributionState::Refuted);
+    let store = env.store();
+    let seq = |id: i64| {
+        let c = store.contribution(id).unwrap();
+        store.attempt(c.attempt_id.unwrap()).unwrap().seq
+    };
+    assert!(seq(r2) < seq(f2), "the faker's claim was verified first");
+
+    // The flooder: each refused before compute (422), with the reason, and recorded.
+    env.ok(&["program", "pause", "p"]);
+    let runs_before = store.run_count(None).unwrap();
+    let frontier = store.program("p").unwrap().frontier_commit.unwrap();
+    let outside = "diff --git a/run.sh b/run.sh\n--- a/run.sh\n+++ b/run.sh\n@@ -1 +1 @@\n-echo \"score: $(head -n 1 value.txt)\"\n+echo \"score: 0\"\n";
+    let big = value_patch("70", &"1".repeat(3000));
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            outside,
+            frontier.as_str(),
+            "run.sh: not matched by boundary.editable",
+        ),
+        (big.as_str(), frontier.as_str(), "at most 2 KiB"),
+        // The faker's refuted idea, on the commit it was tried on.
+        (&value_patch("100", "150"), base.as_str(), "tried already"),
+    ];
+    for (patch, parent, why) in cases {
+        let (status, answer) = submit(&addr, &flooder, parent, patch, "flood", 1.0);
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["state"], "refused");
+        let reason = answer["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(why), "{reason}");
+    }
+    // Past its quota of 3 runs (queued claims count one each): the fourth is refused.
+    for (k, to) in ["60", "61", "62", "63"].iter().enumerate() {
+        let (status, answer) = submit(&addr, &flooder, &frontier, &value_patch("70", to), to, 10.0);
+        if k < 3 {
+            assert_eq!(status, 202, "{answer}");
+        } else {
+            assert_eq!(status, 422, "{answer}");
+            assert!(
+                answer["reason"].as_str().unwrap().contains("quota"),
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(
+        store.run_count(None).unwrap(),
+        runs_before,
+        "a refusal cost a run"
+    );
+
+    // The contributor's own list, and the leaderboard.
+    let (status, mine) = http(
+        &addr,
+        "GET",
+        "/api/programs/p/contributions",
+        Some(&flooder),
+        None,
+    );
+    assert_eq!(status, 200, "{mine}");
+    let mine: Vec<serde_json::Value> = serde_json::from_str(&mine).unwrap();
+    assert_eq!(mine.len(), 7);
+    assert!(mine.iter().all(|c| c["contributor"] == "flooder"));
+    let (status, board) = http(
+        &addr,
+        "GET",
+        "/api/programs/p/leaderboard",
+        Some(&faker),
+        None,
+    );
+    assert_eq!(status, 200, "{board}");
+    let board: Vec<serde_json::Value> = serde_json::from_str(&board).unwrap();
+    assert_eq!(board[0]["contributor"], "honest");
+    assert_eq!(board[0]["verified"], 2);
+    assert_eq!(board[0]["verified_gain"], 30.0);
+    let faker_row = board.iter().find(|r| r["contributor"] == "faker").unwrap();
+    assert_eq!(
+        (
+            faker_row["verified"].as_i64(),
+            faker_row["refuted"].as_i64()
+        ),
+        (Some(0), Some(2))
+    );
+    assert_eq!(faker_row["verified_ratio"], 0.0);
+    let flood_row = board
+        .iter()
+        .find(|r| r["contributor"] == "flooder")
+        .unwrap();
+    assert_eq!(flood_row["refused"], 4);
+
+    // Without a token nothing is read; a contributor's token opens nothing else: reads,
+    // steering, workers, the cockpit's data.
+    let (status, _) = http(&addr, "GET", "/api/programs/p/attempts", None, None);
+    assert_eq!(status, 401);
+    for (method, path) in [
+        ("GET", "/api/programs"),
+        ("GET", "/api/programs/p"),
+        ("GET", "/api/programs/p/attempts"),
+        ("GET", "/api/findings"),
+        ("GET", "/api/memory/search?q=value"),
+        ("POST", "/api/programs/p/pause"),
+        ("POST", "/api/programs/p/resume"),
+        ("POST", "/api/programs/p/weight"),
+        ("POST", "/api/programs/p/followups"),
+        ("POST", "/api/programs/p/attempts/1/retry"),
+        ("POST", "/api/workers"),
+    ] {
+        let (status, answer) = http(&addr, method, path, Some(&honest), Some("{}"));
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+    }
+    let (status, answer) = http(&addr, "GET", "/api/cockpit/status", Some(&honest), None);
+    assert!(matches!(status, 401 | 403), "{status}: {answer}");
+
+    // No refuted claim is on the frontier's history.
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    for c in store.contributions(p.id, None).unwrap() {
+        if c.state != ContributionState::Verified {
+            if let Some(a) = c.attempt_id {
+                assert!(
+                    store
+                        .frontier_history(p.id)
+                        .unwrap()
+                        .iter()
+                        .all(|m| m.attempt_id != a),
+                    "{c:?}"
+                );
+            }
+        }
+    }
+
+    unsafe {
+        libc::kill(hub.id() as i32, libc::SIGINT);
+    }
+    let out = hub.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
