@@ -268,6 +268,28 @@ impl Store {
         )?)
     }
 
+    /// A contribution to `program_id` of the same `patch` on the same `parent`, not refused:
+    /// what a second submission of one change repeats.
+    pub fn same_contribution(
+        &self,
+        program_id: i64,
+        parent: &str,
+        patch: &str,
+    ) -> Result<Option<Contribution>> {
+        Ok(self
+            .db
+            .query_row(
+                &format!(
+                    "SELECT {COLS} FROM contributions
+                     WHERE program_id = ?1 AND parent_commit = ?2 AND patch = ?3
+                       AND state <> 'refused' ORDER BY id LIMIT 1"
+                ),
+                params![program_id, parent, patch],
+                from_row,
+            )
+            .optional()?)
+    }
+
     /// The contribution whose attempt is `attempt_id`, if any.
     pub fn contribution_of_attempt(&self, attempt_id: i64) -> Result<Option<Contribution>> {
         Ok(self

@@ -408,7 +408,8 @@ CREATE TABLE commit_bundles (
         sqlite: r#"
 ALTER TABLE tokens ADD COLUMN contributor INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE open_programs (
-    program_id    INTEGER PRIMARY KEY REFERENCES programs(id),
+    id            INTEGER PRIMARY KEY,
+    program_id    INTEGER NOT NULL UNIQUE REFERENCES programs(id),
     quota_runs    INTEGER,
     max_patch_kb  INTEGER NOT NULL,
     opened_at     INTEGER NOT NULL

@@ -170,6 +170,8 @@ pub(crate) enum Command {
     /// Run a coordinator's runs on this machine, talking to it only over its HTTP API (for
     /// programs whose executor is `workers` or `workers:POOL`).
     Worker(crate::worker::WorkerArgs),
+    /// Send a change to a hub's open program as a contribution (a contributor token).
+    Submit(crate::submit::SubmitArgs),
     /// API tokens for mutating calls.
     #[command(subcommand)]
     Token(TokenCmd),

@@ -18,6 +18,7 @@ mod progress;
 mod recheck;
 mod results;
 mod serve;
+mod submit;
 mod tokens;
 mod worker;
 
@@ -263,6 +264,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             tokens::run(&mut project, cmd)?;
         }
         Command::Worker(args) => worker::run(args)?,
+        Command::Submit(args) => submit::run(args)?,
         Command::Program(ProgramCmd::List { json }) => {
             let project = open_project(&cli.project)?;
             results::list_programs(&project, json)?;

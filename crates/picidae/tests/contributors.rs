@@ -309,6 +309,84 @@ fn claims_count_only_once_the_hub_reproduces_them() {
         .unwrap();
     assert_eq!(flood_row["refused"], 4);
 
+    // `picidae submit` from a contributor's own clone: a commit on the public frontier.
+    let clone = env.path("alice-clone");
+    common::git(
+        &env.path(""),
+        &[
+            "clone",
+            "-q",
+            env.bench.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    common::git(
+        &clone,
+        &["fetch", "-q", "origin", "refs/picidae/p/frontier"],
+    );
+    common::git(&clone, &["checkout", "-q", "FETCH_HEAD"]);
+    std::fs::write(
+        clone.join("value.txt"),
+        value_lines("65", "free").join("\n") + "\n",
+    )
+    .unwrap();
+    common::git(
+        &clone,
+        &[
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@a",
+            "commit",
+            "-qam",
+            "lower it to 65",
+        ],
+    );
+    let hub_url = format!("http://{addr}");
+    let submit = |extra: &[&str]| {
+        bin()
+            .args(["submit", "p", "--hub", &hub_url, "--token", &honest])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = submit(&[
+        "--commit",
+        "HEAD",
+        "--repo",
+        clone.to_str().unwrap(),
+        "--claimed",
+        "65",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("queued"),
+        "{}",
+        text(&out)
+    );
+    // The same commit again: a repeat, refused with the reason, and the command fails.
+    let out = submit(&[
+        "--commit",
+        "HEAD",
+        "--repo",
+        clone.to_str().unwrap(),
+        "--claimed",
+        "65",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused"),
+        "{}",
+        text(&out)
+    );
+    let out = submit(&["--status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.contains("queued") && listed.contains("lower it to 65"),
+        "{listed}"
+    );
+
     // Without a token nothing is read; a contributor's token opens nothing else: reads,
     // steering, workers, the cockpit's data.
     let (status, _) = http(&addr, "GET", "/api/programs/p/attempts", None, None);

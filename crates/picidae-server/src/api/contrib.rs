@@ -231,6 +231,14 @@ fn refusal(
             d.of.seq, d.of.program, d.of.status, d.of.hypothesis
         )));
     }
+    // One change submitted twice (it may not have reached the memory yet). Who sent it first
+    // is not said: an unverified claim is its contributor's own.
+    if let Some(c) = store.same_contribution(p.id, &body.parent_commit, &body.patch)? {
+        return Ok(Some(format!(
+            "this change was submitted already and is {}",
+            c.state
+        )));
+    }
     Ok(None)
 }
 

@@ -217,6 +217,10 @@ async fn openapi_lists_every_route() {
         ("post", "/api/workers/{id}/runs/{run_id}/log"),
         ("post", "/api/workers/{id}/runs/{run_id}/release"),
         ("post", "/api/workers/{id}/runs/{run_id}/result"),
+        ("post", "/api/programs/{name}/contributions"),
+        ("get", "/api/programs/{name}/contributions"),
+        ("get", "/api/programs/{name}/public"),
+        ("get", "/api/programs/{name}/leaderboard"),
     ];
     for (method, path) in routes {
         let op = &paths

@@ -1,0 +1,185 @@
+//! `picidae submit`: send one change to a hub's open program as a contribution, with the value
+//! it was measured at. The change is a commit of a local clone of the benchmark (its diff
+//! against its parent, made against the program's public frontier) or a patch file. The hub
+//! checks it before any compute and answers `queued` or `refused` with the reason; its
+//! verdict comes later (`picidae submit --status`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use picidae_git::Repo;
+
+#[derive(clap::Args)]
+pub(crate) struct SubmitArgs {
+    /// The program on the hub.
+    program: String,
+    /// The hub's API (`picidae serve --listen`), e.g. `https://hub.example:7420`.
+    #[arg(long, env = "PICIDAE_HUB")]
+    hub: String,
+    /// A contributor token (`picidae token create NAME --contributor` on the hub).
+    #[arg(long, env = "PICIDAE_CONTRIBUTOR_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The commit whose change to send (its diff against its parent), in the clone at
+    /// `--repo`.
+    #[arg(long, conflicts_with_all = ["patch", "status"])]
+    commit: Option<String>,
+    /// The clone holding `--commit` (default: the current directory).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// A patch file instead (a git diff from the repository's root), made against the
+    /// hub's frontier.
+    #[arg(long, conflicts_with = "status")]
+    patch: Option<PathBuf>,
+    /// The primary metric's value you measured with the change.
+    #[arg(long, required_unless_present = "status")]
+    claimed: Option<f64>,
+    /// What the change does (default: the commit's subject).
+    #[arg(long)]
+    hypothesis: Option<String>,
+    /// The seeds you measured it on.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<i64>,
+    /// Show your contributions to the program and their verdicts instead.
+    #[arg(long)]
+    status: bool,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A call to the hub: the answer's status and JSON.
+fn call(
+    args: &SubmitArgs,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value)> {
+    let url = format!("{}{path}", args.hub.trim_end_matches('/'));
+    let auth = format!("Bearer {}", args.token);
+    let agent = agent();
+    let resp = match body {
+        Some(b) => agent.post(&url).header("Authorization", &auth).send_json(b),
+        None if method == "GET" => agent.get(&url).header("Authorization", &auth).call(),
+        None => bail!("{method} {url}: no body"),
+    };
+    let mut resp = resp.with_context(|| format!("{method} {url}"))?;
+    let status = resp.status().as_u16();
+    let v = resp
+        .body_mut()
+        .read_json()
+        .unwrap_or(serde_json::Value::Null);
+    Ok((status, v))
+}
+
+fn refused(status: u16, v: &serde_json::Value) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the hub refused ({status}): {}",
+        v["error"]
+            .as_str()
+            .or(v["reason"].as_str())
+            .unwrap_or("no reason given")
+    )
+}
+
+pub(crate) fn run(args: SubmitArgs) -> Result<()> {
+    let program = &args.program;
+    if args.status {
+        let (status, v) = call(
+            &args,
+            "GET",
+            &format!("/api/programs/{program}/contributions"),
+            None,
+        )?;
+        if status != 200 {
+            return Err(refused(status, &v));
+        }
+        for c in v.as_array().into_iter().flatten() {
+            println!(
+                "#{}\t{}\tclaimed {}\tmeasured {}\t{}{}",
+                c["id"],
+                c["state"].as_str().unwrap_or("?"),
+                c["claimed_value"],
+                c["measured_value"],
+                c["hypothesis"].as_str().unwrap_or(""),
+                c["reason"]
+                    .as_str()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
+    let (patch, parent, subject) = match (&args.commit, &args.patch) {
+        (Some(rev), None) => {
+            let repo = Repo::open(&args.repo)
+                .with_context(|| format!("--repo {}", args.repo.display()))?;
+            let commit = repo
+                .resolve(rev)?
+                .with_context(|| format!("--commit {rev}: no such commit"))?;
+            let parent = repo
+                .resolve(&format!("{commit}^"))?
+                .with_context(|| format!("--commit {rev}: it has no parent"))?;
+            let subject = repo
+                .commit_message(&commit)?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            (repo.show_patch(&commit)?, parent, Some(subject))
+        }
+        (None, Some(file)) => {
+            let patch = std::fs::read_to_string(file)
+                .with_context(|| format!("--patch {}", file.display()))?;
+            let (status, v) = call(
+                &args,
+                "GET",
+                &format!("/api/programs/{program}/public"),
+                None,
+            )?;
+            if status != 200 {
+                return Err(refused(status, &v));
+            }
+            let frontier = v["frontier_commit"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (patch, frontier, None)
+        }
+        _ => bail!("give the change as --commit REV or --patch FILE"),
+    };
+    let hypothesis = args
+        .hypothesis
+        .clone()
+        .or(subject)
+        .filter(|h| !h.trim().is_empty())
+        .context("--hypothesis: say what the change does")?;
+    let body = serde_json::json!({
+        "parent_commit": parent,
+        "patch": patch,
+        "hypothesis": hypothesis,
+        "claimed_value": args.claimed,
+        "seeds": args.seeds,
+    });
+    let (status, v) = call(
+        &args,
+        "POST",
+        &format!("/api/programs/{program}/contributions"),
+        Some(&body),
+    )?;
+    match status {
+        202 => {
+            println!(
+                "contribution #{} queued for verification (claimed gain {})",
+                v["id"], v["claimed_gain"]
+            );
+            Ok(())
+        }
+        _ => Err(refused(status, &v)),
+    }
+}
