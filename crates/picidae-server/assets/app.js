@@ -322,6 +322,23 @@ function workersTable(list, now) {
   return h('table', { id: 'workers-table' }, h('thead', {}, head), h('tbody', {}, rows));
 }
 
+// A program's leaderboard (`GET /api/programs/{name}/leaderboard`): contributors by verified
+// gain, with what they claimed, what was verified, refuted or refused, and the runs spent.
+function leaderboardTable(list) {
+  const head = h('tr', {}, ['Contributor', 'Claims', 'Verified', 'Refuted', 'Refused', 'Verified / decided', 'Verified gain', 'Runs'].map(
+    (t, i) => h('th', { class: i ? 'num' : '', text: t })));
+  const rows = list.map((s) => h('tr', { 'data-contributor': s.contributor },
+    h('td', { text: s.contributor }),
+    h('td', { class: 'num', text: String(s.claims) }),
+    h('td', { class: 'num', 'data-testid': 'verified', text: String(s.verified) }),
+    h('td', { class: 'num', text: String(s.refuted) }),
+    h('td', { class: 'num', text: String(s.refused) }),
+    h('td', { class: 'num', text: s.verified_ratio === null ? '–' : Math.round(s.verified_ratio * 100) + '%' }),
+    h('td', { class: 'num mono', 'data-testid': 'verified-gain', text: fmt(s.verified_gain) }),
+    h('td', { class: 'num', text: String(s.runs) })));
+  return h('table', { id: 'leaderboard' }, h('thead', {}, head), h('tbody', {}, rows));
+}
+
 function overviewView(root) {
   const cards = h('div', { class: 'cards', id: 'status-cards' });
   const table = h('div', { id: 'programs' });
@@ -887,6 +904,8 @@ function programView(root, name) {
   next.addEventListener('click', () => { tq.offset += PAGE; updateTable(); });
   const chartBox = h('div', { id: 'chart-box' });
   const paramBox = h('div', { id: 'param-box' });
+  // Empty while no contributor submitted anything.
+  const boardBox = h('div', { id: 'leaderboard-box' });
   // The chart's x axis: attempt number, time of day or elapsed time (kept for this tab).
   let xMode = sessionStorage.getItem(CHART_X_KEY) || 'attempt';
   let lastChart = null;
@@ -915,7 +934,7 @@ function programView(root, name) {
     head, steer,
     h('h2', { text: 'Progress' }),
     h('div', { class: 'controls seg', id: 'chart-x' }, h('span', { class: 'muted', text: 'x axis:' }), xButtons),
-    chartBox, paramBox,
+    chartBox, paramBox, boardBox,
     h('h2', { text: 'Attempts' }),
     h('div', { class: 'controls' }, statusSel, orderSel, search, prev, next, pager),
     tableBox,
@@ -1008,6 +1027,13 @@ function programView(root, name) {
         h('div', { class: 'scatters', id: 'param-scatters' }, scatters));
     } else {
       clear(paramBox);
+    }
+    const board = await getJSON(base + '/leaderboard').catch(() => []);
+    if (board.length) {
+      replace(boardBox, h('h2', {}, 'Contributors ',
+        h('span', { class: 'muted', text: 'claims count once this hub verified them' })), leaderboardTable(board));
+    } else {
+      clear(boardBox);
     }
     await updateTable();
   }

@@ -428,6 +428,26 @@ fn claims_count_only_once_the_hub_reproduces_them() {
         }
     }
 
+    // The cockpit's program page shows the leaderboard, in a real Chromium (read token).
+    if let Some(b) = common::browser::browser() {
+        let viewer = env.ok(&["token", "create", "viewer", "--read-only"]);
+        let viewer = viewer.lines().nth(1).unwrap().trim().to_string();
+        let out = common::browser::drive(
+            b,
+            "leaderboard",
+            &format!("http://{addr}"),
+            &[("COCKPIT_TOKEN", &viewer)],
+        );
+        assert!(
+            out.contains("OK leader honest | 3 | 2 | 0 | 1 | 100% | 30"),
+            "{out}"
+        );
+        assert!(
+            out.contains("OK leader faker | 2 | 0 | 2 | 0 | 0%"),
+            "{out}"
+        );
+    }
+
     unsafe {
         libc::kill(hub.id() as i32, libc::SIGINT);
     }

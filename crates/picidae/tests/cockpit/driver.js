@@ -385,7 +385,21 @@ async function workers(page) {
   console.log('OK lost worker marked');
 }
 
-const SCENARIOS = { live, followup, pause, findings, cancel, retry, workers };
+// A program's leaderboard: contributors by verified gain, read with a read token.
+async function leaderboard(page) {
+  await page.goto(base + '/');
+  await useToken(page);
+  await page.goto(base + '/#/p/p');
+  const row = '#leaderboard tr[data-contributor="honest"]';
+  await page.waitForSelector(row, { timeout: TIMEOUT });
+  const board = await page.evaluate(() => [...document.querySelectorAll('#leaderboard tbody tr')].map(
+    (r) => [...r.cells].map((c) => c.textContent.trim())));
+  for (const cells of board) console.log('OK leader ' + cells.join(' | '));
+  if (board[0][0] !== 'honest') fail('first on the board: ' + board[0][0]);
+  await shot(page, 'program');
+}
+
+const SCENARIOS = { live, followup, pause, findings, cancel, retry, workers, leaderboard };
 
 (async () => {
   const run = SCENARIOS[scenario] || fail('unknown scenario ' + scenario);

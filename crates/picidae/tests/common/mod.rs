@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
+pub mod browser;
 pub mod docs;
 
 use picidae_git::{Identity, Repo};
