@@ -454,3 +454,97 @@ fn claims_count_only_once_the_hub_reproduces_them() {
     let out = hub.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// With a hidden evaluator: a claim the hidden metric agrees with is verified, one that games
+/// the visible metric (better score, worse hidden value) is refuted as suspected overfit, and
+/// no answer a contributor can get holds a hidden number: the hidden values here (7.7777 and
+/// 12.3456) appear nowhere in them.
+#[test]
+fn hidden_numbers_never_reach_a_contributor() {
+    let env = Env::truth(
+        common::GOOD_EVALUATOR,
+        "seeds = 3\nbaseline_seeds = 3\nmax_seeds = 6",
+    );
+    env.command_program("p", &env.bench.clone(), "sleep 0.2");
+    env.ok(&["program", "open", "p"]);
+    let (honest, gamer) = (token(&env, "honest"), token(&env, "gamer"));
+    let (hub, addr) = spawn_hub(&env);
+    wait_until(
+        Duration::from_secs(60),
+        || env.store().program("p").unwrap().frontier_value.is_some(),
+        "the baseline",
+    );
+    let base = env.store().program("p").unwrap().base_commit;
+    let patch = |to: &str| {
+        format!(
+            "diff --git a/value.txt b/value.txt\n--- a/value.txt\n+++ b/value.txt\n@@ -1 +1 @@\n-10 10 base\n+{to}\n"
+        )
+    };
+    let mut seen = String::new();
+    let (status, gamed) = submit(
+        &addr,
+        &gamer,
+        &base,
+        &patch("5 12.3456 gamed"),
+        "game it",
+        5.0,
+    );
+    assert_eq!(status, 202, "{gamed}");
+    seen.push_str(&gamed.to_string());
+    let gamed = wait_contribution(&env, gamed["id"].as_i64().unwrap());
+    assert_eq!(gamed.state, ContributionState::Refuted, "{gamed:?}");
+    assert!(
+        gamed
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("hidden evaluator disagrees"),
+        "{gamed:?}"
+    );
+    let (status, real) = submit(
+        &addr,
+        &honest,
+        &base,
+        &patch("6 7.7777 real"),
+        "improve it",
+        6.0,
+    );
+    assert_eq!(status, 202, "{real}");
+    seen.push_str(&real.to_string());
+    let real = wait_contribution(&env, real["id"].as_i64().unwrap());
+    assert_eq!(real.state, ContributionState::Verified, "{real:?}");
+
+    // The hidden evaluator did score both: its numbers are in the store, for people.
+    let store = env.store();
+    let hidden: Vec<String> = picidae_store::testing::table_rows(&store, "hidden_results")
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    assert!(hidden.iter().any(|r| r.contains("7.7777")), "{hidden:?}");
+    assert!(hidden.iter().any(|r| r.contains("12.3456")), "{hidden:?}");
+
+    for t in [&honest, &gamer] {
+        for path in [
+            "/api/programs/p/public",
+            "/api/programs/p/contributions",
+            "/api/programs/p/leaderboard",
+        ] {
+            let (status, answer) = http(&addr, "GET", path, Some(t), None);
+            assert_eq!(status, 200, "{path}: {answer}");
+            seen.push_str(&answer);
+        }
+    }
+    assert!(seen.contains("hidden evaluator disagrees"), "{seen}");
+    for number in ["7.7777", "12.3456"] {
+        assert!(
+            !seen.contains(number),
+            "{number} reached a contributor: {seen}"
+        );
+    }
+    unsafe {
+        libc::kill(hub.id() as i32, libc::SIGINT);
+    }
+    let out = hub.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
