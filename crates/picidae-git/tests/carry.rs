@@ -4,26 +4,8 @@
 
 mod common;
 
-use common::{git, write};
+use common::{commit_all, git, write};
 use picidae_git::{Identity, Repo};
-
-fn commit_all(dir: &std::path::Path, msg: &str) -> String {
-    git(dir, &["add", "-A"]);
-    git(
-        dir,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            msg,
-        ],
-    );
-    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
-}
 
 #[test]
 fn a_chain_of_commits_travels_one_bundle_at_a_time() {

@@ -262,8 +262,31 @@ impl Ctx {
         .await
     }
 
+    /// A worker's call: checks for a worker token, then runs `f` with it.
+    async fn worker<T, F>(self: &Arc<Self>, headers: &HeaderMap, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, &Token) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.with_role(headers, Role::Worker, f).await
+    }
+
     /// A contributor's call: checks for a contributor token, then runs `f` with it.
     async fn contributor<T, F>(self: &Arc<Self>, headers: &HeaderMap, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, &Token) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.with_role(headers, Role::Contributor, f).await
+    }
+
+    /// A call only a token of `role` may make: checks for one, then runs `f` with it.
+    async fn with_role<T, F>(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        role: Role,
+        f: F,
+    ) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store, &Token) -> Result<T, ApiError> + Send + 'static,
@@ -271,12 +294,16 @@ impl Ctx {
         let secret = bearer(headers)?;
         self.with_store(move |store| {
             let token = authenticate(store, secret.as_deref())?;
-            if !token.contributor {
+            let (holds, name) = match role {
+                Role::Worker => (token.worker, "worker"),
+                Role::Contributor => (token.contributor, "contributor"),
+            };
+            if !holds {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     format!(
-                        "token {:?} is not a contributor's (make one with `picidae token create \
-                         NAME --contributor`)",
+                        "token {:?} is not a {name}'s (make one with `picidae token create \
+                         NAME --{name}`)",
                         token.name
                     ),
                 ));
@@ -305,30 +332,6 @@ impl Ctx {
         .await
     }
 
-    /// A worker's call: checks for a worker token, then runs `f` with it.
-    async fn worker<T, F>(self: &Arc<Self>, headers: &HeaderMap, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Store, &Token) -> Result<T, ApiError> + Send + 'static,
-    {
-        let secret = bearer(headers)?;
-        self.with_store(move |store| {
-            let token = authenticate(store, secret.as_deref())?;
-            if !token.worker {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "token {:?} is not a worker's (make one with `picidae token create \
-                         NAME --worker`)",
-                        token.name
-                    ),
-                ));
-            }
-            f(store, &token)
-        })
-        .await
-    }
-
     /// A mutation: checks for a write token, then runs `f` with it.
     async fn write<T, F>(self: &Arc<Self>, headers: &HeaderMap, f: F) -> Result<T, ApiError>
     where
@@ -353,6 +356,13 @@ impl Ctx {
         })
         .await
     }
+}
+
+/// The roles whose tokens may make only their own calls.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Worker,
+    Contributor,
 }
 
 /// A worker's token may take and report runs, nothing else: refused on reads and mutations.

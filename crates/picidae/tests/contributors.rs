@@ -77,6 +77,20 @@ fn submit(
     (status, v)
 }
 
+/// Submit, which must be accepted (202); the contribution's id.
+fn queued(
+    addr: &str,
+    token: &str,
+    parent: &str,
+    patch: &str,
+    hypothesis: &str,
+    claimed: f64,
+) -> i64 {
+    let (status, answer) = submit(addr, token, parent, patch, hypothesis, claimed);
+    assert_eq!(status, 202, "{answer}");
+    answer["id"].as_i64().unwrap()
+}
+
 fn token(env: &Env, name: &str) -> String {
     let out = env.ok(&["token", "create", name, "--contributor"]);
     out.lines().nth(1).expect("the secret").trim().to_string()
@@ -166,7 +180,7 @@ fn claims_count_only_once_the_hub_reproduces_them() {
     assert_eq!(public["goal"], "minimize");
 
     // The faker claims 50 for a change that makes things worse: refuted.
-    let (status, fake) = submit(
+    let fake_id = queued(
         &addr,
         &faker,
         &base,
@@ -174,13 +188,12 @@ fn claims_count_only_once_the_hub_reproduces_them() {
         "halve it",
         50.0,
     );
-    assert_eq!(status, 202, "{fake}");
-    assert_eq!(fake["claimed_gain"], 50.0);
-    let fake_id = fake["id"].as_i64().unwrap();
+    let store = env.store();
+    assert_eq!(store.contribution(fake_id).unwrap().claimed_gain, 50.0);
     assert_eq!(wait_decided(&env, fake_id), ContributionState::Refuted);
 
     // The honest one claims what its change does: verified, and the frontier moves.
-    let (status, real) = submit(
+    let real_id = queued(
         &addr,
         &honest,
         &base,
@@ -188,8 +201,6 @@ fn claims_count_only_once_the_hub_reproduces_them() {
         "lower it",
         80.0,
     );
-    assert_eq!(status, 202, "{real}");
-    let real_id = real["id"].as_i64().unwrap();
     assert_eq!(wait_decided(&env, real_id), ContributionState::Verified);
     let store = env.store();
     let p = store.program("p").unwrap();
@@ -205,8 +216,8 @@ fn claims_count_only_once_the_hub_reproduces_them() {
     let frontier = p.frontier_commit.clone().unwrap();
     // The faker's change touches only the free last line: the score does not move.
     let nudge = lines_patch(&value_lines("80", "free"), &value_lines("80", "nudged"));
-    let (_, second_fake) = submit(&addr, &faker, &frontier, &nudge, "nudge", 70.0);
-    let (_, second_real) = submit(
+    let f2 = queued(&addr, &faker, &frontier, &nudge, "nudge", 70.0);
+    let r2 = queued(
         &addr,
         &honest,
         &frontier,
@@ -215,10 +226,6 @@ fn claims_count_only_once_the_hub_reproduces_them() {
         70.0,
     );
     env.ok(&["program", "resume", "p"]);
-    let (f2, r2) = (
-        second_fake["id"].as_i64().unwrap(),
-        second_real["id"].as_i64().unwrap(),
-    );
     assert_eq!(wait_decided(&env, r2), ContributionState::Verified);
     assert_eq!(wait_decided(&env, f2), ContributionState::Refuted);
     let store = env.store();

@@ -23,6 +23,25 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Stages everything in `dir` and commits it as `t <t@t>`; the new commit's sha.
+pub fn commit_all(dir: &Path, msg: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            msg,
+        ],
+    );
+    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
 /// Writes `contents` to `dir/rel`, creating parent directories.
 pub fn write(dir: &Path, rel: &str, contents: &str) {
     let p = dir.join(rel);
