@@ -488,37 +488,18 @@ fn hidden_numbers_never_reach_a_contributor() {
         )
     };
     let mut seen = String::new();
-    let (status, gamed) = submit(
-        &addr,
-        &gamer,
-        &base,
-        &patch("5 12.3456 gamed"),
-        "game it",
-        5.0,
-    );
-    assert_eq!(status, 202, "{gamed}");
-    seen.push_str(&gamed.to_string());
-    let gamed = wait_contribution(&env, gamed["id"].as_i64().unwrap());
+    // Submit and wait for the verdict, keeping the answer the contributor saw.
+    let mut verdict = |token: &str, to: &str, hypothesis: &str, claimed: f64| {
+        let (status, answer) = submit(&addr, token, &base, &patch(to), hypothesis, claimed);
+        assert_eq!(status, 202, "{answer}");
+        seen.push_str(&answer.to_string());
+        wait_contribution(&env, answer["id"].as_i64().unwrap())
+    };
+    let gamed = verdict(&gamer, "5 12.3456 gamed", "game it", 5.0);
+    let real = verdict(&honest, "6 7.7777 real", "improve it", 6.0);
     assert_eq!(gamed.state, ContributionState::Refuted, "{gamed:?}");
-    assert!(
-        gamed
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("hidden evaluator disagrees"),
-        "{gamed:?}"
-    );
-    let (status, real) = submit(
-        &addr,
-        &honest,
-        &base,
-        &patch("6 7.7777 real"),
-        "improve it",
-        6.0,
-    );
-    assert_eq!(status, 202, "{real}");
-    seen.push_str(&real.to_string());
-    let real = wait_contribution(&env, real["id"].as_i64().unwrap());
+    let why = gamed.reason.clone().unwrap_or_default();
+    assert!(why.contains("hidden evaluator disagrees"), "{gamed:?}");
     assert_eq!(real.state, ContributionState::Verified, "{real:?}");
 
     // The hidden evaluator did score both: its numbers are in the store, for people.
