@@ -5,10 +5,11 @@
 //! only (no ref, no checkout), and checks that the commit asked for is what arrived.
 
 use std::io::Write;
+use std::path::Path;
 
-use crate::cmd::check_rev;
+use crate::cmd::{check_rev, Git};
 use crate::error::{GitError, Result};
-use crate::Repo;
+use crate::{Identity, Repo, EXPORT_REFS};
 
 /// Where a commit is named while its bundle is written.
 const CARRY_REFS: &str = "refs/picidae/carry/";
@@ -77,5 +78,40 @@ impl Repo {
             .filter(|(_, l)| !l.ends_with(" commit"))
             .map(|(c, _)| c.clone())
             .collect())
+    }
+
+    /// A new repository at `dest` (which must not exist) holding the export in `bundle` (made
+    /// by [`Repo::bundle`]) under its export ref, checked out detached: a contributor's clone
+    /// of a program's public frontier. Returns it with the export's commit.
+    pub fn from_export(bundle: &Path, dest: &Path, identity: Identity) -> Result<(Repo, String)> {
+        if dest.exists() {
+            return Err(GitError::InvalidArgument(format!(
+                "{} exists already",
+                dest.display()
+            )));
+        }
+        std::fs::create_dir_all(dest).map_err(|e| GitError::io(dest, e))?;
+        Git::discover(dest, &identity)
+            .args(["init", "--quiet", "--initial-branch=main"])
+            .run()?;
+        let repo = Repo::open(dest)?.with_identity(identity);
+        repo.git()
+            .args(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"])
+            .arg(bundle)
+            .arg(format!("{EXPORT_REFS}*:{EXPORT_REFS}*"))
+            .run()?;
+        let listed = repo
+            .git()
+            .args(["for-each-ref", "--format=%(objectname)", EXPORT_REFS])
+            .run_text()?;
+        let commit = listed
+            .lines()
+            .next()
+            .ok_or_else(|| GitError::Parse("the bundle holds no export".into()))?
+            .to_string();
+        repo.git()
+            .args(["checkout", "--quiet", "--detach", &commit])
+            .run()?;
+        Ok((repo, commit))
     }
 }

@@ -62,7 +62,7 @@ pub mod slots;
 mod stepwise;
 pub mod verify;
 mod work_watch;
-mod workers;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 

@@ -53,12 +53,7 @@ impl RunCtx {
             .as_ref()
             .map(|h| h.files.as_slice())
             .unwrap_or(&[]);
-        let drop: Vec<String> = hidden
-            .iter()
-            .map(|f| f.trim_start_matches('/'))
-            .filter(|f| !f.split('/').any(|c| c == ".."))
-            .map(|f| prefix.join(f).display().to_string())
-            .collect();
+        let drop = staying_home(repo, &self.contract);
         let tree = repo.export_tree(&commit, &drop)?;
         let setup = match &self.contract.setup {
             Some(setup) => {
@@ -251,6 +246,19 @@ fn write_result(
 
 fn cancelled() -> RunOutcome {
     RunOutcome::not_run(true)
+}
+
+/// The paths (repository-relative) that never leave this machine in an export: the hidden
+/// evaluator's files.
+pub fn staying_home(repo: &Repo, contract: &picidae_core::Contract) -> Vec<String> {
+    contract
+        .hidden
+        .iter()
+        .flat_map(|h| h.files.iter())
+        .map(|f| f.trim_start_matches('/'))
+        .filter(|f| !f.split('/').any(|c| c == ".."))
+        .map(|f| repo.prefix().join(f).display().to_string())
+        .collect()
 }
 
 #[cfg(test)]

@@ -646,6 +646,7 @@ pub(crate) fn build(state: ApiState) -> (Router, Shared) {
             contrib::my_contributions
         ))
         .routes(routes!(contrib::public_program))
+        .routes(routes!(contrib::public_bundle))
         .routes(routes!(contrib::leaderboard))
         .with_state(ctx.clone())
         .split_for_parts();

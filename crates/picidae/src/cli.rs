@@ -172,6 +172,8 @@ pub(crate) enum Command {
     Worker(crate::worker::WorkerArgs),
     /// Send a change to a hub's open program as a contribution (a contributor token).
     Submit(crate::submit::SubmitArgs),
+    /// Make a local repository of a hub's open program's frontier, without its hidden files.
+    Fetch(crate::submit::FetchArgs),
     /// API tokens for mutating calls.
     #[command(subcommand)]
     Token(TokenCmd),

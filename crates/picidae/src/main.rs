@@ -265,6 +265,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Worker(args) => worker::run(args)?,
         Command::Submit(args) => submit::run(args)?,
+        Command::Fetch(args) => submit::fetch(args)?,
         Command::Program(ProgramCmd::List { json }) => {
             let project = open_project(&cli.project)?;
             results::list_programs(&project, json)?;

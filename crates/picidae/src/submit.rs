@@ -1,8 +1,10 @@
-//! `picidae submit`: send one change to a hub's open program as a contribution, with the value
-//! it was measured at. The change is a commit of a local clone of the benchmark (its diff
-//! against its parent, made against the program's public frontier) or a patch file. The hub
-//! checks it before any compute and answers `queued` or `refused` with the reason; its
-//! verdict comes later (`picidae submit --status`).
+//! A contributor's side of a hub. `picidae fetch` makes a local repository of an open
+//! program's public frontier (its files without the hidden evaluator's, as the hub exports
+//! them), remembering which frontier commit the export stands for. `picidae submit` sends one
+//! change to the program as a contribution, with the value it was measured at: a commit of
+//! such a clone (or of any clone of the benchmark; its diff against its parent) or a patch
+//! file. The hub checks it before any compute and answers `queued` or `refused` with the
+//! reason; its verdict comes later (`picidae submit --status`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +45,96 @@ pub(crate) struct SubmitArgs {
     /// Show your contributions to the program and their verdicts instead.
     #[arg(long)]
     status: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct FetchArgs {
+    /// The program on the hub.
+    program: String,
+    /// The hub's API, e.g. `https://hub.example:7420`.
+    #[arg(long, env = "PICIDAE_HUB")]
+    hub: String,
+    /// A contributor token.
+    #[arg(long, env = "PICIDAE_CONTRIBUTOR_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Where to make the repository (must not exist).
+    #[arg(long)]
+    into: PathBuf,
+}
+
+/// The file, in a fetched repository's git directory, naming the frontier commit its export
+/// stands for: `<export commit> <frontier commit>`.
+const FRONTIER_FILE: &str = "picidae-frontier";
+
+pub(crate) fn fetch(args: FetchArgs) -> Result<()> {
+    let url = format!(
+        "{}/api/programs/{}/public/bundle",
+        args.hub.trim_end_matches('/'),
+        args.program
+    );
+    let mut resp = agent()
+        .get(&url)
+        .header("Authorization", &format!("Bearer {}", args.token))
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let v = resp
+            .body_mut()
+            .read_json()
+            .unwrap_or(serde_json::Value::Null);
+        return Err(refused(status, &v));
+    }
+    let frontier = resp
+        .headers()
+        .get("x-picidae-frontier")
+        .and_then(|v| v.to_str().ok())
+        .context("the hub named no frontier commit")?
+        .to_string();
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 32)
+        .read_to_vec()
+        .with_context(|| format!("GET {url}"))?;
+    let file = std::env::temp_dir().join(format!(
+        "picidae-fetch-{}-{}.bundle",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::write(&file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+    let identity = picidae_git::Identity::new("picidae contributor", "contributor@picidae.invalid");
+    let made = Repo::from_export(&file, &args.into, identity);
+    let _ = std::fs::remove_file(&file);
+    let (repo, export) = made.with_context(|| format!("--into {}", args.into.display()))?;
+    std::fs::write(
+        repo.common_dir().join(FRONTIER_FILE),
+        format!("{export} {frontier}\n"),
+    )?;
+    println!(
+        "{}: the frontier of {} ({}), without the hidden files; commit a change there and \
+         `picidae submit {} --commit HEAD --repo {} --claimed VALUE`",
+        args.into.display(),
+        args.program,
+        &frontier[..12.min(frontier.len())],
+        args.program,
+        args.into.display()
+    );
+    Ok(())
+}
+
+/// The frontier commit `parent` stands for: itself, or the hub's frontier when it is the
+/// export `picidae fetch` made.
+fn hub_commit(repo: &Repo, parent: String) -> String {
+    std::fs::read_to_string(repo.common_dir().join(FRONTIER_FILE))
+        .ok()
+        .and_then(|t| {
+            let (export, frontier) = t.trim().split_once(' ')?;
+            (export == parent).then(|| frontier.to_string())
+        })
+        .unwrap_or(parent)
 }
 
 fn agent() -> ureq::Agent {
@@ -131,7 +223,11 @@ pub(crate) fn run(args: SubmitArgs) -> Result<()> {
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            (repo.show_patch(&commit)?, parent, Some(subject))
+            (
+                repo.show_patch(&commit)?,
+                hub_commit(&repo, parent),
+                Some(subject),
+            )
         }
         (None, Some(file)) => {
             let patch = std::fs::read_to_string(file)

@@ -524,6 +524,59 @@ fn hidden_numbers_never_reach_a_contributor() {
         }
     }
     assert!(seen.contains("hidden evaluator disagrees"), "{seen}");
+
+    // `picidae fetch`: the frontier's files without the hidden evaluator's (the gold
+    // directory stays home), and a commit made there is submitted against the frontier.
+    let hub_url = format!("http://{addr}");
+    let into = env.path("fetched");
+    let contributor = |args: &[&str]| {
+        bin()
+            .args(args)
+            .args(["--hub", &hub_url, "--token", &honest])
+            .output()
+            .unwrap()
+    };
+    let out = contributor(&["fetch", "p", "--into", into.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let frontier = env.store().program("p").unwrap().frontier_commit.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(into.join("value.txt")).unwrap(),
+        "6 7.7777 real\n"
+    );
+    assert!(into.join("run.sh").is_file());
+    assert!(!into.join("gold").exists(), "the hidden files left the hub");
+    std::fs::write(into.join("value.txt"), "5.5 7.5 more\n").unwrap();
+    common::git(
+        &into,
+        &[
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@a",
+            "commit",
+            "-qam",
+            "lower more",
+        ],
+    );
+    let out = contributor(&[
+        "submit",
+        "p",
+        "--commit",
+        "HEAD",
+        "--repo",
+        into.to_str().unwrap(),
+        "--claimed",
+        "5.5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let last = store.contributions(p.id, None).unwrap().remove(0);
+    assert_eq!(last.parent_commit, frontier, "{last:?}");
+    assert_eq!(last.hypothesis, "lower more");
+    // Without a contributor token, no export.
+    let (status, _) = http(&addr, "GET", "/api/programs/p/public/bundle", None, None);
+    assert_eq!(status, 401);
     for number in ["7.7777", "12.3456"] {
         assert!(
             !seen.contains(number),

@@ -374,6 +374,55 @@ pub(crate) async fn public_program(
     Ok(Json(public))
 }
 
+/// The header naming the frontier commit a public bundle exports.
+pub const FRONTIER_HEADER: &str = "x-picidae-frontier";
+
+/// The open program's frontier as a git bundle: one commit holding the frontier's files
+/// without the hidden evaluator's, under `refs/picidae/export/`. The frontier commit it
+/// stands for is in the `X-Picidae-Frontier` header: contributions made on the export name it
+/// as their parent.
+#[utoipa::path(get, path = "/api/programs/{name}/public/bundle", tag = "contributors",
+    params(("name" = String, Path, description = "The program's name")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A git bundle", content_type = "application/octet-stream"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub(crate) async fn public_bundle(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let clones = ctx.state.clones();
+    let (frontier, bytes) = ctx
+        .contributor(&headers, move |store, _| {
+            let Path(name) = name?;
+            let (p, _, contract) = open_program(store, &clones, &name)?;
+            let repo = picidae_git::Repo::open(clones.benchmark_dir(&p))
+                .map_err(|e| ApiError::internal(format!("the benchmark's repository: {e}")))?;
+            let frontier = p.frontier_commit.clone().unwrap_or(p.base_commit.clone());
+            let drop = picidae_sched::workers::staying_home(&repo, &contract);
+            let bundle = repo
+                .export_tree(&frontier, &drop)
+                .and_then(|tree| repo.bundle(&tree, &[]))
+                .map_err(|e| ApiError::internal(format!("exporting the frontier: {e}")))?;
+            Ok((frontier, bundle))
+        })
+        .await?;
+    let frontier = HeaderValue::from_str(&frontier)
+        .map_err(|e| ApiError::internal(format!("frontier header: {e}")))?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::HeaderName::from_static(FRONTIER_HEADER), frontier),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 /// A program's leaderboard: contributors by verified gain, with their verified/claimed record
 /// and the compute their claims cost. Open to contributor and read tokens alike.
 #[utoipa::path(get, path = "/api/programs/{name}/leaderboard", tag = "contributors",

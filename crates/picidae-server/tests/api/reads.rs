@@ -220,6 +220,7 @@ async fn openapi_lists_every_route() {
         ("post", "/api/programs/{name}/contributions"),
         ("get", "/api/programs/{name}/contributions"),
         ("get", "/api/programs/{name}/public"),
+        ("get", "/api/programs/{name}/public/bundle"),
         ("get", "/api/programs/{name}/leaderboard"),
     ];
     for (method, path) in routes {
