@@ -316,16 +316,20 @@ impl Store {
         )?)
     }
 
-    /// Verdicts per contributor token, over all programs: (verified, decided).
-    fn track_records(&self) -> Result<HashMap<i64, (i64, i64)>> {
+    /// Verdicts over all programs of the contributors with a claim queued on `program_id`:
+    /// (verified, decided) per token.
+    fn track_records(&self, program_id: i64) -> Result<HashMap<i64, (i64, i64)>> {
         Ok(self
             .db
             .query_map(
                 "SELECT token_id,
                         SUM(CASE WHEN state = 'verified' THEN 1 ELSE 0 END),
                         SUM(CASE WHEN state IN ('verified', 'refuted') THEN 1 ELSE 0 END)
-                 FROM contributions GROUP BY token_id",
-                (),
+                 FROM contributions
+                 WHERE token_id IN (SELECT token_id FROM contributions
+                                    WHERE program_id = ?1 AND state = 'queued')
+                 GROUP BY token_id",
+                [program_id],
                 |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))),
             )?
             .into_iter()
@@ -344,7 +348,11 @@ impl Store {
             [program_id],
             from_row,
         )?;
-        let records = self.track_records()?;
+        // Asked before every proposal: a program with nothing queued costs one indexed lookup.
+        if queued.is_empty() {
+            return Ok(None);
+        }
+        let records = self.track_records(program_id)?;
         let weight = |c: &Contribution| {
             let (v, d) = records.get(&c.token_id).copied().unwrap_or((0, 0));
             c.claimed_gain.max(0.0) * reputation(v, d)
@@ -402,15 +410,14 @@ impl Store {
 }
 
 /// The verdict on the contribution verified by attempt `attempt_id`, written with the
-/// attempt's decision: `verified` with the measured gain against `old_frontier` when it was
-/// kept, `refuted` with its value (if any) and `note` when it was not, `refused` when it was
-/// rejected before any run.
+/// attempt's decision and before the frontier moves: `verified` with the measured gain against
+/// the program's frontier (the one the attempt replaces) when it was kept, `refuted` with its
+/// value (if any) and `note` when it was not, `refused` when it was rejected before any run.
 pub(crate) fn conclude_in(
     tx: &Db,
     attempt_id: i64,
     state: ContributionState,
     value: Option<f64>,
-    old_frontier: Option<f64>,
     note: Option<&str>,
 ) -> Result<()> {
     let reason = note.map(str::to_string).or_else(|| match (state, value) {
@@ -422,14 +429,16 @@ pub(crate) fn conclude_in(
     });
     tx.execute(
         "UPDATE contributions SET state = ?2, measured_value = ?3,
-                measured_gain = CASE WHEN ?2 = 'verified' AND CAST(?3 AS DOUBLE PRECISION) IS NOT NULL
-                                      AND CAST(?4 AS DOUBLE PRECISION) IS NOT NULL
-                                     THEN sign * (CAST(?3 AS DOUBLE PRECISION) - CAST(?4 AS DOUBLE PRECISION)) END,
-                reason = COALESCE(CAST(?5 AS TEXT),
+                measured_gain = CASE WHEN ?2 = 'verified'
+                                     THEN sign * (CAST(?3 AS DOUBLE PRECISION)
+                                                  - (SELECT frontier_value FROM programs
+                                                     WHERE programs.id = contributions.program_id))
+                                END,
+                reason = COALESCE(CAST(?4 AS TEXT),
                                   (SELECT note FROM attempts WHERE attempts.id = ?1), reason),
-                decided_at = ?6
+                decided_at = ?5
          WHERE attempt_id = ?1 AND state = 'verifying'",
-        params![attempt_id, state.as_str(), value, old_frontier, reason, now_ms()],
+        params![attempt_id, state.as_str(), value, reason, now_ms()],
     )?;
     Ok(())
 }

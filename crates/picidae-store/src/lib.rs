@@ -538,7 +538,7 @@ impl Store {
             params![id, status.as_str(), why.to_string(), note, now_ms()],
         )?;
         let state = contributions::ContributionState::Refused;
-        contributions::conclude_in(&tx, id, state, None, None, Some(note))?;
+        contributions::conclude_in(&tx, id, state, None, Some(note))?;
         tx.commit()?;
         Ok(())
     }
@@ -665,18 +665,13 @@ pub(crate) fn decide_in(tx: &Db, id: i64, d: &Decision) -> Result<()> {
         .ok_or(StoreError::NoSuchAttempt(id))?;
     if d.status.is_final() {
         // A contributor's claim gets its verdict with the attempt's decision, its gain measured
-        // against the frontier it replaces.
-        let old: Option<f64> = tx.query_row(
-            "SELECT frontier_value FROM programs WHERE id = ?1",
-            [program_id],
-            |r| r.get(0),
-        )?;
+        // against the frontier it replaces (so before the frontier moves).
         let state = if d.status == AttemptStatus::Kept {
             contributions::ContributionState::Verified
         } else {
             contributions::ContributionState::Refuted
         };
-        contributions::conclude_in(tx, id, state, d.primary_value, old, d.note.as_deref())?;
+        contributions::conclude_in(tx, id, state, d.primary_value, d.note.as_deref())?;
     }
     if d.advance_frontier {
         if let Some(expected) = d.judged_against {
