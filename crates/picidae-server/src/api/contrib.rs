@@ -119,19 +119,31 @@ fn view(store: &Store, program: &str, c: Contribution) -> Result<ContributionVie
     })
 }
 
-/// An open program and its contract, or 403 when it is not open.
+/// A program open to contributors, as a submission is checked against it.
+struct OpenProgram {
+    program: picidae_store::Program,
+    open: picidae_store::Openness,
+    contract: picidae_core::Contract,
+    /// This hub's clone of its benchmark.
+    repo: picidae_git::Repo,
+}
+
+impl OpenProgram {
+    /// The commit contributions are made against: the frontier, or the base before one.
+    fn frontier(&self) -> String {
+        let p = &self.program;
+        p.frontier_commit
+            .clone()
+            .unwrap_or_else(|| p.base_commit.clone())
+    }
+}
+
+/// An open program with its contract and repository, or 403 when it is not open.
 fn open_program(
     store: &Store,
     clones: &picidae_sched::clones::Clones,
     name: &str,
-) -> Result<
-    (
-        picidae_store::Program,
-        picidae_store::Openness,
-        picidae_core::Contract,
-    ),
-    ApiError,
-> {
+) -> Result<OpenProgram, ApiError> {
     let p = program(store, name)?;
     let Some(open) = store.openness(p.id)? else {
         return Err(ApiError::new(
@@ -143,7 +155,12 @@ fn open_program(
         .map_err(|e| ApiError::internal(format!("the benchmark's repository: {e}")))?;
     let (contract, _) = picidae_sched::contract_source::program_contract(&repo, &p)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok((p, open, contract))
+    Ok(OpenProgram {
+        program: p,
+        open,
+        contract,
+        repo,
+    })
 }
 
 /// The files a git patch touches (both sides of a rename), repository-relative.
@@ -168,15 +185,11 @@ fn patched_paths(patch: &str) -> Vec<String> {
 /// Why a submission is refused before compute, if it is.
 fn refusal(
     store: &Store,
-    (p, open, contract): (
-        &picidae_store::Program,
-        &picidae_store::Openness,
-        &picidae_core::Contract,
-    ),
+    target: &OpenProgram,
     token: &Token,
     body: &ContributionBody,
-    prefix: &std::path::Path,
 ) -> Result<Option<String>, ApiError> {
+    let (p, open, contract) = (&target.program, &target.open, &target.contract);
     let kb = body.patch.len().div_ceil(1024) as i64;
     if kb > open.max_patch_kb {
         return Ok(Some(format!(
@@ -199,7 +212,7 @@ fn refusal(
     }
     let boundary = picidae_core::Boundary::new(&contract.boundary)
         .map_err(|e| ApiError::internal(format!("boundary.editable: {e}")))?;
-    let prefix = prefix.to_string_lossy().replace('\\', "/");
+    let prefix = target.repo.prefix().to_string_lossy().replace('\\', "/");
     for path in &paths {
         let (rel, outside) = if prefix.is_empty() {
             (path.as_str(), false)
@@ -271,11 +284,13 @@ pub(crate) async fn submit_contribution(
                 text_field("hypothesis", Some(&body.hypothesis))?.ok_or_else(|| {
                     ApiError::bad_request("hypothesis: say what the change does".into())
                 })?;
-            let (p, open, contract) = open_program(store, &clones, &name)?;
-            let prefix = picidae_git::Repo::open(clones.benchmark_dir(&p))
-                .map(|r| r.prefix().to_path_buf())
-                .unwrap_or_default();
-            let why = refusal(store, (&p, &open, &contract), token, &body, &prefix)?;
+            let target = open_program(store, &clones, &name)?;
+            let why = refusal(store, &target, token, &body)?;
+            let OpenProgram {
+                program: p,
+                contract,
+                ..
+            } = target;
             let goal = contract.primary().goal;
             let sign = goal.gain(1.0, 0.0).signum();
             let claimed_gain = p
@@ -351,13 +366,17 @@ pub(crate) async fn public_program(
     let public = ctx
         .contributor(&headers, move |store, _| {
             let Path(name) = name?;
-            let (p, open, contract) = open_program(store, &clones, &name)?;
+            let target = open_program(store, &clones, &name)?;
+            let frontier_commit = target.frontier();
+            let OpenProgram {
+                program: p,
+                open,
+                contract,
+                ..
+            } = target;
             let goal = contract.primary().goal;
             Ok(PublicProgram {
-                frontier_commit: p
-                    .frontier_commit
-                    .clone()
-                    .unwrap_or_else(|| p.base_commit.clone()),
+                frontier_commit,
                 frontier_value: p.frontier_value,
                 metric: contract.primary_metric.clone(),
                 goal: if goal.gain(1.0, 0.0) > 0.0 {
@@ -396,11 +415,9 @@ pub(crate) async fn public_bundle(
     let (frontier, bytes) = ctx
         .contributor(&headers, move |store, _| {
             let Path(name) = name?;
-            let (p, _, contract) = open_program(store, &clones, &name)?;
-            let repo = picidae_git::Repo::open(clones.benchmark_dir(&p))
-                .map_err(|e| ApiError::internal(format!("the benchmark's repository: {e}")))?;
-            let frontier = p.frontier_commit.clone().unwrap_or(p.base_commit.clone());
-            let drop = picidae_sched::workers::staying_home(&repo, &contract);
+            let target = open_program(store, &clones, &name)?;
+            let (repo, frontier) = (&target.repo, target.frontier());
+            let drop = picidae_sched::workers::staying_home(repo, &target.contract);
             let bundle = repo
                 .export_tree(&frontier, &drop)
                 .and_then(|tree| repo.bundle(&tree, &[]))
