@@ -145,20 +145,22 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// A call to the hub: the answer's status and JSON.
+/// A call to the hub (a POST of `body` where there is one, else a GET): the answer's status
+/// and JSON.
 fn call(
     args: &SubmitArgs,
-    method: &str,
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<(u16, serde_json::Value)> {
     let url = format!("{}{path}", args.hub.trim_end_matches('/'));
     let auth = format!("Bearer {}", args.token);
     let agent = agent();
-    let resp = match body {
-        Some(b) => agent.post(&url).header("Authorization", &auth).send_json(b),
-        None if method == "GET" => agent.get(&url).header("Authorization", &auth).call(),
-        None => bail!("{method} {url}: no body"),
+    let (method, resp) = match body {
+        Some(b) => (
+            "POST",
+            agent.post(&url).header("Authorization", &auth).send_json(b),
+        ),
+        None => ("GET", agent.get(&url).header("Authorization", &auth).call()),
     };
     let mut resp = resp.with_context(|| format!("{method} {url}"))?;
     let status = resp.status().as_u16();
@@ -184,7 +186,6 @@ pub(crate) fn run(args: SubmitArgs) -> Result<()> {
     if args.status {
         let (status, v) = call(
             &args,
-            "GET",
             &format!("/api/programs/{program}/contributions"),
             None,
         )?;
@@ -232,12 +233,7 @@ pub(crate) fn run(args: SubmitArgs) -> Result<()> {
         (None, Some(file)) => {
             let patch = std::fs::read_to_string(file)
                 .with_context(|| format!("--patch {}", file.display()))?;
-            let (status, v) = call(
-                &args,
-                "GET",
-                &format!("/api/programs/{program}/public"),
-                None,
-            )?;
+            let (status, v) = call(&args, &format!("/api/programs/{program}/public"), None)?;
             if status != 200 {
                 return Err(refused(status, &v));
             }
@@ -264,7 +260,6 @@ pub(crate) fn run(args: SubmitArgs) -> Result<()> {
     });
     let (status, v) = call(
         &args,
-        "POST",
         &format!("/api/programs/{program}/contributions"),
         Some(&body),
     )?;
