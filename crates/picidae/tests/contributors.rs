@@ -91,6 +91,13 @@ fn queued(
     answer["id"].as_i64().unwrap()
 }
 
+/// A GET with `token` that must answer 200: its JSON.
+fn get_json(addr: &str, path: &str, token: &str) -> serde_json::Value {
+    let (status, answer) = http(addr, "GET", path, Some(token), None);
+    assert_eq!(status, 200, "{path}: {answer}");
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{path}: {e}: {answer}"))
+}
+
 fn token(env: &Env, name: &str) -> String {
     let out = env.ok(&["token", "create", name, "--contributor"]);
     out.lines().nth(1).expect("the secret").trim().to_string()
@@ -173,9 +180,7 @@ fn claims_count_only_once_the_hub_reproduces_them() {
     let base = env.store().program("p").unwrap().base_commit;
 
     // What a contributor sees of the program.
-    let (status, public) = http(&addr, "GET", "/api/programs/p/public", Some(&faker), None);
-    assert_eq!(status, 200, "{public}");
-    let public: serde_json::Value = serde_json::from_str(&public).unwrap();
+    let public = get_json(&addr, "/api/programs/p/public", &faker);
     assert_eq!(public["frontier_commit"], base.as_str());
     assert_eq!(public["goal"], "minimize");
 
@@ -278,26 +283,12 @@ fn claims_count_only_once_the_hub_reproduces_them() {
     );
 
     // The contributor's own list, and the leaderboard.
-    let (status, mine) = http(
-        &addr,
-        "GET",
-        "/api/programs/p/contributions",
-        Some(&flooder),
-        None,
-    );
-    assert_eq!(status, 200, "{mine}");
-    let mine: Vec<serde_json::Value> = serde_json::from_str(&mine).unwrap();
+    let mine = get_json(&addr, "/api/programs/p/contributions", &flooder);
+    let mine = mine.as_array().unwrap();
     assert_eq!(mine.len(), 7);
     assert!(mine.iter().all(|c| c["contributor"] == "flooder"));
-    let (status, board) = http(
-        &addr,
-        "GET",
-        "/api/programs/p/leaderboard",
-        Some(&faker),
-        None,
-    );
-    assert_eq!(status, 200, "{board}");
-    let board: Vec<serde_json::Value> = serde_json::from_str(&board).unwrap();
+    let board = get_json(&addr, "/api/programs/p/leaderboard", &faker);
+    let board = board.as_array().unwrap();
     assert_eq!(board[0]["contributor"], "honest");
     assert_eq!(board[0]["verified"], 2);
     assert_eq!(board[0]["verified_gain"], 30.0);
@@ -518,9 +509,7 @@ fn hidden_numbers_never_reach_a_contributor() {
             "/api/programs/p/contributions",
             "/api/programs/p/leaderboard",
         ] {
-            let (status, answer) = http(&addr, "GET", path, Some(t), None);
-            assert_eq!(status, 200, "{path}: {answer}");
-            seen.push_str(&answer);
+            seen.push_str(&get_json(&addr, path, t).to_string());
         }
     }
     assert!(seen.contains("hidden evaluator disagrees"), "{seen}");
