@@ -100,19 +100,20 @@
 //! * `run` — [`ContainerRun`], one started container driven to completion
 //!   ([`ContainerOutcome`]).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::call::{now_unix_ms, run_limited, wait_limited, CallOutput};
 use crate::executor::{Executor, RunHandle};
+use crate::logs::note_in_log;
 use crate::logs::{append_log, spawn_reader, LogFiles, StreamReport};
 use crate::{ExecError, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
 

@@ -88,4 +88,23 @@ pub enum ExecError {
     /// never started. Not an outcome of the run: it should be requeued.
     #[error("container {container} lost ({reason}); the run should be requeued")]
     ContainerLost { container: String, reason: String },
+
+    /// A remote run could not be watched or stopped: its engine stayed unreachable, or a
+    /// killed run would not end.
+    #[error("{run}: {message}")]
+    Remote { run: String, message: String },
+
+    /// A call to a Ray cluster's Jobs API failed or answered something unexpected.
+    #[error("ray {address}: {message}")]
+    Ray { address: String, message: String },
+
+    /// The engine cannot place the run as asked (more GPUs than any node has, say). Not a
+    /// failure of the attempt's code: the reason is recorded with the run.
+    #[error("{executor} refuses the run: {reason}")]
+    Refused { executor: String, reason: String },
+
+    /// A Ray job ended for reasons outside the run's control (its node died, the job was
+    /// lost with the cluster). Not an outcome of the run: it should be requeued.
+    #[error("ray job {job_id} lost ({reason}); the run should be requeued")]
+    RayJobLost { job_id: String, reason: String },
 }

@@ -44,6 +44,8 @@ pub mod local;
 mod logs;
 pub mod outcome;
 pub mod process;
+pub mod ray;
+pub(crate) mod remote;
 pub mod request;
 pub mod safe_fs;
 pub mod sandbox;

@@ -52,6 +52,18 @@ pub(crate) fn create_log(path: &Path) -> Result<File, crate::ExecError> {
     append_log(path)
 }
 
+/// Appends a note line to a log file (not counted against the cap).
+pub(crate) fn note_in_log(path: &Path, text: &str) {
+    let result = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(err) = result {
+        tracing::warn!(path = %path.display(), error = %err, "cannot append note to log");
+    }
+}
+
 /// Opens an existing log file for appending, never through a link.
 pub(crate) fn append_log(path: &Path) -> Result<File, crate::ExecError> {
     OpenOptions::new()

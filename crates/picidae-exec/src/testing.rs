@@ -4,7 +4,8 @@
 //! * a private `sshd` on 127.0.0.1 with generated keys, killed with its sessions on drop
 //!   ([`Sshd`], [`ssh_usable`]);
 //! * container runtimes with a tiny test image ([`BUSYBOX_IMAGE`]) imported
-//!   ([`container_backend`], [`docker_backend`], [`podman_backend`]).
+//!   ([`container_backend`], [`docker_backend`], [`podman_backend`]);
+//! * the Ray cluster the Ray tests submit to ([`ray::ray_cluster`]).
 //!
 //! Docker: the first use starts a private `dockerd` for the test binary (data root, exec root,
 //! socket and pid file in a temporary directory; `--bridge=none --iptables=false
@@ -34,6 +35,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+pub mod ray;
 
 use crate::{ContainerRuntime, RuntimeKind, SshExecutor, SshSettings, SshTarget};
 

@@ -2,17 +2,6 @@
 
 use super::*;
 
-/// Appends a note line to a log file (not counted against the cap).
-pub(crate) fn note_in_log(path: &Path, text: &str) {
-    let result = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
-    if let Err(err) = result {
-        tracing::warn!(path = %path.display(), error = %err, "cannot append note to log");
-    }
-}
-
 /// `<cli> logs -f <id>` copying the container's stdout and stderr into the
 /// log files. Killed when dropped.
 pub(crate) struct LogFollower {

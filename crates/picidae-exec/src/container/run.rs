@@ -4,8 +4,7 @@
 
 use super::*;
 
-/// How often the cancel flag and the timeout are checked between polls.
-const WAKE_INTERVAL: Duration = Duration::from_millis(50);
+use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
 
 /// The outcome of a container run plus container-specific facts.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +17,75 @@ pub struct ContainerOutcome {
     pub container_id: String,
     /// The container was removed after the run.
     pub removed: bool,
+}
+
+/// A container as the driver sees it: `inspect` per look, its cgroup's memory sampled on the
+/// way; `stop` (SIGTERM, the grace, SIGKILL) to end it.
+struct Watch<'a> {
+    run: &'a ContainerRun,
+    cgroup: Option<CgroupMemory>,
+    peak_rss: Option<u64>,
+    cgroup_oom: bool,
+}
+
+impl Watch<'_> {
+    fn sample(&mut self) {
+        let Some(cg) = &self.cgroup else { return };
+        if let Some(rss) = cg.rss_kb() {
+            self.peak_rss = Some(self.peak_rss.map_or(rss, |p| p.max(rss)));
+        }
+        self.cgroup_oom |= cg.oom_kills().is_some_and(|n| n > 0);
+    }
+}
+
+impl RemoteJob for Watch<'_> {
+    /// The stopped container's state, or why it counts as lost.
+    type End = Result<ContainerState, ExecError>;
+
+    fn label(&self) -> String {
+        format!("container {}", self.run.id)
+    }
+
+    fn observe(&mut self) -> Result<Observed<Self::End>, ExecError> {
+        let (exec, id) = (&self.run.exec, &self.run.id);
+        // Sampled before the state is read, so that the last sample is taken as late as
+        // possible.
+        self.sample();
+        let Some(state) = exec.inspect(id)? else {
+            return Ok(Observed::Ended(Err(ExecError::ContainerLost {
+                container: id.clone(),
+                reason: "the container disappeared while running".into(),
+            })));
+        };
+        if state.running {
+            if self.cgroup.is_none() {
+                self.cgroup = CgroupMemory::find(state.pid, &state.id);
+                self.sample();
+            }
+            return Ok(Observed::Running {
+                started_unix_ms: Some(self.run.started_at_unix_ms),
+            });
+        }
+        if state.never_started() {
+            exec.remove(id);
+            let _ = fs::remove_dir_all(exec.run_state_dir(&self.run.name));
+            return Ok(Observed::Ended(Err(ExecError::ContainerLost {
+                container: id.clone(),
+                reason: format!("never started ({}) {}", state.status, state.error)
+                    .trim()
+                    .to_string(),
+            })));
+        }
+        Ok(Observed::Ended(Ok(state)))
+    }
+
+    fn stop(&mut self, how: Stop) -> Result<(), ExecError> {
+        let grace = match how {
+            Stop::Term => self.run.grace,
+            Stop::Kill => Duration::ZERO,
+        };
+        self.run.exec.stop(&self.run.id, grace)
+    }
 }
 
 /// A started container. Obtain with [`ContainerExecutor::spawn_named`],
@@ -62,97 +130,28 @@ impl ContainerRun {
     pub fn wait_detailed(self, cancel: &AtomicBool) -> Result<ContainerOutcome, ExecError> {
         let exec = &self.exec;
         let follower = LogFollower::start(&exec.runtime, &self.id, &self.logs)?;
-        let deadline = self.start.checked_add(self.timeout);
-        let (mut timed_out, mut cancelled) = (false, false);
-        let mut stopped_at: Option<Instant> = None;
-        let mut peak_rss: Option<u64> = None;
-        let mut cgroup: Option<CgroupMemory> = None;
-        let mut cgroup_oom = false;
-        let mut failing_since: Option<Instant> = None;
-        let mut sample = |cgroup: &Option<CgroupMemory>| {
-            let Some(cg) = cgroup else { return };
-            if let Some(rss) = cg.rss_kb() {
-                peak_rss = Some(peak_rss.map_or(rss, |p| p.max(rss)));
-            }
-            cgroup_oom |= cg.oom_kills().is_some_and(|n| n > 0);
+        let timing = Timing {
+            poll_interval: exec.poll_interval,
+            timeout: self.timeout,
+            grace: self.grace,
+            // The runtime may be restarting: looks are retried for a while.
+            failure_limit: exec.call_limit,
+            settle_limit: exec.call_limit,
         };
-        let state = loop {
-            // Sampled before the state is read, so that the last sample is
-            // taken as late as possible.
-            sample(&cgroup);
-            let state = match exec.inspect(&self.id) {
-                Ok(state) => {
-                    failing_since = None;
-                    state
-                }
-                // The runtime may be restarting: retry for a while.
-                Err(err) if failing_since.is_none_or(|t| t.elapsed() < exec.call_limit) => {
-                    tracing::warn!(container = %self.id, error = %err, "inspect failed; retrying");
-                    failing_since.get_or_insert_with(Instant::now);
-                    thread::sleep(exec.poll_interval.max(WAKE_INTERVAL));
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            let Some(state) = state else {
-                return Err(ExecError::ContainerLost {
-                    container: self.id.clone(),
-                    reason: "the container disappeared while running".into(),
-                });
-            };
-            if !state.running {
-                if state.never_started() {
-                    exec.remove(&self.id);
-                    let _ = fs::remove_dir_all(exec.run_state_dir(&self.name));
-                    return Err(ExecError::ContainerLost {
-                        container: self.id.clone(),
-                        reason: format!("never started ({}) {}", state.status, state.error)
-                            .trim()
-                            .to_string(),
-                    });
-                }
-                break state;
-            }
-            if cgroup.is_none() {
-                cgroup = CgroupMemory::find(state.pid, &state.id);
-                sample(&cgroup);
-            }
-            if let Some(at) = stopped_at {
-                // Stopped, but the runtime still reports it running.
-                if at.elapsed() >= exec.call_limit {
-                    return Err(exec.runtime.error(
-                        "stop",
-                        format!("container {} still runs after stop and kill", self.id),
-                    ));
-                }
-                thread::sleep(WAKE_INTERVAL);
-                continue;
-            }
-            let next_poll = Instant::now() + exec.poll_interval;
-            loop {
-                if cancel.load(Ordering::SeqCst) {
-                    cancelled = true;
-                } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                    timed_out = true;
-                }
-                if cancelled || timed_out || Instant::now() >= next_poll {
-                    break;
-                }
-                thread::sleep(
-                    WAKE_INTERVAL.min(next_poll.saturating_duration_since(Instant::now())),
-                );
-            }
-            if cancelled || timed_out {
-                tracing::info!(
-                    container = %self.id,
-                    cancelled,
-                    timed_out,
-                    "stopping container"
-                );
-                exec.stop(&self.id, self.grace)?;
-                stopped_at = Some(Instant::now());
-            }
+        let mut watch = Watch {
+            run: &self,
+            cgroup: None,
+            peak_rss: None,
+            cgroup_oom: false,
         };
+        let driven = drive(&mut watch, &timing, cancel)?;
+        let (timed_out, cancelled) = (driven.timed_out(), driven.cancelled());
+        let state = driven.end?;
+        let Watch {
+            peak_rss,
+            cgroup_oom,
+            ..
+        } = watch;
         let local_wall = self.start.elapsed();
         let (stdout, stderr) = follower.finish(exec.call_limit);
         let mut state = state;

@@ -3,8 +3,7 @@
 //! into a [`RunOutcome`] (or [`ExecError::SlurmJobLost`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::log_files::{cap_log, read_tail};
@@ -13,16 +12,13 @@ use super::{SlurmDisposition, SlurmJobInfo, SlurmJobState, SlurmOptions, ID_PREF
 use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
 use crate::local::STDOUT_TAIL_BYTES;
+use crate::remote::{drive, Observed, RemoteJob, Stop, StopReason, Timing};
 use crate::{ExecError, RunOutcome, RunRequest};
 
-/// How often cancel flag and timeout are checked between two queries.
-const WAKE_INTERVAL: Duration = Duration::from_millis(50);
-/// After SIGKILL, `scancel` is repeated this often until the job is over.
-const KILL_RETRY: Duration = Duration::from_secs(5);
-/// A killed job that is still not finished after this long is an error.
-const KILL_SETTLE_LIMIT: Duration = Duration::from_secs(300);
 /// A job that no Slurm source knows for this long counts as lost.
 const UNKNOWN_LIMIT: Duration = Duration::from_secs(30);
+/// A killed job that is still not finished after this long is an error.
+const KILL_SETTLE_LIMIT: Duration = Duration::from_secs(300);
 
 /// A submitted Slurm job. Dropping it leaves the job alone.
 #[derive(Debug)]
@@ -36,20 +32,53 @@ pub struct SlurmRun {
     pub(crate) submitted_at_unix_ms: Option<i64>,
 }
 
-/// Why Picidae is terminating a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KillReason {
-    Timeout,
-    Cancel,
+/// A job as the remote driver sees it: its state queries and `scancel`.
+struct Watch<'a> {
+    run: &'a SlurmRun,
+    unknown_since: Option<Instant>,
 }
 
-/// Where the termination of a job stands.
-#[derive(Debug)]
-struct Kill {
-    reason: KillReason,
-    term_at: Instant,
-    killed_at: Option<Instant>,
-    last_scancel: Instant,
+impl RemoteJob for Watch<'_> {
+    /// The job's last state, or why it counts as lost.
+    type End = Result<SlurmJobInfo, ExecError>;
+
+    fn label(&self) -> String {
+        format!("slurm job {}", self.run.job_id)
+    }
+
+    fn observe(&mut self) -> Result<Observed<Self::End>, ExecError> {
+        let run = self.run;
+        let Some(info) = query_jobs(std::slice::from_ref(&run.job_id))?.remove(&run.job_id) else {
+            let since = *self.unknown_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= UNKNOWN_LIMIT {
+                return Ok(Observed::Ended(Err(ExecError::SlurmJobLost {
+                    job_id: run.job_id.clone(),
+                    state: "UNKNOWN".into(),
+                })));
+            }
+            return Ok(Observed::Pending);
+        };
+        self.unknown_since = None;
+        if info.state.is_terminal() {
+            return Ok(Observed::Ended(Ok(info)));
+        }
+        if !info.state.has_started() {
+            return Ok(Observed::Pending);
+        }
+        Ok(Observed::Running {
+            started_unix_ms: Some(run.start_ms(&info)),
+        })
+    }
+
+    fn stop(&mut self, how: Stop) -> Result<(), ExecError> {
+        match how {
+            Stop::Term => scancel(&self.run.job_id, Some("TERM")),
+            Stop::Kill => {
+                let killed = scancel(&self.run.job_id, Some("KILL"));
+                scancel(&self.run.job_id, None).and(killed)
+            }
+        }
+    }
 }
 
 impl SlurmRun {
@@ -60,68 +89,43 @@ impl SlurmRun {
 
     /// Blocks until the job is finished, the request's timeout (counted from
     /// the job's start) fires, or `cancel` becomes true; in the last two
-    /// cases the job is terminated first (SIGTERM, `grace`, SIGKILL).
+    /// cases the job is terminated first (SIGTERM, `grace`, SIGKILL), by the
+    /// shared remote driver.
     /// Returns [`ExecError::SlurmJobLost`] for jobs that ended or stalled for
     /// reasons outside the run's control.
     pub fn wait(self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
-        let ids = [self.job_id.clone()];
-        let mut started: Option<(Instant, i64)> = None;
-        let mut kill: Option<Kill> = None;
-        let mut last_query_ok = Instant::now();
-        let mut unknown_since: Option<Instant> = None;
-
-        let info = loop {
-            match query_jobs(&ids) {
-                Ok(mut found) => {
-                    last_query_ok = Instant::now();
-                    match found.remove(&self.job_id) {
-                        Some(info) => {
-                            unknown_since = None;
-                            if started.is_none() && info.state.has_started() {
-                                started = Some(self.start_point(&info));
-                            }
-                            if info.state.is_terminal() {
-                                break info;
-                            }
-                        }
-                        None => {
-                            let since = *unknown_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() >= UNKNOWN_LIMIT {
-                                return Err(ExecError::SlurmJobLost {
-                                    job_id: self.job_id.clone(),
-                                    state: "UNKNOWN".into(),
-                                });
-                            }
-                        }
-                    }
-                }
-                Err(err) => {
-                    if last_query_ok.elapsed() >= self.opts.query_failure_limit {
-                        return Err(err);
-                    }
-                    tracing::warn!(job_id = %self.job_id, error = %err, "slurm query failed; retrying");
-                }
-            }
-
-            // Act on cancel / timeout, then sleep until the next query,
-            // waking often enough to notice both promptly.
-            let next_query = Instant::now() + self.opts.poll_interval;
-            loop {
-                self.drive_kill(&mut kill, started, cancel)?;
-                let now = Instant::now();
-                if now >= next_query {
-                    break;
-                }
-                thread::sleep(WAKE_INTERVAL.min(next_query - now));
-            }
+        let timing = Timing {
+            poll_interval: self.opts.poll_interval,
+            timeout: self.req.timeout,
+            grace: self.req.grace,
+            failure_limit: self.opts.query_failure_limit,
+            settle_limit: KILL_SETTLE_LIMIT,
         };
-
-        self.finish(info, started, kill.map(|k| k.reason))
+        let mut watch = Watch {
+            run: &self,
+            unknown_since: None,
+        };
+        let driven = drive(&mut watch, &timing, cancel)?;
+        let info = match driven.end {
+            Ok(info) => info,
+            // A job Picidae stopped and Slurm then forgot is over, not lost.
+            Err(lost) if driven.stopped.is_none() => return Err(lost),
+            Err(_) => SlurmJobInfo {
+                job_id: self.job_id.clone(),
+                state: SlurmJobState::Cancelled,
+                exit_code: None,
+                signal: None,
+                start_unix: None,
+                end_unix: None,
+                reason: None,
+            },
+        };
+        let kill = driven.stopped;
+        self.finish(info, driven.started, kill)
     }
 
-    /// Start of the run as (local instant, Unix ms), from Slurm's start time
-    /// (never before our own submission, never in the future).
-    fn start_point(&self, info: &SlurmJobInfo) -> (Instant, i64) {
+    /// The job's start in Unix ms, from Slurm's start time (never before our own submission).
+    fn start_ms(&self, info: &SlurmJobInfo) -> i64 {
         let now_ms = now_unix_ms();
         let mut start_ms = info
             .start_unix
@@ -131,79 +135,7 @@ impl SlurmRun {
         if let Some(sub) = self.submitted_at_unix_ms {
             start_ms = start_ms.max(sub);
         }
-        start_ms = start_ms.min(now_ms);
-        let ago = Duration::from_millis(u64::try_from(now_ms - start_ms).unwrap_or(0));
-        let instant = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
-        (instant, start_ms)
-    }
-
-    /// Starts or advances the termination of the job when the cancel flag is
-    /// set or the timeout has passed.
-    fn drive_kill(
-        &self,
-        kill: &mut Option<Kill>,
-        started: Option<(Instant, i64)>,
-        cancel: &AtomicBool,
-    ) -> Result<(), ExecError> {
-        let now = Instant::now();
-        match kill {
-            None => {
-                let reason = if cancel.load(Ordering::SeqCst) {
-                    KillReason::Cancel
-                } else if started.is_some_and(|(t0, _)| now.duration_since(t0) >= self.req.timeout)
-                {
-                    KillReason::Timeout
-                } else {
-                    return Ok(());
-                };
-                tracing::info!(job_id = %self.job_id, ?reason, "terminating slurm job");
-                if started.is_some() {
-                    self.scancel_logged(Some("TERM"));
-                    *kill = Some(Kill {
-                        reason,
-                        term_at: now,
-                        killed_at: None,
-                        last_scancel: now,
-                    });
-                } else {
-                    // Nothing runs yet: just remove it from the queue.
-                    self.scancel_logged(None);
-                    *kill = Some(Kill {
-                        reason,
-                        term_at: now,
-                        killed_at: Some(now),
-                        last_scancel: now,
-                    });
-                }
-            }
-            Some(k) => match k.killed_at {
-                None => {
-                    if now.duration_since(k.term_at) >= self.req.grace {
-                        self.scancel_logged(Some("KILL"));
-                        self.scancel_logged(None);
-                        k.killed_at = Some(now);
-                        k.last_scancel = now;
-                    }
-                }
-                Some(at) => {
-                    if now.duration_since(at) >= KILL_SETTLE_LIMIT {
-                        return Err(ExecError::Slurm {
-                            command: "scancel".into(),
-                            message: format!(
-                                "job {} still not finished {}s after being cancelled",
-                                self.job_id,
-                                KILL_SETTLE_LIMIT.as_secs()
-                            ),
-                        });
-                    }
-                    if now.duration_since(k.last_scancel) >= KILL_RETRY {
-                        self.scancel_logged(None);
-                        k.last_scancel = now;
-                    }
-                }
-            },
-        }
-        Ok(())
+        start_ms
     }
 
     /// `scancel`, logging (not returning) failures: the next state query
@@ -219,7 +151,7 @@ impl SlurmRun {
         self,
         info: SlurmJobInfo,
         started: Option<(Instant, i64)>,
-        kill: Option<KillReason>,
+        kill: Option<StopReason>,
     ) -> Result<RunOutcome, ExecError> {
         let disposition = info.state.disposition();
         if disposition == SlurmDisposition::Lost && kill.is_none() {
@@ -272,9 +204,9 @@ impl SlurmRun {
         } else {
             (info.exit_code, info.signal)
         };
-        let timed_out = kill == Some(KillReason::Timeout)
+        let timed_out = kill == Some(StopReason::Timeout)
             || (kill.is_none() && disposition == SlurmDisposition::TimedOut);
-        let cancelled = kill == Some(KillReason::Cancel)
+        let cancelled = kill == Some(StopReason::Cancel)
             || (kill.is_none() && disposition == SlurmDisposition::Cancelled);
         Ok(RunOutcome {
             exit_code,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{SshExecutor, SHORT_CALL_LIMIT};
-use crate::fingerprint::MachineTexts;
+use crate::fingerprint::{probe_sections, MACHINE_PROBE};
 use crate::{ExecError, Fingerprint};
 
 impl SshExecutor {
@@ -71,71 +71,24 @@ impl SshExecutor {
         &self,
         benchmark_commit: Option<&str>,
     ) -> Result<Fingerprint, ExecError> {
-        let s = self.machine_sections()?;
-        let get = |k: &str| s.get(k).map(String::as_str).unwrap_or("");
-        let texts = MachineTexts {
-            os_release: get("os_release"),
-            sysname: get("sysname"),
-            nodename: get("hostname"),
-            release: get("release"),
-            machine: get("machine"),
-            cpuinfo: get("cpuinfo"),
-            meminfo: get("meminfo"),
-            nproc: get("nproc").trim().parse().ok(),
-            nvidia_csv: get("nvidia_csv"),
-        };
-        Ok(Fingerprint::from_texts(&texts, benchmark_commit))
+        Ok(Fingerprint::from_sections(
+            &self.machine_sections()?,
+            benchmark_commit,
+        ))
     }
 
     /// One remote call printing `@@@section NAME` blocks.
     fn machine_sections(&self) -> Result<BTreeMap<String, String>, ExecError> {
-        const SCRIPT: &str = "\
-s() { printf '\\n@@@section %s\\n' \"$1\"; }
-s uname; uname -a 2>/dev/null
-s sysname; uname -s 2>/dev/null
-s release; uname -r 2>/dev/null
-s machine; uname -m 2>/dev/null
-s hostname; uname -n 2>/dev/null
-s nproc; nproc 2>/dev/null
-s cpuinfo; cat /proc/cpuinfo 2>/dev/null
-s meminfo; cat /proc/meminfo 2>/dev/null
-s os_release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
-s python3; python3 --version 2>&1 </dev/null | head -n 1
-if command -v nvidia-smi >/dev/null 2>&1; then
-  s nvidia_l; timeout 20 nvidia-smi -L 2>/dev/null
-  s nvidia_csv; timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total \
---format=csv,noheader,nounits 2>/dev/null
-fi
-s end
-";
         let inner = &self.inner;
-        let out = inner.retry("fingerprint", || inner.remote(SCRIPT, SHORT_CALL_LIMIT))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut sections = BTreeMap::new();
-        let mut current: Option<(String, String)> = None;
-        for line in text.lines() {
-            if let Some(name) = line.strip_prefix("@@@section ") {
-                if let Some((k, v)) = current.take() {
-                    sections.insert(k, v);
-                }
-                current = Some((name.trim().to_string(), String::new()));
-            } else if let Some((_, v)) = current.as_mut() {
-                v.push_str(line);
-                v.push('\n');
-            }
-        }
+        let out = inner.retry("fingerprint", || {
+            inner.remote(MACHINE_PROBE, SHORT_CALL_LIMIT)
+        })?;
+        let sections = probe_sections(&String::from_utf8_lossy(&out.stdout));
         if !sections.contains_key("uname") {
             return Err(inner.ssh_error(format!(
                 "cannot read machine identity: {}",
                 out.stderr_text()
             )));
-        }
-        // A python3 that is missing prints a shell error: keep only versions.
-        if sections
-            .get("python3")
-            .is_some_and(|v| !v.trim_start().starts_with("Python"))
-        {
-            sections.remove("python3");
         }
         Ok(sections)
     }

@@ -3,9 +3,8 @@
 //! terminated on timeout or cancellation, and turned into a [`RunOutcome`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::wrapper::parse_clock_ns;
@@ -13,6 +12,7 @@ use super::{Inner, SHORT_CALL_LIMIT};
 use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
 use crate::logs::{append_log, LogFiles, LogSink};
+use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
 use crate::shell::quote;
 use crate::{ExecError, RunOutcome, STDOUT_TAIL_BYTES};
 
@@ -67,6 +67,48 @@ struct PollState {
     rss_kb: Option<u64>,
 }
 
+/// A remote run as the driver sees it: one `ssh` call per look, which also fetches the next
+/// log bytes; the run is over once it has exited and both logs are home.
+struct Watch<'a> {
+    run: &'a SshRun,
+    out: Stream,
+    err: Stream,
+    peak_rss: Option<u64>,
+}
+
+impl RemoteJob for Watch<'_> {
+    type End = PollState;
+
+    fn label(&self) -> String {
+        format!("ssh run {}", self.run.dir)
+    }
+
+    fn observe(&mut self) -> Result<Observed<PollState>, ExecError> {
+        let state = self.run.poll(&mut self.out, &mut self.err)?;
+        if state.gone {
+            tracing::warn!(dir = %self.run.dir, "remote run directory disappeared");
+            return Ok(Observed::Ended(state));
+        }
+        if let Some(rss) = state.rss_kb {
+            self.peak_rss = Some(self.peak_rss.map_or(rss, |p| p.max(rss)));
+        }
+        if state.exit.is_some() || !state.alive {
+            if self.out.done() && self.err.done() {
+                return Ok(Observed::Ended(state));
+            }
+            return Ok(Observed::Draining);
+        }
+        Ok(Observed::Running {
+            started_unix_ms: Some(self.run.started_at_unix_ms),
+        })
+    }
+
+    fn stop(&mut self, _how: Stop) -> Result<(), ExecError> {
+        // One remote call sends SIGTERM, waits out the grace and sends SIGKILL.
+        self.run.terminate()
+    }
+}
+
 /// A run launched on a remote host. Obtain with
 /// [`SshExecutor::spawn_named`](super::SshExecutor::spawn_named),
 /// [`Executor::spawn`](crate::Executor::spawn) or
@@ -109,56 +151,35 @@ impl SshRun {
     /// [`SshExecutor::reattach`](super::SshExecutor::reattach)ed.
     pub fn wait(self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
         let (out_sink, err_sink) = open_sinks(&self.logs)?;
-        let mut out = Stream {
-            sink: out_sink,
-            offset: 0,
-            size: 0,
-            tail: STDOUT_TAIL_BYTES as u64,
+        let mut watch = Watch {
+            run: &self,
+            out: Stream {
+                sink: out_sink,
+                offset: 0,
+                size: 0,
+                tail: STDOUT_TAIL_BYTES as u64,
+            },
+            err: Stream {
+                sink: err_sink,
+                offset: 0,
+                size: 0,
+                tail: 0,
+            },
+            peak_rss: None,
         };
-        let mut err = Stream {
-            sink: err_sink,
-            offset: 0,
-            size: 0,
-            tail: 0,
+        let timing = Timing {
+            poll_interval: self.inner.settings.poll_interval,
+            timeout: self.timeout,
+            grace: self.grace,
+            // Each call already retries through reconnects up to the host's limit.
+            failure_limit: Duration::ZERO,
+            settle_limit: self.grace + SHORT_CALL_LIMIT * 4,
         };
-        let deadline = self.start.checked_add(self.timeout);
-        let mut timed_out = false;
-        let mut cancelled = false;
-        let mut terminated = false;
-        let mut peak_rss: Option<u64> = None;
-        let state = loop {
-            let state = self.poll(&mut out, &mut err)?;
-            if state.gone {
-                tracing::warn!(dir = %self.dir, "remote run directory disappeared");
-                break state;
-            }
-            if let Some(rss) = state.rss_kb {
-                peak_rss = Some(peak_rss.map_or(rss, |p| p.max(rss)));
-            }
-            let ended = state.exit.is_some() || !state.alive;
-            if ended {
-                if out.done() && err.done() {
-                    break state;
-                }
-                // Logs still being fetched: poll again at once.
-                continue;
-            }
-            if !terminated {
-                if cancel.load(Ordering::SeqCst) {
-                    cancelled = true;
-                    tracing::info!(dir = %self.dir, "remote run cancelled; terminating group");
-                } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                    timed_out = true;
-                    tracing::info!(dir = %self.dir, "remote run timed out; terminating group");
-                }
-                if cancelled || timed_out {
-                    self.terminate()?;
-                    terminated = true;
-                    continue;
-                }
-            }
-            thread::sleep(self.inner.settings.poll_interval);
-        };
+        let driven = drive(&mut watch, &timing, cancel)?;
+        let Watch {
+            out, err, peak_rss, ..
+        } = watch;
+        let state = &driven.end;
         let local_wall = self.start.elapsed();
         let wall = match (state.started_ns, state.finished_ns) {
             (Some(s), Some(f)) if f >= s => Duration::from_nanos(f - s),
@@ -167,7 +188,7 @@ impl SshRun {
         let (exit_code, signal) = match state.exit {
             Some(c) if (129..=192).contains(&c) => (None, Some(c - 128)),
             Some(c) => (Some(c), None),
-            None if terminated => (None, Some(libc::SIGKILL)),
+            None if driven.stopped.is_some() => (None, Some(libc::SIGKILL)),
             None => {
                 tracing::warn!(dir = %self.dir, "remote run vanished without an exit status");
                 (None, None)
@@ -178,8 +199,8 @@ impl SshRun {
         Ok(RunOutcome {
             exit_code,
             signal,
-            timed_out,
-            cancelled,
+            timed_out: driven.timed_out(),
+            cancelled: driven.cancelled(),
             over_budget: wall > self.time_budget,
             wall_secs: wall.as_secs_f64(),
             peak_rss_kb: peak_rss.filter(|v| *v > 0),

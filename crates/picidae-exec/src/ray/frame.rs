@@ -1,0 +1,204 @@
+//! What a Ray job runs around the contract's command, and how its one log stream is read
+//! back.
+//!
+//! Ray gives a job one log (stdout and stderr together) and no way to fetch a file, so the
+//! entrypoint frames what Picidae needs in that log:
+//!
+//! * a **header**, printed before the command starts: the node's identity
+//!   ([`MACHINE_PROBE`](crate::fingerprint::MACHINE_PROBE)) in base64 between
+//!   `@@picidae-node NONCE` and `@@picidae-node-end NONCE`;
+//! * the command's own output;
+//! * a **trailer**, printed after the command exits: the `$PICIDAE_METRICS` file in base64
+//!   between `@@picidae-out NONCE` and `@@picidae-out-end NONCE`, then the command's status
+//!   as the job's exit status.
+//!
+//! The job's entrypoint is short (`/bin/sh -c "$PICIDAE_RAY_ENTRY"`); the script itself rides
+//! in that variable, which it unsets before the command runs. Ray prints a preamble of its own
+//! before the header; it is dropped.
+//!
+//! The run may print anything, markers included. Only the first header counts (the run
+//! starts after it) and a trailer only at the log's very end, and each holds one line of strict base64: text
+//! a run printed between forged markers (a metric line has blanks and a `:` or `=`) cannot
+//! decode, so a forged frame never hides the command's report; it can at most spoil the run's
+//! own metrics file, which the run writes anyway.
+
+use base64::Engine;
+
+use crate::fingerprint::MACHINE_PROBE;
+use crate::shell::quote;
+
+const NODE: &str = "@@picidae-node ";
+const NODE_END: &str = "@@picidae-node-end ";
+const OUT: &str = "@@picidae-out ";
+const OUT_END: &str = "@@picidae-out-end ";
+
+/// The variable that carries the entry script to the job.
+pub(crate) const ENTRY_VAR: &str = "PICIDAE_RAY_ENTRY";
+
+/// The job's entrypoint, as Ray runs (and prints) it.
+pub(crate) fn entrypoint() -> String {
+    format!("/bin/sh -c \"${ENTRY_VAR}\"")
+}
+
+/// The entry script: header, the command under `/bin/sh -c` with `PICIDAE_METRICS` and
+/// `PICIDAE_ARTIFACTS` inside the job's working directory, trailer, the command's status.
+pub(crate) fn entry_script(command: &str, nonce: &str) -> String {
+    format!(
+        "unset {ENTRY_VAR}\n\
+         n={nonce}\n\
+         printf '{NODE}%s\\n' \"$n\"\n\
+         {{\n{MACHINE_PROBE}}} 2>/dev/null | base64 | tr -d '\\n'\n\
+         printf '\\n{NODE_END}%s\\n' \"$n\"\n\
+         d=\"$PWD/.picidae-out\"\n\
+         rm -rf \"$d\" && mkdir -p \"$d/artifacts\" || exit 125\n\
+         export PICIDAE_METRICS=\"$d/metrics.jsonl\" PICIDAE_ARTIFACTS=\"$d/artifacts\"\n\
+         /bin/sh -c {cmd}\n\
+         rc=$?\n\
+         printf '\\n{OUT}%s\\n' \"$n\"\n\
+         [ -f \"$d/metrics.jsonl\" ] && base64 < \"$d/metrics.jsonl\" | tr -d '\\n'\n\
+         printf '\\n{OUT_END}%s\\n' \"$n\"\n\
+         exit $rc\n",
+        nonce = quote(nonce),
+        cmd = quote(command),
+    )
+}
+
+/// A job's log split into its parts.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Framed<'a> {
+    /// The node's probe output, once the header is complete.
+    pub(crate) node: Option<String>,
+    /// Where the command's own output starts.
+    pub(crate) body_start: usize,
+    /// The metrics file the trailer carried (`Some("")` when the run wrote none).
+    pub(crate) metrics: Option<Vec<u8>>,
+    /// The command's output: between the header and the trailer (to the end without one).
+    pub(crate) body: &'a str,
+}
+
+/// Reads the header (at the start) and, when `ended`, the trailer (at the end) of `log`.
+pub(crate) fn split<'a>(log: &'a str, nonce: &str, ended: bool) -> Framed<'a> {
+    let mut f = Framed {
+        body: log,
+        ..Framed::default()
+    };
+    if let Some((node, rest_at)) = header(log, nonce) {
+        f.node = Some(node);
+        f.body_start = rest_at;
+        f.body = &log[rest_at..];
+    }
+    if ended {
+        if let Some((metrics, body_end)) = trailer(f.body, nonce) {
+            f.metrics = Some(metrics);
+            f.body = &f.body[..body_end];
+        }
+    }
+    f
+}
+
+/// How much of `log` (past the header) can be written out while the job still runs: whole
+/// lines, stopping before anything that could be the start of the trailer.
+pub(crate) fn settled_len(body: &str) -> usize {
+    let upto = body.rfind('\n').map_or(0, |i| i + 1);
+    match body[..upto].find(&format!("\n{OUT}")) {
+        Some(i) => i,
+        None => upto,
+    }
+}
+
+fn strict_b64(line: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(line).ok()
+}
+
+/// `NODE nonce \n b64 \n NODE_END nonce \n` on the first line that opens it (before it:
+/// only Ray's own preamble): (probe text, end offset).
+fn header(log: &str, nonce: &str) -> Option<(String, usize)> {
+    let open = format!("{NODE}{nonce}\n");
+    let at = if log.starts_with(&open) {
+        0
+    } else {
+        log.find(&format!("\n{open}"))? + 1
+    };
+    let rest = &log[at + open.len()..];
+    let (b64, rest) = rest.split_once('\n')?;
+    let rest = rest.strip_prefix(&format!("{NODE_END}{nonce}\n"))?;
+    let node = String::from_utf8_lossy(&strict_b64(b64)?).into_owned();
+    Some((node, log.len() - rest.len()))
+}
+
+/// `\n OUT nonce \n b64 \n OUT_END nonce \n` at the very end: (metrics, body end).
+fn trailer(body: &str, nonce: &str) -> Option<(Vec<u8>, usize)> {
+    let rest = body.strip_suffix(&format!("\n{OUT_END}{nonce}\n"))?;
+    let (rest, b64) = rest.rsplit_once('\n')?;
+    let start = rest.strip_suffix(&format!("\n{OUT}{nonce}"))?;
+    let metrics = if b64.is_empty() {
+        Vec::new()
+    } else {
+        strict_b64(b64)?
+    };
+    Some((metrics, start.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn log(body: &str, metrics: &str) -> String {
+        format!(
+            "{NODE}N\n{}\n{NODE_END}N\n{body}\n{OUT}N\n{}\n{OUT_END}N\n",
+            b64("@@@section hostname\nnode-1\n"),
+            b64(metrics)
+        )
+    }
+
+    #[test]
+    fn header_body_and_trailer_come_apart() {
+        let l = log("step 1\nscore: 0.5\n", "{\"score\": 0.5}\n");
+        let f = split(&l, "N", true);
+        assert!(f.node.unwrap().contains("node-1"));
+        assert_eq!(f.body, "step 1\nscore: 0.5\n");
+        assert_eq!(f.metrics.unwrap(), b"{\"score\": 0.5}\n");
+        // While running, the trailer is not read and not written out.
+        let f = split(&l, "N", false);
+        assert!(f.metrics.is_none());
+        assert_eq!(&f.body[..settled_len(f.body)], "step 1\nscore: 0.5\n");
+    }
+
+    #[test]
+    fn a_forged_trailer_cannot_swallow_the_report() {
+        // The run prints a trailer opening early; the evaluator's line follows; a lingering
+        // process closes the forged frame after the real trailer.
+        let body = format!("{OUT}N\nscore: 0.9\n");
+        let mut l = log(&body, "");
+        l.push_str(&format!("{OUT}N\n\n{OUT_END}N\n"));
+        let f = split(&l, "N", true);
+        assert!(f.body.contains("score: 0.9"), "{:?}", f.body);
+        // Text with blanks or a colon is not base64: no frame at all.
+        let l = format!(
+            "{NODE}N\n{}\n{NODE_END}N\n{OUT}N\nscore: 0.9\n{OUT_END}N\n",
+            b64("x")
+        );
+        let f = split(&l, "N", true);
+        assert!(f.metrics.is_none());
+        assert!(f.body.contains("score: 0.9"));
+    }
+
+    #[test]
+    fn the_first_header_counts_and_the_preamble_is_dropped() {
+        let h = format!("{NODE}N\n{}\n{NODE_END}N\n", b64("x"));
+        let l = format!("ray: setting up\n{h}rest\n{h}");
+        let f = split(&l, "N", false);
+        assert_eq!(f.node.as_deref(), Some("x"));
+        assert_eq!(f.body, format!("rest\n{h}"));
+        let f = split(
+            "ray: setting up\n@@picidae-node N\nnot base64!\n",
+            "N",
+            false,
+        );
+        assert!(f.node.is_none());
+    }
+}

@@ -1,0 +1,252 @@
+//! One submitted Ray job ([`RayRun`]): its log streamed into the run's log file as it grows,
+//! driven by the shared remote driver (the timeout counted from the moment it runs, `stop` on
+//! timeout or cancellation), and its end turned into a [`RunOutcome`] with the metrics file
+//! the job's trailer carried home.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::api::{RayApi, RayJobInfo};
+use super::frame::{self, settled_len};
+use super::ID_PREFIX;
+use crate::call::now_unix_ms;
+use crate::executor::RunHandle;
+use crate::fingerprint::probe_sections;
+use crate::logs::{append_log, LogSink};
+use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
+use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
+
+/// A job the cluster does not know for this long counts as lost.
+const UNKNOWN_LIMIT: Duration = Duration::from_secs(30);
+/// A stopped job still running after this long is an error.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// A submitted Ray job. Dropping it leaves the job alone; a restarted coordinator resumes
+/// with [`RayExecutor::reattach`](super::RayExecutor::reattach).
+#[derive(Debug)]
+pub struct RayRun {
+    pub(crate) api: RayApi,
+    /// The submission id; also the nonce of the job's log frames.
+    pub(crate) job_id: String,
+    pub(crate) req: RunRequest,
+    /// Where the metrics file the job carries home is written.
+    pub(crate) metrics_path: Option<PathBuf>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) query_failure_limit: Duration,
+    /// Set when the job was taken over after a restart: its timeout then counts from Ray's
+    /// start time, not from the moment this process first saw it running.
+    pub(crate) reattached: bool,
+}
+
+impl RayRun {
+    /// The submission id.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// Waits until the job has printed its header (it runs, on a node) and returns that
+    /// node's fingerprint; `None` when the job ended first, `cancel` was set, or `limit`
+    /// passed. The run's timeout does not run while this waits.
+    pub fn node_fingerprint(
+        &self,
+        benchmark_commit: Option<&str>,
+        cancel: &AtomicBool,
+        limit: Duration,
+    ) -> Result<Option<Fingerprint>, ExecError> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit && !cancel.load(Ordering::SeqCst) {
+            let log = self.api.logs(&self.job_id).unwrap_or_default();
+            if let Some(node) = frame::split(&log, &self.job_id, false).node {
+                let sections = probe_sections(&node);
+                return Ok(Some(Fingerprint::from_sections(
+                    &sections,
+                    benchmark_commit,
+                )));
+            }
+            match self.api.job(&self.job_id)? {
+                Some(info) if is_terminal(&info.status) => return Ok(None),
+                _ => thread::sleep(self.poll_interval),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Blocks until the job ends, its timeout passes or `cancel` is set (then it is stopped
+    /// first). Returns [`ExecError::RayJobLost`] when it ended for reasons outside the run
+    /// (the cluster lost it, its runtime environment could not be set up).
+    pub fn wait(self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
+        let out_path = &self.req.stdout_path;
+        let out = LogSink::new(
+            append_log(out_path)?,
+            out_path.clone(),
+            self.req.log_cap_bytes,
+            STDOUT_TAIL_BYTES,
+        );
+        let timing = Timing {
+            poll_interval: self.poll_interval,
+            timeout: self.req.timeout,
+            grace: self.req.grace,
+            failure_limit: self.query_failure_limit,
+            settle_limit: SETTLE_LIMIT,
+        };
+        let mut watch = Watch {
+            run: &self,
+            out,
+            written: 0,
+            unknown_since: None,
+        };
+        let driven = drive(&mut watch, &timing, cancel)?;
+        let (timed_out, cancelled) = (driven.timed_out(), driven.cancelled());
+        let started = driven.started;
+        let (info, log) = driven.end?;
+        // Everything the job printed, less its frames; the metrics file it carried home.
+        let framed = frame::split(&log, &self.job_id, true);
+        let mut out = watch.out;
+        if let Some(rest) = framed.body.get(watch.written..) {
+            out.push(rest.as_bytes());
+        }
+        if let (Some(metrics), Some(path)) = (&framed.metrics, &self.metrics_path) {
+            if !metrics.is_empty() {
+                write_metrics(path, metrics)?;
+            }
+        }
+        let stdout = out.finish();
+        let now = now_unix_ms();
+        let started_at = started.map(|(_, ms)| ms).or(info.start_time).unwrap_or(now);
+        let finished_at = info.end_time.filter(|e| *e >= started_at).unwrap_or(now);
+        let wall_secs = (finished_at - started_at).max(0) as f64 / 1000.0;
+        let (exit_code, signal) = match info.driver_exit_code {
+            Some(c) if (129..=192).contains(&c) => (None, Some(c - 128)),
+            Some(c) if c < 0 => (None, Some(-c)),
+            Some(c) => (Some(c), None),
+            None => (None, None),
+        };
+        let by_someone_else = info.status == "STOPPED" && !(timed_out || cancelled);
+        Ok(RunOutcome {
+            exit_code,
+            signal,
+            timed_out,
+            cancelled: cancelled || by_someone_else,
+            over_budget: wall_secs > self.req.time_budget.as_secs_f64(),
+            wall_secs,
+            peak_rss_kb: None,
+            peak_gpu_mb: None,
+            stdout_truncated: stdout.truncated,
+            stderr_truncated: false,
+            stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),
+            started_at_unix_ms: started_at,
+            finished_at_unix_ms: finished_at,
+        })
+    }
+}
+
+/// Writes the carried metrics file in place of whatever is at `path` (never through a link).
+fn write_metrics(path: &std::path::Path, bytes: &[u8]) -> Result<(), ExecError> {
+    let io = |e: std::io::Error| ExecError::LocalIo {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(io(std::io::Error::other("not a file path")));
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    crate::safe_fs::replace_file(dir, name, bytes).map_err(|e| io(std::io::Error::other(e)))
+}
+
+fn is_terminal(status: &str) -> bool {
+    matches!(status, "SUCCEEDED" | "FAILED" | "STOPPED")
+}
+
+/// The job as the driver sees it: its state and its log, streamed into the local file.
+struct Watch<'a> {
+    run: &'a RayRun,
+    out: LogSink,
+    /// Bytes of the log's body already written out.
+    written: usize,
+    unknown_since: Option<Instant>,
+}
+
+impl Watch<'_> {
+    /// Writes out the settled part of the log's body that is new since the last look.
+    fn stream(&mut self, log: &str) {
+        let framed = frame::split(log, &self.run.job_id, false);
+        if framed.node.is_none() {
+            // The header is not complete yet: nothing of the command's to show.
+            return;
+        }
+        let upto = settled_len(framed.body);
+        if upto > self.written {
+            self.out.push(&framed.body.as_bytes()[self.written..upto]);
+            self.written = upto;
+        }
+    }
+}
+
+impl RemoteJob for Watch<'_> {
+    type End = Result<(RayJobInfo, String), ExecError>;
+
+    fn label(&self) -> String {
+        format!("ray job {}", self.run.job_id)
+    }
+
+    fn observe(&mut self) -> Result<Observed<Self::End>, ExecError> {
+        let run = self.run;
+        let Some(info) = run.api.job(&run.job_id)? else {
+            let since = *self.unknown_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= UNKNOWN_LIMIT {
+                return Ok(Observed::Ended(Err(ExecError::RayJobLost {
+                    job_id: run.job_id.clone(),
+                    reason: "the cluster no longer knows it".into(),
+                })));
+            }
+            return Ok(Observed::Pending);
+        };
+        self.unknown_since = None;
+        // The state first, then the log: a job seen over has printed all it will.
+        let log = run.api.logs(&run.job_id)?;
+        self.stream(&log);
+        match info.status.as_str() {
+            "PENDING" => Ok(Observed::Pending),
+            "RUNNING" => Ok(Observed::Running {
+                started_unix_ms: if run.reattached {
+                    info.start_time
+                } else {
+                    None
+                },
+            }),
+            "FAILED" if info.driver_exit_code.is_none() => {
+                Ok(Observed::Ended(Err(ExecError::RayJobLost {
+                    job_id: run.job_id.clone(),
+                    reason: format!(
+                        "{}: {}",
+                        info.error_type.as_deref().unwrap_or("FAILED"),
+                        info.message.as_deref().unwrap_or("no message")
+                    ),
+                })))
+            }
+            s if is_terminal(s) => Ok(Observed::Ended(Ok((info, log)))),
+            other => Err(run.api.error(format!(
+                "job {} is in an unknown state {other:?}",
+                run.job_id
+            ))),
+        }
+    }
+
+    fn stop(&mut self, _how: Stop) -> Result<(), ExecError> {
+        // Ray's own stop sends SIGTERM to the job's processes and SIGKILL a few seconds
+        // later; a repeated stop is harmless.
+        self.run.api.stop(&self.run.job_id)
+    }
+}
+
+impl RunHandle for RayRun {
+    fn id(&self) -> String {
+        format!("{ID_PREFIX}{}", self.job_id)
+    }
+
+    fn wait(self: Box<Self>, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
+        RayRun::wait(*self, cancel)
+    }
+}
