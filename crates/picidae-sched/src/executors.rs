@@ -4,14 +4,15 @@
 //!
 //! A spec is written on the command line as `local`, `slurm`, `slurm:PARTITION`,
 //! `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE…]` (options are
-//! passed to ssh as `-o NAME=VALUE`), `docker:IMAGE`, `podman:IMAGE`, `workers` or
+//! passed to ssh as `-o NAME=VALUE`), `docker:IMAGE`, `podman:IMAGE`, `ray://HEAD:PORT`, `workers` or
 //! `workers:POOL`, and stored with the program as JSON. Remote runs record their handle
-//! (`slurm:<job id>`, `ssh:<host>:<dir>`, `workers:<run id>`) before Picidae waits on them, so
+//! (`slurm:<job id>`, `ssh:<host>:<dir>`, `ray:<submission id>`, `workers:<run id>`) before Picidae waits on them, so
 //! a coordinator that restarts re-adopts them instead of running them again.
 
 use std::path::PathBuf;
 
 use picidae_exec::container::{ContainerExecutor, ContainerRuntime, ContainerSpec};
+use picidae_exec::ray::{RayExecutor, RayOptions};
 use picidae_exec::slurm::{SlurmExecutor, SlurmOptions};
 use picidae_exec::ssh::{SshExecutor, SshTarget};
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,9 @@ pub enum ExecutorSpec {
         #[serde(default)]
         host: Option<String>,
     },
+    /// Jobs of an existing Ray cluster, through its dashboard's Jobs API (`ray://HEAD:PORT`):
+    /// the checkout uploaded as the job's working directory, resources from the contract.
+    Ray { address: String },
     /// Remote workers (`picidae worker`) that pull runs from this coordinator over its HTTP
     /// API; `pool` picks which of them (`""`: the default pool).
     Workers {
@@ -85,6 +89,12 @@ impl ExecutorSpec {
             }
             return Ok(ExecutorSpec::Workers {
                 pool: p.to_string(),
+            });
+        }
+        if text.starts_with("ray://") {
+            picidae_exec::ray::RayOptions::new(text).map_err(|e| e.to_string())?;
+            return Ok(ExecutorSpec::Ray {
+                address: text.trim_end_matches('/').to_string(),
             });
         }
         if text == "slurm" {
@@ -181,7 +191,7 @@ impl ExecutorSpec {
             }
         }
         Err(format!(
-            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION, ssh://USER@HOST[:PORT]/ROOT, docker:IMAGE, podman:IMAGE, workers or workers:POOL)"
+            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION, ssh://USER@HOST[:PORT]/ROOT, docker:IMAGE, podman:IMAGE, ray://HEAD:PORT, workers or workers:POOL)"
         ))
     }
 
@@ -202,6 +212,7 @@ impl ExecutorSpec {
             ExecutorSpec::Container { runtime, .. } if runtime == "podman" => "podman",
             ExecutorSpec::Container { .. } => "docker",
             ExecutorSpec::Workers { .. } => "workers",
+            ExecutorSpec::Ray { .. } => "ray",
         }
     }
 
@@ -223,6 +234,7 @@ impl ExecutorSpec {
             ExecutorSpec::Container { runtime, image, .. } => format!("{runtime}:{image}"),
             ExecutorSpec::Workers { pool } if pool.is_empty() => "workers".into(),
             ExecutorSpec::Workers { pool } => format!("workers:{pool}"),
+            ExecutorSpec::Ray { address } => address.clone(),
         }
     }
 
@@ -270,6 +282,13 @@ impl ExecutorSpec {
                 extra_args: extra_args.clone(),
                 ..Default::default()
             })),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn ray(&self) -> Option<Result<RayExecutor, picidae_exec::ExecError>> {
+        match self {
+            ExecutorSpec::Ray { address } => Some(RayOptions::new(address).map(RayExecutor::new)),
             _ => None,
         }
     }
@@ -345,6 +364,12 @@ mod tests {
             }
         );
         assert_eq!(ExecutorSpec::parse("podman:img").unwrap().name(), "podman");
+        assert_eq!(
+            ExecutorSpec::parse("ray://head:8265/").unwrap(),
+            ExecutorSpec::Ray {
+                address: "ray://head:8265".into()
+            }
+        );
         for bad in [
             "docker",
             "docker:",
@@ -355,6 +380,8 @@ mod tests {
             "ssh://u@box",
             "ssh://u@box/x?key=1",
             "slurm:",
+            "ray://",
+            "ray://h/x",
         ] {
             assert!(ExecutorSpec::parse(bad).is_err(), "{bad}");
         }

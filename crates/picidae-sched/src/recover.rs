@@ -58,7 +58,7 @@ impl Runner<'_> {
             let offered = run
                 .executor_ref
                 .as_deref()
-                .is_some_and(|h| h.starts_with("workers:"));
+                .is_some_and(|h| h.starts_with("workers:") || h.starts_with("ray:"));
             if (run.status == RunStatus::Running || offered) && run.executor_ref.is_some() {
                 match self.readopt(&run, by_user) {
                     Ok(mut result) => {
@@ -188,6 +188,10 @@ impl Runner<'_> {
             let outcome = ex.reattach(dir, &req)?.wait(&stop)?;
             fetch_remote_outputs(&ex, dir, &run_dir);
             outcome
+        } else if handle.starts_with(picidae_exec::ray::ID_PREFIX) {
+            let ex = self.executor.ray().ok_or_else(|| self.no_executor())??;
+            ex.reattach(&handle, &req, Some(run_dir.join("metrics.jsonl")))?
+                .wait(&stop)?
         } else if let Some(id) = handle
             .strip_prefix("docker:")
             .or_else(|| handle.strip_prefix("podman:"))

@@ -9,10 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use picidae_core::{
     Assignment, AttemptKind, Boundary, Contract, RunBreach, RunStatus, SCREEN_SEED,
 };
+use picidae_exec::ray::RayJobSpec;
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
 use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
 use picidae_git::Repo;
@@ -204,7 +206,8 @@ impl RunCtx {
         // Then until its GPUs, CPUs and memory are free on this machine (a run on a remote
         // worker uses the worker's).
         let resources = match self.executor {
-            ExecutorSpec::Workers { .. } => None,
+            // A remote cluster's nodes hold the run, not this machine.
+            ExecutorSpec::Workers { .. } | ExecutorSpec::Ray { .. } => None,
             _ => self.resources.clone(),
         };
         let placement = match &resources {
@@ -466,6 +469,44 @@ impl RunCtx {
                 )?;
                 fetch_remote_outputs(&ex, &remote_dir, run_dir);
                 Ok(outcome)
+            }
+            spec @ ExecutorSpec::Ray { .. } => {
+                let ex = spec.ray().ok_or_else(|| self.no_executor())??;
+                let r = &self.contract.run.resources;
+                let job = ex.spawn_with(
+                    &req,
+                    &RayJobSpec {
+                        name: format!(
+                            "picidae-{}-{}-run-{run_id}",
+                            remote_safe(&self.program),
+                            self.project_tag
+                        ),
+                        cpus: Some(f64::from(r.cpus.max(1))),
+                        gpus: (r.gpus > 0).then_some(f64::from(r.gpus)),
+                        memory_mb: r.memory_mb,
+                        metrics_path: Some(run_dir.join("metrics.jsonl")),
+                    },
+                )?;
+                // Stored before anything waits: a restart re-adopts the job, queued or not.
+                project.store.set_run_executor_ref(run_id, &job.id())?;
+                // The run starts when a node runs it; the fingerprint is that node's.
+                let fp = job.node_fingerprint(Some(&self.base_commit), cancel, Duration::MAX)?;
+                let fp_json = fp
+                    .as_ref()
+                    .map(|f| serde_json::to_string(f).unwrap_or_default());
+                let hash = fp.as_ref().map(|f| f.hash());
+                let on = match (&fp, &hash, &fp_json) {
+                    (Some(f), Some(h), Some(j)) => RunsOn {
+                        host: &f.hostname,
+                        fp_hash: h,
+                        fp_json: j,
+                    },
+                    _ => self.here(),
+                };
+                let job: Box<dyn RunHandle> = Box::new(job);
+                self.wait_remote(project, (run_id, run_dir), job, on, cancel, || {
+                    events(&started)
+                })
             }
             // Handled before a checkout is made.
             ExecutorSpec::Workers { .. } => Err(self.no_executor()),
