@@ -119,6 +119,13 @@ impl RayExecutor {
         self.api.nodes()
     }
 
+    /// A job's status (`PENDING`, `RUNNING`, `STOPPED`, `SUCCEEDED`, `FAILED`); `None` when
+    /// the cluster does not know it.
+    pub fn job_status(&self, job_id: &str) -> Result<Option<String>, ExecError> {
+        let id = job_id.strip_prefix(ID_PREFIX).unwrap_or(job_id);
+        Ok(self.api.job(id)?.map(|j| j.status))
+    }
+
     /// Refuses a job that no alive node could hold, saying what is missing.
     pub fn check_placeable(&self, spec: &RayJobSpec) -> Result<(), ExecError> {
         let nodes: Vec<RayNode> = self

@@ -65,34 +65,38 @@ pub(crate) fn entry_script(command: &str, nonce: &str) -> String {
 
 /// A job's log split into its parts.
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Framed<'a> {
+pub(crate) struct Framed {
     /// The node's probe output, once the header is complete.
     pub(crate) node: Option<String>,
-    /// Where the command's own output starts.
-    pub(crate) body_start: usize,
-    /// The metrics file the trailer carried (`Some("")` when the run wrote none).
+    /// The metrics file the trailer carried (`Some` empty when the run wrote none).
     pub(crate) metrics: Option<Vec<u8>>,
     /// The command's output: between the header and the trailer (to the end without one).
-    pub(crate) body: &'a str,
+    pub(crate) body: String,
 }
 
-/// Reads the header (at the start) and, when `ended`, the trailer (at the end) of `log`.
-pub(crate) fn split<'a>(log: &'a str, nonce: &str, ended: bool) -> Framed<'a> {
-    let mut f = Framed {
-        body: log,
-        ..Framed::default()
-    };
-    if let Some((node, rest_at)) = header(log, nonce) {
+/// The line Ray's job supervisor writes into the job's log when it starts the entrypoint. It
+/// is flushed once the entrypoint already runs, so it can land anywhere in the first output
+/// (inside the header too): it is taken out, once, before the log is read.
+fn ray_start_line(nonce: &str) -> String {
+    format!("Running entrypoint for job {nonce}: {}\n", entrypoint())
+}
+
+/// Reads the header and, when `ended`, the trailer (at the very end) of `log`.
+pub(crate) fn split(log: &str, nonce: &str, ended: bool) -> Framed {
+    let log = log.replacen(&ray_start_line(nonce), "", 1);
+    let mut f = Framed::default();
+    let mut body: &str = &log;
+    if let Some((node, rest_at)) = header(&log, nonce) {
         f.node = Some(node);
-        f.body_start = rest_at;
-        f.body = &log[rest_at..];
+        body = &log[rest_at..];
     }
     if ended {
-        if let Some((metrics, body_end)) = trailer(f.body, nonce) {
+        if let Some((metrics, body_end)) = trailer(body, nonce) {
             f.metrics = Some(metrics);
-            f.body = &f.body[..body_end];
+            body = &body[..body_end];
         }
     }
+    f.body = body.to_string();
     f
 }
 
@@ -165,7 +169,7 @@ mod tests {
         // While running, the trailer is not read and not written out.
         let f = split(&l, "N", false);
         assert!(f.metrics.is_none());
-        assert_eq!(&f.body[..settled_len(f.body)], "step 1\nscore: 0.5\n");
+        assert_eq!(&f.body[..settled_len(&f.body)], "step 1\nscore: 0.5\n");
     }
 
     #[test]
@@ -190,7 +194,9 @@ mod tests {
     #[test]
     fn the_first_header_counts_and_the_preamble_is_dropped() {
         let h = format!("{NODE}N\n{}\n{NODE_END}N\n", b64("x"));
-        let l = format!("ray: setting up\n{h}rest\n{h}");
+        let ray = ray_start_line("N");
+        let (h1, h2) = h.split_at(30);
+        let l = format!("ray: setting up\n{h1}{ray}{h2}rest\n{h}");
         let f = split(&l, "N", false);
         assert_eq!(f.node.as_deref(), Some("x"));
         assert_eq!(f.body, format!("rest\n{h}"));

@@ -20,6 +20,8 @@ use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
 
 /// A job the cluster does not know for this long counts as lost.
 const UNKNOWN_LIMIT: Duration = Duration::from_secs(30);
+/// How long a running job may take to print its header.
+const HEADER_LIMIT: Duration = Duration::from_secs(60);
 /// A stopped job still running after this long is an error.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 
@@ -56,6 +58,7 @@ impl RayRun {
         limit: Duration,
     ) -> Result<Option<Fingerprint>, ExecError> {
         let t0 = Instant::now();
+        let mut running_since: Option<Instant> = None;
         while t0.elapsed() < limit && !cancel.load(Ordering::SeqCst) {
             let log = self.api.logs(&self.job_id).unwrap_or_default();
             if let Some(node) = frame::split(&log, &self.job_id, false).node {
@@ -67,8 +70,16 @@ impl RayRun {
             }
             match self.api.job(&self.job_id)? {
                 Some(info) if is_terminal(&info.status) => return Ok(None),
-                _ => thread::sleep(self.poll_interval),
+                // Running without a readable header: the wait (and its timeout) takes over.
+                Some(info) if info.status == "RUNNING" => {
+                    if running_since.get_or_insert_with(Instant::now).elapsed() >= HEADER_LIMIT {
+                        tracing::warn!(job_id = %self.job_id, "no node identity in the job's log");
+                        return Ok(None);
+                    }
+                }
+                _ => {}
             }
+            thread::sleep(self.poll_interval);
         }
         Ok(None)
     }
@@ -176,7 +187,7 @@ impl Watch<'_> {
             // The header is not complete yet: nothing of the command's to show.
             return;
         }
-        let upto = settled_len(framed.body);
+        let upto = settled_len(&framed.body);
         if upto > self.written {
             self.out.push(&framed.body.as_bytes()[self.written..upto]);
             self.written = upto;
