@@ -1,6 +1,6 @@
 //! The executor abstraction: [`Executor`] starts runs, [`RunHandle`] drives
-//! one to completion. [`crate::LocalExecutor`] is the local implementation;
-//! remote executors (Slurm, SSH, containers) will implement the same traits.
+//! one to completion. [`crate::LocalExecutor`] is the local implementation; the remote
+//! executors (Slurm, SSH, containers, Ray) implement the same traits.
 
 use std::sync::atomic::AtomicBool;
 

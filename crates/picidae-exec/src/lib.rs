@@ -10,8 +10,7 @@
 //! * [`local`] — [`LocalExecutor`] / [`RunningChild`], the local executor: one
 //!   session per run, found and killed whole even when it daemonizes, with
 //!   [`Limits`] on memory and processes (std threads, no async runtime).
-//! * [`executor`] — the [`Executor`] / [`RunHandle`] traits that remote
-//!   executors (Slurm, SSH, containers) will implement.
+//! * [`executor`] — the [`Executor`] / [`RunHandle`] traits every executor implements.
 //! * [`process`] — process / process-group helpers ([`process_alive`],
 //!   [`kill_group`]) also used to clean up runs orphaned by a coordinator crash.
 //! * [`fingerprint`] — [`Fingerprint`], the hardware/software identity of a
@@ -30,6 +29,13 @@
 //!   Podman container (same-path bind mounts, no network by default,
 //!   resource limits), through the runtime's CLI; reattaches after a
 //!   coordinator restart.
+//! * `remote` — the one wait driver of every remote executor (poll, timeout counted from the
+//!   run's start, cancel, term-then-kill, a retry window for an unreachable engine); each
+//!   executor only says how to look at and stop its run.
+//! * [`ray`] — [`ray::RayExecutor`]: runs as jobs of a Ray cluster through its Jobs API
+//!   (checkout uploaded as a package, framed log, refusal of jobs no node can hold,
+//!   re-adoption by submission id).
+//! * `probe` — a machine's identity read through a shell script (SSH hosts, Ray nodes).
 //! * [`gpu`] — [`gpu::GpuProbe`]: a local run's peak GPU memory, sampled with `nvidia-smi`.
 //! * [`error`] — [`ExecError`].
 
@@ -43,6 +49,7 @@ pub mod gpu;
 pub mod local;
 mod logs;
 pub mod outcome;
+mod probe;
 pub mod process;
 pub mod ray;
 pub(crate) mod remote;

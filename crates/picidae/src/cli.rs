@@ -398,7 +398,8 @@ pub(crate) struct CreateArgs {
     pub(crate) program_md: Option<PathBuf>,
     /// Where runs execute: `local`; Slurm batch jobs: `slurm` or `slurm:PARTITION`; an SSH
     /// host: `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE]`; a
-    /// container per run: `docker:IMAGE` or `podman:IMAGE` (`[?host=DAEMON_ADDRESS]`).
+    /// container per run: `docker:IMAGE` or `podman:IMAGE` (`[?host=DAEMON_ADDRESS]`); a
+    /// Ray cluster's Jobs API: `ray://HEAD:PORT`; remote workers: `workers` or `workers:POOL`.
     #[arg(long, default_value = "local")]
     pub(crate) executor: String,
     /// Seeds per attempt (overrides the contract's policy).

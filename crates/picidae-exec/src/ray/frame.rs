@@ -5,7 +5,7 @@
 //! entrypoint frames what Picidae needs in that log:
 //!
 //! * a **header**, printed before the command starts: the node's identity
-//!   ([`MACHINE_PROBE`](crate::fingerprint::MACHINE_PROBE)) in base64 between
+//!   ([`MACHINE_PROBE`](crate::probe::MACHINE_PROBE)) in base64 between
 //!   `@@picidae-node NONCE` and `@@picidae-node-end NONCE`;
 //! * the command's own output;
 //! * a **trailer**, printed after the command exits: the `$PICIDAE_METRICS` file in base64
@@ -24,7 +24,7 @@
 
 use base64::Engine;
 
-use crate::fingerprint::MACHINE_PROBE;
+use crate::probe::MACHINE_PROBE;
 use crate::shell::quote;
 
 const NODE: &str = "@@picidae-node ";

@@ -13,8 +13,8 @@ use super::frame::{self, settled_len};
 use super::ID_PREFIX;
 use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
-use crate::fingerprint::probe_sections;
 use crate::logs::{append_log, LogSink};
+use crate::probe::probe_sections;
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
 use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
 
@@ -71,11 +71,13 @@ impl RayRun {
             match self.api.job(&self.job_id)? {
                 Some(info) if is_terminal(&info.status) => return Ok(None),
                 // Running without a readable header: the wait (and its timeout) takes over.
-                Some(info) if info.status == "RUNNING" => {
-                    if running_since.get_or_insert_with(Instant::now).elapsed() >= HEADER_LIMIT {
-                        tracing::warn!(job_id = %self.job_id, "no node identity in the job's log");
-                        return Ok(None);
-                    }
+                Some(info)
+                    if info.status == "RUNNING"
+                        && running_since.get_or_insert_with(Instant::now).elapsed()
+                            >= HEADER_LIMIT =>
+                {
+                    tracing::warn!(job_id = %self.job_id, "no node identity in the job's log");
+                    return Ok(None);
                 }
                 _ => {}
             }

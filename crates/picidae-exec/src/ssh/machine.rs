@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{SshExecutor, SHORT_CALL_LIMIT};
-use crate::fingerprint::{probe_sections, MACHINE_PROBE};
+use crate::probe::{probe_sections, MACHINE_PROBE};
 use crate::{ExecError, Fingerprint};
 
 impl SshExecutor {
