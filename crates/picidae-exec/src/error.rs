@@ -107,4 +107,9 @@ pub enum ExecError {
     /// lost with the cluster). Not an outcome of the run: it should be requeued.
     #[error("ray job {job_id} lost ({reason}); the run should be requeued")]
     RayJobLost { job_id: String, reason: String },
+
+    /// A SkyPilot job ended for reasons outside the run's control (no resources, a failed
+    /// setup, a lost controller, gone from the queue). Not an outcome of the run.
+    #[error("skypilot job {job} lost ({reason}); the run should be requeued")]
+    SkyJobLost { job: String, reason: String },
 }

@@ -35,6 +35,13 @@
 //! * [`ray`] — [`ray::RayExecutor`]: runs as jobs of a Ray cluster through its Jobs API
 //!   (checkout uploaded as a package, framed log, refusal of jobs no node can hold,
 //!   re-adoption by submission id).
+//! * `framed` — a remote job's one log stream with Picidae's frames in it (the node's
+//!   identity before the command, the metrics file and status after it), read back so a run
+//!   cannot forge them into hiding its report (Ray, SkyPilot).
+//! * [`skypilot`] — [`skypilot::SkyExecutor`]: runs as SkyPilot tasks through the `sky` CLI
+//!   (on a warm cluster with `sky exec`, or as managed jobs whose spot recoveries restart the
+//!   run instead of failing it).
+//! * `upload` — what of a checkout is sent to a remote engine (no hidden files, no links).
 //! * `probe` — a machine's identity read through a shell script (SSH hosts, Ray nodes).
 //! * [`gpu`] — [`gpu::GpuProbe`]: a local run's peak GPU memory, sampled with `nvidia-smi`.
 //! * [`error`] — [`ExecError`].
@@ -45,6 +52,7 @@ pub mod container;
 pub mod error;
 pub mod executor;
 pub mod fingerprint;
+mod framed;
 pub mod gpu;
 pub mod local;
 mod logs;
@@ -57,10 +65,12 @@ pub mod request;
 pub mod safe_fs;
 pub mod sandbox;
 pub mod shell;
+pub mod skypilot;
 pub mod slurm;
 pub mod ssh;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod upload;
 pub mod work;
 
 pub use container::{

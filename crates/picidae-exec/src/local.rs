@@ -413,6 +413,7 @@ impl RunningChild {
             stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),
             started_at_unix_ms: self.started_at_unix_ms,
             finished_at_unix_ms,
+            restarts: 0,
         })
     }
 

@@ -37,6 +37,10 @@ pub struct RunOutcome {
     pub started_at_unix_ms: i64,
     /// Reap time, milliseconds since the Unix epoch.
     pub finished_at_unix_ms: i64,
+    /// Times the engine started the run over on a new machine (a preempted spot instance
+    /// SkyPilot recovered); the wall time is the last start's.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 impl RunOutcome {
@@ -60,6 +64,7 @@ impl RunOutcome {
             stdout_tail: String::new(),
             started_at_unix_ms: now,
             finished_at_unix_ms: now,
+            restarts: 0,
         }
     }
 

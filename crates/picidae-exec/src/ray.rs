@@ -1,7 +1,8 @@
 //! The Ray executor: each run is a job of an existing Ray cluster, submitted through the Jobs
 //! API of its dashboard (`ray://HEAD:PORT` names `http://HEAD:PORT`).
 //!
-//! A run becomes a job whose entrypoint is the contract's command (framed, see `frame`), with
+//! A run becomes a job whose entrypoint is the contract's command (framed, see
+//! [`framed`](crate::framed)), with
 //! `entrypoint_num_cpus`, `entrypoint_num_gpus` and `entrypoint_memory` from the run's
 //! resources and the run's checkout as its working directory: zipped (hidden files and links
 //! left out), uploaded as a content-named package unless the cluster already holds it, and
@@ -17,20 +18,16 @@
 //!
 //! * `api` — the HTTP calls ([`RayJobInfo`], [`RayNode`]).
 //! * `package` — the working directory as a zip package.
-//! * `frame` — the entrypoint around the command, and reading its log back.
 //! * `run` — [`RayRun`], one job driven to its end.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 use crate::executor::{Executor, RunHandle};
 use crate::logs::LogFiles;
 use crate::{ExecError, RunRequest};
 
 mod api;
-mod frame;
 mod package;
 mod run;
 
@@ -39,6 +36,22 @@ pub use run::RayRun;
 
 /// Prefix of [`RunHandle::id`] for Ray runs.
 pub const ID_PREFIX: &str = "ray:";
+
+/// The variable that carries the job's script (the entrypoint stays short, as Ray prints it);
+/// the script unsets it before the command runs.
+const ENTRY_VAR: &str = "PICIDAE_RAY_ENTRY";
+
+/// The job's entrypoint, as Ray runs and prints it.
+fn entrypoint() -> String {
+    format!("/bin/sh -c \"${ENTRY_VAR}\"")
+}
+
+/// The line Ray's job supervisor writes into the job's log when it starts the entrypoint. It
+/// is flushed once the entrypoint already runs, so it can land anywhere in the first output
+/// (inside the header too): it is taken out, once, before the log is read.
+pub(crate) fn ray_start_line(job_id: &str) -> String {
+    format!("Running entrypoint for job {job_id}: {}\n", entrypoint())
+}
 
 /// Settings of a [`RayExecutor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +216,7 @@ impl RayExecutor {
         if !self.api.package_exists(&pkg.name)? {
             self.api.upload_package(&pkg.name, &pkg.bytes)?;
         }
-        let job_id = submission_id(&spec.name);
+        let job_id = crate::framed::nonce(&spec.name);
         let mut env: serde_json::Map<String, serde_json::Value> = req
             .env
             .iter()
@@ -211,11 +224,11 @@ impl RayExecutor {
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
         env.insert(
-            frame::ENTRY_VAR.into(),
-            frame::entry_script(&req.command, &job_id).into(),
+            ENTRY_VAR.into(),
+            crate::framed::script(&format!("unset {ENTRY_VAR}\n"), &req.command, &job_id).into(),
         );
         let submit = api::JobSubmit {
-            entrypoint: frame::entrypoint(),
+            entrypoint: entrypoint(),
             submission_id: job_id.clone(),
             runtime_env: serde_json::json!({
                 "working_dir": format!("gcs://{}", pkg.name),
@@ -273,27 +286,6 @@ impl RayExecutor {
     }
 }
 
-/// `NAME-<8 hex>`, with only letters, digits, `-` and `_`.
-fn submission_id(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(80)
-        .collect();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let salt = Sha256::digest(format!("{now}:{}:{clean}", std::process::id()));
-    let base = if clean.is_empty() { "picidae" } else { &clean };
-    format!("{base}-{}", &hex::encode(salt)[..8])
-}
-
 impl Executor for RayExecutor {
     fn name(&self) -> &str {
         "ray"
@@ -325,8 +317,9 @@ mod tests {
         for bad in ["head:8265", "ray://", "ray://h/x", "slurm"] {
             assert!(RayOptions::new(bad).is_err(), "{bad}");
         }
-        let id = submission_id("picidae-prog/1 run 3");
+        let id = crate::framed::nonce("picidae-prog/1 run 3");
         assert!(id.starts_with("picidae-prog-1-run-3-"), "{id}");
-        assert_ne!(id, submission_id("picidae-prog/1 run 3"));
+        assert_ne!(id, crate::framed::nonce("picidae-prog/1 run 3"));
+        assert!(crate::framed::valid_nonce(&id) && !crate::framed::valid_nonce("a b"));
     }
 }

@@ -26,6 +26,9 @@ pub(crate) enum Observed<E> {
     Pending,
     /// Running; `started_unix_ms` when the engine says when it started (else: now).
     Running { started_unix_ms: Option<i64> },
+    /// The engine started the run over (a preempted spot instance replaced): the timeout
+    /// counts again from its next start.
+    Restarted,
     /// Over, but the executor has more to collect (logs still arriving): poll again at once.
     Draining,
     /// Over, with what the executor needs to build the outcome.
@@ -133,6 +136,10 @@ pub(crate) fn drive<J: RemoteJob>(
                 }
             }
             Ok(Observed::Pending) => last_ok = Instant::now(),
+            Ok(Observed::Restarted) => {
+                last_ok = Instant::now();
+                started = None;
+            }
             Err(err) => {
                 if last_ok.elapsed() >= timing.failure_limit {
                     return Err(err);

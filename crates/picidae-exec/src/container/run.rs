@@ -198,6 +198,7 @@ impl ContainerRun {
             stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),
             started_at_unix_ms: self.started_at_unix_ms,
             finished_at_unix_ms: now_unix_ms(),
+            restarts: 0,
         };
         Ok(ContainerOutcome {
             outcome,

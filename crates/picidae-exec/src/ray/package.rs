@@ -1,15 +1,15 @@
-//! A run's checkout as a Ray working-directory package: a zip of its files (hidden files and
-//! directories never included, links never followed), named by its content
-//! (`_ray_pkg_<hash>.zip`) so that a checkout the cluster already holds is not sent twice.
+//! A run's checkout as a Ray working-directory package: a zip of what [`crate::upload`] lets
+//! out of the checkout, named by its content (`_ray_pkg_<hash>.zip`) so that a checkout the
+//! cluster already holds is not sent twice.
 
 use std::fs;
 use std::io::{Cursor, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
+use crate::upload::visible_entries;
 use crate::ExecError;
 
 /// A zipped working directory.
@@ -22,80 +22,43 @@ pub(crate) struct Package {
     pub(crate) links_skipped: usize,
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> ExecError {
-    ExecError::LocalIo {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Zips `dir`: every regular file and empty directory below it whose path has no component
-/// starting with `.`, in name order, with fixed timestamps (the same tree gives the same
+/// Zips the visible entries of `dir` with fixed timestamps (the same tree gives the same
 /// package).
 pub(crate) fn package(dir: &Path) -> Result<Package, ExecError> {
+    let (entries, links_skipped) = visible_entries(dir)?;
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let mut links_skipped = 0;
-    add_dir(&mut zip, dir, "", &mut links_skipped)?;
-    let bytes = zip
-        .finish()
-        .map_err(|e| ExecError::InvalidRequest(format!("cannot zip {}: {e}", dir.display())))?
-        .into_inner();
+    let zip_err = |path: &Path, e: zip::result::ZipError| {
+        ExecError::InvalidRequest(format!("cannot zip {}: {e}", path.display()))
+    };
+    for e in entries {
+        match e.mode {
+            None => zip
+                .add_directory(e.rel.as_str(), SimpleFileOptions::default())
+                .map_err(|err| zip_err(&e.path, err))?,
+            Some(mode) => {
+                let opts = SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Deflated)
+                    .unix_permissions(mode);
+                zip.start_file(e.rel.as_str(), opts)
+                    .map_err(|err| zip_err(&e.path, err))?;
+                let data = fs::read(&e.path).map_err(|err| ExecError::LocalIo {
+                    path: e.path.clone(),
+                    source: err,
+                })?;
+                zip.write_all(&data).map_err(|err| ExecError::LocalIo {
+                    path: e.path.clone(),
+                    source: err,
+                })?;
+            }
+        }
+    }
+    let bytes = zip.finish().map_err(|e| zip_err(dir, e))?.into_inner();
     let hash = hex::encode(Sha256::digest(&bytes));
     Ok(Package {
         name: format!("_ray_pkg_{}.zip", &hash[..32]),
         bytes,
         links_skipped,
     })
-}
-
-fn add_dir(
-    zip: &mut zip::ZipWriter<Cursor<Vec<u8>>>,
-    dir: &Path,
-    prefix: &str,
-    links_skipped: &mut usize,
-) -> Result<(), ExecError> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| io_err(dir, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| io_err(dir, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    let zip_err = |path: &Path, e: zip::result::ZipError| {
-        ExecError::InvalidRequest(format!("cannot zip {}: {e}", path.display()))
-    };
-    if entries.is_empty() && !prefix.is_empty() {
-        zip.add_directory(prefix, SimpleFileOptions::default())
-            .map_err(|e| zip_err(dir, e))?;
-    }
-    for entry in entries {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(ExecError::InvalidRequest(format!(
-                "{}: a file name that is not UTF-8",
-                entry.path().display()
-            )));
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(|e| io_err(&path, e))?;
-        let inner = format!("{prefix}{name}");
-        if meta.file_type().is_symlink() {
-            *links_skipped += 1;
-            tracing::warn!(path = %path.display(), "a link in a run's checkout is not sent to Ray");
-        } else if meta.is_dir() {
-            add_dir(zip, &path, &format!("{inner}/"), links_skipped)?;
-        } else if meta.is_file() {
-            let opts = SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated)
-                .unix_permissions(meta.permissions().mode() & 0o777);
-            zip.start_file(inner.as_str(), opts)
-                .map_err(|e| zip_err(&path, e))?;
-            let data = fs::read(&path).map_err(|e| io_err(&path, e))?;
-            zip.write_all(&data).map_err(|e| io_err(&path, e))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -130,5 +93,13 @@ mod tests {
         fs::write(d.path().join("train.py"), "print(2)\n").unwrap();
         assert_ne!(package(d.path()).unwrap().name, p.name);
         assert!(p.name.starts_with("_ray_pkg_") && p.name.ends_with(".zip"));
+
+        // The same selection copied as a workdir.
+        let w = tempfile::tempdir().unwrap();
+        let links = crate::upload::copy_visible(d.path(), &w.path().join("wd")).unwrap();
+        assert_eq!(links, 1);
+        assert!(w.path().join("wd/src/empty").is_dir());
+        assert!(w.path().join("wd/src/model.py").is_file());
+        assert!(!w.path().join("wd/.env").exists() && !w.path().join("wd/passwd").exists());
     }
 }

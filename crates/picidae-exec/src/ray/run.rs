@@ -9,10 +9,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::api::{RayApi, RayJobInfo};
-use super::frame::{self, settled_len};
-use super::ID_PREFIX;
+use super::{ray_start_line, ID_PREFIX};
 use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
+use crate::framed::{self, settled_len};
 use crate::logs::{append_log, LogSink};
 use crate::probe::probe_sections;
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
@@ -61,7 +61,14 @@ impl RayRun {
         let mut running_since: Option<Instant> = None;
         while t0.elapsed() < limit && !cancel.load(Ordering::SeqCst) {
             let log = self.api.logs(&self.job_id).unwrap_or_default();
-            if let Some(node) = frame::split(&log, &self.job_id, false).node {
+            if let Some(node) = framed::split(
+                &log,
+                &self.job_id,
+                Some(&ray_start_line(&self.job_id)),
+                false,
+            )
+            .node
+            {
                 let sections = probe_sections(&node);
                 return Ok(Some(Fingerprint::from_sections(
                     &sections,
@@ -115,14 +122,19 @@ impl RayRun {
         let started = driven.started;
         let (info, log) = driven.end?;
         // Everything the job printed, less its frames; the metrics file it carried home.
-        let framed = frame::split(&log, &self.job_id, true);
+        let parts = framed::split(
+            &log,
+            &self.job_id,
+            Some(&ray_start_line(&self.job_id)),
+            true,
+        );
         let mut out = watch.out;
-        if let Some(rest) = framed.body.get(watch.written..) {
+        if let Some(rest) = parts.body.get(watch.written..) {
             out.push(rest.as_bytes());
         }
-        if let (Some(metrics), Some(path)) = (&framed.metrics, &self.metrics_path) {
+        if let (Some(metrics), Some(path)) = (&parts.metrics, &self.metrics_path) {
             if !metrics.is_empty() {
-                write_metrics(path, metrics)?;
+                framed::write_metrics(path, metrics)?;
             }
         }
         let stdout = out.finish();
@@ -151,21 +163,9 @@ impl RayRun {
             stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),
             started_at_unix_ms: started_at,
             finished_at_unix_ms: finished_at,
+            restarts: 0,
         })
     }
-}
-
-/// Writes the carried metrics file in place of whatever is at `path` (never through a link).
-fn write_metrics(path: &std::path::Path, bytes: &[u8]) -> Result<(), ExecError> {
-    let io = |e: std::io::Error| ExecError::LocalIo {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return Err(io(std::io::Error::other("not a file path")));
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    crate::safe_fs::replace_file(dir, name, bytes).map_err(|e| io(std::io::Error::other(e)))
 }
 
 fn is_terminal(status: &str) -> bool {
@@ -184,14 +184,19 @@ struct Watch<'a> {
 impl Watch<'_> {
     /// Writes out the settled part of the log's body that is new since the last look.
     fn stream(&mut self, log: &str) {
-        let framed = frame::split(log, &self.run.job_id, false);
-        if framed.node.is_none() {
+        let parts = framed::split(
+            log,
+            &self.run.job_id,
+            Some(&ray_start_line(&self.run.job_id)),
+            false,
+        );
+        if parts.node.is_none() {
             // The header is not complete yet: nothing of the command's to show.
             return;
         }
-        let upto = settled_len(&framed.body);
+        let upto = settled_len(&parts.body);
         if upto > self.written {
-            self.out.push(&framed.body.as_bytes()[self.written..upto]);
+            self.out.push(&parts.body.as_bytes()[self.written..upto]);
             self.written = upto;
         }
     }

@@ -222,6 +222,7 @@ impl SlurmRun {
             stdout_tail,
             started_at_unix_ms,
             finished_at_unix_ms,
+            restarts: 0,
         })
     }
 }

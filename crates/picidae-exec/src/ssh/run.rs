@@ -210,6 +210,7 @@ impl SshRun {
             stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),
             started_at_unix_ms: self.started_at_unix_ms,
             finished_at_unix_ms: now_unix_ms(),
+            restarts: 0,
         })
     }
 

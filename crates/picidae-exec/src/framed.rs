@@ -1,26 +1,23 @@
-//! What a Ray job runs around the contract's command, and how its one log stream is read
-//! back.
+//! A remote run's one log stream, with what Picidae needs framed in it. Ray and SkyPilot give
+//! a job one log (stdout and stderr together) and no way to fetch a file, so the job's script
+//! ([`script`]) prints:
 //!
-//! Ray gives a job one log (stdout and stderr together) and no way to fetch a file, so the
-//! entrypoint frames what Picidae needs in that log:
-//!
-//! * a **header**, printed before the command starts: the node's identity
+//! * a **header**, before the command starts: the node's identity
 //!   ([`MACHINE_PROBE`](crate::probe::MACHINE_PROBE)) in base64 between
 //!   `@@picidae-node NONCE` and `@@picidae-node-end NONCE`;
 //! * the command's own output;
-//! * a **trailer**, printed after the command exits: the `$PICIDAE_METRICS` file in base64
-//!   between `@@picidae-out NONCE` and `@@picidae-out-end NONCE`, then the command's status
-//!   as the job's exit status.
+//! * a **trailer**, after the command exits: the `$PICIDAE_METRICS` file in base64 between
+//!   `@@picidae-out NONCE` and `@@picidae-out-end NONCE STATUS`, then the command's status as
+//!   the job's exit status.
 //!
-//! The job's entrypoint is short (`/bin/sh -c "$PICIDAE_RAY_ENTRY"`); the script itself rides
-//! in that variable, which it unsets before the command runs. Ray prints a preamble of its own
-//! before the header; it is dropped.
+//! The engine may print a preamble of its own (dropped) and a known line of its own anywhere
+//! in the first output (taken out, once, before reading: `noise`).
 //!
 //! The run may print anything, markers included. Only the first header counts (the run
-//! starts after it) and a trailer only at the log's very end, and each holds one line of strict base64: text
-//! a run printed between forged markers (a metric line has blanks and a `:` or `=`) cannot
-//! decode, so a forged frame never hides the command's report; it can at most spoil the run's
-//! own metrics file, which the run writes anyway.
+//! starts after it) and a trailer only at the log's very end, and each holds one line of
+//! strict base64: text a run printed between forged markers (a metric line has blanks and a
+//! `:` or `=`) cannot decode, so a forged frame never hides the command's report; it can at
+//! most spoil the run's own metrics file and status, which the run controls anyway.
 
 use base64::Engine;
 
@@ -32,19 +29,43 @@ const NODE_END: &str = "@@picidae-node-end ";
 const OUT: &str = "@@picidae-out ";
 const OUT_END: &str = "@@picidae-out-end ";
 
-/// The variable that carries the entry script to the job.
-pub(crate) const ENTRY_VAR: &str = "PICIDAE_RAY_ENTRY";
-
-/// The job's entrypoint, as Ray runs (and prints) it.
-pub(crate) fn entrypoint() -> String {
-    format!("/bin/sh -c \"${ENTRY_VAR}\"")
+/// A job's id and the nonce of its frames: `NAME-<8 hex>`, with only letters, digits, `-`
+/// and `_` (a Ray submission id, a SkyPilot task name).
+pub(crate) fn nonce(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(80)
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let salt =
+        <sha2::Sha256 as sha2::Digest>::digest(format!("{now}:{}:{clean}", std::process::id()));
+    let base = if clean.is_empty() { "picidae" } else { &clean };
+    format!("{base}-{}", &hex::encode(salt)[..8])
 }
 
-/// The entry script: header, the command under `/bin/sh -c` with `PICIDAE_METRICS` and
-/// `PICIDAE_ARTIFACTS` inside the job's working directory, trailer, the command's status.
-pub(crate) fn entry_script(command: &str, nonce: &str) -> String {
+/// Whether `id` could be a [`nonce`] (a stored handle is checked before it is used).
+pub(crate) fn valid_nonce(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The job's script: `prelude`, the header, the command under `/bin/sh -c` with
+/// `PICIDAE_METRICS` and `PICIDAE_ARTIFACTS` inside the job's working directory, the trailer,
+/// the command's status.
+pub(crate) fn script(prelude: &str, command: &str, nonce: &str) -> String {
     format!(
-        "unset {ENTRY_VAR}\n\
+        "{prelude}\
          n={nonce}\n\
          printf '{NODE}%s\\n' \"$n\"\n\
          {{\n{MACHINE_PROBE}}} 2>/dev/null | base64 | tr -d '\\n'\n\
@@ -56,7 +77,7 @@ pub(crate) fn entry_script(command: &str, nonce: &str) -> String {
          rc=$?\n\
          printf '\\n{OUT}%s\\n' \"$n\"\n\
          [ -f \"$d/metrics.jsonl\" ] && base64 < \"$d/metrics.jsonl\" | tr -d '\\n'\n\
-         printf '\\n{OUT_END}%s\\n' \"$n\"\n\
+         printf '\\n{OUT_END}%s %s\\n' \"$n\" \"$rc\"\n\
          exit $rc\n",
         nonce = quote(nonce),
         cmd = quote(command),
@@ -70,20 +91,19 @@ pub(crate) struct Framed {
     pub(crate) node: Option<String>,
     /// The metrics file the trailer carried (`Some` empty when the run wrote none).
     pub(crate) metrics: Option<Vec<u8>>,
+    /// The command's exit status, from the trailer.
+    pub(crate) status: Option<i32>,
     /// The command's output: between the header and the trailer (to the end without one).
     pub(crate) body: String,
 }
 
-/// The line Ray's job supervisor writes into the job's log when it starts the entrypoint. It
-/// is flushed once the entrypoint already runs, so it can land anywhere in the first output
-/// (inside the header too): it is taken out, once, before the log is read.
-fn ray_start_line(nonce: &str) -> String {
-    format!("Running entrypoint for job {nonce}: {}\n", entrypoint())
-}
-
-/// Reads the header and, when `ended`, the trailer (at the very end) of `log`.
-pub(crate) fn split(log: &str, nonce: &str, ended: bool) -> Framed {
-    let log = log.replacen(&ray_start_line(nonce), "", 1);
+/// Reads the header and, when `ended`, the trailer (at the very end) of `log`, once `noise`
+/// (a line of the engine's own) is taken out.
+pub(crate) fn split(log: &str, nonce: &str, noise: Option<&str>, ended: bool) -> Framed {
+    let log = match noise {
+        Some(line) => log.replacen(line, "", 1),
+        None => log.to_string(),
+    };
     let mut f = Framed::default();
     let mut body: &str = &log;
     if let Some((node, rest_at)) = header(&log, nonce) {
@@ -91,8 +111,9 @@ pub(crate) fn split(log: &str, nonce: &str, ended: bool) -> Framed {
         body = &log[rest_at..];
     }
     if ended {
-        if let Some((metrics, body_end)) = trailer(body, nonce) {
+        if let Some((metrics, status, body_end)) = trailer(body, nonce) {
             f.metrics = Some(metrics);
+            f.status = Some(status);
             body = &body[..body_end];
         }
     }
@@ -130,9 +151,16 @@ fn header(log: &str, nonce: &str) -> Option<(String, usize)> {
     Some((node, log.len() - rest.len()))
 }
 
-/// `\n OUT nonce \n b64 \n OUT_END nonce \n` at the very end: (metrics, body end).
-fn trailer(body: &str, nonce: &str) -> Option<(Vec<u8>, usize)> {
-    let rest = body.strip_suffix(&format!("\n{OUT_END}{nonce}\n"))?;
+/// `\n OUT nonce \n b64 \n OUT_END nonce status \n` at the very end: (metrics, status,
+/// body end).
+fn trailer(body: &str, nonce: &str) -> Option<(Vec<u8>, i32, usize)> {
+    let rest = body.strip_suffix('\n')?;
+    let (rest, end) = rest.rsplit_once('\n')?;
+    let status = end.strip_prefix(&format!("{OUT_END}{nonce} "))?;
+    if status.is_empty() || !status.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let status: i32 = status.parse().ok()?;
     let (rest, b64) = rest.rsplit_once('\n')?;
     let start = rest.strip_suffix(&format!("\n{OUT}{nonce}"))?;
     let metrics = if b64.is_empty() {
@@ -140,7 +168,20 @@ fn trailer(body: &str, nonce: &str) -> Option<(Vec<u8>, usize)> {
     } else {
         strict_b64(b64)?
     };
-    Some((metrics, start.len()))
+    Some((metrics, status, start.len()))
+}
+
+/// Writes the carried metrics file in place of whatever is at `path` (never through a link).
+pub(crate) fn write_metrics(path: &std::path::Path, bytes: &[u8]) -> Result<(), crate::ExecError> {
+    let io = |e: std::io::Error| crate::ExecError::LocalIo {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(io(std::io::Error::other("not a file path")));
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    crate::safe_fs::replace_file(dir, name, bytes).map_err(|e| io(std::io::Error::other(e)))
 }
 
 #[cfg(test)]
@@ -153,7 +194,7 @@ mod tests {
 
     fn log(body: &str, metrics: &str) -> String {
         format!(
-            "{NODE}N\n{}\n{NODE_END}N\n{body}\n{OUT}N\n{}\n{OUT_END}N\n",
+            "{NODE}N\n{}\n{NODE_END}N\n{body}\n{OUT}N\n{}\n{OUT_END}N 0\n",
             b64("@@@section hostname\nnode-1\n"),
             b64(metrics)
         )
@@ -162,12 +203,13 @@ mod tests {
     #[test]
     fn header_body_and_trailer_come_apart() {
         let l = log("step 1\nscore: 0.5\n", "{\"score\": 0.5}\n");
-        let f = split(&l, "N", true);
+        let f = split(&l, "N", None, true);
         assert!(f.node.unwrap().contains("node-1"));
         assert_eq!(f.body, "step 1\nscore: 0.5\n");
         assert_eq!(f.metrics.unwrap(), b"{\"score\": 0.5}\n");
+        assert_eq!(f.status, Some(0));
         // While running, the trailer is not read and not written out.
-        let f = split(&l, "N", false);
+        let f = split(&l, "N", None, false);
         assert!(f.metrics.is_none());
         assert_eq!(&f.body[..settled_len(&f.body)], "step 1\nscore: 0.5\n");
     }
@@ -178,15 +220,15 @@ mod tests {
         // process closes the forged frame after the real trailer.
         let body = format!("{OUT}N\nscore: 0.9\n");
         let mut l = log(&body, "");
-        l.push_str(&format!("{OUT}N\n\n{OUT_END}N\n"));
-        let f = split(&l, "N", true);
+        l.push_str(&format!("{OUT}N\n\n{OUT_END}N 0\n"));
+        let f = split(&l, "N", None, true);
         assert!(f.body.contains("score: 0.9"), "{:?}", f.body);
         // Text with blanks or a colon is not base64: no frame at all.
         let l = format!(
-            "{NODE}N\n{}\n{NODE_END}N\n{OUT}N\nscore: 0.9\n{OUT_END}N\n",
+            "{NODE}N\n{}\n{NODE_END}N\n{OUT}N\nscore: 0.9\n{OUT_END}N 0\n",
             b64("x")
         );
-        let f = split(&l, "N", true);
+        let f = split(&l, "N", None, true);
         assert!(f.metrics.is_none());
         assert!(f.body.contains("score: 0.9"));
     }
@@ -194,15 +236,16 @@ mod tests {
     #[test]
     fn the_first_header_counts_and_the_preamble_is_dropped() {
         let h = format!("{NODE}N\n{}\n{NODE_END}N\n", b64("x"));
-        let ray = ray_start_line("N");
+        let ray = "Running entrypoint for job N: /bin/sh\n";
         let (h1, h2) = h.split_at(30);
         let l = format!("ray: setting up\n{h1}{ray}{h2}rest\n{h}");
-        let f = split(&l, "N", false);
+        let f = split(&l, "N", Some(ray), false);
         assert_eq!(f.node.as_deref(), Some("x"));
         assert_eq!(f.body, format!("rest\n{h}"));
         let f = split(
             "ray: setting up\n@@picidae-node N\nnot base64!\n",
             "N",
+            None,
             false,
         );
         assert!(f.node.is_none());

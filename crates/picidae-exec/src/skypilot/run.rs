@@ -1,0 +1,234 @@
+//! One launched SkyPilot job ([`SkyRun`]): its log streamed into the run's log file, driven
+//! by the shared remote driver, a spot recovery taken as the run starting over (not as its
+//! end), and its end turned into a [`RunOutcome`] with the metrics file and status its
+//! trailer carried home.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use super::cli::{self, SkyJob};
+use super::{handle, SkyOptions, Target};
+use crate::call::now_unix_ms;
+use crate::executor::RunHandle;
+use crate::framed::{self, settled_len};
+use crate::logs::{append_log, note_in_log, LogSink};
+use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
+use crate::{ExecError, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
+
+/// A job the queue no longer lists for this long counts as lost.
+const UNKNOWN_LIMIT: Duration = Duration::from_secs(120);
+/// A cancelled job still running after this long is an error.
+const SETTLE_LIMIT: Duration = Duration::from_secs(600);
+
+/// A launched job. Dropping it leaves the job alone.
+#[derive(Debug)]
+pub struct SkyRun {
+    pub(crate) opts: SkyOptions,
+    pub(crate) target: Target,
+    pub(crate) job: u64,
+    /// The task's nonce (its log frames).
+    pub(crate) nonce: String,
+    pub(crate) req: RunRequest,
+    pub(crate) metrics_path: Option<PathBuf>,
+}
+
+impl SkyRun {
+    /// SkyPilot's job id.
+    pub fn job_id(&self) -> u64 {
+        self.job
+    }
+
+    /// Blocks until the job ends, its timeout passes or `cancel` is set (then it is cancelled
+    /// first). A job SkyPilot could not start (no resources, a failed setup, a lost
+    /// controller) is [`ExecError::SkyJobLost`].
+    pub fn wait(self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
+        let out_path = &self.req.stdout_path;
+        let out = LogSink::new(
+            append_log(out_path)?,
+            out_path.clone(),
+            self.req.log_cap_bytes,
+            STDOUT_TAIL_BYTES,
+        );
+        let timing = Timing {
+            poll_interval: self.opts.poll_interval,
+            timeout: self.req.timeout,
+            grace: self.req.grace,
+            failure_limit: self.opts.query_failure_limit,
+            settle_limit: SETTLE_LIMIT,
+        };
+        let mut watch = Watch {
+            run: &self,
+            out,
+            written: 0,
+            recoveries: None,
+            restarts: 0,
+            unknown_since: None,
+        };
+        let driven = drive(&mut watch, &timing, cancel)?;
+        let (timed_out, cancelled) = (driven.timed_out(), driven.cancelled());
+        let started = driven.started;
+        let (info, log) = driven.end?;
+        let parts = framed::split(&log, &self.nonce, None, true);
+        let mut out = watch.out;
+        if let Some(rest) = parts.body.get(watch.written..) {
+            out.push(rest.as_bytes());
+        }
+        if let (Some(metrics), Some(path)) = (&parts.metrics, &self.metrics_path) {
+            if !metrics.is_empty() {
+                framed::write_metrics(path, metrics)?;
+            }
+        }
+        let stdout = out.finish();
+        let now = now_unix_ms();
+        let secs = |s: Option<f64>| s.filter(|s| *s > 0.0).map(|s| (s * 1000.0) as i64);
+        let started_at = started
+            .map(|(_, ms)| ms)
+            .or(secs(info.start_at))
+            .unwrap_or(now);
+        let finished_at = secs(info.end_at)
+            .filter(|e| *e >= started_at)
+            .unwrap_or(now);
+        let wall_secs = (finished_at - started_at).max(0) as f64 / 1000.0;
+        let status = info.status.as_deref().unwrap_or("");
+        let code = parts.status.or(match status {
+            "SUCCEEDED" => Some(0),
+            "FAILED" => Some(1),
+            _ => None,
+        });
+        let (exit_code, signal) = match code {
+            Some(c) if (129..=192).contains(&c) => (None, Some(c - 128)),
+            other => (other, None),
+        };
+        let by_someone_else = status == "CANCELLED" && !(timed_out || cancelled);
+        Ok(RunOutcome {
+            exit_code: if timed_out || cancelled || by_someone_else {
+                None
+            } else {
+                exit_code
+            },
+            signal,
+            timed_out,
+            cancelled: cancelled || by_someone_else,
+            over_budget: wall_secs > self.req.time_budget.as_secs_f64(),
+            wall_secs,
+            peak_rss_kb: None,
+            peak_gpu_mb: None,
+            stdout_truncated: stdout.truncated,
+            stderr_truncated: false,
+            stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),
+            started_at_unix_ms: started_at,
+            finished_at_unix_ms: finished_at,
+            restarts: watch.restarts,
+        })
+    }
+}
+
+/// The job as the driver sees it.
+struct Watch<'a> {
+    run: &'a SkyRun,
+    out: LogSink,
+    /// Bytes of the current execution's log body already written out.
+    written: usize,
+    /// The recovery count last seen (managed jobs).
+    recoveries: Option<u32>,
+    restarts: u32,
+    unknown_since: Option<Instant>,
+}
+
+impl Watch<'_> {
+    fn stream(&mut self, log: &str) {
+        let parts = framed::split(log, &self.run.nonce, None, false);
+        if parts.node.is_none() {
+            return;
+        }
+        let upto = settled_len(&parts.body);
+        if upto < self.written {
+            // The log starts over (a new instance after a recovery).
+            self.written = 0;
+        }
+        if upto > self.written {
+            self.out.push(&parts.body.as_bytes()[self.written..upto]);
+            self.written = upto;
+        }
+    }
+
+    fn lost(&self, reason: String) -> Observed<<Self as RemoteJob>::End> {
+        Observed::Ended(Err(ExecError::SkyJobLost {
+            job: handle(&self.run.target, self.run.job, &self.run.nonce),
+            reason,
+        }))
+    }
+}
+
+impl RemoteJob for Watch<'_> {
+    type End = Result<(SkyJob, String), ExecError>;
+
+    fn label(&self) -> String {
+        format!("skypilot job {}", self.run.job)
+    }
+
+    fn observe(&mut self) -> Result<Observed<Self::End>, ExecError> {
+        let run = self.run;
+        let Some(info) = cli::job(&run.opts, &run.target, run.job)? else {
+            let since = *self.unknown_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= UNKNOWN_LIMIT {
+                return Ok(self.lost("the queue no longer lists it".into()));
+            }
+            return Ok(Observed::Pending);
+        };
+        self.unknown_since = None;
+        let count = info.recovery_count.unwrap_or(0);
+        let recovered = self.recoveries.is_some_and(|seen| count > seen);
+        self.recoveries = Some(count);
+        if recovered {
+            self.restarts += 1;
+            note_in_log(
+                &run.req.stderr_path,
+                &format!(
+                    "[picidae: the instance was preempted; SkyPilot recovered the job (recovery {count}) and the run starts over]\n"
+                ),
+            );
+            self.out
+                .push(b"\n[picidae: the run starts over on a new instance]\n");
+            return Ok(Observed::Restarted);
+        }
+        let status = info.status.clone().unwrap_or_default();
+        let observed = match status.as_str() {
+            "INIT" | "PENDING" | "SUBMITTED" | "STARTING" | "SETTING_UP" | "RECOVERING" => {
+                Observed::Pending
+            }
+            "RUNNING" | "CANCELLING" | "WINDING_DOWN" => Observed::Running {
+                started_unix_ms: None,
+            },
+            "SUCCEEDED" | "FAILED" | "CANCELLED" => {
+                let log = cli::logs(&run.opts, &run.target, run.job)?;
+                self.stream(&log);
+                return Ok(Observed::Ended(Ok((info, log))));
+            }
+            other => {
+                let why = info.failure_reason.as_deref().unwrap_or("no reason given");
+                return Ok(self.lost(format!("{other}: {why}")));
+            }
+        };
+        if matches!(observed, Observed::Running { .. }) {
+            let log = cli::logs(&run.opts, &run.target, run.job)?;
+            self.stream(&log);
+        }
+        Ok(observed)
+    }
+
+    fn stop(&mut self, _how: Stop) -> Result<(), ExecError> {
+        cli::cancel(&self.run.opts, &self.run.target, self.run.job)
+    }
+}
+
+impl RunHandle for SkyRun {
+    fn id(&self) -> String {
+        handle(&self.target, self.job, &self.nonce)
+    }
+
+    fn wait(self: Box<Self>, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
+        SkyRun::wait(*self, cancel)
+    }
+}
