@@ -184,6 +184,56 @@ pub(crate) fn write_metrics(path: &std::path::Path, bytes: &[u8]) -> Result<(), 
     crate::safe_fs::replace_file(dir, name, bytes).map_err(|e| io(std::io::Error::other(e)))
 }
 
+/// Where a job stands while Picidae waits for its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Queued, provisioning, setting up.
+    Waiting,
+    Running,
+    Over,
+}
+
+/// How long a running job may take to print its header before the wait gives up on it.
+const HEADER_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until the job's log holds its header and returns the node's fingerprint; `None` when
+/// the job ended first, `cancel` was set, `limit` passed, or it ran for a minute without a
+/// readable header. `look` gives the job's phase and its log so far.
+pub(crate) fn await_node(
+    nonce: &str,
+    noise: Option<&str>,
+    mut look: impl FnMut() -> Result<(Phase, String), crate::ExecError>,
+    (poll, limit): (std::time::Duration, std::time::Duration),
+    cancel: &std::sync::atomic::AtomicBool,
+    benchmark_commit: Option<&str>,
+) -> Result<Option<crate::Fingerprint>, crate::ExecError> {
+    use std::time::Instant;
+    let t0 = Instant::now();
+    let mut running_since: Option<Instant> = None;
+    while t0.elapsed() < limit && !cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        let (phase, log) = look()?;
+        if let Some(node) = split(&log, nonce, noise, false).node {
+            let sections = crate::probe::probe_sections(&node);
+            return Ok(Some(crate::Fingerprint::from_sections(
+                &sections,
+                benchmark_commit,
+            )));
+        }
+        match phase {
+            Phase::Over => return Ok(None),
+            Phase::Running
+                if running_since.get_or_insert_with(Instant::now).elapsed() >= HEADER_LIMIT =>
+            {
+                tracing::warn!(job = nonce, "no node identity in the job's log");
+                return Ok(None);
+            }
+            _ => {}
+        }
+        std::thread::sleep(poll);
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

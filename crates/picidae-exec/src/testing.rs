@@ -5,7 +5,8 @@
 //!   ([`Sshd`], [`ssh_usable`]);
 //! * container runtimes with a tiny test image ([`BUSYBOX_IMAGE`]) imported
 //!   ([`container_backend`], [`docker_backend`], [`podman_backend`]);
-//! * the Ray cluster the Ray tests submit to ([`ray::ray_cluster`]).
+//! * the Ray cluster the Ray tests submit to ([`ray::ray_cluster`]);
+//! * a scripted stand-in of SkyPilot's `sky` CLI ([`skypilot::sky_standin`]).
 //!
 //! Docker: the first use starts a private `dockerd` for the test binary (data root, exec root,
 //! socket and pid file in a temporary directory; `--bridge=none --iptables=false
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod ray;
+pub mod skypilot;
 
 use crate::{ContainerRuntime, RuntimeKind, SshExecutor, SshSettings, SshTarget};
 

@@ -1,5 +1,5 @@
 //! The SkyPilot executor. No cloud account exists here, so the `sky` CLI is played by a
-//! scripted stand-in (`fixtures/sky_standin.py`, which runs each task on this machine) for
+//! scripted stand-in (`picidae_exec::testing::skypilot`, which runs each task on this machine) for
 //! launch, logs, preemption and recovery, cancel and re-adoption; and every task Picidae
 //! generates is loaded with SkyPilot's own parser (`sky.Task.from_yaml`, from the `skypilot`
 //! package on PyPI), so the file is known to be one SkyPilot accepts.
@@ -11,29 +11,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use picidae_exec::skypilot::{task_json, SkyExecutor, SkyJobSpec, SkyOptions};
+use picidae_exec::testing::skypilot::sky_standin;
 use picidae_exec::{ExecError, RunHandle, RunRequest};
-
-fn standin(dir: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sky_standin.py");
-    let wrapper = dir.join("sky");
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec python3 {} --state {} \"$@\"\n",
-            script.display(),
-            dir.join("state").display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    wrapper.display().to_string()
-}
 
 fn options(dir: &Path, cluster: Option<&str>) -> SkyOptions {
     SkyOptions {
         cluster: cluster.map(str::to_string),
-        cli: standin(dir),
+        cli: sky_standin(&dir.join("sky")),
         poll_interval: Duration::from_millis(200),
         query_failure_limit: Duration::from_secs(30),
         call_limit: Duration::from_secs(30),

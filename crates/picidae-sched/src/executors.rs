@@ -4,7 +4,8 @@
 //!
 //! A spec is written on the command line as `local`, `slurm`, `slurm:PARTITION`,
 //! `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE…]` (options are
-//! passed to ssh as `-o NAME=VALUE`), `docker:IMAGE`, `podman:IMAGE`, `ray://HEAD:PORT`, `workers` or
+//! passed to ssh as `-o NAME=VALUE`), `docker:IMAGE`, `podman:IMAGE`, `ray://HEAD:PORT`,
+//! `skypilot[:CLUSTER][?gpu=TYPE&cloud=NAME&region=NAME&spot=1]`, `workers` or
 //! `workers:POOL`, and stored with the program as JSON. Remote runs record their handle
 //! (`slurm:<job id>`, `ssh:<host>:<dir>`, `ray:<submission id>`, `workers:<run id>`) before Picidae waits on them, so
 //! a coordinator that restarts re-adopts them instead of running them again.
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use picidae_exec::container::{ContainerExecutor, ContainerRuntime, ContainerSpec};
 use picidae_exec::ray::{RayExecutor, RayOptions};
+use picidae_exec::skypilot::{SkyExecutor, SkyOptions};
 use picidae_exec::slurm::{SlurmExecutor, SlurmOptions};
 use picidae_exec::ssh::{SshExecutor, SshTarget};
 use serde::{Deserialize, Serialize};
@@ -57,12 +59,79 @@ pub enum ExecutorSpec {
     /// Jobs of an existing Ray cluster, through its dashboard's Jobs API (`ray://HEAD:PORT`):
     /// the checkout uploaded as the job's working directory, resources from the contract.
     Ray { address: String },
+    /// SkyPilot tasks through the `sky` CLI: on `cluster` with `sky exec`, else as managed
+    /// jobs (`sky jobs launch`, spot instances recovered by SkyPilot).
+    #[serde(rename = "skypilot")]
+    SkyPilot {
+        #[serde(default)]
+        cluster: Option<String>,
+        /// GPU type for `accelerators` (`H100`), needed when the contract asks GPUs.
+        #[serde(default)]
+        gpu: Option<String>,
+        #[serde(default)]
+        cloud: Option<String>,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        spot: bool,
+    },
     /// Remote workers (`picidae worker`) that pull runs from this coordinator over its HTTP
     /// API; `pool` picks which of them (`""`: the default pool).
     Workers {
         #[serde(default)]
         pool: String,
     },
+}
+
+/// `skypilot[:CLUSTER][?gpu=TYPE&cloud=NAME&region=NAME&spot=1]`.
+fn parse_skypilot(text: &str) -> Result<ExecutorSpec, String> {
+    let (head, query) = match text.split_once('?') {
+        Some((h, q)) => (h, q),
+        None => (text, ""),
+    };
+    let cluster = match head.strip_prefix("skypilot") {
+        Some("") => None,
+        Some(rest) => match rest.strip_prefix(':') {
+            Some(c)
+                if !c.is_empty()
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) =>
+            {
+                Some(c.to_string())
+            }
+            _ => return Err(format!("{text:?}: expected skypilot or skypilot:CLUSTER")),
+        },
+        None => return Err(format!("{text:?}: expected skypilot or skypilot:CLUSTER")),
+    };
+    let (mut gpu, mut cloud, mut region, mut spot) = (None, None, None, false);
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let value = |v: &str| -> Result<Option<String>, String> {
+            if v.is_empty() || v.contains(char::is_whitespace) {
+                Err(format!("{text:?}: {kv:?} needs a value"))
+            } else {
+                Ok(Some(v.to_string()))
+            }
+        };
+        match kv.split_once('=') {
+            Some(("gpu", v)) => gpu = value(v)?,
+            Some(("cloud", v)) => cloud = value(v)?,
+            Some(("region", v)) => region = value(v)?,
+            Some(("spot", "1" | "true")) => spot = true,
+            Some(("spot", "0" | "false")) => spot = false,
+            _ => {
+                return Err(format!(
+                    "{text:?}: unknown option {kv:?} (known: gpu=TYPE, cloud=NAME, region=NAME, spot=1)"
+                ))
+            }
+        }
+    }
+    Ok(ExecutorSpec::SkyPilot {
+        cluster,
+        gpu,
+        cloud,
+        region,
+        spot,
+    })
 }
 
 fn ssh_port() -> u16 {
@@ -96,6 +165,9 @@ impl ExecutorSpec {
             return Ok(ExecutorSpec::Ray {
                 address: text.trim_end_matches('/').to_string(),
             });
+        }
+        if text == "skypilot" || text.starts_with("skypilot:") || text.starts_with("skypilot?") {
+            return parse_skypilot(text);
         }
         if text == "slurm" {
             return Ok(ExecutorSpec::Slurm {
@@ -191,7 +263,7 @@ impl ExecutorSpec {
             }
         }
         Err(format!(
-            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION, ssh://USER@HOST[:PORT]/ROOT, docker:IMAGE, podman:IMAGE, ray://HEAD:PORT, workers or workers:POOL)"
+            "{text:?}: unknown executor (expected local, slurm, slurm:PARTITION, ssh://USER@HOST[:PORT]/ROOT, docker:IMAGE, podman:IMAGE, ray://HEAD:PORT, skypilot[:CLUSTER][?gpu=…], workers or workers:POOL)"
         ))
     }
 
@@ -213,6 +285,7 @@ impl ExecutorSpec {
             ExecutorSpec::Container { .. } => "docker",
             ExecutorSpec::Workers { .. } => "workers",
             ExecutorSpec::Ray { .. } => "ray",
+            ExecutorSpec::SkyPilot { .. } => "skypilot",
         }
     }
 
@@ -235,6 +308,32 @@ impl ExecutorSpec {
             ExecutorSpec::Workers { pool } if pool.is_empty() => "workers".into(),
             ExecutorSpec::Workers { pool } => format!("workers:{pool}"),
             ExecutorSpec::Ray { address } => address.clone(),
+            ExecutorSpec::SkyPilot {
+                cluster,
+                gpu,
+                cloud,
+                region,
+                spot,
+            } => {
+                let mut s = match cluster {
+                    Some(c) => format!("skypilot:{c}"),
+                    None => "skypilot".into(),
+                };
+                let q: Vec<String> = [
+                    gpu.as_ref().map(|v| format!("gpu={v}")),
+                    cloud.as_ref().map(|v| format!("cloud={v}")),
+                    region.as_ref().map(|v| format!("region={v}")),
+                    spot.then(|| "spot=1".to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if !q.is_empty() {
+                    s.push('?');
+                    s.push_str(&q.join("&"));
+                }
+                s
+            }
         }
     }
 
@@ -289,6 +388,27 @@ impl ExecutorSpec {
     pub(crate) fn ray(&self) -> Option<Result<RayExecutor, picidae_exec::ExecError>> {
         match self {
             ExecutorSpec::Ray { address } => Some(RayOptions::new(address).map(RayExecutor::new)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn skypilot(&self) -> Option<SkyExecutor> {
+        match self {
+            ExecutorSpec::SkyPilot {
+                cluster,
+                gpu,
+                cloud,
+                region,
+                spot,
+            } => Some(SkyExecutor::new(SkyOptions {
+                cluster: cluster.clone(),
+                gpu: gpu.clone(),
+                cloud: cloud.clone(),
+                region: region.clone(),
+                use_spot: *spot,
+                cli: std::env::var("PICIDAE_SKY").unwrap_or_else(|_| "sky".into()),
+                ..SkyOptions::default()
+            })),
             _ => None,
         }
     }
@@ -364,6 +484,19 @@ mod tests {
             }
         );
         assert_eq!(ExecutorSpec::parse("podman:img").unwrap().name(), "podman");
+        let sky = ExecutorSpec::parse("skypilot:warm-h100?gpu=H100&cloud=aws&spot=1").unwrap();
+        assert_eq!(
+            sky,
+            ExecutorSpec::SkyPilot {
+                cluster: Some("warm-h100".into()),
+                gpu: Some("H100".into()),
+                cloud: Some("aws".into()),
+                region: None,
+                spot: true,
+            }
+        );
+        assert_eq!(ExecutorSpec::parse(&sky.label()).unwrap(), sky);
+        assert_eq!(ExecutorSpec::parse("skypilot").unwrap().label(), "skypilot");
         assert_eq!(
             ExecutorSpec::parse("ray://head:8265/").unwrap(),
             ExecutorSpec::Ray {
@@ -382,6 +515,10 @@ mod tests {
             "slurm:",
             "ray://",
             "ray://h/x",
+            "skypilot:",
+            "skypilot?gpu=",
+            "skypilot?zone=a",
+            "skypilotx",
         ] {
             assert!(ExecutorSpec::parse(bad).is_err(), "{bad}");
         }

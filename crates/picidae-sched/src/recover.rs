@@ -55,10 +55,11 @@ impl Runner<'_> {
             // A remote run outlives the coordinator on its executor: wait for it again rather
             // than run its seed twice. A run offered to workers is waited for even before a
             // worker claimed it (its work item stays on offer).
-            let offered = run
-                .executor_ref
-                .as_deref()
-                .is_some_and(|h| h.starts_with("workers:") || h.starts_with("ray:"));
+            let offered = run.executor_ref.as_deref().is_some_and(|h| {
+                h.starts_with("workers:")
+                    || h.starts_with(picidae_exec::ray::ID_PREFIX)
+                    || h.starts_with(picidae_exec::skypilot::ID_PREFIX)
+            });
             if (run.status == RunStatus::Running || offered) && run.executor_ref.is_some() {
                 match self.readopt(&run, by_user) {
                     Ok(mut result) => {
@@ -190,6 +191,10 @@ impl Runner<'_> {
             outcome
         } else if handle.starts_with(picidae_exec::ray::ID_PREFIX) {
             let ex = self.executor.ray().ok_or_else(|| self.no_executor())??;
+            ex.reattach(&handle, &req, Some(run_dir.join("metrics.jsonl")))?
+                .wait(&stop)?
+        } else if handle.starts_with(picidae_exec::skypilot::ID_PREFIX) {
+            let ex = self.executor.skypilot().ok_or_else(|| self.no_executor())?;
             ex.reattach(&handle, &req, Some(run_dir.join("metrics.jsonl")))?
                 .wait(&stop)?
         } else if let Some(id) = handle

@@ -15,6 +15,7 @@ use picidae_core::{
     Assignment, AttemptKind, Boundary, Contract, RunBreach, RunStatus, SCREEN_SEED,
 };
 use picidae_exec::ray::RayJobSpec;
+use picidae_exec::skypilot::SkyJobSpec;
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
 use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
 use picidae_git::Repo;
@@ -207,7 +208,9 @@ impl RunCtx {
         // worker uses the worker's).
         let resources = match self.executor {
             // A remote cluster's nodes hold the run, not this machine.
-            ExecutorSpec::Workers { .. } | ExecutorSpec::Ray { .. } => None,
+            ExecutorSpec::Workers { .. }
+            | ExecutorSpec::Ray { .. }
+            | ExecutorSpec::SkyPilot { .. } => None,
             _ => self.resources.clone(),
         };
         let placement = match &resources {
@@ -476,11 +479,7 @@ impl RunCtx {
                 let job = ex.spawn_with(
                     &req,
                     &RayJobSpec {
-                        name: format!(
-                            "picidae-{}-{}-run-{run_id}",
-                            remote_safe(&self.program),
-                            self.project_tag
-                        ),
+                        name: self.cluster_job_name(run_id),
                         cpus: Some(f64::from(r.cpus.max(1))),
                         gpus: (r.gpus > 0).then_some(f64::from(r.gpus)),
                         memory_mb: r.memory_mb,
@@ -489,24 +488,39 @@ impl RunCtx {
                 )?;
                 // Stored before anything waits: a restart re-adopts the job, queued or not.
                 project.store.set_run_executor_ref(run_id, &job.id())?;
-                // The run starts when a node runs it; the fingerprint is that node's.
-                let fp = job.node_fingerprint(Some(&self.base_commit), cancel, Duration::MAX)?;
-                let fp_json = fp
-                    .as_ref()
-                    .map(|f| serde_json::to_string(f).unwrap_or_default());
-                let hash = fp.as_ref().map(|f| f.hash());
-                let on = match (&fp, &hash, &fp_json) {
-                    (Some(f), Some(h), Some(j)) => RunsOn {
-                        host: &f.hostname,
-                        fp_hash: h,
-                        fp_json: j,
+                let node = job.node_fingerprint(Some(&self.base_commit), cancel, Duration::MAX)?;
+                self.wait_on_node(
+                    project,
+                    (run_id, run_dir),
+                    Box::new(job),
+                    node,
+                    cancel,
+                    || events(&started),
+                )
+            }
+            spec @ ExecutorSpec::SkyPilot { .. } => {
+                let ex = spec.skypilot().ok_or_else(|| self.no_executor())?;
+                let r = &self.contract.run.resources;
+                let job = ex.spawn_with(
+                    &req,
+                    &SkyJobSpec {
+                        name: self.cluster_job_name(run_id),
+                        cpus: Some(r.cpus.max(1)),
+                        gpus: (r.gpus > 0).then_some(r.gpus),
+                        memory_mb: r.memory_mb,
+                        metrics_path: Some(run_dir.join("metrics.jsonl")),
                     },
-                    _ => self.here(),
-                };
-                let job: Box<dyn RunHandle> = Box::new(job);
-                self.wait_remote(project, (run_id, run_dir), job, on, cancel, || {
-                    events(&started)
-                })
+                )?;
+                project.store.set_run_executor_ref(run_id, &job.id())?;
+                let node = job.node_fingerprint(Some(&self.base_commit), cancel, Duration::MAX)?;
+                self.wait_on_node(
+                    project,
+                    (run_id, run_dir),
+                    Box::new(job),
+                    node,
+                    cancel,
+                    || events(&started),
+                )
             }
             // Handled before a checkout is made.
             ExecutorSpec::Workers { .. } => Err(self.no_executor()),
@@ -536,6 +550,39 @@ impl RunCtx {
         )?;
         started();
         Ok(job.wait(cancel)?)
+    }
+
+    /// The name of a run's job on a shared cluster (Ray, SkyPilot): unique across projects.
+    fn cluster_job_name(&self, run_id: i64) -> String {
+        format!(
+            "picidae-{}-{}-run-{run_id}",
+            remote_safe(&self.program),
+            self.project_tag
+        )
+    }
+
+    /// Wait for a cluster job (Ray, SkyPilot) whose handle is already stored, recorded as
+    /// started on the node that runs it with that node's fingerprint (this machine's when the
+    /// job never said).
+    fn wait_on_node(
+        &self,
+        project: &mut Project,
+        run: (i64, &Path),
+        job: Box<dyn RunHandle>,
+        node: Option<picidae_exec::Fingerprint>,
+        cancel: &AtomicBool,
+        started: impl FnOnce(),
+    ) -> Result<RunOutcome, SchedError> {
+        let Some(fp) = node else {
+            return self.wait_remote(project, run, job, self.here(), cancel, started);
+        };
+        let (hash, json) = (fp.hash(), serde_json::to_string(&fp).unwrap_or_default());
+        let on = RunsOn {
+            host: &fp.hostname,
+            fp_hash: &hash,
+            fp_json: &json,
+        };
+        self.wait_remote(project, run, job, on, cancel, started)
     }
 
     /// A run's environment: the seed, where its metrics and artifacts go, the setup data, the

@@ -4,24 +4,20 @@
 //! the job's trailer carried home.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::api::{RayApi, RayJobInfo};
 use super::{ray_start_line, ID_PREFIX};
 use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
-use crate::framed::{self, settled_len};
+use crate::framed::{self, settled_len, Phase};
 use crate::logs::{append_log, LogSink};
-use crate::probe::probe_sections;
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
 use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
 
 /// A job the cluster does not know for this long counts as lost.
 const UNKNOWN_LIMIT: Duration = Duration::from_secs(30);
-/// How long a running job may take to print its header.
-const HEADER_LIMIT: Duration = Duration::from_secs(60);
 /// A stopped job still running after this long is an error.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 
@@ -57,40 +53,23 @@ impl RayRun {
         cancel: &AtomicBool,
         limit: Duration,
     ) -> Result<Option<Fingerprint>, ExecError> {
-        let t0 = Instant::now();
-        let mut running_since: Option<Instant> = None;
-        while t0.elapsed() < limit && !cancel.load(Ordering::SeqCst) {
-            let log = self.api.logs(&self.job_id).unwrap_or_default();
-            if let Some(node) = framed::split(
-                &log,
-                &self.job_id,
-                Some(&ray_start_line(&self.job_id)),
-                false,
-            )
-            .node
-            {
-                let sections = probe_sections(&node);
-                return Ok(Some(Fingerprint::from_sections(
-                    &sections,
-                    benchmark_commit,
-                )));
-            }
-            match self.api.job(&self.job_id)? {
-                Some(info) if is_terminal(&info.status) => return Ok(None),
-                // Running without a readable header: the wait (and its timeout) takes over.
-                Some(info)
-                    if info.status == "RUNNING"
-                        && running_since.get_or_insert_with(Instant::now).elapsed()
-                            >= HEADER_LIMIT =>
-                {
-                    tracing::warn!(job_id = %self.job_id, "no node identity in the job's log");
-                    return Ok(None);
-                }
-                _ => {}
-            }
-            thread::sleep(self.poll_interval);
-        }
-        Ok(None)
+        let noise = ray_start_line(&self.job_id);
+        let look = || {
+            let phase = match self.api.job(&self.job_id)? {
+                Some(info) if is_terminal(&info.status) => Phase::Over,
+                Some(info) if info.status == "RUNNING" => Phase::Running,
+                _ => Phase::Waiting,
+            };
+            Ok((phase, self.api.logs(&self.job_id).unwrap_or_default()))
+        };
+        framed::await_node(
+            &self.job_id,
+            Some(&noise),
+            look,
+            (self.poll_interval, limit),
+            cancel,
+            benchmark_commit,
+        )
     }
 
     /// Blocks until the job ends, its timeout passes or `cancel` is set (then it is stopped

@@ -11,10 +11,10 @@ use super::cli::{self, SkyJob};
 use super::{handle, SkyOptions, Target};
 use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
-use crate::framed::{self, settled_len};
+use crate::framed::{self, settled_len, Phase};
 use crate::logs::{append_log, note_in_log, LogSink};
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
-use crate::{ExecError, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
+use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
 
 /// A job the queue no longer lists for this long counts as lost.
 const UNKNOWN_LIMIT: Duration = Duration::from_secs(120);
@@ -37,6 +37,41 @@ impl SkyRun {
     /// SkyPilot's job id.
     pub fn job_id(&self) -> u64 {
         self.job
+    }
+
+    /// Waits until the job has printed its header (it runs, on a node SkyPilot provisioned)
+    /// and returns that node's fingerprint; `None` when the job ended first, `cancel` was
+    /// set, or `limit` passed. The run's timeout does not run while this waits.
+    pub fn node_fingerprint(
+        &self,
+        benchmark_commit: Option<&str>,
+        cancel: &AtomicBool,
+        limit: Duration,
+    ) -> Result<Option<Fingerprint>, ExecError> {
+        let look = || {
+            let phase = match cli::job(&self.opts, &self.target, self.job)?
+                .and_then(|j| j.status)
+                .as_deref()
+            {
+                Some("RUNNING") => Phase::Running,
+                Some("SUCCEEDED" | "FAILED" | "CANCELLED") => Phase::Over,
+                Some(s) if s.starts_with("FAILED") => Phase::Over,
+                _ => Phase::Waiting,
+            };
+            let log = match phase {
+                Phase::Waiting => String::new(),
+                _ => cli::logs(&self.opts, &self.target, self.job).unwrap_or_default(),
+            };
+            Ok((phase, log))
+        };
+        framed::await_node(
+            &self.nonce,
+            None,
+            look,
+            (self.opts.poll_interval, limit),
+            cancel,
+            benchmark_commit,
+        )
     }
 
     /// Blocks until the job ends, its timeout passes or `cancel` is set (then it is cancelled
