@@ -333,7 +333,8 @@ pub(crate) enum ProgramCmd {
         #[arg(long)]
         concurrency: Option<u32>,
         /// Where its runs execute from its loop's next start (as `program create
-        /// --executor`: local, slurm[:PARTITION], ssh://…, docker:IMAGE, workers[:POOL]).
+        /// --executor`: local, slurm[:PARTITION], ssh://…, docker:IMAGE, ray://HEAD:PORT,
+        /// skypilot[:CLUSTER][?…], workers[:POOL]).
         #[arg(long)]
         executor: Option<String>,
         /// No new attempt starts once the program has used this many runs.
@@ -399,7 +400,9 @@ pub(crate) struct CreateArgs {
     /// Where runs execute: `local`; Slurm batch jobs: `slurm` or `slurm:PARTITION`; an SSH
     /// host: `ssh://USER@HOST[:PORT]/REMOTE/ROOT[?identity=KEY_FILE&option=NAME=VALUE]`; a
     /// container per run: `docker:IMAGE` or `podman:IMAGE` (`[?host=DAEMON_ADDRESS]`); a
-    /// Ray cluster's Jobs API: `ray://HEAD:PORT`; remote workers: `workers` or `workers:POOL`.
+    /// Ray cluster's Jobs API: `ray://HEAD:PORT`; SkyPilot tasks:
+    /// `skypilot[:CLUSTER][?gpu=TYPE&cloud=NAME&region=NAME&spot=1]`; remote workers:
+    /// `workers` or `workers:POOL`.
     #[arg(long, default_value = "local")]
     pub(crate) executor: String,
     /// Seeds per attempt (overrides the contract's policy).
