@@ -184,6 +184,93 @@ pub(crate) fn write_metrics(path: &std::path::Path, bytes: &[u8]) -> Result<(), 
     crate::safe_fs::replace_file(dir, name, bytes).map_err(|e| io(std::io::Error::other(e)))
 }
 
+/// A cluster job's log as it comes home: the command's output written into the run's stdout
+/// log as it settles (nothing before the header, never a frame), the metrics file written at
+/// the end.
+pub(crate) struct LogStream {
+    out: crate::logs::LogSink,
+    /// Bytes of the current execution's body already written out.
+    written: usize,
+    nonce: String,
+    noise: Option<String>,
+}
+
+impl LogStream {
+    pub(crate) fn open(
+        req: &crate::RunRequest,
+        nonce: &str,
+        noise: Option<String>,
+    ) -> Result<LogStream, crate::ExecError> {
+        let path = &req.stdout_path;
+        Ok(LogStream {
+            out: crate::logs::LogSink::new(
+                crate::logs::append_log(path)?,
+                path.clone(),
+                req.log_cap_bytes,
+                crate::STDOUT_TAIL_BYTES,
+            ),
+            written: 0,
+            nonce: nonce.to_string(),
+            noise,
+        })
+    }
+
+    /// Writes out what settled of `log` since the last call. A body shorter than what was
+    /// written means the job's log started over (a new instance): it is followed from its
+    /// start.
+    pub(crate) fn update(&mut self, log: &str) {
+        let parts = split(log, &self.nonce, self.noise.as_deref(), false);
+        if parts.node.is_none() {
+            return;
+        }
+        let upto = settled_len(&parts.body);
+        if upto < self.written {
+            self.written = 0;
+        }
+        if upto > self.written {
+            self.out.push(&parts.body.as_bytes()[self.written..upto]);
+            self.written = upto;
+        }
+    }
+
+    /// A line of Picidae's own in the stdout log.
+    pub(crate) fn note(&mut self, text: &str) {
+        self.out.push(text.as_bytes());
+    }
+
+    /// The ended job's whole `log`: the rest of its body written out, its metrics file
+    /// written to `metrics_path`. Returns the stdout report and the status the trailer gave.
+    pub(crate) fn finish(
+        mut self,
+        log: &str,
+        metrics_path: Option<&std::path::Path>,
+    ) -> Result<(crate::logs::StreamReport, Option<i32>), crate::ExecError> {
+        let parts = split(log, &self.nonce, self.noise.as_deref(), true);
+        if let Some(rest) = parts.body.get(self.written..) {
+            self.out.push(rest.as_bytes());
+        }
+        if let (Some(metrics), Some(path)) = (&parts.metrics, metrics_path) {
+            if !metrics.is_empty() {
+                write_metrics(path, metrics)?;
+            }
+        }
+        Ok((self.out.finish(), parts.status))
+    }
+}
+
+/// A cluster job's span in Unix ms and its wall seconds: from when Picidae saw it run (else
+/// the engine's start) to the engine's end (else now).
+pub(crate) fn span(seen: Option<i64>, start: Option<i64>, end: Option<i64>) -> (i64, i64, f64) {
+    let now = crate::call::now_unix_ms();
+    let started = seen.or(start).unwrap_or(now);
+    let finished = end.filter(|e| *e >= started).unwrap_or(now);
+    (
+        started,
+        finished,
+        (finished - started).max(0) as f64 / 1000.0,
+    )
+}
+
 /// Where a job stands while Picidae waits for its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {

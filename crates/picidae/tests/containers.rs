@@ -15,21 +15,7 @@ use common::{value_contract, Env};
 use picidae_core::RunStatus;
 use picidae_exec::testing;
 use picidae_exec::RuntimeKind;
-use picidae_store::{AttemptFilter, Run};
-
-fn all_runs(env: &Env) -> Vec<Run> {
-    let store = env.store();
-    let p = store.program("p").unwrap();
-    store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
-        .iter()
-        .flat_map(|a| store.runs_of_attempt(a.id).unwrap())
-        .collect()
-}
+use common::remote::program_runs;
 
 /// What a run reports about its view of the machine; only busybox tools (the image has
 /// nothing else). `BENCH` and `STORE` are host paths outside every mount.
@@ -111,7 +97,7 @@ fn docker_runs_the_contract_in_an_isolated_container() {
     assert_eq!(input.len(), 1, "{input:?}");
     assert_eq!(std::fs::read_to_string(&input[0]).unwrap(), "input\n");
 
-    let runs = all_runs(&env);
+    let runs = program_runs(&env, "p");
     assert_eq!(runs.len(), 3, "{runs:?}");
     let project = env.project.to_str().unwrap();
     for r in &runs {

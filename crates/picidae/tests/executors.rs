@@ -4,13 +4,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::{bin, text, value_contract, Env};
+use common::remote::{kill_9_and_readopt, program_runs};
+use common::{value_contract, Env};
 use picidae_core::RunStatus;
-use picidae_store::{AttemptFilter, Run};
 
 fn slurm_works() -> bool {
     let ok = std::process::Command::new("sinfo")
@@ -28,20 +24,6 @@ fn slurm_works() -> bool {
     ok
 }
 
-fn all_runs(env: &Env) -> Vec<Run> {
-    let store = env.store();
-    let p = store.program("p").unwrap();
-    store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
-        .iter()
-        .flat_map(|a| store.runs_of_attempt(a.id).unwrap())
-        .collect()
-}
-
 #[test]
 fn slurm_runs_the_contract_and_a_restart_readopts_the_job_in_flight() {
     if !slurm_works() {
@@ -56,45 +38,9 @@ fn slurm_runs_the_contract_and_a_restart_readopts_the_job_in_flight() {
         ("value.txt", "10\n"),
     ]);
     env.queue_program("p", &["5", "7", "3"], &["--executor", "slurm"]);
-    let mut child = bin()
-        .arg("--project")
-        .arg(&env.project)
-        .args(["run", "p", "-n", "3", "--plain"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the second explore attempt's job is running on Slurm, then SIGKILL Picidae.
-    let start = Instant::now();
-    let job = loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "no Slurm job started: {:?}",
-            all_runs(&env)
-        );
-        let runs = all_runs(&env);
-        if let Some(r) = runs
-            .iter()
-            .find(|r| r.status == RunStatus::Running && r.executor_ref.is_some() && runs.len() >= 3)
-        {
-            break r.clone();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    child.kill().unwrap();
-    let _ = child.wait();
+    let (job, runs) = kill_9_and_readopt(&env, "slurm", "slurm:", &[]);
     let job_id = job.executor_ref.clone().unwrap();
-    assert!(job_id.starts_with("slurm:"), "{job_id}");
-    assert_eq!(job.executor, "slurm");
-
-    // Restart: the job is waited for again, its seed is not run twice, the loop goes on.
-    let o = env.picidae(&["run", "p", "-n", "1", "--plain"]);
-    let out = text(&o);
-    assert!(o.status.success(), "{out}");
-    assert!(out.contains("1 remote run(s) re-adopted"), "{out}");
-    let runs = all_runs(&env);
     let readopted = runs.iter().find(|r| r.id == job.id).unwrap();
-    assert_eq!(readopted.status, RunStatus::Succeeded, "{readopted:?}");
     let log = std::fs::read_to_string(
         std::path::Path::new(readopted.log_dir.as_ref().unwrap()).join("stdout.log"),
     )
@@ -103,26 +49,6 @@ fn slurm_runs_the_contract_and_a_restart_readopts_the_job_in_flight() {
         log.contains(&format!("job={}", &job_id["slurm:".len()..])),
         "the run's output is the Slurm job's: {log}"
     );
-    let mut per_seed: BTreeMap<(i64, i64), usize> = BTreeMap::new();
-    for r in &runs {
-        if r.status != RunStatus::Cancelled {
-            *per_seed.entry((r.attempt_id, r.seed)).or_default() += 1;
-        }
-        assert!(r.status.is_terminal(), "{r:?}");
-        assert_eq!(r.executor, "slurm");
-    }
-    assert!(
-        per_seed.values().all(|n| *n == 1),
-        "a seed ran twice: {per_seed:?}"
-    );
-    let p = env.store().program("p").unwrap();
-    eprintln!(
-        "{} runs on Slurm, job {job_id} re-adopted after kill -9; frontier {:?}",
-        runs.len(),
-        p.frontier_value
-    );
-    // Baseline 10, then 5 (kept), 7 (discarded), 3 (kept): the frontier is the last keep.
-    assert_eq!(p.frontier_value, Some(3.0));
 }
 
 /// The same contract on a host reached over SSH (a private sshd on loopback): checkouts are
@@ -149,7 +75,7 @@ fn ssh_runs_the_contract_on_a_remote_host() {
     env.queue_program("p", &["5", "7"], &["--executor", &url]);
     let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
     assert!(out.contains("2 attempts: 1 kept, 1 discarded"), "{out}");
-    let runs = all_runs(&env);
+    let runs = program_runs(&env, "p");
     assert_eq!(runs.len(), 3, "{runs:?}");
     for r in &runs {
         assert_eq!(r.executor, "ssh", "{r:?}");

@@ -6,28 +6,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, text, value_contract, Env};
+use common::remote::{kill_9_and_readopt, program_runs};
+use common::{bin, value_contract, Env};
 use picidae_core::RunStatus;
 use picidae_exec::testing::ray::{ray_address, ray_cluster};
-use picidae_store::{AttemptFilter, Run};
-
-fn all_runs(env: &Env) -> Vec<Run> {
-    let store = env.store();
-    let p = store.program("p").unwrap();
-    store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap()
-        .iter()
-        .flat_map(|a| store.runs_of_attempt(a.id).unwrap())
-        .collect()
-}
+use picidae_store::Run;
 
 fn wait_for_running_job(env: &Env, min_runs: usize) -> Run {
     let start = Instant::now();
@@ -35,9 +21,9 @@ fn wait_for_running_job(env: &Env, min_runs: usize) -> Run {
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "no Ray job started: {:?}",
-            all_runs(env)
+            program_runs(env, "p")
         );
-        let runs = all_runs(env);
+        let runs = program_runs(env, "p");
         if let Some(r) = runs.iter().find(|r| {
             r.status == RunStatus::Running
                 && r.executor_ref
@@ -65,59 +51,19 @@ fn ray_runs_the_contract_and_a_restart_readopts_the_job_in_flight() {
         ("value.txt", "10\n"),
     ]);
     env.queue_program("p", &["5", "7", "3"], &["--executor", &ray_address()]);
-    let mut child = bin()
-        .arg("--project")
-        .arg(&env.project)
-        .args(["run", "p", "-n", "3", "--plain"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The second explore attempt's job runs on Ray: SIGKILL Picidae.
-    let job = wait_for_running_job(&env, 3);
-    child.kill().unwrap();
-    let _ = child.wait();
-    let handle = job.executor_ref.clone().unwrap();
-    assert_eq!(job.executor, "ray");
-    // Recorded on the node that runs it, with that node's fingerprint.
+    let (job, runs) = kill_9_and_readopt(&env, "ray", "ray:", &[]);
+    // Recorded on the node that ran it, with that node's fingerprint.
     assert!(
         job.host.as_deref().is_some_and(|h| !h.is_empty()),
         "{job:?}"
     );
     assert!(job.fingerprint.is_some(), "{job:?}");
-
-    let o = env.picidae(&["run", "p", "-n", "1", "--plain"]);
-    let out = text(&o);
-    assert!(o.status.success(), "{out}");
-    assert!(out.contains("1 remote run(s) re-adopted"), "{out}");
-    let runs = all_runs(&env);
     let readopted = runs.iter().find(|r| r.id == job.id).unwrap();
-    assert_eq!(readopted.status, RunStatus::Succeeded, "{readopted:?}");
     let log = std::fs::read_to_string(
         std::path::Path::new(readopted.log_dir.as_ref().unwrap()).join("stdout.log"),
     )
     .unwrap();
     assert!(log.contains("node=") && log.contains("score: "), "{log}");
-    let mut per_seed: BTreeMap<(i64, i64), usize> = BTreeMap::new();
-    for r in &runs {
-        if r.status != RunStatus::Cancelled {
-            *per_seed.entry((r.attempt_id, r.seed)).or_default() += 1;
-        }
-        assert!(r.status.is_terminal(), "{r:?}");
-        assert_eq!(r.executor, "ray");
-    }
-    assert!(
-        per_seed.values().all(|n| *n == 1),
-        "a seed ran twice: {per_seed:?}"
-    );
-    let p = env.store().program("p").unwrap();
-    eprintln!(
-        "{} runs on Ray, job {handle} re-adopted after kill -9; frontier {:?}",
-        runs.len(),
-        p.frontier_value
-    );
-    // Baseline 10, then 5 (kept), 7 (discarded), 3 (kept).
-    assert_eq!(p.frontier_value, Some(3.0));
 }
 
 #[test]

@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::api::{RayApi, RayJobInfo};
 use super::{ray_start_line, ID_PREFIX};
-use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
-use crate::framed::{self, settled_len, Phase};
-use crate::logs::{append_log, LogSink};
+use crate::framed::{self, LogStream, Phase};
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
-use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
+use crate::{ExecError, Fingerprint, RunOutcome, RunRequest};
 
 /// A job the cluster does not know for this long counts as lost.
 const UNKNOWN_LIMIT: Duration = Duration::from_secs(30);
@@ -76,13 +74,6 @@ impl RayRun {
     /// first). Returns [`ExecError::RayJobLost`] when it ended for reasons outside the run
     /// (the cluster lost it, its runtime environment could not be set up).
     pub fn wait(self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
-        let out_path = &self.req.stdout_path;
-        let out = LogSink::new(
-            append_log(out_path)?,
-            out_path.clone(),
-            self.req.log_cap_bytes,
-            STDOUT_TAIL_BYTES,
-        );
         let timing = Timing {
             poll_interval: self.poll_interval,
             timeout: self.req.timeout,
@@ -92,35 +83,18 @@ impl RayRun {
         };
         let mut watch = Watch {
             run: &self,
-            out,
-            written: 0,
+            log: LogStream::open(&self.req, &self.job_id, Some(ray_start_line(&self.job_id)))?,
             unknown_since: None,
         };
         let driven = drive(&mut watch, &timing, cancel)?;
         let (timed_out, cancelled) = (driven.timed_out(), driven.cancelled());
-        let started = driven.started;
         let (info, log) = driven.end?;
-        // Everything the job printed, less its frames; the metrics file it carried home.
-        let parts = framed::split(
-            &log,
-            &self.job_id,
-            Some(&ray_start_line(&self.job_id)),
-            true,
+        let (stdout, _) = watch.log.finish(&log, self.metrics_path.as_deref())?;
+        let (started_at, finished_at, wall_secs) = framed::span(
+            driven.started.map(|(_, ms)| ms),
+            info.start_time,
+            info.end_time,
         );
-        let mut out = watch.out;
-        if let Some(rest) = parts.body.get(watch.written..) {
-            out.push(rest.as_bytes());
-        }
-        if let (Some(metrics), Some(path)) = (&parts.metrics, &self.metrics_path) {
-            if !metrics.is_empty() {
-                framed::write_metrics(path, metrics)?;
-            }
-        }
-        let stdout = out.finish();
-        let now = now_unix_ms();
-        let started_at = started.map(|(_, ms)| ms).or(info.start_time).unwrap_or(now);
-        let finished_at = info.end_time.filter(|e| *e >= started_at).unwrap_or(now);
-        let wall_secs = (finished_at - started_at).max(0) as f64 / 1000.0;
         let (exit_code, signal) = match info.driver_exit_code {
             Some(c) if (129..=192).contains(&c) => (None, Some(c - 128)),
             Some(c) if c < 0 => (None, Some(-c)),
@@ -154,31 +128,8 @@ fn is_terminal(status: &str) -> bool {
 /// The job as the driver sees it: its state and its log, streamed into the local file.
 struct Watch<'a> {
     run: &'a RayRun,
-    out: LogSink,
-    /// Bytes of the log's body already written out.
-    written: usize,
+    log: LogStream,
     unknown_since: Option<Instant>,
-}
-
-impl Watch<'_> {
-    /// Writes out the settled part of the log's body that is new since the last look.
-    fn stream(&mut self, log: &str) {
-        let parts = framed::split(
-            log,
-            &self.run.job_id,
-            Some(&ray_start_line(&self.run.job_id)),
-            false,
-        );
-        if parts.node.is_none() {
-            // The header is not complete yet: nothing of the command's to show.
-            return;
-        }
-        let upto = settled_len(&parts.body);
-        if upto > self.written {
-            self.out.push(&parts.body.as_bytes()[self.written..upto]);
-            self.written = upto;
-        }
-    }
 }
 
 impl RemoteJob for Watch<'_> {
@@ -203,7 +154,7 @@ impl RemoteJob for Watch<'_> {
         self.unknown_since = None;
         // The state first, then the log: a job seen over has printed all it will.
         let log = run.api.logs(&run.job_id)?;
-        self.stream(&log);
+        self.log.update(&log);
         match info.status.as_str() {
             "PENDING" => Ok(Observed::Pending),
             "RUNNING" => Ok(Observed::Running {

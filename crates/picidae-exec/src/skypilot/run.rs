@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use super::cli::{self, SkyJob};
 use super::{handle, SkyOptions, Target};
-use crate::call::now_unix_ms;
 use crate::executor::RunHandle;
-use crate::framed::{self, settled_len, Phase};
-use crate::logs::{append_log, note_in_log, LogSink};
+use crate::framed::{self, LogStream, Phase};
+use crate::logs::note_in_log;
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
-use crate::{ExecError, Fingerprint, RunOutcome, RunRequest, STDOUT_TAIL_BYTES};
+use crate::{ExecError, Fingerprint, RunOutcome, RunRequest};
 
 /// A job the queue no longer lists for this long counts as lost.
 const UNKNOWN_LIMIT: Duration = Duration::from_secs(120);
@@ -78,13 +77,6 @@ impl SkyRun {
     /// first). A job SkyPilot could not start (no resources, a failed setup, a lost
     /// controller) is [`ExecError::SkyJobLost`].
     pub fn wait(self, cancel: &AtomicBool) -> Result<RunOutcome, ExecError> {
-        let out_path = &self.req.stdout_path;
-        let out = LogSink::new(
-            append_log(out_path)?,
-            out_path.clone(),
-            self.req.log_cap_bytes,
-            STDOUT_TAIL_BYTES,
-        );
         let timing = Timing {
             poll_interval: self.opts.poll_interval,
             timeout: self.req.timeout,
@@ -94,39 +86,24 @@ impl SkyRun {
         };
         let mut watch = Watch {
             run: &self,
-            out,
-            written: 0,
+            log: LogStream::open(&self.req, &self.nonce, None)?,
             recoveries: None,
             restarts: 0,
             unknown_since: None,
         };
         let driven = drive(&mut watch, &timing, cancel)?;
         let (timed_out, cancelled) = (driven.timed_out(), driven.cancelled());
-        let started = driven.started;
         let (info, log) = driven.end?;
-        let parts = framed::split(&log, &self.nonce, None, true);
-        let mut out = watch.out;
-        if let Some(rest) = parts.body.get(watch.written..) {
-            out.push(rest.as_bytes());
-        }
-        if let (Some(metrics), Some(path)) = (&parts.metrics, &self.metrics_path) {
-            if !metrics.is_empty() {
-                framed::write_metrics(path, metrics)?;
-            }
-        }
-        let stdout = out.finish();
-        let now = now_unix_ms();
+        let restarts = watch.restarts;
+        let (stdout, trailer_status) = watch.log.finish(&log, self.metrics_path.as_deref())?;
         let secs = |s: Option<f64>| s.filter(|s| *s > 0.0).map(|s| (s * 1000.0) as i64);
-        let started_at = started
-            .map(|(_, ms)| ms)
-            .or(secs(info.start_at))
-            .unwrap_or(now);
-        let finished_at = secs(info.end_at)
-            .filter(|e| *e >= started_at)
-            .unwrap_or(now);
-        let wall_secs = (finished_at - started_at).max(0) as f64 / 1000.0;
+        let (started_at, finished_at, wall_secs) = framed::span(
+            driven.started.map(|(_, ms)| ms),
+            secs(info.start_at),
+            secs(info.end_at),
+        );
         let status = info.status.as_deref().unwrap_or("");
-        let code = parts.status.or(match status {
+        let code = trailer_status.or(match status {
             "SUCCEEDED" => Some(0),
             "FAILED" => Some(1),
             _ => None,
@@ -154,7 +131,7 @@ impl SkyRun {
             stdout_tail: String::from_utf8_lossy(&stdout.tail).into_owned(),
             started_at_unix_ms: started_at,
             finished_at_unix_ms: finished_at,
-            restarts: watch.restarts,
+            restarts,
         })
     }
 }
@@ -162,9 +139,7 @@ impl SkyRun {
 /// The job as the driver sees it.
 struct Watch<'a> {
     run: &'a SkyRun,
-    out: LogSink,
-    /// Bytes of the current execution's log body already written out.
-    written: usize,
+    log: LogStream,
     /// The recovery count last seen (managed jobs).
     recoveries: Option<u32>,
     restarts: u32,
@@ -172,22 +147,6 @@ struct Watch<'a> {
 }
 
 impl Watch<'_> {
-    fn stream(&mut self, log: &str) {
-        let parts = framed::split(log, &self.run.nonce, None, false);
-        if parts.node.is_none() {
-            return;
-        }
-        let upto = settled_len(&parts.body);
-        if upto < self.written {
-            // The log starts over (a new instance after a recovery).
-            self.written = 0;
-        }
-        if upto > self.written {
-            self.out.push(&parts.body.as_bytes()[self.written..upto]);
-            self.written = upto;
-        }
-    }
-
     fn lost(&self, reason: String) -> Observed<<Self as RemoteJob>::End> {
         Observed::Ended(Err(ExecError::SkyJobLost {
             job: handle(&self.run.target, self.run.job, &self.run.nonce),
@@ -224,8 +183,8 @@ impl RemoteJob for Watch<'_> {
                     "[picidae: the instance was preempted; SkyPilot recovered the job (recovery {count}) and the run starts over]\n"
                 ),
             );
-            self.out
-                .push(b"\n[picidae: the run starts over on a new instance]\n");
+            self.log
+                .note("\n[picidae: the run starts over on a new instance]\n");
             return Ok(Observed::Restarted);
         }
         let status = info.status.clone().unwrap_or_default();
@@ -238,7 +197,7 @@ impl RemoteJob for Watch<'_> {
             },
             "SUCCEEDED" | "FAILED" | "CANCELLED" => {
                 let log = cli::logs(&run.opts, &run.target, run.job)?;
-                self.stream(&log);
+                self.log.update(&log);
                 return Ok(Observed::Ended(Ok((info, log))));
             }
             other => {
@@ -248,7 +207,7 @@ impl RemoteJob for Watch<'_> {
         };
         if matches!(observed, Observed::Running { .. }) {
             let log = cli::logs(&run.opts, &run.target, run.job)?;
-            self.stream(&log);
+            self.log.update(&log);
         }
         Ok(observed)
     }
