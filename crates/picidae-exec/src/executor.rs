@@ -4,7 +4,9 @@
 
 use std::sync::atomic::AtomicBool;
 
-use crate::{ExecError, RunOutcome, RunRequest};
+use std::time::Duration;
+
+use crate::{ExecError, Fingerprint, RunOutcome, RunRequest};
 
 /// Something that can start runs.
 pub trait Executor: Send + Sync {
@@ -23,4 +25,16 @@ pub trait RunHandle: Send {
 
     /// Blocks until the run finishes, times out, or `cancel` becomes true.
     fn wait(self: Box<Self>, cancel: &AtomicBool) -> Result<RunOutcome, ExecError>;
+}
+
+/// A started job on a shared cluster (Ray, SkyPilot), which says which node runs it.
+pub trait ClusterRun: RunHandle {
+    /// Waits until the job runs on a node and returns that node's fingerprint; `None` when
+    /// the job ended first, `cancel` was set, `limit` passed or the job never said.
+    fn node_fingerprint(
+        &self,
+        benchmark_commit: Option<&str>,
+        cancel: &AtomicBool,
+        limit: Duration,
+    ) -> Result<Option<Fingerprint>, ExecError>;
 }

@@ -78,14 +78,14 @@ pub use container::{
     ContainerState, RuntimeKind,
 };
 pub use error::ExecError;
-pub use executor::{Executor, RunHandle};
+pub use executor::{ClusterRun, Executor, RunHandle};
 pub use fingerprint::{Fingerprint, GpuInfo};
 pub use local::{
     Limits, LocalExecutor, RunningChild, POLL_INTERVAL, RUN_TOKEN_VAR, STDOUT_TAIL_BYTES,
 };
 pub use outcome::RunOutcome;
 pub use process::{group_alive, kill_group, process_alive};
-pub use request::RunRequest;
+pub use request::{JobSpec, RunRequest};
 pub use sandbox::{Sandbox, SandboxSpec};
 pub use slurm::{
     SlurmDisposition, SlurmExecutor, SlurmJobInfo, SlurmJobSpec, SlurmJobState, SlurmOptions,

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::executor::{Executor, RunHandle};
 use crate::logs::LogFiles;
-use crate::{ExecError, RunRequest};
+use crate::{ExecError, JobSpec, RunRequest};
 
 mod api;
 mod package;
@@ -92,19 +92,6 @@ impl RayOptions {
     }
 }
 
-/// What one job asks of the cluster, and where its metrics file goes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RayJobSpec {
-    /// Start of the submission id (the run's name); a random suffix makes it unique.
-    pub name: String,
-    pub cpus: Option<f64>,
-    pub gpus: Option<f64>,
-    pub memory_mb: Option<u64>,
-    /// The local path of the run's `$PICIDAE_METRICS`: the job's metrics file is written
-    /// there when it ends.
-    pub metrics_path: Option<PathBuf>,
-}
-
 /// Runs commands as jobs of a Ray cluster.
 #[derive(Debug, Clone)]
 pub struct RayExecutor {
@@ -140,7 +127,7 @@ impl RayExecutor {
     }
 
     /// Refuses a job that no alive node could hold, saying what is missing.
-    pub fn check_placeable(&self, spec: &RayJobSpec) -> Result<(), ExecError> {
+    pub fn check_placeable(&self, spec: &JobSpec) -> Result<(), ExecError> {
         let nodes: Vec<RayNode> = self
             .api
             .nodes()?
@@ -155,9 +142,10 @@ impl RayExecutor {
             return Err(refuse("the cluster has no alive node".into()));
         }
         let memory = spec.memory_mb.map(|mb| mb as f64 * 1024.0 * 1024.0);
+        let (cpus, gpus) = ray_counts(spec);
         let fits = |n: &RayNode| {
-            spec.gpus.is_none_or(|g| n.total("GPU") >= g)
-                && spec.cpus.is_none_or(|c| n.total("CPU") >= c)
+            gpus.is_none_or(|g| n.total("GPU") >= g)
+                && cpus.is_none_or(|c| n.total("CPU") >= c)
                 && memory.is_none_or(|m| n.total("memory") >= m)
         };
         if nodes.iter().any(fits) {
@@ -165,14 +153,14 @@ impl RayExecutor {
         }
         let most = |k: &str| nodes.iter().map(|n| n.total(k)).fold(0.0, f64::max);
         let mut missing = Vec::new();
-        if let Some(g) = spec.gpus.filter(|g| *g > most("GPU")) {
+        if let Some(g) = gpus.filter(|g| *g > most("GPU")) {
             missing.push(format!(
                 "{g} GPU(s) asked, the largest of {} alive node(s) has {}",
                 nodes.len(),
                 most("GPU")
             ));
         }
-        if let Some(c) = spec.cpus.filter(|c| *c > most("CPU")) {
+        if let Some(c) = cpus.filter(|c| *c > most("CPU")) {
             missing.push(format!(
                 "{c} CPU(s) asked, the largest node has {}",
                 most("CPU")
@@ -193,7 +181,7 @@ impl RayExecutor {
 
     /// Submits `req` as a job and returns its handle once the cluster accepted it (the job
     /// may still be pending).
-    pub fn spawn_with(&self, req: &RunRequest, spec: &RayJobSpec) -> Result<RayRun, ExecError> {
+    pub fn spawn_with(&self, req: &RunRequest, spec: &JobSpec) -> Result<RayRun, ExecError> {
         req.validate()?;
         self.check_placeable(spec)?;
         let logs = LogFiles::create(req)?;
@@ -235,8 +223,8 @@ impl RayExecutor {
                 "env_vars": env,
             }),
             metadata: [("picidae_run".to_string(), spec.name.clone())].into(),
-            entrypoint_num_cpus: spec.cpus,
-            entrypoint_num_gpus: spec.gpus,
+            entrypoint_num_cpus: ray_counts(spec).0,
+            entrypoint_num_gpus: ray_counts(spec).1,
             entrypoint_memory: spec.memory_mb.map(|mb| mb * 1024 * 1024),
         };
         self.api.submit(&submit)?;
@@ -286,15 +274,21 @@ impl RayExecutor {
     }
 }
 
+/// The CPUs and GPUs a job asks, as Ray counts them (`None`: not asked).
+fn ray_counts(spec: &JobSpec) -> (Option<f64>, Option<f64>) {
+    let some = |n: u32| (n > 0).then_some(f64::from(n));
+    (some(spec.cpus), some(spec.gpus))
+}
+
 impl Executor for RayExecutor {
     fn name(&self) -> &str {
         "ray"
     }
 
     fn spawn(&self, req: &RunRequest) -> Result<Box<dyn RunHandle>, ExecError> {
-        let spec = RayJobSpec {
+        let spec = JobSpec {
             name: "picidae".into(),
-            ..RayJobSpec::default()
+            ..JobSpec::default()
         };
         Ok(Box::new(self.spawn_with(req, &spec)?))
     }

@@ -1,4 +1,5 @@
-//! [`RunRequest`]: everything the executor needs to start one run.
+//! [`RunRequest`]: everything the executor needs to start one run; [`JobSpec`]: what a job
+//! on a shared cluster (Ray, SkyPilot) asks of it besides.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,4 +72,19 @@ impl RunRequest {
         }
         Ok(())
     }
+}
+
+/// What one run's job asks of a shared cluster (Ray, SkyPilot), and where its metrics file
+/// comes home.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobSpec {
+    /// The job's name (the run's); engines that need unique ids add a random suffix.
+    pub name: String,
+    /// CPUs, GPUs (0: none asked) and memory in MiB.
+    pub cpus: u32,
+    pub gpus: u32,
+    pub memory_mb: Option<u64>,
+    /// The local path of the run's `$PICIDAE_METRICS`: the job's metrics file is written
+    /// there when it ends.
+    pub metrics_path: Option<PathBuf>,
 }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::logs::LogFiles;
-use crate::{ExecError, RunRequest};
+use crate::{ExecError, JobSpec, RunRequest};
 
 mod cli;
 mod run;
@@ -76,18 +76,6 @@ impl Default for SkyOptions {
     }
 }
 
-/// What one task asks for, and where its metrics file goes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SkyJobSpec {
-    /// The task's name (the run's name).
-    pub name: String,
-    pub cpus: Option<u32>,
-    pub gpus: Option<u32>,
-    pub memory_mb: Option<u64>,
-    /// The local path of the run's `$PICIDAE_METRICS`.
-    pub metrics_path: Option<PathBuf>,
-}
-
 /// Where a job lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -119,7 +107,7 @@ impl SkyExecutor {
 
     /// Writes the task next to the run's stdout log and launches it, detached; the handle
     /// comes back once SkyPilot accepted the job.
-    pub fn spawn_with(&self, req: &RunRequest, spec: &SkyJobSpec) -> Result<SkyRun, ExecError> {
+    pub fn spawn_with(&self, req: &RunRequest, spec: &JobSpec) -> Result<SkyRun, ExecError> {
         req.validate()?;
         let nonce = task::nonce(&spec.name);
         let task = task_json(req, spec, &self.opts, &nonce)?;

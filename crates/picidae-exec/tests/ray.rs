@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use picidae_exec::ray::{RayExecutor, RayJobSpec};
+use picidae_exec::ray::RayExecutor;
 use picidae_exec::testing::ray::ray_cluster;
-use picidae_exec::{ExecError, RunHandle, RunRequest};
+use picidae_exec::{ExecError, JobSpec, RunHandle, RunRequest};
 
 fn request(dir: &Path, command: &str, timeout: Duration) -> RunRequest {
     let checkout = dir.join("checkout");
@@ -35,11 +35,11 @@ fn request(dir: &Path, command: &str, timeout: Duration) -> RunRequest {
     }
 }
 
-fn spec(dir: &Path, name: &str) -> RayJobSpec {
-    RayJobSpec {
+fn spec(dir: &Path, name: &str) -> JobSpec {
+    JobSpec {
         name: format!("picidae-test-{name}"),
-        cpus: Some(1.0),
-        gpus: None,
+        cpus: 1,
+        gpus: 0,
         memory_mb: None,
         metrics_path: Some(dir.join("run/metrics.jsonl")),
     }
@@ -197,7 +197,7 @@ fn a_job_no_node_can_hold_is_refused_with_the_reason() {
     let d = tempfile::tempdir().unwrap();
     let req = request(d.path(), "true", Duration::from_secs(60));
     let mut s = spec(d.path(), "refused");
-    s.gpus = Some(64.0);
+    s.gpus = 64;
     match ex.spawn_with(&req, &s) {
         Err(ExecError::Refused { reason, .. }) => {
             assert!(reason.contains("64 GPU(s) asked"), "{reason}");

@@ -14,10 +14,10 @@ use std::time::Duration;
 use picidae_core::{
     Assignment, AttemptKind, Boundary, Contract, RunBreach, RunStatus, SCREEN_SEED,
 };
-use picidae_exec::ray::RayJobSpec;
-use picidae_exec::skypilot::SkyJobSpec;
 use picidae_exec::slurm::{SlurmJobSpec, SlurmResources};
-use picidae_exec::{LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec};
+use picidae_exec::{
+    ClusterRun, JobSpec, LocalExecutor, RunHandle, RunOutcome, RunRequest, Sandbox, SandboxSpec,
+};
 use picidae_git::Repo;
 use picidae_store::{Attempt, RunResult};
 
@@ -473,54 +473,26 @@ impl RunCtx {
                 fetch_remote_outputs(&ex, &remote_dir, run_dir);
                 Ok(outcome)
             }
-            spec @ ExecutorSpec::Ray { .. } => {
-                let ex = spec.ray().ok_or_else(|| self.no_executor())??;
+            spec @ (ExecutorSpec::Ray { .. } | ExecutorSpec::SkyPilot { .. }) => {
                 let r = &self.contract.run.resources;
-                let job = ex.spawn_with(
-                    &req,
-                    &RayJobSpec {
-                        name: self.cluster_job_name(run_id),
-                        cpus: Some(f64::from(r.cpus.max(1))),
-                        gpus: (r.gpus > 0).then_some(f64::from(r.gpus)),
-                        memory_mb: r.memory_mb,
-                        metrics_path: Some(run_dir.join("metrics.jsonl")),
-                    },
-                )?;
+                let job_spec = JobSpec {
+                    name: self.cluster_job_name(run_id),
+                    cpus: r.cpus.max(1),
+                    gpus: r.gpus,
+                    memory_mb: r.memory_mb,
+                    metrics_path: Some(run_dir.join("metrics.jsonl")),
+                };
+                let job: Box<dyn ClusterRun> = match (spec.ray(), spec.skypilot()) {
+                    (Some(ex), _) => Box::new(ex?.spawn_with(&req, &job_spec)?),
+                    (None, Some(ex)) => Box::new(ex.spawn_with(&req, &job_spec)?),
+                    (None, None) => return Err(self.no_executor()),
+                };
                 // Stored before anything waits: a restart re-adopts the job, queued or not.
                 project.store.set_run_executor_ref(run_id, &job.id())?;
                 let node = job.node_fingerprint(Some(&self.base_commit), cancel, Duration::MAX)?;
-                self.wait_on_node(
-                    project,
-                    (run_id, run_dir),
-                    Box::new(job),
-                    node,
-                    cancel,
-                    || events(&started),
-                )
-            }
-            spec @ ExecutorSpec::SkyPilot { .. } => {
-                let ex = spec.skypilot().ok_or_else(|| self.no_executor())?;
-                let r = &self.contract.run.resources;
-                let job = ex.spawn_with(
-                    &req,
-                    &SkyJobSpec {
-                        name: self.cluster_job_name(run_id),
-                        cpus: Some(r.cpus.max(1)),
-                        gpus: (r.gpus > 0).then_some(r.gpus),
-                        memory_mb: r.memory_mb,
-                        metrics_path: Some(run_dir.join("metrics.jsonl")),
-                    },
-                )?;
-                project.store.set_run_executor_ref(run_id, &job.id())?;
-                let node = job.node_fingerprint(Some(&self.base_commit), cancel, Duration::MAX)?;
-                self.wait_on_node(
-                    project,
-                    (run_id, run_dir),
-                    Box::new(job),
-                    node,
-                    cancel,
-                    || events(&started),
-                )
+                self.wait_on_node(project, (run_id, run_dir), job, node, cancel, || {
+                    events(&started)
+                })
             }
             // Handled before a checkout is made.
             ExecutorSpec::Workers { .. } => Err(self.no_executor()),
@@ -568,11 +540,12 @@ impl RunCtx {
         &self,
         project: &mut Project,
         run: (i64, &Path),
-        job: Box<dyn RunHandle>,
+        job: Box<dyn ClusterRun>,
         node: Option<picidae_exec::Fingerprint>,
         cancel: &AtomicBool,
         started: impl FnOnce(),
     ) -> Result<RunOutcome, SchedError> {
+        let job: Box<dyn RunHandle> = job;
         let Some(fp) = node else {
             return self.wait_remote(project, run, job, self.here(), cancel, started);
         };

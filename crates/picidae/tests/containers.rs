@@ -11,11 +11,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::remote::program_runs;
 use common::{value_contract, Env};
 use picidae_core::RunStatus;
 use picidae_exec::testing;
 use picidae_exec::RuntimeKind;
-use common::remote::program_runs;
 
 /// What a run reports about its view of the machine; only busybox tools (the image has
 /// nothing else). `BENCH` and `STORE` are host paths outside every mount.

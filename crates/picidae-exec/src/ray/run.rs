@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::api::{RayApi, RayJobInfo};
 use super::{ray_start_line, ID_PREFIX};
-use crate::executor::RunHandle;
+use crate::executor::{ClusterRun, RunHandle};
 use crate::framed::{self, LogStream, Phase};
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
 use crate::{ExecError, Fingerprint, RunOutcome, RunRequest};
@@ -186,6 +186,17 @@ impl RemoteJob for Watch<'_> {
         // Ray's own stop sends SIGTERM to the job's processes and SIGKILL a few seconds
         // later; a repeated stop is harmless.
         self.run.api.stop(&self.run.job_id)
+    }
+}
+
+impl ClusterRun for RayRun {
+    fn node_fingerprint(
+        &self,
+        benchmark_commit: Option<&str>,
+        cancel: &AtomicBool,
+        limit: Duration,
+    ) -> Result<Option<Fingerprint>, ExecError> {
+        RayRun::node_fingerprint(self, benchmark_commit, cancel, limit)
     }
 }
 

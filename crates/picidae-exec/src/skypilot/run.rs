@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::cli::{self, SkyJob};
 use super::{handle, SkyOptions, Target};
-use crate::executor::RunHandle;
+use crate::executor::{ClusterRun, RunHandle};
 use crate::framed::{self, LogStream, Phase};
 use crate::logs::note_in_log;
 use crate::remote::{drive, Observed, RemoteJob, Stop, Timing};
@@ -214,6 +214,17 @@ impl RemoteJob for Watch<'_> {
 
     fn stop(&mut self, _how: Stop) -> Result<(), ExecError> {
         cli::cancel(&self.run.opts, &self.run.target, self.run.job)
+    }
+}
+
+impl ClusterRun for SkyRun {
+    fn node_fingerprint(
+        &self,
+        benchmark_commit: Option<&str>,
+        cancel: &AtomicBool,
+        limit: Duration,
+    ) -> Result<Option<Fingerprint>, ExecError> {
+        SkyRun::node_fingerprint(self, benchmark_commit, cancel, limit)
     }
 }
 

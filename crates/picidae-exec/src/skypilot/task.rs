@@ -4,20 +4,21 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{SkyJobSpec, SkyOptions};
-use crate::{ExecError, RunRequest};
+use super::SkyOptions;
+use crate::{ExecError, JobSpec, RunRequest};
 
 pub(crate) use crate::framed::{nonce, valid_nonce};
 
 /// The task for `req`, its workdir staged beside the run's logs (`skypilot-workdir/`).
 pub fn task_json(
     req: &RunRequest,
-    spec: &SkyJobSpec,
+    spec: &JobSpec,
     opts: &SkyOptions,
     nonce: &str,
 ) -> Result<Value, ExecError> {
     let mut resources = Map::new();
-    if let Some(g) = spec.gpus.filter(|g| *g > 0) {
+    if spec.gpus > 0 {
+        let g = spec.gpus;
         let Some(kind) = opts.gpu.as_deref() else {
             return Err(ExecError::Refused {
                 executor: "skypilot".into(),
@@ -28,8 +29,8 @@ pub fn task_json(
         };
         resources.insert("accelerators".into(), json!(format!("{kind}:{g}")));
     }
-    if let Some(c) = spec.cpus.filter(|c| *c > 0) {
-        resources.insert("cpus".into(), json!(format!("{c}+")));
+    if spec.cpus > 0 {
+        resources.insert("cpus".into(), json!(format!("{}+", spec.cpus)));
     }
     if let Some(mb) = spec.memory_mb {
         // SkyPilot counts memory in GB.
