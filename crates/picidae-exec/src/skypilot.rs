@@ -9,7 +9,7 @@
 //!   recovers a preempted spot instance by starting the task again elsewhere. Picidae sees the
 //!   job go `RECOVERING` and back: the run is not failed, its clock starts again with the new
 //!   instance, and the recovery is noted in its log and counted in the outcome
-//!   ([`RunOutcome::restarts`](crate::RunOutcome::restarts)). States from
+//!   ([`RunOutcome::restarts`](crate::RunOutcome::restarts), stored with the run). States from
 //!   `sky jobs queue -o json`, logs from `sky jobs logs`, cancel with `sky jobs cancel`.
 //!
 //! The task (see `task`) is written next to the run's logs: resources from the run's

@@ -243,6 +243,7 @@ mod tests {
             queued_at: 0,
             started_at: None,
             finished_at: None,
+            restarts: 0,
         };
         let runs = vec![inc(0, 1.0), inc(1, 2.0)];
         let d = seed_diffs(Goal::Minimize, &[seed(0, 0.5), seed(1, 1.0)], &runs, true);

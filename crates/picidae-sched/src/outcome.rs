@@ -20,6 +20,7 @@ impl RunCtx {
             wall_secs: Some(o.wall_secs),
             peak_rss_kb: o.peak_rss_kb.map(|k| k as i64),
             peak_gpu_mb: o.peak_gpu_mb.map(|m| m as i64),
+            restarts: i64::from(o.restarts),
             over_budget: o.over_budget,
             ..Default::default()
         };

@@ -41,6 +41,10 @@ pub struct Run {
     pub queued_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Times the engine started the run over on a new machine (a preempted spot instance
+    /// SkyPilot recovered); the run is still one run.
+    #[serde(default)]
+    pub restarts: i64,
 }
 
 /// One succeeded run's primary value, by attempt and seed ([`Store::seed_values`]).
@@ -67,6 +71,8 @@ pub struct RunResult {
     /// How the run breached its containment, if it did.
     pub breach: Option<RunBreach>,
     pub error: Option<String>,
+    /// Times the engine started the run over on a new machine (a recovered spot instance).
+    pub restarts: i64,
 }
 
 impl Store {
@@ -266,7 +272,7 @@ pub(crate) fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
         "UPDATE runs SET status = ?2, exit_code = ?3, signal = ?4, wall_secs = ?5,
                 peak_rss_kb = ?6, over_budget = ?7, metrics_json = ?8, primary_value = ?9,
                 violations_json = ?10, error = ?11, finished_at = ?12, peak_gpu_mb = ?13,
-                breach = ?14
+                breach = ?14, restarts = ?15
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![
             id,
@@ -282,7 +288,8 @@ pub(crate) fn finish_in(tx: &Db, id: i64, r: &RunResult) -> Result<()> {
             r.error,
             now_ms(),
             r.peak_gpu_mb,
-            r.breach.map(|b| b.as_str())
+            r.breach.map(|b| b.as_str()),
+            r.restarts
         ],
     )?;
     if n == 1 {
@@ -337,7 +344,7 @@ pub(crate) const RUN_COLS: &str =
     "id, attempt_id, program_id, seed, status, executor, pid, pgid, host, \
     exit_code, signal, wall_secs, peak_rss_kb, over_budget, metrics_json, primary_value, \
     violations_json, fingerprint, log_dir, error, queued_at, started_at, finished_at, \
-    executor_ref, peak_gpu_mb, breach";
+    executor_ref, peak_gpu_mb, breach, restarts";
 
 pub(crate) fn run_from_row(r: &Row) -> DbResult<Run> {
     let status: String = r.get(4)?;
@@ -380,5 +387,6 @@ pub(crate) fn run_from_row(r: &Row) -> DbResult<Run> {
             .map(|b| b.parse())
             .transpose()
             .map_err(|e| conv_err(25, e))?,
+        restarts: r.get(26)?,
     })
 }

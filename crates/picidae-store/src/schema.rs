@@ -440,6 +440,12 @@ CREATE INDEX contributions_token ON contributions (token_id);
 "#,
         postgres: None,
     },
+    // 15: how many times a run's engine started it over on a new machine (a preempted spot
+    // instance SkyPilot recovered): the run stays one run, counted once.
+    Migration {
+        sqlite: "ALTER TABLE runs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
+        postgres: None,
+    },
 ];
 
 /// Migration 3 on PostgreSQL: the same dedup keys, and the memory's full-text index as a

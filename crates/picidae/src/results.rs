@@ -269,6 +269,7 @@ pub fn show_attempt_json(project: &Project, program: &str, seq: i64) -> Result<(
                 "peak_gpu_mb": r.peak_gpu_mb,
                 "over_budget": r.over_budget,
                 "breach": r.breach,
+                "restarts": r.restarts,
                 "primary_value": r.primary_value,
                 "metrics": r.metrics,
                 "violations": r.violations,
