@@ -326,15 +326,28 @@ impl Runner<'_> {
         Ok(Dispatch::Started(Box::new(attempt), need))
     }
 
-    /// The most runs an attempt takes: one under plain keep/revert, all of the policy's seeds
-    /// when it verifies, and its screen run where the contract declares a `[screen]` stage.
+    /// The most runs an attempt takes: one under plain keep/revert; when it verifies, the
+    /// most seeds a candidate may get (sequential verification's cap) plus, when candidates
+    /// are paired with their incumbent, the incumbent seeds that may still have to be run to
+    /// match them; and its screen run where the contract declares a `[screen]` stage.
     fn need(&self) -> u32 {
-        let seeds = if self.policy.verifies() {
-            self.policy.seeds
+        if !self.policy.verifies() {
+            return 1 + u32::from(self.contract.screen.is_some());
+        }
+        let seeds = self.policy.seed_cap();
+        let top_up = if self.policy.paired {
+            let store = &self.project.store;
+            let incumbent_seeds = store
+                .program_by_id(self.program.id)
+                .ok()
+                .and_then(|p| p.frontier_attempt_id)
+                .and_then(|id| store.runs_of_attempt(id).ok())
+                .map_or(0, |runs| runs.len() as u32);
+            seeds.saturating_sub(incumbent_seeds)
         } else {
-            1
+            0
         };
-        seeds + u32::from(self.contract.screen.is_some())
+        seeds + top_up + u32::from(self.contract.screen.is_some())
     }
 
     /// An attempt a dead harness committed or queued but never started goes (back) into the

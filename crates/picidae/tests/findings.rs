@@ -365,3 +365,26 @@ fn a_new_environment_gets_its_own_noise_floor_before_any_comparison() {
     let f = store.finding_for_attempt(attempts[3].id).unwrap().unwrap();
     assert_eq!(f.incumbent_attempt_id, attempts[2].id);
 }
+
+/// A run budget holds when candidates are verified sequentially and paired with their
+/// incumbent: an attempt is admitted only if its most seeds (the sequential cap) and the
+/// incumbent seeds that may have to be run to match them still fit.
+#[test]
+fn the_run_budget_holds_under_sequential_paired_verification() {
+    let env = Env::truth(GOOD_EVALUATOR, VERIFY);
+    let actions: Vec<String> = (0..8)
+        .map(|i| format!("{} {} step{i}", 9 - i, 9 - i))
+        .collect();
+    let refs: Vec<&str> = actions.iter().map(String::as_str).collect();
+    env.queue_program("p", &refs, &[]);
+    env.ok(&["program", "set", "p", "--max-runs", "30"]);
+    let out = env.ok(&["run", "p", "-n", "8", "--plain"]);
+    let store = env.store();
+    let runs = store.run_count(None).unwrap();
+    assert!(runs <= 30, "{runs} runs spent on a budget of 30\n{out}");
+    assert!(
+        runs >= 10,
+        "the budget stopped it too early: {runs} runs\n{out}"
+    );
+    assert!(out.contains("run budget is spent"), "{out}");
+}
