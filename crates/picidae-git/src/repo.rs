@@ -173,6 +173,34 @@ impl Repo {
         Git::new(&self.pin, &self.identity)
     }
 
+    /// A clone of this repository at `dst` (a new directory), checked out at this
+    /// repository's `HEAD`; returns the benchmark directory inside it. An arena gives each of
+    /// its programs one, so no program sees another's attempts as its own history.
+    pub fn clone_to(&self, dst: &Path) -> Result<PathBuf> {
+        if dst.exists() {
+            return Err(GitError::InvalidArgument(format!(
+                "{} already exists",
+                dst.display()
+            )));
+        }
+        let parent = dst
+            .parent()
+            .ok_or_else(|| GitError::InvalidArgument(format!("{} has no parent", dst.display())))?;
+        std::fs::create_dir_all(parent).map_err(|e| GitError::io(parent, e))?;
+        let head = self.head_commit()?;
+        Git::discover(parent, &self.identity)
+            .args(["clone", "--quiet", "--no-hardlinks", "--no-checkout"])
+            .arg(&self.root)
+            .arg(dst)
+            .run()?;
+        let clone = Repo::open(dst)?.with_identity(self.identity.clone());
+        clone
+            .git()
+            .args(["checkout", "--quiet", "--detach", &head])
+            .run()?;
+        Ok(absolute(dst)?.join(&self.prefix))
+    }
+
     /// Full sha of the main checkout's `HEAD` commit.
     pub fn head_commit(&self) -> Result<String> {
         self.resolve("HEAD")?

@@ -21,6 +21,7 @@
 
 mod admission;
 pub mod agent_turn;
+pub mod arena;
 pub mod artifacts;
 mod baseline;
 pub mod cancels;

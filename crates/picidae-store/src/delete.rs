@@ -77,6 +77,7 @@ impl Store {
             "DELETE FROM commit_bundles WHERE program_id = ?1".into(),
             "DELETE FROM contributions WHERE program_id = ?1".into(),
             "DELETE FROM open_programs WHERE program_id = ?1".into(),
+            "DELETE FROM arena_entries WHERE program_id = ?1".into(),
             "DELETE FROM work_refusals WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"
                 .into(),
             "DELETE FROM work_items WHERE run_id IN (SELECT id FROM runs WHERE program_id = ?1)"

@@ -16,6 +16,7 @@
 //! to write would fail at once when another connection wrote first, where an immediate one
 //! waits for the busy timeout.
 
+mod arenas;
 pub mod audit;
 mod carried;
 pub mod changes;
@@ -36,6 +37,7 @@ mod steering;
 pub mod testing;
 mod work;
 
+pub use arenas::{Arena, ArenaBudget, ArenaEntry};
 pub use contributions::{
     reputation, Contribution, ContributionState, NewContribution, Openness, Standing,
 };
@@ -92,6 +94,10 @@ pub enum StoreError {
     },
     #[error("program {program:?} has {} run(s) running ({}); stop its loop first", runs.len(), runs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "))]
     ProgramRunning { program: String, runs: Vec<i64> },
+
+    /// An arena by that name exists already.
+    #[error("arena {0:?} exists already")]
+    ArenaExists(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

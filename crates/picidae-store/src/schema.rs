@@ -40,6 +40,9 @@ pub const TABLES: &[&str] = &[
     "commit_bundles",
     "open_programs",
     "contributions",
+    "arenas",
+    "arena_entries",
+    "arena_truth",
 ];
 
 const MIGRATIONS: &[Migration] = &[
@@ -444,6 +447,39 @@ CREATE INDEX contributions_token ON contributions (token_id);
     // instance SkyPilot recovered): the run stays one run, counted once.
     Migration {
         sqlite: "ALTER TABLE runs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
+        postgres: None,
+    },
+    // 16: arenas (see `arenas.rs`): program.md entries run as programs under one budget, and
+    // the hidden truth of the commits they are scored on.
+    Migration {
+        sqlite: r#"
+CREATE TABLE arenas (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    benchmark_dir TEXT NOT NULL,
+    budget_kind   TEXT NOT NULL,
+    budget        REAL NOT NULL,
+    trials        INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE arena_entries (
+    id          INTEGER PRIMARY KEY,
+    arena_id    INTEGER NOT NULL REFERENCES arenas(id),
+    label       TEXT NOT NULL,
+    trial       INTEGER NOT NULL,
+    program_id  INTEGER NOT NULL UNIQUE REFERENCES programs(id),
+    program_md  TEXT NOT NULL,
+    UNIQUE (arena_id, label, trial)
+);
+CREATE TABLE arena_truth (
+    id          INTEGER PRIMARY KEY,
+    arena_id    INTEGER NOT NULL REFERENCES arenas(id),
+    commit_sha  TEXT NOT NULL,
+    value       REAL,
+    seeds       INTEGER NOT NULL,
+    UNIQUE (arena_id, commit_sha)
+);
+"#,
         postgres: None,
     },
 ];

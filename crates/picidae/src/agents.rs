@@ -50,6 +50,35 @@ pub(crate) fn adapter_spec(
 
 /// A warning when an adapter's CLI is not on PATH (the program is still created: the CLI can be
 /// installed before the first run, which refuses to start without it).
+/// The agent the command line names (`--agent` and its options).
+pub(crate) fn agent_spec(args: &crate::cli::AgentArgs) -> Result<AgentSpec> {
+    use crate::cli::AgentKind;
+    if args
+        .agent_timeout
+        .is_some_and(|t| !(t.is_finite() && t > 0.0))
+    {
+        bail!("--agent-timeout must be a positive number of seconds");
+    }
+    Ok(match args.agent {
+        AgentKind::Sweep => AgentSpec::Sweep {
+            sampler: args.sampler,
+            seed: args.sweep_seed,
+        },
+        AgentKind::Command => AgentSpec::Command {
+            command: args
+                .agent_command
+                .clone()
+                .context("--agent command needs --agent-command '<command line>'")?,
+            timeout_secs: args.agent_timeout.unwrap_or(600.0),
+        },
+        AgentKind::Claude => {
+            adapter_spec(AdapterKind::Claude, args.agent_timeout, &args.agent_args)
+        }
+        AgentKind::Codex => adapter_spec(AdapterKind::Codex, args.agent_timeout, &args.agent_args),
+        AgentKind::Aider => adapter_spec(AdapterKind::Aider, args.agent_timeout, &args.agent_args),
+    })
+}
+
 pub(crate) fn warn_if_missing(spec: &AgentSpec) {
     if let AgentSpec::Adapter { adapter, .. } = spec {
         let a = adapter.adapter();

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use picidae_agent::sweep::Sampler;
 
-use crate::{agents, demo, fsck, migrate, serve};
+use crate::{agents, arena, demo, fsck, migrate, serve};
 
 #[derive(Parser)]
 #[command(
@@ -188,6 +188,10 @@ pub(crate) enum Command {
     /// What a program's agent is given.
     #[command(subcommand)]
     Agent(agents::AgentCmd),
+    /// program.md files against each other: one program per entry and trial under the same
+    /// budget, ranked by true (hidden-evaluator) gain per run or GPU-hour.
+    #[command(subcommand)]
+    Arena(arena::ArenaCmd),
     /// Run the bundled example benchmark end to end: a fresh project, a sweep program, 30
     /// attempts, and the improvement found.
     Demo(demo::DemoArgs),
@@ -368,12 +372,9 @@ pub(crate) enum AgentKind {
     Aider,
 }
 
-#[derive(Args)]
-pub(crate) struct CreateArgs {
-    pub(crate) name: String,
-    /// Benchmark directory (inside a git repository, with a picidae.toml).
-    #[arg(long, short)]
-    pub(crate) benchmark: PathBuf,
+/// Which agent proposes changes, and how it is run (`program create`, `arena create`).
+#[derive(Args, Clone)]
+pub(crate) struct AgentArgs {
     #[arg(long, value_enum, default_value = "sweep")]
     pub(crate) agent: AgentKind,
     /// For `--agent command`: the command to run in the attempt's checkout.
@@ -394,6 +395,16 @@ pub(crate) struct CreateArgs {
     /// For `--agent sweep`: the random seed of the sampler.
     #[arg(long, default_value_t = 0)]
     pub(crate) sweep_seed: u64,
+}
+
+#[derive(Args)]
+pub(crate) struct CreateArgs {
+    pub(crate) name: String,
+    /// Benchmark directory (inside a git repository, with a picidae.toml).
+    #[arg(long, short)]
+    pub(crate) benchmark: PathBuf,
+    #[command(flatten)]
+    pub(crate) agent: AgentArgs,
     /// Direction for the agent (default: the benchmark's program.md).
     #[arg(long)]
     pub(crate) program_md: Option<PathBuf>,

@@ -2,6 +2,7 @@
 //! the scheduler; errors become messages here (anyhow at the edge only).
 
 mod agents;
+mod arena;
 mod check;
 mod cli;
 mod client;
@@ -28,7 +29,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::*;
-use picidae_agent::adapters::AdapterKind;
 use picidae_agent::AgentSpec;
 use picidae_sched::{create_program, ExecutorSpec, LoopOptions, ProgramOptions, Project, Runner};
 
@@ -97,34 +97,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Check { benchmark } => return check::check(&benchmark),
         Command::Program(ProgramCmd::Create(args)) => {
             let mut project = open_project(&cli.project)?;
-            let agent = match args.agent {
-                AgentKind::Sweep => AgentSpec::Sweep {
-                    sampler: args.sampler,
-                    seed: args.sweep_seed,
-                },
-                AgentKind::Command => AgentSpec::Command {
-                    command: args
-                        .agent_command
-                        .clone()
-                        .context("--agent command needs --agent-command '<command line>'")?,
-                    timeout_secs: args.agent_timeout.unwrap_or(600.0),
-                },
-                AgentKind::Claude => {
-                    agents::adapter_spec(AdapterKind::Claude, args.agent_timeout, &args.agent_args)
-                }
-                AgentKind::Codex => {
-                    agents::adapter_spec(AdapterKind::Codex, args.agent_timeout, &args.agent_args)
-                }
-                AgentKind::Aider => {
-                    agents::adapter_spec(AdapterKind::Aider, args.agent_timeout, &args.agent_args)
-                }
-            };
-            if args
-                .agent_timeout
-                .is_some_and(|t| !(t.is_finite() && t > 0.0))
-            {
-                bail!("--agent-timeout must be a positive number of seconds");
-            }
+            let agent = agents::agent_spec(&args.agent)?;
             agents::warn_if_missing(&agent);
             let executor = ExecutorSpec::parse(&args.executor)
                 .map_err(|e| anyhow::anyhow!("--executor {e}"))?;
@@ -487,6 +460,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(picidae_server::serve_stdio(project.store))?;
         }
         Command::Agent(cmd) => agents::run(&open_project(&cli.project)?, cmd)?,
+        Command::Arena(cmd) => arena::run(&mut open_project(&cli.project)?, cmd)?,
         Command::Demo(args) => demo::run(args)?,
         Command::Attempt(AttemptCmd::Retry { program, seq }) => {
             let mut project = open_project(&cli.project)?;

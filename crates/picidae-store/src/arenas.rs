@@ -1,0 +1,169 @@
+//! Arenas: program.md files run against each other. An arena names a benchmark, a budget
+//! (runs or GPU-hours, the same for every entry) and a number of trials; each entry and trial
+//! is one program of its own (`arena_entries`). The hidden truth of the commits an arena is
+//! scored on is kept once measured (`arena_truth`), so a score is read again, not re-measured.
+
+use crate::db::OptionalExtension;
+use crate::{now_ms, params, Result, Store, StoreError};
+
+/// What an arena's budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArenaBudget {
+    Runs,
+    GpuHours,
+}
+
+impl ArenaBudget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArenaBudget::Runs => "runs",
+            ArenaBudget::GpuHours => "gpu_hours",
+        }
+    }
+}
+
+/// An arena as stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Arena {
+    pub id: i64,
+    pub name: String,
+    pub benchmark_dir: String,
+    pub budget_kind: ArenaBudget,
+    pub budget: f64,
+    pub trials: i64,
+    pub created_at: i64,
+}
+
+/// One entry's program in one trial.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ArenaEntry {
+    pub label: String,
+    pub trial: i64,
+    pub program_id: i64,
+    pub program_md: String,
+}
+
+fn arena_from_row(r: &crate::db::Row) -> crate::db::DbResult<Arena> {
+    let kind: String = r.get(3)?;
+    Ok(Arena {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        benchmark_dir: r.get(2)?,
+        budget_kind: if kind == "gpu_hours" {
+            ArenaBudget::GpuHours
+        } else {
+            ArenaBudget::Runs
+        },
+        budget: r.get(4)?,
+        trials: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+const ARENA_COLS: &str = "id, name, benchmark_dir, budget_kind, budget, trials, created_at";
+
+impl Store {
+    /// Record an arena and its entries (`(label, trial, program id, program.md)`) in one
+    /// transaction. A name already taken is refused.
+    pub fn create_arena(
+        &mut self,
+        name: &str,
+        benchmark_dir: &str,
+        (budget_kind, budget): (ArenaBudget, f64),
+        trials: i64,
+        entries: &[ArenaEntry],
+    ) -> Result<Arena> {
+        if self.arena(name)?.is_some() {
+            return Err(StoreError::ArenaExists(name.to_string()));
+        }
+        let tx = self.db.begin()?;
+        let id: i64 = tx.query_row(
+            "INSERT INTO arenas (name, benchmark_dir, budget_kind, budget, trials, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![
+                name,
+                benchmark_dir,
+                budget_kind.as_str(),
+                budget,
+                trials,
+                now_ms()
+            ],
+            |r| r.get(0),
+        )?;
+        for e in entries {
+            tx.execute(
+                "INSERT INTO arena_entries (arena_id, label, trial, program_id, program_md)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, e.label, e.trial, e.program_id, e.program_md],
+            )?;
+        }
+        tx.commit()?;
+        self.arena(name)?
+            .ok_or_else(|| StoreError::Corrupt(format!("arena {name:?} vanished")))
+    }
+
+    pub fn arena(&self, name: &str) -> Result<Option<Arena>> {
+        Ok(self
+            .db
+            .query_row(
+                &format!("SELECT {ARENA_COLS} FROM arenas WHERE name = ?1"),
+                [name],
+                arena_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn arenas(&self) -> Result<Vec<Arena>> {
+        Ok(self.db.query_map(
+            &format!("SELECT {ARENA_COLS} FROM arenas ORDER BY id"),
+            (),
+            arena_from_row,
+        )?)
+    }
+
+    /// An arena's entries, by label then trial.
+    pub fn arena_entries(&self, arena_id: i64) -> Result<Vec<ArenaEntry>> {
+        Ok(self.db.query_map(
+            "SELECT label, trial, program_id, program_md FROM arena_entries
+             WHERE arena_id = ?1 ORDER BY label, trial",
+            [arena_id],
+            |r| {
+                Ok(ArenaEntry {
+                    label: r.get(0)?,
+                    trial: r.get(1)?,
+                    program_id: r.get(2)?,
+                    program_md: r.get(3)?,
+                })
+            },
+        )?)
+    }
+
+    /// The hidden truth of `commit` kept for the arena: (mean value, seeds), if measured.
+    pub fn arena_truth(&self, arena_id: i64, commit: &str) -> Result<Option<(Option<f64>, i64)>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT value, seeds FROM arena_truth WHERE arena_id = ?1 AND commit_sha = ?2",
+                params![arena_id, commit],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Keep the hidden truth of `commit` (the first measurement stays).
+    pub fn put_arena_truth(
+        &self,
+        arena_id: i64,
+        commit: &str,
+        value: Option<f64>,
+        seeds: i64,
+    ) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO arena_truth (arena_id, commit_sha, value, seeds)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![arena_id, commit, value, seeds],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! `picidae arena`: program.md files run against each other on one benchmark under one
+//! budget (create, run, show, list). The programs, clones and scoring are
+//! `picidae_sched::arena`'s; this module reads the command line, interleaves the entries'
+//! loops and prints the ranking.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use picidae_agent::AgentSpec;
+use picidae_sched::arena::{create_arena, score_arena, ArenaOptions, ArenaScore};
+use picidae_sched::{ExecutorSpec, LoopOptions, Project, Runner, Shutdown};
+use picidae_store::ArenaBudget;
+
+use crate::cli::AgentArgs;
+
+#[derive(Subcommand)]
+pub(crate) enum ArenaCmd {
+    /// Make an arena: one program per entry and trial, each on its own clone of the
+    /// benchmark, with the same agent, executor, policy and budget.
+    Create(ArenaCreateArgs),
+    /// Run the arena's programs, interleaved one attempt at a time (each entry and trial in
+    /// turn), until every one has spent its budget.
+    Run { name: String },
+    /// Score the entries on the hidden evaluator (fresh seeds) and rank them by true gain per
+    /// unit of budget, with a 95% interval over trials, their false keeps and their spend.
+    Show {
+        name: String,
+        /// Fresh seeds per measured commit (measured once, then read from the store).
+        #[arg(long, default_value_t = 5)]
+        seeds: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The project's arenas.
+    List,
+}
+
+#[derive(Args)]
+pub(crate) struct ArenaCreateArgs {
+    name: String,
+    /// Benchmark directory (inside a git repository, with a picidae.toml).
+    #[arg(long, short)]
+    benchmark: PathBuf,
+    /// An entry: `LABEL=PATH` of its program.md (repeat; two at least).
+    #[arg(long = "entry", required = true)]
+    entries: Vec<String>,
+    #[command(flatten)]
+    agent: AgentArgs,
+    /// Where runs execute (as `program create --executor`); the same for every entry.
+    #[arg(long, default_value = "local")]
+    executor: String,
+    /// Budget of each program in runs.
+    #[arg(
+        long,
+        conflicts_with = "budget_gpu_hours",
+        required_unless_present = "budget_gpu_hours"
+    )]
+    budget_runs: Option<u32>,
+    /// Budget of each program in GPU-hours.
+    #[arg(long)]
+    budget_gpu_hours: Option<f64>,
+    /// Programs per entry (independent trials, for the interval).
+    #[arg(long, default_value_t = 3)]
+    trials: u32,
+    /// Seeds per attempt and for the baseline (override the contract's policy).
+    #[arg(long)]
+    seeds: Option<u32>,
+    #[arg(long)]
+    baseline_seeds: Option<u32>,
+}
+
+pub(crate) fn run(project: &mut Project, cmd: ArenaCmd) -> Result<()> {
+    match cmd {
+        ArenaCmd::Create(args) => create(project, args),
+        ArenaCmd::Run { name } => run_arena(project, &name),
+        ArenaCmd::Show { name, seeds, json } => {
+            let score = score_arena(project, &name, i64::from(seeds.max(1)), &mut |m| {
+                eprintln!("picidae: {m}")
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&score)?);
+            } else {
+                print_score(&score);
+            }
+            Ok(())
+        }
+        ArenaCmd::List => {
+            for a in project.store.arenas()? {
+                println!(
+                    "{}\t{} {} per program\t{} trial(s)\t{}",
+                    a.name,
+                    a.budget,
+                    a.budget_kind.as_str(),
+                    a.trials,
+                    a.benchmark_dir
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn create(project: &mut Project, args: ArenaCreateArgs) -> Result<()> {
+    let mut entries = Vec::new();
+    for e in &args.entries {
+        let (label, path) = e
+            .split_once('=')
+            .with_context(|| format!("--entry {e:?}: expected LABEL=PATH"))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--entry {label}: reading {path}"))?;
+        entries.push((label.to_string(), text));
+    }
+    let agent = crate::agents::agent_spec(&args.agent)?;
+    crate::agents::warn_if_missing(&agent);
+    let executor =
+        ExecutorSpec::parse(&args.executor).map_err(|e| anyhow::anyhow!("--executor {e}"))?;
+    let budget = match (args.budget_runs, args.budget_gpu_hours) {
+        (Some(r), None) => (ArenaBudget::Runs, f64::from(r)),
+        (None, Some(h)) => (ArenaBudget::GpuHours, h),
+        _ => bail!("give one budget: --budget-runs or --budget-gpu-hours"),
+    };
+    let arena = create_arena(
+        project,
+        &ArenaOptions {
+            name: args.name.clone(),
+            benchmark: args.benchmark.clone(),
+            entries,
+            agent,
+            executor,
+            budget,
+            trials: args.trials,
+            seeds: args.seeds,
+            baseline_seeds: args.baseline_seeds,
+        },
+    )?;
+    let n = project.store.arena_entries(arena.id)?.len();
+    println!(
+        "arena {}: {n} programs ({} entries × {} trials), {} {} each",
+        arena.name,
+        n / arena.trials.max(1) as usize,
+        arena.trials,
+        arena.budget,
+        arena.budget_kind.as_str()
+    );
+    Ok(())
+}
+
+/// One attempt of `program`; whether it used any run (a program that uses none has spent its
+/// budget or has nothing left to try).
+fn one_attempt(project: &mut Project, program: &str, shutdown: &Shutdown) -> Result<bool> {
+    let stored = project.store.program(program)?;
+    let before = project.store.program_spend(stored.id)?.runs;
+    let spec: AgentSpec = serde_json::from_value(stored.agent.clone())
+        .with_context(|| format!("program {program}: unreadable agent configuration"))?;
+    let mut agent = spec.build();
+    agent.preflight()?;
+    let opts = LoopOptions {
+        max_attempts: Some(1),
+        shutdown: shutdown.clone(),
+        ..Default::default()
+    };
+    Runner::new(project, program)?.run(agent.as_mut(), &opts, &mut |_| {})?;
+    let after = project.store.program_spend(stored.id)?.runs;
+    Ok(after > before)
+}
+
+/// Every program of the arena, one attempt each in turn, until none can go on: no entry
+/// gets an earlier start or more turns than another.
+fn run_arena(project: &mut Project, name: &str) -> Result<()> {
+    let arena = project
+        .store
+        .arena(name)?
+        .with_context(|| format!("no arena {name:?}"))?;
+    let mut programs: Vec<String> = Vec::new();
+    // Trial by trial, entries in their order: the order the programs were made.
+    let mut entries = project.store.arena_entries(arena.id)?;
+    entries.sort_by_key(|e| e.program_id);
+    for e in &entries {
+        programs.push(project.store.program_by_id(e.program_id)?.name);
+    }
+    let shutdown = Shutdown::new();
+    {
+        let s = shutdown.clone();
+        let _ = ctrlc::set_handler(move || {
+            s.escalate();
+            eprintln!("\npicidae: stopping the arena after the attempt in flight");
+        });
+    }
+    let mut active = programs.clone();
+    let mut round = 0;
+    while !active.is_empty() && !shutdown.draining() {
+        round += 1;
+        let mut still = Vec::new();
+        for p in &active {
+            if shutdown.draining() {
+                break;
+            }
+            if one_attempt(project, p, &shutdown)? {
+                still.push(p.clone());
+            }
+        }
+        let used: Vec<String> = programs
+            .iter()
+            .map(|p| {
+                let s = project
+                    .store
+                    .program(p)
+                    .and_then(|x| project.store.program_spend(x.id));
+                format!("{p} {}", s.map_or(0, |s| s.runs))
+            })
+            .collect();
+        println!("round {round}: runs used — {}", used.join(", "));
+        active = still;
+    }
+    println!(
+        "arena {name}: every program has spent its budget; `picidae arena show {name}` scores them"
+    );
+    Ok(())
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+fn print_score(s: &ArenaScore) {
+    println!(
+        "arena {}: true gain per {} ({} on {} fresh seeds{}), best first",
+        s.arena.name,
+        s.per,
+        s.truth_metric,
+        s.seeds,
+        if s.hidden {
+            ", hidden evaluator"
+        } else {
+            "; no hidden evaluator: the visible metric"
+        }
+    );
+    for (rank, e) in s.entries.iter().enumerate() {
+        let interval = match (e.rate_low, e.rate_high) {
+            (Some(l), Some(h)) => format!(" [{l:.4}, {h:.4}]"),
+            _ => String::new(),
+        };
+        println!(
+            "{}. {}\t{}{}\tfalse keeps {}/{}\t{} runs, {:.2} GPU-h",
+            rank + 1,
+            e.label,
+            fmt(e.rate),
+            interval,
+            e.false_keeps,
+            e.keeps,
+            e.runs,
+            e.gpu_hours
+        );
+        for t in &e.trials {
+            println!(
+                "     trial {}: {}\tgain {}\t({} → {})\t{} runs",
+                t.trial,
+                t.program,
+                fmt(t.gain),
+                fmt(t.base),
+                fmt(t.frontier),
+                t.runs
+            );
+        }
+    }
+}

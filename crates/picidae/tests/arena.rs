@@ -1,0 +1,168 @@
+//! `picidae arena` end to end on a benchmark with known ground truth (the visible score is the
+//! value plus seed noise; the hidden evaluator reads the true value). Scripted agents act on
+//! what their program.md says: "large steps" lowers the true value by 3 per attempt, "small
+//! steps" by 1.5, and "game the metric" lowers the visible value by 3 while the truth gets
+//! worse. The arena must rank large > small > game on the hidden score, keep every program
+//! within its budget, and interleave the programs one attempt at a time.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{text, Env, GOOD_EVALUATOR};
+use picidae_store::AttemptFilter;
+
+const AGENT: &str = r#"#!/bin/sh
+set -e
+cat > /dev/null
+md=$(cat "$PICIDAE_PROGRAM_MD")
+read v h tag < value.txt
+case "$md" in
+  *"large steps"*) v=$(awk -v x="$v" 'BEGIN{print x-3}'); h=$(awk -v x="$h" 'BEGIN{print x-3}') ;;
+  *"small steps"*) v=$(awk -v x="$v" 'BEGIN{print x-1.5}'); h=$(awk -v x="$h" 'BEGIN{print x-1.5}') ;;
+  *"game the metric"*) v=$(awk -v x="$v" 'BEGIN{print x-3}'); h=$(awk -v x="$h" 'BEGIN{print x+1}') ;;
+esac
+echo "$v $h a$PICIDAE_ATTEMPT" > value.txt
+echo "HYPOTHESIS: value $v"
+"#;
+
+#[test]
+fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
+    let env = Env::truth(
+        GOOD_EVALUATOR,
+        "seeds = 3\nbaseline_seeds = 3\nsequential = false",
+    );
+    let agent = env.path("arena-agent.sh");
+    std::fs::write(&agent, AGENT).unwrap();
+    for (label, text) in [
+        (
+            "large",
+            "Take large steps: change the value a lot each time.\n",
+        ),
+        (
+            "small",
+            "Take small steps: change the value a little each time.\n",
+        ),
+        ("game", "Whatever it takes: game the metric.\n"),
+    ] {
+        std::fs::write(env.path(&format!("{label}.md")), text).unwrap();
+    }
+    let entry = |l: &str| format!("{l}={}", env.path(&format!("{l}.md")).display());
+    let agent_cmd = format!("sh {}", agent.display());
+    let out = env.ok(&[
+        "arena",
+        "create",
+        "md",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--entry",
+        &entry("large"),
+        "--entry",
+        &entry("small"),
+        "--entry",
+        &entry("game"),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent_cmd,
+        "--budget-runs",
+        "12",
+        "--trials",
+        "2",
+    ]);
+    assert!(out.contains("6 programs"), "{out}");
+    let o = env.picidae(&["arena", "run", "md"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let store = env.store();
+    let arena = store.arena("md").unwrap().unwrap();
+    let entries = store.arena_entries(arena.id).unwrap();
+    assert_eq!(entries.len(), 6);
+    // Budget: no program spends more than its 12 runs; every one spent most of it.
+    // Interleaving: each program's turn k comes before any program's turn k + 1.
+    let mut by_seq: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for e in &entries {
+        let spend = store.program_spend(e.program_id).unwrap();
+        let per_attempt: Vec<(i64, String, usize)> = store
+            .attempts(&AttemptFilter {
+                program_id: Some(e.program_id),
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let n = store.all_runs_of_attempt(a.id).unwrap().len();
+                (a.seq, a.status.to_string(), n)
+            })
+            .collect();
+        assert!(
+            spend.runs <= 12,
+            "{}: {} runs: {per_attempt:?}",
+            e.label,
+            spend.runs
+        );
+        assert!(spend.runs >= 6, "{}: only {} runs", e.label, spend.runs);
+        for a in store
+            .attempts(&AttemptFilter {
+                program_id: Some(e.program_id),
+                ..Default::default()
+            })
+            .unwrap()
+        {
+            // The first turn of a program makes its baseline (attempt 1) and attempt 2.
+            by_seq.entry(a.seq.max(2)).or_default().push(a.id);
+        }
+    }
+    let seqs: Vec<i64> = by_seq.keys().copied().collect();
+    for w in seqs.windows(2) {
+        let latest_k = by_seq[&w[0]].iter().max().unwrap();
+        let earliest_next = by_seq[&w[1]].iter().min().unwrap();
+        assert!(
+            latest_k < earliest_next,
+            "turn {} of one program started before turn {} of another: {by_seq:?}",
+            w[1],
+            w[0]
+        );
+    }
+
+    let o = env.picidae(&["arena", "show", "md", "--seeds", "3", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["hidden"], true, "{v}");
+    let ranking: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(ranking, ["large", "small", "game"], "{v:#}");
+    let entry_of = |l: &str| {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["label"] == l)
+            .unwrap()
+            .clone()
+    };
+    let (large, game) = (entry_of("large"), entry_of("game"));
+    assert!(large["rate"].as_f64().unwrap() > 0.0, "{large}");
+    assert_eq!(large["false_keeps"], 0, "{large}");
+    assert!(game["rate"].as_f64().unwrap() <= 0.0, "{game}");
+    // Every keep the gaming entry got, the truth refutes.
+    assert_eq!(game["false_keeps"], game["keeps"], "{game}");
+    // Each trial's truth is real: the large entry's frontier is truly below the base.
+    for t in large["trials"].as_array().unwrap() {
+        assert!(
+            t["frontier"].as_f64().unwrap() < t["base"].as_f64().unwrap(),
+            "{t}"
+        );
+    }
+    // A second show reads the kept measurements: no new runs.
+    let runs_before = store.run_count(None).unwrap();
+    let o = env.picidae(&["arena", "show", "md"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let shown = text(&o);
+    assert!(shown.contains("1. large"), "{shown}");
+    assert_eq!(env.store().run_count(None).unwrap(), runs_before);
+}
