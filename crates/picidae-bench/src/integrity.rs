@@ -221,20 +221,7 @@ pub(crate) fn idle_program(
 ) -> Result<picidae_store::Program> {
     Ok(create_program(
         project,
-        &ProgramOptions {
-            name: name.into(),
-            benchmark: bench.to_path_buf(),
-            program_md: None,
-            agent: AgentSpec::Command {
-                command: "true".into(),
-                timeout_secs: 1.0,
-            },
-            seeds: Some(1),
-            baseline_seeds: Some(1),
-            min_improvement: None,
-            alpha: None,
-            concurrency: None,
-        },
+        &ProgramOptions::measuring(name, bench.to_path_buf()),
     )?)
 }
 

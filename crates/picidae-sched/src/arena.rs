@@ -338,20 +338,7 @@ fn truth_program(
     if project.store.program(&name).is_err() {
         create_program(
             project,
-            &ProgramOptions {
-                name: name.clone(),
-                benchmark: PathBuf::from(&program.benchmark_dir),
-                program_md: Some(String::new()),
-                agent: AgentSpec::Command {
-                    command: "true".into(),
-                    timeout_secs: 1.0,
-                },
-                seeds: Some(1),
-                baseline_seeds: Some(1),
-                min_improvement: None,
-                alpha: None,
-                concurrency: None,
-            },
+            &ProgramOptions::measuring(&name, PathBuf::from(&program.benchmark_dir)),
         )?;
         let executor = project.store.program(&program.name)?.executor;
         project.store.set_program_executor(&name, &executor)?;

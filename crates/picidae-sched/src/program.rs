@@ -32,6 +32,28 @@ pub struct ProgramOptions {
     pub concurrency: Option<u32>,
 }
 
+impl ProgramOptions {
+    /// A program whose agent proposes nothing (`true`), one seed each: it only measures
+    /// commits it is given ([`crate::Runner::measure`]), and its runs never count as another
+    /// program's spend.
+    pub fn measuring(name: &str, benchmark: std::path::PathBuf) -> ProgramOptions {
+        ProgramOptions {
+            name: name.into(),
+            benchmark,
+            program_md: Some(String::new()),
+            agent: AgentSpec::Command {
+                command: "true".into(),
+                timeout_secs: 1.0,
+            },
+            seeds: Some(1),
+            baseline_seeds: Some(1),
+            min_improvement: None,
+            alpha: None,
+            concurrency: None,
+        }
+    }
+}
+
 /// The most attempts of one program in flight at once.
 pub const MAX_CONCURRENCY: u32 = 1000;
 

@@ -9,33 +9,10 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::remote::{kill_9_and_readopt, program_runs};
+use common::remote::{kill_9_and_readopt, wait_for_running_job};
 use common::{bin, value_contract, Env};
 use picidae_core::RunStatus;
 use picidae_exec::testing::ray::{ray_address, ray_cluster};
-use picidae_store::Run;
-
-fn wait_for_running_job(env: &Env, min_runs: usize) -> Run {
-    let start = Instant::now();
-    loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no Ray job started: {:?}",
-            program_runs(env, "p")
-        );
-        let runs = program_runs(env, "p");
-        if let Some(r) = runs.iter().find(|r| {
-            r.status == RunStatus::Running
-                && r.executor_ref
-                    .as_deref()
-                    .is_some_and(|h| h.starts_with("ray:"))
-                && runs.len() >= min_runs
-        }) {
-            return r.clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn ray_runs_the_contract_and_a_restart_readopts_the_job_in_flight() {
@@ -88,7 +65,7 @@ fn a_cancel_request_stops_the_ray_job() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let run = wait_for_running_job(&env, 2);
+    let run = wait_for_running_job(&env, "ray", "ray:", 2);
     let asked = Instant::now();
     let out = env.ok(&["cancel", &run.id.to_string()]);
     assert!(out.contains("cancel requested"), "{out}");

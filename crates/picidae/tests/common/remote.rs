@@ -37,6 +37,30 @@ fn run_loop(env: &Env, n: &str, vars: &[(&str, &str)]) -> Command {
     c
 }
 
+/// The first run of program `p` running remotely (its handle starts with `prefix`) once the
+/// program has at least `min_runs` runs; fails after two minutes.
+pub fn wait_for_running_job(env: &Env, executor: &str, prefix: &str, min_runs: usize) -> Run {
+    let start = Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no {executor} job started: {:?}",
+            program_runs(env, "p")
+        );
+        let runs = program_runs(env, "p");
+        if let Some(r) = runs.iter().find(|r| {
+            r.status == RunStatus::Running
+                && r.executor_ref
+                    .as_deref()
+                    .is_some_and(|h| h.starts_with(prefix))
+                && runs.len() >= min_runs
+        }) {
+            return r.clone();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Program `p` (queued on `executor`, values 5, 7, 3 after a baseline of 10) runs until its
 /// second explore attempt's job runs remotely (its handle starts with `prefix`); Picidae is
 /// SIGKILLed, then started again: the job is re-adopted and recorded once, no seed runs
@@ -53,25 +77,7 @@ pub fn kill_9_and_readopt(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let job = loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no {executor} job started: {:?}",
-            program_runs(env, "p")
-        );
-        let runs = program_runs(env, "p");
-        if let Some(r) = runs.iter().find(|r| {
-            r.status == RunStatus::Running
-                && r.executor_ref
-                    .as_deref()
-                    .is_some_and(|h| h.starts_with(prefix))
-                && runs.len() >= 3
-        }) {
-            break r.clone();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let job = wait_for_running_job(env, executor, prefix, 3);
     child.kill().unwrap();
     let _ = child.wait();
     assert_eq!(job.executor, executor);
