@@ -32,6 +32,17 @@ pub(crate) enum ArenaCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The arena as a Markdown record: its setup, the ranking with its evidence, every
+    /// trial, and each entry's program.md.
+    Report {
+        name: String,
+        /// Fresh seeds per commit not measured yet.
+        #[arg(long, default_value_t = 5)]
+        seeds: u32,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// The project's arenas.
     List,
 }
@@ -82,6 +93,29 @@ pub(crate) fn run(project: &mut Project, cmd: ArenaCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&score)?);
             } else {
                 print_score(&score);
+            }
+            Ok(())
+        }
+        ArenaCmd::Report {
+            name,
+            seeds,
+            output,
+        } => {
+            let score = score_arena(project, &name, i64::from(seeds.max(1)), &mut |m| {
+                eprintln!("picidae: {m}")
+            })?;
+            let arena = &score.arena;
+            let mut texts: Vec<(String, String)> = Vec::new();
+            for e in project.store.arena_entries(arena.id)? {
+                if !texts.iter().any(|(l, _)| *l == e.label) {
+                    texts.push((e.label, e.program_md));
+                }
+            }
+            let md = markdown(&score, &texts);
+            match output {
+                Some(path) => std::fs::write(&path, md)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{md}"),
             }
             Ok(())
         }
@@ -264,4 +298,86 @@ fn print_score(s: &ArenaScore) {
             );
         }
     }
+}
+
+/// The arena as a Markdown record.
+fn markdown(s: &ArenaScore, texts: &[(String, String)]) -> String {
+    use std::fmt::Write;
+    let a = &s.arena;
+    let mut out = String::new();
+    let truth = if s.hidden {
+        "the hidden evaluator"
+    } else {
+        "the visible metric (no hidden evaluator)"
+    };
+    let _ = writeln!(out, "# Arena {}\n", a.name);
+    let _ = writeln!(
+        out,
+        "Benchmark `{}`; {} {} per program; {} trial(s) per entry. Score: true gain of the \
+         final frontier over the base commit on {truth} (`{}`, {} fresh seeds), per {}.\n",
+        a.benchmark_dir,
+        a.budget,
+        a.budget_kind.as_str(),
+        a.trials,
+        s.truth_metric,
+        s.seeds,
+        s.per
+    );
+    let _ = writeln!(out, "## Ranking\n");
+    let _ = writeln!(
+        out,
+        "| rank | entry | gain per {} | 95% interval | false keeps | runs | GPU-hours |",
+        s.per
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+    for (i, e) in s.entries.iter().enumerate() {
+        let interval = match (e.rate_low, e.rate_high) {
+            (Some(l), Some(h)) => format!("[{l:.4}, {h:.4}]"),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {interval} | {}/{} | {} | {:.2} |",
+            i + 1,
+            e.label,
+            fmt(e.rate),
+            e.false_keeps,
+            e.keeps,
+            e.runs,
+            e.gpu_hours
+        );
+    }
+    let _ = writeln!(out, "\n## Trials\n");
+    let _ = writeln!(
+        out,
+        "| entry | trial | program | base | frontier | gain | keeps (false) | runs |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for e in &s.entries {
+        for t in &e.trials {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} | {} | {} ({}) | {} |",
+                e.label,
+                t.trial,
+                t.program,
+                fmt(t.base),
+                fmt(t.frontier),
+                fmt(t.gain),
+                t.keeps,
+                t.false_keeps,
+                t.runs
+            );
+        }
+    }
+    let _ = writeln!(out, "\n## Entries\n");
+    for (label, text) in texts {
+        let fence = if text.contains("```") { "~~~~" } else { "```" };
+        let _ = writeln!(
+            out,
+            "### {label}\n\n{fence}markdown\n{}\n{fence}\n",
+            text.trim_end()
+        );
+    }
+    out
 }

@@ -165,4 +165,19 @@ fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
     let shown = text(&o);
     assert!(shown.contains("1. large"), "{shown}");
     assert_eq!(env.store().run_count(None).unwrap(), runs_before);
+    // The record: setup, ranking, trials and each entry's text.
+    let report = env.path("arena.md");
+    env.ok(&["arena", "report", "md", "-o", report.to_str().unwrap()]);
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.starts_with("# Arena md"), "{md}");
+    assert!(
+        md.contains("| 1 | large |") && md.contains("| 3 | game |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Take large steps") && md.contains("game the metric"),
+        "{md}"
+    );
+    assert!(md.contains("`md-small-2`"), "{md}");
+    assert_eq!(env.store().run_count(None).unwrap(), runs_before);
 }
