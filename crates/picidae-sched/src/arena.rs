@@ -48,7 +48,7 @@ fn arena_error(name: &str, message: impl Into<String>) -> SchedError {
 }
 
 /// The program of `label`'s trial `trial` in arena `name`.
-pub fn entry_program(name: &str, label: &str, trial: i64) -> String {
+pub fn entry_program_name(name: &str, label: &str, trial: i64) -> String {
     format!("{name}-{label}-{trial}")
 }
 
@@ -67,15 +67,7 @@ pub fn create_arena(project: &mut Project, opts: &ArenaOptions) -> Result<Arena,
     }
     let mut seen = std::collections::BTreeSet::new();
     for (label, _) in &opts.entries {
-        let ok = !label.is_empty()
-            && label.len() <= 32
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(arena_error(
-                name,
-                format!("entry label {label:?}: use letters, digits and '_' (at most 32)"),
-            ));
-        }
+        check_label(name, label)?;
         if !seen.insert(label.clone()) {
             return Err(arena_error(name, format!("entry {label:?} is given twice")));
         }
@@ -83,7 +75,7 @@ pub fn create_arena(project: &mut Project, opts: &ArenaOptions) -> Result<Arena,
     if opts.trials == 0 {
         return Err(arena_error(name, "--trials must be at least 1"));
     }
-    let (kind, budget) = opts.budget;
+    let budget = opts.budget.1;
     if !(budget.is_finite() && budget > 0.0) {
         return Err(arena_error(name, "the budget must be a positive number"));
     }
@@ -91,51 +83,25 @@ pub fn create_arena(project: &mut Project, opts: &ArenaOptions) -> Result<Arena,
         return Err(arena_error(name, "an arena by that name exists already"));
     }
     let source = Repo::open(&opts.benchmark)?;
-    let executor = serde_json::to_value(&opts.executor).unwrap_or_default();
+    let shared = Shared {
+        agent: opts.agent.clone(),
+        executor: serde_json::to_value(&opts.executor).unwrap_or_default(),
+        policy: serde_json::json!({}),
+        seeds: (opts.seeds, opts.baseline_seeds),
+        budget: opts.budget,
+    };
     let mut entries = Vec::new();
     for trial in 1..=i64::from(opts.trials) {
         // Trials outermost: entry order inside a trial is the order programs are created,
         // the same in every trial.
         for (label, text) in &opts.entries {
-            let program = entry_program(name, label, trial);
-            let clone = project
-                .dir()
-                .join("arenas")
-                .join(name)
-                .join(format!("{label}-{trial}"));
-            let bench = source.clone_to(&clone)?;
-            let p = create_program(
+            entries.push(entry_program(
                 project,
-                &ProgramOptions {
-                    name: program.clone(),
-                    benchmark: bench,
-                    program_md: Some(text.clone()),
-                    agent: opts.agent.clone(),
-                    seeds: opts.seeds,
-                    baseline_seeds: opts.baseline_seeds,
-                    min_improvement: None,
-                    alpha: None,
-                    concurrency: None,
-                },
-            )?;
-            project.store.set_program_executor(&program, &executor)?;
-            match kind {
-                ArenaBudget::Runs => project
-                    .store
-                    .set_program_max_runs(&program, Some(budget.floor() as i64))?,
-                ArenaBudget::GpuHours => project.store.set_program_cost_budget(
-                    &program,
-                    Some(Some(budget)),
-                    None,
-                    None,
-                )?,
-            }
-            entries.push(ArenaEntry {
-                label: label.clone(),
-                trial,
-                program_id: p.id,
-                program_md: text.clone(),
-            });
+                &source,
+                (name, label, trial),
+                text,
+                &shared,
+            )?);
         }
     }
     let bench_dir = source.bench_dir().display().to_string();
@@ -146,6 +112,129 @@ pub fn create_arena(project: &mut Project, opts: &ArenaOptions) -> Result<Arena,
         i64::from(opts.trials),
         &entries,
     )?)
+}
+
+/// What every program of an arena shares.
+struct Shared {
+    agent: AgentSpec,
+    executor: serde_json::Value,
+    /// Policy overrides copied key by key (an entry added later copies the first entry's).
+    policy: serde_json::Value,
+    seeds: (Option<u32>, Option<u32>),
+    budget: (ArenaBudget, f64),
+}
+
+/// One entry's program in one trial: a clone of the benchmark, the program on it with the
+/// shared settings and the entry's program.md, its budget.
+fn entry_program(
+    project: &mut Project,
+    source: &Repo,
+    (name, label, trial): (&str, &str, i64),
+    text: &str,
+    shared: &Shared,
+) -> Result<ArenaEntry, SchedError> {
+    let program = entry_program_name(name, label, trial);
+    let clone = project
+        .dir()
+        .join("arenas")
+        .join(name)
+        .join(format!("{label}-{trial}"));
+    let bench = source.clone_to(&clone)?;
+    let p = create_program(
+        project,
+        &ProgramOptions {
+            name: program.clone(),
+            benchmark: bench,
+            program_md: Some(text.to_string()),
+            agent: shared.agent.clone(),
+            seeds: shared.seeds.0,
+            baseline_seeds: shared.seeds.1,
+            min_improvement: None,
+            alpha: None,
+            concurrency: None,
+        },
+    )?;
+    let store = &mut project.store;
+    store.set_program_executor(&program, &shared.executor)?;
+    for (key, value) in shared.policy.as_object().into_iter().flatten() {
+        store.set_program_policy(&program, key, Some(value.clone()))?;
+    }
+    let (kind, budget) = shared.budget;
+    match kind {
+        ArenaBudget::Runs => store.set_program_max_runs(&program, Some(budget.floor() as i64))?,
+        ArenaBudget::GpuHours => {
+            store.set_program_cost_budget(&program, Some(Some(budget)), None, None)?
+        }
+    }
+    Ok(ArenaEntry {
+        label: label.to_string(),
+        trial,
+        program_id: p.id,
+        program_md: text.to_string(),
+    })
+}
+
+/// Enter a new program.md into an existing arena (the next round): one program per trial,
+/// with the settings of the arena's first program. Returns the programs made.
+pub fn add_entry(
+    project: &mut Project,
+    name: &str,
+    label: &str,
+    text: &str,
+) -> Result<Vec<String>, SchedError> {
+    let arena = project
+        .store
+        .arena(name)?
+        .ok_or_else(|| arena_error(name, "no such arena"))?;
+    let entries = project.store.arena_entries(arena.id)?;
+    check_label(name, label)?;
+    if entries.iter().any(|e| e.label == label) {
+        return Err(arena_error(name, format!("entry {label:?} exists already")));
+    }
+    let first = entries
+        .iter()
+        .min_by_key(|e| e.program_id)
+        .ok_or_else(|| arena_error(name, "the arena has no entries"))?;
+    let template = project.store.program_by_id(first.program_id)?;
+    let agent: AgentSpec = serde_json::from_value(template.agent.clone())
+        .map_err(|e| arena_error(name, format!("unreadable agent of {}: {e}", template.name)))?;
+    let shared = Shared {
+        agent,
+        executor: template.executor.clone(),
+        policy: template.policy.clone(),
+        seeds: (None, None),
+        budget: (arena.budget_kind, arena.budget),
+    };
+    let source = Repo::open(&arena.benchmark_dir)?;
+    let mut added = Vec::new();
+    for trial in 1..=arena.trials {
+        added.push(entry_program(
+            project,
+            &source,
+            (name, label, trial),
+            text,
+            &shared,
+        )?);
+    }
+    project.store.add_arena_entries(arena.id, &added)?;
+    Ok(added
+        .iter()
+        .map(|e| entry_program_name(name, label, e.trial))
+        .collect())
+}
+
+fn check_label(name: &str, label: &str) -> Result<(), SchedError> {
+    let ok = !label.is_empty()
+        && label.len() <= 32
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(arena_error(
+            name,
+            format!("entry label {label:?}: use letters, digits and '_' (at most 32)"),
+        ))
+    }
 }
 
 /// One entry's program in one trial, scored.

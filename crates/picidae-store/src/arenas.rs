@@ -61,6 +61,17 @@ fn arena_from_row(r: &crate::db::Row) -> crate::db::DbResult<Arena> {
     })
 }
 
+fn insert_entries(tx: &crate::db::Db, arena_id: i64, entries: &[ArenaEntry]) -> Result<()> {
+    for e in entries {
+        tx.execute(
+            "INSERT INTO arena_entries (arena_id, label, trial, program_id, program_md)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![arena_id, e.label, e.trial, e.program_id, e.program_md],
+        )?;
+    }
+    Ok(())
+}
+
 const ARENA_COLS: &str = "id, name, benchmark_dir, budget_kind, budget, trials, created_at";
 
 impl Store {
@@ -91,16 +102,18 @@ impl Store {
             ],
             |r| r.get(0),
         )?;
-        for e in entries {
-            tx.execute(
-                "INSERT INTO arena_entries (arena_id, label, trial, program_id, program_md)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, e.label, e.trial, e.program_id, e.program_md],
-            )?;
-        }
+        insert_entries(&tx, id, entries)?;
         tx.commit()?;
         self.arena(name)?
             .ok_or_else(|| StoreError::Corrupt(format!("arena {name:?} vanished")))
+    }
+
+    /// Add entries to an arena (a program.md entered in a later round).
+    pub fn add_arena_entries(&mut self, arena_id: i64, entries: &[ArenaEntry]) -> Result<()> {
+        let tx = self.db.begin()?;
+        insert_entries(&tx, arena_id, entries)?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn arena(&self, name: &str) -> Result<Option<Arena>> {

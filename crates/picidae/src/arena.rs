@@ -43,6 +43,25 @@ pub(crate) enum ArenaCmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// The meta-loop: ask an agent for a better program.md, given every entry's text and
+    /// score, and enter it into the arena (one program per trial, the same settings and
+    /// budget); `arena run` then runs it.
+    Evolve {
+        name: String,
+        /// Any command: it gets the prompt on stdin and in `$PICIDAE_PROMPT_FILE`, and prints
+        /// the new program.md on stdout.
+        #[arg(long = "agent-command")]
+        agent_command: String,
+        /// The new entry's label (default: `genN`).
+        #[arg(long)]
+        label: Option<String>,
+        /// Seconds before the command is killed.
+        #[arg(long, default_value_t = 900.0)]
+        timeout: f64,
+        /// Fresh seeds per commit not measured yet (for the scores it is shown).
+        #[arg(long, default_value_t = 5)]
+        seeds: u32,
+    },
     /// The project's arenas.
     List,
 }
@@ -119,6 +138,13 @@ pub(crate) fn run(project: &mut Project, cmd: ArenaCmd) -> Result<()> {
             }
             Ok(())
         }
+        ArenaCmd::Evolve {
+            name,
+            agent_command,
+            label,
+            timeout,
+            seeds,
+        } => evolve(project, &name, (&agent_command, timeout), label, seeds),
         ArenaCmd::List => {
             for a in project.store.arenas()? {
                 println!(
@@ -380,4 +406,110 @@ fn markdown(s: &ArenaScore, texts: &[(String, String)]) -> String {
         );
     }
     out
+}
+
+/// What the meta-agent is asked.
+const EVOLVE_PROMPT: &str = "You write program.md files: the research direction an \
+autonomous research agent follows on a benchmark. Below is an arena in which several \
+program.md files ran under the same budget, scored on the true (hidden-evaluator) gain they \
+found per unit of budget, with their false keeps. Write a new program.md that should score \
+higher than every entry. Print only the new program.md.\n\n";
+
+fn evolve(
+    project: &mut Project,
+    name: &str,
+    (command, timeout): (&str, f64),
+    label: Option<String>,
+    seeds: u32,
+) -> Result<()> {
+    if !(timeout.is_finite() && timeout > 0.0) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let score = score_arena(project, name, i64::from(seeds.max(1)), &mut |m| {
+        eprintln!("picidae: {m}")
+    })?;
+    let entries = project.store.arena_entries(score.arena.id)?;
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for e in &entries {
+        if !texts.iter().any(|(l, _)| *l == e.label) {
+            texts.push((e.label.clone(), e.program_md.clone()));
+        }
+    }
+    let label = label.unwrap_or_else(|| {
+        let n = (1..)
+            .find(|n| !texts.iter().any(|(l, _)| *l == format!("gen{n}")))
+            .unwrap_or(1);
+        format!("gen{n}")
+    });
+    let prompt = format!("{EVOLVE_PROMPT}{}", markdown(&score, &texts));
+    let dir = project.dir().join("arenas").join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let prompt_file = dir.join(format!("evolve-{label}.prompt.md"));
+    std::fs::write(&prompt_file, &prompt)
+        .with_context(|| format!("writing {}", prompt_file.display()))?;
+    let text = ask(command, &prompt, &prompt_file, timeout)?;
+    let programs = picidae_sched::arena::add_entry(project, name, &label, &text)?;
+    println!(
+        "arena {name}: entry {label} added ({}); `picidae arena run {name}` runs it",
+        programs.join(", ")
+    );
+    Ok(())
+}
+
+/// Runs the meta-agent's command; its stdout, unfenced, is the new program.md.
+fn ask(command: &str, prompt: &str, prompt_file: &std::path::Path, timeout: f64) -> Result<String> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env("PICIDAE_PROMPT_FILE", prompt_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its stdin closes it early: not an error.
+        let _ = stdin.write_all(prompt.as_bytes());
+    }
+    let mut stdout = child.stdout.take().context("the command's stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{command:?} did not finish within {timeout} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    let text = unfence(out.trim());
+    if text.is_empty() {
+        bail!("{command:?} printed no program.md");
+    }
+    Ok(format!("{text}\n"))
+}
+
+/// The text inside one Markdown fence when the whole answer is fenced.
+fn unfence(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("```") else {
+        return text;
+    };
+    match (rest.split_once('\n'), rest.strip_suffix("```")) {
+        (Some((_, body)), Some(_)) => body.strip_suffix("```").unwrap_or(body).trim(),
+        _ => text,
+    }
 }

@@ -180,4 +180,58 @@ fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
     );
     assert!(md.contains("`md-small-2`"), "{md}");
     assert_eq!(env.store().run_count(None).unwrap(), runs_before);
+
+    // The meta-loop: a scripted meta-agent reads the scored arena and writes the next entry
+    // after the best one; it runs in the next round under the same budget.
+    let meta = env.path("meta.sh");
+    let seen = env.path("meta-saw.md");
+    std::fs::write(
+        &meta,
+        format!(
+            "cat > '{seen}'\nbest=$(grep -m1 '^| 1 |' '{seen}' | cut -d'|' -f3 | tr -d ' ')\n\
+             printf '```markdown\\nLearned from %s: take large steps, boldly.\\n```\\n' \"$best\"\n",
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
+    let out = env.ok(&[
+        "arena",
+        "evolve",
+        "md",
+        "--agent-command",
+        &format!("sh {}", meta.display()),
+    ]);
+    assert!(out.contains("entry gen1 added"), "{out}");
+    let saw = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        saw.contains("Take small steps") && saw.contains("| 1 | large |"),
+        "{saw}"
+    );
+    let o = env.picidae(&["arena", "run", "md"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = env.picidae(&["arena", "show", "md", "--seeds", "3", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let gen1 = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["label"] == "gen1")
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .clone();
+    assert_eq!(gen1["trials"].as_array().unwrap().len(), 2, "{gen1}");
+    assert!(gen1["rate"].as_f64().unwrap() > 0.0, "{gen1}");
+    let store = env.store();
+    let arena = store.arena("md").unwrap().unwrap();
+    let texts: Vec<String> = store
+        .arena_entries(arena.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.label == "gen1")
+        .map(|e| e.program_md)
+        .collect();
+    assert_eq!(texts.len(), 2);
+    assert_eq!(texts[0], "Learned from large: take large steps, boldly.\n");
+    for e in store.arena_entries(arena.id).unwrap() {
+        assert!(store.program_spend(e.program_id).unwrap().runs <= 12);
+    }
 }
