@@ -61,8 +61,9 @@ pub(crate) fn valid_nonce(id: &str) -> bool {
 }
 
 /// The job's script: `prelude`, the header, the command under `/bin/sh -c` with
-/// `PICIDAE_METRICS` and `PICIDAE_ARTIFACTS` inside the job's working directory, the trailer,
-/// the command's status.
+/// `PICIDAE_METRICS` and `PICIDAE_ARTIFACTS` inside the job's working directory (the real one,
+/// `pwd -P`: an engine may hand the job a `PWD` inherited from elsewhere), the trailer, the
+/// command's status.
 pub(crate) fn script(prelude: &str, command: &str, nonce: &str) -> String {
     format!(
         "{prelude}\
@@ -70,7 +71,7 @@ pub(crate) fn script(prelude: &str, command: &str, nonce: &str) -> String {
          printf '{NODE}%s\\n' \"$n\"\n\
          {{\n{MACHINE_PROBE}}} 2>/dev/null | base64 | tr -d '\\n'\n\
          printf '\\n{NODE_END}%s\\n' \"$n\"\n\
-         d=\"$PWD/.picidae-out\"\n\
+         d=\"$(pwd -P)/.picidae-out\"\n\
          rm -rf \"$d\" && mkdir -p \"$d/artifacts\" || exit 125\n\
          export PICIDAE_METRICS=\"$d/metrics.jsonl\" PICIDAE_ARTIFACTS=\"$d/artifacts\"\n\
          /bin/sh -c {cmd}\n\

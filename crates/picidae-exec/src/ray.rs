@@ -46,6 +46,18 @@ fn entrypoint() -> String {
     format!("/bin/sh -c \"${ENTRY_VAR}\"")
 }
 
+/// The start of the job's script: the variable that carried it is unset, and the job stops
+/// (status 125) unless it runs in its own package.
+fn prelude(hash: &str) -> String {
+    format!(
+        "unset {ENTRY_VAR}\n\
+         if [ \"$(cat {marker} 2>/dev/null)\" != {hash} ]; then\n\
+         echo \"picidae: the job does not run in its uploaded working directory ($(pwd -P))\" >&2\n\
+         exit 125\nfi\n",
+        marker = package::MARKER,
+    )
+}
+
 /// The line Ray's job supervisor writes into the job's log when it starts the entrypoint. It
 /// is flushed once the entrypoint already runs, so it can land anywhere in the first output
 /// (inside the header too): it is taken out, once, before the log is read.
@@ -192,6 +204,13 @@ impl RayExecutor {
             );
         }
         let pkg = package::package(&req.cwd)?;
+        if pkg.files == 0 {
+            // Ray starts a job whose package holds nothing in the node's own directory.
+            return Err(ExecError::InvalidRequest(format!(
+                "{}: the run's checkout has no file to send to Ray",
+                req.cwd.display()
+            )));
+        }
         if pkg.links_skipped > 0 {
             crate::logs::note_in_log(
                 &logs.stderr_path,
@@ -201,9 +220,10 @@ impl RayExecutor {
                 ),
             );
         }
-        if !self.api.package_exists(&pkg.name)? {
-            self.api.upload_package(&pkg.name, &pkg.bytes)?;
-        }
+        // Sent every time: a package the cluster held may be collected before the job's
+        // environment is set up (the same content gives the same name, so this overwrites
+        // nothing else).
+        self.api.upload_package(&pkg.name, &pkg.bytes)?;
         let job_id = crate::framed::nonce(&spec.name);
         let mut env: serde_json::Map<String, serde_json::Value> = req
             .env
@@ -213,7 +233,7 @@ impl RayExecutor {
             .collect();
         env.insert(
             ENTRY_VAR.into(),
-            crate::framed::script(&format!("unset {ENTRY_VAR}\n"), &req.command, &job_id).into(),
+            crate::framed::script(&prelude(&pkg.hash), &req.command, &job_id).into(),
         );
         let submit = api::JobSubmit {
             entrypoint: entrypoint(),

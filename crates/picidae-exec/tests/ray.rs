@@ -16,6 +16,7 @@ use picidae_exec::{ExecError, JobSpec, RunHandle, RunRequest};
 fn request(dir: &Path, command: &str, timeout: Duration) -> RunRequest {
     let checkout = dir.join("checkout");
     fs::create_dir_all(&checkout).unwrap();
+    fs::write(checkout.join("train.sh"), "echo training\n").unwrap();
     RunRequest {
         command: command.into(),
         cwd: checkout,
@@ -62,6 +63,7 @@ fn a_job_runs_the_checkout_and_brings_its_log_and_metrics_home() {
     let req = request(
         d.path(),
         "ls -a; echo \"seed=$SEED\"; cat value.txt; \
+         test -f \"$(dirname \"$(dirname \"$PICIDAE_METRICS\")\")/.picidae-package\" && echo in-package; \
          printf '{\"score\": 0.25}\\n' > \"$PICIDAE_METRICS\"; echo 'score: 0.25'",
         Duration::from_secs(120),
     );
@@ -79,6 +81,8 @@ fn a_job_runs_the_checkout_and_brings_its_log_and_metrics_home() {
     let log = fs::read_to_string(&req.stdout_path).unwrap();
     assert!(out.succeeded(), "{out:?}\n{log}");
     assert!(log.contains("seed=7") && log.contains("forty-two"), "{log}");
+    // Its metrics file is in its own working directory, whatever PWD the engine handed it.
+    assert!(log.contains("in-package"), "{log}");
     assert!(
         !log.contains(".secret"),
         "a hidden file was uploaded: {log}"
@@ -187,6 +191,20 @@ fn cancel_stops_the_job_and_a_dropped_handle_is_readopted() {
         fs::read_to_string(d2.path().join("run/metrics.jsonl")).unwrap(),
         "{\"v\": 1}\n"
     );
+}
+
+#[test]
+fn an_empty_checkout_is_refused_before_submission() {
+    let Some(ex) = ray_cluster("ray::empty_checkout") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let req = request(d.path(), "true", Duration::from_secs(60));
+    fs::remove_file(req.cwd.join("train.sh")).unwrap();
+    match ex.spawn_with(&req, &spec(d.path(), "empty")) {
+        Err(ExecError::InvalidRequest(m)) => assert!(m.contains("no file to send"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[test]

@@ -148,16 +148,6 @@ impl RayApi {
             .map_err(|e| self.error(format!("GET {path}: unexpected node list ({e})")))
     }
 
-    /// Whether the cluster holds the package `gcs://NAME` (and pins it for a while).
-    pub(crate) fn package_exists(&self, name: &str) -> Result<bool, ExecError> {
-        let path = format!("/api/packages/gcs/{name}");
-        match self.call("GET", &path, None)? {
-            (200, _) => Ok(true),
-            (404, _) => Ok(false),
-            (s, text) => Err(self.error(format!("GET {path} answered {s}: {}", last_line(&text)))),
-        }
-    }
-
     pub(crate) fn upload_package(&self, name: &str, zip: &[u8]) -> Result<(), ExecError> {
         self.ok(
             "PUT",
