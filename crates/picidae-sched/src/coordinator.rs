@@ -110,6 +110,10 @@ pub fn serve(
     let cancels = Arc::new(RunCancels::new());
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut parked: HashMap<String, Parked> = HashMap::new();
+    // Loops stopped because another coordinator took their program's lease: when this one
+    // ends, the program is not parked here (its lease may lapse again, and then any live
+    // coordinator, this one included, must be able to take it back).
+    let mut lost: std::collections::HashSet<String> = std::collections::HashSet::new();
     // Say we are here, and give coordinators starting with us a poll to do the same, so the
     // first to look does not take every program.
     project.store.coordinator_heartbeat(&owner, opts.slots)?;
@@ -131,7 +135,8 @@ pub fn serve(
             };
             // A program whose lock another process still holds (a coordinator that stalled
             // past its lease and has not yet noticed) is tried again next poll, not parked.
-            if !busy {
+            let lease_lost = lost.remove(&name);
+            if !busy && !lease_lost {
                 parked.insert(name.clone(), Parked::Ended { budget, reason });
             }
             let _ = events.send(CoordinatorEvent::Ended {
@@ -202,6 +207,7 @@ pub fn serve(
                     if !held.contains(&w.program_id) {
                         tracing::warn!("lost the lease of {name} to another coordinator; stopping");
                         w.shutdown.drain();
+                        lost.insert(name.clone());
                     }
                 }
             }
