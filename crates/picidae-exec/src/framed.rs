@@ -272,6 +272,16 @@ pub(crate) fn span(seen: Option<i64>, start: Option<i64>, end: Option<i64>) -> (
     )
 }
 
+/// A job's exit status as the framed script's shell reports it: 129..=192 is the signal
+/// `status - 128`, anything else the command's own exit code.
+pub(crate) fn shell_status(code: i32) -> (Option<i32>, Option<i32>) {
+    if (129..=192).contains(&code) {
+        (None, Some(code - 128))
+    } else {
+        (Some(code), None)
+    }
+}
+
 /// Where a job stands while Picidae waits for its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {

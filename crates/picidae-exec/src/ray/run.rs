@@ -96,9 +96,9 @@ impl RayRun {
             info.end_time,
         );
         let (exit_code, signal) = match info.driver_exit_code {
-            Some(c) if (129..=192).contains(&c) => (None, Some(c - 128)),
+            // Ray reports a driver killed by a signal as a negative code.
             Some(c) if c < 0 => (None, Some(-c)),
-            Some(c) => (Some(c), None),
+            Some(c) => framed::shell_status(c),
             None => (None, None),
         };
         let by_someone_else = info.status == "STOPPED" && !(timed_out || cancelled);

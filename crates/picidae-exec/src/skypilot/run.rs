@@ -108,10 +108,7 @@ impl SkyRun {
             "FAILED" => Some(1),
             _ => None,
         });
-        let (exit_code, signal) = match code {
-            Some(c) if (129..=192).contains(&c) => (None, Some(c - 128)),
-            other => (other, None),
-        };
+        let (exit_code, signal) = code.map_or((None, None), framed::shell_status);
         let by_someone_else = status == "CANCELLED" && !(timed_out || cancelled);
         Ok(RunOutcome {
             exit_code: if timed_out || cancelled || by_someone_else {
