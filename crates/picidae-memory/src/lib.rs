@@ -14,10 +14,13 @@
 //!   the prior attempt and not run.
 //! - **SQL**: none here. The rows and queries are the store's (`picidae_store::memory_index`);
 //!   this crate decides what is indexed and how a question becomes a query.
-//! - **Answers** never contain hidden-evaluator numbers: nothing here reads `hidden_results`,
-//!   and findings are reported by their visible evidence only.
+//! - **Answers** about attempts never contain hidden-evaluator numbers: nothing here reads
+//!   `hidden_results`, and findings are reported by their visible evidence only.
+//! - **Program.md files** ([`program_md`]): every arena entry's text with its arena's last
+//!   ranking (an aggregate over whole programs), for whoever writes the next program.md.
 
 mod normalize;
+pub mod program_md;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 pub use normalize::{normalize_patch, touched_symbols};
+pub use program_md::{search_program_mds, ProgramMdHit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {

@@ -11,13 +11,17 @@
 //! Measurements run in a separate `…-truth` program per clone, so they never count as an
 //! entry's spend, and are kept in the store (`arena_truth`) so a score is read, not redone.
 
+mod progress;
+
+pub use progress::{arena_progress, ProgressPoint, TrialProgress};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use picidae_agent::AgentSpec;
 use picidae_core::Goal;
 use picidae_git::Repo;
-use picidae_store::{Arena, ArenaBudget, ArenaEntry};
+use picidae_store::{Arena, ArenaBudget, ArenaEntry, ArenaResult};
 use serde::Serialize;
 
 use crate::{create_program, ExecutorSpec, ProgramOptions, Project, Runner, SchedError};
@@ -345,14 +349,48 @@ pub fn score_arena(
             .total_cmp(&a.rate.unwrap_or(f64::NEG_INFINITY))
             .then_with(|| a.label.cmp(&b.label))
     });
-    Ok(ArenaScore {
+    let score = ArenaScore {
         arena,
         truth_metric: truth.metric,
         hidden: truth.hidden,
         per: if per_gpu_hour { "GPU-hour" } else { "run" }.into(),
         seeds,
         entries: scored,
-    })
+    };
+    project
+        .store
+        .put_arena_results(score.arena.id, &results_of(&score))?;
+    Ok(score)
+}
+
+/// The ranking as stored: each entry's aggregate, in rank order.
+fn results_of(score: &ArenaScore) -> Vec<ArenaResult> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    score
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ArenaResult {
+            label: e.label.clone(),
+            rank: i as i64 + 1,
+            entries: score.entries.len() as i64,
+            per: score.per.clone(),
+            truth_metric: score.truth_metric.clone(),
+            hidden: score.hidden,
+            seeds: score.seeds,
+            trials: e.trials.len() as i64,
+            rate: e.rate,
+            rate_low: e.rate_low,
+            rate_high: e.rate_high,
+            keeps: e.keeps as i64,
+            false_keeps: e.false_keeps as i64,
+            runs: e.runs,
+            gpu_hours: e.gpu_hours,
+            scored_at: now,
+        })
+        .collect()
 }
 
 /// The truth of commits, measured once per arena.

@@ -5,7 +5,8 @@
 // axis by attempt, time of day or elapsed time; metric-vs-parameter scatters for sweeps),
 // #/p/NAME/a/SEQ attempt (runs with fingerprints, logs, a Cancel button while a run is queued or
 // running, artifacts to download, the agent's transcript, related attempts from memory),
-// #/findings (approve, retract, follow up; export a program's report).
+// #/findings (approve, retract, follow up; export a program's report), and the arena pages
+// #/arenas and #/arena/NAME (arena.js).
 // Live updates come from Server-Sent Events at /api/events (polling when a stream cannot be
 // had). Everything shown is built with DOM calls and textContent: text written by agents
 // (hypotheses, notes, diffs, logs) is never parsed as HTML.
@@ -1414,6 +1415,12 @@ function route() {
     current = programView(root, parts[1]);
   } else if (parts[0] === 'p' && parts[2] === 'a' && parts.length === 4) {
     current = attemptView(root, parts[1], Number(parts[3]));
+  } else if (parts[0] === 'arenas') {
+    nav = 'arenas';
+    current = arenasView(root);
+  } else if (parts[0] === 'arena' && parts.length === 2) {
+    nav = 'arenas';
+    current = arenaView(root, parts[1]);
   } else if (parts[0] === 'findings') {
     nav = 'findings';
     current = findingsView(root, params.get('program') || '');

@@ -5,13 +5,15 @@
 //!
 //! | method | path | auth | what |
 //! | --- | --- | --- | --- |
-//! | GET | `/`, `/cockpit/app.js`, `/cockpit/app.css` | none | the single-page app (hash routes) |
+//! | GET | `/`, `/cockpit/app.js`, `/cockpit/arena.js`, `/cockpit/app.css` | none | the single-page app (hash routes) |
 //! | GET | `/api/cockpit/status` | read | slot and GPU utilisation (parsed from the coordinator's metrics) |
 //! | GET | `/api/cockpit/programs/{name}/chart` | read | every attempt and run with its visible primary value, the metric's name and goal |
 //! | GET | `/api/runs/{id}/log?stream=stdout\|stderr&tail=BYTES` | read | the end of a run's own log |
 //! | GET | `/api/programs/{name}/attempts/{seq}/transcript?tail=BYTES` | read | the end of the agent's transcript of an attempt |
 //! | GET | `/api/runs/{id}/artifacts` | read | the files a run wrote under its artifacts directory (name, size), and the contract's `[run] artifacts` |
 //! | GET | `/api/runs/{id}/artifacts/{name}` | read | one of them, as a download (`name` as listed, `/` sent as `%2F`) |
+//! | GET | `/api/cockpit/arenas` | read | the project's arenas: benchmark, budget, trials, entries |
+//! | GET | `/api/cockpit/arenas/{name}` | read | an arena's progress over spend per entry and trial, its texts, and (with a write token) its stored ranking |
 //!
 //! **Auth and CSRF.** The pages ask for a token (made with `picidae token create`) and keep it
 //! in `sessionStorage`; every mutation sends it as `Authorization: Bearer ...`. The server sets
@@ -31,7 +33,9 @@
 //! attachments, so a run cannot make the browser render a page on the cockpit's origin.
 //!
 //! **Hidden-evaluator numbers** are never read: only the `runs` and `attempts` tables' visible
-//! values are, as in [`crate::api`].
+//! values are, as in [`crate::api`]. The one exception is an arena's stored ranking (each
+//! entry's true gain per unit of budget, aggregated over its trials), sent only with a token
+//! that may steer (see [`arena`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -51,10 +55,12 @@ use utoipa_axum::routes;
 
 use crate::api::{ApiState, ErrorBody};
 
+mod arena;
 mod artifacts;
 mod chart;
 mod logs;
 
+pub use arena::*;
 pub use artifacts::*;
 pub use chart::*;
 pub use logs::*;
@@ -62,6 +68,7 @@ pub use logs::*;
 pub(crate) const INDEX_HTML: &str = include_str!("../assets/index.html");
 pub(crate) const APP_JS: &str = include_str!("../assets/app.js");
 pub(crate) const APP_CSS: &str = include_str!("../assets/app.css");
+pub(crate) const ARENA_JS: &str = include_str!("../assets/arena.js");
 
 /// Default and largest tail of a log, in bytes.
 pub const DEFAULT_LOG_TAIL: u64 = 64 * 1024;
@@ -160,6 +167,10 @@ pub(crate) async fn index() -> Response {
 
 pub(crate) async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub(crate) async fn arena_js() -> Response {
+    asset("text/javascript; charset=utf-8", ARENA_JS)
 }
 
 pub(crate) async fn app_css() -> Response {
@@ -313,11 +324,14 @@ pub fn routes(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(transcript))
         .routes(routes!(run_artifacts))
         .routes(routes!(run_artifact))
+        .routes(routes!(arenas))
+        .routes(routes!(arena))
         .with_state(state)
         .split_for_parts();
     let pages = Router::new()
         .route("/", get(index))
         .route("/cockpit/app.js", get(app_js))
+        .route("/cockpit/arena.js", get(arena_js))
         .route("/cockpit/app.css", get(app_css));
     (pages.merge(api), doc)
 }
@@ -526,7 +540,7 @@ mod tests {
     #[test]
     fn assets_are_compiled_in_and_local() {
         // Nothing is loaded from another host: the machine may be offline.
-        for text in [INDEX_HTML, APP_JS, APP_CSS] {
+        for text in [INDEX_HTML, APP_JS, ARENA_JS, APP_CSS] {
             for remote in [
                 "src=\"http",
                 "href=\"http",
@@ -538,5 +552,6 @@ mod tests {
             }
         }
         assert!(INDEX_HTML.contains("/cockpit/app.js"));
+        assert!(INDEX_HTML.contains("/cockpit/arena.js"));
     }
 }

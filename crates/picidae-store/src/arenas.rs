@@ -2,6 +2,8 @@
 //! (runs or GPU-hours, the same for every entry) and a number of trials; each entry and trial
 //! is one program of its own (`arena_entries`). The hidden truth of the commits an arena is
 //! scored on is kept once measured (`arena_truth`), so a score is read again, not re-measured.
+//! The last ranking is kept per entry (`arena_results`): the cockpit and the memory's
+//! program.md results read it without measuring anything.
 
 use crate::db::OptionalExtension;
 use crate::{now_ms, params, Result, Store, StoreError};
@@ -42,6 +44,40 @@ pub struct ArenaEntry {
     pub trial: i64,
     pub program_id: i64,
     pub program_md: String,
+}
+
+/// One entry's place in an arena's last scored ranking (its aggregate over trials: no
+/// commit's own truth is in it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArenaResult {
+    pub label: String,
+    /// 1 is best, of `entries`.
+    pub rank: i64,
+    pub entries: i64,
+    /// What a rate is per: `run` or `GPU-hour`.
+    pub per: String,
+    pub truth_metric: String,
+    /// Whether the truth was the hidden evaluator (else the visible metric on fresh seeds).
+    pub hidden: bool,
+    /// Fresh seeds per measured commit, and the trials scored.
+    pub seeds: i64,
+    pub trials: i64,
+    /// True gain per unit of budget (mean over trials) and its 95% interval.
+    pub rate: Option<f64>,
+    pub rate_low: Option<f64>,
+    pub rate_high: Option<f64>,
+    pub keeps: i64,
+    pub false_keeps: i64,
+    pub runs: i64,
+    pub gpu_hours: f64,
+    pub scored_at: i64,
+}
+
+/// A finished run's spend: when it finished and its GPU-milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSpend {
+    pub finished_at: i64,
+    pub gpu_ms: f64,
 }
 
 fn arena_from_row(r: &crate::db::Row) -> crate::db::DbResult<Arena> {
@@ -178,5 +214,88 @@ impl Store {
             params![arena_id, commit, value, seeds],
         )?;
         Ok(())
+    }
+
+    /// Replace the arena's stored ranking with `results` (one transaction).
+    pub fn put_arena_results(&mut self, arena_id: i64, results: &[ArenaResult]) -> Result<()> {
+        let tx = self.db.begin()?;
+        tx.execute("DELETE FROM arena_results WHERE arena_id = ?1", [arena_id])?;
+        for r in results {
+            tx.execute(
+                "INSERT INTO arena_results (arena_id, label, rank, entries, per, truth_metric,
+                     hidden, seeds, trials, rate, rate_low, rate_high, keeps, false_keeps, runs,
+                     gpu_hours, scored_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17)",
+                params![
+                    arena_id,
+                    r.label,
+                    r.rank,
+                    r.entries,
+                    r.per,
+                    r.truth_metric,
+                    r.hidden,
+                    r.seeds,
+                    r.trials,
+                    r.rate,
+                    r.rate_low,
+                    r.rate_high,
+                    r.keeps,
+                    r.false_keeps,
+                    r.runs,
+                    r.gpu_hours,
+                    r.scored_at
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The arena's last stored ranking, best first (empty until it is scored).
+    pub fn arena_results(&self, arena_id: i64) -> Result<Vec<ArenaResult>> {
+        Ok(self.db.query_map(
+            "SELECT label, rank, entries, per, truth_metric, hidden, seeds, trials, rate,
+                    rate_low, rate_high, keeps, false_keeps, runs, gpu_hours, scored_at
+             FROM arena_results WHERE arena_id = ?1 ORDER BY rank, label",
+            [arena_id],
+            |r| {
+                Ok(ArenaResult {
+                    label: r.get(0)?,
+                    rank: r.get(1)?,
+                    entries: r.get(2)?,
+                    per: r.get(3)?,
+                    truth_metric: r.get(4)?,
+                    hidden: r.get(5)?,
+                    seeds: r.get(6)?,
+                    trials: r.get(7)?,
+                    rate: r.get(8)?,
+                    rate_low: r.get(9)?,
+                    rate_high: r.get(10)?,
+                    keeps: r.get(11)?,
+                    false_keeps: r.get(12)?,
+                    runs: r.get(13)?,
+                    gpu_hours: r.get(14)?,
+                    scored_at: r.get(15)?,
+                })
+            },
+        )?)
+    }
+
+    /// Each finished run of a program with its GPU-milliseconds, in the order they finished:
+    /// the x axis of progress over spend.
+    pub fn run_spend(&self, program_id: i64) -> Result<Vec<RunSpend>> {
+        Ok(self.db.query_map(
+            "SELECT finished_at, gpu_count * (finished_at - COALESCE(started_at, finished_at))
+             FROM runs WHERE program_id = ?1 AND finished_at IS NOT NULL
+             ORDER BY finished_at, id",
+            [program_id],
+            |r| {
+                Ok(RunSpend {
+                    finished_at: r.get(0)?,
+                    gpu_ms: r.get::<Option<f64>>(1)?.unwrap_or(0.0),
+                })
+            },
+        )?)
     }
 }

@@ -37,7 +37,7 @@ mod steering;
 pub mod testing;
 mod work;
 
-pub use arenas::{Arena, ArenaBudget, ArenaEntry};
+pub use arenas::{Arena, ArenaBudget, ArenaEntry, ArenaResult, RunSpend};
 pub use contributions::{
     reputation, Contribution, ContributionState, NewContribution, Openness, Standing,
 };

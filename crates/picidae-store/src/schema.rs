@@ -43,6 +43,7 @@ pub const TABLES: &[&str] = &[
     "arenas",
     "arena_entries",
     "arena_truth",
+    "arena_results",
 ];
 
 const MIGRATIONS: &[Migration] = &[
@@ -478,6 +479,34 @@ CREATE TABLE arena_truth (
     value       REAL,
     seeds       INTEGER NOT NULL,
     UNIQUE (arena_id, commit_sha)
+);
+"#,
+        postgres: None,
+    },
+    // 17: an arena's last scored ranking, one row per entry (see `arenas.rs`): what the
+    // cockpit's arena page and the memory's program.md results read without measuring.
+    Migration {
+        sqlite: r#"
+CREATE TABLE arena_results (
+    id           INTEGER PRIMARY KEY,
+    arena_id     INTEGER NOT NULL REFERENCES arenas(id),
+    label        TEXT NOT NULL,
+    rank         INTEGER NOT NULL,
+    entries      INTEGER NOT NULL,
+    per          TEXT NOT NULL,
+    truth_metric TEXT NOT NULL,
+    hidden       INTEGER NOT NULL,
+    seeds        INTEGER NOT NULL,
+    trials       INTEGER NOT NULL,
+    rate         REAL,
+    rate_low     REAL,
+    rate_high    REAL,
+    keeps        INTEGER NOT NULL,
+    false_keeps  INTEGER NOT NULL,
+    runs         INTEGER NOT NULL,
+    gpu_hours    REAL NOT NULL,
+    scored_at    INTEGER NOT NULL,
+    UNIQUE (arena_id, label)
 );
 "#,
         postgres: None,

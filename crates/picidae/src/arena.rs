@@ -441,7 +441,18 @@ fn evolve(
             .unwrap_or(1);
         format!("gen{n}")
     });
-    let prompt = format!("{EVOLVE_PROMPT}{}", markdown(&score, &texts));
+    let others = picidae_memory::search_program_mds(
+        &project.store,
+        "",
+        Some(&score.arena.benchmark_dir),
+        Some(name),
+        EVOLVE_MEMORY,
+    )?;
+    let prompt = format!(
+        "{EVOLVE_PROMPT}{}{}",
+        markdown(&score, &texts),
+        remembered(&others)
+    );
     let dir = project.dir().join("arenas").join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let prompt_file = dir.join(format!("evolve-{label}.prompt.md"));
@@ -454,6 +465,30 @@ fn evolve(
         programs.join(", ")
     );
     Ok(())
+}
+
+/// Most program.md files of other arenas the meta-agent is shown.
+const EVOLVE_MEMORY: usize = 5;
+
+/// The memory's program.md files of other arenas on the benchmark, best placed first.
+fn remembered(hits: &[picidae_memory::ProgramMdHit]) -> String {
+    use std::fmt::Write;
+    if hits.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n## From the memory: program.md files of other arenas on this benchmark\n\n",
+    );
+    for h in hits {
+        let text = h.program_md.trim_end();
+        let fence = if text.contains("```") { "~~~~" } else { "```" };
+        let _ = writeln!(
+            out,
+            "### {}\n\n{fence}markdown\n{text}\n{fence}\n",
+            h.line()
+        );
+    }
+    out
 }
 
 /// Runs the meta-agent's command; its stdout, unfenced, is the new program.md.

@@ -264,6 +264,20 @@ pub(crate) enum MemoryCmd {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Program.md files of every arena with how they did (rank, true gain per unit of budget,
+    /// false keeps), best first: what worked, for whoever writes the next one.
+    Programs {
+        /// Words the text should contain (every program.md when absent).
+        #[arg(default_value = "")]
+        query: String,
+        /// Only arenas on this benchmark directory.
+        #[arg(long, short)]
+        benchmark: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuild the index and dedup keys of every attempt from git.
     Reindex,
 }

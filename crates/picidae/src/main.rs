@@ -430,6 +430,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     program,
                     limit,
                 } => memory::summary(&project, &query, program.as_deref(), limit)?,
+                MemoryCmd::Programs {
+                    query,
+                    benchmark,
+                    limit,
+                    json,
+                } => memory::programs(&project, &query, benchmark.as_deref(), limit, json)?,
                 MemoryCmd::Reindex => {
                     let n = memory::reindex(&project)?;
                     println!("indexed {n} attempts");

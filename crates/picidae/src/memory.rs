@@ -78,6 +78,37 @@ pub fn summary(project: &Project, query: &str, program: Option<&str>, limit: usi
 }
 
 /// Rebuild the index (and dedup keys) of every attempt from its commit in git.
+/// `picidae memory programs`: arena entries' program.md files with their results.
+pub fn programs(
+    project: &Project,
+    query: &str,
+    benchmark: Option<&std::path::Path>,
+    limit: usize,
+    json: bool,
+) -> Result<()> {
+    let bench = match benchmark {
+        Some(dir) => Some(Repo::open(dir)?.bench_dir().display().to_string()),
+        None => None,
+    };
+    let hits =
+        picidae_memory::search_program_mds(&project.store, query, bench.as_deref(), None, limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&hits)?);
+        return Ok(());
+    }
+    if hits.is_empty() {
+        println!("no program.md in any arena matches");
+    }
+    for h in &hits {
+        println!("{}\n", h.line());
+        for line in h.program_md.trim_end().lines() {
+            println!("    {line}");
+        }
+        println!();
+    }
+    Ok(())
+}
+
 pub fn reindex(project: &Project) -> Result<usize> {
     let mut n = 0;
     for p in project.store.programs()? {

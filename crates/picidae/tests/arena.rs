@@ -234,4 +234,64 @@ fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
     for e in store.arena_entries(arena.id).unwrap() {
         assert!(store.program_spend(e.program_id).unwrap().runs <= 12);
     }
+
+    // The memory holds each program.md with its result: what worked can be asked for.
+    let o = env.picidae(&["memory", "programs", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let hits: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hits = hits.as_array().unwrap();
+    let mut labels: Vec<&str> = hits.iter().map(|h| h["label"].as_str().unwrap()).collect();
+    labels.sort();
+    assert_eq!(labels, ["game", "gen1", "large", "small"], "{hits:?}");
+    // Best placed first, the gaming entry last of its arena, each with the stored ranking.
+    let last = &hits[3];
+    assert_eq!(last["label"], "game", "{hits:?}");
+    assert_eq!(last["result"]["rank"], last["result"]["entries"], "{last}");
+    assert_eq!(hits[0]["result"]["rank"], 1, "{hits:?}");
+    let out = env.ok(&["memory", "programs", "game metric"]);
+    assert!(
+        out.starts_with("arena md, entry game: rank 4 of 4"),
+        "{out}"
+    );
+    assert!(!out.contains("entry large"), "{out}");
+
+    // A new arena on the same benchmark: its meta-agent is also shown what the memory holds
+    // from the first one.
+    let entry = |l: &str| format!("{l}={}", env.path(&format!("{l}.md")).display());
+    env.ok(&[
+        "arena",
+        "create",
+        "md2",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--entry",
+        &entry("small"),
+        "--entry",
+        &entry("game"),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent_cmd,
+        "--budget-runs",
+        "4",
+        "--trials",
+        "1",
+    ]);
+    env.ok(&[
+        "arena",
+        "evolve",
+        "md2",
+        "--seeds",
+        "2",
+        "--agent-command",
+        &format!("sh {}", meta.display()),
+    ]);
+    let saw = std::fs::read_to_string(&seen).unwrap();
+    let memory = saw
+        .split_once("From the memory")
+        .unwrap_or_else(|| panic!("{saw}"))
+        .1;
+    assert!(memory.contains("arena md, entry large: rank"), "{memory}");
+    assert!(memory.contains("Take large steps"), "{memory}");
+    assert!(!memory.contains("arena md2"), "{memory}");
 }

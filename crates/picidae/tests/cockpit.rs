@@ -3,8 +3,9 @@
 //! attempts, time of day and elapsed time; the attempt page downloads a run's artifacts), a
 //! follow-up typed in the UI reaches the agent, pausing from the UI stops dispatch, a finding is
 //! approved, retracted and followed up from the findings board (and the report exported), and
-//! a running run is cancelled from its attempt's page, and the overview lists the remote workers
-//! with their capacity, heartbeat and the runs they hold.
+//! a running run is cancelled from its attempt's page, the overview lists the remote workers
+//! with their capacity, heartbeat and the runs they hold, and the arena page overlays each
+//! entry's progress over spend and ranks the entries (with a write token only).
 //!
 //! The browser (`common/browser.rs`) is driven by `tests/cockpit/driver.js`; the tests skip
 //! (saying why) when node, npm or Chromium is missing, unless `PICIDAE_REQUIRE_BROWSER=1`.
@@ -481,4 +482,126 @@ fn the_overview_lists_workers_and_the_runs_they_hold() {
     let s = env.store();
     let r = s.run(run).unwrap();
     assert_eq!(s.attempt(r.attempt_id).unwrap().seq, 1, "{r:?}");
+}
+
+/// The arena page: two program.md entries ("big steps" lowers the value by 3 per attempt,
+/// "small steps" by 1), two trials each, run and ranked; the page overlays the four programs'
+/// progress over spend in one colour per entry and shows the ranking only with a write token.
+#[test]
+fn the_arena_page_overlays_each_entrys_progress_and_ranks_them_with_a_token() {
+    let _serial = serial();
+    let Some(b) = browser() else { return };
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 30.0)),
+        ("run.sh", common::VALUE_RUN),
+        ("value.txt", "100\n"),
+    ]);
+    let agent = env.path("steps.sh");
+    std::fs::write(
+        &agent,
+        "cat > /dev/null\nv=$(cat value.txt)\ncase \"$(cat \"$PICIDAE_PROGRAM_MD\")\" in\n  \
+         *big*) v=$((v - 3)) ;;\n  *) v=$((v - 1)) ;;\nesac\necho $v > value.txt\n\
+         echo \"HYPOTHESIS: value $v\"\n",
+    )
+    .unwrap();
+    for (label, text) in [
+        ("big", "Take big steps.\n"),
+        ("small", "Take small steps.\n"),
+    ] {
+        std::fs::write(env.path(&format!("{label}.md")), text).unwrap();
+    }
+    let entry = |l: &str| format!("{l}={}", env.path(&format!("{l}.md")).display());
+    let agent_cmd = format!("sh {}", agent.display());
+    env.ok(&[
+        "arena",
+        "create",
+        "pages",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--entry",
+        &entry("big"),
+        "--entry",
+        &entry("small"),
+        "--agent",
+        "command",
+        "--agent-command",
+        &agent_cmd,
+        "--budget-runs",
+        "4",
+        "--trials",
+        "2",
+        "--seeds",
+        "1",
+        "--baseline-seeds",
+        "1",
+    ]);
+    env.ok(&["arena", "run", "pages"]);
+    env.ok(&["arena", "show", "pages", "--seeds", "1"]);
+    let serve = Serve::start(&env);
+    let token = write_token(&env, "arena-page");
+    let out = drive(
+        b,
+        "arena",
+        &serve.url,
+        &[("COCKPIT_ARENA", "pages"), ("COCKPIT_TOKEN", &token)],
+    );
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+            .to_string()
+    };
+    // One line per program; an entry's trials share a colour, the entries' colours differ.
+    let lines = line("OK arena lines ");
+    let mut programs: Vec<(String, String, String)> = lines
+        .split(' ')
+        .map(|l| {
+            let mut p = l.splitn(3, ':');
+            let mut next = || p.next().unwrap().to_string();
+            (next(), next(), next())
+        })
+        .collect();
+    programs.sort();
+    let names: Vec<(&str, &str)> = programs
+        .iter()
+        .map(|(l, t, _)| (l.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("big", "1"), ("big", "2"), ("small", "1"), ("small", "2")],
+        "{out}"
+    );
+    assert_eq!(programs[0].2, programs[1].2, "{out}");
+    assert_eq!(programs[2].2, programs[3].2, "{out}");
+    assert_ne!(programs[0].2, programs[2].2, "{out}");
+    let axis = line("OK arena axis ");
+    assert!(
+        axis.contains("runs used") && axis.contains("frontier score (lower is better)"),
+        "{out}"
+    );
+    assert!(line("OK arena legend ").starts_with("big,small "), "{out}");
+    assert_eq!(line("OK arena texts "), "big,small", "{out}");
+    assert!(
+        line("OK arena without token: ").contains("write token"),
+        "{out}"
+    );
+    // The ranking, as `arena show` stored it: big steps found more per run.
+    let ranking = line("OK arena ranking ");
+    let rates: Vec<(&str, f64)> = ranking
+        .split(' ')
+        .map(|r| {
+            let (l, v) = r.split_once('=').unwrap();
+            (l, v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rates.len(), 2, "{out}");
+    assert_eq!(rates[0].0, "big", "{out}");
+    assert!(rates[0].1 > rates[1].1 && rates[1].1 > 0.0, "{out}");
+    // These runs used no GPU: nothing to draw against GPU-hours, and runs are whole.
+    assert!(line("OK arena gpu disabled: ").contains("no GPU"), "{out}");
+    let ticks = line("OK arena x ticks ");
+    assert!(
+        ticks.split(',').all(|t| t.parse::<i64>().is_ok()),
+        "{ticks}"
+    );
 }

@@ -399,7 +399,52 @@ async function leaderboard(page) {
   await shot(page, 'program');
 }
 
-const SCENARIOS = { live, followup, pause, findings, cancel, retry, workers, leaderboard };
+// The arena page: the list links to it; one line per program (entry and trial), overlaid, in
+// one colour per entry; the ranking only with a write token, in the order the store has it;
+// the x axis switches between runs and GPU-hours.
+async function arena(page) {
+  const name = process.env.COCKPIT_ARENA || fail('COCKPIT_ARENA is not set');
+  await page.goto(base + '/#/arenas');
+  await page.waitForSelector(`#arenas-table tr[data-arena="${name}"] a`, { timeout: TIMEOUT });
+  await page.click(`#arenas-table tr[data-arena="${name}"] a`);
+  await page.waitForSelector('#arena-chart path.arena-line', { timeout: TIMEOUT });
+  const chart = await page.evaluate(() => {
+    const lines = [...document.querySelectorAll('#arena-chart path.arena-line')];
+    return {
+      lines: lines.map((l) => l.dataset.label + ':' + l.dataset.trial + ':' + l.getAttribute('stroke')),
+      axis: [...document.querySelectorAll('#arena-chart text.label')].map((t) => t.textContent).join('|'),
+      legend: [...document.querySelectorAll('#arena-legend .legend-item')].map((e) => e.dataset.label),
+      swatches: [...document.querySelectorAll('#arena-legend .swatch')].map((e) => getComputedStyle(e).backgroundColor),
+      texts: [...document.querySelectorAll('#arena-texts details')].map((d) => d.dataset.label),
+    };
+  });
+  console.log('OK arena lines ' + chart.lines.join(' '));
+  console.log('OK arena axis ' + chart.axis);
+  console.log('OK arena legend ' + chart.legend.join(',') + ' ' + chart.swatches.join(','));
+  console.log('OK arena texts ' + chart.texts.join(','));
+  const note = await text(page, '#arena-ranking-note');
+  if (await page.locator('#arena-ranking').count()) fail('the ranking was shown without a token');
+  console.log('OK arena without token: ' + note);
+  await shot(page, 'arena-open');
+  await useToken(page);
+  await page.waitForSelector('#arena-ranking tbody tr[data-label]', { timeout: TIMEOUT });
+  const ranking = await page.evaluate(() => [...document.querySelectorAll('#arena-ranking tbody tr')].map(
+    (r) => r.dataset.label + '=' + r.querySelector('td.rate').textContent));
+  console.log('OK arena ranking ' + ranking.join(' '));
+  if (await page.locator('button[data-x="gpu"]').isDisabled()) {
+    console.log('OK arena gpu disabled: ' + await page.getAttribute('button[data-x="gpu"]', 'title'));
+  } else {
+    await page.click('button[data-x="gpu"]');
+    await page.waitForSelector('#arena-chart[data-x="gpu"]', { timeout: TIMEOUT });
+    console.log('OK arena gpu axis ' + await text(page, '#arena-chart text.label'));
+  }
+  const xTicks = await page.evaluate(() => [...document.querySelectorAll('#arena-chart text')]
+    .filter((t) => t.getAttribute('text-anchor') === 'middle' && !t.classList.contains('label')).map((t) => t.textContent));
+  console.log('OK arena x ticks ' + xTicks.join(','));
+  await shot(page, 'arena');
+}
+
+const SCENARIOS = { live, followup, pause, findings, cancel, retry, workers, leaderboard, arena };
 
 (async () => {
   const run = SCENARIOS[scenario] || fail('unknown scenario ' + scenario);
