@@ -169,7 +169,7 @@ fn data_survives_reopen_and_unfinished_runs_are_listed(t: &TestStore) {
     let s = t.open();
     s.integrity_check().unwrap();
     assert_eq!(s.schema_version().unwrap(), 17);
-    assert_eq!(picidae_store::latest_schema(), 16);
+    assert_eq!(picidae_store::latest_schema(), 17);
     let p = s.program("p").unwrap();
     let unfinished = s.unfinished_runs(Some(p.id)).unwrap();
     assert_eq!(unfinished.len(), 1);
