@@ -21,7 +21,11 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::tpe::{self, Dim, TpeConfig};
+
+mod plan;
+
 use crate::{Agent, AgentContext, AgentError, HistoryEntry, Proposal};
+pub use plan::SweepPlan;
 
 /// How the next point is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -106,16 +110,20 @@ impl SweepAgent {
         self
     }
 
-    fn random(params: &[ParamSpec], rng: &mut StdRng) -> Assignment {
-        params
-            .iter()
-            .map(|p| (p.name.clone(), p.from_unit(rng.random::<f64>())))
-            .collect()
-    }
-
     /// The next assignment: deterministic in the seed, the attempt number and the history; never
     /// one already tried or the current one. [`AgentError::Exhausted`] when none is found.
     pub fn next(&self, input: &SweepInput<'_>) -> Result<Assignment, AgentError> {
+        self.next_planned(input, &SweepPlan::default())
+    }
+
+    /// [`next`](Self::next) under a program.md's plan: its sampler, only its parameters (the
+    /// others keep their current values), and no further than its radius from the current
+    /// point on any varied parameter's unit scale.
+    pub fn next_planned(
+        &self,
+        input: &SweepInput<'_>,
+        plan: &SweepPlan,
+    ) -> Result<Assignment, AgentError> {
         let tried: BTreeSet<&Assignment> = input
             .history
             .iter()
@@ -127,25 +135,65 @@ impl SweepAgent {
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .wrapping_add(input.attempt_seq as u64),
         );
-        if self.sampler == Sampler::Tpe {
-            let dims: Vec<Dim> = input.params.iter().map(Dim::of).collect();
+        let varied: Vec<ParamSpec> = input
+            .params
+            .iter()
+            .filter(|p| plan.varies(&p.name))
+            .cloned()
+            .collect();
+        // Where the current point sits on each varied parameter (None: not a domain value).
+        let centre: Vec<Option<f64>> = varied
+            .iter()
+            .map(|p| input.current.get(&p.name).and_then(|v| p.to_unit(v)))
+            .collect();
+        let whole = |part: Assignment| -> Assignment {
+            let mut a = input.current.clone();
+            a.extend(part);
+            a
+        };
+        let near = |a: &Assignment| match plan.radius {
+            None => true,
+            Some(r) => varied.iter().zip(&centre).all(|(p, c)| {
+                match (c, a.get(&p.name).and_then(|v| p.to_unit(v))) {
+                    (Some(c), Some(x)) => (x - c).abs() <= r + 1e-9,
+                    _ => true,
+                }
+            }),
+        };
+        if plan.sampler.unwrap_or(self.sampler) == Sampler::Tpe {
+            let dims: Vec<Dim> = varied.iter().map(Dim::of).collect();
             let frontier = input.current_value.map(|v| (input.current, v));
-            let obs = tpe::observations(input.params, input.history, input.goal, frontier);
+            let obs = tpe::observations(&varied, input.history, input.goal, frontier);
             for _ in 0..TPE_ROUNDS {
                 let Some(cands) = tpe::suggest(&dims, &obs, &self.tpe, &mut rng) else {
                     break;
                 };
                 if let Some(a) = cands
                     .iter()
-                    .map(|x| tpe::assignment_at(input.params, x))
-                    .find(|a| !tried.contains(a))
+                    .map(|x| whole(tpe::assignment_at(&varied, x)))
+                    .find(|a| !tried.contains(a) && near(a))
                 {
                     return Ok(a);
                 }
             }
         }
         (0..RANDOM_TRIES)
-            .map(|_| Self::random(input.params, &mut rng))
+            .map(|_| {
+                whole(
+                    varied
+                        .iter()
+                        .zip(&centre)
+                        .map(|(p, c)| {
+                            let u = rng.random::<f64>();
+                            let u = match (plan.radius, c) {
+                                (Some(r), Some(c)) => c + r * (2.0 * u - 1.0),
+                                _ => u,
+                            };
+                            (p.name.clone(), p.from_unit(u))
+                        })
+                        .collect(),
+                )
+            })
             .find(|a| !tried.contains(a))
             .ok_or(AgentError::Exhausted)
     }
@@ -225,15 +273,25 @@ impl Agent for SweepAgent {
                 "the sweep agent needs [[param]] entries in the contract".into(),
             ));
         }
+        let known: Vec<&str> = ctx
+            .contract
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let plan = SweepPlan::parse(ctx.program_md, &known)?;
         let current = current_assignment(ctx)?;
-        let next = self.next(&SweepInput {
-            params: &ctx.contract.params,
-            goal: ctx.contract.primary().goal,
-            history: ctx.history,
-            current: &current,
-            current_value: ctx.frontier_value,
-            attempt_seq: ctx.attempt_seq,
-        })?;
+        let next = self.next_planned(
+            &SweepInput {
+                params: &ctx.contract.params,
+                goal: ctx.contract.primary().goal,
+                history: ctx.history,
+                current: &current,
+                current_value: ctx.frontier_value,
+                attempt_seq: ctx.attempt_seq,
+            },
+            &plan,
+        )?;
         write_assignment(ctx, &next)?;
         Ok(Proposal {
             hypothesis: describe_change(&current, &next),
@@ -567,5 +625,68 @@ mod tests {
             assert!(msg.contains(&format!("/{link}")), "{msg}");
         }
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "x = 0.5\n");
+    }
+
+    #[test]
+    fn a_plan_varies_only_its_parameters_and_stays_within_its_radius() {
+        let params = [range("a", 0.0, 10.0), range("b", 0.0, 10.0)];
+        let current = assign(&[("a", "5"), ("b", "5")]);
+        let plan = SweepPlan {
+            sampler: None,
+            params: Some(vec!["a".into()]),
+            radius: Some(0.1),
+        };
+        for sampler in Sampler::ALL {
+            let agent = SweepAgent::new(*sampler, 7);
+            let mut history = Vec::new();
+            for seq in 2..30 {
+                let next = agent
+                    .next_planned(
+                        &SweepInput {
+                            params: &params,
+                            goal: Goal::Minimize,
+                            history: &history,
+                            current: &current,
+                            current_value: Some(5.0),
+                            attempt_seq: seq,
+                        },
+                        &plan,
+                    )
+                    .unwrap();
+                assert_eq!(next["b"], "5", "{sampler}: {next:?}");
+                let a = num(&next, "a");
+                assert!((4.0..=6.0).contains(&a), "{sampler}: a = {a}");
+                history.push(HistoryEntry {
+                    seq,
+                    hypothesis: String::new(),
+                    status: AttemptStatus::Discarded,
+                    params: Some(next.clone()),
+                    value: Some((a - 3.0).abs()),
+                });
+            }
+        }
+        // Without a radius the same plan reaches the whole domain of `a`.
+        let wide = SweepPlan {
+            radius: None,
+            ..plan
+        };
+        let agent = SweepAgent::new(Sampler::Random, 7);
+        let far = (2..40).any(|seq| {
+            let next = agent
+                .next_planned(
+                    &SweepInput {
+                        params: &params,
+                        goal: Goal::Minimize,
+                        history: &[],
+                        current: &current,
+                        current_value: Some(5.0),
+                        attempt_seq: seq,
+                    },
+                    &wide,
+                )
+                .unwrap();
+            (num(&next, "a") - 5.0).abs() > 2.0
+        });
+        assert!(far);
     }
 }

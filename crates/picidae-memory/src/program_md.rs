@@ -29,15 +29,16 @@ pub struct ProgramMdHit {
 }
 
 impl ProgramMdHit {
-    /// "arena A, entry L: rank 1 of 3, true gain 0.41 per run [0.30, 0.52], false keeps 0/4".
+    /// "arena A, entry L: rank 1 of 3, true gain 0.41 per run [0.3, 0.52], false keeps 0/4".
     pub fn line(&self) -> String {
         let head = format!("arena {}, entry {}", self.arena, self.label);
         let Some(r) = &self.result else {
             return format!("{head}: not scored yet");
         };
-        let rate = r.rate.map_or("-".into(), |v| format!("{v:.4}"));
+        let num = |v: f64| picidae_core::params::format_number(v, false);
+        let rate = r.rate.map_or("-".into(), num);
         let interval = match (r.rate_low, r.rate_high) {
-            (Some(l), Some(h)) => format!(" [{l:.4}, {h:.4}]"),
+            (Some(l), Some(h)) => format!(" [{}, {}]", num(l), num(h)),
             _ => String::new(),
         };
         format!(
@@ -177,7 +178,7 @@ mod tests {
         };
         let line = hit.line();
         assert!(line.contains("rank 1 of 3"), "{line}");
-        assert!(line.contains("0.4000 per run [0.3000, 0.5000]"), "{line}");
+        assert!(line.contains("0.4 per run [0.3, 0.5]"), "{line}");
         assert!(line.contains("false keeps 1/4"), "{line}");
     }
 }

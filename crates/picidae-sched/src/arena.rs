@@ -150,7 +150,7 @@ fn entry_program(
             name: program.clone(),
             benchmark: bench,
             program_md: Some(text.to_string()),
-            agent: shared.agent.clone(),
+            agent: agent_for_trial(&shared.agent, trial),
             seeds: shared.seeds.0,
             baseline_seeds: shared.seeds.1,
             min_improvement: None,
@@ -225,6 +225,19 @@ pub fn add_entry(
         .iter()
         .map(|e| entry_program_name(name, label, e.trial))
         .collect())
+}
+
+/// The agent of trial `trial`: a sweep's seed moves on by trial, so trials are independent
+/// draws while the entries of one trial share theirs (a paired comparison). Other agents are
+/// the same in every trial.
+fn agent_for_trial(agent: &AgentSpec, trial: i64) -> AgentSpec {
+    match agent {
+        AgentSpec::Sweep { sampler, seed } => AgentSpec::Sweep {
+            sampler: *sampler,
+            seed: seed.wrapping_add((trial - 1).max(0) as u64),
+        },
+        other => other.clone(),
+    }
 }
 
 fn check_label(name: &str, label: &str) -> Result<(), SchedError> {

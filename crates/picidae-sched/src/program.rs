@@ -164,6 +164,12 @@ pub fn create_program(project: &mut Project, opts: &ProgramOptions) -> Result<Pr
         Some(t) => t.clone(),
         None => read_optional(&bench.join("program.md"))?,
     };
+    if let AgentSpec::Sweep { .. } = opts.agent {
+        // A program.md the sweep cannot follow is refused now, not at every proposal.
+        let known: Vec<&str> = contract.params.iter().map(|p| p.name.as_str()).collect();
+        picidae_agent::sweep::SweepPlan::parse(&program_md, &known)
+            .map_err(|e| fail(e.to_string()))?;
+    }
     let mut policy = serde_json::Map::new();
     if let Some(s) = opts.seeds {
         policy.insert("seeds".into(), s.into());

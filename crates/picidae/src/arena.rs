@@ -280,7 +280,9 @@ fn run_arena(project: &mut Project, name: &str) -> Result<()> {
 }
 
 fn fmt(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.4}"))
+    v.map_or("-".into(), |v| {
+        picidae_core::params::format_number(v, false)
+    })
 }
 
 fn print_score(s: &ArenaScore) {
@@ -298,7 +300,7 @@ fn print_score(s: &ArenaScore) {
     );
     for (rank, e) in s.entries.iter().enumerate() {
         let interval = match (e.rate_low, e.rate_high) {
-            (Some(l), Some(h)) => format!(" [{l:.4}, {h:.4}]"),
+            (Some(l), Some(h)) => format!(" [{}, {}]", fmt(Some(l)), fmt(Some(h))),
             _ => String::new(),
         };
         println!(
@@ -358,7 +360,7 @@ fn markdown(s: &ArenaScore, texts: &[(String, String)]) -> String {
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     for (i, e) in s.entries.iter().enumerate() {
         let interval = match (e.rate_low, e.rate_high) {
-            (Some(l), Some(h)) => format!("[{l:.4}, {h:.4}]"),
+            (Some(l), Some(h)) => format!("[{}, {}]", fmt(Some(l)), fmt(Some(h))),
             _ => "-".into(),
         };
         let _ = writeln!(

@@ -608,3 +608,88 @@ fn an_agent_committing_everything_does_not_commit_the_hidden_files_absence() {
     let files = repo.tracked_files(a.commit.as_deref().unwrap()).unwrap();
     assert!(files.iter().any(|f| f.starts_with("gold/")), "{files:?}");
 }
+
+/// A program.md's `sweep` block directs the built-in sweep: only its parameters move, the
+/// others keep their values; a block the sweep cannot follow is refused when the program is
+/// made, naming program.md's line and the field.
+#[test]
+fn a_sweep_block_in_program_md_directs_the_sweep() {
+    let contract = format!(
+        "{}\n[policy]\nseeds = 1\nbaseline_seeds = 1\n\n[[param]]\nname = \"x\"\nenv = \"X\"\n\
+         default = 0.9\nmin = -1.0\nmax = 1.0\n\n[[param]]\nname = \"y\"\nenv = \"Y\"\n\
+         default = 0.5\nmin = -1.0\nmax = 1.0\n",
+        value_contract("sh run.sh", 10.0)
+    )
+    .replace("min = 0.0\n", "");
+    let env = Env::new(&[
+        ("picidae.toml", &contract),
+        (
+            "run.sh",
+            "awk -v x=\"$X\" -v y=\"$Y\" 'BEGIN { printf \"score: %.6f\\n\", (x - 0.3)^2 + y^2 }'\n",
+        ),
+        ("value.txt", "unused\n"),
+    ]);
+    let bad = env.path("bad.md");
+    std::fs::write(
+        &bad,
+        "Tune x.\n\n```sweep\nradius = 0.1\nparams = [\"z\"]\n```\n",
+    )
+    .unwrap();
+    let o = env.picidae(&[
+        "program",
+        "create",
+        "bad",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--program-md",
+        bad.to_str().unwrap(),
+    ]);
+    let err = text(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("program.md line 5") && err.contains("`params`") && err.contains("\"z\""),
+        "{err}"
+    );
+    let good = env.path("good.md");
+    std::fs::write(
+        &good,
+        "Only x matters; small steps.\n\n~~~sweep\nparams = [\"x\"]\nradius = 0.1\n~~~\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "program",
+        "create",
+        "s",
+        "--benchmark",
+        env.bench.to_str().unwrap(),
+        "--program-md",
+        good.to_str().unwrap(),
+    ]);
+    env.ok(&["run", "s", "-n", "8", "--plain"]);
+    let store = env.store();
+    let p = store.program("s").unwrap();
+    let attempts = store
+        .attempts(&AttemptFilter {
+            program_id: Some(p.id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(attempts.len(), 9, "baseline + 8");
+    // Each proposal moves x by at most 0.1 of its range (0.2) from a frontier it could have
+    // been made on (one proposal may be made while the one before runs), and leaves y alone.
+    let mut frontiers = vec![0.9];
+    for a in &attempts[1..] {
+        let params = a.params.as_ref().unwrap();
+        assert_eq!(params["y"].as_str(), Some("0.5"), "{a:?}");
+        let x: f64 = params["x"].as_str().unwrap().parse().unwrap();
+        assert!(
+            frontiers.iter().any(|f| (x - f).abs() <= 0.2 + 1e-3),
+            "{x} from {frontiers:?}: {a:?}"
+        );
+        assert!(!a.hypothesis.contains('y'), "{}", a.hypothesis);
+        if a.status == AttemptStatus::Kept {
+            frontiers.push(x);
+        }
+    }
+    assert!(frontiers.len() > 1, "nothing kept: {attempts:?}");
+}
