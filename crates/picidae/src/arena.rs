@@ -19,9 +19,15 @@ pub(crate) enum ArenaCmd {
     /// Make an arena: one program per entry and trial, each on its own clone of the
     /// benchmark, with the same agent, executor, policy and budget.
     Create(ArenaCreateArgs),
-    /// Run the arena's programs, interleaved one attempt at a time (each entry and trial in
-    /// turn), until every one has spent its budget.
-    Run { name: String },
+    /// Run the arena's programs in rounds, one attempt of each per round (every entry and
+    /// trial in turn), until every one has spent its budget.
+    Run {
+        name: String,
+        /// Programs whose attempts run at once within a round (each on its own connection
+        /// and checkout); a round still ends only when every program has had its turn.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        parallel: u32,
+    },
     /// Score the entries on the hidden evaluator (fresh seeds) and rank them by true gain per
     /// unit of budget, with a 95% interval over trials, their false keeps and their spend.
     Show {
@@ -103,7 +109,7 @@ pub(crate) struct ArenaCreateArgs {
 pub(crate) fn run(project: &mut Project, cmd: ArenaCmd) -> Result<()> {
     match cmd {
         ArenaCmd::Create(args) => create(project, args),
-        ArenaCmd::Run { name } => run_arena(project, &name),
+        ArenaCmd::Run { name, parallel } => run_arena(project, &name, parallel as usize),
         ArenaCmd::Show { name, seeds, json } => {
             let score = score_arena(project, &name, i64::from(seeds.max(1)), &mut |m| {
                 eprintln!("picidae: {m}")
@@ -225,9 +231,62 @@ fn one_attempt(project: &mut Project, program: &str, shutdown: &Shutdown) -> Res
     Ok(after > before)
 }
 
-/// Every program of the arena, one attempt each in turn, until none can go on: no entry
-/// gets an earlier start or more turns than another.
-fn run_arena(project: &mut Project, name: &str) -> Result<()> {
+/// One round: a turn of every program in `programs`, `parallel` at a time, each worker with
+/// its own connection to the project. Returns the programs that used a run (in their order).
+fn parallel_round(
+    root: &std::path::Path,
+    programs: &[String],
+    parallel: usize,
+    shutdown: &Shutdown,
+) -> Result<Vec<String>> {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..programs.len()).collect());
+    let done: Mutex<Vec<(usize, Result<bool>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..parallel.min(programs.len()) {
+            s.spawn(|| {
+                let mut project = match Project::open(root) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let i = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                        if let Some(i) = i {
+                            done.lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((i, Err(e.into())));
+                        }
+                        return;
+                    }
+                };
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let Some(i) = next else { break };
+                    if shutdown.draining() {
+                        break;
+                    }
+                    let used = one_attempt(&mut project, &programs[i], shutdown);
+                    done.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, used));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    let mut still = Vec::new();
+    for (i, used) in done {
+        if used.with_context(|| format!("program {}", programs[i]))? {
+            still.push(programs[i].clone());
+        }
+    }
+    Ok(still)
+}
+
+/// Every program of the arena, one attempt each per round, until none can go on: no entry
+/// gets an earlier start or more turns than another (with `parallel` > 1 a round's turns
+/// overlap, and the next round starts when all of them are done).
+fn run_arena(project: &mut Project, name: &str, parallel: usize) -> Result<()> {
     let arena = project
         .store
         .arena(name)?
@@ -252,12 +311,16 @@ fn run_arena(project: &mut Project, name: &str) -> Result<()> {
     while !active.is_empty() && !shutdown.draining() {
         round += 1;
         let mut still = Vec::new();
-        for p in &active {
-            if shutdown.draining() {
-                break;
-            }
-            if one_attempt(project, p, &shutdown)? {
-                still.push(p.clone());
+        if parallel > 1 {
+            still = parallel_round(project.root(), &active, parallel, &shutdown)?;
+        } else {
+            for p in &active {
+                if shutdown.draining() {
+                    break;
+                }
+                if one_attempt(project, p, &shutdown)? {
+                    still.push(p.clone());
+                }
             }
         }
         let used: Vec<String> = programs

@@ -3,7 +3,8 @@
 //! what their program.md says: "large steps" lowers the true value by 3 per attempt, "small
 //! steps" by 1.5, and "game the metric" lowers the visible value by 3 while the truth gets
 //! worse. The arena must rank large > small > game on the hidden score, keep every program
-//! within its budget, and interleave the programs one attempt at a time.
+//! within its budget, and interleave the programs one attempt at a time (also when three of
+//! them run at once).
 
 mod common;
 
@@ -47,31 +48,21 @@ fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
     ] {
         std::fs::write(env.path(&format!("{label}.md")), text).unwrap();
     }
-    let entry = |l: &str| format!("{l}={}", env.path(&format!("{l}.md")).display());
+    let md_of = |l: &str| env.path(&format!("{l}.md"));
     let agent_cmd = format!("sh {}", agent.display());
-    let out = env.ok(&[
-        "arena",
-        "create",
+    let out = env.arena_create(
         "md",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--entry",
-        &entry("large"),
-        "--entry",
-        &entry("small"),
-        "--entry",
-        &entry("game"),
-        "--agent",
-        "command",
-        "--agent-command",
+        &[
+            ("large", &md_of("large")),
+            ("small", &md_of("small")),
+            ("game", &md_of("game")),
+        ],
         &agent_cmd,
-        "--budget-runs",
-        "12",
-        "--trials",
-        "2",
-    ]);
+        &["--budget-runs", "12", "--trials", "2"],
+    );
     assert!(out.contains("6 programs"), "{out}");
-    let o = env.picidae(&["arena", "run", "md"]);
+    // Three programs' turns at once; a round still ends only when all six have had theirs.
+    let o = env.picidae(&["arena", "run", "md", "--parallel", "3"]);
     assert!(o.status.success(), "{}", text(&o));
 
     let store = env.store();
@@ -257,26 +248,12 @@ fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
 
     // A new arena on the same benchmark: its meta-agent is also shown what the memory holds
     // from the first one.
-    let entry = |l: &str| format!("{l}={}", env.path(&format!("{l}.md")).display());
-    env.ok(&[
-        "arena",
-        "create",
+    env.arena_create(
         "md2",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--entry",
-        &entry("small"),
-        "--entry",
-        &entry("game"),
-        "--agent",
-        "command",
-        "--agent-command",
+        &[("small", &md_of("small")), ("game", &md_of("game"))],
         &agent_cmd,
-        "--budget-runs",
-        "4",
-        "--trials",
-        "1",
-    ]);
+        &["--budget-runs", "4", "--trials", "1"],
+    );
     env.ok(&[
         "arena",
         "evolve",

@@ -510,31 +510,22 @@ fn the_arena_page_overlays_each_entrys_progress_and_ranks_them_with_a_token() {
     ] {
         std::fs::write(env.path(&format!("{label}.md")), text).unwrap();
     }
-    let entry = |l: &str| format!("{l}={}", env.path(&format!("{l}.md")).display());
-    let agent_cmd = format!("sh {}", agent.display());
-    env.ok(&[
-        "arena",
-        "create",
+    let md = |l: &str| env.path(&format!("{l}.md"));
+    env.arena_create(
         "pages",
-        "--benchmark",
-        env.bench.to_str().unwrap(),
-        "--entry",
-        &entry("big"),
-        "--entry",
-        &entry("small"),
-        "--agent",
-        "command",
-        "--agent-command",
-        &agent_cmd,
-        "--budget-runs",
-        "4",
-        "--trials",
-        "2",
-        "--seeds",
-        "1",
-        "--baseline-seeds",
-        "1",
-    ]);
+        &[("big", &md("big")), ("small", &md("small"))],
+        &format!("sh {}", agent.display()),
+        &[
+            "--budget-runs",
+            "4",
+            "--trials",
+            "2",
+            "--seeds",
+            "1",
+            "--baseline-seeds",
+            "1",
+        ],
+    );
     env.ok(&["arena", "run", "pages"]);
     env.ok(&["arena", "show", "pages", "--seeds", "1"]);
     let serve = Serve::start(&env);

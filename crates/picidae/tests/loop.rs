@@ -324,23 +324,32 @@ fn a_failing_agent_is_recorded_and_the_loop_goes_on() {
     assert_eq!(p.frontier_value, Some(4.0));
 }
 
+/// A benchmark with one seed per attempt whose parameters (`(name, default)`, each in
+/// [-1, 1]) reach `run` (its run.sh) as upper-case environment variables.
+fn env_param_bench(params: &[(&str, f64)], run: &str) -> Env {
+    let mut contract = value_contract("sh run.sh", 10.0).replace("min = 0.0\n", "");
+    contract.push_str("\n[policy]\nseeds = 1\nbaseline_seeds = 1\n");
+    for (name, default) in params {
+        contract.push_str(&format!(
+            "\n[[param]]\nname = \"{name}\"\nenv = \"{}\"\ndefault = {default}\nmin = -1.0\nmax = 1.0\n",
+            name.to_uppercase()
+        ));
+    }
+    Env::new(&[
+        ("picidae.toml", &contract),
+        ("run.sh", run),
+        ("value.txt", "unused\n"),
+    ])
+}
+
 /// A sweep over a parameter passed as an environment variable: no checkout for the agent, no
 /// commit per attempt, every run sees its own value, and the frontier's value carries on.
 #[test]
 fn environment_parameter_sweeps_commit_nothing_and_runs_see_their_values() {
-    let contract = format!(
-        "{}\n[policy]\nseeds = 1\nbaseline_seeds = 1\n\n[[param]]\nname = \"x\"\nenv = \"X\"\ndefault = 0.9\nmin = -1.0\nmax = 1.0\n",
-        value_contract("sh run.sh", 10.0)
-    )
-    .replace("min = 0.0\n", "");
-    let env = Env::new(&[
-        ("picidae.toml", &contract),
-        (
-            "run.sh",
-            "echo \"x=$X\"; awk -v x=\"$X\" 'BEGIN { printf \"score: %.6f\\n\", (x - 0.3) * (x - 0.3) }'\n",
-        ),
-        ("value.txt", "unused\n"),
-    ]);
+    let env = env_param_bench(
+        &[("x", 0.9)],
+        "echo \"x=$X\"; awk -v x=\"$X\" 'BEGIN { printf \"score: %.6f\\n\", (x - 0.3) * (x - 0.3) }'\n",
+    );
     env.ok(&[
         "program",
         "create",
@@ -614,21 +623,10 @@ fn an_agent_committing_everything_does_not_commit_the_hidden_files_absence() {
 /// made, naming program.md's line and the field.
 #[test]
 fn a_sweep_block_in_program_md_directs_the_sweep() {
-    let contract = format!(
-        "{}\n[policy]\nseeds = 1\nbaseline_seeds = 1\n\n[[param]]\nname = \"x\"\nenv = \"X\"\n\
-         default = 0.9\nmin = -1.0\nmax = 1.0\n\n[[param]]\nname = \"y\"\nenv = \"Y\"\n\
-         default = 0.5\nmin = -1.0\nmax = 1.0\n",
-        value_contract("sh run.sh", 10.0)
-    )
-    .replace("min = 0.0\n", "");
-    let env = Env::new(&[
-        ("picidae.toml", &contract),
-        (
-            "run.sh",
-            "awk -v x=\"$X\" -v y=\"$Y\" 'BEGIN { printf \"score: %.6f\\n\", (x - 0.3)^2 + y^2 }'\n",
-        ),
-        ("value.txt", "unused\n"),
-    ]);
+    let env = env_param_bench(
+        &[("x", 0.9), ("y", 0.5)],
+        "awk -v x=\"$X\" -v y=\"$Y\" 'BEGIN { printf \"score: %.6f\\n\", (x - 0.3)^2 + y^2 }'\n",
+    );
     let bad = env.path("bad.md");
     std::fs::write(
         &bad,

@@ -72,6 +72,29 @@ impl Env {
     }
 
     /// Like [`picidae`](Env::picidae) but the command must succeed.
+    /// `picidae arena create NAME` on this benchmark with a command agent running
+    /// `agent_command`: one entry per `(label, program.md file)`, then `extra` options.
+    pub fn arena_create(
+        &self,
+        name: &str,
+        entries: &[(&str, &Path)],
+        agent_command: &str,
+        extra: &[&str],
+    ) -> String {
+        let bench = self.bench.display().to_string();
+        let entries: Vec<String> = entries
+            .iter()
+            .map(|(label, path)| format!("{label}={}", path.display()))
+            .collect();
+        let mut args = vec!["arena", "create", name, "--benchmark", &bench];
+        for e in &entries {
+            args.extend(["--entry", e.as_str()]);
+        }
+        args.extend(["--agent", "command", "--agent-command", agent_command]);
+        args.extend(extra);
+        self.ok(&args)
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.picidae(args);
         assert!(
