@@ -29,13 +29,37 @@ use crate::{create_program, ExecutorSpec, ProgramOptions, Project, Runner, Sched
 /// The first seed of truth measurements: far from the seeds the entries ran.
 pub const TRUTH_FIRST_SEED: i64 = 100_000;
 
+/// One entry: its program.md and what it changes of the arena's shared settings (when the
+/// user compares agents or policies rather than program.md files alone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntrySpec {
+    pub label: String,
+    pub program_md: String,
+    /// Its own agent instead of the arena's.
+    pub agent: Option<AgentSpec>,
+    /// Policy overrides on top of the arena's (the keys of a program's own settings).
+    pub policy: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EntrySpec {
+    /// An entry that differs only in its program.md.
+    pub fn text(label: &str, program_md: &str) -> EntrySpec {
+        EntrySpec {
+            label: label.to_string(),
+            program_md: program_md.to_string(),
+            agent: None,
+            policy: Default::default(),
+        }
+    }
+}
+
 /// What an arena is made of.
 #[derive(Debug, Clone)]
 pub struct ArenaOptions {
     pub name: String,
     pub benchmark: PathBuf,
-    /// `(label, program.md text)`, one per entry.
-    pub entries: Vec<(String, String)>,
+    /// One per entry.
+    pub entries: Vec<EntrySpec>,
     pub agent: AgentSpec,
     pub executor: ExecutorSpec,
     pub budget: (ArenaBudget, f64),
@@ -70,10 +94,13 @@ pub fn create_arena(project: &mut Project, opts: &ArenaOptions) -> Result<Arena,
         return Err(arena_error(name, "an arena needs at least two entries"));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for (label, _) in &opts.entries {
-        check_label(name, label)?;
-        if !seen.insert(label.clone()) {
-            return Err(arena_error(name, format!("entry {label:?} is given twice")));
+    for e in &opts.entries {
+        check_label(name, &e.label)?;
+        if !seen.insert(e.label.clone()) {
+            return Err(arena_error(
+                name,
+                format!("entry {:?} is given twice", e.label),
+            ));
         }
     }
     if opts.trials == 0 {
@@ -98,14 +125,8 @@ pub fn create_arena(project: &mut Project, opts: &ArenaOptions) -> Result<Arena,
     for trial in 1..=i64::from(opts.trials) {
         // Trials outermost: entry order inside a trial is the order programs are created,
         // the same in every trial.
-        for (label, text) in &opts.entries {
-            entries.push(entry_program(
-                project,
-                &source,
-                (name, label, trial),
-                text,
-                &shared,
-            )?);
+        for e in &opts.entries {
+            entries.push(entry_program(project, &source, (name, trial), e, &shared)?);
         }
     }
     let bench_dir = source.bench_dir().display().to_string();
@@ -129,14 +150,15 @@ struct Shared {
 }
 
 /// One entry's program in one trial: a clone of the benchmark, the program on it with the
-/// shared settings and the entry's program.md, its budget.
+/// shared settings (but for what the entry sets itself) and the entry's program.md, its budget.
 fn entry_program(
     project: &mut Project,
     source: &Repo,
-    (name, label, trial): (&str, &str, i64),
-    text: &str,
+    (name, trial): (&str, i64),
+    entry: &EntrySpec,
     shared: &Shared,
 ) -> Result<ArenaEntry, SchedError> {
+    let (label, text) = (entry.label.as_str(), entry.program_md.as_str());
     let program = entry_program_name(name, label, trial);
     let clone = project
         .dir()
@@ -150,7 +172,7 @@ fn entry_program(
             name: program.clone(),
             benchmark: bench,
             program_md: Some(text.to_string()),
-            agent: agent_for_trial(&shared.agent, trial),
+            agent: agent_for_trial(entry.agent.as_ref().unwrap_or(&shared.agent), trial),
             seeds: shared.seeds.0,
             baseline_seeds: shared.seeds.1,
             min_improvement: None,
@@ -160,7 +182,14 @@ fn entry_program(
     )?;
     let store = &mut project.store;
     store.set_program_executor(&program, &shared.executor)?;
-    for (key, value) in shared.policy.as_object().into_iter().flatten() {
+    let entry_policy = entry.policy.iter();
+    for (key, value) in shared
+        .policy
+        .as_object()
+        .into_iter()
+        .flatten()
+        .chain(entry_policy)
+    {
         store.set_program_policy(&program, key, Some(value.clone()))?;
     }
     let (kind, budget) = shared.budget;
@@ -215,8 +244,8 @@ pub fn add_entry(
         added.push(entry_program(
             project,
             &source,
-            (name, label, trial),
-            text,
+            (name, trial),
+            &EntrySpec::text(label, text),
             &shared,
         )?);
     }

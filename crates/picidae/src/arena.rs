@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use picidae_agent::AgentSpec;
-use picidae_sched::arena::{create_arena, score_arena, ArenaOptions, ArenaScore};
+use picidae_sched::arena::{create_arena, score_arena, ArenaOptions, ArenaScore, EntrySpec};
 use picidae_sched::{ExecutorSpec, LoopOptions, Project, Runner, Shutdown};
 use picidae_store::ArenaBudget;
 
 use crate::cli::AgentArgs;
+
+mod entries;
 
 #[derive(Subcommand)]
 pub(crate) enum ArenaCmd {
@@ -78,9 +80,14 @@ pub(crate) struct ArenaCreateArgs {
     /// Benchmark directory (inside a git repository, with a picidae.toml).
     #[arg(long, short)]
     benchmark: PathBuf,
-    /// An entry: `LABEL=PATH` of its program.md (repeat; two at least).
-    #[arg(long = "entry", required = true)]
+    /// An entry: `LABEL=PATH` of its program.md (repeat; two entries at least, with
+    /// `--entries`).
+    #[arg(long = "entry", required_unless_present = "entries_file")]
     entries: Vec<String>,
+    /// A TOML file of entries that may also differ in agent or policy (`[[entry]]` with
+    /// `label`, `program_md` and optional `agent` and `policy` tables; see docs/arena.md).
+    #[arg(long = "entries")]
+    entries_file: Option<PathBuf>,
     #[command(flatten)]
     agent: AgentArgs,
     /// Where runs execute (as `program create --executor`); the same for every entry.
@@ -129,13 +136,7 @@ pub(crate) fn run(project: &mut Project, cmd: ArenaCmd) -> Result<()> {
             let score = score_arena(project, &name, i64::from(seeds.max(1)), &mut |m| {
                 eprintln!("picidae: {m}")
             })?;
-            let arena = &score.arena;
-            let mut texts: Vec<(String, String)> = Vec::new();
-            for e in project.store.arena_entries(arena.id)? {
-                if !texts.iter().any(|(l, _)| *l == e.label) {
-                    texts.push((e.label, e.program_md));
-                }
-            }
+            let texts = entry_texts(project, score.arena.id)?;
             let md = markdown(&score, &texts);
             match output {
                 Some(path) => std::fs::write(&path, md)
@@ -175,7 +176,10 @@ fn create(project: &mut Project, args: ArenaCreateArgs) -> Result<()> {
             .with_context(|| format!("--entry {e:?}: expected LABEL=PATH"))?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("--entry {label}: reading {path}"))?;
-        entries.push((label.to_string(), text));
+        entries.push(EntrySpec::text(label, &text));
+    }
+    if let Some(file) = &args.entries_file {
+        entries.extend(entries::read(file)?);
     }
     let agent = crate::agents::agent_spec(&args.agent)?;
     crate::agents::warn_if_missing(&agent);
@@ -391,8 +395,45 @@ fn print_score(s: &ArenaScore) {
     }
 }
 
+/// An entry as the record shows it: its program.md and the agent and policy its programs
+/// run with.
+struct EntryText {
+    label: String,
+    program_md: String,
+    agent: String,
+    policy: String,
+}
+
+/// Each entry once (from its first program), in label order.
+fn entry_texts(project: &Project, arena_id: i64) -> Result<Vec<EntryText>> {
+    let mut out: Vec<EntryText> = Vec::new();
+    for e in project.store.arena_entries(arena_id)? {
+        if out.iter().any(|t| t.label == e.label) {
+            continue;
+        }
+        let p = project.store.program_by_id(e.program_id)?;
+        let agent = serde_json::from_value::<AgentSpec>(p.agent.clone())
+            .map_or_else(|_| "unreadable".to_string(), |a| a.label());
+        let policy = match p.policy.as_object() {
+            Some(m) if !m.is_empty() => m
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "the contract's".to_string(),
+        };
+        out.push(EntryText {
+            label: e.label,
+            program_md: e.program_md,
+            agent,
+            policy,
+        });
+    }
+    Ok(out)
+}
+
 /// The arena as a Markdown record.
-fn markdown(s: &ArenaScore, texts: &[(String, String)]) -> String {
+fn markdown(s: &ArenaScore, texts: &[EntryText]) -> String {
     use std::fmt::Write;
     let a = &s.arena;
     let mut out = String::new();
@@ -462,11 +503,15 @@ fn markdown(s: &ArenaScore, texts: &[(String, String)]) -> String {
         }
     }
     let _ = writeln!(out, "\n## Entries\n");
-    for (label, text) in texts {
+    for t in texts {
+        let text = &t.program_md;
         let fence = if text.contains("```") { "~~~~" } else { "```" };
         let _ = writeln!(
             out,
-            "### {label}\n\n{fence}markdown\n{}\n{fence}\n",
+            "### {}\n\nAgent `{}`; policy: {}.\n\n{fence}markdown\n{}\n{fence}\n",
+            t.label,
+            t.agent,
+            t.policy,
             text.trim_end()
         );
     }
@@ -493,16 +538,10 @@ fn evolve(
     let score = score_arena(project, name, i64::from(seeds.max(1)), &mut |m| {
         eprintln!("picidae: {m}")
     })?;
-    let entries = project.store.arena_entries(score.arena.id)?;
-    let mut texts: Vec<(String, String)> = Vec::new();
-    for e in &entries {
-        if !texts.iter().any(|(l, _)| *l == e.label) {
-            texts.push((e.label.clone(), e.program_md.clone()));
-        }
-    }
+    let texts = entry_texts(project, score.arena.id)?;
     let label = label.unwrap_or_else(|| {
         let n = (1..)
-            .find(|n| !texts.iter().any(|(l, _)| *l == format!("gen{n}")))
+            .find(|n| !texts.iter().any(|t| t.label == format!("gen{n}")))
             .unwrap_or(1);
         format!("gen{n}")
     });

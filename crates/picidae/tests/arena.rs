@@ -272,3 +272,92 @@ fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
     assert!(memory.contains("Take large steps"), "{memory}");
     assert!(!memory.contains("arena md2"), "{memory}");
 }
+
+/// Entries that differ in agent and policy, not program.md: an entries file gives one entry
+/// an agent that takes steps of 3 and another one that takes steps of 1, both with the same
+/// program.md; the bigger steps rank first, each program runs its entry's agent and policy,
+/// and the record says which. A mistake in the file names its line and field.
+#[test]
+fn entries_may_differ_in_agent_and_policy() {
+    let env = Env::truth(GOOD_EVALUATOR, "seeds = 1\nbaseline_seeds = 1");
+    let agent = env.path("step.sh");
+    std::fs::write(
+        &agent,
+        "cat > /dev/null\nread v h tag < value.txt\n\
+         v=$(awk -v x=\"$v\" -v s=\"$STEP\" 'BEGIN{print x-s}')\n\
+         h=$(awk -v x=\"$h\" -v s=\"$STEP\" 'BEGIN{print x-s}')\n\
+         echo \"$v $h a$PICIDAE_ATTEMPT\" > value.txt\necho \"HYPOTHESIS: value $v\"\n",
+    )
+    .unwrap();
+    std::fs::write(env.path("same.md"), "Lower the value.\n").unwrap();
+    let file = env.path("arena.toml");
+    let entries = |policy: &str| {
+        format!(
+            "[[entry]]\nlabel = \"big\"\nprogram_md = \"same.md\"\n\
+             agent = {{ agent = \"command\", agent_command = \"STEP=3 sh {a}\" }}\n\n\
+             [[entry]]\nlabel = \"tiny\"\nprogram_md = \"same.md\"\n\
+             agent = {{ agent = \"command\", agent_command = \"STEP=1 sh {a}\" }}\n\
+             policy = {policy}\n",
+            a = agent.display()
+        )
+    };
+    let bench = env.bench.to_str().unwrap().to_string();
+    let create = |name: &str| {
+        env.picidae(&[
+            "arena",
+            "create",
+            name,
+            "--benchmark",
+            &bench,
+            "--entries",
+            file.to_str().unwrap(),
+            "--budget-runs",
+            "5",
+            "--trials",
+            "1",
+        ])
+    };
+    std::fs::write(&file, entries("{ seedz = 2 }")).unwrap();
+    let o = create("bad");
+    let err = text(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("arena.toml:10") && err.contains("seedz"),
+        "{err}"
+    );
+    assert!(env.store().arena("bad").unwrap().is_none());
+
+    std::fs::write(&file, entries("{ min_improvement = 0.5 }")).unwrap();
+    let o = create("steps");
+    assert!(o.status.success(), "{}", text(&o));
+    env.ok(&["arena", "run", "steps", "--parallel", "2"]);
+    let store = env.store();
+    for (program, step) in [("steps-big-1", "STEP=3"), ("steps-tiny-1", "STEP=1")] {
+        let p = store.program(program).unwrap();
+        assert!(
+            p.agent["command"].as_str().unwrap().starts_with(step),
+            "{program}: {}",
+            p.agent
+        );
+        let tiny = program.contains("tiny");
+        assert_eq!(
+            p.policy.get("min_improvement").is_some(),
+            tiny,
+            "{}",
+            p.policy
+        );
+        assert!(store.program_spend(p.id).unwrap().runs <= 5);
+    }
+    let o = env.picidae(&["arena", "show", "steps", "--seeds", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ranking: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(ranking, ["big", "tiny"], "{v:#}");
+    let md = env.ok(&["arena", "report", "steps"]);
+    assert!(md.contains("### tiny\n\nAgent `command`; policy: "), "{md}");
+    assert!(md.contains("min_improvement = 0.5"), "{md}");
+}
