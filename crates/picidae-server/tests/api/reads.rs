@@ -222,6 +222,8 @@ async fn openapi_lists_every_route() {
         ("get", "/api/programs/{name}/public"),
         ("get", "/api/programs/{name}/public/bundle"),
         ("get", "/api/programs/{name}/leaderboard"),
+        ("get", "/api/cockpit/arenas"),
+        ("get", "/api/cockpit/arenas/{name}"),
     ];
     for (method, path) in routes {
         let op = &paths
