@@ -445,6 +445,22 @@ impl Repo {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// The patch that turns commit `from`'s tree into commit `to`'s, in the form of
+    /// [`show_patch`](Self::show_patch).
+    pub fn patch_between(&self, from: &str, to: &str) -> Result<String> {
+        check_rev(from)?;
+        check_rev(to)?;
+        let out = self
+            .git()
+            .arg("diff")
+            .args(crate::worktree::PATCH_OPTS)
+            .arg(from)
+            .arg(to)
+            .arg("--")
+            .run()?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
     /// The paths of every file `commit` holds (blobs and links; submodules excluded),
     /// repository-relative with `/` separators.
     pub fn tracked_files(&self, commit: &str) -> Result<Vec<String>> {

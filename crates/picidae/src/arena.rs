@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use picidae_agent::AgentSpec;
 use picidae_sched::arena::{create_arena, score_arena, ArenaOptions, ArenaScore, EntrySpec};
-use picidae_sched::{ExecutorSpec, LoopOptions, Project, Runner, Shutdown};
+use picidae_sched::{ExecutorSpec, Project, Shutdown};
 use picidae_store::ArenaBudget;
 
 use crate::cli::AgentArgs;
@@ -216,25 +216,6 @@ fn create(project: &mut Project, args: ArenaCreateArgs) -> Result<()> {
     Ok(())
 }
 
-/// One attempt of `program`; whether it used any run (a program that uses none has spent its
-/// budget or has nothing left to try).
-fn one_attempt(project: &mut Project, program: &str, shutdown: &Shutdown) -> Result<bool> {
-    let stored = project.store.program(program)?;
-    let before = project.store.program_spend(stored.id)?.runs;
-    let spec: AgentSpec = serde_json::from_value(stored.agent.clone())
-        .with_context(|| format!("program {program}: unreadable agent configuration"))?;
-    let mut agent = spec.build();
-    agent.preflight()?;
-    let opts = LoopOptions {
-        max_attempts: Some(1),
-        shutdown: shutdown.clone(),
-        ..Default::default()
-    };
-    Runner::new(project, program)?.run(agent.as_mut(), &opts, &mut |_| {})?;
-    let after = project.store.program_spend(stored.id)?.runs;
-    Ok(after > before)
-}
-
 /// One round: a turn of every program in `programs`, `parallel` at a time, each worker with
 /// its own connection to the project. Returns the programs that used a run (in their order).
 fn parallel_round(
@@ -268,7 +249,7 @@ fn parallel_round(
                     if shutdown.draining() {
                         break;
                     }
-                    let used = one_attempt(&mut project, &programs[i], shutdown);
+                    let used = crate::turn::one_attempt(&mut project, &programs[i], shutdown);
                     done.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push((i, used));
@@ -322,7 +303,7 @@ fn run_arena(project: &mut Project, name: &str, parallel: usize) -> Result<()> {
                 if shutdown.draining() {
                     break;
                 }
-                if one_attempt(project, p, &shutdown)? {
+                if crate::turn::one_attempt(project, p, &shutdown)? {
                     still.push(p.clone());
                 }
             }

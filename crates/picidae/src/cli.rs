@@ -174,6 +174,9 @@ pub(crate) enum Command {
     Submit(crate::submit::SubmitArgs),
     /// Make a local repository of a hub's open program's frontier, without its hidden files.
     Fetch(crate::submit::FetchArgs),
+    /// Research a hub's open program on your own machine and budget: fetch its frontier,
+    /// run your agent there, and submit each attempt you keep as a claim.
+    Contribute(crate::contribute::ContributeArgs),
     /// API tokens for mutating calls.
     #[command(subcommand)]
     Token(TokenCmd),

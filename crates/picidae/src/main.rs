@@ -6,6 +6,7 @@ mod arena;
 mod check;
 mod cli;
 mod client;
+mod contribute;
 mod delete;
 mod demo;
 mod example;
@@ -21,6 +22,7 @@ mod results;
 mod serve;
 mod submit;
 mod tokens;
+mod turn;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -239,6 +241,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Worker(args) => worker::run(args)?,
         Command::Submit(args) => submit::run(args)?,
         Command::Fetch(args) => submit::fetch(args)?,
+        Command::Contribute(args) => contribute::run(args)?,
         Command::Program(ProgramCmd::List { json }) => {
             let project = open_project(&cli.project)?;
             results::list_programs(&project, json)?;

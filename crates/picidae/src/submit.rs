@@ -66,15 +66,44 @@ pub(crate) struct FetchArgs {
 /// stands for: `<export commit> <frontier commit>`.
 const FRONTIER_FILE: &str = "picidae-frontier";
 
+/// A hub and the contributor token to call it with.
+pub(crate) struct Hub<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) token: &'a str,
+}
+
 pub(crate) fn fetch(args: FetchArgs) -> Result<()> {
+    let hub = Hub {
+        url: &args.hub,
+        token: &args.token,
+    };
+    let (_, _, frontier) = fetch_into(&hub, &args.program, &args.into)?;
+    println!(
+        "{}: the frontier of {} ({}), without the hidden files; commit a change there and \
+         `picidae submit {} --commit HEAD --repo {} --claimed VALUE`",
+        args.into.display(),
+        args.program,
+        &frontier[..12.min(frontier.len())],
+        args.program,
+        args.into.display()
+    );
+    Ok(())
+}
+
+/// Make a repository of `program`'s public frontier at `into` (which must not exist): the
+/// repository, the export commit it holds, and the hub's frontier commit it stands for.
+pub(crate) fn fetch_into(
+    hub: &Hub<'_>,
+    program: &str,
+    into: &std::path::Path,
+) -> Result<(Repo, String, String)> {
     let url = format!(
-        "{}/api/programs/{}/public/bundle",
-        args.hub.trim_end_matches('/'),
-        args.program
+        "{}/api/programs/{program}/public/bundle",
+        hub.url.trim_end_matches('/'),
     );
     let mut resp = agent()
         .get(&url)
-        .header("Authorization", &format!("Bearer {}", args.token))
+        .header("Authorization", &format!("Bearer {}", hub.token))
         .call()
         .with_context(|| format!("GET {url}"))?;
     let status = resp.status().as_u16();
@@ -106,34 +135,28 @@ pub(crate) fn fetch(args: FetchArgs) -> Result<()> {
     ));
     std::fs::write(&file, &bytes).with_context(|| format!("writing {}", file.display()))?;
     let identity = picidae_git::Identity::new("picidae contributor", "contributor@picidae.invalid");
-    let made = Repo::from_export(&file, &args.into, identity);
+    let made = Repo::from_export(&file, into, identity);
     let _ = std::fs::remove_file(&file);
-    let (repo, export) = made.with_context(|| format!("--into {}", args.into.display()))?;
+    let (repo, export) = made.with_context(|| format!("making {}", into.display()))?;
     std::fs::write(
         repo.common_dir().join(FRONTIER_FILE),
         format!("{export} {frontier}\n"),
     )?;
-    println!(
-        "{}: the frontier of {} ({}), without the hidden files; commit a change there and \
-         `picidae submit {} --commit HEAD --repo {} --claimed VALUE`",
-        args.into.display(),
-        args.program,
-        &frontier[..12.min(frontier.len())],
-        args.program,
-        args.into.display()
-    );
-    Ok(())
+    Ok((repo, export, frontier))
+}
+
+/// The export commit a fetched repository holds and the hub frontier it stands for.
+pub(crate) fn fetched(repo: &Repo) -> Option<(String, String)> {
+    let t = std::fs::read_to_string(repo.common_dir().join(FRONTIER_FILE)).ok()?;
+    let (export, frontier) = t.trim().split_once(' ')?;
+    Some((export.to_string(), frontier.to_string()))
 }
 
 /// The frontier commit `parent` stands for: itself, or the hub's frontier when it is the
 /// export `picidae fetch` made.
 fn hub_commit(repo: &Repo, parent: String) -> String {
-    std::fs::read_to_string(repo.common_dir().join(FRONTIER_FILE))
-        .ok()
-        .and_then(|t| {
-            let (export, frontier) = t.trim().split_once(' ')?;
-            (export == parent).then(|| frontier.to_string())
-        })
+    fetched(repo)
+        .and_then(|(export, frontier)| (export == parent).then_some(frontier))
         .unwrap_or(parent)
 }
 
@@ -147,13 +170,13 @@ fn agent() -> ureq::Agent {
 
 /// A call to the hub (a POST of `body` where there is one, else a GET): the answer's status
 /// and JSON.
-fn call(
-    args: &SubmitArgs,
+pub(crate) fn call(
+    hub: &Hub<'_>,
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<(u16, serde_json::Value)> {
-    let url = format!("{}{path}", args.hub.trim_end_matches('/'));
-    let auth = format!("Bearer {}", args.token);
+    let url = format!("{}{path}", hub.url.trim_end_matches('/'));
+    let auth = format!("Bearer {}", hub.token);
     let agent = agent();
     let (method, resp) = match body {
         Some(b) => (
@@ -171,7 +194,7 @@ fn call(
     Ok((status, v))
 }
 
-fn refused(status: u16, v: &serde_json::Value) -> anyhow::Error {
+pub(crate) fn refused(status: u16, v: &serde_json::Value) -> anyhow::Error {
     anyhow::anyhow!(
         "the hub refused ({status}): {}",
         v["error"]
@@ -183,9 +206,13 @@ fn refused(status: u16, v: &serde_json::Value) -> anyhow::Error {
 
 pub(crate) fn run(args: SubmitArgs) -> Result<()> {
     let program = &args.program;
+    let hub = Hub {
+        url: &args.hub,
+        token: &args.token,
+    };
     if args.status {
         let (status, v) = call(
-            &args,
+            &hub,
             &format!("/api/programs/{program}/contributions"),
             None,
         )?;
@@ -233,7 +260,7 @@ pub(crate) fn run(args: SubmitArgs) -> Result<()> {
         (None, Some(file)) => {
             let patch = std::fs::read_to_string(file)
                 .with_context(|| format!("--patch {}", file.display()))?;
-            let (status, v) = call(&args, &format!("/api/programs/{program}/public"), None)?;
+            let (status, v) = call(&hub, &format!("/api/programs/{program}/public"), None)?;
             if status != 200 {
                 return Err(refused(status, &v));
             }
@@ -259,7 +286,7 @@ pub(crate) fn run(args: SubmitArgs) -> Result<()> {
         "seeds": args.seeds,
     });
     let (status, v) = call(
-        &args,
+        &hub,
         &format!("/api/programs/{program}/contributions"),
         Some(&body),
     )?;

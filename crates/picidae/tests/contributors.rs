@@ -8,6 +8,8 @@
 //!   claim, equal to an honest one's, is verified after it (its reputation fell).
 //! - A flooder: outside the boundary, oversized, a repeat of a tried idea, and past its quota;
 //!   each refused before any compute, with the reason, and recorded.
+//! - `picidae contribute`: a contributor's own loop on the fetched frontier submits each
+//!   attempt it keeps, once, and the hub verifies it.
 //!
 //! From the store: no refuted claim ever moved the frontier, refusals cost no run, and the
 //! contributor tokens are refused on every other route.
@@ -572,6 +574,88 @@ fn hidden_numbers_never_reach_a_contributor() {
             "{number} reached a contributor: {seen}"
         );
     }
+    unsafe {
+        libc::kill(hub.id() as i32, libc::SIGINT);
+    }
+    let out = hub.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `picidae contribute`: the contributor's own loop, on its own machine, on the fetched
+/// frontier; each attempt it keeps goes to the hub as a claim (the whole change from the
+/// frontier, with the value it was kept at), the hub verifies it, and a second run goes on
+/// where the first stopped without sending any claim twice.
+#[test]
+fn a_contributors_own_loop_submits_what_it_keeps() {
+    let start = value_lines("100", "free").join("\n") + "\n";
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
+        ("run.sh", "echo \"score: $(head -n 1 value.txt)\"\n"),
+        ("value.txt", &start),
+    ]);
+    env.command_program("p", &env.bench.clone(), "sleep 0.2");
+    env.ok(&["program", "open", "p"]);
+    let honest = token(&env, "honest");
+    let (hub, addr) = spawn_hub(&env);
+    wait_until(
+        Duration::from_secs(60),
+        || env.store().program("p").unwrap().frontier_value == Some(100.0),
+        "the baseline",
+    );
+    let base = env.store().program("p").unwrap().base_commit;
+    // The contributor's agent lowers the score by 10 a turn.
+    let lower = env.path("lower.sh");
+    std::fs::write(
+        &lower,
+        "v=$(head -n 1 value.txt); v=$((v - 10))\n\
+         { echo \"$v\"; tail -n +2 value.txt; } > value.next && mv value.next value.txt\n\
+         echo \"HYPOTHESIS: lower the score to $v\"\n",
+    )
+    .unwrap();
+    let dir = env.path("mine");
+    let contribute = |n: &str| {
+        let out = bin()
+            .args(["contribute", "p", "--hub", &format!("http://{addr}")])
+            .args(["--token", &honest, "--dir", dir.to_str().unwrap()])
+            .args(["--agent", "command", "--agent-command"])
+            .arg(format!("sh {}", lower.display()))
+            .args(["-n", n])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let out = contribute("2");
+    assert_eq!(out.matches("queued on the hub").count(), 2, "{out}");
+    assert!(
+        !dir.join("bench/gold").exists() && dir.join("bench/run.sh").is_file(),
+        "{out}"
+    );
+    let out = contribute("1");
+    assert_eq!(out.matches("queued on the hub").count(), 1, "{out}");
+
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let mut claims = store.contributions(p.id, None).unwrap();
+    claims.sort_by_key(|c| c.id);
+    let claimed: Vec<f64> = claims.iter().map(|c| c.claimed_value).collect();
+    assert_eq!(claimed, [90.0, 80.0, 70.0], "no claim sent twice");
+    for c in &claims {
+        assert_eq!(c.contributor, "honest");
+        assert_eq!(c.parent_commit, base, "made against the hub's frontier");
+        let to = c.claimed_value.to_string();
+        assert_eq!(
+            c.patch,
+            value_patch("100", &to),
+            "the whole change from the frontier"
+        );
+    }
+    // The hub reproduces the best claim and credits it.
+    let best = claims[2].id;
+    assert_eq!(wait_decided(&env, best), ContributionState::Verified);
+    let store = env.store();
+    assert_eq!(store.contribution(best).unwrap().measured_value, Some(70.0));
+    assert!(store.program("p").unwrap().frontier_value.unwrap() <= 70.0);
     unsafe {
         libc::kill(hub.id() as i32, libc::SIGINT);
     }
