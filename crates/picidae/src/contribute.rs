@@ -2,10 +2,10 @@
 //! fetches the open program's public frontier into `DIR/bench` (as `picidae fetch`), makes a
 //! project in `DIR` and a program on it with the contributor's agent and executor; every run
 //! then makes attempts there, on the contributor's machine and budget, one at a time, and
-//! submits each attempt it keeps to the hub as a claim: the whole change from the fetched
-//! frontier to the kept commit, with the value and seeds it was kept at. What was submitted
-//! is remembered in `DIR/.picidae/contributed`, so a later run never sends a claim twice.
-//! The hub checks and verifies each claim as it would one from `picidae submit`.
+//! sends what it keeps to the hub as claims, with the value and seeds it was kept at (see
+//! [`submit_kept`]: one claim in flight, each starting from the last one the hub verified).
+//! What was sent is remembered in `DIR/.picidae/contributed`, so a later run never sends a
+//! claim twice. The hub checks and verifies each claim as it would one from `picidae submit`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use picidae_core::{AttemptKind, AttemptStatus};
 use picidae_git::Repo;
 use picidae_sched::{create_program, ExecutorSpec, ProgramOptions, Project, Shutdown};
-use picidae_store::{Attempt, AttemptFilter};
+use picidae_store::AttemptFilter;
 
 use crate::cli::AgentArgs;
 use crate::submit::{call, fetch_into, fetched, refused, Hub};
@@ -57,8 +57,7 @@ pub(crate) fn run(args: ContributeArgs) -> Result<()> {
     let mut project = open_or_make(&hub, &args)?;
     let program = args.program.clone();
     let bench = Repo::open(&project.store.program(&program)?.benchmark_dir)?;
-    let (export, frontier) =
-        fetched(&bench).context("the local benchmark is not a fetched frontier")?;
+    let (export, _) = fetched(&bench).context("the local benchmark is not a fetched frontier")?;
     let shutdown = Shutdown::new();
     {
         let s = shutdown.clone();
@@ -67,6 +66,8 @@ pub(crate) fn run(args: ContributeArgs) -> Result<()> {
             eprintln!("\npicidae: stopping after the attempt in flight");
         });
     }
+    // A keep left waiting by the last run goes first.
+    submit_kept(&hub, &project, &program, &export)?;
     let mut made = 0;
     while made < args.attempts && !shutdown.draining() {
         if !crate::turn::one_attempt(&mut project, &program, &shutdown)? {
@@ -74,9 +75,9 @@ pub(crate) fn run(args: ContributeArgs) -> Result<()> {
             break;
         }
         made += 1;
-        submit_kept(&hub, &project, &program, (&export, &frontier))?;
+        submit_kept(&hub, &project, &program, &export)?;
     }
-    submit_kept(&hub, &project, &program, (&export, &frontier))
+    submit_kept(&hub, &project, &program, &export)
 }
 
 /// The local project of `args.dir`, made (fetch, project, program) on the first run.
@@ -168,82 +169,135 @@ fn find_benchmark(root: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Attempts submitted already, by sequence number.
-fn submitted(project: &Project) -> Vec<i64> {
+/// What `contributed` records of one kept attempt sent to the hub.
+struct Sent {
+    seq: i64,
+    /// The hub's contribution, or `None` when the hub refused it before any compute.
+    id: Option<i64>,
+}
+
+/// The attempts sent already, oldest first.
+fn sent(project: &Project) -> Vec<Sent> {
     std::fs::read_to_string(project.dir().join(CONTRIBUTED))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let seq = w.next()?.parse().ok()?;
+            Some(Sent {
+                seq,
+                id: w.next().and_then(|id| id.parse().ok()),
+            })
+        })
         .collect()
 }
 
-/// Submit every kept attempt of `program` not submitted yet, oldest first: the change from
-/// the fetched frontier (`export`, standing for the hub's `frontier`) to its commit.
-fn submit_kept(
-    hub: &Hub<'_>,
-    project: &Project,
-    program: &str,
-    (export, frontier): (&str, &str),
-) -> Result<()> {
+/// Send the newest kept attempt of `program` not sent yet, as the change from the last
+/// state the hub verified from us (the fetched frontier, `export`, at first) to its commit,
+/// made against the hub's frontier now. One claim is in flight at a time: while the last one
+/// waits for its verdict nothing is sent, and keeps made meanwhile are folded into the next
+/// claim (each keep holds the ones before it). So a verified claim's change is on the hub's
+/// frontier when the next one, which starts from it, is applied there.
+fn submit_kept(hub: &Hub<'_>, project: &Project, program: &str, export: &str) -> Result<()> {
     use std::io::Write;
+    let done = sent(project);
+    let (status, mine) = call(hub, &format!("/api/programs/{program}/contributions"), None)?;
+    if status != 200 {
+        return Err(refused(status, &mine));
+    }
+    let state_of = |id: i64| {
+        mine.as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"].as_i64() == Some(id))
+            .and_then(|c| c["state"].as_str().map(str::to_string))
+    };
+    if let Some(waiting) = done
+        .iter()
+        .filter_map(|s| s.id)
+        .find(|id| matches!(state_of(*id).as_deref(), Some("queued" | "verifying")))
+    {
+        println!(
+            "contribution #{waiting} waits for the hub's verdict; the next claim waits for it"
+        );
+        return Ok(());
+    }
     let p = project.store.program(program)?;
-    let done = submitted(project);
-    let kept: Vec<Attempt> = project
+    let attempts = project.store.attempts(&AttemptFilter {
+        program_id: Some(p.id),
+        status: Some(AttemptStatus::Kept),
+        ..Default::default()
+    })?;
+    let commit_of = |seq: i64| {
+        attempts
+            .iter()
+            .find(|a| a.seq == seq)
+            .and_then(|a| a.commit.clone())
+    };
+    // Where the hub stands for us: the last claim it verified, else the fetched frontier.
+    let from = done
+        .iter()
+        .rev()
+        .find(|s| s.id.and_then(state_of).as_deref() == Some("verified"))
+        .and_then(|s| commit_of(s.seq))
+        .unwrap_or_else(|| export.to_string());
+    let newest_sent = done.iter().map(|s| s.seq).max().unwrap_or(0);
+    let Some(a) = attempts
+        .iter()
+        .filter(|a| a.kind != AttemptKind::Baseline && a.seq > newest_sent)
+        .max_by_key(|a| a.seq)
+    else {
+        return Ok(());
+    };
+    let (Some(commit), Some(value)) = (a.commit.as_deref(), a.primary_value) else {
+        return Ok(());
+    };
+    let (status, public) = call(hub, &format!("/api/programs/{program}/public"), None)?;
+    if status != 200 {
+        return Err(refused(status, &public));
+    }
+    let frontier = public["frontier_commit"].as_str().unwrap_or_default();
+    let seeds: Vec<i64> = project
         .store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            status: Some(AttemptStatus::Kept),
-            ..Default::default()
-        })?
-        .into_iter()
-        .filter(|a| a.kind != AttemptKind::Baseline && !done.contains(&a.seq))
+        .runs_of_attempt(a.id)?
+        .iter()
+        .map(|r| r.seed)
         .collect();
     let bench = Repo::open(&p.benchmark_dir)?;
-    for a in kept {
-        let (Some(commit), Some(value)) = (a.commit.as_deref(), a.primary_value) else {
-            continue;
-        };
-        let seeds: Vec<i64> = project
-            .store
-            .runs_of_attempt(a.id)?
-            .iter()
-            .map(|r| r.seed)
-            .collect();
-        let body = serde_json::json!({
-            "parent_commit": frontier,
-            "patch": bench.patch_between(export, commit)?,
-            "hypothesis": a.hypothesis,
-            "claimed_value": value,
-            "seeds": seeds,
-        });
-        let (status, v) = call(
-            hub,
-            &format!("/api/programs/{program}/contributions"),
-            Some(&body),
-        )?;
-        let line = match status {
-            202 => {
-                println!(
-                    "#{:<4} kept at {value} → contribution #{} queued on the hub (claimed gain {})",
-                    a.seq, v["id"], v["claimed_gain"]
-                );
-                format!("{} {}", a.seq, v["id"])
-            }
-            401 | 403 | 404 => return Err(refused(status, &v)),
-            _ => {
-                println!(
-                    "#{:<4} kept at {value}, not sent: {}",
-                    a.seq,
-                    refused(status, &v)
-                );
-                format!("{} refused", a.seq)
-            }
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(project.dir().join(CONTRIBUTED))?;
-        writeln!(f, "{line}")?;
-    }
+    let body = serde_json::json!({
+        "parent_commit": frontier,
+        "patch": bench.patch_between(&from, commit)?,
+        "hypothesis": a.hypothesis,
+        "claimed_value": value,
+        "seeds": seeds,
+    });
+    let (status, v) = call(
+        hub,
+        &format!("/api/programs/{program}/contributions"),
+        Some(&body),
+    )?;
+    let line = match status {
+        202 => {
+            println!(
+                "#{:<4} kept at {value} → contribution #{} queued on the hub (claimed gain {})",
+                a.seq, v["id"], v["claimed_gain"]
+            );
+            format!("{} {}", a.seq, v["id"])
+        }
+        401 | 403 | 404 => return Err(refused(status, &v)),
+        _ => {
+            println!(
+                "#{:<4} kept at {value}, not sent: {}",
+                a.seq,
+                refused(status, &v)
+            );
+            format!("{} refused", a.seq)
+        }
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(project.dir().join(CONTRIBUTED))?;
+    writeln!(f, "{line}")?;
     Ok(())
 }

@@ -602,7 +602,6 @@ fn a_contributors_own_loop_submits_what_it_keeps() {
         || env.store().program("p").unwrap().frontier_value == Some(100.0),
         "the baseline",
     );
-    let base = env.store().program("p").unwrap().base_commit;
     // The contributor's agent lowers the score by 10 a turn.
     let lower = env.path("lower.sh");
     std::fs::write(
@@ -625,37 +624,60 @@ fn a_contributors_own_loop_submits_what_it_keeps() {
         assert!(out.status.success(), "{}", text(&out));
         text(&out)
     };
+    let claims = || {
+        let store = env.store();
+        let p = store.program("p").unwrap();
+        let mut c = store.contributions(p.id, None).unwrap();
+        c.sort_by_key(|c| c.id);
+        c
+    };
+    // The hub's program is paused while the contributor works, so a claim waits for its
+    // verdict for as long as the test says.
+    let judge = |id: i64| {
+        env.ok(&["program", "resume", "p"]);
+        assert_eq!(wait_decided(&env, id), ContributionState::Verified);
+        env.ok(&["program", "pause", "p"]);
+    };
+    env.ok(&["program", "pause", "p"]);
+    // Two keeps (90, 80): the first is sent; the second waits while the first is judged.
     let out = contribute("2");
-    assert_eq!(out.matches("queued on the hub").count(), 2, "{out}");
+    assert_eq!(out.matches("queued on the hub").count(), 1, "{out}");
+    assert!(out.contains("waits for the hub's verdict"), "{out}");
     assert!(
         !dir.join("bench/gold").exists() && dir.join("bench/run.sh").is_file(),
         "{out}"
     );
+    judge(claims()[0].id);
+    // Next time the waiting keep goes first, then one more keep (70) waits in turn.
     let out = contribute("1");
     assert_eq!(out.matches("queued on the hub").count(), 1, "{out}");
+    assert!(out.contains("waits for the hub's verdict"), "{out}");
+    judge(claims()[1].id);
+    let out = contribute("0");
+    assert_eq!(out.matches("queued on the hub").count(), 1, "{out}");
+    judge(claims()[2].id);
 
-    let store = env.store();
-    let p = store.program("p").unwrap();
-    let mut claims = store.contributions(p.id, None).unwrap();
-    claims.sort_by_key(|c| c.id);
+    let claims = claims();
     let claimed: Vec<f64> = claims.iter().map(|c| c.claimed_value).collect();
     assert_eq!(claimed, [90.0, 80.0, 70.0], "no claim sent twice");
+    let mut from = 100.0;
     for c in &claims {
         assert_eq!(c.contributor, "honest");
-        assert_eq!(c.parent_commit, base, "made against the hub's frontier");
-        let to = c.claimed_value.to_string();
-        assert_eq!(
-            c.patch,
-            value_patch("100", &to),
-            "the whole change from the frontier"
+        // Each claim starts from the state the hub verified last, and is measured as claimed.
+        let change = format!("\n-{from}\n+{}\n", c.claimed_value);
+        assert!(c.patch.contains(&change), "{}", c.patch);
+        assert!(
+            c.patch.starts_with("diff --git a/value.txt b/value.txt"),
+            "{}",
+            c.patch
         );
+        assert_eq!(c.measured_value, Some(c.claimed_value), "{c:?}");
+        from = c.claimed_value;
     }
-    // The hub reproduces the best claim and credits it.
-    let best = claims[2].id;
-    assert_eq!(wait_decided(&env, best), ContributionState::Verified);
-    let store = env.store();
-    assert_eq!(store.contribution(best).unwrap().measured_value, Some(70.0));
-    assert!(store.program("p").unwrap().frontier_value.unwrap() <= 70.0);
+    assert_eq!(env.store().program("p").unwrap().frontier_value, Some(70.0));
+    let board = get_json(&addr, "/api/programs/p/leaderboard", &honest);
+    assert_eq!(board[0]["contributor"], "honest", "{board}");
+    assert_eq!(board[0]["verified"], 3, "{board}");
     unsafe {
         libc::kill(hub.id() as i32, libc::SIGINT);
     }
