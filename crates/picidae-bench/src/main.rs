@@ -9,6 +9,7 @@
 
 mod agents;
 mod cockpit;
+mod contributors;
 mod dispatch;
 mod fleet;
 // The bundled example benchmark, the same source file the `picidae` binary compiles.
@@ -61,6 +62,8 @@ enum Bench {
     Workers(workers::WorkersArgs),
     /// Many simulated workers against one coordinator's API on PostgreSQL: call latencies.
     Fleet(fleet::FleetArgs),
+    /// A hub's verification cost against its contributors' compute, and fake claims caught.
+    Contributors(contributors::ContributorsArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Bench::Store(args) => store::run(args),
         Bench::Workers(args) => workers::run(args),
         Bench::Fleet(args) => fleet::run(args),
+        Bench::Contributors(args) => contributors::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,6 +44,12 @@ pub fn program_contract(
     let shown = format!("{} (as committed in {short})", on_disk.display());
     let mut contract = Contract::parse(&text, Path::new(&shown))?;
     apply_sandbox_defaults(&mut contract);
+    if without_hidden(program) {
+        // A contributor's copy of a hub's frontier: the hidden evaluator's files stayed on
+        // the hub, which evaluates every claim itself.
+        contract.hidden = None;
+        contract.gold.clear();
+    }
     let notice = match std::fs::read_to_string(&on_disk) {
         Ok(t) if t == text => None,
         Ok(_) => Some(format!(
@@ -58,6 +64,14 @@ pub fn program_contract(
         )),
     };
     Ok((contract, notice))
+}
+
+/// The program's setting (`hidden_evaluator = false`, made by `picidae contribute`) to run
+/// without the contract's hidden evaluator, whose files a hub keeps to itself.
+pub const NO_HIDDEN_KEY: &str = "hidden_evaluator";
+
+fn without_hidden(program: &Program) -> bool {
+    program.policy.get(NO_HIDDEN_KEY) == Some(&serde_json::Value::Bool(false))
 }
 
 /// Turn the sandboxes on where the contract has a `[hidden]` evaluator, leaves them unset,

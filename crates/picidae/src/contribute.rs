@@ -121,6 +121,13 @@ fn open_or_make(hub: &Hub<'_>, args: &ContributeArgs) -> Result<Project> {
     project
         .store
         .set_program_executor(&p.name, &serde_json::to_value(&executor)?)?;
+    // The hidden evaluator's files stay on the hub: the local loop judges on visible numbers
+    // and the hub on its own evaluator.
+    project.store.set_program_policy(
+        &p.name,
+        picidae_sched::contract_source::NO_HIDDEN_KEY,
+        Some(false.into()),
+    )?;
     println!(
         "{}: the hub's frontier of {} ({}) in {}, and a local program on it",
         dir.display(),

@@ -574,6 +574,33 @@ fn hidden_numbers_never_reach_a_contributor() {
             "{number} reached a contributor: {seen}"
         );
     }
+    // `picidae contribute` on a program with a hidden evaluator: the contributor's copy has
+    // no gold cases, so its local loop judges on visible numbers alone (no failed
+    // calibration holding every finding back) and sends what it keeps.
+    let agent = env.path("three.sh");
+    std::fs::write(&agent, "echo '3 7.0 mine' > value.txt\necho 'HYPOTHESIS: three'\n").unwrap();
+    let mine = env.path("mine");
+    let out = bin()
+        .args(["contribute", "p", "--hub", &hub_url, "--token", &honest])
+        .arg("--dir")
+        .arg(&mine)
+        .args(["--agent", "command", "--agent-command"])
+        .arg(format!("sh {}", agent.display()))
+        .args(["-n", "1"])
+        .output()
+        .unwrap();
+    let mut said = text(&out);
+    said.push_str(&text(
+        &bin()
+            .arg("--project")
+            .arg(&mine)
+            .args(["results", "--full"])
+            .output()
+            .unwrap(),
+    ));
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("→ contribution #"), "{said}");
+    assert!(!said.contains("calibration"), "{said}");
     unsafe {
         libc::kill(hub.id() as i32, libc::SIGINT);
     }
