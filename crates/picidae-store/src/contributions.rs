@@ -68,10 +68,55 @@ impl FromStr for ContributionState {
 /// How a program is open to contributors.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Openness {
-    /// Runs each contributor's verifications may spend, counting one per queued contribution.
-    pub quota_runs: Option<i64>,
+    /// What each contributor's verifications may spend.
+    pub quota: Quota,
     /// The largest patch accepted, in KiB.
     pub max_patch_kb: i64,
+}
+
+/// What each contributor's claims on a program may spend of its compute (none: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Quota {
+    /// Runs, counting one per contribution still queued.
+    pub runs: Option<i64>,
+    /// GPU-hours of the runs that verified the contributor's claims.
+    pub gpu_hours: Option<f64>,
+    /// Dollars: those GPU-hours at the program's `gpu_hour_usd`.
+    pub usd: Option<f64>,
+}
+
+/// What one contributor's claims on a program have spent (see [`Quota`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ContributorSpend {
+    pub runs: i64,
+    pub gpu_hours: f64,
+    pub usd: f64,
+}
+
+impl Quota {
+    /// Why `spent` leaves no room for another claim, if it does not.
+    pub fn exceeded(&self, spent: &ContributorSpend) -> Option<String> {
+        if let Some(q) = self.runs.filter(|q| spent.runs >= *q) {
+            return Some(format!(
+                "quota spent: your claims used {} of your {q} runs here (queued ones count \
+                 one each); wait for their verdicts",
+                spent.runs
+            ));
+        }
+        if let Some(q) = self.gpu_hours.filter(|q| spent.gpu_hours >= *q) {
+            return Some(format!(
+                "quota spent: your claims used {:.4} of your {q} GPU-hours here",
+                spent.gpu_hours
+            ));
+        }
+        if let Some(q) = self.usd.filter(|q| spent.usd >= *q) {
+            return Some(format!(
+                "quota spent: your claims used ${:.2} of your ${q:.2} here",
+                spent.usd
+            ));
+        }
+        None
+    }
 }
 
 /// A submission, as the hub checked it.
@@ -163,19 +208,23 @@ fn from_row(r: &Row) -> crate::db::DbResult<Contribution> {
 
 impl Store {
     /// Open `program` to contributors (again: its terms are replaced).
-    pub fn open_program(
-        &mut self,
-        program: &str,
-        quota_runs: Option<i64>,
-        max_patch_kb: i64,
-    ) -> Result<()> {
+    pub fn open_program(&mut self, program: &str, quota: Quota, max_patch_kb: i64) -> Result<()> {
         let id = self.program_id(program)?;
         self.db.execute(
-            "INSERT INTO open_programs (program_id, quota_runs, max_patch_kb, opened_at)
-             VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO open_programs (program_id, quota_runs, max_patch_kb, opened_at,
+                 quota_gpu_hours, quota_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (program_id) DO UPDATE SET quota_runs = excluded.quota_runs,
-                 max_patch_kb = excluded.max_patch_kb",
-            params![id, quota_runs, max_patch_kb, now_ms()],
+                 max_patch_kb = excluded.max_patch_kb,
+                 quota_gpu_hours = excluded.quota_gpu_hours, quota_usd = excluded.quota_usd",
+            params![
+                id,
+                quota.runs,
+                max_patch_kb,
+                now_ms(),
+                quota.gpu_hours,
+                quota.usd
+            ],
         )?;
         Ok(())
     }
@@ -193,11 +242,16 @@ impl Store {
         Ok(self
             .db
             .query_row(
-                "SELECT quota_runs, max_patch_kb FROM open_programs WHERE program_id = ?1",
+                "SELECT quota_runs, max_patch_kb, quota_gpu_hours, quota_usd FROM open_programs
+                 WHERE program_id = ?1",
                 [program_id],
                 |r| {
                     Ok(Openness {
-                        quota_runs: r.get(0)?,
+                        quota: Quota {
+                            runs: r.get(0)?,
+                            gpu_hours: r.get(2)?,
+                            usd: r.get(3)?,
+                        },
                         max_patch_kb: r.get(1)?,
                     })
                 },
@@ -302,18 +356,32 @@ impl Store {
             .optional()?)
     }
 
-    /// What `token_id`'s contributions to `program_id` may still spend against a quota: the
-    /// runs their attempts used, plus one for each contribution still waiting.
-    pub fn contributor_spend(&self, program_id: i64, token_id: i64) -> Result<i64> {
-        Ok(self.db.query_row(
+    /// What `token_id`'s contributions to `program_id` have spent against a quota: the runs
+    /// their attempts used plus one for each contribution still waiting, the GPU-hours of
+    /// those runs (a running one up to now), and their price at the program's `gpu_hour_usd`.
+    pub fn contributor_spend(&self, program_id: i64, token_id: i64) -> Result<ContributorSpend> {
+        let now = now_ms();
+        let (runs, gpu_ms, price): (i64, f64, f64) = self.db.query_row(
             "SELECT (SELECT COUNT(*) FROM runs WHERE attempt_id IN
                         (SELECT attempt_id FROM contributions
                          WHERE program_id = ?1 AND token_id = ?2 AND attempt_id IS NOT NULL))
                   + (SELECT COUNT(*) FROM contributions
-                     WHERE program_id = ?1 AND token_id = ?2 AND state = 'queued')",
-            params![program_id, token_id],
-            |r| r.get(0),
-        )?)
+                     WHERE program_id = ?1 AND token_id = ?2 AND state = 'queued'),
+                    (SELECT COALESCE(SUM(gpu_count * (COALESCE(finished_at, ?3)
+                                                      - COALESCE(started_at, ?3))), 0)
+                     FROM runs WHERE attempt_id IN
+                        (SELECT attempt_id FROM contributions
+                         WHERE program_id = ?1 AND token_id = ?2 AND attempt_id IS NOT NULL)),
+                    (SELECT gpu_hour_usd FROM programs WHERE id = ?1)",
+            params![program_id, token_id, now],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let gpu_hours = gpu_ms / 3_600_000.0;
+        Ok(ContributorSpend {
+            runs,
+            gpu_hours,
+            usd: gpu_hours * price,
+        })
     }
 
     /// Verdicts over all programs of the contributors with a claim queued on `program_id`:

@@ -41,7 +41,8 @@ mod work;
 
 pub use arenas::{Arena, ArenaBudget, ArenaEntry, ArenaResult, RunSpend};
 pub use contributions::{
-    reputation, Contribution, ContributionState, NewContribution, Openness, Standing,
+    reputation, Contribution, ContributionState, ContributorSpend, NewContribution, Openness,
+    Quota, Standing,
 };
 pub use delete::DeletedProgram;
 pub use open::{is_postgres_url, latest_schema, redact_url, url_with_database};

@@ -511,6 +511,12 @@ CREATE TABLE arena_results (
 "#,
         postgres: None,
     },
+    // 18: per-contributor GPU-hour and money quotas of a program open to contributors.
+    Migration {
+        sqlite: "ALTER TABLE open_programs ADD COLUMN quota_gpu_hours REAL;
+ALTER TABLE open_programs ADD COLUMN quota_usd REAL;",
+        postgres: None,
+    },
 ];
 
 /// Migration 3 on PostgreSQL: the same dedup keys, and the memory's full-text index as a

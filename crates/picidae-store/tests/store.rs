@@ -168,8 +168,8 @@ fn data_survives_reopen_and_unfinished_runs_are_listed(t: &TestStore) {
     }
     let s = t.open();
     s.integrity_check().unwrap();
-    assert_eq!(s.schema_version().unwrap(), 17);
-    assert_eq!(picidae_store::latest_schema(), 17);
+    assert_eq!(s.schema_version().unwrap(), 18);
+    assert_eq!(picidae_store::latest_schema(), 18);
     let p = s.program("p").unwrap();
     let unfinished = s.unfinished_runs(Some(p.id)).unwrap();
     assert_eq!(unfinished.len(), 1);

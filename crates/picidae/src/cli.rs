@@ -339,6 +339,13 @@ pub(crate) enum ProgramCmd {
         /// Runs each contributor's verifications may spend (queued claims count one each).
         #[arg(long)]
         quota_runs: Option<i64>,
+        /// GPU-hours each contributor's verifications may spend.
+        #[arg(long)]
+        quota_gpu_hours: Option<f64>,
+        /// Dollars each contributor's verifications may spend: their GPU-hours at the
+        /// program's `--gpu-hour-usd` price.
+        #[arg(long)]
+        quota_usd: Option<f64>,
         /// The largest patch accepted, in KiB.
         #[arg(long, default_value_t = 64)]
         max_patch_kb: i64,

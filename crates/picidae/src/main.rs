@@ -151,14 +151,40 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Program(ProgramCmd::Open {
             name,
             quota_runs,
+            quota_gpu_hours,
+            quota_usd,
             max_patch_kb,
         }) => {
             anyhow::ensure!(max_patch_kb > 0, "--max-patch-kb: must be at least 1");
+            for (flag, v) in [
+                ("--quota-gpu-hours", quota_gpu_hours),
+                ("--quota-usd", quota_usd),
+            ] {
+                anyhow::ensure!(
+                    v.is_none_or(|v| v.is_finite() && v > 0.0),
+                    "{flag}: must be a positive number"
+                );
+            }
+            let quota = picidae_store::Quota {
+                runs: quota_runs,
+                gpu_hours: quota_gpu_hours,
+                usd: quota_usd,
+            };
             let mut project = open_project(&cli.project)?;
-            project
-                .store
-                .open_program(&name, quota_runs, max_patch_kb)?;
-            let quota = quota_runs.map_or("no run quota".into(), |q| format!("{q} runs each"));
+            project.store.open_program(&name, quota, max_patch_kb)?;
+            let terms: Vec<String> = [
+                quota_runs.map(|q| format!("{q} runs")),
+                quota_gpu_hours.map(|q| format!("{q} GPU-hours")),
+                quota_usd.map(|q| format!("${q}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let quota = if terms.is_empty() {
+                "no quota".to_string()
+            } else {
+                format!("{} each", terms.join(", "))
+            };
             println!("program {name} is open to contributors ({quota}, patches up to {max_patch_kb} KiB)");
         }
         Command::Program(ProgramCmd::Close { name }) => {

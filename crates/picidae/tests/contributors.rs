@@ -130,6 +130,11 @@ fn wait_contribution(env: &Env, id: i64) -> picidae_store::Contribution {
 }
 
 fn spawn_hub(env: &Env) -> (Child, String) {
+    spawn_hub_with(env, &[])
+}
+
+/// The hub, with `extra` options for `picidae serve`.
+fn spawn_hub_with(env: &Env, extra: &[&str]) -> (Child, String) {
     let mut serve = bin()
         .arg("--project")
         .arg(&env.project)
@@ -141,6 +146,7 @@ fn spawn_hub(env: &Env) -> (Child, String) {
             "2",
             "--private-reads",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -578,7 +584,11 @@ fn hidden_numbers_never_reach_a_contributor() {
     // no gold cases, so its local loop judges on visible numbers alone (no failed
     // calibration holding every finding back) and sends what it keeps.
     let agent = env.path("three.sh");
-    std::fs::write(&agent, "echo '3 7.0 mine' > value.txt\necho 'HYPOTHESIS: three'\n").unwrap();
+    std::fs::write(
+        &agent,
+        "echo '3 7.0 mine' > value.txt\necho 'HYPOTHESIS: three'\n",
+    )
+    .unwrap();
     let mine = env.path("mine");
     let out = bin()
         .args(["contribute", "p", "--hub", &hub_url, "--token", &honest])
@@ -710,4 +720,82 @@ fn a_contributors_own_loop_submits_what_it_keeps() {
     }
     let out = hub.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Per-contributor GPU-hour and money quotas: runs that hold a GPU for a second each; a
+/// contributor whose verified claims used 0.0005 GPU-hours (1.8 GPU-seconds) gets no
+/// further claim accepted, and likewise at $1.50 when a GPU-hour costs $3600; refused
+/// before any compute, with the reason.
+#[test]
+fn a_contributor_may_spend_only_its_gpu_hour_and_money_quota() {
+    let start = value_lines("100", "free").join("\n") + "\n";
+    let contract = value_contract("sh run.sh", 10.0) + "\n[run.resources]\ngpus = 1\n";
+    let env = Env::new(&[
+        ("picidae.toml", &contract),
+        (
+            "run.sh",
+            "sleep 1\necho \"score: $(head -n 1 value.txt)\"\n",
+        ),
+        ("value.txt", &start),
+    ]);
+    env.command_program("p", &env.bench.clone(), "sleep 0.2");
+    env.ok(&["program", "open", "p", "--quota-gpu-hours", "0.0005"]);
+    let honest = token(&env, "honest");
+    let (mut hub, addr) = spawn_hub_with(&env, &["--gpus", "0"]);
+    wait_until(
+        Duration::from_secs(60),
+        || env.store().program("p").unwrap().frontier_value == Some(100.0),
+        "the baseline",
+    );
+    let public = get_json(&addr, "/api/programs/p/public", &honest);
+    assert_eq!(public["quota_gpu_hours"], 0.0005, "{public}");
+    let frontier = |from: &str, to: &str| {
+        let parent = env.store().program("p").unwrap().frontier_commit.unwrap();
+        let id = queued(
+            &addr,
+            &honest,
+            &parent,
+            &value_patch(from, to),
+            "lower",
+            0.0,
+        );
+        assert_eq!(wait_decided(&env, id), ContributionState::Verified);
+    };
+    frontier("100", "90");
+    frontier("90", "80");
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let token_id = store.contributions(p.id, None).unwrap()[0].token_id;
+    let spent = store.contributor_spend(p.id, token_id).unwrap();
+    assert!(spent.gpu_hours >= 0.0005, "{spent:?}");
+    let parent = p.frontier_commit.unwrap();
+    let runs_before = store.run_count(None).unwrap();
+    let (status, answer) = submit(
+        &addr,
+        &honest,
+        &parent,
+        &value_patch("80", "70"),
+        "more",
+        70.0,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.to_string().contains("GPU-hours"), "{answer}");
+    // The same terms in dollars.
+    env.ok(&["program", "open", "p", "--quota-usd", "1.5"]);
+    env.ok(&["program", "set", "p", "--gpu-hour-usd", "3600"]);
+    let (status, answer) = submit(
+        &addr,
+        &honest,
+        &parent,
+        &value_patch("80", "70"),
+        "more",
+        70.0,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.to_string().contains("of your $1.50"), "{answer}");
+    assert_eq!(env.store().run_count(None).unwrap(), runs_before);
+    unsafe {
+        libc::kill(hub.id() as i32, libc::SIGINT);
+    }
+    assert!(hub.wait().unwrap().success());
 }

@@ -65,6 +65,10 @@ pub struct PublicProgram {
     pub max_patch_kb: i64,
     /// Runs each contributor's verifications may spend.
     pub quota_runs: Option<i64>,
+    /// GPU-hours each contributor's verifications may spend.
+    pub quota_gpu_hours: Option<f64>,
+    /// Dollars each contributor's verifications may spend (GPU-hours at the program's price).
+    pub quota_usd: Option<f64>,
 }
 
 /// One contributor's standing.
@@ -197,13 +201,10 @@ fn refusal(
             open.max_patch_kb
         )));
     }
-    if let Some(quota) = open.quota_runs {
+    if open.quota != picidae_store::Quota::default() {
         let spent = store.contributor_spend(p.id, token.id)?;
-        if spent >= quota {
-            return Ok(Some(format!(
-                "quota spent: your claims used {spent} of your {quota} runs here \
-                 (queued ones count one each); wait for their verdicts"
-            )));
+        if let Some(why) = open.quota.exceeded(&spent) {
+            return Ok(Some(why));
         }
     }
     let paths = patched_paths(&body.patch);
@@ -385,7 +386,9 @@ pub(crate) async fn public_program(
                     "minimize".into()
                 },
                 max_patch_kb: open.max_patch_kb,
-                quota_runs: open.quota_runs,
+                quota_runs: open.quota.runs,
+                quota_gpu_hours: open.quota.gpu_hours,
+                quota_usd: open.quota.usd,
                 program: p.name,
             })
         })
