@@ -3,20 +3,24 @@
 //! project in `DIR` and a program on it with the contributor's agent and executor; every run
 //! then makes attempts there, on the contributor's machine and budget, one at a time, and
 //! sends what it keeps to the hub as claims, with the value and seeds it was kept at (see
-//! [`submit_kept`]: one claim in flight, each starting from the last one the hub verified).
-//! What was sent is remembered in `DIR/.picidae/contributed`, so a later run never sends a
-//! claim twice. The hub checks and verifies each claim as it would one from `picidae submit`.
+//! [`claims::submit_kept`]: one claim in flight, each starting from the last one the hub
+//! verified). What was sent is remembered (`claims`), so a later run never sends a claim
+//! twice. With no claim in flight and the hub's frontier moved, it fetches the new frontier
+//! and goes on from it in a new local program ([`sync`]). The hub checks and verifies each
+//! claim as it would one from `picidae submit`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use picidae_core::{AttemptKind, AttemptStatus};
 use picidae_git::Repo;
 use picidae_sched::{create_program, ExecutorSpec, ProgramOptions, Project, Shutdown};
-use picidae_store::AttemptFilter;
 
 use crate::cli::AgentArgs;
 use crate::submit::{call, fetch_into, fetched, refused, Hub};
+
+mod claims;
+
+use claims::{submit_kept, Flight};
 
 #[derive(clap::Args)]
 pub(crate) struct ContributeArgs {
@@ -45,9 +49,9 @@ pub(crate) struct ContributeArgs {
     attempts: u32,
 }
 
-/// The file, in the local project's `.picidae/`, of attempts already submitted:
-/// `<seq> <contribution id or "refused">` per line.
-const CONTRIBUTED: &str = "contributed";
+/// The file, in the local project's `.picidae/`, naming the local program worked in now
+/// (one per hub frontier synced to; the first has the hub program's name).
+const CURRENT: &str = "contributing";
 
 pub(crate) fn run(args: ContributeArgs) -> Result<()> {
     let hub = Hub {
@@ -55,9 +59,10 @@ pub(crate) fn run(args: ContributeArgs) -> Result<()> {
         token: &args.token,
     };
     let mut project = open_or_make(&hub, &args)?;
-    let program = args.program.clone();
-    let bench = Repo::open(&project.store.program(&program)?.benchmark_dir)?;
-    let (export, _) = fetched(&bench).context("the local benchmark is not a fetched frontier")?;
+    let program = args.program.as_str();
+    let mut local = std::fs::read_to_string(project.dir().join(CURRENT))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|_| program.to_string());
     let shutdown = Shutdown::new();
     {
         let s = shutdown.clone();
@@ -66,18 +71,88 @@ pub(crate) fn run(args: ContributeArgs) -> Result<()> {
             eprintln!("\npicidae: stopping after the attempt in flight");
         });
     }
-    // A keep left waiting by the last run goes first.
-    submit_kept(&hub, &project, &program, &export)?;
     let mut made = 0;
-    while made < args.attempts && !shutdown.draining() {
-        if !crate::turn::one_attempt(&mut project, &program, &shutdown)? {
-            println!("{program}: nothing more to try here (budget spent or the agent is done)");
-            break;
+    loop {
+        // A keep left waiting goes first; with nothing in flight, catch up with the hub.
+        let export = export_of(&project, &local)?;
+        if submit_kept(&hub, &project, (program, &local), &export)? == Flight::Idle {
+            if let Some(next) = sync(&hub, &mut project, &args, &local)? {
+                local = next;
+            }
+        }
+        if made >= args.attempts || shutdown.draining() {
+            return Ok(());
+        }
+        if !crate::turn::one_attempt(&mut project, &local, &shutdown)? {
+            println!("{local}: nothing more to try here (budget spent or the agent is done)");
+            return Ok(());
         }
         made += 1;
-        submit_kept(&hub, &project, &program, &export)?;
     }
-    submit_kept(&hub, &project, &program, &export)
+}
+
+/// The export commit the local program's benchmark was fetched at.
+fn export_of(project: &Project, local: &str) -> Result<String> {
+    let bench = Repo::open(&project.store.program(local)?.benchmark_dir)?;
+    Ok(fetched(&bench)
+        .context("the local benchmark is not a fetched frontier")?
+        .0)
+}
+
+/// With no claim in flight: when the hub's frontier is not the one the local program was
+/// fetched at (another contributor's claim, or ours, moved it), fetch it and go on in a new
+/// local program on it with the same agent, executor, policy and program.md (so later
+/// claims are made on what the hub holds). Returns the new program's name.
+fn sync(
+    hub: &Hub<'_>,
+    project: &mut Project,
+    args: &ContributeArgs,
+    local: &str,
+) -> Result<Option<String>> {
+    let old = project.store.program(local)?;
+    let (_, synced) = fetched(&Repo::open(&old.benchmark_dir)?)
+        .context("the local benchmark is not a fetched frontier")?;
+    let (status, public) = call(hub, &format!("/api/programs/{}/public", args.program), None)?;
+    if status != 200 {
+        return Err(refused(status, &public));
+    }
+    let now = public["frontier_commit"].as_str().unwrap_or_default();
+    if now.is_empty() || now == synced {
+        return Ok(None);
+    }
+    let n = (2..)
+        .find(|n| !args.dir.join(format!("bench-{n}")).exists())
+        .unwrap_or(2);
+    let (repo, _, frontier) = fetch_into(hub, &args.program, &args.dir.join(format!("bench-{n}")))?;
+    let name = format!("{}-{n}", args.program);
+    let agent = serde_json::from_value(old.agent.clone())
+        .with_context(|| format!("program {local}: unreadable agent"))?;
+    let p = create_program(
+        project,
+        &ProgramOptions {
+            name: name.clone(),
+            benchmark: find_benchmark(repo.root())?,
+            program_md: Some(old.program_md.clone()),
+            agent,
+            seeds: None,
+            baseline_seeds: None,
+            min_improvement: None,
+            alpha: None,
+            concurrency: None,
+        },
+    )?;
+    project.store.set_program_executor(&p.name, &old.executor)?;
+    for (key, value) in old.policy.as_object().into_iter().flatten() {
+        project
+            .store
+            .set_program_policy(&p.name, key, Some(value.clone()))?;
+    }
+    std::fs::write(project.dir().join(CURRENT), format!("{name}\n"))?;
+    println!(
+        "the hub's frontier moved to {}: going on from it in program {name}",
+        &frontier[..12.min(frontier.len())]
+    );
+    Ok(Some(name))
 }
 
 /// The local project of `args.dir`, made (fetch, project, program) on the first run.
@@ -174,137 +249,4 @@ fn find_benchmark(root: &Path) -> Result<PathBuf> {
                 .join(", ")
         ),
     }
-}
-
-/// What `contributed` records of one kept attempt sent to the hub.
-struct Sent {
-    seq: i64,
-    /// The hub's contribution, or `None` when the hub refused it before any compute.
-    id: Option<i64>,
-}
-
-/// The attempts sent already, oldest first.
-fn sent(project: &Project) -> Vec<Sent> {
-    std::fs::read_to_string(project.dir().join(CONTRIBUTED))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let seq = w.next()?.parse().ok()?;
-            Some(Sent {
-                seq,
-                id: w.next().and_then(|id| id.parse().ok()),
-            })
-        })
-        .collect()
-}
-
-/// Send the newest kept attempt of `program` not sent yet, as the change from the last
-/// state the hub verified from us (the fetched frontier, `export`, at first) to its commit,
-/// made against the hub's frontier now. One claim is in flight at a time: while the last one
-/// waits for its verdict nothing is sent, and keeps made meanwhile are folded into the next
-/// claim (each keep holds the ones before it). So a verified claim's change is on the hub's
-/// frontier when the next one, which starts from it, is applied there.
-fn submit_kept(hub: &Hub<'_>, project: &Project, program: &str, export: &str) -> Result<()> {
-    use std::io::Write;
-    let done = sent(project);
-    let (status, mine) = call(hub, &format!("/api/programs/{program}/contributions"), None)?;
-    if status != 200 {
-        return Err(refused(status, &mine));
-    }
-    let state_of = |id: i64| {
-        mine.as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["id"].as_i64() == Some(id))
-            .and_then(|c| c["state"].as_str().map(str::to_string))
-    };
-    if let Some(waiting) = done
-        .iter()
-        .filter_map(|s| s.id)
-        .find(|id| matches!(state_of(*id).as_deref(), Some("queued" | "verifying")))
-    {
-        println!(
-            "contribution #{waiting} waits for the hub's verdict; the next claim waits for it"
-        );
-        return Ok(());
-    }
-    let p = project.store.program(program)?;
-    let attempts = project.store.attempts(&AttemptFilter {
-        program_id: Some(p.id),
-        status: Some(AttemptStatus::Kept),
-        ..Default::default()
-    })?;
-    let commit_of = |seq: i64| {
-        attempts
-            .iter()
-            .find(|a| a.seq == seq)
-            .and_then(|a| a.commit.clone())
-    };
-    // Where the hub stands for us: the last claim it verified, else the fetched frontier.
-    let from = done
-        .iter()
-        .rev()
-        .find(|s| s.id.and_then(state_of).as_deref() == Some("verified"))
-        .and_then(|s| commit_of(s.seq))
-        .unwrap_or_else(|| export.to_string());
-    let newest_sent = done.iter().map(|s| s.seq).max().unwrap_or(0);
-    let Some(a) = attempts
-        .iter()
-        .filter(|a| a.kind != AttemptKind::Baseline && a.seq > newest_sent)
-        .max_by_key(|a| a.seq)
-    else {
-        return Ok(());
-    };
-    let (Some(commit), Some(value)) = (a.commit.as_deref(), a.primary_value) else {
-        return Ok(());
-    };
-    let (status, public) = call(hub, &format!("/api/programs/{program}/public"), None)?;
-    if status != 200 {
-        return Err(refused(status, &public));
-    }
-    let frontier = public["frontier_commit"].as_str().unwrap_or_default();
-    let seeds: Vec<i64> = project
-        .store
-        .runs_of_attempt(a.id)?
-        .iter()
-        .map(|r| r.seed)
-        .collect();
-    let bench = Repo::open(&p.benchmark_dir)?;
-    let body = serde_json::json!({
-        "parent_commit": frontier,
-        "patch": bench.patch_between(&from, commit)?,
-        "hypothesis": a.hypothesis,
-        "claimed_value": value,
-        "seeds": seeds,
-    });
-    let (status, v) = call(
-        hub,
-        &format!("/api/programs/{program}/contributions"),
-        Some(&body),
-    )?;
-    let line = match status {
-        202 => {
-            println!(
-                "#{:<4} kept at {value} → contribution #{} queued on the hub (claimed gain {})",
-                a.seq, v["id"], v["claimed_gain"]
-            );
-            format!("{} {}", a.seq, v["id"])
-        }
-        401 | 403 | 404 => return Err(refused(status, &v)),
-        _ => {
-            println!(
-                "#{:<4} kept at {value}, not sent: {}",
-                a.seq,
-                refused(status, &v)
-            );
-            format!("{} refused", a.seq)
-        }
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(project.dir().join(CONTRIBUTED))?;
-    writeln!(f, "{line}")?;
-    Ok(())
 }

@@ -799,3 +799,67 @@ fn a_contributor_may_spend_only_its_gpu_hour_and_money_quota() {
     }
     assert!(hub.wait().unwrap().success());
 }
+
+/// `contribute` follows the hub's frontier: a contributor who fetched the frontier at 100
+/// while another's claim moved it to 90 goes on from 90 (a new local program on the new
+/// frontier), so its claim applies there and is verified, instead of conflicting.
+#[test]
+fn contribute_goes_on_from_the_frontier_others_moved() {
+    let start = value_lines("100", "free").join("\n") + "\n";
+    let env = Env::new(&[
+        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
+        ("run.sh", "echo \"score: $(head -n 1 value.txt)\"\n"),
+        ("value.txt", &start),
+    ]);
+    env.command_program("p", &env.bench.clone(), "sleep 0.2");
+    env.ok(&["program", "open", "p"]);
+    let (alice, bob) = (token(&env, "alice"), token(&env, "bob"));
+    let (mut hub, addr) = spawn_hub(&env);
+    wait_until(
+        Duration::from_secs(60),
+        || env.store().program("p").unwrap().frontier_value == Some(100.0),
+        "the baseline",
+    );
+    let lower = env.path("lower.sh");
+    std::fs::write(
+        &lower,
+        "v=$(head -n 1 value.txt); v=$((v - 10))\n\
+         { echo \"$v\"; tail -n +2 value.txt; } > value.next && mv value.next value.txt\n\
+         echo \"HYPOTHESIS: lower the score to $v\"\n",
+    )
+    .unwrap();
+    let contribute = |token: &str, dir: &str, n: &str| {
+        let out = bin()
+            .args(["contribute", "p", "--hub", &format!("http://{addr}")])
+            .args(["--token", token, "--dir", env.path(dir).to_str().unwrap()])
+            .args(["--agent", "command", "--agent-command"])
+            .arg(format!("sh {}", lower.display()))
+            .args(["-n", n])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    // Bob fetches the frontier at 100; then Alice's claim moves it to 90.
+    contribute(&bob, "bob", "0");
+    let out = contribute(&alice, "alice", "1");
+    assert!(out.contains("queued on the hub"), "{out}");
+    let store = env.store();
+    let p = store.program("p").unwrap();
+    let first = store.contributions(p.id, None).unwrap()[0].id;
+    assert_eq!(wait_decided(&env, first), ContributionState::Verified);
+    // Bob catches up before his attempt: his claim starts from 90.
+    let out = contribute(&bob, "bob", "1");
+    assert!(out.contains("the hub's frontier moved"), "{out}");
+    assert!(out.contains("queued on the hub"), "{out}");
+    let store = env.store();
+    let bobs = store.contributions(p.id, None).unwrap().remove(0);
+    assert_eq!(bobs.contributor, "bob");
+    assert!(bobs.patch.contains("\n-90\n+80\n"), "{}", bobs.patch);
+    assert_eq!(wait_decided(&env, bobs.id), ContributionState::Verified);
+    assert_eq!(env.store().program("p").unwrap().frontier_value, Some(80.0));
+    unsafe {
+        libc::kill(hub.id() as i32, libc::SIGINT);
+    }
+    assert!(hub.wait().unwrap().success());
+}
