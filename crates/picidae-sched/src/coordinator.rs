@@ -150,7 +150,14 @@ pub fn serve(
                 return Ok(());
             }
         } else {
-            let programs = project.store.programs()?;
+            // An arena's programs are `arena run`'s, which gives them turns in rounds.
+            let arena = project.store.arena_program_ids()?;
+            let programs: Vec<_> = project
+                .store
+                .programs()?
+                .into_iter()
+                .filter(|p| !arena.contains(&p.id))
+                .collect();
             let share = fair_share(&project, &programs, &owner);
             let mut claimed_now = 0;
             for p in programs {

@@ -188,6 +188,15 @@ impl Store {
         )?)
     }
 
+    /// Every program that is an arena's entry (`arena run` drives those, in rounds).
+    pub fn arena_program_ids(&self) -> Result<std::collections::HashSet<i64>> {
+        Ok(self
+            .db
+            .query_map("SELECT program_id FROM arena_entries", (), |r| r.get(0))?
+            .into_iter()
+            .collect())
+    }
+
     /// The hidden truth of `commit` kept for the arena: (mean value, seeds), if measured.
     pub fn arena_truth(&self, arena_id: i64, commit: &str) -> Result<Option<(Option<f64>, i64)>> {
         Ok(self

@@ -61,6 +61,23 @@ fn the_arena_ranks_program_md_files_by_true_gain_within_one_budget() {
         &["--budget-runs", "12", "--trials", "2"],
     );
     assert!(out.contains("6 programs"), "{out}");
+    // `picidae serve` leaves an arena's programs to `arena run` (whose rounds keep the
+    // turns fair): a few seconds of it start none of them.
+    let mut serve = common::bin()
+        .arg("--project")
+        .arg(&env.project)
+        .args(["serve", "--slots", "2", "--no-api"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    unsafe {
+        libc::kill(serve.id() as i32, libc::SIGINT);
+    }
+    assert!(serve.wait().unwrap().success());
+    assert_eq!(env.store().run_count(None).unwrap(), 0);
+
     // Three programs' turns at once; a round still ends only when all six have had theirs.
     let o = env.picidae(&["arena", "run", "md", "--parallel", "3"]);
     assert!(o.status.success(), "{}", text(&o));
