@@ -64,6 +64,21 @@ impl Runner<'_> {
             self.project
                 .worktree_dir(&self.program.name, &self.agent_checkout()),
         );
+        self.settle_unrun(attempt, status, why, note, reason, events)
+    }
+
+    /// [`settle_proposal`](Self::settle_proposal) for a proposal no agent checkout was made
+    /// for (a replay, a retry): the checkout under that name may be another proposer's, in
+    /// use, and stays.
+    pub(crate) fn settle_unrun(
+        &mut self,
+        attempt: &Attempt,
+        status: AttemptStatus,
+        why: serde_json::Value,
+        note: &str,
+        reason: String,
+        events: Events<'_>,
+    ) -> Result<Proposed, SchedError> {
         self.project
             .store
             .reject_attempt(attempt.id, status, &why, note)?;

@@ -184,7 +184,7 @@ impl Runner<'_> {
         events: Events<'_>,
     ) -> Result<Proposed, SchedError> {
         let reason = note.clone();
-        self.settle_proposal(
+        self.settle_unrun(
             attempt,
             AttemptStatus::Rejected,
             rejection,

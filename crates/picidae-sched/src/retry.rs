@@ -50,7 +50,7 @@ impl Runner<'_> {
         let attempt = self.insert_replay(&of, RETRY_PROPOSER)?;
         if !self.project.store.consume_retry(req.id, attempt.id)? {
             // Another proposer took it between the read and now: this attempt is not needed.
-            return self.settle_proposal(
+            return self.settle_unrun(
                 &attempt,
                 AttemptStatus::Failed,
                 json!({ "retry_taken": req.id }),
