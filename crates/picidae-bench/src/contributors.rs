@@ -140,14 +140,7 @@ pub fn run(args: ContributorsArgs) -> Result<()> {
     if args.honest + args.fakers == 0 {
         bail!("give at least one contributor (--honest or --fakers)");
     }
-    let bin = std::env::current_exe()?
-        .parent()
-        .map(|d| d.join("picidae"))
-        .filter(|p| p.is_file())
-        .context(
-            "the `picidae` binary is not beside picidae-bench: build both with `cargo build \
-             --release -p picidae -p picidae-bench`",
-        )?;
+    let bin = crate::peer::picidae_beside()?;
     let (_tmp, root) = crate::peer::work_dir(&args.dir)?;
     let hub_dir = root.join("hub");
     std::fs::create_dir_all(&hub_dir)?;

@@ -56,3 +56,15 @@ pub(crate) fn work_dir(dir: &Option<PathBuf>) -> Result<(Option<tempfile::TempDi
         }
     })
 }
+
+/// The `picidae` binary built beside this one.
+pub(crate) fn picidae_beside() -> Result<PathBuf> {
+    std::env::current_exe()?
+        .parent()
+        .map(|d| d.join("picidae"))
+        .filter(|p| p.is_file())
+        .context(
+            "the `picidae` binary is not beside picidae-bench: build both with `cargo build \
+             --release -p picidae -p picidae-bench`",
+        )
+}

@@ -105,14 +105,7 @@ pub fn run(args: WorkersArgs) -> Result<()> {
     if args.workers.is_empty() || args.workers.contains(&0) {
         bail!("--workers: expected counts of at least 1, e.g. 1,2,4");
     }
-    let picidae = std::env::current_exe()?
-        .parent()
-        .map(|d| d.join("picidae"))
-        .filter(|p| p.is_file())
-        .context(
-            "the `picidae` binary is not beside picidae-bench: build both with `cargo build \
-             --release -p picidae -p picidae-bench`",
-        )?;
+    let picidae = crate::peer::picidae_beside()?;
     let (_tmp, root) = crate::peer::work_dir(&args.dir)?;
     let local = side(&args, &root.join("local"), None, &picidae)?;
     let mut sides = vec![local];

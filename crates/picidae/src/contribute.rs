@@ -127,26 +127,12 @@ fn sync(
     let name = format!("{}-{n}", args.program);
     let agent = serde_json::from_value(old.agent.clone())
         .with_context(|| format!("program {local}: unreadable agent"))?;
-    let p = create_program(
+    local_program(
         project,
-        &ProgramOptions {
-            name: name.clone(),
-            benchmark: find_benchmark(repo.root())?,
-            program_md: Some(old.program_md.clone()),
-            agent,
-            seeds: None,
-            baseline_seeds: None,
-            min_improvement: None,
-            alpha: None,
-            concurrency: None,
-        },
+        (&name, &find_benchmark(repo.root())?),
+        (agent, Some(old.program_md.clone())),
+        (&old.executor, &old.policy),
     )?;
-    project.store.set_program_executor(&p.name, &old.executor)?;
-    for (key, value) in old.policy.as_object().into_iter().flatten() {
-        project
-            .store
-            .set_program_policy(&p.name, key, Some(value.clone()))?;
-    }
     std::fs::write(project.dir().join(CURRENT), format!("{name}\n"))?;
     println!(
         "the hub's frontier moved to {}: going on from it in program {name}",
@@ -179,29 +165,14 @@ fn open_or_make(hub: &Hub<'_>, args: &ContributeArgs) -> Result<Project> {
         .as_ref()
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
-    let p = create_program(
-        &mut project,
-        &ProgramOptions {
-            name: args.program.clone(),
-            benchmark,
-            program_md,
-            agent,
-            seeds: None,
-            baseline_seeds: None,
-            min_improvement: None,
-            alpha: None,
-            concurrency: None,
-        },
-    )?;
-    project
-        .store
-        .set_program_executor(&p.name, &serde_json::to_value(&executor)?)?;
     // The hidden evaluator's files stay on the hub: the local loop judges on visible numbers
     // and the hub on its own evaluator.
-    project.store.set_program_policy(
-        &p.name,
-        picidae_sched::contract_source::NO_HIDDEN_KEY,
-        Some(false.into()),
+    let policy = serde_json::json!({ picidae_sched::contract_source::NO_HIDDEN_KEY: false });
+    let p = local_program(
+        &mut project,
+        (&args.program, &benchmark),
+        (agent, program_md),
+        (&serde_json::to_value(&executor)?, &policy),
     )?;
     println!(
         "{}: the hub's frontier of {} ({}) in {}, and a local program on it",
@@ -211,6 +182,37 @@ fn open_or_make(hub: &Hub<'_>, args: &ContributeArgs) -> Result<Project> {
         p.benchmark_dir
     );
     Ok(project)
+}
+
+/// A local program on a fetched benchmark with the given agent, program.md (the
+/// benchmark's own when `None`), executor and policy settings.
+fn local_program(
+    project: &mut Project,
+    (name, benchmark): (&str, &Path),
+    (agent, program_md): (picidae_agent::AgentSpec, Option<String>),
+    (executor, policy): (&serde_json::Value, &serde_json::Value),
+) -> Result<picidae_store::Program> {
+    let p = create_program(
+        project,
+        &ProgramOptions {
+            name: name.to_string(),
+            benchmark: benchmark.to_path_buf(),
+            program_md,
+            agent,
+            seeds: None,
+            baseline_seeds: None,
+            min_improvement: None,
+            alpha: None,
+            concurrency: None,
+        },
+    )?;
+    project.store.set_program_executor(&p.name, executor)?;
+    for (key, value) in policy.as_object().into_iter().flatten() {
+        project
+            .store
+            .set_program_policy(&p.name, key, Some(value.clone()))?;
+    }
+    Ok(p)
 }
 
 /// The benchmark directory of a fetched tree: its root, or the one directory below it (at

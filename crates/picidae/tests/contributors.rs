@@ -155,36 +155,72 @@ fn spawn_hub_with(env: &Env, extra: &[&str]) -> (Child, String) {
     (serve, addr)
 }
 
-#[test]
-fn claims_count_only_once_the_hub_reproduces_them() {
+/// A benchmark whose score is value.txt's first line (100 at first; `contract_extra` added
+/// to the contract, `run` its run.sh), with a program `p` whose own agent changes nothing,
+/// opened to contributors with `open` options.
+fn score_env(contract_extra: &str, run: &str, open: &[&str]) -> Env {
     let start = value_lines("100", "free").join("\n") + "\n";
     let env = Env::new(&[
-        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
-        ("run.sh", "echo \"score: $(head -n 1 value.txt)\"\n"),
+        (
+            "picidae.toml",
+            &(value_contract("sh run.sh", 10.0) + contract_extra),
+        ),
+        ("run.sh", run),
         ("value.txt", &start),
     ]);
-    // The program's own agent changes nothing: every gain comes from contributors.
     env.command_program("p", &env.bench.clone(), "sleep 0.2");
-    env.ok(&[
-        "program",
-        "open",
-        "p",
-        "--quota-runs",
-        "3",
-        "--max-patch-kb",
-        "2",
-    ]);
+    env.ok(&[&["program", "open", "p"], open].concat());
+    env
+}
+
+const SCORE_RUN: &str = "echo \"score: $(head -n 1 value.txt)\"\n";
+
+/// A contributor's agent that lowers the score by 10 a turn; its command line.
+fn lowering_agent(env: &Env) -> String {
+    let lower = env.path("lower.sh");
+    std::fs::write(
+        &lower,
+        "v=$(head -n 1 value.txt); v=$((v - 10))\n\
+         { echo \"$v\"; tail -n +2 value.txt; } > value.next && mv value.next value.txt\n\
+         echo \"HYPOTHESIS: lower the score to $v\"\n",
+    )
+    .unwrap();
+    format!("sh {}", lower.display())
+}
+
+/// `picidae contribute p` against the hub at `addr` with a command agent: its output, which
+/// must say it succeeded.
+fn contribute(addr: &str, token: &str, dir: &std::path::Path, agent: &str, n: &str) -> String {
+    let out = bin()
+        .args(["contribute", "p", "--hub", &format!("http://{addr}")])
+        .args(["--token", token, "--dir", dir.to_str().unwrap()])
+        .args(["--agent", "command", "--agent-command", agent, "-n", n])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+/// Wait until the hub has measured the baseline of 100.
+fn wait_baseline(env: &Env) {
+    wait_until(
+        Duration::from_secs(60),
+        || env.store().program("p").unwrap().frontier_value == Some(100.0),
+        "the baseline",
+    );
+}
+
+#[test]
+fn claims_count_only_once_the_hub_reproduces_them() {
+    // The program's own agent changes nothing: every gain comes from contributors.
+    let env = score_env("", SCORE_RUN, &["--quota-runs", "3", "--max-patch-kb", "2"]);
     let (honest, faker, flooder) = (
         token(&env, "honest"),
         token(&env, "faker"),
         token(&env, "flooder"),
     );
     let (hub, addr) = spawn_hub(&env);
-    wait_until(
-        Duration::from_secs(60),
-        || env.store().program("p").unwrap().frontier_value == Some(100.0),
-        "the baseline",
-    );
+    wait_baseline(&env);
     let base = env.store().program("p").unwrap().base_commit;
 
     // What a contributor sees of the program.
@@ -619,48 +655,18 @@ fn hidden_numbers_never_reach_a_contributor() {
 }
 
 /// `picidae contribute`: the contributor's own loop, on its own machine, on the fetched
-/// frontier; each attempt it keeps goes to the hub as a claim (the whole change from the
-/// frontier, with the value it was kept at), the hub verifies it, and a second run goes on
-/// where the first stopped without sending any claim twice.
+/// frontier; what it keeps goes to the hub as claims, one in flight at a time, each the
+/// change from the state the hub verified last, with the value it was kept at; the hub
+/// verifies them, and each run goes on where the last stopped without sending a claim twice.
 #[test]
 fn a_contributors_own_loop_submits_what_it_keeps() {
-    let start = value_lines("100", "free").join("\n") + "\n";
-    let env = Env::new(&[
-        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
-        ("run.sh", "echo \"score: $(head -n 1 value.txt)\"\n"),
-        ("value.txt", &start),
-    ]);
-    env.command_program("p", &env.bench.clone(), "sleep 0.2");
-    env.ok(&["program", "open", "p"]);
+    let env = score_env("", SCORE_RUN, &[]);
     let honest = token(&env, "honest");
     let (hub, addr) = spawn_hub(&env);
-    wait_until(
-        Duration::from_secs(60),
-        || env.store().program("p").unwrap().frontier_value == Some(100.0),
-        "the baseline",
-    );
-    // The contributor's agent lowers the score by 10 a turn.
-    let lower = env.path("lower.sh");
-    std::fs::write(
-        &lower,
-        "v=$(head -n 1 value.txt); v=$((v - 10))\n\
-         { echo \"$v\"; tail -n +2 value.txt; } > value.next && mv value.next value.txt\n\
-         echo \"HYPOTHESIS: lower the score to $v\"\n",
-    )
-    .unwrap();
+    wait_baseline(&env);
+    let agent = lowering_agent(&env);
     let dir = env.path("mine");
-    let contribute = |n: &str| {
-        let out = bin()
-            .args(["contribute", "p", "--hub", &format!("http://{addr}")])
-            .args(["--token", &honest, "--dir", dir.to_str().unwrap()])
-            .args(["--agent", "command", "--agent-command"])
-            .arg(format!("sh {}", lower.display()))
-            .args(["-n", n])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        text(&out)
-    };
+    let contribute = |n: &str| contribute(&addr, &honest, &dir, &agent, n);
     let claims = || {
         let store = env.store();
         let p = store.program("p").unwrap();
@@ -728,25 +734,14 @@ fn a_contributors_own_loop_submits_what_it_keeps() {
 /// before any compute, with the reason.
 #[test]
 fn a_contributor_may_spend_only_its_gpu_hour_and_money_quota() {
-    let start = value_lines("100", "free").join("\n") + "\n";
-    let contract = value_contract("sh run.sh", 10.0) + "\n[run.resources]\ngpus = 1\n";
-    let env = Env::new(&[
-        ("picidae.toml", &contract),
-        (
-            "run.sh",
-            "sleep 1\necho \"score: $(head -n 1 value.txt)\"\n",
-        ),
-        ("value.txt", &start),
-    ]);
-    env.command_program("p", &env.bench.clone(), "sleep 0.2");
-    env.ok(&["program", "open", "p", "--quota-gpu-hours", "0.0005"]);
+    let env = score_env(
+        "\n[run.resources]\ngpus = 1\n",
+        &format!("sleep 1\n{SCORE_RUN}"),
+        &["--quota-gpu-hours", "0.0005"],
+    );
     let honest = token(&env, "honest");
     let (mut hub, addr) = spawn_hub_with(&env, &["--gpus", "0"]);
-    wait_until(
-        Duration::from_secs(60),
-        || env.store().program("p").unwrap().frontier_value == Some(100.0),
-        "the baseline",
-    );
+    wait_baseline(&env);
     let public = get_json(&addr, "/api/programs/p/public", &honest);
     assert_eq!(public["quota_gpu_hours"], 0.0005, "{public}");
     let frontier = |from: &str, to: &str| {
@@ -805,41 +800,13 @@ fn a_contributor_may_spend_only_its_gpu_hour_and_money_quota() {
 /// frontier), so its claim applies there and is verified, instead of conflicting.
 #[test]
 fn contribute_goes_on_from_the_frontier_others_moved() {
-    let start = value_lines("100", "free").join("\n") + "\n";
-    let env = Env::new(&[
-        ("picidae.toml", &value_contract("sh run.sh", 10.0)),
-        ("run.sh", "echo \"score: $(head -n 1 value.txt)\"\n"),
-        ("value.txt", &start),
-    ]);
-    env.command_program("p", &env.bench.clone(), "sleep 0.2");
-    env.ok(&["program", "open", "p"]);
+    let env = score_env("", SCORE_RUN, &[]);
     let (alice, bob) = (token(&env, "alice"), token(&env, "bob"));
     let (mut hub, addr) = spawn_hub(&env);
-    wait_until(
-        Duration::from_secs(60),
-        || env.store().program("p").unwrap().frontier_value == Some(100.0),
-        "the baseline",
-    );
-    let lower = env.path("lower.sh");
-    std::fs::write(
-        &lower,
-        "v=$(head -n 1 value.txt); v=$((v - 10))\n\
-         { echo \"$v\"; tail -n +2 value.txt; } > value.next && mv value.next value.txt\n\
-         echo \"HYPOTHESIS: lower the score to $v\"\n",
-    )
-    .unwrap();
-    let contribute = |token: &str, dir: &str, n: &str| {
-        let out = bin()
-            .args(["contribute", "p", "--hub", &format!("http://{addr}")])
-            .args(["--token", token, "--dir", env.path(dir).to_str().unwrap()])
-            .args(["--agent", "command", "--agent-command"])
-            .arg(format!("sh {}", lower.display()))
-            .args(["-n", n])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        text(&out)
-    };
+    wait_baseline(&env);
+    let agent = lowering_agent(&env);
+    let contribute =
+        |token: &str, dir: &str, n: &str| contribute(&addr, token, &env.path(dir), &agent, n);
     // Bob fetches the frontier at 100; then Alice's claim moves it to 90.
     contribute(&bob, "bob", "0");
     let out = contribute(&alice, "alice", "1");
