@@ -1,7 +1,8 @@
 //! The one wait loop every remote executor (Slurm, SSH, containers, Ray, SkyPilot) runs: poll
 //! the engine, charge the timeout from the moment the run started (time queued is free), notice
-//! the cancel flag within [`WAKE_INTERVAL`], stop the run politely and then hard, and give up
-//! with an error only when the engine stays unreachable or will not let go of a stopped run.
+//! the cancel flag within [`WAKE_INTERVAL`], stop the run politely and then hard, count a run
+//! the engine stops listing as lost only after [`Timing::unknown_limit`], and give up with an
+//! error only when the engine stays unreachable or will not let go of a stopped run.
 //!
 //! An executor says how to look at one of its runs and how to stop it ([`RemoteJob`]); this
 //! module owns *when*: what each executor used to hand-roll (a poll loop, a deadline, a kill
@@ -33,6 +34,10 @@ pub(crate) enum Observed<E> {
     Draining,
     /// Over, with what the executor needs to build the outcome.
     Ended(E),
+    /// The engine does not list the run (not yet, or no more: a queue that forgot it). Counted
+    /// as pending until [`Timing::unknown_limit`] passes without it being listed; then the
+    /// run ends with the given end (the executor's "lost" error).
+    Unknown(E),
 }
 
 /// How hard to stop a run.
@@ -77,6 +82,8 @@ pub(crate) struct Timing {
     pub(crate) failure_limit: Duration,
     /// How long a killed run may still be seen running before the wait fails.
     pub(crate) settle_limit: Duration,
+    /// How long the engine may not list a run before it counts as lost.
+    pub(crate) unknown_limit: Duration,
 }
 
 /// How a driven run ended.
@@ -116,8 +123,23 @@ pub(crate) fn drive<J: RemoteJob>(
     let mut started: Option<(Instant, i64)> = None;
     let mut stopping: Option<Stopping> = None;
     let mut last_ok = Instant::now();
+    let mut unknown_since: Option<Instant> = None;
     loop {
-        match job.observe() {
+        let seen = job.observe();
+        if !matches!(seen, Ok(Observed::Unknown(_)) | Err(_)) {
+            unknown_since = None;
+        }
+        match seen {
+            Ok(Observed::Unknown(lost)) => {
+                last_ok = Instant::now();
+                if unknown_since.get_or_insert(last_ok).elapsed() >= timing.unknown_limit {
+                    return Ok(Driven {
+                        end: lost,
+                        stopped: stopping.map(|s| s.reason),
+                        started,
+                    });
+                }
+            }
             Ok(Observed::Ended(end)) => {
                 return Ok(Driven {
                     end,
@@ -285,6 +307,7 @@ mod tests {
             grace: Duration::from_millis(30),
             failure_limit: Duration::from_millis(200),
             settle_limit: Duration::from_secs(5),
+            unknown_limit: Duration::from_millis(100),
         }
     }
 
@@ -328,6 +351,48 @@ mod tests {
         let d = drive(&mut job, &timing(60_000), &AtomicBool::new(true)).unwrap();
         assert!(d.cancelled() && d.started.is_none());
         assert_eq!(job.stops, vec![Stop::Kill]);
+    }
+
+    /// A run the engine does not list for `gone` looks, then lists again as ended; `lost`
+    /// is the end it names while unlisted.
+    struct Forgotten {
+        looks: usize,
+        gone: usize,
+    }
+
+    impl RemoteJob for Forgotten {
+        type End = &'static str;
+        fn label(&self) -> String {
+            "forgotten".into()
+        }
+        fn observe(&mut self) -> Result<Observed<&'static str>, ExecError> {
+            self.looks += 1;
+            if self.looks <= self.gone {
+                return Ok(Observed::Unknown("lost"));
+            }
+            Ok(Observed::Ended("ended"))
+        }
+        fn stop(&mut self, _how: Stop) -> Result<(), ExecError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_run_unlisted_past_the_limit_is_lost_and_one_listed_again_is_not() {
+        // Unlisted for ~50 ms (5 looks at 10 ms), under the 100 ms limit: it ends normally.
+        let mut job = Forgotten { looks: 0, gone: 5 };
+        let d = drive(&mut job, &timing(60_000), &AtomicBool::new(false)).unwrap();
+        assert_eq!(d.end, "ended");
+        // Never listed again: lost once the limit passes, not before.
+        let start = Instant::now();
+        let mut job = Forgotten {
+            looks: 0,
+            gone: usize::MAX,
+        };
+        let d = drive(&mut job, &timing(60_000), &AtomicBool::new(false)).unwrap();
+        assert_eq!(d.end, "lost");
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(d.started.is_none());
     }
 
     #[test]

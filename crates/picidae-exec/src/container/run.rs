@@ -137,6 +137,7 @@ impl ContainerRun {
             // The runtime may be restarting: looks are retried for a while.
             failure_limit: exec.call_limit,
             settle_limit: exec.call_limit,
+            unknown_limit: Duration::from_secs(60),
         };
         let mut watch = Watch {
             run: &self,

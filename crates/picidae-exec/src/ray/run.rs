@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::api::{RayApi, RayJobInfo};
 use super::{ray_start_line, ID_PREFIX};
@@ -80,11 +80,11 @@ impl RayRun {
             grace: self.req.grace,
             failure_limit: self.query_failure_limit,
             settle_limit: SETTLE_LIMIT,
+            unknown_limit: UNKNOWN_LIMIT,
         };
         let mut watch = Watch {
             run: &self,
             log: LogStream::open(&self.req, &self.job_id, Some(ray_start_line(&self.job_id)))?,
-            unknown_since: None,
         };
         let driven = drive(&mut watch, &timing, cancel)?;
         let (timed_out, cancelled) = (driven.timed_out(), driven.cancelled());
@@ -129,7 +129,6 @@ fn is_terminal(status: &str) -> bool {
 struct Watch<'a> {
     run: &'a RayRun,
     log: LogStream,
-    unknown_since: Option<Instant>,
 }
 
 impl RemoteJob for Watch<'_> {
@@ -142,16 +141,11 @@ impl RemoteJob for Watch<'_> {
     fn observe(&mut self) -> Result<Observed<Self::End>, ExecError> {
         let run = self.run;
         let Some(info) = run.api.job(&run.job_id)? else {
-            let since = *self.unknown_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= UNKNOWN_LIMIT {
-                return Ok(Observed::Ended(Err(ExecError::RayJobLost {
-                    job_id: run.job_id.clone(),
-                    reason: "the cluster no longer knows it".into(),
-                })));
-            }
-            return Ok(Observed::Pending);
+            return Ok(Observed::Unknown(Err(ExecError::RayJobLost {
+                job_id: run.job_id.clone(),
+                reason: "the cluster no longer knows it".into(),
+            })));
         };
-        self.unknown_since = None;
         // The state first, then the log: a job seen over has printed all it will.
         let log = run.api.logs(&run.job_id)?;
         self.log.update(&log);

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cli::{self, SkyJob};
 use super::{handle, SkyOptions, Target};
@@ -83,13 +83,13 @@ impl SkyRun {
             grace: self.req.grace,
             failure_limit: self.opts.query_failure_limit,
             settle_limit: SETTLE_LIMIT,
+            unknown_limit: UNKNOWN_LIMIT,
         };
         let mut watch = Watch {
             run: &self,
             log: LogStream::open(&self.req, &self.nonce, None)?,
             recoveries: None,
             restarts: 0,
-            unknown_since: None,
         };
         let driven = drive(&mut watch, &timing, cancel)?;
         let (timed_out, cancelled) = (driven.timed_out(), driven.cancelled());
@@ -140,15 +140,18 @@ struct Watch<'a> {
     /// The recovery count last seen (managed jobs).
     recoveries: Option<u32>,
     restarts: u32,
-    unknown_since: Option<Instant>,
 }
 
 impl Watch<'_> {
-    fn lost(&self, reason: String) -> Observed<<Self as RemoteJob>::End> {
-        Observed::Ended(Err(ExecError::SkyJobLost {
+    fn lost_error(&self, reason: String) -> <Self as RemoteJob>::End {
+        Err(ExecError::SkyJobLost {
             job: handle(&self.run.target, self.run.job, &self.run.nonce),
             reason,
-        }))
+        })
+    }
+
+    fn lost(&self, reason: String) -> Observed<<Self as RemoteJob>::End> {
+        Observed::Ended(self.lost_error(reason))
     }
 }
 
@@ -162,13 +165,10 @@ impl RemoteJob for Watch<'_> {
     fn observe(&mut self) -> Result<Observed<Self::End>, ExecError> {
         let run = self.run;
         let Some(info) = cli::job(&run.opts, &run.target, run.job)? else {
-            let since = *self.unknown_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= UNKNOWN_LIMIT {
-                return Ok(self.lost("the queue no longer lists it".into()));
-            }
-            return Ok(Observed::Pending);
+            return Ok(Observed::Unknown(
+                self.lost_error("the queue no longer lists it".into()),
+            ));
         };
-        self.unknown_since = None;
         let count = info.recovery_count.unwrap_or(0);
         let recovered = self.recoveries.is_some_and(|seen| count > seen);
         self.recoveries = Some(count);

@@ -35,7 +35,6 @@ pub struct SlurmRun {
 /// A job as the remote driver sees it: its state queries and `scancel`.
 struct Watch<'a> {
     run: &'a SlurmRun,
-    unknown_since: Option<Instant>,
 }
 
 impl RemoteJob for Watch<'_> {
@@ -49,16 +48,11 @@ impl RemoteJob for Watch<'_> {
     fn observe(&mut self) -> Result<Observed<Self::End>, ExecError> {
         let run = self.run;
         let Some(info) = query_jobs(std::slice::from_ref(&run.job_id))?.remove(&run.job_id) else {
-            let since = *self.unknown_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= UNKNOWN_LIMIT {
-                return Ok(Observed::Ended(Err(ExecError::SlurmJobLost {
-                    job_id: run.job_id.clone(),
-                    state: "UNKNOWN".into(),
-                })));
-            }
-            return Ok(Observed::Pending);
+            return Ok(Observed::Unknown(Err(ExecError::SlurmJobLost {
+                job_id: run.job_id.clone(),
+                state: "UNKNOWN".into(),
+            })));
         };
-        self.unknown_since = None;
         if info.state.is_terminal() {
             return Ok(Observed::Ended(Ok(info)));
         }
@@ -100,11 +94,9 @@ impl SlurmRun {
             grace: self.req.grace,
             failure_limit: self.opts.query_failure_limit,
             settle_limit: KILL_SETTLE_LIMIT,
+            unknown_limit: UNKNOWN_LIMIT,
         };
-        let mut watch = Watch {
-            run: &self,
-            unknown_since: None,
-        };
+        let mut watch = Watch { run: &self };
         let driven = drive(&mut watch, &timing, cancel)?;
         let info = match driven.end {
             Ok(info) => info,

@@ -174,6 +174,7 @@ impl SshRun {
             // Each call already retries through reconnects up to the host's limit.
             failure_limit: Duration::ZERO,
             settle_limit: self.grace + SHORT_CALL_LIMIT * 4,
+            unknown_limit: Duration::from_secs(60),
         };
         let driven = drive(&mut watch, &timing, cancel)?;
         let Watch {
