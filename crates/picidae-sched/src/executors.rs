@@ -138,6 +138,10 @@ fn ssh_port() -> u16 {
     22
 }
 
+/// The program setting naming where screen-stage runs execute (`program create/set
+/// --screen-executor`).
+pub const SCREEN_EXECUTOR_KEY: &str = "screen_executor";
+
 impl ExecutorSpec {
     /// Parse the command-line form (see the module docs).
     pub fn parse(text: &str) -> Result<ExecutorSpec, String> {
@@ -268,6 +272,16 @@ impl ExecutorSpec {
     }
 
     /// Read the stored form; `null` (programs made before executors existed) is local.
+    /// Where `program`'s screen-stage runs execute, when not where its other runs do: its
+    /// `screen_executor` setting (an executor as `parse` reads it, checked when set).
+    pub fn screen_of(program: &picidae_store::Program) -> Option<ExecutorSpec> {
+        program
+            .policy
+            .get(SCREEN_EXECUTOR_KEY)
+            .and_then(|v| v.as_str())
+            .and_then(|t| ExecutorSpec::parse(t).ok())
+    }
+
     pub fn from_stored(v: &serde_json::Value) -> Result<ExecutorSpec, String> {
         if v.is_null() {
             return Ok(ExecutorSpec::Local);

@@ -69,7 +69,7 @@ use std::path::{Path, PathBuf};
 
 pub use agent_turn::{next_turn, NextTurn};
 pub use cancels::RunCancels;
-pub use executors::ExecutorSpec;
+pub use executors::{ExecutorSpec, SCREEN_EXECUTOR_KEY};
 pub use fsck::{fsck, fsck_project, Check, Problem, Repair, Report, Subject};
 pub use power::{power, program_power, Power};
 pub use program::{

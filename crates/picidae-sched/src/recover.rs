@@ -163,8 +163,13 @@ impl Runner<'_> {
             log_cap_bytes: spec.log_cap_bytes,
         };
         let stop = AtomicBool::new(cancel);
+        // A screen-stage run went to the program's screen executor, when it has one.
+        let executor = match ExecutorSpec::screen_of(&self.program) {
+            Some(screen) if run.seed == picidae_core::SCREEN_SEED => screen,
+            _ => self.executor.clone(),
+        };
         let outcome = if let (Some(_), ExecutorSpec::Workers { pool }) =
-            (handle.strip_prefix("workers:"), &self.executor)
+            (handle.strip_prefix("workers:"), &executor)
         {
             // The work item is still in the store: wait for it again.
             let pool = pool.clone();
@@ -177,10 +182,10 @@ impl Runner<'_> {
                 || {},
             )?
         } else if let Some(job) = handle.strip_prefix("slurm:") {
-            let ex = self.executor.slurm().ok_or_else(|| self.no_executor())?;
+            let ex = executor.slurm().ok_or_else(|| self.no_executor())?;
             ex.reattach_run(job, &req)?.wait(&stop)?
         } else if handle.starts_with("ssh:") {
-            let ex = self.executor.ssh().ok_or_else(|| self.no_executor())??;
+            let ex = executor.ssh().ok_or_else(|| self.no_executor())??;
             // `ssh:<host>:<remote dir>`; the directory is absolute.
             let dir = handle
                 .find(":/")
@@ -190,19 +195,18 @@ impl Runner<'_> {
             fetch_remote_outputs(&ex, dir, &run_dir);
             outcome
         } else if handle.starts_with(picidae_exec::ray::ID_PREFIX) {
-            let ex = self.executor.ray().ok_or_else(|| self.no_executor())??;
+            let ex = executor.ray().ok_or_else(|| self.no_executor())??;
             ex.reattach(&handle, &req, Some(run_dir.join("metrics.jsonl")))?
                 .wait(&stop)?
         } else if handle.starts_with(picidae_exec::skypilot::ID_PREFIX) {
-            let ex = self.executor.skypilot().ok_or_else(|| self.no_executor())?;
+            let ex = executor.skypilot().ok_or_else(|| self.no_executor())?;
             ex.reattach(&handle, &req, Some(run_dir.join("metrics.jsonl")))?
                 .wait(&stop)?
         } else if let Some(id) = handle
             .strip_prefix("docker:")
             .or_else(|| handle.strip_prefix("podman:"))
         {
-            let ex = self
-                .executor
+            let ex = executor
                 .container(&self.contract.run, None, Vec::new())
                 .ok_or_else(|| self.no_executor())?;
             ex.reattach_run(id, &req)?.wait(&stop)?

@@ -56,6 +56,8 @@ pub(crate) struct RunCtx {
     pub(crate) base_commit: String,
     pub(crate) contract: Contract,
     pub(crate) executor: ExecutorSpec,
+    /// Where screen-stage runs execute instead, when the program says so.
+    pub(crate) screen_executor: Option<ExecutorSpec>,
     pub(crate) data_dir: PathBuf,
     pub(crate) lease_owner: String,
     pub(crate) host: String,
@@ -122,6 +124,15 @@ impl RunCtx {
         events: Events<'_>,
         run_checkout: Option<&mut KeptCheckout>,
     ) -> Result<(i64, RunResult), SchedError> {
+        if let (SCREEN_SEED, Some(screen)) = (seed, &self.screen_executor) {
+            // The screen stage on its own (cheaper) executor class.
+            let ctx = RunCtx {
+                executor: screen.clone(),
+                screen_executor: None,
+                ..self.clone()
+            };
+            return ctx.execute_run(project, repo, attempt, seed, cancel, events, run_checkout);
+        }
         let run = project
             .store
             .insert_run(attempt.id, seed, self.executor.name())?;

@@ -7,6 +7,7 @@ use picidae_core::RunStatus;
 use picidae_git::Repo;
 use picidae_store::{Attempt, RunResult};
 
+use crate::executors::ExecutorSpec;
 use crate::run::RunCtx;
 use crate::runner::{patch_hash, Events, LoopEvent, LoopOptions, Runner, SeedResult};
 use crate::{Project, SchedError};
@@ -122,6 +123,7 @@ impl Runner<'_> {
             base_commit: self.program.base_commit.clone(),
             contract: self.contract.clone(),
             executor: self.executor.clone(),
+            screen_executor: ExecutorSpec::screen_of(&self.program),
             data_dir: self.data_dir.clone(),
             lease_owner: self.lease_owner.clone(),
             host: self.host.clone(),

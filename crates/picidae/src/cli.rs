@@ -365,6 +365,13 @@ pub(crate) enum ProgramCmd {
         /// skypilot[:CLUSTER][?…], workers[:POOL]).
         #[arg(long)]
         executor: Option<String>,
+        /// Where screen-stage runs (the contract's `[screen]`) execute, when elsewhere than
+        /// the other runs: a cheaper executor class, as `--executor` spells one.
+        #[arg(long)]
+        screen_executor: Option<String>,
+        /// Screen-stage runs execute where the other runs do again.
+        #[arg(long, conflicts_with = "screen_executor")]
+        no_screen_executor: bool,
         /// No new attempt starts once the program has used this many runs.
         #[arg(long)]
         max_runs: Option<i64>,
@@ -440,6 +447,10 @@ pub(crate) struct CreateArgs {
     /// `workers` or `workers:POOL`.
     #[arg(long, default_value = "local")]
     pub(crate) executor: String,
+    /// Where screen-stage runs (the contract's `[screen]`) execute, when elsewhere: a
+    /// cheaper executor class, as `--executor` spells one.
+    #[arg(long)]
+    pub(crate) screen_executor: Option<String>,
     /// Seeds per attempt (overrides the contract's policy).
     #[arg(long)]
     pub(crate) seeds: Option<u32>,

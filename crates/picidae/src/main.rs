@@ -68,6 +68,29 @@ fn open_project(cli_project: &Option<PathBuf>) -> Result<Project> {
     })
 }
 
+/// Set (or, with `None`, clear) where a program's screen-stage runs execute.
+fn set_screen_executor(project: &mut Project, name: &str, spec: Option<&str>) -> Result<()> {
+    let value = match spec {
+        Some(text) => {
+            let parsed = ExecutorSpec::parse(text)
+                .map_err(|e| anyhow::anyhow!("--screen-executor {e}"))?;
+            println!(
+                "{name}: screen-stage runs execute on {} from its loop's next start",
+                parsed.label()
+            );
+            Some(serde_json::Value::String(text.trim().to_string()))
+        }
+        None => {
+            println!("{name}: screen-stage runs execute where its other runs do");
+            None
+        }
+    };
+    project
+        .store
+        .set_program_policy(name, picidae_sched::SCREEN_EXECUTOR_KEY, value)?;
+    Ok(())
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init { dir, store, clones } => {
@@ -127,6 +150,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             project
                 .store
                 .set_program_executor(&p.name, &serde_json::to_value(&executor)?)?;
+            if let Some(screen) = &args.screen_executor {
+                set_screen_executor(&mut project, &p.name, Some(screen))?;
+            }
             if args.program_md.is_none() && p.program_md.trim().is_empty() {
                 eprintln!(
                     "warning: no program.md in {}: the agent gets no direction beyond the contract \
@@ -196,10 +222,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             weight,
             concurrency,
             executor,
+            screen_executor,
+            no_screen_executor,
             max_runs,
             no_max_runs,
             cost,
         }) => {
+            if screen_executor.is_some() || no_screen_executor {
+                set_screen_executor(
+                    &mut open_project(&cli.project)?,
+                    &name,
+                    screen_executor.as_deref(),
+                )?;
+            }
             if let Some(e) = executor {
                 let spec =
                     ExecutorSpec::parse(&e).map_err(|e| anyhow::anyhow!("--executor {e}"))?;

@@ -4,25 +4,9 @@
 
 mod common;
 
-use common::remote::{kill_9_and_readopt, program_runs};
+use common::remote::{kill_9_and_readopt, program_runs, slurm_works};
 use common::{value_contract, Env};
 use picidae_core::RunStatus;
-
-fn slurm_works() -> bool {
-    let ok = std::process::Command::new("sinfo")
-        .arg("-h")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("PICIDAE_REQUIRE_SLURM").as_deref() != Ok("1"),
-            "PICIDAE_REQUIRE_SLURM=1 but no Slurm controller answers `sinfo`"
-        );
-        eprintln!("skipping: no Slurm cluster here (sinfo fails)");
-    }
-    ok
-}
 
 #[test]
 fn slurm_runs_the_contract_and_a_restart_readopts_the_job_in_flight() {

@@ -66,6 +66,42 @@ fn the_stage_fronts_fixed_seed_verification_too() {
     staged_program(screen_env("sequential = false"));
 }
 
+/// The stage on a cheaper executor class of its own: with `--screen-executor slurm` every
+/// screen run is a job of a real single-node Slurm while every full-budget run stays on the
+/// local executor, and the stage decides as before.
+#[test]
+fn the_stage_runs_on_its_own_executor_class() {
+    if !common::remote::slurm_works() {
+        return;
+    }
+    let env = screen_env("");
+    // #2 is worse (screened out), #3 better (verified, kept).
+    env.queue_program("p", &["20", "5"], &["--screen-executor", "slurm"]);
+    let out = env.ok(&["run", "p", "-n", "2", "--plain"]);
+    let store = env.store();
+    let attempts = common::attempts(&store, "p");
+    let status = |seq: i64| attempts.iter().find(|a| a.seq == seq).unwrap().status;
+    assert_eq!(status(2), AttemptStatus::Discarded, "{out}");
+    assert_eq!(status(3), AttemptStatus::Kept, "{out}");
+    let (mut screen, mut full) = (0, 0);
+    for a in &attempts {
+        for r in store.all_runs_of_attempt(a.id).unwrap() {
+            if r.seed == SCREEN_SEED {
+                screen += 1;
+                assert_eq!(r.executor, "slurm", "{r:?}");
+                let job = r.executor_ref.clone().unwrap_or_default();
+                assert!(job.starts_with("slurm:"), "{r:?}");
+            } else {
+                full += 1;
+                assert_eq!(r.executor, "local", "{r:?}");
+            }
+        }
+    }
+    // The baseline's screen run (the incumbent's) and one for each candidate.
+    assert_eq!(screen, 3, "{out}");
+    assert!(full >= 4, "{out}");
+}
+
 fn staged_program(env: Env) {
     // #2 is worse (screened out), #3 better (verified, kept), #4 and #5 worse than #3.
     env.queue_program("p", &["20", "5", "30", "40"], &[]);

@@ -112,3 +112,22 @@ pub fn kill_9_and_readopt(
     assert_eq!(p.frontier_value, Some(3.0));
     (job, runs)
 }
+
+/// Whether a Slurm controller answers `sinfo` here; `false` (the test skips, saying why)
+/// unless `PICIDAE_REQUIRE_SLURM=1`, then the test fails.
+#[allow(dead_code)]
+pub fn slurm_works() -> bool {
+    let ok = std::process::Command::new("sinfo")
+        .arg("-h")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("PICIDAE_REQUIRE_SLURM").as_deref() != Ok("1"),
+            "PICIDAE_REQUIRE_SLURM=1 but no Slurm controller answers `sinfo`"
+        );
+        eprintln!("skipping: no Slurm cluster here (sinfo fails)");
+    }
+    ok
+}
