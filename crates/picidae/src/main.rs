@@ -72,8 +72,8 @@ fn open_project(cli_project: &Option<PathBuf>) -> Result<Project> {
 fn set_screen_executor(project: &mut Project, name: &str, spec: Option<&str>) -> Result<()> {
     let value = match spec {
         Some(text) => {
-            let parsed = ExecutorSpec::parse(text)
-                .map_err(|e| anyhow::anyhow!("--screen-executor {e}"))?;
+            let parsed =
+                ExecutorSpec::parse(text).map_err(|e| anyhow::anyhow!("--screen-executor {e}"))?;
             println!(
                 "{name}: screen-stage runs execute on {} from its loop's next start",
                 parsed.label()

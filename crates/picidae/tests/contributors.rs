@@ -625,26 +625,13 @@ fn hidden_numbers_never_reach_a_contributor() {
         "echo '3 7.0 mine' > value.txt\necho 'HYPOTHESIS: three'\n",
     )
     .unwrap();
-    let mine = env.path("mine");
-    let out = bin()
-        .args(["contribute", "p", "--hub", &hub_url, "--token", &honest])
-        .arg("--dir")
-        .arg(&mine)
-        .args(["--agent", "command", "--agent-command"])
-        .arg(format!("sh {}", agent.display()))
-        .args(["-n", "1"])
-        .output()
-        .unwrap();
-    let mut said = text(&out);
-    said.push_str(&text(
-        &bin()
-            .arg("--project")
-            .arg(&mine)
-            .args(["results", "--full"])
-            .output()
-            .unwrap(),
-    ));
-    assert!(out.status.success(), "{said}");
+    let said = contribute(
+        &addr,
+        &honest,
+        &env.path("mine"),
+        &format!("sh {}", agent.display()),
+        "1",
+    );
     assert!(said.contains("→ contribution #"), "{said}");
     assert!(!said.contains("calibration"), "{said}");
     unsafe {
