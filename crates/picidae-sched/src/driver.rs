@@ -20,6 +20,7 @@
 //! channel, so its loop waits on messages instead of polling.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
@@ -105,13 +106,22 @@ impl Runner<'_> {
         let name = self.program.name.clone();
         let mut extra = self.extra_agents()?;
         let proposers = 1 + extra.len();
+        // Proposals made by all proposers together: `opts.max_attempts` bounds their sum.
+        let made = AtomicU64::new(0);
         std::thread::scope(|scope| -> Result<(), SchedError> {
             let agents = std::iter::once(agent).chain(extra.iter_mut().map(|a| a.as_mut()));
             for (k, agent) in agents.enumerate() {
                 let (ptx, halt_ref, root_ref, name) = (tx.clone(), &halt, &root, &name);
-                let wake = &wake;
+                let (wake, made) = (&wake, &made);
                 scope.spawn(move || {
-                    let r = propose_loop(root_ref, (name, k), agent, opts, (halt_ref, wake), &ptx);
+                    let r = propose_loop(
+                        root_ref,
+                        (name, k),
+                        agent,
+                        opts,
+                        (halt_ref, wake, made),
+                        &ptx,
+                    );
                     let _ = ptx.send(Msg::ProposerDone(r));
                 });
             }
@@ -457,7 +467,7 @@ fn propose_loop(
     (name, index): (&str, usize),
     agent: &mut dyn Agent,
     opts: &LoopOptions,
-    (halt, wake): (&Shutdown, &Wake),
+    (halt, wake, made): (&Shutdown, &Wake, &AtomicU64),
     tx: &Sender<Msg>,
 ) -> Result<Option<String>, SchedError> {
     let stopping = || halt.draining();
@@ -465,7 +475,6 @@ fn propose_loop(
     let mut p = Runner::open(&mut project, name, false)?;
     p.proposer = index;
     let pid = p.program.id;
-    let mut made = 0u64;
     let mut send = |e: &LoopEvent| {
         let counted = matches!(e, LoopEvent::Rejected { .. });
         let _ = tx.send(Msg::Event {
@@ -473,8 +482,27 @@ fn propose_loop(
             counted,
         });
     };
+    // Take one of the proposals `opts.max_attempts` allows, shared by every proposer: with
+    // several, each counting its own let their sum pass the limit.
+    let reserve = || match opts.max_attempts {
+        None => true,
+        Some(m) => made
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < m).then_some(n + 1)
+            })
+            .is_ok(),
+    };
+    let release = || {
+        if opts.max_attempts.is_some() {
+            made.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
     loop {
-        if stopping() || opts.max_attempts.is_some_and(|m| made >= m) {
+        if stopping()
+            || opts
+                .max_attempts
+                .is_some_and(|m| made.load(Ordering::SeqCst) >= m)
+        {
             return Ok(None);
         }
         p.program = p.project.store.program_by_id(pid)?;
@@ -487,14 +515,19 @@ fn propose_loop(
         }
         // A fresh view: decisions made by the workers, and what is in flight now.
         p.refresh_history()?;
-        match p.propose(agent, &mut send)? {
+        if !reserve() {
+            return Ok(None);
+        }
+        let proposed = p.propose(agent, &mut send);
+        if matches!(proposed, Ok(Proposed::Exhausted) | Err(_)) {
+            release();
+        }
+        match proposed? {
             Proposed::Exhausted => return Ok(Some("the agent has nothing more to propose".into())),
             Proposed::Ready(_) => {
-                made += 1;
                 let _ = tx.send(Msg::Queued);
             }
             Proposed::Decided(_) => {
-                made += 1;
                 if let Some(why) = p.paused_because.take() {
                     return Ok(Some(why));
                 }
