@@ -178,6 +178,15 @@ pub fn format_number(x: f64, integer: bool) -> String {
     }
 }
 
+/// `[low, high]` in [`format_number`]'s digits, when both ends are known.
+pub fn format_interval(low: Option<f64>, high: Option<f64>) -> Option<String> {
+    Some(format!(
+        "[{}, {}]",
+        format_number(low?, false),
+        format_number(high?, false)
+    ))
+}
+
 /// A short human description of a change in assignment: `lr 0.01 → 0.03, batch 32 → 16`.
 pub fn describe_change(before: &Assignment, after: &Assignment) -> String {
     let parts: Vec<String> = after

@@ -35,12 +35,10 @@ impl ProgramMdHit {
         let Some(r) = &self.result else {
             return format!("{head}: not scored yet");
         };
-        let num = |v: f64| picidae_core::params::format_number(v, false);
-        let rate = r.rate.map_or("-".into(), num);
-        let interval = match (r.rate_low, r.rate_high) {
-            (Some(l), Some(h)) => format!(" [{}, {}]", num(l), num(h)),
-            _ => String::new(),
-        };
+        use picidae_core::params::{format_interval, format_number};
+        let rate = r.rate.map_or("-".into(), |v| format_number(v, false));
+        let interval =
+            format_interval(r.rate_low, r.rate_high).map_or(String::new(), |i| format!(" {i}"));
         format!(
             "{head}: rank {} of {}, true gain {rate} per {}{interval} over {} trial(s), false \
              keeps {}/{}, {} runs",

@@ -361,24 +361,23 @@ impl Store {
     /// those runs (a running one up to now), and their price at the program's `gpu_hour_usd`.
     pub fn contributor_spend(&self, program_id: i64, token_id: i64) -> Result<ContributorSpend> {
         let now = now_ms();
-        let (runs, gpu_ms, price): (i64, f64, f64) = self.db.query_row(
-            "SELECT (SELECT COUNT(*) FROM runs WHERE attempt_id IN
-                        (SELECT attempt_id FROM contributions
-                         WHERE program_id = ?1 AND token_id = ?2 AND attempt_id IS NOT NULL))
-                  + (SELECT COUNT(*) FROM contributions
+        // One pass over the runs that verified the contributor's claims.
+        let (runs, gpu_ms, queued, price): (i64, f64, i64, f64) = self.db.query_row(
+            "SELECT COUNT(*),
+                    COALESCE(SUM(gpu_count * (COALESCE(finished_at, ?3)
+                                              - COALESCE(started_at, ?3))), 0),
+                    (SELECT COUNT(*) FROM contributions
                      WHERE program_id = ?1 AND token_id = ?2 AND state = 'queued'),
-                    (SELECT COALESCE(SUM(gpu_count * (COALESCE(finished_at, ?3)
-                                                      - COALESCE(started_at, ?3))), 0)
-                     FROM runs WHERE attempt_id IN
-                        (SELECT attempt_id FROM contributions
-                         WHERE program_id = ?1 AND token_id = ?2 AND attempt_id IS NOT NULL)),
-                    (SELECT gpu_hour_usd FROM programs WHERE id = ?1)",
+                    (SELECT gpu_hour_usd FROM programs WHERE id = ?1)
+             FROM runs WHERE attempt_id IN
+                 (SELECT attempt_id FROM contributions
+                  WHERE program_id = ?1 AND token_id = ?2 AND attempt_id IS NOT NULL)",
             params![program_id, token_id, now],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         let gpu_hours = gpu_ms / 3_600_000.0;
         Ok(ContributorSpend {
-            runs,
+            runs: runs + queued,
             gpu_hours,
             usd: gpu_hours * price,
         })

@@ -750,7 +750,60 @@ fn commit_bundles_round_trip(t: &TestStore) {
     assert!(s.program_commits(q.id).unwrap().is_empty());
 }
 
+/// What a contributor's claims have spent: the runs of their verification attempts (one
+/// pass over them), plus one per claim still queued; another contributor's are not counted.
+fn contributor_spend_counts_its_claims_runs_and_queue(t: &TestStore) {
+    use picidae_store::{ContributionState, NewContribution};
+    let mut s = t.open();
+    let p = program(&mut s, "p");
+    let (alice, _) = s.create_contributor_token("alice").unwrap();
+    let (bob, _) = s.create_contributor_token("bob").unwrap();
+    let claim = |s: &mut Store, token_id: i64, patch: &str| {
+        s.add_contribution(
+            &NewContribution {
+                program_id: p.id,
+                token_id,
+                contributor: "c".into(),
+                parent_commit: "a".repeat(40),
+                patch: patch.into(),
+                hypothesis: "h".into(),
+                claimed_value: 1.0,
+                claimed_gain: 1.0,
+                claimed: serde_json::json!({}),
+                sign: -1.0,
+            },
+            ContributionState::Queued,
+            None,
+        )
+        .unwrap()
+    };
+    let verified = claim(&mut s, alice.id, "p1");
+    claim(&mut s, alice.id, "p2");
+    let others = claim(&mut s, bob.id, "p3");
+    for (c, runs) in [(&verified, 2), (&others, 1)] {
+        let a = attempt(&mut s, p.id, &"c".repeat(40));
+        assert!(s.start_contribution(c.id, a.id).unwrap());
+        for seed in 0..runs {
+            let r = s.insert_run(a.id, seed, "local").unwrap();
+            s.finish_run(
+                r.id,
+                &RunResult {
+                    status: Some(RunStatus::Succeeded),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+    }
+    let spent = s.contributor_spend(p.id, alice.id).unwrap();
+    // Two runs of the claim being verified, one for the claim still queued.
+    assert_eq!(spent.runs, 3, "{spent:?}");
+    assert_eq!((spent.gpu_hours, spent.usd), (0.0, 0.0), "{spent:?}");
+    assert_eq!(s.contributor_spend(p.id, bob.id).unwrap().runs, 1);
+}
+
 picidae_store::on_both_backends!(
+    contributor_spend_counts_its_claims_runs_and_queue,
     commit_bundles_round_trip,
     fixtures_write_what_the_listings_read,
     program_names_are_unique,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use picidae_agent::AgentSpec;
+use picidae_core::params::{format_interval, format_number};
 use picidae_sched::arena::{create_arena, score_arena, ArenaOptions, ArenaScore, EntrySpec};
 use picidae_sched::{ExecutorSpec, Project, Shutdown};
 use picidae_store::ArenaBudget;
@@ -328,9 +329,7 @@ fn run_arena(project: &mut Project, name: &str, parallel: usize) -> Result<()> {
 }
 
 fn fmt(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| {
-        picidae_core::params::format_number(v, false)
-    })
+    v.map_or("-".into(), |v| format_number(v, false))
 }
 
 fn print_score(s: &ArenaScore) {
@@ -347,10 +346,8 @@ fn print_score(s: &ArenaScore) {
         }
     );
     for (rank, e) in s.entries.iter().enumerate() {
-        let interval = match (e.rate_low, e.rate_high) {
-            (Some(l), Some(h)) => format!(" [{}, {}]", fmt(Some(l)), fmt(Some(h))),
-            _ => String::new(),
-        };
+        let interval =
+            format_interval(e.rate_low, e.rate_high).map_or(String::new(), |i| format!(" {i}"));
         println!(
             "{}. {}\t{}{}\tfalse keeps {}/{}\t{} runs, {:.2} GPU-h",
             rank + 1,
@@ -444,10 +441,7 @@ fn markdown(s: &ArenaScore, texts: &[EntryText]) -> String {
     );
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     for (i, e) in s.entries.iter().enumerate() {
-        let interval = match (e.rate_low, e.rate_high) {
-            (Some(l), Some(h)) => format!("[{}, {}]", fmt(Some(l)), fmt(Some(h))),
-            _ => "-".into(),
-        };
+        let interval = format_interval(e.rate_low, e.rate_high).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "| {} | {} | {} | {interval} | {}/{} | {} | {:.2} |",

@@ -8,207 +8,20 @@
 //!   claim, equal to an honest one's, is verified after it (its reputation fell).
 //! - A flooder: outside the boundary, oversized, a repeat of a tried idea, and past its quota;
 //!   each refused before any compute, with the reason, and recorded.
-//! - `picidae contribute`: a contributor's own loop on the fetched frontier submits each
-//!   attempt it keeps, once, and the hub verifies it.
+//! - Quotas of GPU-hours and money per contributor.
+//!
+//! A contributor's own loop (`picidae contribute`) is `tests/contribute.rs`'s.
 //!
 //! From the store: no refuted claim ever moved the frontier, refusals cost no run, and the
 //! contributor tokens are refused on every other route.
 
 mod common;
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{bin, http, serve_address, text, value_contract, wait_until, Env};
+use common::hub::*;
+use common::{bin, http, text, wait_until, Env};
 use picidae_store::ContributionState;
-
-/// value.txt: the score on its first line, then five filler lines and a free last line.
-fn value_lines(score: &str, last: &str) -> Vec<String> {
-    let mut lines = vec![score.to_string()];
-    lines.extend((0..5).map(|k| format!("filler {k}")));
-    lines.push(last.to_string());
-    lines
-}
-
-/// The patch that turns value.txt's lines `before` into `after` (as many lines), every line
-/// given as context or change.
-fn lines_patch(before: &[String], after: &[String]) -> String {
-    let n = before.len();
-    let mut p = format!(
-        "diff --git a/value.txt b/value.txt\n--- a/value.txt\n+++ b/value.txt\n@@ -1,{n} +1,{n} @@\n"
-    );
-    for (b, a) in before.iter().zip(after) {
-        if b == a {
-            p.push_str(&format!(" {b}\n"));
-        } else {
-            p.push_str(&format!("-{b}\n+{a}\n"));
-        }
-    }
-    p
-}
-
-/// The patch that changes the score from `from` to `to` (the last line left as `last`).
-fn value_patch(from: &str, to: &str) -> String {
-    lines_patch(&value_lines(from, "free"), &value_lines(to, "free"))
-}
-
-fn submit(
-    addr: &str,
-    token: &str,
-    parent: &str,
-    patch: &str,
-    hypothesis: &str,
-    claimed: f64,
-) -> (u16, serde_json::Value) {
-    let body = serde_json::json!({
-        "parent_commit": parent,
-        "patch": patch,
-        "hypothesis": hypothesis,
-        "claimed_value": claimed,
-        "seeds": [0, 1, 2],
-        "log": "score: as claimed",
-    });
-    let (status, answer) = http(
-        addr,
-        "POST",
-        "/api/programs/p/contributions",
-        Some(token),
-        Some(&body.to_string()),
-    );
-    let v = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{status}: {answer}"));
-    (status, v)
-}
-
-/// Submit, which must be accepted (202); the contribution's id.
-fn queued(
-    addr: &str,
-    token: &str,
-    parent: &str,
-    patch: &str,
-    hypothesis: &str,
-    claimed: f64,
-) -> i64 {
-    let (status, answer) = submit(addr, token, parent, patch, hypothesis, claimed);
-    assert_eq!(status, 202, "{answer}");
-    answer["id"].as_i64().unwrap()
-}
-
-/// A GET with `token` that must answer 200: its JSON.
-fn get_json(addr: &str, path: &str, token: &str) -> serde_json::Value {
-    let (status, answer) = http(addr, "GET", path, Some(token), None);
-    assert_eq!(status, 200, "{path}: {answer}");
-    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{path}: {e}: {answer}"))
-}
-
-fn token(env: &Env, name: &str) -> String {
-    let out = env.ok(&["token", "create", name, "--contributor"]);
-    out.lines().nth(1).expect("the secret").trim().to_string()
-}
-
-fn state_of(env: &Env, id: i64) -> ContributionState {
-    env.store().contribution(id).unwrap().state
-}
-
-fn wait_decided(env: &Env, id: i64) -> ContributionState {
-    let c = wait_contribution(env, id);
-    eprintln!("contribution {id}: {:?} {:?}", c.state, c.reason);
-    c.state
-}
-
-fn wait_contribution(env: &Env, id: i64) -> picidae_store::Contribution {
-    wait_until(
-        Duration::from_secs(60),
-        || {
-            !matches!(
-                state_of(env, id),
-                ContributionState::Queued | ContributionState::Verifying
-            )
-        },
-        "a contribution's verdict",
-    );
-    env.store().contribution(id).unwrap()
-}
-
-fn spawn_hub(env: &Env) -> (Child, String) {
-    spawn_hub_with(env, &[])
-}
-
-/// The hub, with `extra` options for `picidae serve`.
-fn spawn_hub_with(env: &Env, extra: &[&str]) -> (Child, String) {
-    let mut serve = bin()
-        .arg("--project")
-        .arg(&env.project)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--slots",
-            "2",
-            "--private-reads",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = serve_address(&mut serve);
-    (serve, addr)
-}
-
-/// A benchmark whose score is value.txt's first line (100 at first; `contract_extra` added
-/// to the contract, `run` its run.sh), with a program `p` whose own agent changes nothing,
-/// opened to contributors with `open` options.
-fn score_env(contract_extra: &str, run: &str, open: &[&str]) -> Env {
-    let start = value_lines("100", "free").join("\n") + "\n";
-    let env = Env::new(&[
-        (
-            "picidae.toml",
-            &(value_contract("sh run.sh", 10.0) + contract_extra),
-        ),
-        ("run.sh", run),
-        ("value.txt", &start),
-    ]);
-    env.command_program("p", &env.bench.clone(), "sleep 0.2");
-    env.ok(&[&["program", "open", "p"], open].concat());
-    env
-}
-
-const SCORE_RUN: &str = "echo \"score: $(head -n 1 value.txt)\"\n";
-
-/// A contributor's agent that lowers the score by 10 a turn; its command line.
-fn lowering_agent(env: &Env) -> String {
-    let lower = env.path("lower.sh");
-    std::fs::write(
-        &lower,
-        "v=$(head -n 1 value.txt); v=$((v - 10))\n\
-         { echo \"$v\"; tail -n +2 value.txt; } > value.next && mv value.next value.txt\n\
-         echo \"HYPOTHESIS: lower the score to $v\"\n",
-    )
-    .unwrap();
-    format!("sh {}", lower.display())
-}
-
-/// `picidae contribute p` against the hub at `addr` with a command agent: its output, which
-/// must say it succeeded.
-fn contribute(addr: &str, token: &str, dir: &std::path::Path, agent: &str, n: &str) -> String {
-    let out = bin()
-        .args(["contribute", "p", "--hub", &format!("http://{addr}")])
-        .args(["--token", token, "--dir", dir.to_str().unwrap()])
-        .args(["--agent", "command", "--agent-command", agent, "-n", n])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    text(&out)
-}
-
-/// Wait until the hub has measured the baseline of 100.
-fn wait_baseline(env: &Env) {
-    wait_until(
-        Duration::from_secs(60),
-        || env.store().program("p").unwrap().frontier_value == Some(100.0),
-        "the baseline",
-    );
-}
 
 #[test]
 fn claims_count_only_once_the_hub_reproduces_them() {
@@ -641,80 +454,6 @@ fn hidden_numbers_never_reach_a_contributor() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
-/// `picidae contribute`: the contributor's own loop, on its own machine, on the fetched
-/// frontier; what it keeps goes to the hub as claims, one in flight at a time, each the
-/// change from the state the hub verified last, with the value it was kept at; the hub
-/// verifies them, and each run goes on where the last stopped without sending a claim twice.
-#[test]
-fn a_contributors_own_loop_submits_what_it_keeps() {
-    let env = score_env("", SCORE_RUN, &[]);
-    let honest = token(&env, "honest");
-    let (hub, addr) = spawn_hub(&env);
-    wait_baseline(&env);
-    let agent = lowering_agent(&env);
-    let dir = env.path("mine");
-    let contribute = |n: &str| contribute(&addr, &honest, &dir, &agent, n);
-    let claims = || {
-        let store = env.store();
-        let p = store.program("p").unwrap();
-        let mut c = store.contributions(p.id, None).unwrap();
-        c.sort_by_key(|c| c.id);
-        c
-    };
-    // The hub's program is paused while the contributor works, so a claim waits for its
-    // verdict for as long as the test says.
-    let judge = |id: i64| {
-        env.ok(&["program", "resume", "p"]);
-        assert_eq!(wait_decided(&env, id), ContributionState::Verified);
-        env.ok(&["program", "pause", "p"]);
-    };
-    env.ok(&["program", "pause", "p"]);
-    // Two keeps (90, 80): the first is sent; the second waits while the first is judged.
-    let out = contribute("2");
-    assert_eq!(out.matches("queued on the hub").count(), 1, "{out}");
-    assert!(out.contains("waits for the hub's verdict"), "{out}");
-    assert!(
-        !dir.join("bench/gold").exists() && dir.join("bench/run.sh").is_file(),
-        "{out}"
-    );
-    judge(claims()[0].id);
-    // Next time the waiting keep goes first, then one more keep (70) waits in turn.
-    let out = contribute("1");
-    assert_eq!(out.matches("queued on the hub").count(), 1, "{out}");
-    assert!(out.contains("waits for the hub's verdict"), "{out}");
-    judge(claims()[1].id);
-    let out = contribute("0");
-    assert_eq!(out.matches("queued on the hub").count(), 1, "{out}");
-    judge(claims()[2].id);
-
-    let claims = claims();
-    let claimed: Vec<f64> = claims.iter().map(|c| c.claimed_value).collect();
-    assert_eq!(claimed, [90.0, 80.0, 70.0], "no claim sent twice");
-    let mut from = 100.0;
-    for c in &claims {
-        assert_eq!(c.contributor, "honest");
-        // Each claim starts from the state the hub verified last, and is measured as claimed.
-        let change = format!("\n-{from}\n+{}\n", c.claimed_value);
-        assert!(c.patch.contains(&change), "{}", c.patch);
-        assert!(
-            c.patch.starts_with("diff --git a/value.txt b/value.txt"),
-            "{}",
-            c.patch
-        );
-        assert_eq!(c.measured_value, Some(c.claimed_value), "{c:?}");
-        from = c.claimed_value;
-    }
-    assert_eq!(env.store().program("p").unwrap().frontier_value, Some(70.0));
-    let board = get_json(&addr, "/api/programs/p/leaderboard", &honest);
-    assert_eq!(board[0]["contributor"], "honest", "{board}");
-    assert_eq!(board[0]["verified"], 3, "{board}");
-    unsafe {
-        libc::kill(hub.id() as i32, libc::SIGINT);
-    }
-    let out = hub.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-}
-
 /// Per-contributor GPU-hour and money quotas: runs that hold a GPU for a second each; a
 /// contributor whose verified claims used 0.0005 GPU-hours (1.8 GPU-seconds) gets no
 /// further claim accepted, and likewise at $1.50 when a GPU-hour costs $3600; refused
@@ -776,42 +515,6 @@ fn a_contributor_may_spend_only_its_gpu_hour_and_money_quota() {
     assert_eq!(status, 422, "{answer}");
     assert!(answer.to_string().contains("of your $1.50"), "{answer}");
     assert_eq!(env.store().run_count(None).unwrap(), runs_before);
-    unsafe {
-        libc::kill(hub.id() as i32, libc::SIGINT);
-    }
-    assert!(hub.wait().unwrap().success());
-}
-
-/// `contribute` follows the hub's frontier: a contributor who fetched the frontier at 100
-/// while another's claim moved it to 90 goes on from 90 (a new local program on the new
-/// frontier), so its claim applies there and is verified, instead of conflicting.
-#[test]
-fn contribute_goes_on_from_the_frontier_others_moved() {
-    let env = score_env("", SCORE_RUN, &[]);
-    let (alice, bob) = (token(&env, "alice"), token(&env, "bob"));
-    let (mut hub, addr) = spawn_hub(&env);
-    wait_baseline(&env);
-    let agent = lowering_agent(&env);
-    let contribute =
-        |token: &str, dir: &str, n: &str| contribute(&addr, token, &env.path(dir), &agent, n);
-    // Bob fetches the frontier at 100; then Alice's claim moves it to 90.
-    contribute(&bob, "bob", "0");
-    let out = contribute(&alice, "alice", "1");
-    assert!(out.contains("queued on the hub"), "{out}");
-    let store = env.store();
-    let p = store.program("p").unwrap();
-    let first = store.contributions(p.id, None).unwrap()[0].id;
-    assert_eq!(wait_decided(&env, first), ContributionState::Verified);
-    // Bob catches up before his attempt: his claim starts from 90.
-    let out = contribute(&bob, "bob", "1");
-    assert!(out.contains("the hub's frontier moved"), "{out}");
-    assert!(out.contains("queued on the hub"), "{out}");
-    let store = env.store();
-    let bobs = store.contributions(p.id, None).unwrap().remove(0);
-    assert_eq!(bobs.contributor, "bob");
-    assert!(bobs.patch.contains("\n-90\n+80\n"), "{}", bobs.patch);
-    assert_eq!(wait_decided(&env, bobs.id), ContributionState::Verified);
-    assert_eq!(env.store().program("p").unwrap().frontier_value, Some(80.0));
     unsafe {
         libc::kill(hub.id() as i32, libc::SIGINT);
     }

@@ -664,14 +664,7 @@ fn a_sweep_block_in_program_md_directs_the_sweep() {
         good.to_str().unwrap(),
     ]);
     env.ok(&["run", "s", "-n", "8", "--plain"]);
-    let store = env.store();
-    let p = store.program("s").unwrap();
-    let attempts = store
-        .attempts(&AttemptFilter {
-            program_id: Some(p.id),
-            ..Default::default()
-        })
-        .unwrap();
+    let attempts = common::attempts(&env.store(), "s");
     assert_eq!(attempts.len(), 9, "baseline + 8");
     // Each proposal moves x by at most 0.1 of its range (0.2) from a frontier it could have
     // been made on (one proposal may be made while the one before runs), and leaves y alone.

@@ -3,7 +3,7 @@
 //! cockpit's arena page overlays; read from the store only (no truth is measured, and no
 //! hidden-evaluator number is in it).
 
-use picidae_store::{Arena, FrontierMove, RunSpend, Store, StoreError};
+use picidae_store::{ArenaEntry, FrontierMove, RunSpend, Store, StoreError};
 use serde::Serialize;
 
 /// One point of a progress line: after `runs` runs and `gpu_hours`, the frontier was `value`.
@@ -27,15 +27,18 @@ pub struct TrialProgress {
     pub points: Vec<ProgressPoint>,
 }
 
-/// Every program of `arena`, in entry order (label, then trial).
-pub fn arena_progress(store: &Store, arena: &Arena) -> Result<Vec<TrialProgress>, StoreError> {
+/// The program of each of an arena's `entries` (`Store::arena_entries`), in their order.
+pub fn arena_progress(
+    store: &Store,
+    entries: &[ArenaEntry],
+) -> Result<Vec<TrialProgress>, StoreError> {
     let mut out = Vec::new();
-    for e in store.arena_entries(arena.id)? {
+    for e in entries {
         let p = store.program_by_id(e.program_id)?;
         let spend = store.run_spend(p.id)?;
         let moves = store.frontier_history(p.id)?;
         out.push(TrialProgress {
-            label: e.label,
+            label: e.label.clone(),
             trial: e.trial,
             program: p.name,
             runs: spend.len() as i64,

@@ -8,7 +8,7 @@
 //! number; without one the page says how to see it.
 
 use picidae_sched::arena::{arena_progress, TrialProgress};
-use picidae_store::{Arena, ArenaResult};
+use picidae_store::{Arena, ArenaEntry, ArenaResult};
 
 use super::*;
 
@@ -90,24 +90,25 @@ pub struct ArenaView {
     pub ranking_note: Option<String>,
 }
 
-fn summary(store: &Store, a: &Arena) -> Result<ArenaSummary, CockpitError> {
-    let mut entries: Vec<String> = Vec::new();
-    let mut rows = store.arena_entries(a.id)?;
+/// The arena with its `entries` (`Store::arena_entries`) and stored `results`.
+fn summary(a: &Arena, entries: &[ArenaEntry], results: &[ArenaResult]) -> ArenaSummary {
+    let mut rows: Vec<&ArenaEntry> = entries.iter().collect();
     rows.sort_by_key(|e| e.program_id);
+    let mut labels: Vec<String> = Vec::new();
     for e in rows {
-        if !entries.contains(&e.label) {
-            entries.push(e.label);
+        if !labels.contains(&e.label) {
+            labels.push(e.label.clone());
         }
     }
-    Ok(ArenaSummary {
+    ArenaSummary {
         name: a.name.clone(),
         benchmark_dir: a.benchmark_dir.clone(),
         budget_kind: a.budget_kind.as_str().into(),
         budget: a.budget,
         trials: a.trials,
-        entries,
-        scored_at: store.arena_results(a.id)?.first().map(|r| r.scored_at),
-    })
+        entries: labels,
+        scored_at: results.first().map(|r| r.scored_at),
+    }
 }
 
 fn rank(r: ArenaResult) -> ArenaRank {
@@ -158,7 +159,12 @@ pub(crate) async fn arenas(
     headers: HeaderMap,
 ) -> Result<Json<Vec<ArenaSummary>>, CockpitError> {
     let list = read(&state, &headers, |store, _| {
-        store.arenas()?.iter().map(|a| summary(store, a)).collect()
+        let mut list = Vec::new();
+        for a in store.arenas()? {
+            let (entries, results) = (store.arena_entries(a.id)?, store.arena_results(a.id)?);
+            list.push(summary(&a, &entries, &results));
+        }
+        Ok(list)
     })
     .await?;
     Ok(Json(list))
@@ -193,21 +199,26 @@ pub(crate) async fn arena(
         let a = store
             .arena(&name)?
             .ok_or_else(|| CockpitError::NotFound(format!("no arena {name:?}")))?;
-        let lines = arena_progress(store, &a)?.into_iter().map(line).collect();
+        let entries = store.arena_entries(a.id)?;
+        let results = store.arena_results(a.id)?;
+        let lines = arena_progress(store, &entries)?
+            .into_iter()
+            .map(line)
+            .collect();
         let mut texts: Vec<ArenaText> = Vec::new();
-        for e in store.arena_entries(a.id)? {
+        for e in &entries {
             if !texts.iter().any(|t| t.label == e.label) {
                 texts.push(ArenaText {
-                    label: e.label,
-                    program_md: e.program_md,
+                    label: e.label.clone(),
+                    program_md: e.program_md.clone(),
                 });
             }
         }
-        let (metric, goal) = match store.arena_entries(a.id)?.first() {
+        let (metric, goal) = match entries.first() {
             Some(e) => metric_of(&store.program_by_id(e.program_id)?.benchmark_dir),
             None => ("value".into(), None),
         };
-        let results = store.arena_results(a.id)?;
+        let arena = summary(&a, &entries, &results);
         let (ranking, ranking_note) = if !may_steer(store, &request)? {
             (
                 None,
@@ -229,7 +240,7 @@ pub(crate) async fn arena(
             (Some(results.into_iter().map(rank).collect()), None)
         };
         Ok(ArenaView {
-            arena: summary(store, &a)?,
+            arena,
             metric,
             goal,
             lines,

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output};
 
 pub mod browser;
 pub mod docs;
+pub mod hub;
 pub mod remote;
 
 use picidae_git::{Identity, Repo};
